@@ -1,0 +1,44 @@
+# netstack — the two commands of the README's quickstart, and the checks CI runs.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test pytest lint typecheck bench tox clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# Reinstall when the project's metadata changes.
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[uvloop]'
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test,lint,uvloop]'
+	touch $@ $(VENV)/.installed-demo
+
+demo: $(VENV)/.installed-demo
+	$(BIN)/netstack demo
+
+test: $(VENV)/.installed-test lint typecheck pytest
+
+pytest: $(VENV)/.installed-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check netstack tests benchmarks
+	$(BIN)/ruff format --check netstack tests benchmarks
+
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy --strict netstack
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python -m benchmarks
+
+tox: $(VENV)/.installed-test
+	$(BIN)/python -m pip install -q tox
+	$(BIN)/tox
+
+clean:
+	rm -rf $(VENV) .tox .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info

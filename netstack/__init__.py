@@ -1,0 +1,27 @@
+"""netstack: an asyncio-native TCP/IP stack written in Python."""
+
+from .errors import (
+    AddressInUseError,
+    ClosedError,
+    LinkError,
+    MessageTooLargeError,
+    NetstackError,
+    NoRouteError,
+    ParseError,
+)
+from .stack import Stack, StackConfig
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AddressInUseError",
+    "ClosedError",
+    "LinkError",
+    "MessageTooLargeError",
+    "NetstackError",
+    "NoRouteError",
+    "ParseError",
+    "Stack",
+    "StackConfig",
+    "__version__",
+]

@@ -1,0 +1,274 @@
+"""The ``netstack`` command line (also ``python -m netstack``).
+
+netstack demo [--pcap FILE] [--seed N]   the whole stack on an in-memory network
+netstack ping HOST [-c N] [-s SIZE] ...  ICMP echo from a netstack host on a TAP device
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from . import __version__
+from .errors import NetstackError
+from .link.base import Link
+from .link.memory import Impairment, Switch
+from .link.pcap import PcapLink
+from .runner import loop_name, run
+from .stack import Stack
+
+__all__ = ["main"]
+
+
+# -- demo -------------------------------------------------------------------------------------
+class _Report:
+    def __init__(self) -> None:
+        self.step = 0
+
+    def section(self, title: str) -> None:
+        self.step += 1
+        print(f"\n[{self.step}] {title}")
+
+    def line(self, text: str) -> None:
+        print(f"    {text}")
+
+
+class _UdpEcho(asyncio.DatagramProtocol):
+    """The echo service of RFC 862 over UDP: every datagram goes back to its sender."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: Any = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.transport.sendto(data, addr)
+
+
+class _UdpClient(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[tuple[bytes, tuple[str, int]]] = asyncio.Queue()
+        self.errors: asyncio.Queue[OSError] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.queue.put_nowait((data, addr))
+
+    def error_received(self, exc: Exception) -> None:
+        if isinstance(exc, OSError):
+            self.errors.put_nowait(exc)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.3f} ms"
+
+
+async def _demo(pcap: str | None, seed: int) -> int:
+    report = _Report()
+    print(f"netstack {__version__} demo — {loop_name()} event loop, impairment seed {seed}")
+    switch = Switch()
+    names = ["alpha", "beta", "gamma"]
+    hosts: dict[str, Stack] = {}
+    capture: PcapLink | None = None
+    try:
+        report.section("Three hosts on an in-memory learning switch")
+        for i, name in enumerate(names, start=1):
+            link: Link = switch.port()
+            if pcap and name == "alpha":
+                link = capture = PcapLink(link, pcap)
+            hosts[name] = await Stack.open(link, ipv4=f"198.18.0.{i}/24", hostname=name)
+            report.line(f"{name:6} {hosts[name].mac}  198.18.0.{i}/24")
+        alpha, beta, gamma = hosts["alpha"], hosts["beta"], hosts["gamma"]
+
+        report.section("ARP: alpha resolves beta (RFC 826); the first packet waits, not lost")
+        rtt = await alpha.ping("198.18.0.2")
+        report.line(f"first ping alpha -> beta: {_ms(rtt)} (ARP request, reply, then echo)")
+        for ip, mac, state in alpha.arp_table():
+            report.line(f"alpha's ARP cache: {ip} is at {mac} ({state})")
+        arp = alpha.stats()["arp"]
+        report.line(f"alpha sent {arp['requests_sent']} ARP request(s), answered by beta")
+
+        report.section("ICMP echo between every pair (RFC 792)")
+        for src_name, src in hosts.items():
+            for i, dst_name in enumerate(names, start=1):
+                if dst_name == src_name:
+                    continue
+                rtts = [await src.ping(f"198.18.0.{i}") for _ in range(3)]
+                best = min(rtts)
+                report.line(f"{src_name:6} -> {dst_name:6} 3 replies, best {_ms(best)}")
+
+        report.section("UDP echo (RFC 862 over RFC 768): gamma serves port 7")
+        await gamma.create_datagram_endpoint(_UdpEcho, local_addr=("0.0.0.0", 7))
+        for name in ("alpha", "beta"):
+            transport, client = await hosts[name].create_datagram_endpoint(
+                _UdpClient, remote_addr=("198.18.0.3", 7)
+            )
+            message = f"hello from {name}".encode()
+            transport.sendto(message)
+            data, addr = await asyncio.wait_for(client.queue.get(), 2.0)
+            sock = transport.get_extra_info("sockname")
+            report.line(f"{name} {sock[0]}:{sock[1]} -> {addr[0]}:{addr[1]}: echoed {data!r}")
+            transport.close()
+
+        report.section("IPv4 fragmentation and reassembly (RFC 791, RFC 815)")
+        transport, client = await alpha.create_datagram_endpoint(
+            _UdpClient, remote_addr=("198.18.0.3", 7)
+        )
+        blob = os.urandom(60000)
+        before = alpha.stats()["ipv4"]["fragments_sent"]
+        transport.sendto(blob)
+        data, _ = await asyncio.wait_for(client.queue.get(), 2.0)
+        sent = alpha.stats()["ipv4"]["fragments_sent"] - before
+        same = hashlib.sha256(data).digest() == hashlib.sha256(blob).digest()
+        report.line(f"60000-byte datagram: {sent} fragments out, echoed back intact: {same}")
+        rtt = await alpha.ping("198.18.0.2", size=4000)
+        report.line(f"ping -s 4000 alpha -> beta: {_ms(rtt)} (fragmented both ways)")
+        transport.close()
+
+        report.section("Port unreachable (RFC 792, RFC 1122 4.1.3.1) for a closed port")
+        transport, client = await alpha.create_datagram_endpoint(
+            _UdpClient, remote_addr=("198.18.0.2", 9999)
+        )
+        transport.sendto(b"anyone there?")
+        error = await asyncio.wait_for(client.errors.get(), 2.0)
+        report.line(f"beta answered ICMP port unreachable -> {type(error).__name__}: {error}")
+        transport.close()
+
+        report.section("A lossy port: 20% loss on beta's link, both directions (seeded)")
+        port = beta.link
+        assert hasattr(port, "impairment")
+        port.impairment = Impairment(loss=0.2, seed=seed)
+        answered = 0
+        for _ in range(20):
+            try:
+                await alpha.ping("198.18.0.2", timeout=0.2)
+                answered += 1
+            except TimeoutError:
+                pass
+        port.impairment = None
+        report.line(f"20 pings alpha -> beta over the lossy port: {answered} answered")
+
+        report.section("Counters (stack.stats())")
+        for name, host in hosts.items():
+            s = host.stats()
+            drops = {
+                f"{layer}.{reason}": n
+                for layer, counters in s.items()
+                if isinstance(counters, dict)
+                for reason, n in counters.get("drops", {}).items()
+            }
+            report.line(
+                f"{name:6} frames in/out {s['link']['rx_packets']}/{s['link']['tx_packets']}, "
+                f"ipv4 {s['ipv4']['rx_packets']}/{s['ipv4']['tx_packets']}, "
+                f"udp {s['udp']['rx_packets']}/{s['udp']['tx_packets']}, "
+                f"drops {drops or 'none'}"
+            )
+        switch_stats = switch.stats
+        report.line(
+            f"switch: {switch_stats.forwarded} forwarded, {switch_stats.flooded} flooded, "
+            f"{switch_stats.learned} addresses learned"
+        )
+    finally:
+        for host in hosts.values():
+            await host.close()
+    if capture is not None:
+        print(f"\nalpha's frames are in {pcap} (open it with wireshark or tshark -r)")
+    print("\ndone.")
+    return 0
+
+
+# -- ping -------------------------------------------------------------------------------------
+async def _ping(args: argparse.Namespace) -> int:
+    sandbox = None
+    if args.sandbox:
+        from .netns import Namespace, open_tap_in_namespace
+
+        sandbox = Namespace.create()
+        link: Link = open_tap_in_namespace(sandbox)
+        ipv4 = "198.18.0.2/24"
+        host = args.host or "198.18.0.1"
+    else:
+        if not args.tap or not args.ipv4 or not args.host:
+            print("netstack ping: give HOST, --tap DEV and --ipv4 A.B.C.D/LEN, or --sandbox")
+            return 2
+        from .link.tap import TapLink
+
+        link = TapLink.open(args.tap)
+        ipv4 = args.ipv4
+        host = args.host
+    try:
+        async with await Stack.open(link, ipv4=ipv4, gateway=args.gateway) as stack:
+            where = f" (kernel in namespace {sandbox.name})" if sandbox else ""
+            print(f"PING {host} from {ipv4}{where}: {args.size} data bytes")
+            received = 0
+            rtts: list[float] = []
+            for seq in range(1, args.count + 1):
+                try:
+                    rtt = await stack.ping(host, timeout=args.timeout, size=args.size)
+                    received += 1
+                    rtts.append(rtt)
+                    print(f"{args.size + 8} bytes from {host}: icmp_seq={seq} time={_ms(rtt)}")
+                except (TimeoutError, OSError) as exc:
+                    print(f"from {host}: icmp_seq={seq} {exc}")
+                if seq < args.count:
+                    await asyncio.sleep(args.interval)
+            loss = 100.0 * (args.count - received) / args.count
+            print(f"--- {host} ping statistics ---")
+            print(f"{args.count} transmitted, {received} received, {loss:.0f}% packet loss")
+            if rtts:
+                avg = sum(rtts) / len(rtts)
+                print(f"rtt min/avg/max = {_ms(min(rtts))} / {_ms(avg)} / {_ms(max(rtts))}")
+            return 0 if received else 1
+    finally:
+        if sandbox is not None:
+            sandbox.delete()
+
+
+# -- main -------------------------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="netstack", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"netstack {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run the whole stack on an in-memory network")
+    demo.add_argument("--pcap", metavar="FILE", help="record one host's frames in FILE")
+    demo.add_argument("--seed", type=int, default=None, help="seed of the lossy-link part")
+
+    ping = sub.add_parser("ping", help="ping from a netstack host on a TAP device")
+    ping.add_argument("host", nargs="?", help="IPv4 address to ping")
+    ping.add_argument("-c", "--count", type=int, default=4)
+    ping.add_argument("-s", "--size", type=int, default=56, help="data bytes per request")
+    ping.add_argument("-i", "--interval", type=float, default=1.0)
+    ping.add_argument("-W", "--timeout", type=float, default=1.0)
+    ping.add_argument("--tap", metavar="DEV", help="TAP device to use (created if absent)")
+    ping.add_argument("--ipv4", metavar="A.B.C.D/LEN", help="netstack's address on it")
+    ping.add_argument("--gateway", metavar="A.B.C.D", help="default router")
+    ping.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="make a network namespace whose kernel is at 198.18.0.1 and ping it (root)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            seed = args.seed if args.seed is not None else int(time.time()) & 0xFFFF
+            return run(_demo(args.pcap, seed))
+        if args.command == "ping":
+            return run(_ping(args))
+    except (NetstackError, OSError, ValueError) as exc:
+        print(f"netstack {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""UDP endpoints as asyncio datagram transports.
+
+:class:`DatagramTransport` is an :class:`asyncio.DatagramTransport`: code written for
+``loop.create_datagram_endpoint`` works unchanged. As with asyncio's socket transports,
+network errors of a send (no route, datagram too large, broadcast not allowed) and ICMP errors
+for a connected endpoint reach ``protocol.error_received``; misuse of the API (bad address,
+port out of range, a closed endpoint) raises at the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+from typing import TYPE_CHECKING, Any
+
+from .addressing import ANY4, format_ipv4, parse_ipv4, parse_port
+from .errors import ClosedError
+
+if TYPE_CHECKING:
+    from .stack import Stack
+
+__all__ = ["DatagramTransport"]
+
+BROADCAST_MAC = b"\xff" * 6
+
+
+class DatagramTransport(asyncio.DatagramTransport):
+    """A bound UDP endpoint of a :class:`~netstack.Stack`."""
+
+    def __init__(
+        self,
+        stack: Stack,
+        protocol: asyncio.DatagramProtocol,
+        local_ip: bytes,
+        remote: tuple[bytes, int] | None,
+        allow_broadcast: bool,
+    ) -> None:
+        super().__init__()
+        self._stack = stack
+        self._loop = stack.loop
+        self._protocol = protocol
+        self.local_ip = local_ip
+        self.local_port = 0
+        self.remote = remote
+        self._allow_broadcast = allow_broadcast
+        self._closing = False
+
+    # -- the UDP layer's Endpoint interface ----------------------------------------------------
+    def deliver(self, data: memoryview, src: bytes, port: int) -> None:
+        if self._closing:
+            return
+        try:
+            self._protocol.datagram_received(bytes(data), (format_ipv4(src), port))
+        except Exception as exc:
+            self._report(exc, "datagram_received")
+
+    def error(self, exc: OSError) -> None:
+        if self._closing:
+            return
+        try:
+            self._protocol.error_received(exc)
+        except Exception as inner:
+            self._report(inner, "error_received")
+
+    def _report(self, exc: BaseException, what: str) -> None:
+        self._loop.call_exception_handler(
+            {
+                "message": f"Exception in {what} of {self._protocol!r}",
+                "exception": exc,
+                "transport": self,
+                "protocol": self._protocol,
+            }
+        )
+
+    # -- asyncio.DatagramTransport -------------------------------------------------------------
+    def sendto(self, data: Any, addr: Any = None) -> None:
+        """Send one datagram to ``addr`` (``(host, port)``), or to the connected peer.
+
+        Raises:
+            TypeError: ``data`` is not bytes-like.
+            ValueError: a bad address or port, or an ``addr`` on a connected endpoint that is
+                not its peer.
+            ClosedError: the endpoint is closed.
+        """
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            kind = type(data).__name__
+            raise TypeError(f"data argument must be a bytes-like object, not {kind!r}")
+        if self._closing:
+            raise ClosedError("sendto() on a closed UDP endpoint")
+        if self.remote is not None:
+            if addr is not None and self._parse_addr(addr) != self.remote:
+                raise ValueError(
+                    f"Invalid address: must be None or {self.get_extra_info('peername')}"
+                )
+            dst, port = self.remote
+        elif addr is None:
+            raise ValueError("sendto() needs an address on an endpoint without remote_addr")
+        else:
+            dst, port = self._parse_addr(addr)
+        stack = self._stack
+        try:
+            route = stack.ipv4.route(dst, None if self.local_ip == ANY4 else self.local_ip)
+            if route.mac == BROADCAST_MAC and not self._allow_broadcast:
+                raise PermissionError(errno.EACCES, "Permission denied (allow_broadcast=False)")
+            stack.udp.send(route, self.local_port, port, data, self._loop.time())
+        except OSError as exc:
+            # What asyncio's socket transports do with an error from sendto().
+            self.error(exc)
+        stack._touch()
+
+    @staticmethod
+    def _parse_addr(addr: Any) -> tuple[bytes, int]:
+        if not isinstance(addr, tuple) or len(addr) < 2:
+            raise ValueError(f"address must be a (host, port) tuple, got {addr!r}")
+        return parse_ipv4(addr[0], what="host"), parse_port(addr[1], allow_zero=False)
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._stack._forget_endpoint(self)
+        self._loop.call_soon(self._protocol.connection_lost, None)
+
+    def abort(self) -> None:
+        self.close()
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "sockname":
+            return (format_ipv4(self.local_ip), self.local_port)
+        if name == "peername":
+            return (format_ipv4(self.remote[0]), self.remote[1]) if self.remote else default
+        if name == "stack":
+            return self._stack
+        return default
+
+    def get_write_buffer_size(self) -> int:
+        return 0  # datagrams are handed to the link at once, never buffered here
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        if not isinstance(protocol, asyncio.DatagramProtocol):
+            raise TypeError("a datagram transport needs an asyncio.DatagramProtocol")
+        self._protocol = protocol
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closing else "open"
+        peer = f" peer={self.get_extra_info('peername')}" if self.remote else ""
+        return f"<DatagramTransport {state} local={self.get_extra_info('sockname')}{peer}>"

@@ -1,0 +1,458 @@
+"""Network-namespace sandboxes for TAP devices: what tests, the CLI and benchmarks build on.
+
+A :class:`Namespace` is a fresh Linux network namespace (``ip netns add``): it has only its own
+loopback interface and no route anywhere, so whatever runs in it cannot reach the machine's
+network. :func:`open_tap_in_namespace` creates a TAP device, moves the kernel's side of it into
+such a namespace and gives that side addresses from the benchmarking range 198.18.0.0/15
+(RFC 2544) and the unique-local range fd00::/8 (RFC 4193) only. netstack holds the other side
+of the cable through the :class:`~netstack.link.tap.TapLink`, so the kernel in the namespace
+is netstack's peer, and the two can talk to no one else.
+
+Deleting a namespace does not end the processes in it, so :meth:`Namespace.delete` kills them
+first. Everything here is synchronous (short ``ip`` commands) and needs root, or
+``CAP_NET_ADMIN`` and ``CAP_SYS_ADMIN``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import ipaddress
+import itertools
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+from .errors import LinkError, NetstackError
+from .link.base import MacAddress
+from .link.tap import TUN_PATH, TapLink
+
+__all__ = [
+    "SAFE_IPV4",
+    "SAFE_IPV6",
+    "Namespace",
+    "NamespaceError",
+    "have_net_admin",
+    "open_tap_in_namespace",
+    "tap_unavailable_reason",
+]
+
+log = logging.getLogger(__name__)
+
+#: RFC 2544's benchmarking range: never routed on the Internet.
+SAFE_IPV4 = ipaddress.IPv4Network("198.18.0.0/15")
+#: RFC 4193's locally assigned unique-local range.
+SAFE_IPV6 = ipaddress.IPv6Network("fd00::/8")
+
+#: Seconds an ``ip`` command may take before it is killed.
+_IP_TIMEOUT = 10.0
+#: How long :meth:`Namespace.delete` waits for killed processes to leave the namespace.
+_KILL_WAIT = 3.0
+
+# Names unique within this process; the pid makes them unique across concurrent test runs.
+_counter = itertools.count(1)
+
+# From linux/sched.h: unshare() flag for a new network namespace.
+_CLONE_NEWNET = 0x40000000
+
+
+class NamespaceError(NetstackError, RuntimeError):
+    """A sandbox could not be built: ``ip`` is missing or one of its commands failed."""
+
+
+def _ip_binary() -> str:
+    # sbin is often missing from PATH outside a root login shell.
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    found = shutil.which("ip", path=path)
+    if found is None:
+        raise NamespaceError("the `ip` command (iproute2) is missing; install iproute2")
+    return found
+
+
+def _run_ip(args: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    argv = [_ip_binary(), *args]
+    try:
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, timeout=_IP_TIMEOUT, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise NamespaceError(f"`{' '.join(argv)}` took longer than {_IP_TIMEOUT} s") from exc
+    if check and proc.returncode != 0:
+        detail = proc.stderr.strip() or f"exit status {proc.returncode}"
+        raise NamespaceError(f"`{' '.join(argv)}` failed: {detail}")
+    return proc
+
+
+def _validate_ns_name(name: str) -> None:
+    # The name becomes a file in /run/netns and an argument to ip.
+    if not name or name in (".", "..") or "/" in name or "\0" in name or name.startswith("-"):
+        raise ValueError(f"not a valid namespace name: {name!r}")
+    if any(c.isspace() for c in name) or len(name) > 200:
+        raise ValueError(f"not a valid namespace name: {name!r}")
+
+
+class Namespace:
+    """A network namespace made by :meth:`create`, deleted by :meth:`delete`.
+
+    Use it as a context manager so that it is deleted, with every process in it, even when
+    the body fails.
+    """
+
+    def __init__(self, name: str) -> None:
+        """Refer to an existing namespace; use :meth:`create` to make a new one.
+
+        Args:
+            name: the namespace's name (as in ``ip netns list``).
+
+        Raises:
+            ValueError: ``name`` cannot be a namespace name.
+        """
+        _validate_ns_name(name)
+        self.name = name
+        self._procs: list[subprocess.Popen[Any]] = []
+        self._deleted = False
+
+    @classmethod
+    def create(cls, name: str | None = None) -> Namespace:
+        """Make a new network namespace with its loopback interface up.
+
+        Args:
+            name: the name; when ``None``, a name unique to this process and call
+                (``netstack-PID-N``).
+
+        Returns:
+            The namespace.
+
+        Raises:
+            ValueError: ``name`` cannot be a namespace name.
+            NamespaceError: ``ip`` is missing, or the namespace cannot be made (it exists
+                already, or this process lacks the privileges).
+        """
+        if name is not None:
+            _validate_ns_name(name)
+        # A name left behind by a killed earlier run with the same pid is skipped.
+        attempts = 1 if name is not None else 5
+        for attempt in range(attempts):
+            candidate = name if name is not None else f"netstack-{os.getpid()}-{next(_counter)}"
+            proc = _run_ip(["netns", "add", candidate], check=False)
+            if proc.returncode == 0:
+                break
+            if attempt == attempts - 1 or "exists" not in proc.stderr:
+                raise NamespaceError(
+                    f"cannot create network namespace {candidate!r}: {proc.stderr.strip()}"
+                )
+        ns = cls(candidate)
+        try:
+            ns.ip("link", "set", "lo", "up")
+        except BaseException:
+            ns.delete()
+            raise
+        return ns
+
+    # -- running things inside ---------------------------------------------------------------
+    def _exec_argv(self, argv: tuple[str, ...]) -> list[str]:
+        if not argv:
+            raise ValueError("no command given")
+        if self._deleted:
+            raise NamespaceError(f"namespace {self.name!r} has been deleted")
+        return [_ip_binary(), "netns", "exec", self.name, *argv]
+
+    def run(
+        self, *argv: str, check: bool = True, timeout: float = 30.0, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command inside the namespace and wait for it.
+
+        Args:
+            argv: the command and its arguments.
+            check: raise if the command exits with a non-zero status.
+            timeout: seconds after which the command is killed.
+            input: text for its standard input (none when ``None``).
+
+        Returns:
+            The finished process, with ``stdout`` and ``stderr`` as text.
+
+        Raises:
+            subprocess.CalledProcessError: ``check`` and a non-zero exit status.
+            subprocess.TimeoutExpired: the command ran longer than ``timeout``.
+            NamespaceError: ``ip`` is missing or the namespace has been deleted.
+        """
+        return subprocess.run(
+            self._exec_argv(argv),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=check,
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
+
+    def popen(self, *argv: str, **kwargs: Any) -> subprocess.Popen[Any]:
+        """Start a command inside the namespace without waiting for it.
+
+        The process is killed by :meth:`delete` if it is still running then.
+
+        Args:
+            argv: the command and its arguments.
+            kwargs: passed on to :class:`subprocess.Popen` (``stdout``, ``text``, ...).
+
+        Returns:
+            The running process.
+
+        Raises:
+            NamespaceError: ``ip`` is missing or the namespace has been deleted.
+        """
+        proc: subprocess.Popen[Any] = subprocess.Popen(self._exec_argv(argv), **kwargs)
+        self._procs.append(proc)
+        return proc
+
+    def ip(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run ``ip -n NAME ARGS...``: configure the namespace's interfaces and routes.
+
+        Args:
+            args: the ``ip`` arguments, e.g. ``"addr", "add", "198.18.0.1/24", "dev", "tap0"``.
+
+        Returns:
+            The finished ``ip`` process.
+
+        Raises:
+            NamespaceError: ``ip`` is missing or the command failed (its error is in the
+                message).
+        """
+        return _run_ip(["-n", self.name, *args])
+
+    def move_link(self, devname: str) -> None:
+        """Move the interface ``devname`` from this process's namespace into this one.
+
+        Args:
+            devname: the interface's name.
+
+        Raises:
+            NamespaceError: the interface does not exist or cannot be moved.
+        """
+        _run_ip(["link", "set", "dev", devname, "netns", self.name])
+
+    def pids(self) -> list[int]:
+        """The processes inside the namespace now.
+
+        Returns:
+            Their process ids (empty once the namespace is deleted).
+        """
+        if self._deleted:
+            return []
+        try:
+            proc = _run_ip(["netns", "pids", self.name], check=False)
+        except NamespaceError:
+            return []
+        return [int(word) for word in proc.stdout.split() if word.isdigit()]
+
+    def exists(self) -> bool:
+        """Whether ``ip netns list`` still shows this namespace.
+
+        Returns:
+            True while the namespace exists.
+        """
+        proc = _run_ip(["netns", "list"], check=False)
+        return any(line.split(" ", 1)[0] == self.name for line in proc.stdout.splitlines())
+
+    # -- deleting ---------------------------------------------------------------------------
+    def delete(self) -> None:
+        """Kill every process in the namespace, then delete it. Safe to call more than once;
+        never raises (problems are logged), because it runs in finalizers."""
+        if self._deleted:
+            return
+        try:
+            self._kill_all()
+        except Exception:
+            log.exception("killing the processes of namespace %r failed", self.name)
+        try:
+            proc = _run_ip(["netns", "del", self.name], check=False)
+            if proc.returncode != 0 and self.exists():
+                log.warning("cannot delete namespace %r: %s", self.name, proc.stderr.strip())
+        except Exception:
+            log.exception("deleting namespace %r failed", self.name)
+        self._deleted = True
+
+    def _kill_all(self) -> None:
+        for proc in self._procs:
+            if proc.poll() is None:
+                proc.kill()
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=_KILL_WAIT)
+            except subprocess.TimeoutExpired:
+                log.warning("process %d in namespace %r survived SIGKILL", proc.pid, self.name)
+        self._procs.clear()
+        # Processes started any other way (or children of ours) are found by the kernel's
+        # own list; they are not our children, so poll until they are gone.
+        deadline = time.monotonic() + _KILL_WAIT
+        me = os.getpid()
+        while True:
+            pids = [pid for pid in self.pids() if pid not in (me, 1)]
+            if not pids:
+                return
+            if time.monotonic() > deadline:
+                log.warning("processes %s in namespace %r would not die", pids, self.name)
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.05)
+
+    def __enter__(self) -> Namespace:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.delete()
+
+    def __repr__(self) -> str:
+        state = " deleted" if self._deleted else ""
+        return f"<Namespace {self.name}{state}>"
+
+
+def _check_safe(address: str, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+    try:
+        iface = ipaddress.ip_interface(address)
+    except ValueError:
+        raise ValueError(f"not an address/prefix: {address!r}") from None
+    net = iface.network
+    if isinstance(net, ipaddress.IPv4Network) and isinstance(network, ipaddress.IPv4Network):
+        safe = net.subnet_of(network)
+    elif isinstance(net, ipaddress.IPv6Network) and isinstance(network, ipaddress.IPv6Network):
+        safe = net.subnet_of(network)
+    else:
+        safe = False
+    if not safe:
+        raise ValueError(
+            f"{address} is outside {network}: sandboxes only use 198.18.0.0/15 and fd00::/8, "
+            "so that no traffic can leave the machine"
+        )
+    return str(iface)
+
+
+def open_tap_in_namespace(
+    ns: Namespace,
+    *,
+    kernel_ipv4: str | None = "198.18.0.1/24",
+    kernel_ipv6: str | None = "fd00:198:18::1/64",
+    dev: str | None = None,
+    mtu: int | None = None,
+    mac: MacAddress | None = None,
+) -> TapLink:
+    """Create a TAP device whose kernel side lives in ``ns``, configured and up.
+
+    The kernel in ``ns`` gets ``kernel_ipv4`` and ``kernel_ipv6`` (without duplicate address
+    detection, so the address works at once) and becomes netstack's peer; netstack uses the
+    returned link, e.g. with 198.18.0.2/24.
+
+    Args:
+        ns: the namespace for the kernel's side.
+        kernel_ipv4: the kernel's IPv4 address/prefix, inside 198.18.0.0/15; ``None`` for
+            none.
+        kernel_ipv6: the kernel's IPv6 address/prefix, inside fd00::/8; ``None`` for only the
+            link-local address the kernel forms by itself.
+        dev: the device name (15 characters at most); derived from the pid when ``None``.
+        mtu: the device's MTU; the kernel's default (1500) when ``None``.
+        mac: netstack's MAC address on the link; random when ``None``.
+
+    Returns:
+        The link, not yet listening; disconnecting it deletes the device.
+
+    Raises:
+        ValueError: an address is outside the safe ranges, or a name or the MTU is invalid.
+        LinkError: the TAP device cannot be opened (no privileges, no ``/dev/net/tun``).
+        NamespaceError: the device cannot be moved or configured.
+    """
+    # Checked before anything is created, so a wrong address never reaches the kernel.
+    v4 = _check_safe(kernel_ipv4, SAFE_IPV4) if kernel_ipv4 is not None else None
+    v6 = _check_safe(kernel_ipv6, SAFE_IPV6) if kernel_ipv6 is not None else None
+    if dev is None:
+        dev = f"nst{os.getpid()}t{next(_counter)}"
+    link = TapLink.open(dev, mtu=mtu, mac=mac)
+    try:
+        ns.move_link(link.name)
+        if v4 is not None:
+            ns.ip("addr", "add", v4, "dev", link.name)
+        if v6 is not None:
+            ns.ip("-6", "addr", "add", v6, "dev", link.name, "nodad")
+        ns.ip("link", "set", "dev", link.name, "up")
+    except BaseException:
+        link.close()  # the kernel deletes the device with its last descriptor
+        raise
+    return link
+
+
+def _probe_tap() -> str | None:
+    """Try to create a TAP device where nothing can see it; return why it failed, if so.
+
+    The probe runs in a thread that first moves itself into a new, private network namespace
+    (namespaces belong to threads in Linux), so the test device never appears in this
+    process's namespace, and the kernel frees both when the thread ends.
+    """
+    result: list[str | None] = []
+
+    def probe() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.unshare(_CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            result.append(
+                f"cannot create a network namespace: {os.strerror(err)} "
+                "(needs root: CAP_SYS_ADMIN for namespaces, CAP_NET_ADMIN for TAP devices)"
+            )
+            return
+        try:
+            TapLink.open("nstprobe%d").close()
+        except (LinkError, ValueError) as exc:
+            result.append(str(exc))
+            return
+        result.append(None)
+
+    thread = threading.Thread(target=probe, name="netstack-tap-probe", daemon=True)
+    thread.start()
+    thread.join(timeout=_IP_TIMEOUT)
+    if not result:
+        return "the TAP probe did not finish"
+    return result[0]
+
+
+@functools.cache
+def tap_unavailable_reason() -> str | None:
+    """Why TAP sandboxes cannot be built here, or ``None`` when they can.
+
+    Checks for Linux, ``/dev/net/tun``, the ``ip`` command, and then really creates a TAP
+    device inside a private, throwaway network namespace. The answer is cached.
+
+    Returns:
+        A sentence naming the missing piece, or ``None``.
+    """
+    if not sys.platform.startswith("linux"):
+        return f"TAP devices need Linux, this is {sys.platform}"
+    if not os.path.exists(TUN_PATH):
+        return f"{TUN_PATH} missing (load the tun module: `modprobe tun`)"
+    try:
+        _ip_binary()
+    except NamespaceError as exc:
+        return str(exc)
+    return _probe_tap()
+
+
+def have_net_admin() -> bool:
+    """Whether this process can open TAP devices and put them in network namespaces.
+
+    Returns:
+        True when :func:`open_tap_in_namespace` can work (see :func:`tap_unavailable_reason`).
+    """
+    return tap_unavailable_reason() is None

@@ -1,0 +1,192 @@
+"""The UDP layer (RFC 768, RFC 1122 4.1): port binding, demultiplexing, checksums, and
+"port unreachable" for datagrams nobody listens for.
+
+Demultiplexing prefers the most specific endpoint: connected (remote address and port set)
+over bound to the datagram's destination address over bound to any address. A datagram to a
+broadcast or multicast address goes to every endpoint that matches. Ephemeral ports are drawn
+at random from 49152-65535 (RFC 6056 3.3.1, "Algorithm 1: Simple Port Randomization").
+
+A zero checksum means the sender computed none (RFC 768); it is accepted, as RFC 1122 4.1.3.4
+requires, and counted.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ...errors import AddressInUseError, MessageTooLargeError, ParseError
+from ..icmp.layer import IcmpLayer, to_oserror
+from ..icmp.wire import IcmpType, UnreachableCode
+from ..ipv4.layer import HEADROOM, IPv4Layer, OutRoute
+from ..ipv4.wire import IpProto, IPv4Header
+from ..layer import Layer
+from .wire import UDP_HEADER_LEN, build_into, checksum_ok, parse
+
+__all__ = ["EPHEMERAL_PORTS", "MAX_PAYLOAD", "Endpoint", "UdpLayer"]
+
+ANY = b"\x00\x00\x00\x00"
+#: RFC 6335 6: the Dynamic and/or Private Ports.
+EPHEMERAL_PORTS = range(49152, 65536)
+#: 65 535 minus the IPv4 and UDP headers.
+MAX_PAYLOAD = 65535 - 20 - UDP_HEADER_LEN
+
+
+class Rng(Protocol):
+    def randrange(self, start: int, stop: int, /) -> int: ...
+
+
+class Endpoint(Protocol):
+    """What the UDP layer needs of a bound endpoint (the driver's datagram transport)."""
+
+    local_ip: bytes
+    local_port: int
+    remote: tuple[bytes, int] | None
+
+    def deliver(self, data: memoryview, src: bytes, port: int) -> None:
+        """A datagram arrived."""
+
+    def error(self, exc: OSError) -> None:
+        """An ICMP error about a datagram this endpoint sent."""
+
+
+class UdpLayer(Layer):
+    name = "udp"
+    _COUNTERS = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "no_checksum", "no_port")
+
+    def __init__(self, ip: IPv4Layer, icmp: IcmpLayer, rng: Rng) -> None:
+        super().__init__()
+        self.ip = ip
+        self.icmp = icmp
+        self._rng = rng
+        self._ports: dict[int, list[Endpoint]] = {}
+        self.rx_packets = self.rx_bytes = self.tx_packets = self.tx_bytes = 0
+        self.no_checksum = self.no_port = 0
+        ip.protocols[IpProto.UDP] = self.receive
+        icmp.error_handlers[IpProto.UDP] = self._icmp_error
+
+    # -- binding ---------------------------------------------------------------------------
+    def bind(self, endpoint: Endpoint, local_ip: bytes, port: int) -> int:
+        """Register ``endpoint`` on ``local_ip`` (``ANY`` for all) and ``port`` (0 for an
+        ephemeral one); returns the port.
+
+        Raises:
+            AddressInUseError: the address and port are taken.
+        """
+        if port == 0:
+            port = self._ephemeral(local_ip, endpoint.remote)
+        elif not self._free(local_ip, port, endpoint.remote):
+            raise AddressInUseError(f"UDP port {port} is already in use")
+        self._ports.setdefault(port, []).append(endpoint)
+        return port
+
+    def unbind(self, endpoint: Endpoint) -> None:
+        bound = self._ports.get(endpoint.local_port)
+        if bound is not None and endpoint in bound:
+            bound.remove(endpoint)
+            if not bound:
+                del self._ports[endpoint.local_port]
+
+    def _free(self, local_ip: bytes, port: int, remote: tuple[bytes, int] | None) -> bool:
+        for e in self._ports.get(port, ()):
+            # Like Linux without SO_REUSEADDR: two endpoints may share a port only when
+            # bound to different specific addresses.
+            if e.local_ip == ANY or local_ip == ANY or e.local_ip == local_ip:
+                return False
+        return True
+
+    def _ephemeral(self, local_ip: bytes, remote: tuple[bytes, int] | None) -> int:
+        lo, n = EPHEMERAL_PORTS.start, len(EPHEMERAL_PORTS)
+        port = lo + self._rng.randrange(0, n)
+        for _ in range(n):
+            if self._free(local_ip, port, remote):
+                return port
+            port = lo + (port - lo + 1) % n
+        raise AddressInUseError("no free ephemeral UDP port")
+
+    @property
+    def bound_ports(self) -> list[int]:
+        return sorted(self._ports)
+
+    # -- send ------------------------------------------------------------------------------
+    def send(
+        self, route: OutRoute, src_port: int, dst_port: int, data: bytes | bytearray | memoryview,
+        now: float,
+    ) -> None:  # fmt: skip
+        """Send one datagram along ``route``.
+
+        Raises:
+            MessageTooLargeError: more than 65 507 bytes of data.
+        """
+        n = len(data)
+        if n > MAX_PAYLOAD:
+            raise MessageTooLargeError(f"UDP datagram of {n} bytes exceeds {MAX_PAYLOAD}")
+        frame = bytearray(HEADROOM + UDP_HEADER_LEN + n)
+        frame[HEADROOM + UDP_HEADER_LEN :] = data
+        build_into(frame, HEADROOM, src_port, dst_port, route.src, route.dst)
+        self.tx_packets += 1
+        self.tx_bytes += n
+        self.ip.output(frame, route, IpProto.UDP, now)
+
+    # -- receive ---------------------------------------------------------------------------
+    def receive(self, header: IPv4Header, data: memoryview, now: float, to_group: bool) -> None:
+        try:
+            udp, payload = parse(data)
+        except ParseError as exc:
+            self._drop(exc.reason, exc)
+            return
+        if udp.checksum == 0:
+            self.no_checksum += 1
+        elif not checksum_ok(data[: udp.length], header.src, header.dst):
+            self._drop("bad_checksum")
+            return
+        self.rx_packets += 1
+        self.rx_bytes += len(payload)
+        bound = self._ports.get(udp.dst_port)
+        if bound:
+            src, dst, sport = header.src, header.dst, udp.src_port
+            if to_group:
+                delivered = False
+                for e in list(bound):
+                    if (e.local_ip == ANY or e.local_ip == dst) and (
+                        e.remote is None or e.remote == (src, sport)
+                    ):
+                        e.deliver(payload, src, sport)
+                        delivered = True
+                if delivered:
+                    return
+            else:
+                best = None
+                for e in bound:
+                    if e.local_ip != ANY and e.local_ip != dst:
+                        continue
+                    if e.remote is not None:
+                        if e.remote == (src, sport):
+                            best = e
+                            break
+                        continue
+                    if best is None or e.local_ip != ANY:
+                        best = e
+                if best is not None:
+                    best.deliver(payload, src, sport)
+                    return
+        self.no_port += 1
+        self._drop("no_port", udp.dst_port)
+        self.icmp.send_error(
+            IcmpType.DEST_UNREACHABLE, UnreachableCode.PORT, header, data, now, to_group=to_group
+        )
+
+    def _icmp_error(
+        self, type_: int, code: int, rest: int, inner: IPv4Header, payload: memoryview,
+        now: float,
+    ) -> None:  # fmt: skip
+        # The quoted UDP header's Length describes the whole datagram, of which only the
+        # first bytes are quoted: only the ports are read.
+        src_port = int.from_bytes(payload[0:2], "big")
+        dst_port = int.from_bytes(payload[2:4], "big")
+        exc = to_oserror(type_, code)
+        if exc is None:
+            return
+        for e in list(self._ports.get(src_port, ())):
+            # Like Linux: only a connected socket hears about errors (no IP_RECVERR here).
+            if e.remote == (inner.dst, dst_port) and e.local_ip in (ANY, inner.src):
+                e.error(exc)

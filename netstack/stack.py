@@ -1,0 +1,539 @@
+"""The :class:`Stack`: netstack's layers composed over one link, driven by asyncio.
+
+Layering follows MirageOS: each layer is handed the layers below it (Ethernet over the link,
+ARP and IPv4 over Ethernet, ICMP and UDP over IPv4). The layers are sans-IO; this module is
+the driver. It owns one receive loop on the link, one ``loop.call_at`` timer re-armed from the
+layers' ``poll_at()`` once per turn of the event loop in which something happened, and the
+futures callers wait on (ping), which all fail together when the stack closes.
+
+The receive path is plain calls: link callback -> Ethernet -> IPv4 -> UDP -> the protocol's
+``datagram_received``. Sending is plain calls too, down to the link's ``transmit`` when it has
+one, else through a queue drained by one task (:class:`~netstack.link.QueuedTransmitter`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import ipaddress
+import logging
+import math
+import random
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Protocol, TypeVar
+
+from .addressing import (
+    ANY4,
+    InterfaceAddress,
+    format_ipv4,
+    parse_ipv4,
+    parse_ipv4_interface,
+    parse_port,
+)
+from .datagram import DatagramTransport
+from .errors import ClosedError, LinkError
+from .link.base import Link, QueuedTransmitter
+from .proto.arp.cache import ArpConfig
+from .proto.arp.layer import ArpLayer
+from .proto.ethernet.layer import EthernetLayer
+from .proto.icmp.layer import IcmpConfig, IcmpLayer, to_oserror
+from .proto.icmp.wire import IcmpType
+from .proto.ipv4.layer import IPv4Config, IPv4Layer, RouteEntry
+from .proto.ipv4.wire import IpProto, IPv4Header
+from .proto.udp.layer import UdpLayer
+
+__all__ = ["Stack", "StackConfig"]
+
+log = logging.getLogger("netstack.stack")
+
+_P = TypeVar("_P", bound=asyncio.BaseProtocol)
+
+
+class _Rng(Protocol):
+    def getrandbits(self, k: int, /) -> int: ...
+    def randrange(self, start: int, stop: int, /) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StackConfig:
+    """Tunables of every layer; the defaults are what a Linux host does."""
+
+    arp: ArpConfig = field(default_factory=ArpConfig)
+    ipv4: IPv4Config = field(default_factory=IPv4Config)
+    icmp: IcmpConfig = field(default_factory=IcmpConfig)
+
+
+class Stack:
+    """A TCP/IP host on one link. Create it with :meth:`open`; use it as an async context
+    manager or call :meth:`close`."""
+
+    def __init__(
+        self,
+        link: Link,
+        *,
+        config: StackConfig | None = None,
+        rng: _Rng | None = None,
+        hostname: str | None = None,
+        close_link: bool = True,
+    ) -> None:
+        if not isinstance(link, Link):
+            raise TypeError(f"{link!r} does not implement the netstack Link interface")
+        self.loop = asyncio.get_running_loop()
+        self.link = link
+        self.config = config or StackConfig()
+        self.hostname = hostname
+        self._close_link = close_link
+        self._rng: _Rng = rng if rng is not None else random.SystemRandom()
+        transmit = getattr(link, "transmit", None)
+        self._queued: QueuedTransmitter | None = None
+        if not callable(transmit):
+            self._queued = QueuedTransmitter(link)
+            transmit = self._queued.transmit
+        self.ethernet = EthernetLayer(link.mac, transmit)
+        self.arp = ArpLayer(self.ethernet, self.config.arp)
+        self.ipv4 = IPv4Layer(
+            self.ethernet, self.arp, mtu=link.mtu, rng=self._rng, config=self.config.ipv4
+        )
+        self.icmp = IcmpLayer(self.ipv4, self.config.icmp)
+        self.udp = UdpLayer(self.ipv4, self.icmp, self._rng)
+        self.ipv4.loopback = self._loopback
+        self.icmp.on_echo_reply = self._on_echo_reply
+        self.icmp.error_handlers[IpProto.ICMP] = self._on_echo_error
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+        self._rearm_scheduled = False
+        self._listen_task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._endpoints: set[DatagramTransport] = set()
+        self._pings: dict[tuple[int, int], tuple[asyncio.Future[float], bytes, bytes]] = {}
+        self._ping_ident = self._rng.getrandbits(16)
+        self._ping_seq = self._rng.getrandbits(16)
+        self.internal_errors = 0
+        self.loopback_packets = 0
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    @classmethod
+    async def open(
+        cls,
+        link: Link,
+        *,
+        ipv4: str | None = None,
+        gateway: str | None = None,
+        ipv6: str | None = None,
+        dhcp: bool = False,
+        dns: list[str] | None = None,
+        hostname: str | None = None,
+        config: StackConfig | None = None,
+        rng: _Rng | None = None,
+        close_link: bool = True,
+    ) -> Stack:
+        """Start a stack on ``link``.
+
+        Args:
+            link: any :class:`~netstack.link.Link`.
+            ipv4: this host's address and prefix length, ``"198.18.0.2/24"``.
+            gateway: the default router, on the link.
+            ipv6: an address with prefix length, or ``"auto"``.
+            dhcp: configure IPv4 from a DHCP server before returning.
+            dns: name servers for the stack's resolver.
+            hostname: this host's name.
+            config: tunables (:class:`StackConfig`).
+            rng: the source of randomness (ISNs, ports, identifiers); a seeded
+                :class:`random.Random` makes a run repeatable. Defaults to the OS's.
+            close_link: disconnect ``link`` when the stack closes.
+
+        Raises:
+            ValueError: a malformed address, or a gateway off every configured network.
+            NotImplementedError: ``ipv6``, ``dhcp`` or ``dns``, which this version lacks.
+        """
+        if ipv6 is not None:
+            raise NotImplementedError("IPv6 is not available in this version of netstack")
+        if dhcp:
+            raise NotImplementedError("DHCP is not available in this version of netstack")
+        if dns:
+            raise NotImplementedError("DNS is not available in this version of netstack")
+        iface = parse_ipv4_interface(ipv4) if ipv4 is not None else None
+        gw = parse_ipv4(gateway, what="gateway") if gateway is not None else None
+        stack = cls(link, config=config, rng=rng, hostname=hostname, close_link=close_link)
+        try:
+            await stack._start()
+            if iface is not None:
+                stack.add_address(str(iface))
+            if gw is not None:
+                stack.set_gateway(format_ipv4(gw))
+        except BaseException:
+            await stack.close()
+            raise
+        return stack
+
+    async def _start(self) -> None:
+        self._listen_task = self.loop.create_task(self._listen(), name=f"netstack-rx-{self.link!r}")
+        # One turn of the loop: the task's first step registers the frame callback, so
+        # nothing sent to this host from now on is missed.
+        await asyncio.sleep(0)
+
+    async def _listen(self) -> None:
+        try:
+            await self.link.listen(self._on_frame)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("link %r failed: %s", self.link, exc)
+            self._fail_waiters(LinkError(f"the link failed: {exc}"))
+
+    async def __aenter__(self) -> Stack:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def close(self) -> None:
+        """Close every endpoint, fail every waiter, stop the receive loop and (unless
+        ``close_link=False``) disconnect the link. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        for endpoint in list(self._endpoints):
+            endpoint.close()
+        self._fail_waiters(ClosedError("the stack was closed"))
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._queued is not None:
+            await self._queued.close()
+        if self._close_link:
+            with contextlib.suppress(Exception):
+                await self.link.disconnect()
+        task = self._listen_task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await asyncio.sleep(0)  # let connection_lost callbacks run
+
+    def _fail_waiters(self, exc: BaseException) -> None:
+        for fut, _, _ in self._pings.values():
+            if not fut.done():
+                fut.set_exception(exc)
+        self._pings.clear()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError("the stack is closed")
+
+    # -- the receive path and time -------------------------------------------------------------
+    def _on_frame(self, frame: memoryview) -> None:
+        try:
+            self.ethernet.receive(frame, self.loop.time())
+        except Exception:  # a bug: count it, never let it into the event loop
+            self.internal_errors += 1
+            log.exception("internal error while receiving a frame")
+        if not self._rearm_scheduled:
+            self._rearm_scheduled = True
+            self.loop.call_soon(self._rearm)
+
+    def _touch(self) -> None:
+        """Something may have set a new deadline: re-arm the timer this turn."""
+        if not self._rearm_scheduled and not self._closed:
+            self._rearm_scheduled = True
+            self.loop.call_soon(self._rearm)
+
+    def _poll_at(self) -> float | None:
+        at = self.arp.poll_at()
+        other = self.ipv4.poll_at()
+        if other is not None and (at is None or other < at):
+            at = other
+        return at
+
+    def _rearm(self) -> None:
+        self._rearm_scheduled = False
+        if self._closed:
+            return
+        at = self._poll_at()
+        if at is None or at >= self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = self.loop.call_at(at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = math.inf
+        now = self.loop.time()
+        try:
+            self.arp.handle_timeout(now)
+            self.ipv4.handle_timeout(now)
+        except Exception:
+            self.internal_errors += 1
+            log.exception("internal error in a timer")
+        self._rearm()
+
+    def _loopback(self, frame: bytearray) -> None:
+        self.loopback_packets += 1
+        self.loop.call_soon(self._loopback_deliver, frame)
+
+    def _loopback_deliver(self, frame: bytearray) -> None:
+        if self._closed:
+            return
+        try:
+            self.ipv4.receive(memoryview(frame)[14:], self.ethernet.mac, False, self.loop.time())
+        except Exception:
+            self.internal_errors += 1
+            log.exception("internal error in loopback delivery")
+        self._touch()
+
+    # -- addresses and routes ------------------------------------------------------------------
+    @property
+    def addresses(self) -> list[InterfaceAddress]:
+        """This host's addresses, each an :class:`ipaddress.IPv4Interface` with a ``state``."""
+        return [InterfaceAddress(str(a)) for a in self.ipv4.addresses]
+
+    @property
+    def routes(self) -> list[RouteEntry]:
+        """The routing table, longest prefix first: (network, gateway or None, source)."""
+        return self.ipv4.routes
+
+    @property
+    def mac(self) -> str:
+        return str(self.link.mac)
+
+    def add_address(self, address: str) -> None:
+        """Add ``"a.b.c.d/len"`` and announce it with gratuitous ARP.
+
+        Raises:
+            ValueError: malformed, or already configured.
+        """
+        self._check_open()
+        iface = parse_ipv4_interface(address)
+        self.ipv4.add_address(iface.ip.packed, iface.network.prefixlen, self.loop.time())
+        self._touch()
+
+    def remove_address(self, address: str) -> None:
+        """Remove an address (given with or without its prefix length)."""
+        self._check_open()
+        ip = ipaddress.IPv4Interface(address).ip
+        self.ipv4.remove_address(ip.packed)
+
+    def set_gateway(self, gateway: str | None) -> None:
+        """Set (or with None remove) the default route.
+
+        Raises:
+            ValueError: the gateway is not on a configured network.
+        """
+        self._check_open()
+        default = ipaddress.IPv4Network("0.0.0.0/0")
+        for r in self.ipv4.routes:
+            if r.network == default:
+                self.ipv4.remove_route(default, r.gateway.packed if r.gateway else None)
+        if gateway is None:
+            return
+        gw = parse_ipv4(gateway, what="gateway")
+        if not any(ipaddress.IPv4Address(gw) in a.network for a in self.ipv4.addresses):
+            raise ValueError(f"gateway {gateway} is not on any configured network")
+        self.ipv4.add_route(default, gw)
+
+    def add_route(self, network: str, gateway: str | None) -> None:
+        """Route ``network`` (``"a.b.c.d/len"``) via ``gateway``, or on-link when None."""
+        self._check_open()
+        net = ipaddress.IPv4Network(network)
+        self.ipv4.add_route(net, parse_ipv4(gateway, what="gateway") if gateway else None)
+
+    # -- ICMP echo -----------------------------------------------------------------------------
+    async def ping(self, host: str, *, timeout: float = 1.0, size: int = 56) -> float:
+        """Send one ICMP echo request and wait for the reply.
+
+        Args:
+            host: an IPv4 address.
+            timeout: seconds to wait.
+            size: bytes of echo data (as ``ping -s``); larger than the MTU means fragments.
+
+        Returns:
+            The round-trip time in seconds.
+
+        Raises:
+            TimeoutError: no reply in time.
+            OSError: an ICMP error came back (e.g. host unreachable), or no route.
+            ValueError: a bad address or size.
+        """
+        self._check_open()
+        dst = parse_ipv4(host, what="host")
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= 65507:
+            raise ValueError(f"size must be in 0..65507, got {size!r}")
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self._ping_seq = (self._ping_seq + 1) & 0xFFFF
+        key = (self._ping_ident, self._ping_seq)
+        data = _pattern(size)
+        fut: asyncio.Future[float] = self.loop.create_future()
+        self._pings[key] = (fut, dst, data)
+        # The round trip is timed with perf_counter: uvloop's loop.time() ticks in whole
+        # milliseconds, coarser than a round trip on a memory link.
+        sent = time.perf_counter()
+        try:
+            self.icmp.send_echo_request(dst, key[0], key[1], data, self.loop.time())
+            self._touch()
+            async with asyncio.timeout(timeout):
+                received = await fut
+        except TimeoutError:
+            raise TimeoutError(f"no echo reply from {host} within {timeout} s") from None
+        finally:
+            self._pings.pop(key, None)
+        return received - sent
+
+    def _on_echo_reply(
+        self, src: bytes, ident: int, seq: int, data: memoryview, now: float
+    ) -> None:
+        entry = self._pings.get((ident, seq))
+        if entry is None:
+            self.icmp._drop("echo_reply_unexpected", (ident, seq))
+            return
+        fut, dst, sent = entry
+        if src != dst and not (self.ipv4.is_local(src) and self.ipv4.is_local(dst)):
+            self.icmp._drop("echo_reply_wrong_source", src)
+            return
+        if data != sent:
+            self.icmp._drop("echo_reply_corrupt")
+            return
+        if not fut.done():
+            fut.set_result(time.perf_counter())
+
+    def _on_echo_error(
+        self, type_: int, code: int, rest: int, inner: IPv4Header, payload: memoryview, now: float
+    ) -> None:
+        if payload[0] != IcmpType.ECHO_REQUEST:
+            return
+        ident = int.from_bytes(payload[4:6], "big")
+        seq = int.from_bytes(payload[6:8], "big")
+        entry = self._pings.get((ident, seq))
+        exc = to_oserror(type_, code)
+        if entry is not None and exc is not None and not entry[0].done():
+            entry[0].set_exception(exc)
+
+    # -- UDP -----------------------------------------------------------------------------------
+    async def create_datagram_endpoint(
+        self,
+        protocol_factory: Callable[[], _P],
+        local_addr: tuple[str | None, int] | None = None,
+        remote_addr: tuple[str, int] | None = None,
+        *,
+        family: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+        reuse_port: bool | None = None,
+        allow_broadcast: bool | None = None,
+        sock: Any = None,
+    ) -> tuple[DatagramTransport, _P]:
+        """A UDP endpoint, as :meth:`asyncio.loop.create_datagram_endpoint`.
+
+        Args:
+            protocol_factory: makes the :class:`asyncio.DatagramProtocol`.
+            local_addr: ``(host, port)`` to bind; host ``None``/``""``/``"0.0.0.0"`` for
+                every address, port 0 for an ephemeral one.
+            remote_addr: ``(host, port)`` to connect to: ``sendto(data)`` needs no address
+                and only that peer's datagrams arrive.
+            allow_broadcast: allow sending to broadcast addresses.
+
+        Returns:
+            ``(transport, protocol)``.
+
+        Raises:
+            ValueError: a bad address or port, or an option netstack does not support.
+            AddressInUseError: the local port is taken.
+            OSError: ``EADDRNOTAVAIL`` for a local address that is not this host's.
+        """
+        self._check_open()
+        if family not in (0, socket.AF_INET):
+            raise ValueError("only AF_INET datagram endpoints are available in this version")
+        if sock is not None:
+            raise ValueError("sock= is not supported: netstack endpoints have no OS socket")
+        if reuse_port:
+            raise ValueError("reuse_port is not supported")
+        local_ip, local_port = ANY4, 0
+        if local_addr is not None:
+            host, port = _split_addr(local_addr, "local_addr")
+            local_port = parse_port(port)
+            if host not in (None, "", "0.0.0.0"):
+                local_ip = parse_ipv4(host, what="local host")
+                if not self.ipv4.is_local(local_ip) and local_ip not in self.ipv4._broadcasts:
+                    raise OSError(errno.EADDRNOTAVAIL, f"{host} is not an address of this host")
+        remote: tuple[bytes, int] | None = None
+        if remote_addr is not None:
+            host, port = _split_addr(remote_addr, "remote_addr")
+            remote = (parse_ipv4(host, what="remote host"), parse_port(port, allow_zero=False))
+            if local_ip == ANY4:
+                # Like connect(2) on a UDP socket: the source address is chosen now.
+                local_ip = self.ipv4.route(remote[0]).src
+        protocol = protocol_factory()
+        if not isinstance(protocol, asyncio.DatagramProtocol):
+            raise TypeError("protocol_factory must return an asyncio.DatagramProtocol")
+        transport = DatagramTransport(self, protocol, local_ip, remote, bool(allow_broadcast))
+        transport.local_port = self.udp.bind(transport, local_ip, local_port)
+        self._endpoints.add(transport)
+        protocol.connection_made(transport)
+        return transport, protocol
+
+    def _forget_endpoint(self, endpoint: DatagramTransport) -> None:
+        self.udp.unbind(endpoint)
+        self._endpoints.discard(endpoint)
+
+    # -- statistics ----------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        """Counters per layer, each with its drops by reason."""
+        link_stats = self.link.stats()
+        as_dict = getattr(link_stats, "as_dict", None)
+        out: dict[str, Any] = {
+            "link": as_dict() if callable(as_dict) else dict(vars(link_stats)),
+            "ethernet": self.ethernet.stats(),
+            "arp": self.arp.stats(),
+            "ipv4": self.ipv4.stats(),
+            "icmp": self.icmp.stats(),
+            "udp": self.udp.stats(),
+            "stack": {
+                "internal_errors": self.internal_errors,
+                "loopback_packets": self.loopback_packets,
+                "endpoints": len(self._endpoints),
+                "tx_queue_dropped": self._queued.dropped if self._queued else 0,
+            },
+        }
+        return out
+
+    def reset_stats(self) -> None:
+        for layer in (self.ethernet, self.arp, self.ipv4, self.icmp, self.udp):
+            layer.reset_stats()
+        self.link.reset_stats()
+
+    def arp_table(self) -> list[tuple[str, str | None, str]]:
+        """The ARP cache as (address, MAC or None, state)."""
+        return [
+            (format_ipv4(ip), mac.hex(":") if mac else None, state.value)
+            for ip, mac, state in self.arp.cache.entries()
+        ]
+
+    def __repr__(self) -> str:
+        addrs = ", ".join(str(a) for a in self.ipv4.addresses) or "no address"
+        return f"<Stack {self.link.mac} {addrs}{' closed' if self._closed else ''}>"
+
+
+def _split_addr(addr: object, what: str) -> tuple[Any, Any]:
+    if not isinstance(addr, tuple) or len(addr) != 2:
+        raise ValueError(f"{what} must be a (host, port) tuple, got {addr!r}")
+    return addr[0], addr[1]
+
+
+def _pattern(size: int) -> bytes:
+    return (bytes(range(256)) * (size // 256 + 1))[:size]

@@ -1,0 +1,326 @@
+"""netstack's pytest plugin (entry point ``pytest11``): networks of stacks as fixtures.
+
+Fixtures:
+    stack_pair: two stacks on one in-memory cable, 198.18.0.1/24 and 198.18.0.2/24.
+    network: a factory of hosts on an in-memory learning switch:
+        ``await network.host("198.18.0.5/24", impairment=Impairment(loss=0.1))``.
+    tap_netns: a fresh network namespace whose kernel (198.18.0.1/24, fd00:198:18::1/64)
+        sits at the other end of a TAP device; deleted afterwards, also on failure.
+    tap_stack: a stack (198.18.0.2/24) on that TAP device, the kernel as its peer.
+
+Tests that need root or a peer program skip when it is missing, with the reason in
+``pytest -rs``; with ``NETSTACK_REQUIRE_PEERS=1`` (as CI sets) they fail instead.
+
+Options:
+    --netstack-pcap=DIR: keep a pcap capture of every link of each failed test in DIR.
+    --netstack-loop=uvloop: run the tests on uvloop (also ``NETSTACK_LOOP=uvloop``).
+
+A failed test whose links had an :class:`~netstack.link.Impairment` reports the seeds, so the
+run can be replayed with the same losses, reorderings and corruptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import pytest
+
+from .link.base import BaseLink, Link
+from .link.memory import Impairment, MemoryLink, Switch
+from .link.pcap import PcapLink
+from .stack import Stack
+
+__all__ = [
+    "Network",
+    "TapSandbox",
+    "peers_required",
+    "require_net_admin",
+    "require_program",
+]
+
+try:  # the plugin loads wherever netstack is installed; only its async fixtures need this
+    import pytest_asyncio
+except ImportError:  # pragma: no cover
+    pytest_asyncio = None  # type: ignore[assignment]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _async_fixture(fn: _F) -> _F:
+    if pytest_asyncio is not None:
+        return cast(_F, pytest_asyncio.fixture(fn))
+
+    def missing() -> None:
+        pytest.fail("netstack's async fixtures need pytest-asyncio: pip install netstack[test]")
+
+    missing.__name__ = fn.__name__
+    missing.__doc__ = fn.__doc__
+    return cast(_F, pytest.fixture(missing))
+
+
+_SEEDS = pytest.StashKey[list[str]]()
+_PCAPS = pytest.StashKey[list[Path]]()
+_REPORT = pytest.StashKey[pytest.TestReport]()
+
+
+def peers_required() -> bool:
+    """True when missing peers must fail tests rather than skip them (CI)."""
+    return os.environ.get("NETSTACK_REQUIRE_PEERS", "") not in ("", "0")
+
+
+def _unavailable(reason: str) -> None:
+    if peers_required():
+        pytest.fail(f"{reason} (NETSTACK_REQUIRE_PEERS is set)", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_program(*names: str) -> str:
+    """The path of the first of ``names`` on PATH; skips (or fails in CI) without one."""
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    for name in names:
+        found = shutil.which(name, path=path)
+        if found is not None:
+            return found
+    _unavailable(f"peer program {' or '.join(names)} is not installed")
+    raise AssertionError("unreachable")
+
+
+def require_net_admin() -> None:
+    """Skip (or fail in CI) unless TAP devices and namespaces can be created."""
+    from .netns import tap_unavailable_reason
+
+    reason = tap_unavailable_reason()
+    if reason is not None:
+        _unavailable(reason)
+
+
+# -- options and hooks ------------------------------------------------------------------------
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("netstack")
+    group.addoption(
+        "--netstack-pcap",
+        metavar="DIR",
+        default=None,
+        help="keep a pcap capture of each failed test's links in DIR",
+    )
+    group.addoption(
+        "--netstack-loop",
+        choices=("asyncio", "uvloop"),
+        default=None,
+        help="event loop for the tests (default: $NETSTACK_LOOP or asyncio)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    loop = config.getoption("--netstack-loop") or os.environ.get("NETSTACK_LOOP", "asyncio")
+    if loop == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    policy = type(asyncio.get_event_loop_policy()).__module__
+    return f"netstack: event loop policy from {policy}; peers required: {peers_required()}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "call" or (report.when == "setup" and report.failed):
+        item.stash[_REPORT] = report
+    if report.failed:
+        seeds = item.stash.get(_SEEDS, [])
+        if seeds:
+            report.sections.append(("netstack impairment seeds", "\n".join(seeds)))
+    return report
+
+
+def _failed(item: pytest.Item) -> bool:
+    report = item.stash.get(_REPORT, None)
+    return report is not None and report.failed
+
+
+# -- captures ---------------------------------------------------------------------------------
+class _Captures:
+    """Wraps links in :class:`PcapLink` when --netstack-pcap is given, and keeps the files
+    of failed tests."""
+
+    def __init__(self, request: pytest.FixtureRequest) -> None:
+        self.request = request
+        option = request.config.getoption("--netstack-pcap")
+        self.dir = Path(option) if option else None
+        self.tmp: Path | None = None
+        self.links: list[PcapLink] = []
+
+    def wrap(self, link: Link, name: str) -> Link:
+        if self.dir is None:
+            return link
+        if self.tmp is None:
+            self.tmp = self.request.getfixturevalue("tmp_path")
+        assert self.tmp is not None
+        path = self.tmp / f"{name}.pcap"
+        pcap = PcapLink(link, path)
+        self.links.append(pcap)
+        return pcap
+
+    def finish(self) -> None:
+        for link in self.links:
+            link.close()
+        if self.dir is None or not self.links or not _failed(self.request.node):
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.request.node.nodeid)
+        for link in self.links:
+            target = self.dir / f"{stem}-{Path(link.path).name}"
+            shutil.copyfile(link.path, target)
+            print(f"netstack: capture kept in {target}")
+
+
+def _record_seed(request: pytest.FixtureRequest, what: str, impairment: Impairment) -> None:
+    seeds = request.node.stash.setdefault(_SEEDS, [])
+    seeds.append(f"{what}: {impairment!r}")
+
+
+# -- in-memory fixtures -----------------------------------------------------------------------
+@_async_fixture
+async def stack_pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Stack, Stack]]:
+    """Two stacks on one in-memory cable: 198.18.0.1/24 and 198.18.0.2/24."""
+    captures = _Captures(request)
+    a_link, b_link = MemoryLink.pair()
+    a = await Stack.open(captures.wrap(a_link, "a"), ipv4="198.18.0.1/24")
+    b = await Stack.open(captures.wrap(b_link, "b"), ipv4="198.18.0.2/24")
+    try:
+        yield a, b
+    finally:
+        await a.close()
+        await b.close()
+        captures.finish()
+
+
+@dataclass
+class Network:
+    """Hosts on one in-memory :class:`~netstack.link.Switch`."""
+
+    request: pytest.FixtureRequest
+    switch: Switch = field(default_factory=Switch)
+    stacks: list[Stack] = field(default_factory=list)
+    _captures: _Captures | None = None
+
+    async def host(
+        self,
+        ipv4: str | None = None,
+        *,
+        impairment: Impairment | None = None,
+        mtu: int | None = None,
+        **options: Any,
+    ) -> Stack:
+        """A new stack on a new switch port.
+
+        Args:
+            ipv4: its address (``"198.18.0.5/24"``); by default the next of 198.18.0.N/24.
+            impairment: what its port does to frames both ways.
+            mtu: the port's MTU (the switch's by default).
+            options: more keyword arguments for :meth:`Stack.open` (``gateway=``...).
+        """
+        if ipv4 is None and not options.get("dhcp"):
+            ipv4 = f"198.18.0.{len(self.stacks) + 1}/24"
+        link: Link = self.switch.port(mtu=mtu, impairment=impairment)
+        name = f"host{len(self.stacks) + 1}"
+        if impairment is not None:
+            _record_seed(self.request, f"{name} ({ipv4})", impairment)
+        if self._captures is not None:
+            link = self._captures.wrap(link, name)
+        stack = await Stack.open(link, ipv4=ipv4, **options)
+        self.stacks.append(stack)
+        return stack
+
+    def impair(self, stack: Stack, impairment: Impairment | None) -> None:
+        """Change the impairment of ``stack``'s port from the next frame on."""
+        link = stack.link
+        inner = getattr(link, "link", link)  # through a PcapLink
+        if not isinstance(inner, MemoryLink):
+            raise TypeError("only hosts of this network can be impaired")
+        inner.impairment = impairment
+        if impairment is not None:
+            _record_seed(self.request, repr(stack), impairment)
+
+    async def close(self) -> None:
+        for stack in self.stacks:
+            await stack.close()
+
+
+@_async_fixture
+async def network(request: pytest.FixtureRequest) -> AsyncIterator[Network]:
+    """A factory of hosts on an in-memory switch; everything is closed afterwards."""
+    captures = _Captures(request)
+    net = Network(request, _captures=captures)
+    try:
+        yield net
+    finally:
+        await net.close()
+        captures.finish()
+
+
+# -- TAP fixtures -----------------------------------------------------------------------------
+@dataclass
+class TapSandbox:
+    """A namespace whose kernel is at the far end of :attr:`link`."""
+
+    namespace: Any  # netstack.netns.Namespace
+    link: BaseLink
+    kernel_ipv4: str = "198.18.0.1"
+    kernel_ipv6: str = "fd00:198:18::1"
+    stack_ipv4: str = "198.18.0.2/24"
+    stack_ipv6: str = "fd00:198:18::2/64"
+
+    @property
+    def name(self) -> str:
+        return str(self.namespace.name)
+
+    @property
+    def dev(self) -> str:
+        return str(getattr(self.link, "name", ""))
+
+    def run(self, *argv: str, **kwargs: Any) -> Any:
+        """Run a command in the namespace (``subprocess.CompletedProcess``)."""
+        return self.namespace.run(*argv, **kwargs)
+
+    def popen(self, *argv: str, **kwargs: Any) -> Any:
+        """Start a command in the namespace; it is killed when the sandbox goes."""
+        return self.namespace.popen(*argv, **kwargs)
+
+
+@pytest.fixture
+def tap_netns(request: pytest.FixtureRequest) -> Iterator[TapSandbox]:
+    """A fresh namespace with a TAP device whose kernel side is 198.18.0.1/24."""
+    require_net_admin()
+    from .netns import Namespace, open_tap_in_namespace
+
+    ns = Namespace.create()
+    try:
+        link = open_tap_in_namespace(ns)
+        yield TapSandbox(ns, link)
+    finally:
+        ns.delete()
+
+
+@_async_fixture
+async def tap_stack(request: pytest.FixtureRequest, tap_netns: TapSandbox) -> AsyncIterator[Stack]:
+    """A stack at 198.18.0.2/24 on the TAP device of :func:`tap_netns`."""
+    captures = _Captures(request)
+    stack = await Stack.open(captures.wrap(tap_netns.link, "tap"), ipv4=tap_netns.stack_ipv4)
+    try:
+        yield stack
+    finally:
+        await stack.close()
+        captures.finish()
