@@ -160,7 +160,7 @@ class IPv4Layer(Layer):
         self._local: set[bytes] = arp.addresses
         self._broadcasts: set[bytes] = {LIMITED_BROADCAST}
         self._routes: list[_Route] = []
-        self._route_cache: dict[bytes, OutRoute] = {}
+        self._route_cache: dict[tuple[bytes, bytes | None], OutRoute] = {}
         self._rng = rng
         self._ident_key = rng.getrandbits(64)
         self._idents = [rng.getrandbits(16) for _ in range(256)]
@@ -246,15 +246,14 @@ class IPv4Layer(Layer):
         Raises:
             NoRouteError: no route matches, or no source address exists for it.
         """
-        if src is None:
-            cached = self._route_cache.get(dst)
-            if cached is not None:
-                return cached
+        key = (dst, src)
+        cached = self._route_cache.get(key)
+        if cached is not None:
+            return cached
         r = self._lookup(dst, src)
-        if src is None:
-            if len(self._route_cache) >= 4096:
-                self._route_cache.clear()
-            self._route_cache[dst] = r
+        if len(self._route_cache) >= 4096:
+            self._route_cache.clear()
+        self._route_cache[key] = r
         return r
 
     def _lookup(self, dst: bytes, src: bytes | None) -> OutRoute:
