@@ -157,8 +157,13 @@ def parse(data: bytes | bytearray | memoryview) -> tuple[IPv4Header, memoryview]
 
 
 def checksum_ok(data: bytes | bytearray | memoryview) -> bool:
-    """True when the header at the start of ``data`` has a correct checksum (RFC 791)."""
+    """True when the header at the start of ``data`` is whole and has a correct checksum
+    (RFC 791); False for anything shorter than its IHL says."""
+    if not data:
+        return False
     hl = (data[0] & 0x0F) << 2
+    if hl < IPV4_HEADER_LEN or len(data) < hl:
+        return False
     return checksum(data[:hl]) == 0
 
 

@@ -68,7 +68,10 @@ def parse(data: bytes | bytearray | memoryview) -> tuple[UdpHeader, memoryview]:
 
 
 def checksum_ok(datagram: bytes | bytearray | memoryview, src: bytes, dst: bytes) -> bool:
-    """True when the checksum holds or is absent (zero) over IPv4."""
+    """True when the checksum holds or is absent (zero) over IPv4; False for fewer bytes
+    than a header."""
+    if len(datagram) < UDP_HEADER_LEN:
+        return False
     if datagram[6] == 0 and datagram[7] == 0:
         return True
     return verify(datagram, pseudo_header_sum(src, dst, PROTO_UDP, len(datagram)))
