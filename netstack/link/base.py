@@ -46,6 +46,9 @@ ETHERNET_HEADER_LEN = 14
 _VLAN_TAG_LEN = 4
 
 
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
 class MacAddress(bytes):
     """A 6-byte Ethernet address; ``str()`` gives the usual ``02:00:5e:10:00:01`` form."""
 
@@ -54,7 +57,9 @@ class MacAddress(bytes):
     def __new__(cls, value: str | bytes | bytearray | memoryview) -> MacAddress:
         if isinstance(value, str):
             parts = value.replace("-", ":").split(":")
-            if len(parts) != 6 or not all(1 <= len(p) <= 2 for p in parts):
+            if len(parts) != 6 or not all(
+                1 <= len(p) <= 2 and all(ch in _HEX_DIGITS for ch in p) for p in parts
+            ):
                 raise ValueError(f"not a MAC address: {value!r}")
             try:
                 raw = bytes(int(p, 16) for p in parts)

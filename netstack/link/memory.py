@@ -96,12 +96,16 @@ class _Impairer:
         self._last_at = 0.0  # FIFO: no frame leaves before the one sent before it
         self._busy_until = 0.0  # the rate limiter's serialisation clock
         self.in_flight = 0
+        # Frames delayed in order. Timers due at the same instant may fire in any order, so
+        # each timer releases the head of this queue rather than "its" frame.
+        self.in_order: collections.deque[tuple[bytes | bytearray, Deliver]] = collections.deque()
         self.stats = ImpairmentStats()
 
     def schedule(
         self, frame: bytes | bytearray, now: float
-    ) -> list[tuple[float, bytes | bytearray]]:
-        """Where ``frame`` goes: a list of (delivery time, frame), empty when lost."""
+    ) -> list[tuple[float, bytes | bytearray, bool]]:
+        """Where ``frame`` goes: a list of (delivery time, frame, in order), empty when lost.
+        Frames in order have non-decreasing times; a reordered one has its own."""
         c = self.config
         rng = self._rng
         r_loss, r_dup, r_reorder, r_corrupt, r_jitter, r_bit = (rng.random() for _ in range(6))
@@ -126,16 +130,17 @@ class _Impairer:
             corrupted[bit >> 3] ^= 1 << (bit & 7)
             frame = corrupted
             self.stats.corrupted += 1
-        if r_reorder < c.reorder:
-            self.stats.reordered += 1
-            at = max(at, now) + c.reorder_delay
-        else:
+        in_order = r_reorder >= c.reorder
+        if in_order:
             at = max(at, now, self._last_at)
             self._last_at = at
-        out = [(at, frame)]
+        else:
+            self.stats.reordered += 1
+            at = max(at, now) + c.reorder_delay
+        out = [(at, frame, in_order)]
         if r_dup < c.duplicate:
             self.stats.duplicated += 1
-            out.append((at, frame))
+            out.append((at, frame, in_order))
         return out
 
 
@@ -218,26 +223,35 @@ class MemoryLink(BaseLink):
         impairer = self._tx_impairer
         if impairer is None:
             peer(frame)
-        else:
-            self._impaired(impairer, frame, peer)
+        elif not self._impaired(impairer, frame, peer):
+            self._stats.tx_dropped += 1
 
-    def _impaired(self, impairer: _Impairer, frame: bytes | bytearray, deliver: Deliver) -> None:
+    def _impaired(self, impairer: _Impairer, frame: bytes | bytearray, deliver: Deliver) -> bool:
+        """Send ``frame`` through ``impairer`` to ``deliver``; False when it was lost."""
         loop = self._get_loop()
         now = loop.time()
         plan = impairer.schedule(frame, now)
-        if not plan:
-            self._stats.tx_dropped += 1
-            return
-        for at, out in plan:
+        for at, out, in_order in plan:
             if at <= now:
                 deliver(out)
+                continue
+            impairer.in_flight += 1
+            if in_order:
+                impairer.in_order.append((out, deliver))
+                loop.call_at(at, self._release_next, impairer)
             else:
-                impairer.in_flight += 1
                 loop.call_at(at, self._release, impairer, out, deliver)
+        return bool(plan)
 
     @staticmethod
     def _release(impairer: _Impairer, frame: bytes | bytearray, deliver: Deliver) -> None:
         impairer.in_flight -= 1
+        deliver(frame)
+
+    @staticmethod
+    def _release_next(impairer: _Impairer) -> None:
+        impairer.in_flight -= 1
+        frame, deliver = impairer.in_order.popleft()
         deliver(frame)
 
     # -- receiving -------------------------------------------------------------------------
@@ -252,23 +266,11 @@ class MemoryLink(BaseLink):
         if self._closed or self._on_frame is None:
             self._stats.rx_dropped += 1
             return
-        if self._rx_impairer is not None:
-            self._impaired_rx(self._rx_impairer, frame)
-            return
-        self._enqueue(frame)
-
-    def _impaired_rx(self, impairer: _Impairer, frame: bytes | bytearray) -> None:
-        loop = self._get_loop()
-        now = loop.time()
-        plan = impairer.schedule(frame, now)
-        if not plan:
+        impairer = self._rx_impairer
+        if impairer is None:
+            self._enqueue(frame)
+        elif not self._impaired(impairer, frame, self._enqueue):
             self._stats.rx_dropped += 1
-        for at, out in plan:
-            if at <= now:
-                self._enqueue(out)
-            else:
-                impairer.in_flight += 1
-                loop.call_at(at, self._release, impairer, out, self._enqueue)
 
     def _enqueue(self, frame: bytes | bytearray) -> None:
         if len(self._rx) >= self._rx_limit:

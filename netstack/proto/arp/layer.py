@@ -187,6 +187,10 @@ class ArpLayer(Layer):
                         self._announcements.append((now + ANNOUNCE_INTERVAL, ip, left - 1))
         self._flush(now)
 
+    def reset_stats(self) -> None:
+        super().reset_stats()
+        self.cache.drops.clear()
+
     def stats(self) -> dict[str, Any]:
         out = super().stats()
         out["entries"] = len(self.cache)

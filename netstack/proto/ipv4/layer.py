@@ -451,6 +451,10 @@ class IPv4Layer(Layer):
             if self.on_reassembly_timeout is not None:
                 self.on_reassembly_timeout(expired, now)
 
+    def reset_stats(self) -> None:
+        super().reset_stats()
+        self.reassembler.drops.clear()
+
     def stats(self) -> dict[str, Any]:
         out = super().stats()
         out["reassembling"] = len(self.reassembler)
