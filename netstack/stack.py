@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import ipaddress
 import logging
@@ -45,7 +46,12 @@ from .proto.icmp.layer import IcmpConfig, IcmpLayer, to_oserror
 from .proto.icmp.wire import IcmpType
 from .proto.ipv4.layer import IPv4Config, IPv4Layer, RouteEntry
 from .proto.ipv4.wire import IpProto, IPv4Header
+from .proto.tcp.congestion import make_controller
+from .proto.tcp.connection import Event as TcpEvent
+from .proto.tcp.connection import TcpConfig, TcpConnection
+from .proto.tcp.layer import TcpLayer, TcpLimits
 from .proto.udp.layer import UdpLayer
+from .streams import Server, TcpTransport
 
 __all__ = ["Stack", "StackConfig"]
 
@@ -66,6 +72,8 @@ class StackConfig:
     arp: ArpConfig = field(default_factory=ArpConfig)
     ipv4: IPv4Config = field(default_factory=IPv4Config)
     icmp: IcmpConfig = field(default_factory=IcmpConfig)
+    tcp: TcpConfig = field(default_factory=TcpConfig)
+    tcp_limits: TcpLimits = field(default_factory=TcpLimits)
 
 
 class Stack:
@@ -101,6 +109,16 @@ class Stack:
         )
         self.icmp = IcmpLayer(self.ipv4, self.config.icmp)
         self.udp = UdpLayer(self.ipv4, self.icmp, self._rng)
+        self.tcp = TcpLayer(
+            self.ipv4,
+            self.icmp,
+            self._rng,
+            config=self.config.tcp,
+            limits=self.config.tcp_limits,
+        )
+        self.tcp.on_event = self._on_tcp_event
+        self.tcp.on_flushed = self._on_tcp_flushed
+        self._servers: set[Server] = set()
         self.ipv4.loopback = self._loopback
         self.icmp.on_echo_reply = self._on_echo_reply
         self.icmp.error_handlers[IpProto.ICMP] = self._on_echo_error
@@ -209,6 +227,16 @@ class Stack:
         self._closed = True
         for endpoint in list(self._endpoints):
             endpoint.close()
+        for server in list(self._servers):
+            server.close()
+        gone = ConnectionAbortedError(errno.ECONNABORTED, "the stack was closed")
+        for conn in list(self.tcp.connections.values()):
+            transport = conn.user
+            if isinstance(transport, TcpTransport):
+                transport._abort(gone)
+            else:
+                conn.abort(self.loop.time())
+                self.tcp.call(conn, self.loop.time())
         self._fail_waiters(ClosedError("the stack was closed"))
         if self._timer is not None:
             self._timer.cancel()
@@ -254,9 +282,9 @@ class Stack:
 
     def _poll_at(self) -> float | None:
         at = self.arp.poll_at()
-        other = self.ipv4.poll_at()
-        if other is not None and (at is None or other < at):
-            at = other
+        for other in (self.ipv4.poll_at(), self.tcp.poll_at()):
+            if other is not None and (at is None or other < at):
+                at = other
         return at
 
     def _rearm(self) -> None:
@@ -278,6 +306,7 @@ class Stack:
         try:
             self.arp.handle_timeout(now)
             self.ipv4.handle_timeout(now)
+            self.tcp.handle_timeout(now)
         except Exception:
             self.internal_errors += 1
             log.exception("internal error in a timer")
@@ -491,6 +520,208 @@ class Stack:
         self.udp.unbind(endpoint)
         self._endpoints.discard(endpoint)
 
+    # -- TCP -----------------------------------------------------------------------------------
+    def _on_tcp_event(self, conn: TcpConnection, event: TcpEvent) -> None:
+        transport = conn.user
+        if transport is not None:
+            transport.tcp_event(event)
+
+    def _on_tcp_flushed(self, conn: TcpConnection) -> None:
+        transport = conn.user
+        if transport is not None:
+            transport.after_input()
+
+    def _tcp_config(self, nodelay: bool | None, congestion: str | None) -> TcpConfig | None:
+        changes: dict[str, Any] = {}
+        if nodelay is not None:
+            changes["nodelay"] = bool(nodelay)
+        if congestion is not None:
+            make_controller(congestion, 1460)  # raises ValueError for an unknown name
+            changes["congestion"] = congestion
+        return dataclasses.replace(self.config.tcp, **changes) if changes else None
+
+    async def create_connection(
+        self,
+        protocol_factory: Callable[[], _P],
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        ssl: Any = None,
+        family: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+        sock: Any = None,
+        local_addr: tuple[str | None, int] | None = None,
+        server_hostname: str | None = None,
+        local_port: int | None = None,
+        nodelay: bool | None = None,
+        congestion: str | None = None,
+        **kwargs: Any,
+    ) -> tuple[TcpTransport, _P]:
+        """Open a TCP connection, as :meth:`asyncio.loop.create_connection`.
+
+        Args:
+            protocol_factory: makes the :class:`asyncio.Protocol`.
+            host: the peer's IPv4 address.
+            port: the peer's port.
+            local_addr: ``(host, port)`` to connect from.
+            local_port: the local port (shorthand for ``local_addr=(None, port)``).
+            nodelay: turn Nagle's algorithm off (like ``TCP_NODELAY``).
+            congestion: ``"newreno"`` (default) or ``"cubic"``.
+
+        Returns:
+            ``(transport, protocol)`` once the handshake completed.
+
+        Raises:
+            ConnectionRefusedError: the peer answered with a reset (no listener).
+            TimeoutError: no answer after the SYN retries.
+            OSError: no route, unreachable, or too many connections.
+            ValueError: a bad address or port, or an unsupported option.
+        """
+        self._check_open()
+        if ssl is not None:
+            raise ValueError("ssl= is not available in this version of netstack")
+        if sock is not None:
+            raise ValueError("sock= is not supported: netstack connections have no OS socket")
+        if family not in (0, socket.AF_INET):
+            raise ValueError("only AF_INET connections are available in this version")
+        if host is None or port is None:
+            raise ValueError("host and port are required")
+        dst = parse_ipv4(host, what="host")
+        dport = parse_port(port, allow_zero=False)
+        src: bytes | None = None
+        sport = 0
+        if local_addr is not None:
+            lhost, lport = _split_addr(local_addr, "local_addr")
+            sport = parse_port(lport)
+            if lhost not in (None, "", "0.0.0.0"):
+                src = parse_ipv4(lhost, what="local host")
+                if not self.ipv4.is_local(src):
+                    raise OSError(errno.EADDRNOTAVAIL, f"{lhost} is not an address of this host")
+        if local_port is not None:
+            sport = parse_port(local_port)
+        config = self._tcp_config(nodelay, congestion)
+        protocol = protocol_factory()
+        now = self.loop.time()
+        conn = self.tcp.connect((dst, dport), now, local_ip=src, local_port=sport, config=config)
+        transport = TcpTransport(self, conn, protocol)
+        waiter: asyncio.Future[None] = self.loop.create_future()
+        transport.waiter = waiter
+        self._touch()
+        try:
+            await waiter
+        except BaseException:
+            if conn.state.value != "CLOSED":
+                conn.abort(self.loop.time())
+                self.tcp.call(conn, self.loop.time())
+            raise
+        return transport, protocol
+
+    async def open_connection(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        limit: int = 2**16,
+        ssl: Any = None,
+        server_hostname: str | None = None,
+        local_port: int | None = None,
+        **kwargs: Any,
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A TCP connection as asyncio streams, as :func:`asyncio.open_connection`.
+
+        Raises:
+            ConnectionRefusedError, TimeoutError, OSError, ValueError: as
+            :meth:`create_connection`.
+        """
+        reader = asyncio.StreamReader(limit=limit, loop=self.loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=self.loop)
+        transport, _ = await self.create_connection(
+            lambda: protocol,
+            host,
+            port,
+            ssl=ssl,
+            server_hostname=server_hostname,
+            local_port=local_port,
+            **kwargs,
+        )
+        writer = asyncio.StreamWriter(transport, protocol, reader, self.loop)
+        return reader, writer
+
+    async def create_server(
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        host: str | None = None,
+        port: int = 0,
+        *,
+        family: int = 0,
+        flags: int = 0,
+        sock: Any = None,
+        backlog: int = 128,
+        ssl: Any = None,
+        reuse_address: bool | None = None,
+        reuse_port: bool | None = None,
+        start_serving: bool = True,
+        **kwargs: Any,
+    ) -> Server:
+        """Listen for TCP connections, as :meth:`asyncio.loop.create_server`.
+
+        Args:
+            protocol_factory: makes one :class:`asyncio.Protocol` per connection.
+            host: the local address; ``None``, ``""`` or ``"0.0.0.0"`` for all.
+            port: the port; 0 for an ephemeral one (see ``server.addresses``).
+            backlog: connections that may be half-open (the SYN queue); beyond it,
+                SYN cookies answer.
+
+        Raises:
+            AddressInUseError: the port is taken.
+            ValueError: a bad address or port, or an unsupported option.
+        """
+        self._check_open()
+        if ssl is not None:
+            raise ValueError("ssl= is not available in this version of netstack")
+        if sock is not None:
+            raise ValueError("sock= is not supported: netstack servers have no OS socket")
+        if family not in (0, socket.AF_INET):
+            raise ValueError("only AF_INET servers are available in this version")
+        if reuse_port:
+            raise ValueError("reuse_port is not supported")
+        if isinstance(host, (list, tuple)):
+            raise ValueError("one host per server in this version")
+        local_ip = ANY4
+        if host not in (None, "", "0.0.0.0"):
+            local_ip = parse_ipv4(host, what="host")
+            if not self.ipv4.is_local(local_ip):
+                raise OSError(errno.EADDRNOTAVAIL, f"{host} is not an address of this host")
+        server = Server(self, protocol_factory, local_ip, parse_port(port), backlog, start_serving)
+        self._servers.add(server)
+        return server
+
+    async def start_server(
+        self,
+        client_connected_cb: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any],
+        host: str | None = None,
+        port: int = 0,
+        *,
+        limit: int = 2**16,
+        ssl: Any = None,
+        backlog: int = 128,
+        **kwargs: Any,
+    ) -> Server:
+        """A TCP server calling ``client_connected_cb(reader, writer)`` for every connection,
+        as :func:`asyncio.start_server` (the callback may be a coroutine function).
+
+        Raises:
+            AddressInUseError, ValueError: as :meth:`create_server`.
+        """
+        loop = self.loop
+
+        def factory() -> asyncio.StreamReaderProtocol:
+            reader = asyncio.StreamReader(limit=limit, loop=loop)
+            return asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
+
+        return await self.create_server(factory, host, port, ssl=ssl, backlog=backlog, **kwargs)
+
     # -- statistics ----------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
         """Counters per layer, each with its drops by reason."""
@@ -503,6 +734,7 @@ class Stack:
             "ipv4": self.ipv4.stats(),
             "icmp": self.icmp.stats(),
             "udp": self.udp.stats(),
+            "tcp": self.tcp.stats(),
             "stack": {
                 "internal_errors": self.internal_errors,
                 "loopback_packets": self.loopback_packets,
@@ -513,7 +745,7 @@ class Stack:
         return out
 
     def reset_stats(self) -> None:
-        for layer in (self.ethernet, self.arp, self.ipv4, self.icmp, self.udp):
+        for layer in (self.ethernet, self.arp, self.ipv4, self.icmp, self.udp, self.tcp):
             layer.reset_stats()
         self.link.reset_stats()
 

@@ -1,0 +1,1448 @@
+"""One TCP connection as a sans-IO machine (RFC 9293).
+
+Inputs: segments (:meth:`TcpConnection.receive`), user calls (:meth:`send`, :meth:`shutdown`,
+:meth:`close`, :meth:`abort`, :meth:`pause_reading`/:meth:`resume_reading`), ICMP errors
+(:meth:`icmp_error`) and the time (:meth:`handle_timeout`). Outputs: segments
+(:meth:`segments_to_send`), events (:meth:`next_event`) and the next deadline
+(:meth:`poll_at`). ``now`` is passed in everywhere; nothing here sleeps, reads a clock or does
+I/O.
+
+What is implemented, by RFC:
+- RFC 9293: the state machine of 3.3.2 with every transition of 3.10 (simultaneous open and
+  close, half-close), the acceptability tests of 3.10.7.4, MSS (3.7.1), Nagle (3.7.4), silly
+  window avoidance on both sides (3.8.6.2), zero-window probing (3.8.6.1), keep-alive (3.8.4),
+  delayed acknowledgements (3.8.6.3: at most two full segments or 40 ms).
+- RFC 6298 retransmission timer (Karn's rule, backoff, 200 ms minimum, 60 s maximum).
+- RFC 5681 / RFC 6582 congestion control and NewReno fast recovery; RFC 6675 SACK-based loss
+  recovery when both ends allow SACK (RFC 2018), whose blocks are also reported as receiver.
+- RFC 7323 window scaling, timestamps (RTT samples, PAWS).
+- RFC 5961 blind RST, SYN and data-injection defences with rate-limited challenge ACKs.
+- RFC 1191 path MTU: an ICMP "fragmentation needed" lowers the MSS.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import errno
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, NamedTuple
+
+from .congestion import CongestionControl, make_controller
+from .seq import add, diff
+from .wire import Flags, TcpOptions, emit_options
+
+__all__ = [
+    "Connected",
+    "ConnectionClosed",
+    "ConnectionReset",
+    "DataReceived",
+    "EofReceived",
+    "Segment",
+    "State",
+    "TcpConfig",
+    "TcpConnection",
+]
+
+log = logging.getLogger("netstack.tcp")
+
+MASK = 0xFFFFFFFF
+FIN, SYN, RST, PSH, ACK = Flags.FIN, Flags.SYN, Flags.RST, Flags.PSH, Flags.ACK
+FIN_I, SYN_I, RST_I, PSH_I, ACK_I = int(FIN), int(SYN), int(RST), int(PSH), int(ACK)
+
+#: RFC 9293 3.7.1: the MSS a host assumes without the option (IPv4).
+DEFAULT_MSS = 536
+#: RFC 7323 2.3: the largest window scale.
+MAX_WSCALE = 14
+#: RFC 5681 3.2: duplicate acknowledgements that signal a loss.
+DUPTHRESH = 3
+
+
+class State(Enum):
+    """RFC 9293 3.3.2."""
+
+    CLOSED = "CLOSED"
+    LISTEN = "LISTEN"
+    SYN_SENT = "SYN-SENT"
+    SYN_RECEIVED = "SYN-RECEIVED"
+    ESTABLISHED = "ESTABLISHED"
+    FIN_WAIT_1 = "FIN-WAIT-1"
+    FIN_WAIT_2 = "FIN-WAIT-2"
+    CLOSE_WAIT = "CLOSE-WAIT"
+    CLOSING = "CLOSING"
+    LAST_ACK = "LAST-ACK"
+    TIME_WAIT = "TIME-WAIT"
+
+
+S = State
+#: The legal transitions (RFC 9293 Figure 5), plus the abort/reset/timeout exits to CLOSED.
+TRANSITIONS: dict[State, frozenset[State]] = {
+    S.CLOSED: frozenset({S.SYN_SENT, S.SYN_RECEIVED}),
+    S.LISTEN: frozenset({S.SYN_RECEIVED, S.SYN_SENT, S.CLOSED}),
+    S.SYN_SENT: frozenset({S.SYN_RECEIVED, S.ESTABLISHED, S.CLOSED}),
+    S.SYN_RECEIVED: frozenset({S.ESTABLISHED, S.FIN_WAIT_1, S.CLOSE_WAIT, S.CLOSED}),
+    S.ESTABLISHED: frozenset({S.FIN_WAIT_1, S.CLOSE_WAIT, S.CLOSED}),
+    S.FIN_WAIT_1: frozenset({S.FIN_WAIT_2, S.CLOSING, S.TIME_WAIT, S.CLOSED}),
+    S.FIN_WAIT_2: frozenset({S.TIME_WAIT, S.CLOSED}),
+    S.CLOSE_WAIT: frozenset({S.LAST_ACK, S.CLOSED}),
+    S.CLOSING: frozenset({S.TIME_WAIT, S.CLOSED}),
+    S.LAST_ACK: frozenset({S.CLOSED}),
+    S.TIME_WAIT: frozenset({S.CLOSED}),
+}
+SYNCHRONIZED = frozenset(
+    {S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT, S.CLOSING, S.LAST_ACK, S.TIME_WAIT}
+)
+#: States in which the user may still send (RFC 9293 3.10.2).
+_CAN_SEND = frozenset({S.SYN_SENT, S.SYN_RECEIVED, S.ESTABLISHED, S.CLOSE_WAIT})
+#: States in which received data is accepted (RFC 9293 3.10.7.4, seventh step).
+_CAN_RECEIVE = frozenset({S.SYN_RECEIVED, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2})
+#: States whose send side may still put data or a FIN on the wire.
+_SENDING = frozenset({S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_1, S.CLOSING, S.LAST_ACK})
+
+
+@dataclass(frozen=True, slots=True)
+class TcpConfig:
+    """Tunables of a connection; the defaults follow the RFCs and Linux."""
+
+    #: Maximum segment lifetime; TIME-WAIT lasts 2 * MSL (RFC 9293 3.4.2).
+    msl: float = 30.0
+    #: How long an orphaned connection may sit in FIN-WAIT-2 (Linux tcp_fin_timeout).
+    fin_wait_2_timeout: float = 60.0
+    rto_initial: float = 1.0  # RFC 6298 2.1
+    rto_min: float = 0.2  # Linux; RFC 6298 2.4 allows less than 1 s
+    rto_max: float = 60.0  # RFC 6298 2.5
+    #: Retransmissions of a SYN before giving up (Linux tcp_syn_retries).
+    syn_retries: int = 6
+    #: Retransmissions of data before giving up (Linux tcp_retries2).
+    retries: int = 15
+    delayed_ack: float = 0.04
+    #: Bytes the receive side holds for the application (the largest window offered).
+    recv_buffer: int = 256 * 1024
+    #: At most this many out-of-order segments are kept (each also within the window).
+    max_ooo_segments: int = 256
+    nodelay: bool = False
+    keepalive: bool = False
+    keepalive_idle: float = 7200.0
+    keepalive_interval: float = 75.0
+    keepalive_count: int = 9
+    window_scaling: bool = True
+    timestamps: bool = True
+    sack: bool = True
+    congestion: str = "newreno"
+
+
+class Segment(NamedTuple):
+    """A segment to send. ``payload`` is a view into the send buffer, valid until the next
+    input to the machine."""
+
+    seq: int
+    ack: int
+    flags: int
+    window: int
+    options: bytes = b""
+    payload: bytes | memoryview = b""
+
+
+# -- events ------------------------------------------------------------------------------------
+class Connected(NamedTuple):
+    """The handshake completed (ESTABLISHED)."""
+
+
+class DataReceived(NamedTuple):
+    data: bytes
+
+
+class EofReceived(NamedTuple):
+    """The peer sent FIN: no more data will arrive."""
+
+
+class ConnectionReset(NamedTuple):
+    """The connection ended abnormally: reset, refused, timed out or unreachable."""
+
+    error: OSError
+
+
+class ConnectionClosed(NamedTuple):
+    """Both directions finished normally; the user has nothing more to do."""
+
+
+Event = Connected | DataReceived | EofReceived | ConnectionReset | ConnectionClosed
+
+ChallengeLimiter = Callable[[float], bool]
+
+
+def _always(now: float) -> bool:
+    return True
+
+
+class TcpConnection:
+    """One connection. Create it with :meth:`connect` (active open) or :meth:`accept`
+    (passive open from a SYN); drive it and drain its outputs after every input."""
+
+    def __init__(
+        self,
+        local: tuple[bytes, int],
+        remote: tuple[bytes, int],
+        *,
+        iss: int,
+        mss: int,
+        config: TcpConfig | None = None,
+        ts_offset: int = 0,
+        challenge_limiter: ChallengeLimiter = _always,
+    ) -> None:
+        c = self.config = config or TcpConfig()
+        self.local = local
+        self.remote = remote
+        self.state = State.CLOSED
+        self._challenge_ok = challenge_limiter
+        self._out: list[Segment] = []
+        self._events: collections.deque[Event] = collections.deque()
+        # -- send sequence space (RFC 9293 3.3.1) --
+        self.iss = iss
+        self.snd_una = iss
+        self.snd_nxt = iss
+        self.snd_max = iss  # the highest sequence number sent so far
+        self.snd_wnd = 0
+        self.snd_wl1 = 0
+        self.snd_wl2 = 0
+        self.max_snd_wnd = 0
+        self._sndbuf = bytearray()
+        self._buf_off = 0  # bytes of _sndbuf already acknowledged, not yet discarded
+        self._buf_seq = add(iss, 1)  # the sequence number of _sndbuf[_buf_off]
+        self._fin_queued = False
+        self._fin_seq: int | None = None  # sequence number of our FIN, once queued
+        # -- receive sequence space --
+        self.irs = 0
+        self.rcv_nxt = 0
+        self._rcv_adv = 0  # the right edge of the window we advertised
+        self._reading = True
+        self._held = bytearray()  # in-order data the paused application has not taken
+        self._ooo: dict[int, bytes] = {}  # out-of-order segments by sequence number
+        self._sack_blocks: list[list[int]] = []  # received out-of-order ranges, newest first
+        self._fin_received = False
+        self._ooo_fin: int | None = None  # a FIN that arrived beyond a hole
+        # Events that must wait until the paused application has taken the held data.
+        self._after_held: list[Event] = []
+        self._user_closed = False  # close() (not just shutdown()) was called
+        # -- options --
+        self.mss_local = mss  # what we offer: the MTU less IP and TCP headers
+        self.mss = min(mss, DEFAULT_MSS)  # bytes of data per segment we send
+        self._peer_mss = DEFAULT_MSS
+        self.pmtu_mss: int | None = None
+        self.rcv_wscale = 0
+        self.snd_wscale = 0
+        self.ts_ok = False
+        self.sack_ok = False
+        self.ts_recent = 0
+        self._ts_recent_set = False
+        self._ts_offset = ts_offset
+        self._last_ack_sent = 0
+        # -- timers and retransmission --
+        self.srtt: float | None = None
+        self.rttvar = 0.0
+        self.rto = c.rto_initial
+        self._rtt_seq: int | None = None  # Karn: the segment being timed without timestamps
+        self._rtt_time = 0.0
+        self._rto_at: float | None = None
+        self._retries = 0
+        self._delack_at: float | None = None
+        self._ack_pending = False
+        self._ack_now = False
+        self._unacked_segments = 0
+        self._persist_at: float | None = None
+        self._persist_backoff = 0
+        self._keepalive_at: float | None = None
+        self._keepalive_probes = 0
+        self._close_at: float | None = None  # TIME-WAIT end, or FIN-WAIT-2 timeout
+        self._last_activity = 0.0
+        self._soft_error: OSError | None = None
+        # -- congestion control and loss recovery --
+        self.cc: CongestionControl = make_controller(c.congestion, self.mss)
+        self._dupacks = 0
+        self._in_recovery = False
+        self._recover = iss  # RFC 6582 "recover"; RFC 6675 RecoveryPoint
+        self._inflation = 0  # NewReno's temporary window inflation during recovery
+        self._sacked: list[list[int]] = []  # peer-reported SACK blocks above snd_una, merged
+        self._high_rxt = iss  # RFC 6675 HighRxt
+        # -- statistics --
+        self.retransmits = 0
+        self.segments_in = 0
+        self.segments_out = 0
+        self.challenge_acks = 0
+        self.drops: dict[str, int] = {}
+        self.error: OSError | None = None
+        # Bookkeeping for the owners of this machine (the TCP layer and the driver).
+        self.key: tuple[bytes, int, bytes, int] | None = None
+        self.route: Any = None
+        self.listener: Any = None
+        self.user: Any = None
+        self.timer_at: float | None = None
+
+    # == opening ==================================================================================
+    @classmethod
+    def connect(
+        cls, local: tuple[bytes, int], remote: tuple[bytes, int], now: float, **kw: object
+    ) -> TcpConnection:
+        """An active open: the connection starts in SYN-SENT with its SYN queued."""
+        conn = cls(local, remote, **kw)  # type: ignore[arg-type]
+        conn._last_activity = now
+        conn._set_state(State.SYN_SENT)
+        conn._send_syn(now)
+        return conn
+
+    @classmethod
+    def accept(
+        cls,
+        local: tuple[bytes, int],
+        remote: tuple[bytes, int],
+        seq: int,
+        window: int,
+        options: TcpOptions,
+        now: float,
+        **kw: object,
+    ) -> TcpConnection:
+        """A passive open from a SYN (RFC 9293 3.10.7.2, LISTEN, third check): SYN-RECEIVED
+        with the SYN-ACK queued."""
+        conn = cls(local, remote, **kw)  # type: ignore[arg-type]
+        conn._last_activity = now
+        conn.irs = seq
+        conn.rcv_nxt = add(seq, 1)
+        conn._negotiate(options, syn_ack=False)
+        conn.snd_wnd = window  # never scaled in a SYN (RFC 7323 2.2)
+        conn.max_snd_wnd = window
+        conn.snd_wl1 = seq
+        conn._set_state(State.SYN_RECEIVED)
+        conn._send_syn(now)
+        return conn
+
+    @classmethod
+    def from_cookie(
+        cls,
+        local: tuple[bytes, int],
+        remote: tuple[bytes, int],
+        *,
+        iss: int,
+        irs: int,
+        peer_mss: int,
+        window: int,
+        now: float,
+        **kw: object,
+    ) -> TcpConnection:
+        """A connection completed by a valid SYN cookie: ESTABLISHED at once, without the
+        options the cookie cannot carry (window scaling, SACK, timestamps)."""
+        config = kw.get("config") or TcpConfig()
+        if not isinstance(config, TcpConfig):
+            raise TypeError("config must be a TcpConfig")
+        kw["config"] = dataclasses.replace(
+            config, window_scaling=False, sack=False, timestamps=False
+        )
+        conn = cls(local, remote, iss=iss, **kw)  # type: ignore[arg-type]
+        conn._last_activity = now
+        conn.irs = irs
+        conn.rcv_nxt = add(irs, 1)
+        conn._rcv_adv = add(conn.rcv_nxt, min(conn.config.recv_buffer, 0xFFFF))
+        conn._peer_mss = peer_mss
+        conn._update_mss()
+        conn.snd_una = conn.snd_nxt = conn.snd_max = add(iss, 1)
+        conn.snd_wnd = conn.max_snd_wnd = window
+        conn.snd_wl1 = conn.rcv_nxt
+        conn.snd_wl2 = conn.snd_una
+        conn._set_state(State.SYN_RECEIVED)
+        conn._established(now)
+        return conn
+
+    def _negotiate(self, opts: TcpOptions, *, syn_ack: bool) -> None:
+        c = self.config
+        if opts.mss is not None and opts.mss > 0:
+            self._peer_mss = opts.mss
+        # RFC 7323 2.2: scaling only when both SYNs carry the option; shift at most 14.
+        if c.window_scaling and opts.wscale is not None:
+            self.snd_wscale = min(opts.wscale, MAX_WSCALE)
+            self.rcv_wscale = self._our_wscale()
+        else:
+            self.snd_wscale = self.rcv_wscale = 0
+        # RFC 7323 3.2: timestamps only when both SYNs carry them.
+        self.ts_ok = c.timestamps and opts.ts_val is not None
+        if self.ts_ok and opts.ts_val is not None:
+            self.ts_recent = opts.ts_val
+            self._ts_recent_set = True
+        self.sack_ok = c.sack and opts.sack_permitted
+        self._update_mss()
+
+    def _our_wscale(self) -> int:
+        shift = 0
+        while (self.config.recv_buffer >> shift) > 0xFFFF and shift < MAX_WSCALE:
+            shift += 1
+        return shift
+
+    def _update_mss(self) -> None:
+        # RFC 9293 3.7.1: Eff.snd.MSS = min(SendMSS + 20, MMS_S) - TCPhdrsize - IPoptionsize,
+        # where the TCP header includes the options every segment carries (timestamps).
+        mss = min(self._peer_mss, self.mss_local)
+        if self.pmtu_mss is not None:
+            mss = min(mss, self.pmtu_mss)
+        if self.ts_ok:
+            mss -= 12
+        mss = max(mss, 64)
+        if mss != self.mss:
+            self.mss = mss
+            self.cc.on_mss_change(mss)
+
+    def _send_syn(self, now: float) -> None:
+        c = self.config
+        wscale = self._our_wscale() if c.window_scaling else None
+        if self.state is State.SYN_RECEIVED:
+            # Answer with the options the peer offered (RFC 7323 2.2 / 3.2, RFC 2018 2).
+            opts = emit_options(
+                mss=self.mss_local,
+                wscale=self.rcv_wscale if self.snd_wscale or self.rcv_wscale else None,
+                sack_permitted=self.sack_ok,
+                timestamp=(self._ts_now(now), self.ts_recent) if self.ts_ok else None,
+            )
+            flags = SYN_I | ACK_I
+            ack = self.rcv_nxt
+        else:
+            opts = emit_options(
+                mss=self.mss_local,
+                wscale=wscale,
+                sack_permitted=c.sack,
+                timestamp=(self._ts_now(now), 0) if c.timestamps else None,
+            )
+            flags = SYN_I
+            ack = 0
+        window = min(c.recv_buffer, 0xFFFF)
+        self._rcv_adv = add(self.rcv_nxt, window)
+        if self.retransmits == 0 and not c.timestamps:
+            self._rtt_seq, self._rtt_time = self.iss, now  # time the first SYN (Karn)
+        self._emit(Segment(self.iss, ack, flags, window, opts))
+        self.snd_nxt = add(self.iss, 1)
+        if diff(self.snd_nxt, self.snd_max) > 0:
+            self.snd_max = self.snd_nxt
+        if self._rto_at is None:
+            self._rto_at = now + self.rto
+
+    # == state ====================================================================================
+    def _set_state(self, new: State) -> None:
+        old = self.state
+        if new is old:
+            return
+        if new not in TRANSITIONS[old]:
+            raise RuntimeError(f"illegal TCP transition {old.value} -> {new.value}")
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s: %s -> %s", self._name(), old.value, new.value)
+        self.state = new
+
+    def _name(self) -> str:
+        (lip, lport), (rip, rport) = self.local, self.remote
+        return f"{'.'.join(map(str, lip))}:{lport}->{'.'.join(map(str, rip))}:{rport}"
+
+    def _drop(self, reason: str) -> None:
+        self.drops[reason] = self.drops.get(reason, 0) + 1
+
+    @property
+    def is_closed(self) -> bool:
+        return self.state is State.CLOSED
+
+    # == outputs ==================================================================================
+    def segments_to_send(self) -> list[Segment]:
+        out = self._out
+        if out:
+            self._out = []
+        return out
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def _emit(self, seg: Segment) -> None:
+        self._out.append(seg)
+        self.segments_out += 1
+        if seg.flags & ACK_I:
+            self._last_ack_sent = seg.ack
+            self._ack_pending = False
+            self._ack_now = False
+            self._unacked_segments = 0
+            self._delack_at = None
+
+    def _ts_now(self, now: float) -> int:
+        # RFC 7323 5.4: a timestamp clock of 1 ms with a random offset per connection.
+        return (int(now * 1000) + self._ts_offset) & MASK
+
+    def _window_to_advertise(self) -> int:
+        """RFC 9293 3.8.6.2.2 (receiver silly-window avoidance) and 3.8.6.2.2's rule against
+        shrinking the window: the right edge never moves left."""
+        free = self.config.recv_buffer - len(self._held)
+        if free < 0:
+            free = 0
+        edge = self._rcv_adv
+        offered = diff(edge, self.rcv_nxt)
+        if offered < 0:
+            offered = 0
+        if free - offered >= min(self.config.recv_buffer // 2, self.mss_local):
+            offered = free
+        return offered
+
+    def _options(self, now: float) -> bytes:
+        if not self.ts_ok:
+            if self._sack_blocks and self.sack_ok:
+                return emit_options(sack=self._sack_tuple(4))
+            return b""
+        ts = (self._ts_now(now), self.ts_recent)
+        if self._sack_blocks and self.sack_ok:
+            return emit_options(timestamp=ts, sack=self._sack_tuple(3))
+        return b"\x01\x01\x08\x0a" + ts[0].to_bytes(4, "big") + ts[1].to_bytes(4, "big")
+
+    def _sack_tuple(self, n: int) -> tuple[tuple[int, int], ...]:
+        return tuple((a, b) for a, b in self._sack_blocks[:n])
+
+    def _segment(
+        self, seq: int, flags: int, now: float, payload: bytes | memoryview = b""
+    ) -> Segment:
+        window = self._window_to_advertise()
+        edge = add(self.rcv_nxt, window)
+        if diff(edge, self._rcv_adv) > 0:
+            self._rcv_adv = edge
+        scaled = window >> self.rcv_wscale
+        if scaled > 0xFFFF:
+            scaled = 0xFFFF
+        return Segment(seq, self.rcv_nxt, flags | ACK_I, scaled, self._options(now), payload)
+
+    def _send_ack(self, now: float) -> None:
+        self._emit(self._segment(self.snd_nxt, 0, now))
+
+    def _send_rst(self, seq: int) -> None:
+        self._emit(Segment(seq, 0, RST_I, 0))
+
+    # == user calls ===============================================================================
+    def send(self, data: bytes | bytearray | memoryview, now: float) -> None:
+        """Queue data (RFC 9293 3.10.2 SEND).
+
+        Raises:
+            ConnectionError: the send side is closed (after shutdown/close) or the connection
+                is gone.
+        """
+        if self._fin_queued or self.state not in _CAN_SEND:
+            if self.error is not None:
+                raise self.error
+            raise BrokenPipeError(errno.EPIPE, "the connection's send side is closed")
+        if not data:
+            return
+        self._sndbuf += data
+        self._last_activity = now
+        self._push(now)
+
+    @property
+    def unsent(self) -> int:
+        """Bytes queued and not yet sent once."""
+        return max(0, diff(self._data_end(), self.snd_max))
+
+    @property
+    def buffered(self) -> int:
+        """Bytes in the send buffer: unsent, and sent but unacknowledged."""
+        return len(self._sndbuf) - self._buf_off
+
+    def shutdown(self, now: float) -> None:
+        """Send FIN after the queued data; reading goes on (the half-close of write_eof)."""
+        if self._fin_queued or self.state in (State.CLOSED, State.LISTEN):
+            return
+        self._fin_queued = True
+        self._fin_seq = self._data_end()
+        if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
+            return  # RFC 9293 3.10.4: the FIN waits for ESTABLISHED
+        if self.state is State.ESTABLISHED:
+            self._set_state(State.FIN_WAIT_1)
+        elif self.state is State.CLOSE_WAIT:
+            self._set_state(State.LAST_ACK)
+        self._push(now)
+
+    def close(self, now: float) -> None:
+        """RFC 9293 3.10.4 CLOSE: no more sending or receiving by the user. Unread data or
+        data arriving later resets the connection (RFC 2525 2.17, as Linux does)."""
+        if self.state in (State.CLOSED, State.LISTEN):
+            return
+        self._user_closed = True
+        if self.state is State.SYN_SENT:
+            self._terminate(None)
+            return
+        if self._held:
+            # The application will never read this: say so with a reset.
+            self.abort(now)
+            return
+        self.shutdown(now)
+        if self.state is State.FIN_WAIT_2:
+            self._close_at = now + self.config.fin_wait_2_timeout
+
+    def abort(self, now: float) -> None:
+        """RFC 9293 3.10.5 ABORT: send a reset (when synchronized) and forget everything."""
+        if self.state in (State.CLOSED, State.LISTEN):
+            return
+        if self.state in SYNCHRONIZED or self.state is State.SYN_RECEIVED:
+            if self.state is not State.TIME_WAIT:
+                self._emit(Segment(self.snd_nxt, 0, RST_I, 0))
+        self._terminate(None)
+
+    def pause_reading(self) -> None:
+        """Hold received data instead of delivering it; the window closes as it fills."""
+        self._reading = False
+
+    def resume_reading(self, now: float) -> None:
+        """Deliver what was held and reopen the window (with an update if it grew enough)."""
+        if self._reading:
+            return
+        self._reading = True
+        if self._held:
+            data = bytes(self._held)
+            self._held.clear()
+            self._events.append(DataReceived(data))
+        if self._after_held:
+            self._events.extend(self._after_held)
+            self._after_held.clear()
+        if self.state in _CAN_RECEIVE or self.state is State.CLOSE_WAIT:
+            window = self._window_to_advertise()
+            if diff(add(self.rcv_nxt, window), self._rcv_adv) > 0:
+                self._send_ack(now)
+
+    # == segment arrival (RFC 9293 3.10.7) ========================================================
+    def receive(
+        self,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int,
+        opts: TcpOptions,
+        payload: memoryview | bytes,
+        now: float,
+    ) -> None:
+        """Process one segment addressed to this connection."""
+        self.segments_in += 1
+        state = self.state
+        if state is State.ESTABLISHED and not flags & (SYN_I | RST_I | FIN_I) and flags & ACK_I:
+            self._receive_established(seq, ack, flags, window, opts, payload, now)
+        elif state is State.SYN_SENT:
+            self._receive_syn_sent(seq, ack, flags, window, opts, now)
+        elif state is State.CLOSED or state is State.LISTEN:
+            self._drop("closed")
+        else:
+            self._receive_synchronized(seq, ack, flags, window, opts, payload, now)
+        self._push(now)
+        self._schedule_ack(now)
+
+    def _receive_syn_sent(
+        self, seq: int, ack: int, flags: int, window: int, opts: TcpOptions, now: float
+    ) -> None:
+        # RFC 9293 3.10.7.3, first check: the ACK.
+        if flags & ACK_I:
+            if diff(ack, self.iss) <= 0 or diff(ack, self.snd_max) > 0:
+                if not flags & RST_I:
+                    self._send_rst(ack)
+                self._drop("bad_ack")
+                return
+        # Second check: RST (acceptable only with an acceptable ACK, RFC 5961 3.2).
+        if flags & RST_I:
+            if flags & ACK_I:
+                self._terminate(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"))
+            else:
+                self._drop("rst_without_ack")
+            return
+        # Fourth check: SYN.
+        if not flags & SYN_I:
+            self._drop("no_syn")
+            return
+        self.irs = seq
+        self.rcv_nxt = add(seq, 1)
+        self._rcv_adv = add(self.rcv_nxt, min(self.config.recv_buffer, 0xFFFF))
+        self._negotiate(opts, syn_ack=True)
+        if flags & ACK_I:
+            self.snd_una = ack
+            self._rto_at = None
+            self._retries = 0
+            if self.ts_ok and opts.ts_ecr:
+                self._rtt_sample(now - (self._ts_now(now) - opts.ts_ecr) / 1000.0, now)
+            elif self._rtt_seq is not None:
+                self._rtt_sample(self._rtt_time, now)
+        self.snd_wnd = window  # unscaled in a SYN
+        self.max_snd_wnd = max(self.max_snd_wnd, window)
+        self.snd_wl1 = seq
+        self.snd_wl2 = ack
+        if flags & ACK_I and diff(self.snd_una, self.iss) > 0:
+            self._established(now)
+            self._ack_now = True
+            if self._fin_queued:
+                self._set_state(State.FIN_WAIT_1)
+        else:
+            # Simultaneous open (RFC 9293 3.5, Figure 8).
+            self._set_state(State.SYN_RECEIVED)
+            self._send_syn(now)
+
+    def _established(self, now: float) -> None:
+        self._set_state(State.ESTABLISHED)
+        self.cc = make_controller(self.config.congestion, self.mss)
+        self._recover = self.snd_una
+        self._high_rxt = self.snd_una
+        if self.config.keepalive:
+            self._keepalive_at = now + self.config.keepalive_idle
+        self._events.append(Connected())
+
+    def _acceptable(self, seq: int, length: int) -> bool:
+        """RFC 9293 3.10.7.4, first check: the segment's acceptability test."""
+        wnd = diff(self._rcv_adv, self.rcv_nxt)
+        if wnd < 0:
+            wnd = 0
+        start = diff(seq, self.rcv_nxt)
+        if length == 0:
+            if wnd == 0:
+                return start == 0
+            return 0 <= start < wnd
+        if wnd == 0:
+            return False
+        end = start + length - 1
+        return (0 <= start < wnd) or (0 <= end < wnd)
+
+    def _paws_reject(self, opts: TcpOptions, flags: int, now: float) -> bool:
+        """RFC 7323 5.3: reject a segment whose timestamp is older than TS.Recent."""
+        if not self.ts_ok or opts.ts_val is None or flags & RST_I or not self._ts_recent_set:
+            return False
+        if diff(opts.ts_val, self.ts_recent) < 0:
+            return True
+        return False
+
+    def _receive_synchronized(
+        self,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int,
+        opts: TcpOptions,
+        payload: memoryview | bytes,
+        now: float,
+    ) -> None:
+        length = len(payload) + (1 if flags & SYN_I else 0) + (1 if flags & FIN_I else 0)
+        if self.ts_ok and opts.ts_val is None and not flags & RST_I:
+            # RFC 7323 3.2: once negotiated, a segment without timestamps is dropped.
+            self._drop("missing_timestamp")
+            return
+        if self._paws_reject(opts, flags, now):
+            self._drop("paws")
+            self._ack_now = True
+            return
+        # First check: sequence number.
+        if not self._acceptable(seq, length):
+            self._drop("out_of_window")
+            if not flags & RST_I:
+                self._ack_now = True  # RFC 9293: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
+            return
+        # Second check: RST (RFC 5961 3.2).
+        if flags & RST_I:
+            if seq == self.rcv_nxt:
+                self._reset_received()
+            else:
+                self._challenge_ack(now)
+            return
+        # Fourth check: SYN in a synchronized state (RFC 5961 4.2).
+        if flags & SYN_I:
+            if self.state is State.SYN_RECEIVED and seq == self.irs:
+                self._ack_now = True  # a retransmitted SYN: our SYN-ACK will be repeated
+                self._syn_ack_again(now)
+                return
+            self._challenge_ack(now)
+            return
+        # Fifth check: ACK.
+        if not flags & ACK_I:
+            self._drop("no_ack")
+            return
+        if self.state is State.SYN_RECEIVED:
+            if diff(ack, self.snd_una) > 0 and diff(ack, self.snd_max) <= 0:
+                self.snd_wnd = window << self.snd_wscale
+                self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
+                self.snd_wl1 = seq
+                self.snd_wl2 = ack
+                self._established(now)
+                if self._fin_queued:
+                    self._set_state(State.FIN_WAIT_1)
+            else:
+                self._send_rst(ack)
+                self._drop("bad_ack")
+                return
+        if not self._process_ack(seq, ack, window, opts, now, len(payload)):
+            return
+        # Update TS.Recent (RFC 7323 4.3): the segment covers Last.ACK.sent.
+        if self.ts_ok and opts.ts_val is not None:
+            if (
+                diff(seq, self._last_ack_sent) <= 0
+                and diff(add(seq, max(length, 1)), self._last_ack_sent) > 0
+            ):
+                self.ts_recent = opts.ts_val
+                self._ts_recent_set = True
+        # Seventh check: the segment text.
+        if payload:
+            self._receive_data(seq, payload, now)
+        # Eighth check: FIN.
+        if flags & FIN_I:
+            fin_seq = add(seq, len(payload))
+            if fin_seq == self.rcv_nxt and not self._fin_received:
+                self._receive_fin(now)
+            elif self._fin_received and diff(fin_seq, self.rcv_nxt) < 0:
+                self._ack_now = True  # a retransmitted FIN
+                if self.state is State.TIME_WAIT:
+                    self._close_at = now + 2 * self.config.msl
+            else:
+                # A FIN beyond a hole: keep it with the out-of-order data.
+                self._ooo_fin = fin_seq
+                self._ack_now = True
+
+    def _syn_ack_again(self, now: float) -> None:
+        self._send_syn(now)
+
+    def _challenge_ack(self, now: float) -> None:
+        """RFC 5961 7: challenge ACKs, rate-limited."""
+        if self._challenge_ok(now):
+            self.challenge_acks += 1
+            self._send_ack(now)
+        else:
+            self._drop("challenge_ack_limited")
+
+    def _reset_received(self) -> None:
+        state = self.state
+        if state is State.SYN_RECEIVED:
+            self._terminate(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"))
+        elif state in (State.CLOSING, State.LAST_ACK, State.TIME_WAIT):
+            self._terminate(None)
+        else:
+            self._terminate(ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"))
+
+    # -- the fast path ----------------------------------------------------------------------------
+    def _receive_established(
+        self,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int,
+        opts: TcpOptions,
+        payload: memoryview | bytes,
+        now: float,
+    ) -> None:
+        """ESTABLISHED, ACK set, no SYN/RST/FIN: the common case, same checks in order."""
+        n = len(payload)
+        if self.ts_ok:
+            ts_val = opts.ts_val
+            if ts_val is None:
+                self._drop("missing_timestamp")
+                return
+            if self._ts_recent_set and diff(ts_val, self.ts_recent) < 0:
+                self._drop("paws")
+                self._ack_now = True
+                return
+        if seq != self.rcv_nxt and not self._acceptable(seq, n):
+            self._drop("out_of_window")
+            self._ack_now = True
+            return
+        if not self._process_ack(seq, ack, window, opts, now, n):
+            return
+        if self.ts_ok and opts.ts_val is not None:
+            if (
+                diff(seq, self._last_ack_sent) <= 0
+                and diff(add(seq, max(n, 1)), self._last_ack_sent) > 0
+            ):
+                self.ts_recent = opts.ts_val
+                self._ts_recent_set = True
+        if n:
+            self._receive_data(seq, payload, now)
+
+    # -- acknowledgements -------------------------------------------------------------------------
+    def _process_ack(
+        self, seq: int, ack: int, window: int, opts: TcpOptions, now: float, data_len: int
+    ) -> bool:
+        """RFC 9293 3.10.7.4, fifth check, for the synchronized states. False: stop here."""
+        snd_una = self.snd_una
+        # RFC 5961 5.2: an ACK older than what the peer could have seen, or newer than what
+        # we sent, is answered with an ACK and dropped.
+        if diff(ack, self.snd_max) > 0:
+            self._drop("ack_beyond_sent")
+            self._challenge_ack(now)
+            return False
+        if diff(ack, snd_una - self.max_snd_wnd) < 0:
+            self._drop("ack_too_old")
+            self._challenge_ack(now)
+            return False
+        self._last_activity = now
+        self._keepalive_probes = 0
+        if self.config.keepalive:
+            self._keepalive_at = now + self.config.keepalive_idle
+        if self.sack_ok and opts.sack:
+            self._update_scoreboard(opts.sack)
+        acked = diff(ack, snd_una)
+        scaled = window << self.snd_wscale
+        # Window update (RFC 9293 3.10.7.4: SND.WL1 < SEG.SEQ or (= and SND.WL2 =< SEG.ACK)).
+        window_changed = False
+        if diff(self.snd_wl1, seq) < 0 or (self.snd_wl1 == seq and diff(self.snd_wl2, ack) <= 0):
+            if scaled != self.snd_wnd:
+                window_changed = True
+            self.snd_wnd = scaled
+            if scaled > self.max_snd_wnd:
+                self.max_snd_wnd = scaled
+            self.snd_wl1 = seq
+            self.snd_wl2 = ack
+        if acked > 0:
+            self._new_ack(ack, acked, opts, now)
+        elif acked == 0 and data_len == 0 and not window_changed and self.snd_max != snd_una:
+            self._duplicate_ack(now)
+        if self.snd_wnd > 0:
+            self._persist_at = None
+            self._persist_backoff = 0
+        return True
+
+    def _new_ack(self, ack: int, acked: int, opts: TcpOptions, now: float) -> None:
+        flight_before = diff(self.snd_max, self.snd_una)
+        # RTT sample: from the echoed timestamp (RFC 7323 4.1), else the timed segment, never
+        # from a retransmission (Karn, RFC 6298 3).
+        if self.ts_ok and opts.ts_ecr:
+            sample = (self._ts_now(now) - opts.ts_ecr) & MASK
+            if sample < 60_000:
+                self._rtt_sample(now - sample / 1000.0, now)
+        elif self._rtt_seq is not None and diff(ack, self._rtt_seq) > 0:
+            self._rtt_sample(self._rtt_time, now)
+        self.snd_una = ack
+        if diff(self.snd_nxt, ack) < 0:
+            self.snd_nxt = ack
+        # Discard acknowledged data (the FIN and the SYN have no bytes).
+        data_acked = acked
+        if diff(self._buf_seq, self.iss) <= 0:
+            pass
+        start = self._buf_seq
+        consumed = diff(ack, start)
+        available = len(self._sndbuf) - self._buf_off
+        if consumed > available:
+            consumed = available
+        if consumed > 0:
+            self._buf_off += consumed
+            self._buf_seq = add(start, consumed)
+            if self._buf_off > 65536 and self._buf_off * 2 > len(self._sndbuf):
+                # A fresh buffer, not an in-place delete: views of the old one handed out
+                # in segments may still be alive.
+                self._sndbuf = self._sndbuf[self._buf_off :]
+                self._buf_off = 0
+        self._retries = 0
+        self._sacked = [b for b in self._sacked if diff(b[1], ack) > 0]
+        if self._sacked and diff(self._sacked[0][0], ack) < 0:
+            self._sacked[0][0] = ack
+        # Congestion control and recovery (RFC 5681 3.2, RFC 6582, RFC 6675).
+        if self._in_recovery:
+            if diff(ack, self._recover) >= 0:
+                self._in_recovery = False
+                self._inflation = 0
+                self._dupacks = 0
+                self.cc.on_recovery_end(now, diff(self.snd_max, ack))
+            elif self.sack_ok:
+                pass  # RFC 6675: the pipe shrinks; _push sends what the window allows
+            else:
+                # RFC 6582 3.2 step 5, partial ACK: retransmit the next hole, deflate.
+                self._inflation = max(0, self._inflation - data_acked) + self.mss
+                self._retransmit(ack, now)
+        else:
+            self._dupacks = 0
+            self.cc.on_ack(data_acked, now, self.srtt, flight_before)
+        # The retransmission timer (RFC 6298 5.2/5.3).
+        if self.snd_max == ack:
+            self._rto_at = None
+        else:
+            self._rto_at = now + self.rto
+        # Our FIN acknowledged?
+        if self._fin_seq is not None and ack == add(self._fin_seq, 1):
+            self._fin_acked(now)
+
+    def _fin_acked(self, now: float) -> None:
+        state = self.state
+        if state is State.FIN_WAIT_1:
+            self._set_state(State.FIN_WAIT_2)
+            if self._user_closed:
+                self._close_at = now + self.config.fin_wait_2_timeout
+        elif state is State.CLOSING:
+            self._time_wait(now)
+        elif state is State.LAST_ACK:
+            self._terminate(None)
+
+    def _duplicate_ack(self, now: float) -> None:
+        self._dupacks += 1
+        if self._in_recovery:
+            if not self.sack_ok:
+                self._inflation += self.mss  # RFC 6582 3.2 step 4
+            return
+        lost = self.sack_ok and self._is_lost(self.snd_una)
+        if self._dupacks >= DUPTHRESH or lost:
+            # RFC 6582 3.2 step 2: only if the ACK covers more than "recover".
+            if self.sack_ok or diff(self.snd_una, self._recover) >= 0 or self._recover == self.iss:
+                self._enter_recovery(now)
+
+    def _enter_recovery(self, now: float) -> None:
+        flight = diff(self.snd_max, self.snd_una)
+        self._in_recovery = True
+        self._recover = self.snd_max
+        self._high_rxt = self.snd_una
+        self.cc.on_congestion(now, flight)
+        if not self.sack_ok:
+            self._inflation = DUPTHRESH * self.mss
+        self._retransmit(self.snd_una, now)
+
+    def _retransmit(self, seq: int, now: float) -> int:
+        """Send one segment again, starting at ``seq``; returns the sequence space it
+        covered (data, and 1 for a FIN)."""
+        end = self._data_end()
+        n = min(self.mss, diff(end, seq))
+        covered = 0
+        if n > 0:
+            covered = n + (1 if self._emit_data(seq, n, now, retransmission=True) else 0)
+        elif self._fin_seq is not None and seq == self._fin_seq:
+            self._emit(self._segment(seq, FIN_I, now))
+            self.retransmits += 1
+            covered = 1
+        if covered and diff(add(seq, covered), self._high_rxt) > 0:
+            self._high_rxt = add(seq, covered)
+        if self._rto_at is None:
+            self._rto_at = now + self.rto
+        return covered
+
+    # -- SACK scoreboard (RFC 6675) ---------------------------------------------------------------
+    def _update_scoreboard(self, blocks: tuple[tuple[int, int], ...]) -> None:
+        una, top = self.snd_una, self.snd_max
+        for left, right in blocks:
+            # Ignore blocks outside what is outstanding (RFC 2883 D-SACKs included).
+            if diff(left, una) < 0 or diff(right, top) > 0 or diff(right, left) <= 0:
+                continue
+            self._sacked.append([left, right])
+        if len(self._sacked) > 1:
+            self._sacked.sort(key=lambda b: diff(b[0], una))
+            merged = [self._sacked[0]]
+            for b in self._sacked[1:]:
+                last = merged[-1]
+                if diff(b[0], last[1]) <= 0:
+                    if diff(b[1], last[1]) > 0:
+                        last[1] = b[1]
+                else:
+                    merged.append(b)
+            self._sacked = merged[:64]
+
+    def _sacked_above(self, seq: int) -> int:
+        total = 0
+        for left, right in self._sacked:
+            if diff(right, seq) > 0:
+                total += diff(right, left) if diff(left, seq) >= 0 else diff(right, seq)
+        return total
+
+    def _is_lost(self, seq: int) -> bool:
+        """RFC 6675 4, IsLost: enough data SACKed above ``seq``."""
+        return self._sacked_above(seq) > (DUPTHRESH - 1) * self.mss
+
+    def _pipe(self) -> int:
+        """RFC 6675 4, SetPipe, simplified: outstanding bytes, less what is SACKed, less
+        unSACKed bytes below the highest SACK that count as lost and were not resent."""
+        outstanding = diff(self.snd_max, self.snd_una)
+        sacked = self._sacked_above(self.snd_una)
+        pipe = outstanding - sacked
+        if self._sacked:
+            highest = self._sacked[-1][1]
+            holes = diff(highest, self.snd_una) - sacked
+            # Holes are "lost" (they have enough SACKed data above them); resent ones are back.
+            lost = holes - max(
+                0, diff(self._high_rxt, self.snd_una) - self._sacked_below(self._high_rxt)
+            )
+            if lost > 0 and self._is_lost(self.snd_una):
+                pipe -= lost
+        return max(pipe, 0)
+
+    def _sacked_below(self, seq: int) -> int:
+        total = 0
+        for left, right in self._sacked:
+            if diff(left, seq) < 0:
+                total += diff(right, left) if diff(right, seq) <= 0 else diff(seq, left)
+        return total
+
+    def _next_hole(self) -> int | None:
+        """RFC 6675 NextSeg rule 1: the first unSACKed sequence number at or above HighRxt
+        below the highest SACKed one that is lost."""
+        seq = self._high_rxt
+        if diff(seq, self.snd_una) < 0:
+            seq = self.snd_una
+        for left, right in self._sacked:
+            if diff(seq, left) < 0:
+                return seq if self._is_lost(seq) else None
+            if diff(seq, right) < 0:
+                seq = right
+        return None
+
+    # -- receiving data ---------------------------------------------------------------------------
+    def _receive_data(self, seq: int, payload: memoryview | bytes, now: float) -> None:
+        if self.state not in _CAN_RECEIVE:
+            self._drop("data_after_fin")
+            return
+        if self._user_closed:
+            # Nobody will read it: reset (RFC 2525 2.17; Linux does the same).
+            self._emit(Segment(self.snd_nxt, 0, RST_I, 0))
+            self._terminate(ConnectionResetError(errno.ECONNRESET, "data after close"))
+            return
+        offset = diff(self.rcv_nxt, seq)
+        if offset > 0:
+            payload = payload[offset:]  # the part we already have
+            seq = self.rcv_nxt
+        right = diff(self._rcv_adv, seq)
+        if len(payload) > right:
+            payload = payload[: max(right, 0)]  # beyond the window we offered
+            self._drop("trimmed_to_window")
+        if not payload:
+            self._ack_now = True
+            return
+        if seq == self.rcv_nxt:
+            self._deliver(payload)
+            self._unacked_segments += 1
+            if self._ooo:
+                self._drain_ooo(now)
+                self._ack_now = True  # RFC 5681 4.2: ACK at once when a hole fills
+            else:
+                self._ack_pending = True
+                if self._unacked_segments >= 2:
+                    self._ack_now = True  # RFC 9293 3.8.6.3: every second full segment
+        else:
+            self._store_ooo(seq, payload)
+            self._ack_now = True  # RFC 5681 4.2: immediate duplicate ACK when out of order
+
+    def _deliver(self, data: memoryview | bytes) -> None:
+        self.rcv_nxt = add(self.rcv_nxt, len(data))
+        if self._reading and not self._held:
+            self._events.append(DataReceived(bytes(data)))
+        else:
+            self._held += data
+
+    def _store_ooo(self, seq: int, payload: memoryview | bytes) -> None:
+        if seq in self._ooo and len(self._ooo[seq]) >= len(payload):
+            return
+        if len(self._ooo) >= self.config.max_ooo_segments:
+            self._drop("ooo_queue_full")
+            return
+        self._ooo[seq] = bytes(payload)
+        end = add(seq, len(payload))
+        # RFC 2018 4: the block with the newest segment comes first.
+        block = [seq, end]
+        kept = []
+        for b in self._sack_blocks:
+            if diff(b[1], block[0]) >= 0 and diff(block[1], b[0]) >= 0:
+                if diff(b[0], block[0]) < 0:
+                    block[0] = b[0]
+                if diff(b[1], block[1]) > 0:
+                    block[1] = b[1]
+            else:
+                kept.append(b)
+        self._sack_blocks = [block, *kept][:8]
+
+    def _drain_ooo(self, now: float) -> None:
+        ooo = self._ooo
+        for seq in sorted(ooo, key=lambda q: diff(q, self.rcv_nxt)):
+            off = diff(self.rcv_nxt, seq)
+            if off < 0:
+                break  # the next hole
+            data = ooo.pop(seq)
+            if off < len(data):
+                self._deliver(data[off:])
+        self._sack_blocks = [b for b in self._sack_blocks if diff(b[1], self.rcv_nxt) > 0]
+        fin = self._ooo_fin
+        if fin is not None and fin == self.rcv_nxt and not self._fin_received:
+            self._ooo_fin = None
+            self._receive_fin(now)
+
+    def _receive_fin(self, now: float) -> None:
+        self._fin_received = True
+        self.rcv_nxt = add(self.rcv_nxt, 1)
+        self._ack_now = True
+        self._event_after_data(EofReceived())
+        state = self.state
+        if state in (State.SYN_RECEIVED, State.ESTABLISHED):
+            self._set_state(State.CLOSE_WAIT)
+        elif state is State.FIN_WAIT_1:
+            if self._fin_seq is not None and self.snd_una == add(self._fin_seq, 1):
+                self._time_wait(now)
+            else:
+                self._set_state(State.CLOSING)
+        elif state is State.FIN_WAIT_2:
+            self._time_wait(now)
+
+    def _time_wait(self, now: float) -> None:
+        self._set_state(State.TIME_WAIT)
+        self._close_at = now + 2 * self.config.msl
+        self._rto_at = self._persist_at = self._keepalive_at = None
+        self._event_after_data(ConnectionClosed())
+
+    def _terminate(self, error: OSError | None) -> None:
+        """Enter CLOSED and tell the user how it ended."""
+        was_time_wait = self.state is State.TIME_WAIT
+        if self.state is not State.CLOSED:
+            if State.CLOSED in TRANSITIONS[self.state]:
+                self._set_state(State.CLOSED)
+            else:
+                self.state = State.CLOSED
+        self._rto_at = self._delack_at = self._persist_at = None
+        self._keepalive_at = self._close_at = None
+        self._ack_pending = self._ack_now = False
+        self._sndbuf = bytearray()
+        self._buf_off = 0
+        self._ooo.clear()
+        if was_time_wait:
+            return
+        if error is not None:
+            self.error = error
+            self._held.clear()  # a reset discards what was not read
+            self._after_held.clear()
+            self._events.append(ConnectionReset(error))
+        else:
+            self._event_after_data(ConnectionClosed())
+
+    def _event_after_data(self, event: Event) -> None:
+        """Report ``event`` now, or after the data a paused application has not taken."""
+        if self._held:
+            self._after_held.append(event)
+        else:
+            self._events.append(event)
+
+    # == sending ==================================================================================
+    def _data_end(self) -> int:
+        return add(self._buf_seq, len(self._sndbuf) - self._buf_off)
+
+    def _emit_data(self, seq: int, n: int, now: float, *, retransmission: bool = False) -> bool:
+        """Send ``n`` bytes from ``seq``; the FIN rides along when it comes next. Returns
+        whether it did."""
+        start = self._buf_off + diff(seq, self._buf_seq)
+        payload = memoryview(self._sndbuf)[start : start + n]
+        end = add(seq, n)
+        flags = PSH_I if end == self._data_end() else 0
+        if (
+            self._fin_seq is not None
+            and end == self._fin_seq
+            and self.state
+            in (
+                State.FIN_WAIT_1,
+                State.CLOSING,
+                State.LAST_ACK,
+            )
+        ):
+            flags |= FIN_I
+        self._emit(self._segment(seq, flags, now, payload))
+        if retransmission:
+            self.retransmits += 1
+            if self._rtt_seq is not None and diff(self._rtt_seq, seq) >= 0:
+                self._rtt_seq = None  # Karn: no sample from a retransmitted segment
+        elif not self.ts_ok and self._rtt_seq is None:
+            self._rtt_seq = seq
+            self._rtt_time = now
+        return bool(flags & FIN_I)
+
+    def _send_window(self) -> int:
+        """Bytes that may be sent beyond snd_nxt now (congestion and receive windows)."""
+        if self._in_recovery and self.sack_ok:
+            cwnd_room = self.cc.cwnd - self._pipe()
+        else:
+            cwnd_room = self.cc.cwnd + self._inflation - diff(self.snd_nxt, self.snd_una)
+        rwnd_room = diff(add(self.snd_una, self.snd_wnd), self.snd_nxt)
+        return min(cwnd_room, rwnd_room)
+
+    def _push(self, now: float) -> None:
+        """Send what the windows, Nagle and silly-window avoidance allow (RFC 9293 3.7.4,
+        3.8.6.2.1), then the FIN, then any acknowledgement still owed."""
+        state = self.state
+        if state in _SENDING:
+            if self._in_recovery and self.sack_ok:
+                self._recovery_sends(now)
+            end = self._data_end()
+            mss = self.mss
+            while True:
+                unsent = diff(end, self.snd_nxt)
+                if unsent <= 0:
+                    break
+                room = self._send_window()
+                n = min(unsent, mss)
+                if room < n:
+                    if room <= 0 or (room < mss and room < self.max_snd_wnd // 2):
+                        break  # sender SWS avoidance: wait for a useful window
+                    n = room
+                if n < mss and self.snd_nxt != self.snd_una and not self.config.nodelay:
+                    # Nagle: one small segment outstanding at a time, unless the FIN follows.
+                    if not (self._fin_queued and n == unsent):
+                        break
+                seq = self.snd_nxt
+                fin = self._emit_data(seq, n, now)
+                self._advance(add(seq, n + (1 if fin else 0)))
+                if self._rto_at is None:
+                    self._rto_at = now + self.rto
+            fin_seq = self._fin_seq
+            if (
+                fin_seq is not None
+                and self.snd_nxt == fin_seq
+                and state in (State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK)
+            ):
+                self._emit(self._segment(fin_seq, FIN_I, now))
+                self._advance(add(fin_seq, 1))
+                if self._rto_at is None:
+                    self._rto_at = now + self.rto
+            # Zero window with data waiting and nothing in flight: the persist timer.
+            if (
+                self.snd_wnd == 0
+                and diff(end, self.snd_nxt) > 0
+                and self.snd_nxt == self.snd_una
+                and self._persist_at is None
+            ):
+                self._rto_at = None
+                self._persist_at = now + self._persist_interval()
+        if self._ack_now and state is not State.CLOSED and state is not State.SYN_SENT:
+            self._send_ack(now)
+
+    def _advance(self, seq: int) -> None:
+        self.snd_nxt = seq
+        if diff(seq, self.snd_max) > 0:
+            self.snd_max = seq
+
+    def _recovery_sends(self, now: float) -> None:
+        """RFC 6675 5 steps (C)-(C.5): while the pipe has room, retransmit lost holes."""
+        for _ in range(64):
+            if self.cc.cwnd - self._pipe() < self.mss:
+                return
+            hole = self._next_hole()
+            if hole is None:
+                return
+            self._retransmit(hole, now)
+
+    def _schedule_ack(self, now: float) -> None:
+        if self._ack_pending and self._delack_at is None:
+            self._delack_at = now + self.config.delayed_ack
+
+    def _persist_interval(self) -> float:
+        return min(self.rto * (1 << self._persist_backoff), self.config.rto_max)
+
+    # == timers ===================================================================================
+    def _rtt_sample(self, sent: float, now: float) -> None:
+        """RFC 6298 2.2/2.3."""
+        r = now - sent
+        if r < 0:
+            return
+        self._rtt_seq = None
+        if self.srtt is None:
+            self.srtt = r
+            self.rttvar = r / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - r)
+            self.srtt = 0.875 * self.srtt + 0.125 * r
+        c = self.config
+        self.rto = min(max(self.srtt + max(0.001, 4 * self.rttvar), c.rto_min), c.rto_max)
+
+    def poll_at(self) -> float | None:
+        at: float | None = None
+        for t in (
+            self._rto_at,
+            self._delack_at,
+            self._persist_at,
+            self._keepalive_at,
+            self._close_at,
+        ):
+            if t is not None and (at is None or t < at):
+                at = t
+        return at
+
+    def handle_timeout(self, now: float) -> None:
+        if self._close_at is not None and now >= self._close_at:
+            self._close_at = None
+            if self.state is State.TIME_WAIT:
+                self._terminate(None)
+                return
+            if self.state is State.FIN_WAIT_2:
+                self._terminate(None)
+                return
+        if self._delack_at is not None and now >= self._delack_at:
+            self._delack_at = None
+            if self._ack_pending:
+                self._ack_now = True
+        if self._rto_at is not None and now >= self._rto_at:
+            self._rto_at = None
+            self._on_rto(now)
+            if self.state is State.CLOSED:
+                return
+        if self._persist_at is not None and now >= self._persist_at:
+            self._persist_at = None
+            self._zero_window_probe(now)
+        if self._keepalive_at is not None and now >= self._keepalive_at:
+            self._keepalive_at = None
+            self._keepalive(now)
+            if self.state is State.CLOSED:
+                return
+        self._push(now)
+
+    def _on_rto(self, now: float) -> None:
+        """RFC 6298 5.4-5.6 and RFC 5681 3.1: back off, shrink to the loss window, resend."""
+        c = self.config
+        self._retries += 1
+        limit = c.syn_retries if self.state in (State.SYN_SENT, State.SYN_RECEIVED) else c.retries
+        if self._retries > limit:
+            error = self._soft_error or TimeoutError(errno.ETIMEDOUT, "Connection timed out")
+            if self.state in SYNCHRONIZED:
+                self._emit(Segment(self.snd_nxt, 0, RST_I, 0))
+            self._terminate(error)
+            return
+        self.rto = min(self.rto * 2, c.rto_max)
+        self._rtt_seq = None
+        if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
+            self.retransmits += 1
+            self._send_syn(now)
+            self._rto_at = now + self.rto
+            return
+        flight = diff(self.snd_max, self.snd_una)
+        if self._retries == 1 or not self._in_recovery:
+            self.cc.on_timeout(now, flight)
+        self._in_recovery = False
+        self._inflation = 0
+        self._dupacks = 0
+        self._recover = self.snd_max
+        # RFC 6675 5.1: forget SACK information after a timeout; go back to snd_una.
+        self._sacked = []
+        self._high_rxt = self.snd_una
+        covered = self._retransmit(self.snd_una, now)
+        self.snd_nxt = add(self.snd_una, covered)
+        self._rto_at = now + self.rto
+
+    def _zero_window_probe(self, now: float) -> None:
+        """RFC 9293 3.8.6.1 / RFC 1122 4.2.2.17: probe a zero window, backing off."""
+        if self.state not in _SENDING or self.snd_wnd > 0:
+            return
+        self._persist_backoff = min(self._persist_backoff + 1, 10)
+        self._emit(self._segment(add(self.snd_una, -1), 0, now))
+        self._persist_at = now + self._persist_interval()
+
+    def _keepalive(self, now: float) -> None:
+        """RFC 9293 3.8.4 / RFC 1122 4.2.3.6: a segment at SND.UNA-1 draws an ACK."""
+        c = self.config
+        if self.state not in SYNCHRONIZED or self.state is State.TIME_WAIT:
+            return
+        if now - self._last_activity < c.keepalive_idle - 1e-9 and not self._keepalive_probes:
+            self._keepalive_at = self._last_activity + c.keepalive_idle
+            return
+        if self._keepalive_probes >= c.keepalive_count:
+            self._emit(Segment(self.snd_nxt, 0, RST_I, 0))
+            self._terminate(TimeoutError(errno.ETIMEDOUT, "keep-alive timed out"))
+            return
+        self._keepalive_probes += 1
+        self._emit(self._segment(add(self.snd_una, -1), 0, now))
+        self._keepalive_at = now + c.keepalive_interval
+
+    # == ICMP =====================================================================================
+    def icmp_error(self, error: OSError, now: float, *, mtu: int | None = None) -> None:
+        """An ICMP error about this connection (RFC 1122 4.2.3.9, RFC 5461, RFC 1191)."""
+        if mtu is not None:
+            # RFC 1191 6.3 / RFC 5927 7.2: believe it only if it lowers the MSS.
+            new = mtu - 40
+            if 68 - 40 <= new < self.mss + (12 if self.ts_ok else 0):
+                self.pmtu_mss = max(new, 88)
+                self._update_mss()
+                if self.snd_nxt != self.snd_una:
+                    self.snd_nxt = self.snd_una
+                    self._retransmit(self.snd_una, now)
+            return
+        if self.state is State.SYN_SENT and isinstance(error, ConnectionRefusedError):
+            # Linux treats port/protocol unreachable during the handshake as hard errors.
+            self._terminate(error)
+            return
+        self._soft_error = error

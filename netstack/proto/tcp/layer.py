@@ -1,0 +1,568 @@
+"""The TCP layer: demultiplexing segments to connections, listeners with a bounded SYN queue
+and SYN cookies, resets for segments nobody owns, ICMP errors, and every connection's timer.
+
+RFC 9293 3.10.7.1 (CLOSED): a segment for no connection and no listener is answered with a
+reset (never a reset for a reset). RFC 9293 3.10.7.2 (LISTEN): an ACK is answered with a
+reset, a SYN creates a connection in SYN-RECEIVED if the listener's SYN queue (its backlog)
+has room, else a SYN cookie answers it (RFC 4987 3.6). RFC 6191: a SYN for a connection in
+TIME-WAIT may reopen it when its timestamp (or, without timestamps, its sequence number) is
+newer. RFC 6056: ephemeral ports are random. RFC 5927: an ICMP error is believed only when it
+quotes a sequence number in flight.
+
+Connections report to the driver through one callback, ``on_event(connection, event)``; the
+layer keeps one heap of deadlines so the driver needs one timer for all connections.
+"""
+
+from __future__ import annotations
+
+import errno
+import heapq
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ...errors import AddressInUseError, ParseError
+from ..icmp.layer import IcmpLayer, to_oserror
+from ..icmp.ratelimit import TokenBucket
+from ..icmp.wire import IcmpType, UnreachableCode
+from ..ipv4.layer import HEADROOM, IPv4Layer, OutRoute
+from ..ipv4.wire import IpProto, IPv4Header
+from ..layer import Layer
+from .connection import (
+    Connected,
+    ConnectionClosed,
+    ConnectionReset,
+    Event,
+    Segment,
+    State,
+    TcpConfig,
+    TcpConnection,
+)
+from .isn import IsnGenerator
+from .seq import add, diff
+from .wire import (
+    TCP_HEADER_LEN,
+    Flags,
+    TcpOptions,
+    build_into,
+    checksum_ok,
+    emit_options,
+    parse,
+    parse_options,
+)
+
+__all__ = ["Listener", "TcpLayer", "TcpLimits"]
+
+ANY = b"\x00\x00\x00\x00"
+EPHEMERAL = range(49152, 65536)
+FIN, SYN, RST, ACK = int(Flags.FIN), int(Flags.SYN), int(Flags.RST), int(Flags.ACK)
+
+Key = tuple[bytes, int, bytes, int]
+EventHandler = Callable[[TcpConnection, Event], None]
+
+
+class Rng(Protocol):
+    def getrandbits(self, k: int, /) -> int: ...
+    def randrange(self, start: int, stop: int, /) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TcpLimits:
+    #: Connections in any state, TIME-WAIT included; beyond it SYNs are dropped.
+    max_connections: int = 65536
+    #: RFC 5961 7: challenge ACKs per second for the whole stack.
+    challenge_acks_per_second: float = 1000.0
+    syn_cookies: bool = True
+
+
+@dataclass(eq=False)
+class Listener:
+    """A passive open on (address, port). ``accept`` is the driver's callback for each
+    connection that reaches ESTABLISHED; it returns False to refuse (the connection is reset)."""
+
+    local_ip: bytes
+    port: int
+    backlog: int
+    accept: Callable[[TcpConnection], bool]
+    config: TcpConfig
+    half_open: set[TcpConnection] = field(default_factory=set)
+    closed: bool = False
+    cookies_sent: int = 0
+
+
+class TcpLayer(Layer):
+    name = "tcp"
+    _COUNTERS = (
+        "rx_segments",
+        "tx_segments",
+        "active_opens",
+        "passive_opens",
+        "resets_sent",
+        "retransmits",
+        "syn_cookies_sent",
+        "syn_cookies_accepted",
+        "challenge_acks",
+    )
+
+    def __init__(
+        self,
+        ip: IPv4Layer,
+        icmp: IcmpLayer,
+        rng: Rng,
+        *,
+        config: TcpConfig | None = None,
+        limits: TcpLimits | None = None,
+    ) -> None:
+        super().__init__()
+        self.ip = ip
+        self.icmp = icmp
+        self.config = config or TcpConfig()
+        self.limits = limits or TcpLimits()
+        self._rng = rng
+        self._isn = IsnGenerator(rng.getrandbits(256).to_bytes(32, "big"))
+        self.connections: dict[Key, TcpConnection] = {}
+        self.listeners: dict[tuple[bytes, int], Listener] = {}
+        self.on_event: EventHandler | None = None
+        #: Called after a connection with a user processed an input (acknowledgements may
+        #: have freed buffer space).
+        self.on_flushed: Callable[[TcpConnection], None] | None = None
+        self._timers: list[tuple[float, int, TcpConnection]] = []
+        self._tiebreak = itertools.count()
+        self._challenges = TokenBucket(self.limits.challenge_acks_per_second, 100)
+        self.rx_segments = self.tx_segments = self.active_opens = self.passive_opens = 0
+        self.resets_sent = self.retransmits = self.challenge_acks = 0
+        self.syn_cookies_sent = self.syn_cookies_accepted = 0
+        ip.protocols[IpProto.TCP] = self.receive
+        icmp.error_handlers[IpProto.TCP] = self._icmp_error
+
+    # -- opening ---------------------------------------------------------------------------
+    def listen(
+        self,
+        local_ip: bytes,
+        port: int,
+        backlog: int,
+        accept: Callable[[TcpConnection], bool],
+        config: TcpConfig | None = None,
+    ) -> Listener:
+        """Start listening; port 0 picks an ephemeral one.
+
+        Raises:
+            AddressInUseError: something listens on that address and port already.
+        """
+        if port == 0:
+            port = self._ephemeral_port(local_ip, None)
+        for ip, p in self.listeners:
+            if p == port and (ip == ANY or local_ip == ANY or ip == local_ip):
+                raise AddressInUseError(f"TCP port {port} is already in use")
+        listener = Listener(local_ip, port, max(1, backlog), accept, config or self.config)
+        self.listeners[(local_ip, port)] = listener
+        return listener
+
+    def unlisten(self, listener: Listener) -> None:
+        listener.closed = True
+        self.listeners.pop((listener.local_ip, listener.port), None)
+        for conn in list(listener.half_open):
+            conn.abort(0.0)
+            self._flush(conn, 0.0)
+
+    def connect(
+        self,
+        remote: tuple[bytes, int],
+        now: float,
+        *,
+        local_ip: bytes | None = None,
+        local_port: int = 0,
+        config: TcpConfig | None = None,
+    ) -> TcpConnection:
+        """An active open (RFC 9293 3.10.1): SYN-SENT, the SYN on its way.
+
+        Raises:
+            NoRouteError: no route to ``remote``.
+            AddressInUseError: the 4-tuple exists, or no ephemeral port is free.
+            OSError: too many connections (``ENOBUFS``).
+        """
+        route = self.ip.route(remote[0], local_ip if local_ip not in (None, ANY) else None)
+        src = route.src
+        if local_port == 0:
+            local_port = self._ephemeral_port(src, remote)
+        key = (src, local_port, remote[0], remote[1])
+        if key in self.connections:
+            raise AddressInUseError(f"a connection from port {local_port} to there exists")
+        if len(self.connections) >= self.limits.max_connections:
+            raise OSError(errno.ENOBUFS, "too many TCP connections")
+        local = (src, local_port)
+        conn = TcpConnection.connect(
+            local, remote, now, **self._conn_args(local, remote, now, config)
+        )
+        self._register(key, conn, route)
+        self.active_opens += 1
+        self._flush(conn, now)
+        return conn
+
+    def _conn_args(
+        self,
+        local: tuple[bytes, int],
+        remote: tuple[bytes, int],
+        now: float,
+        config: TcpConfig | None,
+    ) -> dict[str, Any]:
+        return {
+            "iss": self._isn.isn(local, remote, now),
+            "mss": self.ip.mtu - 40,
+            "config": config or self.config,
+            "ts_offset": self._rng.getrandbits(32),
+            "challenge_limiter": self._challenges.allow,
+        }
+
+    def _register(self, key: Key, conn: TcpConnection, route: OutRoute) -> None:
+        self.connections[key] = conn
+        conn.route = route
+        conn.key = key
+
+    def _ephemeral_port(self, local_ip: bytes, remote: tuple[bytes, int] | None) -> int:
+        lo, n = EPHEMERAL.start, len(EPHEMERAL)
+        port = lo + self._rng.randrange(0, n)
+        for _ in range(n):
+            if self._port_free(local_ip, port, remote):
+                return port
+            port = lo + (port - lo + 1) % n
+        raise AddressInUseError("no free ephemeral TCP port")
+
+    def _port_free(self, local_ip: bytes, port: int, remote: tuple[bytes, int] | None) -> bool:
+        if (local_ip, port) in self.listeners or (ANY, port) in self.listeners:
+            return False
+        if remote is None:
+            return not any(k[1] == port for k in self.connections)
+        return (local_ip, port, remote[0], remote[1]) not in self.connections
+
+    # -- receive ---------------------------------------------------------------------------
+    def receive(self, header: IPv4Header, data: memoryview, now: float, to_group: bool) -> None:
+        if to_group:
+            self._drop("to_broadcast")  # RFC 1122 4.2.3.10
+            return
+        try:
+            tcp, payload = parse(data)
+        except ParseError as exc:
+            self._drop(exc.reason, exc)
+            return
+        if not checksum_ok(data, header.src, header.dst):
+            self._drop("bad_checksum")
+            return
+        flags = tcp.flags
+        if flags & (SYN | FIN) == SYN | FIN or flags & (SYN | RST) == SYN | RST:
+            self._drop("bad_flags", flags)
+            return
+        if not flags & (SYN | RST | ACK | FIN):
+            self._drop("no_flags")
+            return
+        try:
+            opts = parse_options(tcp.options)
+        except ParseError as exc:
+            self._drop(exc.reason, exc)
+            return
+        self.rx_segments += 1
+        key = (header.dst, tcp.dst_port, header.src, tcp.src_port)
+        conn = self.connections.get(key)
+        if conn is not None:
+            if conn.state is State.TIME_WAIT and flags & (SYN | ACK) == SYN:
+                if self._time_wait_reopens(conn, tcp.seq, opts):
+                    self._forget(conn)
+                    conn = None
+            if conn is not None:
+                conn.receive(tcp.seq, tcp.ack, flags, tcp.window, opts, payload, now)
+                self._flush(conn, now)
+                return
+        listener = self.listeners.get((header.dst, tcp.dst_port)) or self.listeners.get(
+            (ANY, tcp.dst_port)
+        )
+        if listener is not None and not listener.closed:
+            self._listen_segment(listener, header, tcp.src_port, tcp.dst_port, tcp.seq,
+                                 tcp.ack, flags, tcp.window, opts, payload, now)  # fmt: skip
+            return
+        self._drop("no_connection", key[1])
+        self._reset_for(header, tcp.src_port, tcp.dst_port, tcp.seq, tcp.ack, flags,
+                        len(payload), now)  # fmt: skip
+
+    def _time_wait_reopens(self, conn: TcpConnection, seq: int, opts: TcpOptions) -> bool:
+        """RFC 6191 2: a new SYN may reuse a TIME-WAIT 4-tuple when it is newer."""
+        if conn.ts_ok and opts.ts_val is not None:
+            return diff(opts.ts_val, conn.ts_recent) > 0
+        return diff(seq, conn.rcv_nxt) > 0
+
+    def _listen_segment(
+        self,
+        listener: Listener,
+        header: IPv4Header,
+        sport: int,
+        dport: int,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int,
+        opts: TcpOptions,
+        payload: memoryview,
+        now: float,
+    ) -> None:
+        """RFC 9293 3.10.7.2, LISTEN."""
+        if flags & RST:
+            self._drop("rst_to_listener")
+            return
+        local = (header.dst, dport)
+        remote = (header.src, sport)
+        if flags & ACK:
+            if not flags & SYN and self.limits.syn_cookies and listener.cookies_sent:
+                conn = self._cookie_ack(listener, local, remote, seq, ack, window, now)
+                if conn is not None:
+                    if payload or flags & FIN:
+                        conn.receive(seq, ack, flags, window, opts, payload, now)
+                    self._flush(conn, now)
+                    return
+            self._drop("ack_to_listener")
+            self._reset_for(header, sport, dport, seq, ack, flags, len(payload), now)
+            return
+        if not flags & SYN:
+            self._drop("listener_no_syn")
+            return
+        if len(self.connections) >= self.limits.max_connections:
+            self._drop("connection_limit")
+            return
+        if len(listener.half_open) >= listener.backlog:
+            if not self.limits.syn_cookies:
+                self._drop("syn_queue_full")
+                return
+            self._send_cookie(listener, local, remote, seq, opts, header, now)
+            return
+        conn = TcpConnection.accept(
+            local, remote, seq, window, opts, now,
+            **self._conn_args(local, remote, now, listener.config),
+        )  # fmt: skip
+        conn.listener = listener
+        listener.half_open.add(conn)
+        try:
+            route = self.ip.route(header.src, src=header.dst)
+        except OSError as exc:
+            self._drop("no_route", exc)
+            listener.half_open.discard(conn)
+            return
+        self._register((header.dst, dport, header.src, sport), conn, route)
+        self.passive_opens += 1
+        self._flush(conn, now)
+
+    def _send_cookie(
+        self,
+        listener: Listener,
+        local: tuple[bytes, int],
+        remote: tuple[bytes, int],
+        seq: int,
+        opts: TcpOptions,
+        header: IPv4Header,
+        now: float,
+    ) -> None:
+        mss = min(opts.mss or 536, self.ip.mtu - 40)
+        iss = self._isn.cookie(local, remote, seq, mss, now)
+        listener.cookies_sent += 1
+        self.syn_cookies_sent += 1
+        try:
+            route = self.ip.route(header.src, src=header.dst)
+        except OSError as exc:
+            self._drop("no_route", exc)
+            return
+        options = emit_options(mss=self.ip.mtu - 40)
+        seg = Segment(iss, add(seq, 1), SYN | ACK, min(self.config.recv_buffer, 0xFFFF), options)
+        self._transmit(route, local[1], remote[1], seg, now)
+
+    def _cookie_ack(
+        self,
+        listener: Listener,
+        local: tuple[bytes, int],
+        remote: tuple[bytes, int],
+        seq: int,
+        ack: int,
+        window: int,
+        now: float,
+    ) -> TcpConnection | None:
+        iss = add(ack, -1)
+        irs = add(seq, -1)
+        cookie = self._isn.check_cookie(local, remote, irs, iss, now)
+        if cookie is None:
+            return None
+        if len(self.connections) >= self.limits.max_connections:
+            return None
+        args = self._conn_args(local, remote, now, listener.config)
+        del args["iss"]
+        conn = TcpConnection.from_cookie(
+            local, remote, iss=iss, irs=irs, peer_mss=cookie.mss, window=window, now=now, **args
+        )
+        try:
+            route = self.ip.route(remote[0], src=local[0])
+        except OSError:
+            return None
+        self._register((local[0], local[1], remote[0], remote[1]), conn, route)
+        self.syn_cookies_accepted += 1
+        self.passive_opens += 1
+        conn.listener = listener
+        return conn
+
+    def _reset_for(
+        self,
+        header: IPv4Header,
+        sport: int,
+        dport: int,
+        seq: int,
+        ack: int,
+        flags: int,
+        length: int,
+        now: float,
+    ) -> None:
+        """RFC 9293 3.10.7.1: the reset that answers a segment for no connection."""
+        if flags & RST:
+            return
+        try:
+            route = self.ip.route(header.src, src=header.dst)
+        except OSError:
+            return
+        if flags & ACK:
+            seg = Segment(ack, 0, RST, 0)
+        else:
+            seg_len = length + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+            seg = Segment(0, add(seq, seg_len), RST | ACK, 0)
+        self.resets_sent += 1
+        self._transmit(route, dport, sport, seg, now)
+
+    # -- after every input: segments out, events up, timers ----------------------------------
+    def _flush(self, conn: TcpConnection, now: float) -> None:
+        segments = conn.segments_to_send()
+        if segments:
+            route = conn.route
+            if route is not None:
+                lport, rport = conn.local[1], conn.remote[1]
+                for seg in segments:
+                    if seg.flags & RST:
+                        self.resets_sent += 1
+                    self._transmit(route, lport, rport, seg, now)
+        event = conn.next_event()
+        while event is not None:
+            self._dispatch(conn, event)
+            event = conn.next_event()
+        if conn.user is not None and self.on_flushed is not None:
+            self.on_flushed(conn)
+        if conn.state is State.CLOSED:
+            self._forget(conn)
+            return
+        at = conn.poll_at()
+        if at is not None and conn.timer_at != at:
+            conn.timer_at = at
+            heapq.heappush(self._timers, (at, next(self._tiebreak), conn))
+
+    def _dispatch(self, conn: TcpConnection, event: Event) -> None:
+        listener: Listener | None = conn.listener
+        if listener is not None:
+            if isinstance(event, Connected):
+                listener.half_open.discard(conn)
+                conn.listener = None
+                if listener.closed or not listener.accept(conn):
+                    conn.abort(0.0)
+                    return
+            if isinstance(event, ConnectionReset | ConnectionClosed):
+                listener.half_open.discard(conn)
+                return  # never handed to the application
+        if self.on_event is not None:
+            self.on_event(conn, event)
+
+    def _transmit(self, route: OutRoute, sport: int, dport: int, seg: Segment, now: float) -> None:
+        options = seg.options
+        payload = seg.payload
+        frame = bytearray(HEADROOM + TCP_HEADER_LEN + len(options) + len(payload))
+        if payload:
+            frame[HEADROOM + TCP_HEADER_LEN + len(options) :] = payload
+        build_into(frame, HEADROOM, sport, dport, seg.seq, seg.ack, seg.flags, seg.window,
+                   options, route.src, route.dst)  # fmt: skip
+        self.tx_segments += 1
+        try:
+            # RFC 1191: TCP sets Don't Fragment and learns the path MTU from ICMP.
+            self.ip.output(frame, route, IpProto.TCP, now, df=True)
+        except OSError as exc:
+            self._drop("output_error", exc)
+
+    def _forget(self, conn: TcpConnection) -> None:
+        key = conn.key
+        if key is not None and self.connections.get(key) is conn:
+            del self.connections[key]
+        conn.timer_at = None
+        self.retransmits += conn.retransmits
+        self.challenge_acks += conn.challenge_acks
+        for reason, n in conn.drops.items():
+            self.drops[reason] = self.drops.get(reason, 0) + n
+        conn.drops.clear()
+        conn.retransmits = conn.challenge_acks = 0
+
+    # -- user calls through the layer ------------------------------------------------------
+    def call(self, conn: TcpConnection, now: float) -> None:
+        """Flush a connection after a user call (send, close, ...)."""
+        self._flush(conn, now)
+
+    # -- time ------------------------------------------------------------------------------
+    def poll_at(self) -> float | None:
+        timers = self._timers
+        while timers:
+            at, _, conn = timers[0]
+            if conn.timer_at == at:
+                return at
+            heapq.heappop(timers)
+        return None
+
+    def handle_timeout(self, now: float) -> None:
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            at, _, conn = heapq.heappop(timers)
+            if conn.timer_at != at:
+                continue
+            conn.timer_at = None
+            conn.handle_timeout(now)
+            self._flush(conn, now)
+
+    # -- ICMP ------------------------------------------------------------------------------
+    def _icmp_error(
+        self, type_: int, code: int, rest: int, inner: IPv4Header, payload: memoryview,
+        now: float,
+    ) -> None:  # fmt: skip
+        sport = int.from_bytes(payload[0:2], "big")
+        dport = int.from_bytes(payload[2:4], "big")
+        seq = int.from_bytes(payload[4:8], "big")
+        conn = self.connections.get((inner.src, sport, inner.dst, dport))
+        if conn is None:
+            self._drop("icmp_no_connection")
+            return
+        # RFC 5927 4.1: the quoted sequence number must be in flight.
+        if diff(seq, conn.snd_una) < 0 or diff(seq, conn.snd_max) >= 0:
+            self._drop("icmp_bad_seq")
+            return
+        if type_ == IcmpType.DEST_UNREACHABLE and code == UnreachableCode.FRAGMENTATION_NEEDED:
+            mtu = rest & 0xFFFF
+            if mtu == 0:
+                mtu = max(68, inner.total_length - 40)  # RFC 1191 5: a guess for old routers
+            conn.icmp_error(OSError(errno.EMSGSIZE, "fragmentation needed"), now, mtu=mtu)
+        else:
+            exc = to_oserror(type_, code)
+            if exc is None:
+                return
+            conn.icmp_error(exc, now)
+        self._flush(conn, now)
+
+    def stats(self) -> dict[str, Any]:
+        out = super().stats()
+        live = list(self.connections.values())
+        out["retransmits"] += sum(c.retransmits for c in live)
+        out["challenge_acks"] += sum(c.challenge_acks for c in live)
+        drops = out["drops"]
+        for c in live:
+            for reason, n in c.drops.items():
+                drops[reason] = drops.get(reason, 0) + n
+        states: dict[str, int] = {}
+        for c in live:
+            states[c.state.value] = states.get(c.state.value, 0) + 1
+        out["connections"] = len(live)
+        out["states"] = states
+        out["listeners"] = len(self.listeners)
+        return out
