@@ -38,6 +38,10 @@ def test_demo_reports_every_part(tmp_path: Path) -> None:
         "echoed back intact: True",
         "ConnectionRefusedError",
         "20 pings alpha -> beta over the lossy port",
+        "echoed: b'hello over TCP\\n'",
+        "after write_eof(): intact True",
+        "status: HTTP/1.1 200 OK",
+        "port 81 (nobody listens): ConnectionRefusedError",
         "done.",
     ):
         assert expected in out, f"{expected!r} missing from:\n{out}"

@@ -57,6 +57,8 @@ FIN_I, SYN_I, RST_I, PSH_I, ACK_I = int(FIN), int(SYN), int(RST), int(PSH), int(
 DEFAULT_MSS = 536
 #: RFC 7323 2.3: the largest window scale.
 MAX_WSCALE = 14
+#: Segments acknowledged at once at the start of a connection (Linux: TCP_MAX_QUICKACKS).
+QUICKACKS = 16
 #: RFC 5681 3.2: duplicate acknowledgements that signal a loss.
 DUPTHRESH = 3
 
@@ -120,7 +122,7 @@ class TcpConfig:
     retries: int = 15
     delayed_ack: float = 0.04
     #: Bytes the receive side holds for the application (the largest window offered).
-    recv_buffer: int = 256 * 1024
+    recv_buffer: int = 1024 * 1024
     #: At most this many out-of-order segments are kept (each also within the window).
     max_ooo_segments: int = 256
     nodelay: bool = False
@@ -252,6 +254,7 @@ class TcpConnection:
         self._ack_pending = False
         self._ack_now = False
         self._unacked_segments = 0
+        self._quickacks = QUICKACKS
         self._persist_at: float | None = None
         self._persist_backoff = 0
         self._keepalive_at: float | None = None
@@ -1102,9 +1105,22 @@ class TcpConnection:
                 self._ack_pending = True
                 if self._unacked_segments >= 2:
                     self._ack_now = True  # RFC 9293 3.8.6.3: every second full segment
+                elif self._quickacks > 0:
+                    # While the sender is in slow start, acknowledge at once (Linux's
+                    # quick-ack mode): a delayed ACK would hold back a small window.
+                    self._quickacks -= 1
+                    self._ack_now = True
+                elif self._window_opened():
+                    self._ack_now = True  # RFC 9293 3.8.6.2.2: a worthwhile window update
         else:
             self._store_ooo(seq, payload)
             self._ack_now = True  # RFC 5681 4.2: immediate duplicate ACK when out of order
+
+    def _window_opened(self) -> bool:
+        window = self._window_to_advertise()
+        return diff(add(self.rcv_nxt, window), self._rcv_adv) >= min(
+            self.config.recv_buffer // 2, self.mss_local
+        )
 
     def _deliver(self, data: memoryview | bytes) -> None:
         self.rcv_nxt = add(self.rcv_nxt, len(data))
