@@ -1,0 +1,126 @@
+"""``python -m benchmarks [--quick] [--only NAME ...] [--loop asyncio|uvloop|both]``
+
+Prints one JSON object per line: first the machine (``"bench": "machine"``), then one line
+per measurement, netstack's and its same-run comparison's as separate lines (``impl``).
+Progress goes to stderr. See benchmarks/README.md for what each measurement times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+from .common import LOOPS, Emitter, Settings, log, loop_factory, machine_info
+from .micro import run_micro
+from .ping import run_ping
+from .tap import run_tap, run_veth
+from .udp import run_udp
+
+#: Every measurement, by group; ``--only`` takes group or measurement names.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "micro": ("micro",),
+    "udp": ("udp_rate", "udp_echo"),
+    "ping": ("ping_rtt",),
+    "tap": ("tap_udp_rate", "tap_ping_rtt"),
+}
+ALL = tuple(name for names in GROUPS.values() for name in names)
+
+
+def _default_loop() -> str:
+    try:
+        from netstack.runner import loop_name
+
+        return loop_name()
+    except ImportError:
+        return "asyncio"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="netstack benchmarks: one JSON line per measurement, comparisons in-run.",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="short durations and fewer repeats (~30 s)"
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        choices=sorted({*GROUPS, *ALL}),
+        help=f"groups ({', '.join(GROUPS)}) or measurements ({', '.join(ALL)})",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=(*LOOPS, "both"),
+        default=_default_loop(),
+        help="event loop (default: uvloop when installed, as netstack.run; "
+        "NETSTACK_LOOP=asyncio forces asyncio); 'both' runs the loop-dependent part twice",
+    )
+    return parser.parse_args(argv)
+
+
+async def _on_loop(emit: Emitter, settings: Settings, names: set[str], first: bool) -> None:
+    """The measurements that run on an event loop. Those that do not depend on the loop
+    (the veth comparisons) run only on the first loop of a run."""
+    if names & {"udp_rate", "udp_echo"}:
+        await run_udp(emit, settings, names)
+    if "ping_rtt" in names:
+        await run_ping(emit, settings, with_veth=first)
+    if names & {"tap_udp_rate", "tap_ping_rtt"}:
+        await run_tap(emit, settings, names)
+        if first:
+            await run_veth(emit, settings, names)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    # Unwind like Ctrl-C, so that every namespace is deleted on the way out.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    names: set[str] = set()
+    for name in args.only or GROUPS:
+        names.update(GROUPS.get(name, (name,)))
+    loops = list(LOOPS) if args.loop == "both" else [args.loop]
+    for name in loops:
+        loop_factory(name)  # fail early when uvloop is missing
+    settings = Settings.for_profile(args.quick)
+    signal.signal(signal.SIGTERM, _terminate)
+
+    emit = Emitter()
+    emit.note(
+        bench="machine",
+        **machine_info(),
+        loops=loops,
+        quick=settings.quick,
+        measurements=sorted(names, key=ALL.index),
+    )
+    started = time.monotonic()
+    try:
+        if "micro" in names:
+            run_micro(emit, settings)
+        for i, name in enumerate(loops):
+            emit.loop = name
+            with asyncio.Runner(loop_factory=loop_factory(name)) as runner:
+                runner.run(_on_loop(emit, settings, names, first=i == 0))
+    except KeyboardInterrupt as exc:
+        log(f"interrupted ({exc or 'SIGINT'}) after {len(emit.records)} measurements")
+        return 130
+    # Peak resident memory of this whole process (interpreter, both loops, every stack it
+    # made), the figure comparable to a quoted "RSS" of another stack's process.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    emit.emit("max_rss", "benchmark-process", round(peak, 1), "MiB", loop=None)
+    log(f"done: {len(emit.records)} measurements in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
