@@ -50,6 +50,7 @@ def test_fixtures_seeds_and_captures(project: pytest.Pytester) -> None:
 
 
 def test_uvloop_option(project: pytest.Pytester) -> None:
+    pytest.importorskip("uvloop")
     result = project.runpytest_subprocess("--netstack-loop", "uvloop", "-k", "test_pair")
     result.assert_outcomes(passed=1, deselected=2)
     result.stdout.fnmatch_lines(["*event loop policy from uvloop*"])
