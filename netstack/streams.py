@@ -229,6 +229,13 @@ class TcpTransport(asyncio.Transport):
         if self._closing or self._reading:
             return
         self._reading = True
+        # Held data is delivered on the next turn of the loop, never from inside this call:
+        # asyncio's StreamReader resumes reading and only then sets up its waiter.
+        self._loop.call_soon(self._resume_now)
+
+    def _resume_now(self) -> None:
+        if not self._reading or self._lost:
+            return
         now = self._loop.time()
         self._conn.resume_reading(now)
         self._stack.tcp.call(self._conn, now)

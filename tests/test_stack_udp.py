@@ -197,7 +197,7 @@ async def test_port_unreachable(stack_pair: tuple[Stack, Stack]) -> None:
 
 async def test_icmp_errors_are_rate_limited(stack_pair: tuple[Stack, Stack]) -> None:
     a, b = stack_pair
-    await a.ping("198.18.0.2")  # resolved first: the ARP queue would hold only 64
+    await a.ping("198.18.0.2")  # resolved first: the ARP queue would hold only 128
     t, _ = await a.create_datagram_endpoint(Collector)
     for _ in range(200):
         t.sendto(b"x", ("198.18.0.2", 9999))

@@ -60,7 +60,7 @@ class ArpConfig:
     max_probes: int = 3
     max_entries: int = 1024
     #: Packets queued per unresolved address (RFC 1122 2.3.2.2 asks for at least one).
-    pending_per_entry: int = 64
+    pending_per_entry: int = 128
     pending_total: int = 1024
 
 

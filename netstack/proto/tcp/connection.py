@@ -873,8 +873,9 @@ class TcpConnection:
         self._keepalive_probes = 0
         if self.config.keepalive:
             self._keepalive_at = now + self.config.keepalive_idle
+        new_sack = False
         if self.sack_ok and opts.sack:
-            self._update_scoreboard(opts.sack)
+            new_sack = self._update_scoreboard(opts.sack)
         acked = diff(ack, snd_una)
         scaled = window << self.snd_wscale
         # Window update (RFC 9293 3.10.7.4: SND.WL1 < SEG.SEQ or (= and SND.WL2 =< SEG.ACK)).
@@ -889,7 +890,13 @@ class TcpConnection:
             self.snd_wl2 = ack
         if acked > 0:
             self._new_ack(ack, acked, opts, now)
-        elif acked == 0 and data_len == 0 and not window_changed and self.snd_max != snd_una:
+        elif (
+            acked == 0
+            and self.snd_max != snd_una
+            and (new_sack or (data_len == 0 and not window_changed))
+        ):
+            # RFC 5681 2's duplicate ACK, or RFC 6675 2's: one that brings new SACK
+            # information counts "even if it ... changes the advertised window".
             self._duplicate_ack(now)
         if self.snd_wnd > 0:
             self._persist_at = None
@@ -1007,8 +1014,10 @@ class TcpConnection:
         return covered
 
     # -- SACK scoreboard (RFC 6675) ---------------------------------------------------------------
-    def _update_scoreboard(self, blocks: tuple[tuple[int, int], ...]) -> None:
+    def _update_scoreboard(self, blocks: tuple[tuple[int, int], ...]) -> bool:
+        """Merge SACK blocks into the scoreboard; True when they SACKed new data."""
         una, top = self.snd_una, self.snd_max
+        before = self._sacked_above(una)
         for left, right in blocks:
             # Ignore blocks outside what is outstanding (RFC 2883 D-SACKs included).
             if diff(left, una) < 0 or diff(right, top) > 0 or diff(right, left) <= 0:
@@ -1025,6 +1034,7 @@ class TcpConnection:
                 else:
                     merged.append(b)
             self._sacked = merged[:64]
+        return self._sacked_above(una) > before
 
     def _sacked_above(self, seq: int) -> int:
         total = 0
