@@ -21,7 +21,7 @@ __all__ = ["COOKIE_MSS", "IsnGenerator", "Cookie"]
 
 #: The MSS values a cookie can carry (3 bits), as Linux's msstab does for IPv4.
 COOKIE_MSS = (536, 1300, 1440, 1460, 4312, 8960, 16344, 65495)
-#: Cookie time ticks last 64 seconds; a cookie is valid for two ticks.
+#: Cookie time ticks last 64 seconds; a cookie is valid in the tick it was made and the next.
 _TICK = 64.0
 _MAX_AGE = 2
 
@@ -51,36 +51,43 @@ class IsnGenerator:
         now: float,
     ) -> int:  # fmt: skip
         """The ISN to answer a SYN with, when no state is kept for it."""
-        t = int(now / _TICK) & 0x1F
+        tick = int(now / _TICK)
         index = max(i for i, m in enumerate(COOKIE_MSS) if m <= max(mss, COOKIE_MSS[0]))
-        h = self._cookie_hash(local, remote, peer_isn, t)
-        return (t << 27) | (index << 24) | h
+        h = self._cookie_hash(local, remote, peer_isn, tick, index)
+        return ((tick & 0x1F) << 27) | (index << 24) | h
 
     def check_cookie(
         self, local: tuple[bytes, int], remote: tuple[bytes, int], peer_isn: int, cookie: int,
         now: float,
     ) -> Cookie | None:  # fmt: skip
         """What a valid cookie carried, or None for a forged or stale one."""
-        t = cookie >> 27
-        age = (int(now / _TICK) - t) & 0x1F
-        if age > _MAX_AGE:
+        current = int(now / _TICK)
+        age = (current - (cookie >> 27)) & 0x1F
+        if age >= _MAX_AGE:
             return None
-        if self._cookie_hash(local, remote, peer_isn, t) != cookie & 0xFFFFFF:
+        # The hash covers the whole tick (not just the 5 bits carried), so a cookie is not
+        # valid again when the counter wraps, and the MSS index, so it cannot be altered.
+        index = (cookie >> 24) & 0x7
+        if self._cookie_hash(local, remote, peer_isn, current - age, index) != cookie & 0xFFFFFF:
             return None
-        return Cookie(COOKIE_MSS[(cookie >> 24) & 0x7])
+        return Cookie(COOKIE_MSS[index])
 
     def _cookie_hash(
-        self, local: tuple[bytes, int], remote: tuple[bytes, int], peer_isn: int, t: int
+        self,
+        local: tuple[bytes, int],
+        remote: tuple[bytes, int],
+        peer_isn: int,
+        tick: int,
+        index: int,
     ) -> int:
-        return (
-            self._f(
-                b"cookie",
-                local[0],
-                local[1].to_bytes(2, "big"),
-                remote[0],
-                remote[1].to_bytes(2, "big"),
-                peer_isn.to_bytes(4, "big"),
-                bytes((t,)),
-            )
-            & 0xFFFFFF
+        digest = self._f(
+            b"cookie",
+            local[0],
+            local[1].to_bytes(2, "big"),
+            remote[0],
+            remote[1].to_bytes(2, "big"),
+            peer_isn.to_bytes(4, "big"),
+            tick.to_bytes(8, "big", signed=True),
+            bytes((index,)),
         )
+        return digest & 0xFFFFFF
