@@ -9,6 +9,7 @@ from .errors import (
     NoRouteError,
     ParseError,
 )
+from .host import HostStack
 from .stack import Stack, StackConfig
 
 __version__ = "0.1.0"
@@ -16,6 +17,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AddressInUseError",
     "ClosedError",
+    "HostStack",
     "LinkError",
     "MessageTooLargeError",
     "NetstackError",

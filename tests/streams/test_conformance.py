@@ -1,0 +1,94 @@
+"""The stream conformance suite (``conformance.py``) run unchanged over every backend:
+
+* ``memory``: netstack to netstack over an in-memory cable (the ``stack_pair`` fixture);
+* ``host``: HostStack to HostStack on loopback (the operating system's sockets);
+* ``tap-netstack-client``: netstack on a TAP device connecting to the Linux kernel in a
+  network namespace, where an agent (``python conformance.py agent``) drives the kernel's
+  sockets with asyncio;
+* ``tap-netstack-server``: the same, the kernel connecting to netstack.
+
+The TAP backends need root (``tap_netns``); without it they skip, unless
+``NETSTACK_REQUIRE_PEERS=1``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from conformance import CHECKS, DIRECTIONAL_CHECKS, DIRECTIONS, Agent, Harness, RemoteEndpoint
+
+from netstack import HostStack
+
+#: The bound on a whole check (its steps are bounded more tightly).
+CHECK_TIMEOUT = 60.0
+
+BACKENDS = [
+    "memory",
+    "host",
+    pytest.param("tap-netstack-client", marks=pytest.mark.peers),
+    pytest.param("tap-netstack-server", marks=pytest.mark.peers),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> tuple[str, Any]:
+    """The backend's name and the netstack fixtures it is built on (resolved here, outside
+    the event loop, so that the TAP ones can skip)."""
+    name = request.param
+    if name == "memory":
+        return name, request.getfixturevalue("stack_pair")
+    if name.startswith("tap-"):
+        return name, (request.getfixturevalue("tap_stack"), request.getfixturevalue("tap_netns"))
+    return name, None
+
+
+@pytest.fixture
+async def harness(backend: tuple[str, Any]) -> AsyncIterator[Harness]:
+    name, parts = backend
+    agent: Agent | None = None
+    host: HostStack | None = None
+    if name == "memory":
+        a, b = parts
+        h = Harness(name, client=a, server=b, server_host="198.18.0.2")
+    elif name == "host":
+        host = HostStack()
+        h = Harness(name, host, host, server_host="127.0.0.1", listen_host="127.0.0.1")
+    else:
+        stack, sandbox = parts
+        agent = await Agent.start(["ip", "netns", "exec", sandbox.name, *Agent.argv()])
+        kernel = RemoteEndpoint(agent)
+        if name == "tap-netstack-client":
+            h = Harness(name, stack, kernel, server_host="198.18.0.1", listen_host="198.18.0.1")
+        else:
+            h = Harness(name, kernel, stack, server_host="198.18.0.2")
+    try:
+        yield h
+    finally:
+        await h.aclose()
+        if host is not None:
+            await host.close()
+        if agent is not None:
+            await agent.close()
+            agent.check()
+
+
+def _name(fn: Callable[..., Awaitable[None]]) -> str:
+    return fn.__name__.removeprefix("check_")
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=_name)
+async def test_stream(harness: Harness, check: Callable[[Harness], Awaitable[None]]) -> None:
+    async with asyncio.timeout(CHECK_TIMEOUT):
+        await check(harness)
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("check", DIRECTIONAL_CHECKS, ids=_name)
+async def test_stream_direction(
+    harness: Harness, check: Callable[[Harness, str], Awaitable[None]], direction: str
+) -> None:
+    async with asyncio.timeout(CHECK_TIMEOUT):
+        await check(harness, direction)
