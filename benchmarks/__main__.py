@@ -20,6 +20,7 @@ from .common import LOOPS, Emitter, Settings, log, loop_factory, machine_info
 from .micro import run_micro
 from .ping import run_ping
 from .tap import run_tap, run_veth
+from .tcp import run_tcp
 from .udp import run_udp
 
 #: Every measurement, by group; ``--only`` takes group or measurement names.
@@ -28,6 +29,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "udp": ("udp_rate", "udp_echo"),
     "ping": ("ping_rtt",),
     "tap": ("tap_udp_rate", "tap_ping_rtt"),
+    "tcp": ("tcp_bulk_memory", "tcp_bulk_tap", "tcp_connect_rate", "tcp_memory"),
 }
 ALL = tuple(name for names in GROUPS.values() for name in names)
 
@@ -77,6 +79,8 @@ async def _on_loop(emit: Emitter, settings: Settings, names: set[str], first: bo
         await run_tap(emit, settings, names)
         if first:
             await run_veth(emit, settings, names)
+    if names & set(GROUPS["tcp"]):
+        await run_tcp(emit, settings, names, first=first)
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

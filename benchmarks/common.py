@@ -59,6 +59,12 @@ class Settings:
         tap_pings: echo requests per RTT measurement over TAP or veth.
         micro_target: seconds one timeit repeat of a micro benchmark aims for.
         micro_repeats: timeit repeats per micro benchmark.
+        tcp_seconds: duration of one repeat of a TCP bulk transfer (sending time).
+        tcp_repeats: timed repeats of each TCP rate measurement.
+        tcp_conn_seconds: duration of one repeat of a TCP connection-rate measurement.
+        tcp_idle: idle established connections opened for ``tcp_memory``.
+        tcp_churn: connections opened and closed one batch after another for
+            ``tcp_memory``'s RSS series.
     """
 
     quick: bool
@@ -70,6 +76,11 @@ class Settings:
     tap_pings: int
     micro_target: float
     micro_repeats: int
+    tcp_seconds: float
+    tcp_repeats: int
+    tcp_conn_seconds: float
+    tcp_idle: int
+    tcp_churn: int
 
     @classmethod
     def for_profile(cls, quick: bool) -> Settings:
@@ -84,6 +95,11 @@ class Settings:
                 tap_pings=50,
                 micro_target=0.02,
                 micro_repeats=3,
+                tcp_seconds=0.3,
+                tcp_repeats=1,
+                tcp_conn_seconds=0.2,
+                tcp_idle=300,
+                tcp_churn=1000,
             )
         return cls(
             quick=False,
@@ -95,6 +111,11 @@ class Settings:
             tap_pings=100,
             micro_target=0.1,
             micro_repeats=5,
+            tcp_seconds=1.0,
+            tcp_repeats=3,
+            tcp_conn_seconds=0.5,
+            tcp_idle=2000,
+            tcp_churn=10_000,
         )
 
 

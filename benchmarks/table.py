@@ -17,7 +17,18 @@ from typing import Any
 
 __all__ = ["render"]
 
-_KEYS = ("case", "proto", "direction", "interval", "payload")
+_KEYS = (
+    "case",
+    "proto",
+    "direction",
+    "side",
+    "interval",
+    "payload",
+    "mtu",
+    "nodelay",
+    "offloads",
+    "concurrency",
+)
 _TITLES = {
     "micro": "micro (ns per call, median of the timeit repeats)",
     "udp_rate": "udp_rate (datagrams received per second, one way)",
@@ -25,6 +36,10 @@ _TITLES = {
     "ping_rtt": "ping_rtt (microseconds: median (p99))",
     "tap_udp_rate": "tap_udp_rate (datagrams received per second)",
     "tap_ping_rtt": "tap_ping_rtt (microseconds: median (p99))",
+    "tcp_bulk_memory": "tcp_bulk_memory (Mbit/s of payload received, one way)",
+    "tcp_bulk_tap": "tcp_bulk_tap (Mbit/s counted by the receiver)",
+    "tcp_connect_rate": "tcp_connect_rate (connection cycles per second)",
+    "tcp_memory": "tcp_memory (idle: bytes per connection; churn: RSS growth in KiB)",
 }
 
 
@@ -58,6 +73,12 @@ def _row_label(record: dict[str, Any]) -> str:
             value = record[key]
             if key == "payload":
                 parts.append(f"{value} B")
+            elif key == "mtu":
+                parts.append(f"MTU {value}")
+            elif key == "nodelay":
+                parts.append("nodelay" if value else "Nagle")
+            elif key == "concurrency":
+                parts.append(f"x{value}")
             elif key == "interval":
                 parts.append(f"every {value} s" if value else "back to back")
             else:

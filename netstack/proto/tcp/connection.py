@@ -270,6 +270,7 @@ class TcpConnection:
         self._inflation = 0  # NewReno's temporary window inflation during recovery
         self._sacked: list[list[int]] = []  # peer-reported SACK blocks above snd_una, merged
         self._high_rxt = iss  # RFC 6675 HighRxt
+        self._short_end = iss  # the end of the last small segment sent (Nagle/Minshall)
         # -- statistics --
         self.retransmits = 0
         self.segments_in = 0
@@ -503,13 +504,13 @@ class TcpConnection:
     def _segment(
         self, seq: int, flags: int, now: float, payload: bytes | memoryview = b""
     ) -> Segment:
-        window = self._window_to_advertise()
-        edge = add(self.rcv_nxt, window)
-        if diff(edge, self._rcv_adv) > 0:
-            self._rcv_adv = edge
-        scaled = window >> self.rcv_wscale
+        scaled = self._window_to_advertise() >> self.rcv_wscale
         if scaled > 0xFFFF:
             scaled = 0xFFFF
+        # The edge is what the peer is told, after scaling and the 16-bit field.
+        edge = add(self.rcv_nxt, scaled << self.rcv_wscale)
+        if diff(edge, self._rcv_adv) > 0:
+            self._rcv_adv = edge
         return Segment(seq, self.rcv_nxt, flags | ACK_I, scaled, self._options(now), payload)
 
     def _send_ack(self, now: float) -> None:
@@ -1288,12 +1289,20 @@ class TcpConnection:
                     if room <= 0 or (room < mss and room < self.max_snd_wnd // 2):
                         break  # sender SWS avoidance: wait for a useful window
                     n = room
-                if n < mss and self.snd_nxt != self.snd_una and not self.config.nodelay:
-                    # Nagle: one small segment outstanding at a time, unless the FIN follows.
-                    if not (self._fin_queued and n == unsent):
-                        break
+                if (
+                    n < mss
+                    and not self.config.nodelay
+                    and diff(self._short_end, self.snd_una) > 0
+                    and not (self._fin_queued and n == unsent)
+                ):
+                    # Nagle (RFC 9293 3.7.4) with Minshall's refinement, as Linux does: hold a
+                    # small segment only while an earlier small one is unacknowledged, so a
+                    # write's short tail does not wait for a delayed ACK of full segments.
+                    break
                 seq = self.snd_nxt
                 fin = self._emit_data(seq, n, now)
+                if n < mss:
+                    self._short_end = add(seq, n)
                 self._advance(add(seq, n + (1 if fin else 0)))
                 if self._rto_at is None:
                     self._rto_at = now + self.rto

@@ -46,6 +46,16 @@ class IsnGenerator:
         f = self._f(local[0], local[1].to_bytes(2, "big"), remote[0], remote[1].to_bytes(2, "big"))
         return (m + f) & 0xFFFFFFFF
 
+    def ts_offset(self, local_ip: bytes, remote_ip: bytes) -> int:
+        """The timestamp clock offset for a pair of hosts (RFC 7323 5.4)."""
+        return self._f(b"ts", local_ip, remote_ip)
+
+    def port_offset(self, local_ip: bytes, remote: tuple[bytes, int] | None) -> int:
+        """RFC 6056 3.3.3: F(local address, remote address, remote port, secret)."""
+        if remote is None:
+            return self._f(b"port", local_ip)
+        return self._f(b"port", local_ip, remote[0], remote[1].to_bytes(2, "big"))
+
     def cookie(
         self, local: tuple[bytes, int], remote: tuple[bytes, int], peer_isn: int, mss: int,
         now: float,

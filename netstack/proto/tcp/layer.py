@@ -121,6 +121,7 @@ class TcpLayer(Layer):
         self.limits = limits or TcpLimits()
         self._rng = rng
         self._isn = IsnGenerator(rng.getrandbits(256).to_bytes(32, "big"))
+        self._next_ephemeral = rng.getrandbits(16)
         self.connections: dict[Key, TcpConnection] = {}
         self.listeners: dict[tuple[bytes, int], Listener] = {}
         self.on_event: EventHandler | None = None
@@ -211,7 +212,9 @@ class TcpLayer(Layer):
             "iss": self._isn.isn(local, remote, now),
             "mss": self.ip.mtu - 40,
             "config": config or self.config,
-            "ts_offset": self._rng.getrandbits(32),
+            # RFC 7323 5.4 / RFC 6191: one timestamp clock per pair of hosts (as Linux does),
+            # so a new connection's timestamps are newer than an old one's in TIME-WAIT.
+            "ts_offset": self._isn.ts_offset(local[0], remote[0]),
             "challenge_limiter": self._challenges.allow,
         }
 
@@ -221,12 +224,17 @@ class TcpLayer(Layer):
         conn.key = key
 
     def _ephemeral_port(self, local_ip: bytes, remote: tuple[bytes, int] | None) -> int:
+        """RFC 6056 3.3.3, Algorithm 3: a keyed hash of the destination picks where to start,
+        a counter moves on from there, so successive connections to one peer use successive
+        ports (away from the ones still in TIME-WAIT) while the sequence stays unguessable
+        to anyone else."""
         lo, n = EPHEMERAL.start, len(EPHEMERAL)
-        port = lo + self._rng.randrange(0, n)
+        offset = self._isn.port_offset(local_ip, remote)
         for _ in range(n):
+            self._next_ephemeral = (self._next_ephemeral + 1) & 0xFFFF
+            port = lo + (offset + self._next_ephemeral) % n
             if self._port_free(local_ip, port, remote):
                 return port
-            port = lo + (port - lo + 1) % n
         raise AddressInUseError("no free ephemeral TCP port")
 
     def _port_free(self, local_ip: bytes, port: int, remote: tuple[bytes, int] | None) -> bool:
@@ -453,7 +461,10 @@ class TcpLayer(Layer):
         at = conn.poll_at()
         if at is not None and conn.timer_at != at:
             conn.timer_at = at
-            heapq.heappush(self._timers, (at, next(self._tiebreak), conn))
+            timers = self._timers
+            heapq.heappush(timers, (at, next(self._tiebreak), conn))
+            if len(timers) > 2 * len(self.connections) + 64:
+                self._rebuild_timers()
 
     def _dispatch(self, conn: TcpConnection, event: Event) -> None:
         listener: Listener | None = conn.listener
@@ -490,6 +501,7 @@ class TcpLayer(Layer):
         if key is not None and self.connections.get(key) is conn:
             del self.connections[key]
         conn.timer_at = None
+        conn.route = conn.user = conn.listener = None
         self.retransmits += conn.retransmits
         self.challenge_acks += conn.challenge_acks
         for reason, n in conn.drops.items():
@@ -501,6 +513,17 @@ class TcpLayer(Layer):
     def call(self, conn: TcpConnection, now: float) -> None:
         """Flush a connection after a user call (send, close, ...)."""
         self._flush(conn, now)
+
+    def _rebuild_timers(self) -> None:
+        """Drop stale heap entries: they would keep closed connections alive until their
+        old deadlines pass, and the heap would grow with every rescheduling."""
+        tiebreak = self._tiebreak
+        self._timers = [
+            (c.timer_at, next(tiebreak), c)
+            for c in self.connections.values()
+            if c.timer_at is not None
+        ]
+        heapq.heapify(self._timers)
 
     # -- time ------------------------------------------------------------------------------
     def poll_at(self) -> float | None:
