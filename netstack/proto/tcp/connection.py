@@ -145,7 +145,7 @@ class Segment(NamedTuple):
     flags: int
     window: int
     options: bytes = b""
-    payload: bytes | memoryview = b""
+    payload: bytes | bytearray | memoryview = b""
 
 
 # -- events ------------------------------------------------------------------------------------
@@ -257,6 +257,7 @@ class TcpConnection:
         self._quickacks = QUICKACKS
         self._persist_at: float | None = None
         self._persist_backoff = 0
+        self._persist_probes = 0  # unanswered window probes
         self._keepalive_at: float | None = None
         self._keepalive_probes = 0
         self._close_at: float | None = None  # TIME-WAIT end, or FIN-WAIT-2 timeout
@@ -502,15 +503,12 @@ class TcpConnection:
         return tuple((a, b) for a, b in self._sack_blocks[:n])
 
     def _segment(
-        self, seq: int, flags: int, now: float, payload: bytes | memoryview = b""
+        self, seq: int, flags: int, now: float, payload: bytes | bytearray | memoryview = b""
     ) -> Segment:
-        scaled = self._window_to_advertise() >> self.rcv_wscale
-        if scaled > 0xFFFF:
-            scaled = 0xFFFF
-        # The edge is what the peer is told, after scaling and the 16-bit field.
-        edge = add(self.rcv_nxt, scaled << self.rcv_wscale)
+        edge = self._advertisable_edge()
         if diff(edge, self._rcv_adv) > 0:
             self._rcv_adv = edge
+        scaled = max(0, diff(self._rcv_adv, self.rcv_nxt)) >> self.rcv_wscale
         return Segment(seq, self.rcv_nxt, flags | ACK_I, scaled, self._options(now), payload)
 
     def _send_ack(self, now: float) -> None:
@@ -604,8 +602,7 @@ class TcpConnection:
             self._events.extend(self._after_held)
             self._after_held.clear()
         if self.state in _CAN_RECEIVE or self.state is State.CLOSE_WAIT:
-            window = self._window_to_advertise()
-            if diff(add(self.rcv_nxt, window), self._rcv_adv) > 0:
+            if diff(self._advertisable_edge(), self._rcv_adv) > 0:
                 self._send_ack(now)
 
     # == segment arrival (RFC 9293 3.10.7) ========================================================
@@ -663,7 +660,9 @@ class TcpConnection:
             self._rto_at = None
             self._retries = 0
             if self.ts_ok and opts.ts_ecr:
-                self._rtt_sample(now - (self._ts_now(now) - opts.ts_ecr) / 1000.0, now)
+                sample = (self._ts_now(now) - opts.ts_ecr) & MASK  # RFC 7323 5.2: modulo 2**32
+                if sample < 60_000:
+                    self._rtt_sample(now - sample / 1000.0, now)
             elif self._rtt_seq is not None:
                 self._rtt_sample(self._rtt_time, now)
         self.snd_wnd = window  # unscaled in a SYN
@@ -723,6 +722,15 @@ class TcpConnection:
         now: float,
     ) -> None:
         length = len(payload) + (1 if flags & SYN_I else 0) + (1 if flags & FIN_I else 0)
+        if flags & SYN_I and self.state is State.SYN_RECEIVED and seq == self.irs:
+            self._syn_in_syn_received(ack, flags, window, now)
+            return
+        if flags & FIN_I and self.state is State.TIME_WAIT and add(seq, length) == self.rcv_nxt:
+            # RFC 9293 3.10.7.4, eighth check, TIME-WAIT: the peer's FIN again (our last ACK
+            # was lost): acknowledge it and restart the 2 MSL timeout.
+            self._ack_now = True
+            self._close_at = now + 2 * self.config.msl
+            return
         if self.ts_ok and opts.ts_val is None and not flags & RST_I:
             # RFC 7323 3.2: once negotiated, a segment without timestamps is dropped.
             self._drop("missing_timestamp")
@@ -746,10 +754,6 @@ class TcpConnection:
             return
         # Fourth check: SYN in a synchronized state (RFC 5961 4.2).
         if flags & SYN_I:
-            if self.state is State.SYN_RECEIVED and seq == self.irs:
-                self._ack_now = True  # a retransmitted SYN: our SYN-ACK will be repeated
-                self._syn_ack_again(now)
-                return
             self._challenge_ack(now)
             return
         # Fifth check: ACK.
@@ -796,8 +800,28 @@ class TcpConnection:
                 self._ooo_fin = fin_seq
                 self._ack_now = True
 
-    def _syn_ack_again(self, now: float) -> None:
-        self._send_syn(now)
+    def _syn_in_syn_received(self, ack: int, flags: int, window: int, now: float) -> None:
+        """The peer's SYN again, in SYN-RECEIVED (it falls just left of the window)."""
+        if not flags & ACK_I:
+            # Our SYN-ACK was lost: repeat it, which is what lets the peer's handshake finish
+            # (Linux: tcp_check_req).
+            self._send_syn(now)
+            return
+        # Simultaneous open, RFC 9293 Figure 8 line 6: the crossing SYN-ACK acknowledges our
+        # SYN, which completes the handshake.
+        if diff(ack, self.snd_una) > 0 and diff(ack, self.snd_max) <= 0:
+            self.snd_una = ack
+            self._rto_at = None
+            self._retries = 0
+            self.snd_wnd = window  # never scaled in a SYN (RFC 7323 2.2)
+            self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
+            self.snd_wl1 = self.irs
+            self.snd_wl2 = ack
+            self._established(now)
+            if self._fin_queued:
+                self._set_state(State.FIN_WAIT_1)
+        else:
+            self._ack_now = True
 
     def _challenge_ack(self, now: float) -> None:
         """RFC 5961 7: challenge ACKs, rate-limited."""
@@ -899,7 +923,8 @@ class TcpConnection:
             # RFC 5681 2's duplicate ACK, or RFC 6675 2's: one that brings new SACK
             # information counts "even if it ... changes the advertised window".
             self._duplicate_ack(now)
-        if self.snd_wnd > 0:
+        self._persist_probes = 0
+        if self.snd_wnd > 0 and diff(self.snd_nxt, self.snd_una) > 0:
             self._persist_at = None
             self._persist_backoff = 0
         return True
@@ -999,7 +1024,13 @@ class TcpConnection:
     def _retransmit(self, seq: int, now: float) -> int:
         """Send one segment again, starting at ``seq``; returns the sequence space it
         covered (data, and 1 for a FIN)."""
+        # Only what was sent before: new data goes out through _push, which keeps SND.MAX.
         end = self._data_end()
+        sent = self.snd_max
+        if self._fin_seq is not None and diff(sent, self._fin_seq) > 0:
+            sent = self._fin_seq
+        if diff(sent, end) < 0:
+            end = sent
         n = min(self.mss, diff(end, seq))
         covered = 0
         if n > 0:
@@ -1072,15 +1103,15 @@ class TcpConnection:
                 total += diff(right, left) if diff(right, seq) <= 0 else diff(seq, left)
         return total
 
-    def _next_hole(self) -> int | None:
-        """RFC 6675 NextSeg rule 1: the first unSACKed sequence number at or above HighRxt
-        below the highest SACKed one that is lost."""
+    def _next_hole(self, *, lost_only: bool = True) -> int | None:
+        """RFC 6675 NextSeg: the first unSACKed sequence number at or above HighRxt below
+        the highest SACKed one; rule (1) wants it lost (IsLost), rule (3) takes it anyway."""
         seq = self._high_rxt
         if diff(seq, self.snd_una) < 0:
             seq = self.snd_una
         for left, right in self._sacked:
             if diff(seq, left) < 0:
-                return seq if self._is_lost(seq) else None
+                return seq if not lost_only or self._is_lost(seq) else None
             if diff(seq, right) < 0:
                 seq = right
         return None
@@ -1127,9 +1158,15 @@ class TcpConnection:
             self._store_ooo(seq, payload)
             self._ack_now = True  # RFC 5681 4.2: immediate duplicate ACK when out of order
 
+    def _advertisable_edge(self) -> int:
+        """The right edge an ACK would offer now, after scaling and the 16-bit field."""
+        scaled = self._window_to_advertise() >> self.rcv_wscale
+        if scaled > 0xFFFF:
+            scaled = 0xFFFF
+        return add(self.rcv_nxt, scaled << self.rcv_wscale)
+
     def _window_opened(self) -> bool:
-        window = self._window_to_advertise()
-        return diff(add(self.rcv_nxt, window), self._rcv_adv) >= min(
+        return diff(self._advertisable_edge(), self._rcv_adv) >= min(
             self.config.recv_buffer // 2, self.mss_local
         )
 
@@ -1237,7 +1274,9 @@ class TcpConnection:
         """Send ``n`` bytes from ``seq``; the FIN rides along when it comes next. Returns
         whether it did."""
         start = self._buf_off + diff(seq, self._buf_seq)
-        payload = memoryview(self._sndbuf)[start : start + n]
+        # A copy, not a view: the application may append to the buffer while this
+        # segment is still on its way down (a bytearray with views cannot grow).
+        payload = self._sndbuf[start : start + n]
         end = add(seq, n)
         flags = PSH_I if end == self._data_end() else 0
         if (
@@ -1252,7 +1291,8 @@ class TcpConnection:
         ):
             flags |= FIN_I
         self._emit(self._segment(seq, flags, now, payload))
-        if retransmission:
+        if retransmission or diff(seq, self.snd_max) < 0:
+            # Below SND.MAX it was sent before (going back after a timeout, say): Karn.
             self.retransmits += 1
             if self._rtt_seq is not None and diff(self._rtt_seq, seq) >= 0:
                 self._rtt_seq = None  # Karn: no sample from a retransmitted segment
@@ -1301,6 +1341,8 @@ class TcpConnection:
                     break
                 seq = self.snd_nxt
                 fin = self._emit_data(seq, n, now)
+                self._persist_at = None
+                self._persist_backoff = 0
                 if n < mss:
                     self._short_end = add(seq, n)
                 self._advance(add(seq, n + (1 if fin else 0)))
@@ -1316,10 +1358,11 @@ class TcpConnection:
                 self._advance(add(fin_seq, 1))
                 if self._rto_at is None:
                     self._rto_at = now + self.rto
-            # Zero window with data waiting and nothing in flight: the persist timer.
+            # Data waiting and nothing in flight: a zero window needs probing, and a window
+            # too small to use (sender SWS avoidance) needs RFC 9293 3.8.6.2.1's override
+            # timeout; one persist timer does both (Linux's probe timer).
             if (
-                self.snd_wnd == 0
-                and diff(end, self.snd_nxt) > 0
+                diff(end, self.snd_nxt) > 0
                 and self.snd_nxt == self.snd_una
                 and self._persist_at is None
             ):
@@ -1339,9 +1382,20 @@ class TcpConnection:
             if self.cc.cwnd - self._pipe() < self.mss:
                 return
             hole = self._next_hole()
+            if hole is None and not self._can_send_new():
+                # Rule (3): with no new data to send, an unSACKed segment below the highest
+                # SACK goes out even before IsLost() says so (a loss at the tail).
+                hole = self._next_hole(lost_only=False)
             if hole is None:
                 return
             self._retransmit(hole, now)
+
+    def _can_send_new(self) -> bool:
+        """NextSeg rule (2): new data is waiting and the receive window has room for it."""
+        return (
+            diff(self._data_end(), self.snd_max) > 0
+            and diff(add(self.snd_una, self.snd_wnd), self.snd_max) > 0
+        )
 
     def _schedule_ack(self, now: float) -> None:
         if self._ack_pending and self._delack_at is None:
@@ -1440,8 +1494,25 @@ class TcpConnection:
         self._rto_at = now + self.rto
 
     def _zero_window_probe(self, now: float) -> None:
-        """RFC 9293 3.8.6.1 / RFC 1122 4.2.2.17: probe a zero window, backing off."""
-        if self.state not in _SENDING or self.snd_wnd > 0:
+        """RFC 9293 3.8.6.1 / RFC 1122 4.2.2.17: probe a zero window, backing off; give up
+        when the receiver stops answering (as Linux does after tcp_retries2 probes). With a
+        small non-zero window, RFC 9293 3.8.6.2.1's override: send what fits."""
+        if self.state not in _SENDING or self.snd_nxt != self.snd_una:
+            return
+        end = self._data_end()
+        if diff(end, self.snd_nxt) <= 0:
+            return
+        if self.snd_wnd > 0:
+            n = min(self.snd_wnd, self.mss, diff(end, self.snd_nxt))
+            seq = self.snd_nxt
+            fin = self._emit_data(seq, n, now)
+            self._advance(add(seq, n + (1 if fin else 0)))
+            self._rto_at = now + self.rto
+            return
+        self._persist_probes += 1
+        if self._persist_probes > self.config.retries:
+            self._emit(Segment(self.snd_nxt, 0, RST_I, 0))
+            self._terminate(TimeoutError(errno.ETIMEDOUT, "Connection timed out (zero window)"))
             return
         self._persist_backoff = min(self._persist_backoff + 1, 10)
         self._emit(self._segment(add(self.snd_una, -1), 0, now))
@@ -1473,8 +1544,10 @@ class TcpConnection:
                 self.pmtu_mss = max(new, 88)
                 self._update_mss()
                 if self.snd_nxt != self.snd_una:
-                    self.snd_nxt = self.snd_una
-                    self._retransmit(self.snd_una, now)
+                    # What is in flight was too big: resend from SND.UNA at the new size,
+                    # the rest follows as the window allows.
+                    covered = self._retransmit(self.snd_una, now)
+                    self.snd_nxt = add(self.snd_una, covered)
             return
         if self.state is State.SYN_SENT and isinstance(error, ConnectionRefusedError):
             # Linux treats port/protocol unreachable during the handshake as hard errors.

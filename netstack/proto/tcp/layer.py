@@ -273,24 +273,30 @@ class TcpLayer(Layer):
         key = (header.dst, tcp.dst_port, header.src, tcp.src_port)
         conn = self.connections.get(key)
         if conn is not None:
-            if conn.state is State.TIME_WAIT and flags & (SYN | ACK) == SYN:
-                if self._time_wait_reopens(conn, tcp.seq, opts):
-                    self._forget(conn)
-                    conn = None
+            if (
+                conn.state is State.TIME_WAIT
+                and flags & (SYN | ACK) == SYN
+                and self._listener_for(header.dst, tcp.dst_port) is not None
+                and self._time_wait_reopens(conn, tcp.seq, opts)
+            ):
+                self._forget(conn)
+                conn = None
             if conn is not None:
                 conn.receive(tcp.seq, tcp.ack, flags, tcp.window, opts, payload, now)
                 self._flush(conn, now)
                 return
-        listener = self.listeners.get((header.dst, tcp.dst_port)) or self.listeners.get(
-            (ANY, tcp.dst_port)
-        )
-        if listener is not None and not listener.closed:
+        listener = self._listener_for(header.dst, tcp.dst_port)
+        if listener is not None:
             self._listen_segment(listener, header, tcp.src_port, tcp.dst_port, tcp.seq,
                                  tcp.ack, flags, tcp.window, opts, payload, now)  # fmt: skip
             return
         self._drop("no_connection", key[1])
         self._reset_for(header, tcp.src_port, tcp.dst_port, tcp.seq, tcp.ack, flags,
                         len(payload), now)  # fmt: skip
+
+    def _listener_for(self, ip: bytes, port: int) -> Listener | None:
+        listener = self.listeners.get((ip, port)) or self.listeners.get((ANY, port))
+        return listener if listener is not None and not listener.closed else None
 
     def _time_wait_reopens(self, conn: TcpConnection, seq: int, opts: TcpOptions) -> bool:
         """RFC 6191 2: a new SYN may reuse a TIME-WAIT 4-tuple when it is newer."""
@@ -440,19 +446,24 @@ class TcpLayer(Layer):
 
     # -- after every input: segments out, events up, timers ----------------------------------
     def _flush(self, conn: TcpConnection, now: float) -> None:
-        segments = conn.segments_to_send()
-        if segments:
-            route = conn.route
-            if route is not None:
-                lport, rport = conn.local[1], conn.remote[1]
-                for seg in segments:
-                    if seg.flags & RST:
-                        self.resets_sent += 1
-                    self._transmit(route, lport, rport, seg, now)
-        event = conn.next_event()
-        while event is not None:
-            self._dispatch(conn, event)
+        # Dispatching an event may make the connection send (an application writing from
+        # its data callback, a refused connection being reset): loop until it is quiet.
+        for _ in range(16):
+            segments = conn.segments_to_send()
+            if segments:
+                route = conn.route
+                if route is not None:
+                    lport, rport = conn.local[1], conn.remote[1]
+                    for seg in segments:
+                        if seg.flags & RST:
+                            self.resets_sent += 1
+                        self._transmit(route, lport, rport, seg, now)
             event = conn.next_event()
+            if event is None:
+                break
+            while event is not None:
+                self._dispatch(conn, event)
+                event = conn.next_event()
         if conn.user is not None and self.on_flushed is not None:
             self.on_flushed(conn)
         if conn.state is State.CLOSED:
@@ -474,6 +485,8 @@ class TcpLayer(Layer):
                 conn.listener = None
                 if listener.closed or not listener.accept(conn):
                     conn.abort(0.0)
+                    while conn.next_event() is not None:
+                        pass  # never handed to the application: nobody to tell
                     return
             if isinstance(event, ConnectionReset | ConnectionClosed):
                 listener.half_open.discard(conn)
