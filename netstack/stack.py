@@ -116,6 +116,7 @@ class Stack:
             config=self.config.tcp,
             limits=self.config.tcp_limits,
         )
+        self.tcp.coalesce_acks = True  # flushed by _rearm, once per turn of the loop
         self.tcp.on_event = self._on_tcp_event
         self.tcp.on_flushed = self._on_tcp_flushed
         self._servers: set[Server] = set()
@@ -291,6 +292,7 @@ class Stack:
         self._rearm_scheduled = False
         if self._closed:
             return
+        self.tcp.flush_acks(self.loop.time())
         at = self._poll_at()
         if at is None or at >= self._timer_at:
             return

@@ -26,6 +26,7 @@ import collections
 import dataclasses
 import errno
 import logging
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -57,6 +58,9 @@ FIN_I, SYN_I, RST_I, PSH_I, ACK_I = int(FIN), int(SYN), int(RST), int(PSH), int(
 DEFAULT_MSS = 536
 #: RFC 7323 2.3: the largest window scale.
 MAX_WSCALE = 14
+_NOP_NOP_TS = struct.Struct("!III")
+_new_segment = tuple.__new__
+
 #: Segments acknowledged at once at the start of a connection (Linux: TCP_MAX_QUICKACKS).
 QUICKACKS = 16
 #: RFC 5681 3.2: duplicate acknowledgements that signal a loss.
@@ -497,7 +501,7 @@ class TcpConnection:
         ts = (self._ts_now(now), self.ts_recent)
         if self._sack_blocks and self.sack_ok:
             return emit_options(timestamp=ts, sack=self._sack_tuple(3))
-        return b"\x01\x01\x08\x0a" + ts[0].to_bytes(4, "big") + ts[1].to_bytes(4, "big")
+        return _NOP_NOP_TS.pack(0x0101080A, ts[0], ts[1])
 
     def _sack_tuple(self, n: int) -> tuple[tuple[int, int], ...]:
         return tuple((a, b) for a, b in self._sack_blocks[:n])
@@ -512,7 +516,10 @@ class TcpConnection:
         return Segment(seq, self.rcv_nxt, flags | ACK_I, scaled, self._options(now), payload)
 
     def _send_ack(self, now: float) -> None:
-        self._emit(self._segment(self.snd_nxt, 0, now))
+        # SND.MAX, not SND.NXT (as BSD does): after a timeout rewinds SND.NXT, an ACK with
+        # an old sequence number would fall left of the peer's window and be answered with
+        # another ACK, for ever.
+        self._emit(self._segment(self.snd_max, 0, now))
 
     def _send_rst(self, seq: int) -> None:
         self._emit(Segment(seq, 0, RST_I, 0))
@@ -539,6 +546,11 @@ class TcpConnection:
     def unsent(self) -> int:
         """Bytes queued and not yet sent once."""
         return max(0, diff(self._data_end(), self.snd_max))
+
+    @property
+    def reassembling(self) -> bool:
+        """Out-of-order data is waiting for a hole to fill."""
+        return bool(self._ooo)
 
     @property
     def buffered(self) -> int:
@@ -1319,6 +1331,12 @@ class TcpConnection:
                 self._recovery_sends(now)
             end = self._data_end()
             mss = self.mss
+            if (
+                not self._in_recovery
+                and self.snd_nxt == self.snd_max
+                and diff(end, self.snd_nxt) >= 2 * mss
+            ):
+                self._push_full_segments(end, now)
             while True:
                 unsent = diff(end, self.snd_nxt)
                 if unsent <= 0:
@@ -1370,6 +1388,52 @@ class TcpConnection:
                 self._persist_at = now + self._persist_interval()
         if self._ack_now and state is not State.CLOSED and state is not State.SYN_SENT:
             self._send_ack(now)
+
+    def _push_full_segments(self, end: int, now: float) -> None:
+        """The bulk case of :meth:`_push`: new full-sized segments while both windows have
+        room, with the ACK fields computed once. Whatever is left (a short tail, the FIN,
+        recovery) goes through the general loop."""
+        mss = self.mss
+        una = self.snd_una
+        nxt = self.snd_nxt
+        limit = min(self.cc.cwnd + self._inflation, self.snd_wnd)
+        sent = (nxt - una) & MASK
+        available = (end - una) & MASK
+        if self._fin_seq is not None:
+            available -= mss  # leave the last segment, which may carry the FIN, to _push
+        if available - sent < mss or limit - sent < mss:
+            return
+        first = self._segment(nxt, 0, now)  # the window, options and ACK of this burst
+        ack, window, options = first.ack, first.window, first.options
+        buf = self._sndbuf
+        base = self._buf_off - ((self._buf_seq - una) & MASK)
+        out = self._out
+        new = _new_segment
+        data_end = end
+        count = 0
+        while available - sent >= mss and limit - sent >= mss:
+            start = base + sent
+            sent += mss
+            seq = nxt
+            nxt = (nxt + mss) & MASK
+            flags = ACK_I | PSH_I if nxt == data_end else ACK_I
+            out.append(new(Segment, (seq, ack, flags, window, options, buf[start : start + mss])))
+            count += 1
+        if not count:
+            return
+        self.segments_out += count
+        self._last_ack_sent = ack
+        self._ack_pending = self._ack_now = False
+        self._unacked_segments = 0
+        self._delack_at = None
+        if not self.ts_ok and self._rtt_seq is None:
+            self._rtt_seq = self.snd_nxt
+            self._rtt_time = now
+        self.snd_nxt = self.snd_max = nxt
+        self._persist_at = None
+        self._persist_backoff = 0
+        if self._rto_at is None:
+            self._rto_at = now + self.rto
 
     def _advance(self, seq: int) -> None:
         self.snd_nxt = seq

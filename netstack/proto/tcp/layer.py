@@ -18,11 +18,13 @@ from __future__ import annotations
 import errno
 import heapq
 import itertools
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ...errors import AddressInUseError, ParseError
+from ..checksum import pseudo_header_sum
 from ..icmp.layer import IcmpLayer, to_oserror
 from ..icmp.ratelimit import TokenBucket
 from ..icmp.wire import IcmpType, UnreachableCode
@@ -42,13 +44,12 @@ from .connection import (
 from .isn import IsnGenerator
 from .seq import add, diff
 from .wire import (
+    NO_OPTIONS,
     TCP_HEADER_LEN,
     Flags,
     TcpOptions,
     build_into,
-    checksum_ok,
     emit_options,
-    parse,
     parse_options,
 )
 
@@ -59,6 +60,7 @@ EPHEMERAL = range(49152, 65536)
 FIN, SYN, RST, ACK = int(Flags.FIN), int(Flags.SYN), int(Flags.RST), int(Flags.ACK)
 
 Key = tuple[bytes, int, bytes, int]
+_HEADER = struct.Struct("!HHIIHHHH")
 EventHandler = Callable[[TcpConnection, Event], None]
 
 
@@ -129,6 +131,10 @@ class TcpLayer(Layer):
         #: have freed buffer space).
         self.on_flushed: Callable[[TcpConnection], None] | None = None
         self._timers: list[tuple[float, int, TcpConnection]] = []
+        #: Hold pure ACKs until :meth:`flush_acks` (the driver calls it once per batch of
+        #: received frames), so one ACK answers a burst, as GRO-based stacks do.
+        self.coalesce_acks = False
+        self._held_acks: dict[TcpConnection, tuple[OutRoute, int, int, Segment]] = {}
         self._tiebreak = itertools.count()
         self._challenges = TokenBucket(self.limits.challenge_acks_per_second, 100)
         self.rx_segments = self.tx_segments = self.active_opens = self.passive_opens = 0
@@ -249,50 +255,62 @@ class TcpLayer(Layer):
         if to_group:
             self._drop("to_broadcast")  # RFC 1122 4.2.3.10
             return
-        try:
-            tcp, payload = parse(data)
-        except ParseError as exc:
-            self._drop(exc.reason, exc)
+        # The checks of wire.parse() and checksum_ok(), inline: this runs for every segment.
+        n = len(data)
+        if n < TCP_HEADER_LEN:
+            self._drop("truncated", n)
             return
-        if not checksum_ok(data, header.src, header.dst):
+        sport, dport, seq, ack, off_flags, window, _, _ = _HEADER.unpack_from(data, 0)
+        hl = (off_flags >> 12) << 2
+        if hl < TCP_HEADER_LEN or hl > n:
+            self._drop("bad_data_offset" if hl < TCP_HEADER_LEN else "truncated", hl)
+            return
+        src, dst = header.src, header.dst
+        total = int.from_bytes(data, "big")
+        if n & 1:
+            total <<= 8
+        if (total + pseudo_header_sum(src, dst, 6, n)) % 0xFFFF:
             self._drop("bad_checksum")
             return
-        flags = tcp.flags
+        flags = off_flags & 0x0FFF
         if flags & (SYN | FIN) == SYN | FIN or flags & (SYN | RST) == SYN | RST:
             self._drop("bad_flags", flags)
             return
         if not flags & (SYN | RST | ACK | FIN):
             self._drop("no_flags")
             return
-        try:
-            opts = parse_options(tcp.options)
-        except ParseError as exc:
-            self._drop(exc.reason, exc)
-            return
+        if hl > TCP_HEADER_LEN:
+            try:
+                opts = parse_options(bytes(data[TCP_HEADER_LEN:hl]))
+            except ParseError as exc:
+                self._drop(exc.reason, exc)
+                return
+        else:
+            opts = NO_OPTIONS
+        payload = data[hl:]
         self.rx_segments += 1
-        key = (header.dst, tcp.dst_port, header.src, tcp.src_port)
+        key = (dst, dport, src, sport)
         conn = self.connections.get(key)
         if conn is not None:
             if (
                 conn.state is State.TIME_WAIT
                 and flags & (SYN | ACK) == SYN
-                and self._listener_for(header.dst, tcp.dst_port) is not None
-                and self._time_wait_reopens(conn, tcp.seq, opts)
+                and self._listener_for(dst, dport) is not None
+                and self._time_wait_reopens(conn, seq, opts)
             ):
                 self._forget(conn)
                 conn = None
             if conn is not None:
-                conn.receive(tcp.seq, tcp.ack, flags, tcp.window, opts, payload, now)
+                conn.receive(seq, ack, flags, window, opts, payload, now)
                 self._flush(conn, now)
                 return
-        listener = self._listener_for(header.dst, tcp.dst_port)
+        listener = self._listener_for(dst, dport)
         if listener is not None:
-            self._listen_segment(listener, header, tcp.src_port, tcp.dst_port, tcp.seq,
-                                 tcp.ack, flags, tcp.window, opts, payload, now)  # fmt: skip
+            self._listen_segment(listener, header, sport, dport, seq, ack, flags, window, opts,
+                                 payload, now)  # fmt: skip
             return
-        self._drop("no_connection", key[1])
-        self._reset_for(header, tcp.src_port, tcp.dst_port, tcp.seq, tcp.ack, flags,
-                        len(payload), now)  # fmt: skip
+        self._drop("no_connection", dport)
+        self._reset_for(header, sport, dport, seq, ack, flags, len(payload), now)
 
     def _listener_for(self, ip: bytes, port: int) -> Listener | None:
         listener = self.listeners.get((ip, port)) or self.listeners.get((ANY, port))
@@ -454,7 +472,20 @@ class TcpLayer(Layer):
                 route = conn.route
                 if route is not None:
                     lport, rport = conn.local[1], conn.remote[1]
+                    held = self._held_acks
                     for seg in segments:
+                        if (
+                            self.coalesce_acks
+                            and seg.flags == ACK
+                            and not seg.payload
+                            and not conn.reassembling
+                        ):
+                            # A plain cumulative ACK; duplicate ACKs (out-of-order data, SACK
+                            # blocks) always go out at once: the sender counts them.
+                            held[conn] = (route, lport, rport, seg)
+                            continue
+                        if held:
+                            held.pop(conn, None)  # this segment carries a newer ACK
                         if seg.flags & RST:
                             self.resets_sent += 1
                         self._transmit(route, lport, rport, seg, now)
@@ -470,7 +501,9 @@ class TcpLayer(Layer):
             self._forget(conn)
             return
         at = conn.poll_at()
-        if at is not None and conn.timer_at != at:
+        # Only an earlier deadline needs a new heap entry; a later one is found when the
+        # current entry fires (the connection then has nothing to do and is rescheduled).
+        if at is not None and (conn.timer_at is None or at < conn.timer_at):
             conn.timer_at = at
             timers = self._timers
             heapq.heappush(timers, (at, next(self._tiebreak), conn))
@@ -526,6 +559,14 @@ class TcpLayer(Layer):
     def call(self, conn: TcpConnection, now: float) -> None:
         """Flush a connection after a user call (send, close, ...)."""
         self._flush(conn, now)
+
+    def flush_acks(self, now: float) -> None:
+        """Send the ACKs held back while a batch of frames was processed."""
+        held = self._held_acks
+        if held:
+            self._held_acks = {}
+            for route, lport, rport, seg in held.values():
+                self._transmit(route, lport, rport, seg, now)
 
     def _rebuild_timers(self) -> None:
         """Drop stale heap entries: they would keep closed connections alive until their

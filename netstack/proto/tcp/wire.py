@@ -35,6 +35,7 @@ from ...errors import ParseError
 from ..checksum import checksum, pseudo_header_sum, verify
 
 __all__ = [
+    "NO_OPTIONS",
     "TCP_HEADER_LEN",
     "Flags",
     "TcpHeader",
@@ -150,6 +151,7 @@ class TcpOptions(NamedTuple):
 
 
 NO_OPTIONS = TcpOptions()
+_new_options = tuple.__new__
 
 
 def parse_options(options: bytes) -> TcpOptions:
@@ -164,7 +166,7 @@ def parse_options(options: bytes) -> TcpOptions:
     if len(options) == 12 and options[:4] == _NOP_NOP_TS:
         # What nearly every segment of an established connection carries.
         ts_val, ts_ecr = _TS.unpack_from(options, 4)
-        return TcpOptions(None, None, False, (), ts_val, ts_ecr)
+        return _new_options(TcpOptions, (None, None, False, (), ts_val, ts_ecr))
     mss = wscale = ts_val = None
     ts_ecr = 0
     sack_permitted = False
