@@ -165,6 +165,7 @@ class IPv4Layer(Layer):
         self._broadcasts: set[bytes] = {LIMITED_BROADCAST}
         self._routes: list[_Route] = []
         self._route_cache: dict[tuple[bytes, bytes | None], OutRoute] = {}
+        self._header_sums: dict[tuple[bytes, bytes, int, int], int] = {}
         self._rng = rng
         self._ident_key = rng.getrandbits(64)
         self._idents = [rng.getrandbits(16) for _ in range(256)]
@@ -324,19 +325,40 @@ class IPv4Layer(Layer):
         if total > 65535:
             raise MessageTooLargeError(f"IPv4 datagram of {total} bytes exceeds 65535")
         ttl = self.config.ttl if ttl is None else ttl
-        ident = self._ident(route.dst, proto)
         if total <= self.mtu or route.local:
-            build_header_into(
-                frame, ETHERNET_HEADER_LEN, total, ident, FLAG_DF if df else 0, ttl, proto,
-                route.src, route.dst, tos,
-            )  # fmt: skip
+            if df and not tos:
+                # RFC 6864 4.1: an atomic datagram's Identification may be anything; 0 needs
+                # no per-destination counter. The checksum is folded from a per-route sum.
+                key = (route.src, route.dst, ttl, proto)
+                base = self._header_sums.get(key)
+                if base is None:
+                    base = self._header_sum(route.src, route.dst, ttl, proto)
+                s = (base + total) % 0xFFFF
+                _HEADER.pack_into(
+                    frame, ETHERNET_HEADER_LEN, 0x45, 0, total, 0, FLAG_DF, ttl, proto,
+                    0xFFFF - s if s else 0, route.src, route.dst,
+                )  # fmt: skip
+            else:
+                build_header_into(
+                    frame, ETHERNET_HEADER_LEN, total, self._ident(route.dst, proto),
+                    FLAG_DF if df else 0, ttl, proto, route.src, route.dst, tos,
+                )  # fmt: skip
             self.tx_packets += 1
             self.tx_bytes += total
             self._link_output(frame, route, now)
             return
         if df:
             raise MessageTooLargeError(f"{total} bytes exceed the MTU {self.mtu} with DF set")
-        self._fragment(frame, route, proto, ident, ttl, tos, now)
+        self._fragment(frame, route, proto, self._ident(route.dst, proto), ttl, tos, now)
+
+    def _header_sum(self, src: bytes, dst: bytes, ttl: int, proto: int) -> int:
+        """The ones'-complement sum of a DF header's fixed words (all but Total Length)."""
+        words = 0x4500 + FLAG_DF + ((ttl << 8) | proto)
+        words += int.from_bytes(src + dst, "big") % 0xFFFF
+        if len(self._header_sums) > 4096:
+            self._header_sums.clear()
+        self._header_sums[(src, dst, ttl, proto)] = words
+        return words
 
     def _fragment(
         self,

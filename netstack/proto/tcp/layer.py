@@ -48,7 +48,6 @@ from .wire import (
     TCP_HEADER_LEN,
     Flags,
     TcpOptions,
-    build_into,
     emit_options,
     parse_options,
 )
@@ -61,6 +60,7 @@ FIN, SYN, RST, ACK = int(Flags.FIN), int(Flags.SYN), int(Flags.RST), int(Flags.A
 
 Key = tuple[bytes, int, bytes, int]
 _HEADER = struct.Struct("!HHIIHHHH")
+_CHECKSUM = struct.Struct("!H")
 EventHandler = Callable[[TcpConnection, Event], None]
 
 
@@ -135,6 +135,7 @@ class TcpLayer(Layer):
         #: received frames), so one ACK answers a burst, as GRO-based stacks do.
         self.coalesce_acks = False
         self._held_acks: dict[TcpConnection, tuple[OutRoute, int, int, Segment]] = {}
+        self._pseudo_sums: dict[OutRoute, int] = {}
         self._tiebreak = itertools.count()
         self._challenges = TokenBucket(self.limits.challenge_acks_per_second, 100)
         self.rx_segments = self.tx_segments = self.active_opens = self.passive_opens = 0
@@ -528,13 +529,30 @@ class TcpLayer(Layer):
             self.on_event(conn, event)
 
     def _transmit(self, route: OutRoute, sport: int, dport: int, seg: Segment, now: float) -> None:
+        """Build the frame of one segment (wire.build_into's work, with the pseudo-header
+        sum of the route cached) and hand it to IPv4."""
         options = seg.options
         payload = seg.payload
-        frame = bytearray(HEADROOM + TCP_HEADER_LEN + len(options) + len(payload))
+        olen = len(options)
+        length = TCP_HEADER_LEN + olen + len(payload)
+        frame = bytearray(HEADROOM + length)
+        data_at = HEADROOM + TCP_HEADER_LEN + olen
+        if olen:
+            frame[HEADROOM + TCP_HEADER_LEN : data_at] = options
         if payload:
-            frame[HEADROOM + TCP_HEADER_LEN + len(options) :] = payload
-        build_into(frame, HEADROOM, sport, dport, seg.seq, seg.ack, seg.flags, seg.window,
-                   options, route.src, route.dst)  # fmt: skip
+            frame[data_at:] = payload
+        _HEADER.pack_into(frame, HEADROOM, sport, dport, seg.seq, seg.ack,
+                          ((5 + (olen >> 2)) << 12) | seg.flags, seg.window, 0, 0)  # fmt: skip
+        base = self._pseudo_sums.get(route)
+        if base is None:
+            base = self._pseudo_sums[route] = pseudo_header_sum(route.src, route.dst, 6, 0)
+            if len(self._pseudo_sums) > 4096:
+                self._pseudo_sums.clear()
+        total = int.from_bytes(memoryview(frame)[HEADROOM:], "big")
+        if length & 1:
+            total <<= 8
+        s = (total + base + length) % 0xFFFF
+        _CHECKSUM.pack_into(frame, HEADROOM + 16, 0xFFFF - s if s else 0)
         self.tx_segments += 1
         try:
             # RFC 1191: TCP sets Don't Fragment and learns the path MTU from ICMP.
