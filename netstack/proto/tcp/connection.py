@@ -521,6 +521,8 @@ class TcpConnection:
         # another ACK, for ever.
         self._emit(self._segment(self.snd_max, 0, now))
 
+    # Resets of our own carry SND.MAX, for the reason _send_ack gives: after a timeout
+    # SND.NXT may lie left of the peer's window, where RFC 5961 3.2 drops a reset.
     def _send_rst(self, seq: int) -> None:
         self._emit(Segment(seq, 0, RST_I, 0))
 
@@ -594,7 +596,7 @@ class TcpConnection:
             return
         if self.state in SYNCHRONIZED or self.state is State.SYN_RECEIVED:
             if self.state is not State.TIME_WAIT:
-                self._emit(Segment(self.snd_nxt, 0, RST_I, 0))
+                self._emit(Segment(self.snd_max, 0, RST_I, 0))
         self._terminate(None)
 
     def pause_reading(self) -> None:
@@ -1135,7 +1137,7 @@ class TcpConnection:
             return
         if self._user_closed:
             # Nobody will read it: reset (RFC 2525 2.17; Linux does the same).
-            self._emit(Segment(self.snd_nxt, 0, RST_I, 0))
+            self._emit(Segment(self.snd_max, 0, RST_I, 0))
             self._terminate(ConnectionResetError(errno.ECONNRESET, "data after close"))
             return
         offset = diff(self.rcv_nxt, seq)
@@ -1533,7 +1535,7 @@ class TcpConnection:
         if self._retries > limit:
             error = self._soft_error or TimeoutError(errno.ETIMEDOUT, "Connection timed out")
             if self.state in SYNCHRONIZED:
-                self._emit(Segment(self.snd_nxt, 0, RST_I, 0))
+                self._emit(Segment(self.snd_max, 0, RST_I, 0))
             self._terminate(error)
             return
         self.rto = min(self.rto * 2, c.rto_max)
@@ -1575,7 +1577,7 @@ class TcpConnection:
             return
         self._persist_probes += 1
         if self._persist_probes > self.config.retries:
-            self._emit(Segment(self.snd_nxt, 0, RST_I, 0))
+            self._emit(Segment(self.snd_max, 0, RST_I, 0))
             self._terminate(TimeoutError(errno.ETIMEDOUT, "Connection timed out (zero window)"))
             return
         self._persist_backoff = min(self._persist_backoff + 1, 10)
@@ -1591,7 +1593,7 @@ class TcpConnection:
             self._keepalive_at = self._last_activity + c.keepalive_idle
             return
         if self._keepalive_probes >= c.keepalive_count:
-            self._emit(Segment(self.snd_nxt, 0, RST_I, 0))
+            self._emit(Segment(self.snd_max, 0, RST_I, 0))
             self._terminate(TimeoutError(errno.ETIMEDOUT, "keep-alive timed out"))
             return
         self._keepalive_probes += 1

@@ -1,0 +1,614 @@
+"""The TCP layer (netstack.proto.tcp.layer): demultiplexing, resets for segments nobody owns
+(RFC 9293 3.10.7.1), listeners and their SYN queue, SYN cookies, RFC 6191 TIME-WAIT reuse,
+ephemeral ports (RFC 6056), the connection limit, ICMP errors (RFC 5927) and what is dropped.
+
+The layers are composed as the stack does (Ethernet, ARP, IPv4, ICMP, TCP) over a recording
+transmit, without an event loop: frames are built by hand and fed to EthernetLayer.receive,
+time is a float.
+"""
+
+from __future__ import annotations
+
+import errno
+import random
+import struct
+from dataclasses import dataclass
+
+import pytest
+
+from netstack.proto.arp.layer import ArpLayer
+from netstack.proto.ethernet.layer import EthernetLayer
+from netstack.proto.ethernet.wire import ETHERNET_HEADER_LEN, EtherType
+from netstack.proto.icmp.layer import IcmpLayer
+from netstack.proto.icmp.wire import build_into as icmp_build_into
+from netstack.proto.ipv4.layer import IPv4Layer
+from netstack.proto.ipv4.wire import IpProto, build_header_into
+from netstack.proto.ipv4.wire import parse as ip_parse
+from netstack.proto.tcp.connection import (
+    Connected,
+    ConnectionReset,
+    DataReceived,
+    State,
+    TcpConfig,
+    TcpConnection,
+)
+from netstack.proto.tcp.layer import EPHEMERAL, TcpLayer, TcpLimits
+from netstack.proto.tcp.seq import add
+from netstack.proto.tcp.wire import (
+    Flags,
+    TcpHeader,
+    build_into,
+    checksum_ok,
+    emit_options,
+    parse,
+    parse_options,
+)
+
+FIN, SYN, RST, PSH, ACK = (int(f) for f in (Flags.FIN, Flags.SYN, Flags.RST, Flags.PSH, Flags.ACK))
+OUR_MAC = bytes.fromhex("020000000001")
+PEER_MAC = bytes.fromhex("020000000002")
+OUR_IP = bytes([198, 18, 0, 1])
+PEER_IP = bytes([198, 18, 0, 2])
+PORT = 80
+PEER_PORT = 43210
+
+
+@dataclass
+class Out:
+    """A TCP segment the host sent, parsed."""
+
+    src: bytes
+    dst: bytes
+    tcp: TcpHeader
+    payload: bytes
+    checksum_ok: bool
+
+    @property
+    def flags(self) -> int:
+        return self.tcp.flags
+
+    @property
+    def seq(self) -> int:
+        return self.tcp.seq
+
+    @property
+    def ack(self) -> int:
+        return self.tcp.ack
+
+
+class Host:
+    """One host's layers over a recording transmit; the peer is PEER_IP on the same link."""
+
+    def __init__(
+        self,
+        *,
+        seed: int = 1,
+        config: TcpConfig | None = None,
+        limits: TcpLimits | None = None,
+        mtu: int = 1500,
+    ) -> None:
+        self.frames: list[bytes] = []
+        self.eth = EthernetLayer(OUR_MAC, lambda f: self.frames.append(bytes(f)))
+        self.arp = ArpLayer(self.eth)
+        self.ip = IPv4Layer(self.eth, self.arp, mtu=mtu, rng=random.Random(seed))
+        self.icmp = IcmpLayer(self.ip)
+        self.tcp = TcpLayer(self.ip, self.icmp, random.Random(seed), config=config, limits=limits)
+        self.ip.add_address(OUR_IP, 24, 0.0)
+        self.arp.cache.add_static(PEER_IP, PEER_MAC, 0.0)
+        self.frames.clear()  # the ARP announcement
+        self.events: list[tuple[TcpConnection, object]] = []
+        self.tcp.on_event = lambda conn, ev: self.events.append((conn, ev))
+        self.accepted: list[TcpConnection] = []
+
+    # -- input --------------------------------------------------------------------------------
+    def ip_frame(
+        self, proto: int, body: bytes, *, src: bytes = PEER_IP, dst: bytes = OUR_IP
+    ) -> bytes:
+        frame = bytearray(ETHERNET_HEADER_LEN + 20 + len(body))
+        struct.pack_into("!6s6sH", frame, 0, OUR_MAC, PEER_MAC, EtherType.IPV4)
+        build_header_into(frame, ETHERNET_HEADER_LEN, 20 + len(body), 1, 0, 64, proto, src, dst)
+        frame[ETHERNET_HEADER_LEN + 20 :] = body
+        return bytes(frame)
+
+    def segment(
+        self,
+        flags: int,
+        *,
+        seq: int = 0,
+        ack: int = 0,
+        window: int = 65535,
+        options: bytes = b"",
+        payload: bytes = b"",
+        sport: int = PEER_PORT,
+        dport: int = PORT,
+        src: bytes = PEER_IP,
+        dst: bytes = OUR_IP,
+        corrupt: bool = False,
+    ) -> bytes:
+        buf = bytearray(20 + len(options) + len(payload))
+        buf[20 + len(options) :] = payload
+        build_into(buf, 0, sport, dport, seq, ack, flags, window, options, src, dst)
+        if corrupt:
+            buf[16] ^= 0xFF
+        return bytes(buf)
+
+    def inject(self, now: float, flags: int, **kw: object) -> list[Out]:
+        raw = kw.pop("raw", None)
+        body = raw if raw is not None else self.segment(flags, **kw)  # type: ignore[arg-type]
+        self.eth.receive(memoryview(self.ip_frame(IpProto.TCP, body)), now)  # type: ignore[arg-type]
+        return self.sent()
+
+    def inject_icmp(self, now: float, type_: int, code: int, quoted: bytes, rest: int = 0) -> None:
+        body = bytearray(8 + len(quoted))
+        body[8:] = quoted
+        icmp_build_into(body, 0, type_, code, rest)
+        self.eth.receive(memoryview(self.ip_frame(IpProto.ICMP, bytes(body))), now)
+
+    def tick(self, now: float) -> list[Out]:
+        self.tcp.handle_timeout(now)
+        return self.sent()
+
+    # -- output -------------------------------------------------------------------------------
+    def sent(self) -> list[Out]:
+        out = []
+        for frame in self.frames:
+            if int.from_bytes(frame[12:14], "big") != EtherType.IPV4:
+                continue
+            ip, data = ip_parse(memoryview(frame)[ETHERNET_HEADER_LEN:])
+            if ip.proto != IpProto.TCP:
+                continue
+            tcp, payload = parse(data)
+            out.append(Out(ip.src, ip.dst, tcp, bytes(payload), checksum_ok(data, ip.src, ip.dst)))
+        self.frames.clear()
+        return out
+
+    def listen(self, backlog: int = 8, accept: bool = True, port: int = PORT) -> None:
+        def on_accept(conn: TcpConnection) -> bool:
+            self.accepted.append(conn)
+            return accept
+
+        self.tcp.listen(OUR_IP, port, backlog, on_accept)
+
+
+def drops(host: Host) -> dict[str, int]:
+    return host.tcp.stats()["drops"]
+
+
+# -- segments for no connection ------------------------------------------------------------------
+
+
+def test_syn_to_a_closed_port_gets_rst_ack() -> None:
+    host = Host()
+    (rst,) = host.inject(1.0, SYN, seq=5000)
+    # RFC 9293 3.10.7.1: <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>; SYN counts 1.
+    assert rst.flags == RST | ACK
+    assert (rst.seq, rst.ack) == (0, 5001)
+    assert (rst.tcp.src_port, rst.tcp.dst_port) == (PORT, PEER_PORT)
+    assert (rst.src, rst.dst) == (OUR_IP, PEER_IP)
+    assert rst.checksum_ok
+    assert host.tcp.stats()["resets_sent"] == 1
+
+
+def test_reset_acknowledges_syn_payload_and_fin() -> None:
+    host = Host()
+    (rst,) = host.inject(1.0, SYN | PSH, seq=0xFFFFFFF0, payload=b"x" * 20)
+    assert rst.ack == add(0xFFFFFFF0, 21)
+    (rst,) = host.inject(1.0, FIN, seq=77, payload=b"abc")
+    assert rst.flags == RST | ACK and rst.ack == 81
+
+
+def test_ack_to_a_closed_port_gets_rst_with_its_ack_number() -> None:
+    host = Host()
+    (rst,) = host.inject(1.0, ACK, seq=5000, ack=123456, payload=b"data")
+    assert rst.flags == RST  # RFC 9293 3.10.7.1: <SEQ=SEG.ACK><CTL=RST>
+    assert rst.seq == 123456
+    assert rst.checksum_ok
+
+
+def test_no_reset_for_a_reset() -> None:
+    host = Host()
+    assert host.inject(1.0, RST, seq=5000) == []
+    assert host.inject(1.0, RST | ACK, seq=5000, ack=9) == []
+
+
+@pytest.mark.parametrize(
+    ("kw", "reason"),
+    [
+        ({"flags": SYN, "corrupt": True}, "bad_checksum"),
+        ({"flags": SYN | FIN}, "bad_flags"),
+        ({"flags": SYN | RST}, "bad_flags"),
+        ({"flags": 0}, "no_flags"),
+        ({"flags": PSH}, "no_flags"),
+        ({"flags": SYN, "options": b"\x02\x04\x05"}, None),  # unpadded options: bad offset
+        ({"flags": SYN, "options": b"\x02\x03\x05\xb4"}, "bad_option"),  # MSS of length 3
+        ({"flags": SYN, "options": b"\x08\x0a\x00\x00"}, "bad_option"),  # runs past the end
+    ],
+)
+def test_malformed_segments_dropped_and_counted(kw: dict, reason: str | None) -> None:
+    host = Host()
+    host.listen()
+    flags = kw.pop("flags")
+    options = kw.get("options", b"")
+    if len(options) % 4:
+        # An options area whose length is not a multiple of 4 cannot be built; send a header
+        # whose data offset claims more than there is.
+        raw = bytearray(host.segment(flags, seq=1))
+        raw[12] = (15 << 4) | (raw[12] & 0x0F)
+        out = host.inject(1.0, flags, raw=bytes(raw))
+        reason = "truncated"
+    else:
+        out = host.inject(1.0, flags, seq=1, **kw)
+    assert out == []
+    assert drops(host).get(reason, 0) == 1, drops(host)
+    assert host.tcp.connections == {}
+    assert host.tcp.stats()["resets_sent"] == 0
+
+
+def test_segment_to_broadcast_dropped() -> None:
+    host = Host()
+    host.listen()
+    body = host.segment(SYN, seq=1, dst=bytes([198, 18, 0, 255]))
+    frame = host.ip_frame(IpProto.TCP, body, dst=bytes([198, 18, 0, 255]))
+    frame = b"\xff" * 6 + frame[6:]
+    host.eth.receive(memoryview(frame), 1.0)
+    assert host.sent() == []
+    assert drops(host).get("to_broadcast") == 1
+
+
+# -- listeners ---------------------------------------------------------------------------------
+
+
+def handshake(host: Host, now: float = 1.0, sport: int = PEER_PORT, isn: int = 7000,
+              options: bytes | None = None) -> tuple[TcpConnection, Out]:  # fmt: skip
+    opts = emit_options(mss=1460) if options is None else options
+    (synack,) = host.inject(now, SYN, seq=isn, options=opts, sport=sport)
+    assert synack.flags == SYN | ACK and synack.ack == isn + 1
+    out = host.inject(now + 0.01, ACK, seq=isn + 1, ack=synack.seq + 1, sport=sport)
+    assert out == []
+    conn = host.tcp.connections[(OUR_IP, PORT, PEER_IP, sport)]
+    assert conn.state is State.ESTABLISHED
+    return conn, synack
+
+
+def test_listener_handshake_and_accept() -> None:
+    host = Host()
+    host.listen()
+    conn, synack = handshake(host)
+    assert host.accepted == [conn]
+    assert [type(e) for _, e in host.events] == [Connected]
+    assert parse_options(synack.tcp.options).mss == 1460
+    assert host.tcp.stats()["passive_opens"] == 1
+
+
+def test_refused_by_the_accept_callback_is_reset() -> None:
+    """Listener.accept returning False "refuses (the connection is reset)". Regression: the
+    layer called ``conn.abort()`` while dispatching the Connected event, after it had taken
+    the connection's segments, then forgot the closed connection: the RST was never sent,
+    and a client waiting for the server to speak first waited for ever."""
+    host = Host()
+    host.listen(accept=False)
+    (synack,) = host.inject(1.0, SYN, seq=7000, options=emit_options(mss=1460))
+    out = host.inject(1.01, ACK, seq=7001, ack=synack.seq + 1)
+    assert [o.flags & RST for o in out] == [RST]
+    assert host.tcp.connections == {}
+    assert host.events == []
+
+
+def test_ack_to_a_listener_is_reset_and_rst_is_dropped() -> None:
+    host = Host()
+    host.listen()
+    (rst,) = host.inject(1.0, ACK, seq=1, ack=999)
+    assert rst.flags == RST and rst.seq == 999
+    assert host.inject(1.0, RST, seq=1) == []
+    assert drops(host).get("rst_to_listener") == 1
+
+
+def test_half_open_connections_fill_the_backlog_then_cookies() -> None:
+    host = Host()
+    host.listen(backlog=2)
+    for i in range(2):
+        out = host.inject(1.0, SYN, seq=1000 * i, sport=40000 + i, options=emit_options(mss=1460))
+        assert [o.flags for o in out] == [SYN | ACK]
+    assert len(host.tcp.connections) == 2
+    # RFC 4987 3.6: the SYN queue is full, a cookie answers without keeping state.
+    opts = emit_options(mss=1460, wscale=7, sack_permitted=True, timestamp=(5, 0))
+    (cookie,) = host.inject(1.0, SYN, seq=77_000, sport=40002, options=opts)
+    assert cookie.flags == SYN | ACK and cookie.ack == 77_001
+    assert len(host.tcp.connections) == 2
+    assert host.tcp.stats()["syn_cookies_sent"] == 1
+    # A cookie can carry only the MSS: no window scaling, SACK or timestamps offered.
+    offered = parse_options(cookie.tcp.options)
+    assert offered.mss is not None
+    assert offered.wscale is None and not offered.sack_permitted and offered.ts_val is None
+    assert cookie.tcp.window <= 0xFFFF
+
+
+def cookie_host() -> tuple[Host, Out]:
+    host = Host()
+    host.listen(backlog=1)
+    host.inject(1.0, SYN, seq=1, sport=40000, options=emit_options(mss=1460))  # fills it
+    (cookie,) = host.inject(1.0, SYN, seq=77_000, sport=40002, options=emit_options(mss=1460))
+    return host, cookie
+
+
+def test_valid_cookie_ack_creates_an_established_connection() -> None:
+    host, cookie = cookie_host()
+    out = host.inject(1.5, ACK, seq=77_001, ack=cookie.seq + 1, sport=40002)
+    assert out == []
+    conn = host.tcp.connections[(OUR_IP, PORT, PEER_IP, 40002)]
+    assert conn.state is State.ESTABLISHED
+    assert conn.mss == 1460  # what the cookie carried
+    assert host.accepted == [conn]
+    assert host.tcp.stats()["syn_cookies_accepted"] == 1
+    # The connection works: data flows both ways.
+    host.inject(1.6, ACK | PSH, seq=77_001, ack=cookie.seq + 1, sport=40002, payload=b"ping")
+    assert any(isinstance(e, DataReceived) and e.data == b"ping" for _, e in host.events)
+    conn.send(b"pong", 1.7)
+    host.tcp.call(conn, 1.7)
+    (seg,) = [o for o in host.sent() if o.payload]
+    assert (seg.seq, seg.payload, seg.ack) == (cookie.seq + 1, b"pong", 77_005)
+
+
+def test_cookie_ack_with_data_delivers_it() -> None:
+    host, cookie = cookie_host()
+    host.inject(1.5, ACK | PSH, seq=77_001, ack=cookie.seq + 1, sport=40002, payload=b"GET /")
+    conn = host.tcp.connections[(OUR_IP, PORT, PEER_IP, 40002)]
+    assert [e for c, e in host.events if c is conn] == [Connected(), DataReceived(b"GET /")]
+
+
+@pytest.mark.parametrize("delta", [1, -1, 1 << 20])
+def test_forged_cookie_ack_gets_a_reset(delta: int) -> None:
+    host, cookie = cookie_host()
+    forged = add(cookie.seq + 1, delta)
+    (rst,) = host.inject(1.5, ACK, seq=77_001, ack=forged, sport=40002)
+    assert rst.flags == RST and rst.seq == forged
+    assert (OUR_IP, PORT, PEER_IP, 40002) not in host.tcp.connections
+    assert host.tcp.stats()["syn_cookies_accepted"] == 0
+
+
+def test_cookie_for_another_client_isn_is_refused() -> None:
+    host, cookie = cookie_host()
+    (rst,) = host.inject(1.5, ACK, seq=55_001, ack=cookie.seq + 1, sport=40002)
+    assert rst.flags == RST
+    assert (OUR_IP, PORT, PEER_IP, 40002) not in host.tcp.connections
+
+
+def test_stale_cookie_is_refused() -> None:
+    host, cookie = cookie_host()
+    (rst,) = host.inject(1000.0, ACK, seq=77_001, ack=cookie.seq + 1, sport=40002)
+    assert rst.flags == RST
+
+
+def test_syn_ack_retransmitted_from_the_layer_timer() -> None:
+    host = Host()
+    host.listen()
+    (synack,) = host.inject(1.0, SYN, seq=7000, options=emit_options(mss=1460))
+    at = host.tcp.poll_at()
+    assert at == pytest.approx(2.0)
+    (again,) = host.tick(at)
+    assert (again.flags, again.seq, again.ack) == (SYN | ACK, synack.seq, 7001)
+
+
+def test_reset_half_open_connection_leaves_the_backlog() -> None:
+    host = Host()
+    host.listen(backlog=1)
+    host.inject(1.0, SYN, seq=7000, options=emit_options(mss=1460))
+    host.inject(1.1, RST, seq=7001)
+    assert host.tcp.connections == {}
+    out = host.inject(1.2, SYN, seq=9000, sport=40001, options=emit_options(mss=1460))
+    assert host.tcp.stats()["syn_cookies_sent"] == 0  # a real SYN-RECEIVED again
+    assert len(host.tcp.connections) == 1 and out[0].flags == SYN | ACK
+
+
+# -- RFC 6191: TIME-WAIT reuse -------------------------------------------------------------------
+
+
+def server_in_time_wait(timestamps: bool) -> tuple[Host, TcpConnection, int, int]:
+    """A passive connection that the server closes first, so the server sits in TIME-WAIT.
+    Returns the host, the connection, the peer's last sequence number and TSval."""
+    host = Host()
+    host.listen()
+    ts = (1000, 0) if timestamps else None
+    opts = emit_options(mss=1460, timestamp=ts)
+    (synack,) = host.inject(1.0, SYN, seq=7000, options=opts)
+    our = synack.seq + 1
+    ecr = parse_options(synack.tcp.options).ts_val or 0
+    topt = emit_options(timestamp=(1001, ecr)) if timestamps else b""
+    host.inject(1.01, ACK, seq=7001, ack=our, options=topt)
+    conn = host.tcp.connections[(OUR_IP, PORT, PEER_IP, PEER_PORT)]
+    conn.close(1.1)
+    host.tcp.call(conn, 1.1)
+    (fin,) = host.sent()
+    assert fin.flags & FIN
+    topt = emit_options(timestamp=(1002, ecr)) if timestamps else b""
+    host.inject(1.2, FIN | ACK, seq=7001, ack=our + 1, options=topt)
+    assert conn.state is State.TIME_WAIT
+    return host, conn, 7002, 1002
+
+
+def test_time_wait_reopened_by_syn_with_newer_timestamp() -> None:
+    host, old, _, ts = server_in_time_wait(timestamps=True)
+    opts = emit_options(mss=1460, timestamp=(ts + 10, 0))
+    out = host.inject(2.0, SYN, seq=1, options=opts)  # sequence number even lower
+    assert [o.flags for o in out] == [SYN | ACK]
+    assert out[0].ack == 2
+    new = host.tcp.connections[(OUR_IP, PORT, PEER_IP, PEER_PORT)]
+    assert new is not old and new.state is State.SYN_RECEIVED
+
+
+def test_time_wait_not_reopened_by_syn_with_older_timestamp() -> None:
+    host, old, _, ts = server_in_time_wait(timestamps=True)
+    opts = emit_options(mss=1460, timestamp=(ts - 10, 0))
+    out = host.inject(2.0, SYN, seq=900_000, options=opts)
+    assert all(not (o.flags & SYN) for o in out)
+    assert host.tcp.connections[(OUR_IP, PORT, PEER_IP, PEER_PORT)] is old
+    assert old.state is State.TIME_WAIT
+
+
+def test_time_wait_reuse_by_sequence_number_without_timestamps() -> None:
+    host, old, last_seq, _ = server_in_time_wait(timestamps=False)
+    out = host.inject(2.0, SYN, seq=last_seq - 100, options=emit_options(mss=1460))
+    assert all(not (o.flags & SYN) for o in out)
+    assert host.tcp.connections[(OUR_IP, PORT, PEER_IP, PEER_PORT)] is old
+    out = host.inject(2.1, SYN, seq=last_seq + 100_000, options=emit_options(mss=1460))
+    assert [o.flags for o in out] == [SYN | ACK]
+    assert host.tcp.connections[(OUR_IP, PORT, PEER_IP, PEER_PORT)] is not old
+
+
+def test_syn_without_a_listener_does_not_cut_time_wait_short() -> None:
+    """RFC 6191 lets a *listener* take a TIME-WAIT 4-tuple for a new incarnation. A client's
+    TIME-WAIT (no listener on its ephemeral port) cannot be reopened, so a SYN there is
+    answered per RFC 9293 / RFC 5961 (a challenge ACK) and TIME-WAIT stays, protecting the
+    4-tuple from old duplicates for its 2 MSL. Regression: the layer forgot the TIME-WAIT
+    connection before finding there was no listener, then answered with a reset."""
+    host = Host()
+    conn = host.tcp.connect((PEER_IP, 8080), 1.0, config=TcpConfig(sack=False))
+    (syn,) = host.sent()
+    sport = syn.tcp.src_port
+    ecr = parse_options(syn.tcp.options).ts_val or 0
+    host.inject(1.1, SYN | ACK, seq=5000, ack=syn.seq + 1, sport=8080, dport=sport,
+                options=emit_options(mss=1460, timestamp=(100, ecr)))  # fmt: skip
+    conn.close(1.2)
+    host.tcp.call(conn, 1.2)
+    host.sent()
+    host.inject(1.3, FIN | ACK, seq=5001, ack=syn.seq + 2, sport=8080, dport=sport,
+                options=emit_options(timestamp=(101, ecr)))  # fmt: skip
+    assert conn.state is State.TIME_WAIT
+    key = (OUR_IP, sport, PEER_IP, 8080)
+    out = host.inject(2.0, SYN, seq=9_000_000, sport=8080, dport=sport,
+                      options=emit_options(mss=1460, timestamp=(500, 0)))  # fmt: skip
+    assert host.tcp.connections.get(key) is conn
+    assert conn.state is State.TIME_WAIT
+    assert all(not (o.flags & RST) for o in out)
+
+
+# -- active opens ------------------------------------------------------------------------------
+
+
+def test_active_open_through_the_layer() -> None:
+    host = Host()
+    conn = host.tcp.connect((PEER_IP, 8080), 1.0)
+    (syn,) = host.sent()
+    assert syn.flags == SYN and syn.checksum_ok
+    assert syn.tcp.src_port in EPHEMERAL and syn.tcp.dst_port == 8080
+    opts = parse_options(syn.tcp.options)
+    assert opts.mss == 1460 and opts.sack_permitted and opts.ts_val is not None
+    out = host.inject(1.1, SYN | ACK, seq=5000, ack=syn.seq + 1, sport=8080,
+                      dport=syn.tcp.src_port, options=emit_options(mss=1400))  # fmt: skip
+    assert conn.state is State.ESTABLISHED
+    (ack,) = out
+    assert (ack.flags, ack.seq, ack.ack) == (ACK, syn.seq + 1, 5001)
+    assert [type(e) for _, e in host.events] == [Connected]
+    assert host.tcp.stats()["active_opens"] == 1
+
+
+def test_ephemeral_ports_are_random() -> None:
+    """RFC 6056: unpredictable ports. Whatever the algorithm (3, 4 and 5 all keep a
+    per-destination sequence), an off-path attacker must not be able to guess the port from
+    the stack alone: different secrets pick different ports for the same destination, and
+    different destinations do not follow one another."""
+    firsts = set()
+    for seed in range(8):
+        host = Host(seed=seed)
+        host.tcp.connect((PEER_IP, 8080), 1.0)
+        firsts.add(host.sent()[0].tcp.src_port)
+    assert len(firsts) >= 6
+    host = Host(seed=99)
+    ports = []
+    for i in range(20):
+        host.tcp.connect((PEER_IP, 8000 + i), 1.0)
+        ports.append(host.sent()[-1].tcp.src_port)
+    assert all(p in EPHEMERAL for p in ports)
+    steps = {b - a for a, b in zip(ports, ports[1:], strict=False)}
+    assert len(steps) > 10
+    same = []
+    for _ in range(20):
+        host.tcp.connect((PEER_IP, 9999), 1.0)
+        same.append(host.sent()[-1].tcp.src_port)
+    assert len(set(same)) == 20 and all(p in EPHEMERAL for p in same)
+
+
+def test_connection_limit() -> None:
+    host = Host(limits=TcpLimits(max_connections=2))
+    host.tcp.connect((PEER_IP, 8080), 1.0)
+    host.tcp.connect((PEER_IP, 8081), 1.0)
+    with pytest.raises(OSError) as info:
+        host.tcp.connect((PEER_IP, 8082), 1.0)
+    assert info.value.errno == errno.ENOBUFS
+    host.sent()
+    host.listen()
+    assert host.inject(1.0, SYN, seq=1, options=emit_options(mss=1460)) == []
+    assert drops(host).get("connection_limit") == 1
+
+
+def test_icmp_port_unreachable_refuses_a_connect() -> None:
+    host = Host()
+    conn = host.tcp.connect((PEER_IP, 8080), 1.0)
+    (syn,) = host.sent()
+    # The quoted datagram: our IPv4 header and the first 8 bytes of our SYN.
+    quoted = bytearray(28)
+    build_header_into(quoted, 0, 60, 1, 0x4000, 64, IpProto.TCP, OUR_IP, PEER_IP)
+    struct.pack_into("!HHI", quoted, 20, syn.tcp.src_port, 8080, syn.seq)
+    host.inject_icmp(1.1, 3, 3, bytes(quoted))
+    assert conn.state is State.CLOSED
+    ((_, ev),) = host.events
+    assert isinstance(ev, ConnectionReset) and isinstance(ev.error, ConnectionRefusedError)
+
+
+def test_icmp_quoting_a_sequence_number_not_in_flight_is_ignored() -> None:
+    """RFC 5927 4.1: an off-path attacker does not know what is in flight."""
+    host = Host()
+    conn = host.tcp.connect((PEER_IP, 8080), 1.0)
+    (syn,) = host.sent()
+    quoted = bytearray(28)
+    build_header_into(quoted, 0, 60, 1, 0x4000, 64, IpProto.TCP, OUR_IP, PEER_IP)
+    struct.pack_into("!HHI", quoted, 20, syn.tcp.src_port, 8080, add(syn.seq, 5000))
+    host.inject_icmp(1.1, 3, 3, bytes(quoted))
+    assert conn.state is State.SYN_SENT
+    assert drops(host).get("icmp_bad_seq") == 1
+
+
+def test_icmp_fragmentation_needed_lowers_the_mss() -> None:
+    host = Host()
+    host.listen()
+    conn, synack = handshake(host)
+    conn.send(b"x" * 3000, 2.0)
+    host.tcp.call(conn, 2.0)
+    first = [o for o in host.sent() if o.payload][0]
+    quoted = bytearray(28)
+    build_header_into(quoted, 0, 1500, 1, 0x4000, 64, IpProto.TCP, OUR_IP, PEER_IP)
+    struct.pack_into("!HHI", quoted, 20, PORT, PEER_PORT, first.seq)
+    host.inject_icmp(2.1, 3, 4, bytes(quoted), rest=1200)  # next-hop MTU 1200
+    assert conn.mss == 1160
+    resent = [o for o in host.sent() if o.payload]
+    assert [(o.seq, len(o.payload)) for o in resent] == [(first.seq, 1160)]
+
+
+def test_application_writing_from_its_data_callback() -> None:
+    """The driver hands events to the application synchronously from the layer's flush (an
+    asyncio Protocol's data_received may call transport.write, which calls
+    ``TcpConnection.send``), and the same input may also have released queued data.
+    Regression: the layer still held those segments, whose payloads were views of the send
+    buffer, while it dispatched the events, and growing the buffer raised BufferError out
+    of ``receive``."""
+    host = Host()
+    host.listen()
+    conn, synack = handshake(host)
+    our = synack.seq + 1
+
+    def echo(c: TcpConnection, ev: object) -> None:
+        host.events.append((c, ev))
+        if isinstance(ev, DataReceived):
+            c.send(ev.data.upper(), 3.0)
+            host.tcp.call(c, 3.0)
+
+    host.tcp.on_event = echo
+    conn.send(b"a", 2.0)  # outstanding, so the next small write waits (RFC 9293 3.7.4)
+    host.tcp.call(conn, 2.0)
+    conn.send(b"b", 2.0)
+    host.tcp.call(conn, 2.0)
+    assert [o.payload for o in host.sent() if o.payload] == [b"a"]
+    # The peer's request also acknowledges "a": that releases "b" in the same input.
+    host.inject(3.0, ACK | PSH, seq=7001, ack=our + 1, payload=b"hello")
+    assert any(isinstance(e, DataReceived) for _, e in host.events)
+    assert conn.buffered >= 5
