@@ -428,11 +428,10 @@ class Server(asyncio.AbstractServer):
         try:
             await self._serving_forever
         except asyncio.CancelledError:
-            try:
-                self.close()
-                await self.wait_closed()
-            finally:
-                raise
+            # Stop listening; connections already accepted carry on (wait_closed() is
+            # there for whoever wants to wait for them too).
+            self.close()
+            raise
         finally:
             self._serving_forever = None
 

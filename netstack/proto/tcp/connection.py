@@ -105,6 +105,7 @@ SYNCHRONIZED = frozenset(
 _CAN_SEND = frozenset({S.SYN_SENT, S.SYN_RECEIVED, S.ESTABLISHED, S.CLOSE_WAIT})
 #: States in which received data is accepted (RFC 9293 3.10.7.4, seventh step).
 _CAN_RECEIVE = frozenset({S.SYN_RECEIVED, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2})
+_FIN_STATES = frozenset({S.FIN_WAIT_1, S.CLOSING, S.LAST_ACK})
 #: States whose send side may still put data or a FIN on the wire.
 _SENDING = frozenset({S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_1, S.CLOSING, S.LAST_ACK})
 
@@ -236,6 +237,7 @@ class TcpConnection:
         # -- options --
         self.mss_local = mss  # what we offer: the MTU less IP and TCP headers
         self.mss = min(mss, DEFAULT_MSS)  # bytes of data per segment we send
+        self._mss_base = self.mss  # the same, with room for the options counted back in
         self._peer_mss = DEFAULT_MSS
         self.pmtu_mss: int | None = None
         self.rcv_wscale = 0
@@ -270,6 +272,7 @@ class TcpConnection:
         # -- congestion control and loss recovery --
         self.cc: CongestionControl = make_controller(c.congestion, self.mss)
         self._dupacks = 0
+        self._flight_at_dupack = 0
         self._in_recovery = False
         self._recover = iss  # RFC 6582 "recover"; RFC 6675 RecoveryPoint
         self._inflation = 0  # NewReno's temporary window inflation during recovery
@@ -396,6 +399,9 @@ class TcpConnection:
         if self.ts_ok:
             mss -= 12
         mss = max(mss, 64)
+        # Data per segment: the MSS less the options every segment carries (RFC 9293 3.7.1);
+        # a segment with SACK blocks too carries less (_emit_data).
+        self._mss_base = mss + (12 if self.ts_ok else 0)
         if mss != self.mss:
             self.mss = mss
             self.cc.on_mss_change(mss)
@@ -787,7 +793,7 @@ class TcpConnection:
                 self._send_rst(ack)
                 self._drop("bad_ack")
                 return
-        if not self._process_ack(seq, ack, window, opts, now, len(payload)):
+        if not self._process_ack(seq, ack, window, opts, now, length):
             return
         # Update TS.Recent (RFC 7323 4.3): the segment covers Last.ACK.sent.
         if self.ts_ok and opts.ts_val is not None:
@@ -934,8 +940,9 @@ class TcpConnection:
             and self.snd_max != snd_una
             and (new_sack or (data_len == 0 and not window_changed))
         ):
-            # RFC 5681 2's duplicate ACK, or RFC 6675 2's: one that brings new SACK
-            # information counts "even if it ... changes the advertised window".
+            # RFC 5681 2's duplicate ACK (no data, no SYN or FIN, same window), or RFC 6675
+            # 2's: one that brings new SACK information counts "even if it ... changes the
+            # advertised window".
             self._duplicate_ack(now)
         self._persist_probes = 0
         if self.snd_wnd > 0 and diff(self.snd_nxt, self.snd_una) > 0:
@@ -1015,18 +1022,32 @@ class TcpConnection:
 
     def _duplicate_ack(self, now: float) -> None:
         self._dupacks += 1
+        if self._dupacks == 1:
+            # RFC 5681 3.2 step 2: what limited transmit sends from here on is not part of
+            # the FlightSize that sets ssthresh.
+            self._flight_at_dupack = diff(self.snd_max, self.snd_una)
         if self._in_recovery:
             if not self.sack_ok:
                 self._inflation += self.mss  # RFC 6582 3.2 step 4
             return
         lost = self.sack_ok and self._is_lost(self.snd_una)
-        if self._dupacks >= DUPTHRESH or lost:
+        flight = diff(self.snd_max, self.snd_una)
+        threshold = DUPTHRESH
+        segments = -(-flight // self.mss)
+        if 2 <= segments < 4 and not self._can_send_new():
+            # RFC 5827 (Early Retransmit): with fewer than four segments out and nothing
+            # new to send, three duplicate ACKs can never come; one fewer than what is
+            # outstanding will do.
+            threshold = max(1, segments - 1)
+        if self._dupacks >= threshold or lost:
             # RFC 6582 3.2 step 2: only if the ACK covers more than "recover".
             if self.sack_ok or diff(self.snd_una, self._recover) >= 0 or self._recover == self.iss:
                 self._enter_recovery(now)
 
     def _enter_recovery(self, now: float) -> None:
         flight = diff(self.snd_max, self.snd_una)
+        if self._dupacks:
+            flight = min(flight, self._flight_at_dupack)
         self._in_recovery = True
         self._recover = self.snd_max
         self._high_rxt = self.snd_una
@@ -1048,7 +1069,8 @@ class TcpConnection:
         n = min(self.mss, diff(end, seq))
         covered = 0
         if n > 0:
-            covered = n + (1 if self._emit_data(seq, n, now, retransmission=True) else 0)
+            n, fin = self._emit_data(seq, n, now, retransmission=True)
+            covered = n + (1 if fin else 0)
         elif self._fin_seq is not None and seq == self._fin_seq:
             self._emit(self._segment(seq, FIN_I, now))
             self.retransmits += 1
@@ -1284,27 +1306,25 @@ class TcpConnection:
     def _data_end(self) -> int:
         return add(self._buf_seq, len(self._sndbuf) - self._buf_off)
 
-    def _emit_data(self, seq: int, n: int, now: float, *, retransmission: bool = False) -> bool:
-        """Send ``n`` bytes from ``seq``; the FIN rides along when it comes next. Returns
-        whether it did."""
+    def _emit_data(
+        self, seq: int, n: int, now: float, *, retransmission: bool = False
+    ) -> tuple[int, bool]:
+        """Send up to ``n`` bytes from ``seq``; the FIN rides along when it comes next.
+        Returns the bytes sent (fewer when SACK blocks make the options longer than the
+        timestamps the MSS allows for) and whether the FIN went too."""
+        segment = self._segment(seq, 0, now)
+        room = self._mss_base - len(segment.options)
+        if n > room:
+            n = room
         start = self._buf_off + diff(seq, self._buf_seq)
         # A copy, not a view: the application may append to the buffer while this
         # segment is still on its way down (a bytearray with views cannot grow).
         payload = self._sndbuf[start : start + n]
         end = add(seq, n)
-        flags = PSH_I if end == self._data_end() else 0
-        if (
-            self._fin_seq is not None
-            and end == self._fin_seq
-            and self.state
-            in (
-                State.FIN_WAIT_1,
-                State.CLOSING,
-                State.LAST_ACK,
-            )
-        ):
+        flags = ACK_I | PSH_I if end == self._data_end() else ACK_I
+        if self._fin_seq is not None and end == self._fin_seq and self.state in _FIN_STATES:
             flags |= FIN_I
-        self._emit(self._segment(seq, flags, now, payload))
+        self._emit(segment._replace(flags=flags, payload=payload))
         if retransmission or diff(seq, self.snd_max) < 0:
             # Below SND.MAX it was sent before (going back after a timeout, say): Karn.
             self.retransmits += 1
@@ -1313,7 +1333,7 @@ class TcpConnection:
         elif not self.ts_ok and self._rtt_seq is None:
             self._rtt_seq = seq
             self._rtt_time = now
-        return bool(flags & FIN_I)
+        return n, bool(flags & FIN_I)
 
     def _send_window(self) -> int:
         """Bytes that may be sent beyond snd_nxt now (congestion and receive windows)."""
@@ -1321,6 +1341,10 @@ class TcpConnection:
             cwnd_room = self.cc.cwnd - self._pipe()
         else:
             cwnd_room = self.cc.cwnd + self._inflation - diff(self.snd_nxt, self.snd_una)
+            if self._dupacks and not self._in_recovery and self.snd_nxt == self.snd_max:
+                # RFC 3042 (Limited Transmit): each of the first two duplicate ACKs lets one
+                # segment of new data out, to draw the ACKs that can trigger fast retransmit.
+                cwnd_room += min(self._dupacks, 2) * self.mss
         rwnd_room = diff(add(self.snd_una, self.snd_wnd), self.snd_nxt)
         return min(cwnd_room, rwnd_room)
 
@@ -1360,7 +1384,7 @@ class TcpConnection:
                     # write's short tail does not wait for a delayed ACK of full segments.
                     break
                 seq = self.snd_nxt
-                fin = self._emit_data(seq, n, now)
+                n, fin = self._emit_data(seq, n, now)
                 self._persist_at = None
                 self._persist_backoff = 0
                 if n < mss:
@@ -1407,6 +1431,8 @@ class TcpConnection:
             return
         first = self._segment(nxt, 0, now)  # the window, options and ACK of this burst
         ack, window, options = first.ack, first.window, first.options
+        if len(options) + mss > self._mss_base:
+            return  # SACK blocks take room: _emit_data sizes each segment
         buf = self._sndbuf
         base = self._buf_off - ((self._buf_seq - una) & MASK)
         out = self._out
@@ -1571,7 +1597,7 @@ class TcpConnection:
         if self.snd_wnd > 0:
             n = min(self.snd_wnd, self.mss, diff(end, self.snd_nxt))
             seq = self.snd_nxt
-            fin = self._emit_data(seq, n, now)
+            n, fin = self._emit_data(seq, n, now)
             self._advance(add(seq, n + (1 if fin else 0)))
             self._rto_at = now + self.rto
             return

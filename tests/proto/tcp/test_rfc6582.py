@@ -36,9 +36,11 @@ def flight_of_ten(data_segments: int = 30) -> Peer:
 
 
 def test_two_duplicate_acks_do_not_retransmit() -> None:
+    """RFC 3042 (Limited Transmit, RFC 5681 3.2 step 1): the first two duplicate ACKs each
+    let one segment of new data out; nothing is retransmitted yet."""
     p = flight_of_ten()
-    assert idx(p.send(ACK, ack=BASE, at=1.1)) == []
-    assert idx(p.send(ACK, ack=BASE, at=1.11)) == []
+    assert idx(p.send(ACK, ack=BASE, at=1.1)) == [10]
+    assert idx(p.send(ACK, ack=BASE, at=1.11)) == [11]
     assert p.conn.retransmits == 0
 
 
@@ -62,9 +64,10 @@ def test_each_further_duplicate_ack_inflates_and_releases_new_data() -> None:
     new: list[int] = []
     for k in range(9):  # segments 1..9 arrived, segment 0 lost
         new += idx(p.send(ACK, ack=BASE, at=1.1 + k / 1000))
-    # Segment 0 once (the fast retransmit); then, once the inflated window exceeds the
-    # flight (ssthresh 5 MSS + k MSS > 10 MSS), one new segment per duplicate ACK.
-    assert new == [0, 10, 11, 12, 13]
+    # Limited transmit sends 10 and 11; segment 0 once (the fast retransmit, ssthresh from
+    # the flight before limited transmit: 5 MSS); then, once the inflated window exceeds
+    # the flight (5 MSS + k MSS > 12 MSS), one new segment per duplicate ACK.
+    assert new == [10, 11, 0, 12, 13]
     assert p.conn.retransmits == 1
 
 
@@ -91,8 +94,8 @@ def test_partial_ack_retransmits_the_next_hole_and_full_ack_exits() -> None:
             continue
         sent += idx(p.send(ACK, ack=BASE, at=t))
         t += 0.001
-    assert sent == [0, 10, 11, 12]
-    recover = BASE + 10 * M  # the highest sequence number sent when the loss was detected
+    assert sent == [10, 11, 0, 12]  # limited transmit, the fast retransmit, inflation
+    recover = BASE + 12 * M  # the highest sequence number sent when the loss was detected
     # The retransmitted segment 0 arrives: everything up to the second hole is acknowledged.
     out = idx(p.send(ACK, ack=BASE + 4 * M, at=t))
     assert out[0] == 4  # the next hole, at once, without waiting for 3 more duplicates
@@ -112,8 +115,11 @@ def test_partial_ack_retransmits_the_next_hole_and_full_ack_exits() -> None:
     assert conn.cc.cwnd == min(5 * M, max(flight, M) + M)
     assert conn._inflation == 0
     assert conn.retransmits == 2
-    # Out of recovery: new duplicate ACKs start counting from zero.
-    assert idx(p.send(ACK, ack=recover, at=t + 0.001)) == []
+    # Out of recovery: new duplicate ACKs start counting from zero (the first one only
+    # lets new data out, by limited transmit).
+    after = idx(p.send(ACK, ack=recover, at=t + 0.001))
+    assert all(i >= 12 for i in after)
+    assert conn.retransmits == 2
 
 
 def test_no_second_fast_retransmit_for_the_same_window_after_a_timeout() -> None:

@@ -1,0 +1,204 @@
+"""TCP through whole stacks on in-memory networks: bulk transfers under loss, duplication and
+reordering, many concurrent connections, and the asyncio API's errors and options."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+
+import pytest
+
+import netstack
+from netstack import Stack, StackConfig
+from netstack.link import Impairment, MemoryLink
+from netstack.proto.tcp.connection import TcpConfig
+
+
+async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+
+
+async def exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, blob: bytes
+) -> bytes:
+    """Send ``blob`` (then EOF) while reading everything back."""
+
+    async def send() -> None:
+        for i in range(0, len(blob), 65536):
+            writer.write(blob[i : i + 65536])
+            await writer.drain()
+        writer.write_eof()
+
+    sender = asyncio.create_task(send())
+    back = await reader.read(-1)
+    await sender
+    return back
+
+
+@pytest.mark.slow
+async def test_four_mib_each_way_over_an_impaired_network(
+    network: netstack.testing.Network,
+) -> None:
+    """The issue's test: loss 5%, duplication 1%, reordering 5%, both directions of both
+    ports; 4 MiB each way arrives exactly."""
+    impairment = Impairment(loss=0.05, duplicate=0.01, reorder=0.05, seed=4242)
+    server = await network.host("198.18.0.1/24", impairment=impairment)
+    client = await network.host("198.18.0.2/24", impairment=impairment)
+    await server.start_server(echo, port=7)
+    reader, writer = await client.open_connection("198.18.0.1", 7)
+    blob = random.Random(7).randbytes(4 << 20)
+    back = await asyncio.wait_for(exchange(reader, writer, blob), 300)
+    assert hashlib.sha256(back).digest() == hashlib.sha256(blob).digest()
+    writer.close()
+    stats = client.stats()["tcp"]
+    assert stats["retransmits"] > 0  # the impairment really bit
+    lost = client.link.impairment_stats()["tx"].lost  # type: ignore[attr-defined]
+    assert lost > 0
+
+
+async def test_two_hundred_concurrent_connections(stack_pair: tuple[Stack, Stack]) -> None:
+    a, b = stack_pair
+    server = await b.start_server(echo, port=7)
+
+    async def one(i: int) -> bytes:
+        reader, writer = await a.open_connection("198.18.0.2", 7)
+        message = f"connection {i} ".encode() * (i % 50 + 1)
+        back = await exchange(reader, writer, message)
+        writer.close()
+        await writer.wait_closed()
+        assert back == message
+        return back
+
+    results = await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(200))), 120)
+    assert len(results) == 200
+    assert b.stats()["tcp"]["passive_opens"] == 200
+    server.close()
+    await server.wait_closed()
+
+
+async def test_names_and_extra_info(stack_pair: tuple[Stack, Stack]) -> None:
+    a, b = stack_pair
+    accepted: asyncio.Queue[asyncio.StreamWriter] = asyncio.Queue()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accepted.put(writer)
+
+    server = await b.start_server(handle, port=0)
+    port = server.addresses[0][1]
+    assert server.sockets[0].getsockname() == ("0.0.0.0", port)
+    reader, writer = await a.open_connection("198.18.0.2", port)
+    peer = await asyncio.wait_for(accepted.get(), 5)
+    assert writer.get_extra_info("peername") == ("198.18.0.2", port)
+    assert peer.get_extra_info("peername") == writer.get_extra_info("sockname")
+    assert writer.get_extra_info("sockname")[0] == "198.18.0.1"
+    assert writer.can_write_eof()
+    writer.close()
+    peer.close()
+
+
+async def test_refused_timed_out_and_reset(stack_pair: tuple[Stack, Stack]) -> None:
+    a, b = stack_pair
+    with pytest.raises(ConnectionRefusedError):
+        await a.open_connection("198.18.0.2", 9)
+    # A peer that has vanished: SYNs go unanswered until the retries run out.
+    config = StackConfig(tcp=TcpConfig(rto_initial=0.05, syn_retries=2))
+    link, _ = MemoryLink.pair()
+    async with await Stack.open(link, ipv4="198.18.0.9/24", config=config) as lonely:
+        lonely.arp.cache.add_static(bytes([198, 18, 0, 10]), b"\x02" * 6, 0.0)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(lonely.open_connection("198.18.0.10", 80), 10)
+    # The peer aborts: the reader sees ConnectionResetError.
+    aborted = asyncio.Event()
+
+    async def abort_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.transport.abort()
+        aborted.set()
+
+    await b.start_server(abort_at_once, port=8)
+    reader, writer = await a.open_connection("198.18.0.2", 8)
+    await asyncio.wait_for(aborted.wait(), 5)
+    with pytest.raises(ConnectionResetError):
+        await asyncio.wait_for(reader.read(100), 5)
+
+
+async def test_drain_applies_backpressure(stack_pair: tuple[Stack, Stack]) -> None:
+    a, b = stack_pair
+    got: asyncio.Queue[asyncio.StreamReader] = asyncio.Queue()
+
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await got.put(reader)
+        await asyncio.sleep(3600)
+
+    await b.start_server(slow, port=5)
+    reader, writer = await a.open_connection("198.18.0.2", 5)
+    server_reader = await asyncio.wait_for(got.get(), 5)
+    writer.transport.set_write_buffer_limits(high=64 * 1024)
+    chunk = b"z" * 65536
+    drains_blocked = False
+    for _ in range(64):  # far more than the receiver's window and buffers hold
+        writer.write(chunk)
+        try:
+            await asyncio.wait_for(writer.drain(), 0.2)
+        except TimeoutError:
+            drains_blocked = True
+            break
+    assert drains_blocked
+    assert writer.transport.get_write_buffer_size() > 64 * 1024
+    # The reader catches up and the writer can go on.
+    total = 0
+    while total < 1 << 20:
+        total += len(await asyncio.wait_for(server_reader.read(1 << 20), 5))
+    await asyncio.wait_for(writer.drain(), 5)
+    writer.transport.abort()
+
+
+@pytest.mark.parametrize("congestion", ["newreno", "cubic"])
+async def test_options_per_connection(stack_pair: tuple[Stack, Stack], congestion: str) -> None:
+    a, b = stack_pair
+    await b.start_server(echo, port=7)
+    transport, protocol = await a.create_connection(
+        asyncio.Protocol, "198.18.0.2", 7, congestion=congestion, nodelay=True
+    )
+    conn = transport.get_extra_info("connection")
+    assert conn.cc.name == congestion
+    assert conn.config.nodelay
+    transport.close()
+    with pytest.raises(ValueError):
+        await a.create_connection(asyncio.Protocol, "198.18.0.2", 7, congestion="vegas")
+
+
+async def test_server_close_and_serve_forever(stack_pair: tuple[Stack, Stack]) -> None:
+    a, b = stack_pair
+    server = await b.start_server(echo, port=7)
+    task = asyncio.create_task(server.serve_forever())
+    await asyncio.sleep(0)
+    reader, writer = await a.open_connection("198.18.0.2", 7)
+    writer.write(b"accepted?")  # the echo proves the server has the connection
+    assert await asyncio.wait_for(reader.readexactly(9), 5) == b"accepted?"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not server.is_serving()
+    with pytest.raises(ConnectionRefusedError):
+        await a.open_connection("198.18.0.2", 7)
+    # The connection made before the close still works.
+    writer.write(b"still here")
+    assert await asyncio.wait_for(reader.readexactly(10), 5) == b"still here"
+    writer.close()
+
+
+async def test_stack_close_resets_connections() -> None:
+    a_link, b_link = MemoryLink.pair()
+    a = await Stack.open(a_link, ipv4="198.18.0.1/24")
+    b = await Stack.open(b_link, ipv4="198.18.0.2/24")
+    await b.start_server(echo, port=7)
+    reader, writer = await a.open_connection("198.18.0.2", 7)
+    await b.close()
+    with pytest.raises((ConnectionResetError, ConnectionAbortedError)):
+        writer.write(b"x")
+        await asyncio.wait_for(reader.read(10), 5)
+    await a.close()
