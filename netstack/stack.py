@@ -533,10 +533,14 @@ class Stack:
         if transport is not None:
             transport.after_input()
 
-    def _tcp_config(self, nodelay: bool | None, congestion: str | None) -> TcpConfig | None:
+    def _tcp_config(
+        self, nodelay: bool | None, congestion: str | None, keepalive: bool | None = None
+    ) -> TcpConfig | None:
         changes: dict[str, Any] = {}
         if nodelay is not None:
             changes["nodelay"] = bool(nodelay)
+        if keepalive is not None:
+            changes["keepalive"] = bool(keepalive)
         if congestion is not None:
             make_controller(congestion, 1460)  # raises ValueError for an unknown name
             changes["congestion"] = congestion
@@ -558,6 +562,7 @@ class Stack:
         local_port: int | None = None,
         nodelay: bool | None = None,
         congestion: str | None = None,
+        keepalive: bool | None = None,
         **kwargs: Any,
     ) -> tuple[TcpTransport, _P]:
         """Open a TCP connection, as :meth:`asyncio.loop.create_connection`.
@@ -570,6 +575,8 @@ class Stack:
             local_port: the local port (shorthand for ``local_addr=(None, port)``).
             nodelay: turn Nagle's algorithm off (like ``TCP_NODELAY``).
             congestion: ``"newreno"`` (default) or ``"cubic"``.
+            keepalive: send keep-alive probes when idle (``SO_KEEPALIVE``; the timings are
+                in ``StackConfig.tcp``).
 
         Returns:
             ``(transport, protocol)`` once the handshake completed.
@@ -602,7 +609,7 @@ class Stack:
                     raise OSError(errno.EADDRNOTAVAIL, f"{lhost} is not an address of this host")
         if local_port is not None:
             sport = parse_port(local_port)
-        config = self._tcp_config(nodelay, congestion)
+        config = self._tcp_config(nodelay, congestion, keepalive)
         protocol = protocol_factory()
         now = self.loop.time()
         conn = self.tcp.connect((dst, dport), now, local_ip=src, local_port=sport, config=config)
@@ -664,6 +671,9 @@ class Stack:
         reuse_address: bool | None = None,
         reuse_port: bool | None = None,
         start_serving: bool = True,
+        nodelay: bool | None = None,
+        congestion: str | None = None,
+        keepalive: bool | None = None,
         **kwargs: Any,
     ) -> Server:
         """Listen for TCP connections, as :meth:`asyncio.loop.create_server`.
@@ -674,6 +684,8 @@ class Stack:
             port: the port; 0 for an ephemeral one (see ``server.addresses``).
             backlog: connections that may be half-open (the SYN queue); beyond it,
                 SYN cookies answer.
+            nodelay, congestion, keepalive: for every accepted connection, as in
+                :meth:`create_connection`.
 
         Raises:
             AddressInUseError: the port is taken.
@@ -695,7 +707,10 @@ class Stack:
             local_ip = parse_ipv4(host, what="host")
             if not self.ipv4.is_local(local_ip):
                 raise OSError(errno.EADDRNOTAVAIL, f"{host} is not an address of this host")
-        server = Server(self, protocol_factory, local_ip, parse_port(port), backlog, start_serving)
+        config = self._tcp_config(nodelay, congestion, keepalive)
+        server = Server(
+            self, protocol_factory, local_ip, parse_port(port), backlog, start_serving, config
+        )
         self._servers.add(server)
         return server
 

@@ -28,6 +28,7 @@ from .proto.tcp.connection import (
     DataReceived,
     EofReceived,
     Event,
+    TcpConfig,
     TcpConnection,
 )
 from .proto.tcp.layer import Listener
@@ -322,8 +323,10 @@ class Server(asyncio.AbstractServer):
         port: int,
         backlog: int,
         start_serving: bool = True,
+        config: TcpConfig | None = None,
     ) -> None:
         self._stack = stack
+        self._config = config
         self._loop = stack.loop
         self._factory = protocol_factory
         self._local_ip = local_ip
@@ -339,7 +342,7 @@ class Server(asyncio.AbstractServer):
     def _start(self) -> None:
         if self._listener is None:
             self._listener = self._stack.tcp.listen(
-                self._local_ip, self._port, self._backlog, self._accept
+                self._local_ip, self._port, self._backlog, self._accept, self._config
             )
             self._port = self._listener.port
 

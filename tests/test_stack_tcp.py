@@ -169,6 +169,17 @@ async def test_options_per_connection(stack_pair: tuple[Stack, Stack], congestio
     transport.close()
     with pytest.raises(ValueError):
         await a.create_connection(asyncio.Protocol, "198.18.0.2", 7, congestion="vegas")
+    # The same options for every connection a server accepts.
+    accepted: asyncio.Queue[asyncio.StreamWriter] = asyncio.Queue()
+
+    async def keep(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accepted.put(writer)
+
+    await b.start_server(keep, port=9, congestion=congestion, keepalive=True)
+    _, writer = await a.open_connection("198.18.0.2", 9)
+    server_side = (await asyncio.wait_for(accepted.get(), 5)).get_extra_info("connection")
+    assert server_side.cc.name == congestion and server_side.config.keepalive
+    writer.close()
 
 
 async def test_server_close_and_serve_forever(stack_pair: tuple[Stack, Stack]) -> None:
