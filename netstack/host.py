@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 from .errors import ClosedError
 from .proto.checksum import checksum
 from .proto.icmp.layer import to_oserror
+from .streams import open_stream_connection, stream_server_factory
 
 __all__ = ["HostServer", "HostStack"]
 
@@ -370,10 +371,10 @@ class HostStack:
             ConnectionRefusedError, TimeoutError, OSError, ValueError, ClosedError: as
             :meth:`create_connection`.
         """
-        reader = asyncio.StreamReader(limit=limit, loop=self.loop)
-        protocol = asyncio.StreamReaderProtocol(reader, loop=self.loop)
-        transport, _ = await self.create_connection(
-            lambda: protocol,
+        return await open_stream_connection(
+            self.loop,
+            self.create_connection,
+            limit,
             host,
             port,
             ssl=ssl,
@@ -381,8 +382,6 @@ class HostStack:
             local_port=local_port,
             **kwargs,
         )
-        writer = asyncio.StreamWriter(transport, protocol, reader, self.loop)
-        return reader, writer
 
     async def create_server(
         self,
@@ -482,12 +481,7 @@ class HostStack:
         Raises:
             OSError, ValueError, ClosedError: as :meth:`create_server`.
         """
-        loop = self.loop
-
-        def factory() -> asyncio.StreamReaderProtocol:
-            reader = asyncio.StreamReader(limit=limit, loop=loop)
-            return asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
-
+        factory = stream_server_factory(self.loop, client_connected_cb, limit)
         return await self.create_server(factory, host, port, ssl=ssl, backlog=backlog, **kwargs)
 
     # -- UDP -----------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ from .proto.tcp.connection import Event as TcpEvent
 from .proto.tcp.connection import TcpConfig, TcpConnection
 from .proto.tcp.layer import TcpLayer, TcpLimits
 from .proto.udp.layer import UdpLayer
-from .streams import Server, TcpTransport
+from .streams import Server, TcpTransport, open_stream_connection, stream_server_factory
 
 __all__ = ["Stack", "StackConfig"]
 
@@ -643,10 +643,10 @@ class Stack:
             ConnectionRefusedError, TimeoutError, OSError, ValueError: as
             :meth:`create_connection`.
         """
-        reader = asyncio.StreamReader(limit=limit, loop=self.loop)
-        protocol = asyncio.StreamReaderProtocol(reader, loop=self.loop)
-        transport, _ = await self.create_connection(
-            lambda: protocol,
+        return await open_stream_connection(
+            self.loop,
+            self.create_connection,
+            limit,
             host,
             port,
             ssl=ssl,
@@ -654,8 +654,6 @@ class Stack:
             local_port=local_port,
             **kwargs,
         )
-        writer = asyncio.StreamWriter(transport, protocol, reader, self.loop)
-        return reader, writer
 
     async def create_server(
         self,
@@ -731,12 +729,7 @@ class Stack:
         Raises:
             AddressInUseError, ValueError: as :meth:`create_server`.
         """
-        loop = self.loop
-
-        def factory() -> asyncio.StreamReaderProtocol:
-            reader = asyncio.StreamReader(limit=limit, loop=loop)
-            return asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
-
+        factory = stream_server_factory(self.loop, client_connected_cb, limit)
         return await self.create_server(factory, host, port, ssl=ssl, backlog=backlog, **kwargs)
 
     # -- statistics ----------------------------------------------------------------------------

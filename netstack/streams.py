@@ -36,7 +36,45 @@ from .proto.tcp.layer import Listener
 if TYPE_CHECKING:
     from .stack import Stack
 
-__all__ = ["ListeningSocket", "Server", "TcpTransport"]
+__all__ = [
+    "ListeningSocket",
+    "Server",
+    "TcpTransport",
+    "open_stream_connection",
+    "stream_server_factory",
+]
+
+
+async def open_stream_connection(
+    loop: asyncio.AbstractEventLoop,
+    create_connection: Callable[..., Any],
+    limit: int,
+    *args: Any,
+    **kwargs: Any,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """``asyncio.open_connection`` over any ``create_connection`` (netstack's or the host's):
+    a :class:`asyncio.StreamReaderProtocol` made here, the writer wrapped around the transport
+    once connected."""
+    reader = asyncio.StreamReader(limit=limit, loop=loop)
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    transport, _ = await create_connection(lambda: protocol, *args, **kwargs)
+    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+
+def stream_server_factory(
+    loop: asyncio.AbstractEventLoop,
+    client_connected_cb: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any],
+    limit: int,
+) -> Callable[[], asyncio.StreamReaderProtocol]:
+    """The protocol factory of ``asyncio.start_server``: one reader and protocol per
+    connection, calling ``client_connected_cb(reader, writer)``."""
+
+    def factory() -> asyncio.StreamReaderProtocol:
+        reader = asyncio.StreamReader(limit=limit, loop=loop)
+        return asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
+
+    return factory
+
 
 log = logging.getLogger("netstack.streams")
 

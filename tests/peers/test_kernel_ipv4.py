@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from peerkit import in_netns, tshark_problems
 
 from netstack import Stack
 from netstack.link import PcapLink, PcapWriter
@@ -17,23 +18,6 @@ from netstack.proto.udp.wire import build_into
 from netstack.testing import TapSandbox, require_program
 
 pytestmark = pytest.mark.peers
-
-
-async def in_netns(sandbox: TapSandbox, *argv: str, timeout: float = 20.0) -> str:
-    """Run a command in the namespace without blocking the loop (netstack must answer it)."""
-    proc = await asyncio.create_subprocess_exec(
-        "ip", "netns", "exec", sandbox.name, *argv,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    text = out.decode(errors="replace")
-    assert proc.returncode == 0, f"{argv} exited {proc.returncode}:\n{text}"
-    return text
 
 
 def received(ping_output: str) -> int:
@@ -129,22 +113,6 @@ async def test_kernel_gets_port_unreachable(tap_stack: Stack, tap_netns: TapSand
     _, err = await asyncio.wait_for(proc.communicate(b"closed port\n"), 10.0)
     assert b"Connection refused" in err  # the kernel turned our ICMP into ECONNREFUSED
     assert tap_stack.stats()["icmp"]["errors_sent"] >= 1
-
-
-async def tshark_problems(tshark: str, capture: Path, which: str) -> str:
-    """Frames matching ``which`` that tshark finds malformed or with a bad checksum (its
-    checksum validation is off by default: PEERS.md)."""
-    proc = await asyncio.create_subprocess_exec(
-        tshark, "-n", "-r", str(capture),
-        "-o", "ip.check_checksum:TRUE",
-        "-o", "udp.check_checksum:TRUE",
-        "-o", "tcp.check_checksum:TRUE",
-        "-Y", f"({which}) && (_ws.malformed || _ws.expert.severity >= error)",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 60.0)
-    assert proc.returncode == 0, err.decode()
-    return out.decode().strip()
 
 
 async def test_tshark_check_catches_bad_checksums(tmp_path: Path) -> None:
