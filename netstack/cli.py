@@ -16,12 +16,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
+from .addressing import format_ip
 from .errors import NetstackError
 from .link.base import Link
 from .link.memory import Impairment, Switch
 from .link.pcap import PcapLink
+from .proto.ipv6.addrconf import AddrconfConfig
+from .proto.ipv6.layer import IPv6Config
 from .runner import loop_name, run
-from .stack import Stack
+from .stack import Stack, StackConfig
 
 __all__ = ["main"]
 
@@ -95,13 +98,27 @@ async def _demo(pcap: str | None, seed: int) -> int:
     hosts: dict[str, Stack] = {}
     capture: PcapLink | None = None
     try:
-        report.section("Three hosts on an in-memory learning switch")
-        for i, name in enumerate(names, start=1):
+        report.section("Three dual-stack hosts on an in-memory learning switch")
+        links: list[Link] = []
+        for name in names:
             link: Link = switch.port()
             if pcap and name == "alpha":
                 link = capture = PcapLink(link, pcap)
-            hosts[name] = await Stack.open(link, ipv4=f"198.18.0.{i}/24", hostname=name)
-            report.line(f"{name:6} {hosts[name].mac}  198.18.0.{i}/24")
+            links.append(link)
+        # Opened together: each waits for IPv6 duplicate address detection (RFC 4862 5.4).
+        # No router answers on this network, so one router solicitation each, sent at once:
+        # no frame later on depends on the clock, and the lossy part below replays exactly.
+        config = StackConfig(ipv6=IPv6Config(addrconf=AddrconfConfig(max_rtr_solicitations=1)))
+        opened = await asyncio.gather(
+            *(
+                Stack.open(link, ipv4=f"198.18.0.{i}/24", ipv6=f"fd00:198:18::{i}/64",
+                           hostname=name, config=config)
+                for i, (name, link) in enumerate(zip(names, links, strict=True), start=1)
+            )
+        )  # fmt: skip
+        for i, (name, stack) in enumerate(zip(names, opened, strict=True), start=1):
+            hosts[name] = stack
+            report.line(f"{name:6} {stack.mac}  198.18.0.{i}/24  fd00:198:18::{i}/64")
         alpha, beta, gamma = hosts["alpha"], hosts["beta"], hosts["gamma"]
 
         report.section("ARP: alpha resolves beta (RFC 826); the first packet waits, not lost")
@@ -159,6 +176,10 @@ async def _demo(pcap: str | None, seed: int) -> int:
         transport.close()
 
         report.section("A lossy port: 20% loss on beta's link, both directions (seeded)")
+        # The hosts' second gratuitous ARP (RFC 5227 2.3, 2 s after the first) must not
+        # cross the port while it is lossy, or the run would depend on the clock.
+        while any(host.arp.announcing for host in hosts.values()):
+            await asyncio.sleep(0.05)
         port = beta.link
         assert hasattr(port, "impairment")
         port.impairment = Impairment(loss=0.2, seed=seed)
@@ -214,6 +235,35 @@ async def _demo(pcap: str | None, seed: int) -> int:
             f"{tcp['retransmits']} retransmissions, states {tcp['states']}"
         )
 
+        report.section("IPv6 (RFC 8200): addresses after DAD, neighbour discovery (RFC 4861)")
+        for address in alpha.addresses:
+            if address.version == 6:
+                origin = getattr(address, "origin", "")
+                report.line(f"alpha {str(address):28} {address.state} ({origin})")
+        beta_ll = next(str(a.ip) for a in beta.addresses if a.version == 6 and a.ip.is_link_local)
+        rtt = await alpha.ping("fd00:198:18::2")
+        report.line(f"ping alpha -> fd00:198:18::2: {_ms(rtt)} (NS to beta's group, NA, echo)")
+        rtt = await alpha.ping(beta_ll)
+        report.line(f"ping alpha -> {beta_ll} (link-local): {_ms(rtt)}")
+        for ip6, mac6, nud in alpha.ipv6.neighbours.entries():
+            shown = mac6.hex(":") if mac6 else "?"
+            report.line(f"alpha's neighbour cache: {format_ip(ip6)} is at {shown} ({nud.value})")
+        rtt = await alpha.ping("fd00:198:18::3", size=4000)
+        frags = alpha.stats()["ipv6"]["fragments_sent"]
+        report.line(
+            f"ping -s 4000 alpha -> gamma: {_ms(rtt)} ({frags} fragments out, RFC 8200 4.5)"
+        )
+        echo6 = await beta.start_server(_tcp_echo, port=7)  # host=None: both families
+        reader, writer = await alpha.open_connection("fd00:198:18::2", 7)
+        peer6 = writer.get_extra_info("peername")
+        writer.write(b"hello over TCP/IPv6\n")
+        line = await asyncio.wait_for(reader.readline(), 2.0)
+        report.line(f"TCP echo over IPv6 with [{peer6[0]}]:{peer6[1]}: {line!r}")
+        writer.close()
+        await writer.wait_closed()
+        report.line(f"beta's echo server listens on {echo6.addresses}")
+        echo6.close()
+
         report.section("Counters (stack.stats())")
         for name, host in hosts.items():
             s = host.stats()
@@ -226,6 +276,7 @@ async def _demo(pcap: str | None, seed: int) -> int:
             report.line(
                 f"{name:6} frames in/out {s['link']['rx_packets']}/{s['link']['tx_packets']}, "
                 f"ipv4 {s['ipv4']['rx_packets']}/{s['ipv4']['tx_packets']}, "
+                f"ipv6 {s['ipv6']['rx_packets']}/{s['ipv6']['tx_packets']}, "
                 f"udp {s['udp']['rx_packets']}/{s['udp']['tx_packets']}, "
                 f"tcp {s['tcp']['rx_segments']}/{s['tcp']['tx_segments']}, "
                 f"drops {drops or 'none'}"

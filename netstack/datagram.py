@@ -13,7 +13,7 @@ import asyncio
 import errno
 from typing import TYPE_CHECKING, Any
 
-from .addressing import ANY4, format_ipv4, parse_ipv4, parse_port
+from .addressing import ANY4, ANY6, parse_ip, parse_port, sockaddr
 from .errors import ClosedError
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ class DatagramTransport(asyncio.DatagramTransport):
         if self._closing:
             return
         try:
-            self._protocol.datagram_received(bytes(data), (format_ipv4(src), port))
+            self._protocol.datagram_received(bytes(data), sockaddr(src, port))
         except Exception as exc:
             self._report(exc, "datagram_received")
 
@@ -98,8 +98,16 @@ class DatagramTransport(asyncio.DatagramTransport):
         else:
             dst, port = self._parse_addr(addr)
         stack = self._stack
+        local = self.local_ip
         try:
-            route = stack.ipv4.route(dst, None if self.local_ip == ANY4 else self.local_ip)
+            if len(dst) == 4:
+                if len(local) == 16:
+                    raise OSError(errno.EAFNOSUPPORT, "an IPv4 destination on an IPv6 endpoint")
+                route = stack.ipv4.route(dst, local if len(local) == 4 and local != ANY4 else None)
+            else:
+                if len(local) == 4:
+                    raise OSError(errno.EAFNOSUPPORT, "an IPv6 destination on an IPv4 endpoint")
+                route = stack.ipv6.route(dst, local if local and local != ANY6 else None)
             if route.mac == BROADCAST_MAC and not self._allow_broadcast:
                 raise PermissionError(errno.EACCES, "Permission denied (allow_broadcast=False)")
             stack.udp.send(route, self.local_port, port, data, self._loop.time())
@@ -112,7 +120,7 @@ class DatagramTransport(asyncio.DatagramTransport):
     def _parse_addr(addr: Any) -> tuple[bytes, int]:
         if not isinstance(addr, tuple) or len(addr) < 2:
             raise ValueError(f"address must be a (host, port) tuple, got {addr!r}")
-        return parse_ipv4(addr[0], what="host"), parse_port(addr[1], allow_zero=False)
+        return parse_ip(addr[0], what="host"), parse_port(addr[1], allow_zero=False)
 
     def close(self) -> None:
         if self._closing:
@@ -129,9 +137,11 @@ class DatagramTransport(asyncio.DatagramTransport):
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "sockname":
-            return (format_ipv4(self.local_ip), self.local_port)
+            # An endpoint of both families shows itself as IPv6's wildcard, as a dual-stack
+            # socket does.
+            return sockaddr(self.local_ip or ANY6, self.local_port)
         if name == "peername":
-            return (format_ipv4(self.remote[0]), self.remote[1]) if self.remote else default
+            return sockaddr(*self.remote) if self.remote else default
         if name == "stack":
             return self._stack
         return default

@@ -30,27 +30,37 @@ from typing import Any, Protocol, TypeVar
 
 from .addressing import (
     ANY4,
+    ANY6,
     InterfaceAddress,
+    InterfaceAddress6,
+    format_ip,
     format_ipv4,
+    parse_ip,
+    parse_ip_interface,
     parse_ipv4,
     parse_ipv4_interface,
     parse_port,
 )
 from .datagram import DatagramTransport
-from .errors import ClosedError, LinkError
+from .errors import AddressInUseError, ClosedError, LinkError
 from .link.base import Link, QueuedTransmitter
 from .proto.arp.cache import ArpConfig
 from .proto.arp.layer import ArpLayer
 from .proto.ethernet.layer import EthernetLayer
 from .proto.icmp.layer import IcmpConfig, IcmpLayer, to_oserror
 from .proto.icmp.wire import IcmpType
+from .proto.icmpv6.layer import Icmp6Config, Icmp6Layer, Quoted6, to_oserror6
+from .proto.icmpv6.wire import Icmp6Type
 from .proto.ipv4.layer import IPv4Config, IPv4Layer, RouteEntry
 from .proto.ipv4.wire import IpProto, IPv4Header
+from .proto.ipv6 import addrconf
+from .proto.ipv6.layer import IPv6Config, IPv6Layer
+from .proto.ipv6.wire import NextHeader
 from .proto.tcp.congestion import make_controller
 from .proto.tcp.connection import Event as TcpEvent
 from .proto.tcp.connection import TcpConfig, TcpConnection
 from .proto.tcp.layer import TcpLayer, TcpLimits
-from .proto.udp.layer import UdpLayer
+from .proto.udp.layer import DUAL, UdpLayer
 from .streams import Server, TcpTransport, open_stream_connection, stream_server_factory
 
 __all__ = ["Stack", "StackConfig"]
@@ -63,6 +73,7 @@ _P = TypeVar("_P", bound=asyncio.BaseProtocol)
 class _Rng(Protocol):
     def getrandbits(self, k: int, /) -> int: ...
     def randrange(self, start: int, stop: int, /) -> int: ...
+    def random(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +83,10 @@ class StackConfig:
     arp: ArpConfig = field(default_factory=ArpConfig)
     ipv4: IPv4Config = field(default_factory=IPv4Config)
     icmp: IcmpConfig = field(default_factory=IcmpConfig)
+    ipv6: IPv6Config = field(default_factory=IPv6Config)
+    icmp6: Icmp6Config = field(default_factory=Icmp6Config)
+    #: Seconds :meth:`Stack.open` waits for IPv6 duplicate address detection.
+    ipv6_ready_timeout: float = 10.0
     tcp: TcpConfig = field(default_factory=TcpConfig)
     tcp_limits: TcpLimits = field(default_factory=TcpLimits)
 
@@ -108,21 +123,38 @@ class Stack:
             self.ethernet, self.arp, mtu=link.mtu, rng=self._rng, config=self.config.ipv4
         )
         self.icmp = IcmpLayer(self.ipv4, self.config.icmp)
-        self.udp = UdpLayer(self.ipv4, self.icmp, self._rng)
+        self.ipv6 = IPv6Layer(
+            self.ethernet,
+            mtu=link.mtu,
+            rng=self._rng,
+            secret=self._rng.getrandbits(256).to_bytes(32, "big"),
+            config=self.config.ipv6,
+        )
+        self.icmp6 = Icmp6Layer(self.ipv6, self.config.icmp6)
+        self.udp = UdpLayer(self.ipv4, self.icmp, self._rng, self.ipv6, self.icmp6)
         self.tcp = TcpLayer(
             self.ipv4,
             self.icmp,
             self._rng,
             config=self.config.tcp,
             limits=self.config.tcp_limits,
+            ip6=self.ipv6,
+            icmp6=self.icmp6,
         )
         self.tcp.coalesce_acks = True  # flushed by _rearm, once per turn of the loop
         self.tcp.on_event = self._on_tcp_event
         self.tcp.on_flushed = self._on_tcp_flushed
         self._servers: set[Server] = set()
         self.ipv4.loopback = self._loopback
+        self.ipv6.loopback = self._loopback
+        self.ipv6.on_addrconf_event = self._on_addrconf_event
         self.icmp.on_echo_reply = self._on_echo_reply
         self.icmp.error_handlers[IpProto.ICMP] = self._on_echo_error
+        self.icmp6.on_echo_reply = self._on_echo_reply
+        self.icmp6.error_handlers[NextHeader.ICMPV6] = self._on_echo_error6
+        #: Name servers learnt from IPv6 Router Advertisements (RFC 8106).
+        self.ipv6_dns_servers: tuple[str, ...] = ()
+        self._addrconf_changed = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
         self._rearm_scheduled = False
@@ -166,12 +198,22 @@ class Stack:
                 :class:`random.Random` makes a run repeatable. Defaults to the OS's.
             close_link: disconnect ``link`` when the stack closes.
 
+        With ``ipv6``, IPv6 is turned on: a link-local address, router solicitation, and
+        (``"auto"``) SLAAC addresses from the prefixes routers advertise, or the static
+        address given. ``open`` returns once duplicate address detection has finished for
+        the link-local and static addresses (SLAAC addresses follow when a router answers).
+
         Raises:
             ValueError: a malformed address, or a gateway off every configured network.
-            NotImplementedError: ``ipv6``, ``dhcp`` or ``dns``, which this version lacks.
+            AddressInUseError: duplicate address detection found the static IPv6 address in
+                use on the link.
+            NotImplementedError: ``dhcp`` or ``dns``, which this version lacks.
         """
-        if ipv6 is not None:
-            raise NotImplementedError("IPv6 is not available in this version of netstack")
+        iface6 = None
+        if ipv6 is not None and ipv6 != "auto":
+            iface6 = parse_ip_interface(ipv6)
+            if iface6.version != 6:
+                raise ValueError(f"ipv6={ipv6!r} is not an IPv6 address")
         if dhcp:
             raise NotImplementedError("DHCP is not available in this version of netstack")
         if dns:
@@ -185,6 +227,12 @@ class Stack:
                 stack.add_address(str(iface))
             if gw is not None:
                 stack.set_gateway(format_ipv4(gw))
+            if ipv6 is not None:
+                stack.ipv6.start(stack.loop.time())
+                if iface6 is not None:
+                    stack.add_address(str(iface6))
+                stack._touch()
+                await stack.wait_ipv6_ready()
         except BaseException:
             await stack.close()
             raise
@@ -283,7 +331,7 @@ class Stack:
 
     def _poll_at(self) -> float | None:
         at = self.arp.poll_at()
-        for other in (self.ipv4.poll_at(), self.tcp.poll_at()):
+        for other in (self.ipv4.poll_at(), self.ipv6.poll_at(), self.tcp.poll_at()):
             if other is not None and (at is None or other < at):
                 at = other
         return at
@@ -308,6 +356,8 @@ class Stack:
         try:
             self.arp.handle_timeout(now)
             self.ipv4.handle_timeout(now)
+            if self.ipv6.enabled:
+                self.ipv6.handle_timeout(now)
             self.tcp.handle_timeout(now)
         except Exception:
             self.internal_errors += 1
@@ -322,7 +372,11 @@ class Stack:
         if self._closed:
             return
         try:
-            self.ipv4.receive(memoryview(frame)[14:], self.ethernet.mac, False, self.loop.time())
+            view = memoryview(frame)[14:]
+            if view and view[0] >> 4 == 6:
+                self.ipv6.receive(view, self.ethernet.mac, False, self.loop.time())
+            else:
+                self.ipv4.receive(view, self.ethernet.mac, False, self.loop.time())
         except Exception:
             self.internal_errors += 1
             log.exception("internal error in loopback delivery")
@@ -330,35 +384,96 @@ class Stack:
 
     # -- addresses and routes ------------------------------------------------------------------
     @property
-    def addresses(self) -> list[InterfaceAddress]:
-        """This host's addresses, each an :class:`ipaddress.IPv4Interface` with a ``state``."""
-        return [InterfaceAddress(str(a)) for a in self.ipv4.addresses]
+    def addresses(self) -> list[InterfaceAddress | InterfaceAddress6]:
+        """This host's addresses: :class:`ipaddress.IPv4Interface` and
+        :class:`ipaddress.IPv6Interface` objects that also have a ``state`` ("preferred";
+        IPv6 addresses may be "tentative", "deprecated" or "duplicate")."""
+        out: list[InterfaceAddress | InterfaceAddress6] = [
+            InterfaceAddress(str(a)) for a in self.ipv4.addresses
+        ]
+        for info in self.ipv6.addrconf.addresses:
+            text = f"{format_ip(info.address)}/{info.prefix_len}"
+            origin = info.origin.name.lower().replace("_", "-")
+            out.append(InterfaceAddress6(text, info.state.value, origin))
+        return out
 
     @property
     def routes(self) -> list[RouteEntry]:
-        """The routing table, longest prefix first: (network, gateway or None, source)."""
-        return self.ipv4.routes
+        """The routing table, longest prefix first: (network, gateway or None, source); IPv4
+        routes, then IPv6 ones (static, on-link prefixes, default routers)."""
+        out = list(self.ipv4.routes)
+        for network, gateway in self.ipv6.routes:
+            out.append(RouteEntry(network, gateway, None))  # type: ignore[arg-type]
+        return out
+
+    @property
+    def dns_servers(self) -> list[str]:
+        """Name servers the network told this host about (IPv6 RDNSS, RFC 8106)."""
+        return list(self.ipv6_dns_servers)
+
+    async def wait_ipv6_ready(self, timeout: float | None = None) -> None:
+        """Wait until no link-local or static IPv6 address is tentative any more.
+
+        Raises:
+            AddressInUseError: a static address turned out to be a duplicate.
+            TimeoutError: still tentative after ``timeout`` seconds.
+        """
+        limit = self.config.ipv6_ready_timeout if timeout is None else timeout
+        async with asyncio.timeout(limit):
+            while True:
+                waiting = False
+                for info in self.ipv6.addrconf.addresses:
+                    if info.origin is addrconf.Origin.SLAAC:
+                        continue
+                    if info.state is addrconf.AddressState.TENTATIVE:
+                        waiting = True
+                    elif (
+                        info.state is addrconf.AddressState.DUPLICATE
+                        and info.origin is addrconf.Origin.STATIC
+                    ):
+                        raise AddressInUseError(
+                            f"{format_ip(info.address)} is already used on the link "
+                            "(duplicate address detection)"
+                        )
+                if not waiting:
+                    return
+                self._addrconf_changed.clear()
+                await self._addrconf_changed.wait()
+
+    def _on_addrconf_event(self, event: object) -> None:
+        if isinstance(event, addrconf.DnsServersChanged):
+            self.ipv6_dns_servers = tuple(format_ip(a) for a in event.servers)
+        log.debug("ipv6: %s", event)
+        self._addrconf_changed.set()
 
     @property
     def mac(self) -> str:
         return str(self.link.mac)
 
     def add_address(self, address: str) -> None:
-        """Add ``"a.b.c.d/len"`` and announce it with gratuitous ARP.
+        """Add ``"a.b.c.d/len"`` (announced with gratuitous ARP) or ``"fd00::2/64"`` (which
+        turns IPv6 on and is tentative until duplicate address detection finishes).
 
         Raises:
             ValueError: malformed, or already configured.
         """
         self._check_open()
-        iface = parse_ipv4_interface(address)
-        self.ipv4.add_address(iface.ip.packed, iface.network.prefixlen, self.loop.time())
+        iface = parse_ip_interface(address)
+        if iface.version == 6:
+            self.ipv6.add_address(iface.ip.packed, iface.network.prefixlen, self.loop.time())
+        else:
+            self.ipv4.add_address(iface.ip.packed, iface.network.prefixlen, self.loop.time())
         self._touch()
 
     def remove_address(self, address: str) -> None:
         """Remove an address (given with or without its prefix length)."""
         self._check_open()
-        ip = ipaddress.IPv4Interface(address).ip
-        self.ipv4.remove_address(ip.packed)
+        ip = ipaddress.ip_interface(address).ip
+        if ip.version == 6:
+            self.ipv6.remove_address(ip.packed, self.loop.time())
+            self._touch()
+        else:
+            self.ipv4.remove_address(ip.packed)
 
     def set_gateway(self, gateway: str | None) -> None:
         """Set (or with None remove) the default route.
@@ -367,6 +482,15 @@ class Stack:
             ValueError: the gateway is not on a configured network.
         """
         self._check_open()
+        if gateway is not None and ":" in gateway:
+            gw6 = parse_ip(gateway, what="gateway")
+            default6 = ipaddress.IPv6Network("::/0")
+            for network, old in self.ipv6.routes:
+                if network == default6 and old is not None:
+                    with contextlib.suppress(ValueError):
+                        self.ipv6.remove_route(default6, old.packed)
+            self.ipv6.add_route(default6, gw6)
+            return
         default = ipaddress.IPv4Network("0.0.0.0/0")
         for r in self.ipv4.routes:
             if r.network == default:
@@ -379,8 +503,13 @@ class Stack:
         self.ipv4.add_route(default, gw)
 
     def add_route(self, network: str, gateway: str | None) -> None:
-        """Route ``network`` (``"a.b.c.d/len"``) via ``gateway``, or on-link when None."""
+        """Route ``network`` (``"a.b.c.d/len"`` or ``"fd00:1::/64"``) via ``gateway``, or
+        on-link when None."""
         self._check_open()
+        if ":" in network:
+            net6 = ipaddress.IPv6Network(network)
+            self.ipv6.add_route(net6, parse_ip(gateway, what="gateway") if gateway else None)
+            return
         net = ipaddress.IPv4Network(network)
         self.ipv4.add_route(net, parse_ipv4(gateway, what="gateway") if gateway else None)
 
@@ -389,7 +518,7 @@ class Stack:
         """Send one ICMP echo request and wait for the reply.
 
         Args:
-            host: an IPv4 address.
+            host: an IPv4 or IPv6 address.
             timeout: seconds to wait.
             size: bytes of echo data (as ``ping -s``); larger than the MTU means fragments.
 
@@ -402,7 +531,7 @@ class Stack:
             ValueError: a bad address or size.
         """
         self._check_open()
-        dst = parse_ipv4(host, what="host")
+        dst = parse_ip(host, what="host")
         if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= 65507:
             raise ValueError(f"size must be in 0..65507, got {size!r}")
         if timeout <= 0:
@@ -416,7 +545,10 @@ class Stack:
         # milliseconds, coarser than a round trip on a memory link.
         sent = time.perf_counter()
         try:
-            self.icmp.send_echo_request(dst, key[0], key[1], data, self.loop.time())
+            if len(dst) == 4:
+                self.icmp.send_echo_request(dst, key[0], key[1], data, self.loop.time())
+            else:
+                self.icmp6.send_echo_request(dst, key[0], key[1], data, self.loop.time())
             self._touch()
             async with asyncio.timeout(timeout):
                 received = await fut
@@ -434,7 +566,7 @@ class Stack:
             self.icmp._drop("echo_reply_unexpected", (ident, seq))
             return
         fut, dst, sent = entry
-        if src != dst and not (self.ipv4.is_local(src) and self.ipv4.is_local(dst)):
+        if src != dst and not (self._is_local(src) and self._is_local(dst)) and dst[0] != 0xFF:
             self.icmp._drop("echo_reply_wrong_source", src)
             return
         if data != sent:
@@ -454,6 +586,47 @@ class Stack:
         exc = to_oserror(type_, code)
         if entry is not None and exc is not None and not entry[0].done():
             entry[0].set_exception(exc)
+
+    def _on_echo_error6(
+        self, type_: int, code: int, rest: int, inner: Quoted6, payload: memoryview, now: float
+    ) -> None:
+        if payload[0] != Icmp6Type.ECHO_REQUEST:
+            return
+        ident = int.from_bytes(payload[4:6], "big")
+        seq = int.from_bytes(payload[6:8], "big")
+        entry = self._pings.get((ident, seq))
+        exc = to_oserror6(type_, code)
+        if entry is not None and exc is not None and not entry[0].done():
+            entry[0].set_exception(exc)
+
+    def _net(self, ip: bytes) -> IPv4Layer | IPv6Layer:
+        return self.ipv4 if len(ip) == 4 else self.ipv6
+
+    def _is_local(self, ip: bytes) -> bool:
+        return self.ipv4.is_local(ip) if len(ip) == 4 else self.ipv6.is_local(ip)
+
+    def _local_ip(self, host: str | None, family: int, what: str) -> bytes:
+        """The address to bind for ``host``: a wildcard (of both families for None or "" with
+        no family given) or one of this host's addresses.
+
+        Raises:
+            ValueError: a malformed address, or one of another family than ``family``.
+            OSError: ``EADDRNOTAVAIL`` for an address that is not this host's.
+        """
+        if host in (None, ""):
+            if family == socket.AF_INET:
+                return ANY4
+            if family == socket.AF_INET6:
+                return ANY6
+            return DUAL
+        ip = parse_ip(host, what=what)
+        if family and (len(ip) == 4) != (family == socket.AF_INET):
+            raise ValueError(f"{what} {host!r} is not of the address family asked for")
+        if ip in (ANY4, ANY6):
+            return ip
+        if not self._is_local(ip) and not (len(ip) == 4 and ip in self.ipv4._broadcasts):
+            raise OSError(errno.EADDRNOTAVAIL, f"{host} is not an address of this host")
+        return ip
 
     # -- UDP -----------------------------------------------------------------------------------
     async def create_datagram_endpoint(
@@ -488,27 +661,31 @@ class Stack:
             OSError: ``EADDRNOTAVAIL`` for a local address that is not this host's.
         """
         self._check_open()
-        if family not in (0, socket.AF_INET):
-            raise ValueError("only AF_INET datagram endpoints are available in this version")
+        if family not in (0, socket.AF_INET, socket.AF_INET6):
+            raise ValueError("family must be AF_INET, AF_INET6 or 0")
         if sock is not None:
             raise ValueError("sock= is not supported: netstack endpoints have no OS socket")
         if reuse_port:
             raise ValueError("reuse_port is not supported")
-        local_ip, local_port = ANY4, 0
-        if local_addr is not None:
-            host, port = _split_addr(local_addr, "local_addr")
-            local_port = parse_port(port)
-            if host not in (None, "", "0.0.0.0"):
-                local_ip = parse_ipv4(host, what="local host")
-                if not self.ipv4.is_local(local_ip) and local_ip not in self.ipv4._broadcasts:
-                    raise OSError(errno.EADDRNOTAVAIL, f"{host} is not an address of this host")
         remote: tuple[bytes, int] | None = None
         if remote_addr is not None:
             host, port = _split_addr(remote_addr, "remote_addr")
-            remote = (parse_ipv4(host, what="remote host"), parse_port(port, allow_zero=False))
-            if local_ip == ANY4:
+            remote = (parse_ip(host, what="remote host"), parse_port(port, allow_zero=False))
+            if not family:
+                family = socket.AF_INET if len(remote[0]) == 4 else socket.AF_INET6
+        local_ip, local_port = (ANY4 if family != socket.AF_INET6 else ANY6), 0
+        if family == 0:
+            local_ip = DUAL
+        if local_addr is not None:
+            host, port = _split_addr(local_addr, "local_addr")
+            local_port = parse_port(port)
+            local_ip = self._local_ip(host, family, "local host")
+        if remote is not None:
+            if local_ip and len(local_ip) != len(remote[0]):
+                raise ValueError("local_addr and remote_addr are of different address families")
+            if local_ip in (ANY4, ANY6, DUAL):
                 # Like connect(2) on a UDP socket: the source address is chosen now.
-                local_ip = self.ipv4.route(remote[0]).src
+                local_ip = self._net(remote[0]).route(remote[0]).src
         protocol = protocol_factory()
         if not isinstance(protocol, asyncio.DatagramProtocol):
             raise TypeError("protocol_factory must return an asyncio.DatagramProtocol")
@@ -592,21 +769,23 @@ class Stack:
             raise ValueError("ssl= is not available in this version of netstack")
         if sock is not None:
             raise ValueError("sock= is not supported: netstack connections have no OS socket")
-        if family not in (0, socket.AF_INET):
-            raise ValueError("only AF_INET connections are available in this version")
+        if family not in (0, socket.AF_INET, socket.AF_INET6):
+            raise ValueError("family must be AF_INET, AF_INET6 or 0")
         if host is None or port is None:
             raise ValueError("host and port are required")
-        dst = parse_ipv4(host, what="host")
+        dst = parse_ip(host, what="host")
+        if family and (len(dst) == 4) != (family == socket.AF_INET):
+            raise ValueError(f"host {host!r} is not of the address family asked for")
         dport = parse_port(port, allow_zero=False)
         src: bytes | None = None
         sport = 0
         if local_addr is not None:
             lhost, lport = _split_addr(local_addr, "local_addr")
             sport = parse_port(lport)
-            if lhost not in (None, "", "0.0.0.0"):
-                src = parse_ipv4(lhost, what="local host")
-                if not self.ipv4.is_local(src):
-                    raise OSError(errno.EADDRNOTAVAIL, f"{lhost} is not an address of this host")
+            fam = socket.AF_INET if len(dst) == 4 else socket.AF_INET6
+            chosen = self._local_ip(lhost, fam, "local host")
+            if chosen not in (ANY4, ANY6, DUAL):
+                src = chosen
         if local_port is not None:
             sport = parse_port(local_port)
         config = self._tcp_config(nodelay, congestion, keepalive)
@@ -694,20 +873,24 @@ class Stack:
             raise ValueError("ssl= is not available in this version of netstack")
         if sock is not None:
             raise ValueError("sock= is not supported: netstack servers have no OS socket")
-        if family not in (0, socket.AF_INET):
-            raise ValueError("only AF_INET servers are available in this version")
+        if family not in (0, socket.AF_INET, socket.AF_INET6):
+            raise ValueError("family must be AF_INET, AF_INET6 or 0")
         if reuse_port:
             raise ValueError("reuse_port is not supported")
-        if isinstance(host, (list, tuple)):
-            raise ValueError("one host per server in this version")
-        local_ip = ANY4
-        if host not in (None, "", "0.0.0.0"):
-            local_ip = parse_ipv4(host, what="host")
-            if not self.ipv4.is_local(local_ip):
-                raise OSError(errno.EADDRNOTAVAIL, f"{host} is not an address of this host")
+        hosts = list(host) if isinstance(host, (list, tuple)) else [host]
+        if not hosts:
+            raise ValueError("host must not be an empty list")
+        local_ips: list[bytes] = []
+        for one in hosts:
+            chosen = self._local_ip(one, family, "host")
+            # No host: every address of both families (one listener each), like asyncio's
+            # create_server(host=None), which makes an IPv4 and an IPv6 socket.
+            for ip in (ANY4, ANY6) if chosen == DUAL else (chosen,):
+                if ip not in local_ips:
+                    local_ips.append(ip)
         config = self._tcp_config(nodelay, congestion, keepalive)
         server = Server(
-            self, protocol_factory, local_ip, parse_port(port), backlog, start_serving, config
+            self, protocol_factory, local_ips, parse_port(port), backlog, start_serving, config
         )
         self._servers.add(server)
         return server
@@ -743,6 +926,8 @@ class Stack:
             "arp": self.arp.stats(),
             "ipv4": self.ipv4.stats(),
             "icmp": self.icmp.stats(),
+            "ipv6": self.ipv6.stats(),
+            "icmpv6": self.icmp6.stats(),
             "udp": self.udp.stats(),
             "tcp": self.tcp.stats(),
             "stack": {

@@ -20,7 +20,7 @@ import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .addressing import format_ipv4
+from .addressing import format_ip, sockaddr
 from .proto.tcp.connection import (
     Connected,
     ConnectionClosed,
@@ -308,9 +308,9 @@ class TcpTransport(asyncio.Transport):
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         conn = self._conn
         if name == "peername":
-            return (format_ipv4(conn.remote[0]), conn.remote[1])
+            return sockaddr(conn.remote[0], conn.remote[1])
         if name == "sockname":
-            return (format_ipv4(conn.local[0]), conn.local[1])
+            return sockaddr(conn.local[0], conn.local[1])
         if name == "connection":
             return conn
         if name == "stack":
@@ -357,7 +357,7 @@ class Server(asyncio.AbstractServer):
         self,
         stack: Stack,
         protocol_factory: Callable[[], asyncio.BaseProtocol],
-        local_ip: bytes,
+        local_ip: bytes | list[bytes],
         port: int,
         backlog: int,
         start_serving: bool = True,
@@ -367,10 +367,10 @@ class Server(asyncio.AbstractServer):
         self._config = config
         self._loop = stack.loop
         self._factory = protocol_factory
-        self._local_ip = local_ip
+        self._local_ips = [local_ip] if isinstance(local_ip, bytes) else list(local_ip)
         self._port = port
         self._backlog = backlog
-        self._listener: Listener | None = None
+        self._listeners: list[Listener] = []
         self._transports: set[TcpTransport] = set()
         self._waiters: list[asyncio.Future[None]] | None = []
         self._serving_forever: asyncio.Future[None] | None = None
@@ -378,11 +378,21 @@ class Server(asyncio.AbstractServer):
             self._start()
 
     def _start(self) -> None:
-        if self._listener is None:
-            self._listener = self._stack.tcp.listen(
-                self._local_ip, self._port, self._backlog, self._accept, self._config
-            )
-            self._port = self._listener.port
+        if self._listeners:
+            return
+        try:
+            for ip in self._local_ips:
+                # With port 0 the first listener picks the port and the others share it.
+                listener = self._stack.tcp.listen(
+                    ip, self._port, self._backlog, self._accept, self._config
+                )
+                self._port = listener.port
+                self._listeners.append(listener)
+        except BaseException:
+            for listener in self._listeners:
+                self._stack.tcp.unlisten(listener)
+            self._listeners = []
+            raise
 
     def _accept(self, conn: TcpConnection) -> bool:
         try:
@@ -405,7 +415,7 @@ class Server(asyncio.AbstractServer):
     @property
     def addresses(self) -> list[tuple[str, int]]:
         """The (host, port) pairs listened on, like the sockets of :class:`asyncio.Server`."""
-        return [(format_ipv4(self._local_ip), self._port)]
+        return [(format_ip(ip), self._port) for ip in self._local_ips]
 
     @property
     def sockets(self) -> tuple[ListeningSocket, ...]:
@@ -421,15 +431,17 @@ class Server(asyncio.AbstractServer):
         return self._loop
 
     def is_serving(self) -> bool:
-        return self._listener is not None and not self._listener.closed
+        return any(not listener.closed for listener in self._listeners)
 
     async def start_serving(self) -> None:
         self._start()
 
     def close(self) -> None:
         """Stop listening; existing connections go on (as asyncio.Server.close)."""
-        if self._listener is not None and not self._listener.closed:
-            self._stack.tcp.unlisten(self._listener)
+        open_listeners = [listener for listener in self._listeners if not listener.closed]
+        for listener in open_listeners:
+            self._stack.tcp.unlisten(listener)
+        if open_listeners:
             self._stack._touch()
         if self._serving_forever is not None and not self._serving_forever.done():
             self._serving_forever.cancel()
@@ -444,7 +456,8 @@ class Server(asyncio.AbstractServer):
             transport.abort()
 
     def _wakeup_if_done(self) -> None:
-        if self._listener is not None and self._listener.closed and not self._transports:
+        listeners = self._listeners
+        if listeners and all(x.closed for x in listeners) and not self._transports:
             waiters, self._waiters = self._waiters, None
             for fut in waiters or ():
                 if not fut.done():
@@ -461,8 +474,8 @@ class Server(asyncio.AbstractServer):
     async def serve_forever(self) -> None:
         if self._serving_forever is not None:
             raise RuntimeError(f"server {self!r} is already being awaited on serve_forever()")
-        if self._listener is None or self._listener.closed:
-            if self._listener is not None:
+        if not self.is_serving():
+            if self._listeners:
                 raise RuntimeError(f"server {self!r} is closed")
             self._start()
         self._serving_forever = self._loop.create_future()

@@ -31,7 +31,7 @@ def test_demo_reports_every_part(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     for expected in (
-        "Three hosts on an in-memory learning switch",
+        "Three dual-stack hosts on an in-memory learning switch",
         "alpha's ARP cache: 198.18.0.2 is at",
         "alpha  -> gamma  3 replies",
         "echoed b'hello from beta'",
@@ -42,6 +42,10 @@ def test_demo_reports_every_part(tmp_path: Path) -> None:
         "after write_eof(): intact True",
         "status: HTTP/1.1 200 OK",
         "port 81 (nobody listens): ConnectionRefusedError",
+        "fd00:198:18::1/64            preferred (static)",
+        "(link-local)",
+        "alpha's neighbour cache: fd00:198:18::2 is at",
+        "TCP echo over IPv6 with [fd00:198:18::2]:7: b'hello over TCP/IPv6\\n'",
         "done.",
     ):
         assert expected in out, f"{expected!r} missing from:\n{out}"

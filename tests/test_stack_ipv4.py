@@ -162,8 +162,9 @@ async def test_open_misuse() -> None:
             await Stack.open(link, ipv4=bad)
     with pytest.raises(ValueError):
         await Stack.open(link, ipv4="198.18.0.1/24", gateway="10.0.0.1")
-    with pytest.raises(NotImplementedError):
-        await Stack.open(link, ipv6="auto")
+    for bad6 in ("198.18.0.1/24", "nonsense", "ff02::1/64", "::/64"):
+        with pytest.raises(ValueError):
+            await Stack.open(link, ipv6=bad6)
     with pytest.raises(TypeError):
         await Stack.open(object())  # type: ignore[arg-type]
 

@@ -8,19 +8,27 @@ netstack wrote."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import json
 import random
 import re
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from peerkit import in_netns, tshark_problems
+from peerkit import (
+    HttpServer,
+    body,
+    finished,
+    in_netns,
+    peer,
+    read_to_eof,
+    sha256,
+    tshark_problems,
+    wait_listening,
+)
 
 from netstack import Stack
 from netstack.link import MacAddress, PcapLink
@@ -36,51 +44,7 @@ BULK = 10 * MIB
 TIMEOUT = 30.0
 
 
-def body(size: int, seed: int = 2544) -> bytes:
-    """Deterministic bytes without a short period, so a misplaced segment changes the hash."""
-    return random.Random(seed).randbytes(size)
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 # -- running peers in the namespace ------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def peer(sandbox: TapSandbox, *argv: str) -> AsyncIterator[asyncio.subprocess.Process]:
-    """A long-running peer in the namespace (stdout and stderr piped), killed afterwards."""
-    proc = await asyncio.create_subprocess_exec(
-        "ip", "netns", "exec", sandbox.name, *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(proc.wait(), 5.0)
-
-
-async def finished(proc: asyncio.subprocess.Process, timeout: float = TIMEOUT) -> str:
-    """Wait for a peer to exit by itself; its output."""
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    text = (out + err).decode(errors="replace")
-    assert proc.returncode == 0, f"peer exited {proc.returncode}:\n{text}"
-    return text
-
-
-async def wait_listening(sandbox: TapSandbox, port: int, timeout: float = 10.0) -> None:
-    """Wait until something in the namespace listens on TCP ``port``."""
-    async with asyncio.timeout(timeout):
-        while True:
-            out = await in_netns(sandbox, "ss", "-Hltn", f"sport = :{port}")
-            if out.strip():
-                return
-            await asyncio.sleep(0.05)
 
 
 async def kernel_counters(sandbox: TapSandbox) -> dict[str, int]:
@@ -89,57 +53,6 @@ async def kernel_counters(sandbox: TapSandbox) -> dict[str, int]:
 
 
 # -- netstack servers --------------------------------------------------------------------------
-class HttpServer:
-    """A tiny HTTP/1.1 server on netstack: ``GET /<size>`` answers ``size`` bytes of
-    :func:`body`, ``POST`` the SHA-256 of the request body in hex; connections stay open for
-    more requests until the client closes."""
-
-    def __init__(self) -> None:
-        self.connections = 0
-        self.requests = 0
-        self.errors: list[BaseException] = []
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except asyncio.IncompleteReadError as exc:
-                    assert exc.partial == b"", exc.partial
-                    break
-                request_line = head.split(b"\r\n", 1)[0].decode()
-                method, target, _ = request_line.split(" ", 2)
-                self.requests += 1
-                if method == "POST":
-                    length = re.search(rb"\r\ncontent-length: *(\d+)\r\n", head, re.I)
-                    assert length is not None, head
-                    # read() in a loop: readexactly(n > limit) hangs (see test_readexactly_...)
-                    digest, remaining = hashlib.sha256(), int(length[1])
-                    while remaining:
-                        chunk = await reader.read(min(remaining, 256 * 1024))
-                        assert chunk, "EOF inside the request body"
-                        digest.update(chunk)
-                        remaining -= len(chunk)
-                    data = digest.hexdigest().encode()
-                else:
-                    assert method == "GET", request_line
-                    data = body(int(target.lstrip("/")))
-                writer.write(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
-                    + f"Content-Length: {len(data)}\r\n\r\n".encode()
-                )
-                view = memoryview(data)
-                for start in range(0, len(view), 256 * 1024):
-                    writer.write(view[start : start + 256 * 1024])
-                    await writer.drain()
-        except BaseException as exc:
-            self.errors.append(exc)
-            raise
-        finally:
-            writer.close()
-
-
 async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while data := await reader.read(65536):
@@ -165,14 +78,6 @@ class Discard:
             writer.close()
 
 
-async def read_to_eof(reader: asyncio.StreamReader) -> bytes:
-    chunks = []
-    while chunk := await reader.read(256 * 1024):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-# -- 1. curl downloads from netstack -----------------------------------------------------------
 async def test_curl_downloads_10_mib(
     tap_stack: Stack, tap_netns: TapSandbox, tmp_path: Path
 ) -> None:

@@ -187,6 +187,37 @@ class ArpCache(Generic[P]):
             e.pending.clear()
             self._events.append(NeighbourResolved(ip, mac, packets))
 
+    def advert(
+        self, ip: bytes, mac: bytes | None, now: float, *, solicited: bool, override: bool
+    ) -> None:
+        """A Neighbor Advertisement for ``ip`` (RFC 4861 7.2.5); ``mac`` is its Target
+        Link-Layer Address option, if any. Never creates an entry."""
+        e = self._entries.get(ip)
+        if e is None:
+            return  # RFC 4861 7.2.5: no entry, silently discard
+        if e.state is ArpState.INCOMPLETE:
+            if mac is None:
+                return
+            self.update(ip, mac, now, solicited=solicited, create=False)
+            return
+        changed = mac is not None and mac != e.mac
+        if not override and changed:
+            # A different address without Override: only casts doubt on a REACHABLE entry.
+            if e.state is ArpState.REACHABLE:
+                e.state = ArpState.STALE
+                self._arm(e, now + self.config.stale_time)
+            return
+        if mac is not None:
+            e.mac = mac
+            e.updated = now
+        if solicited:
+            e.state = ArpState.REACHABLE
+            e.tries = 0
+            self._arm(e, now + self.config.reachable_time)
+        elif changed:
+            e.state = ArpState.STALE
+            self._arm(e, now + self.config.stale_time)
+
     def confirm(self, ip: bytes, now: float) -> None:
         """An upper layer saw forward progress with ``ip`` (RFC 4861 7.3.1: new data
         acknowledged by TCP), which confirms the entry as REACHABLE."""

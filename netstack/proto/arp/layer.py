@@ -132,6 +132,11 @@ class ArpLayer(Layer):
         if ANNOUNCE_NUM > 1:
             self._announcements.append((now + ANNOUNCE_INTERVAL, ip, ANNOUNCE_NUM - 1))
 
+    @property
+    def announcing(self) -> bool:
+        """Announcements of a new address are still to be repeated."""
+        return bool(self._announcements)
+
     def _announce(self, ip: bytes) -> None:
         # An ARP request with sender and target address both the announced one (RFC 5227 3).
         self.announcements_sent += 1

@@ -23,13 +23,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ...errors import AddressInUseError, ParseError
+from ...errors import AddressInUseError, NoRouteError, ParseError
 from ..checksum import pseudo_header_sum
 from ..icmp.layer import IcmpLayer, to_oserror
 from ..icmp.ratelimit import TokenBucket
 from ..icmp.wire import IcmpType, UnreachableCode
+from ..icmpv6.layer import Icmp6Layer, Quoted6, to_oserror6
+from ..icmpv6.wire import Icmp6Type
 from ..ipv4.layer import HEADROOM, IPv4Layer, OutRoute
 from ..ipv4.wire import IpProto, IPv4Header
+from ..ipv6.layer import HEADROOM6, IPv6Layer
+from ..ipv6.wire import IPv6Header
 from ..layer import Layer
 from .connection import (
     Connected,
@@ -55,6 +59,7 @@ from .wire import (
 __all__ = ["Listener", "TcpLayer", "TcpLimits"]
 
 ANY = b"\x00\x00\x00\x00"
+ANY6 = bytes(16)
 EPHEMERAL = range(49152, 65536)
 FIN, SYN, RST, ACK = int(Flags.FIN), int(Flags.SYN), int(Flags.RST), int(Flags.ACK)
 
@@ -115,10 +120,14 @@ class TcpLayer(Layer):
         *,
         config: TcpConfig | None = None,
         limits: TcpLimits | None = None,
+        ip6: IPv6Layer | None = None,
+        icmp6: Icmp6Layer | None = None,
     ) -> None:
         super().__init__()
         self.ip = ip
         self.icmp = icmp
+        self.ip6 = ip6
+        self.icmp6 = icmp6
         self.config = config or TcpConfig()
         self.limits = limits or TcpLimits()
         self._rng = rng
@@ -143,6 +152,26 @@ class TcpLayer(Layer):
         self.syn_cookies_sent = self.syn_cookies_accepted = 0
         ip.protocols[IpProto.TCP] = self.receive
         icmp.error_handlers[IpProto.TCP] = self._icmp_error
+        if ip6 is not None:
+            ip6.protocols[IpProto.TCP] = self.receive
+        if icmp6 is not None:
+            icmp6.error_handlers[IpProto.TCP] = self._icmp6_error
+
+    def _net(self, addr: bytes) -> IPv4Layer | IPv6Layer:
+        """The network layer of ``addr``'s family (4 or 16 bytes)."""
+        if len(addr) == 4:
+            return self.ip
+        if self.ip6 is None:
+            raise NoRouteError("IPv6 is not available on this stack")
+        return self.ip6
+
+    def _mss_for(self, remote: bytes, now: float | None = None) -> int:
+        """The MSS to offer: the (path) MTU less the IP and TCP headers (RFC 9293 3.7.1)."""
+        if len(remote) == 4:
+            return self.ip.mtu - 40
+        if self.ip6 is None:
+            return 1220
+        return self.ip6.path_mtu(remote, now) - 60
 
     # -- opening ---------------------------------------------------------------------------
     def listen(
@@ -161,7 +190,11 @@ class TcpLayer(Layer):
         if port == 0:
             port = self._ephemeral_port(local_ip, None)
         for ip, p in self.listeners:
-            if p == port and (ip == ANY or local_ip == ANY or ip == local_ip):
+            if (
+                p == port
+                and len(ip) == len(local_ip)
+                and (ip in (ANY, ANY6) or local_ip in (ANY, ANY6) or ip == local_ip)
+            ):
                 raise AddressInUseError(f"TCP port {port} is already in use")
         listener = Listener(local_ip, port, max(1, backlog), accept, config or self.config)
         self.listeners[(local_ip, port)] = listener
@@ -190,7 +223,9 @@ class TcpLayer(Layer):
             AddressInUseError: the 4-tuple exists, or no ephemeral port is free.
             OSError: too many connections (``ENOBUFS``).
         """
-        route = self.ip.route(remote[0], local_ip if local_ip not in (None, ANY) else None)
+        route = self._net(remote[0]).route(
+            remote[0], local_ip if local_ip not in (None, ANY, ANY6) else None
+        )
         src = route.src
         if local_port == 0:
             local_port = self._ephemeral_port(src, remote)
@@ -217,7 +252,7 @@ class TcpLayer(Layer):
     ) -> dict[str, Any]:
         return {
             "iss": self._isn.isn(local, remote, now),
-            "mss": self.ip.mtu - 40,
+            "mss": self._mss_for(remote[0], now),
             "config": config or self.config,
             # RFC 7323 5.4 / RFC 6191: one timestamp clock per pair of hosts (as Linux does),
             # so a new connection's timestamps are newer than an old one's in TIME-WAIT.
@@ -245,14 +280,18 @@ class TcpLayer(Layer):
         raise AddressInUseError("no free ephemeral TCP port")
 
     def _port_free(self, local_ip: bytes, port: int, remote: tuple[bytes, int] | None) -> bool:
-        if (local_ip, port) in self.listeners or (ANY, port) in self.listeners:
+        if (local_ip, port) in self.listeners or (ANY if len(local_ip) == 4 else ANY6, port) in (
+            self.listeners
+        ):
             return False
         if remote is None:
             return not any(k[1] == port for k in self.connections)
         return (local_ip, port, remote[0], remote[1]) not in self.connections
 
     # -- receive ---------------------------------------------------------------------------
-    def receive(self, header: IPv4Header, data: memoryview, now: float, to_group: bool) -> None:
+    def receive(
+        self, header: IPv4Header | IPv6Header, data: memoryview, now: float, to_group: bool
+    ) -> None:
         if to_group:
             self._drop("to_broadcast")  # RFC 1122 4.2.3.10
             return
@@ -314,7 +353,9 @@ class TcpLayer(Layer):
         self._reset_for(header, sport, dport, seq, ack, flags, len(payload), now)
 
     def _listener_for(self, ip: bytes, port: int) -> Listener | None:
-        listener = self.listeners.get((ip, port)) or self.listeners.get((ANY, port))
+        listener = self.listeners.get((ip, port)) or self.listeners.get(
+            (ANY if len(ip) == 4 else ANY6, port)
+        )
         return listener if listener is not None and not listener.closed else None
 
     def _time_wait_reopens(self, conn: TcpConnection, seq: int, opts: TcpOptions) -> bool:
@@ -326,7 +367,7 @@ class TcpLayer(Layer):
     def _listen_segment(
         self,
         listener: Listener,
-        header: IPv4Header,
+        header: IPv4Header | IPv6Header,
         sport: int,
         dport: int,
         seq: int,
@@ -373,7 +414,7 @@ class TcpLayer(Layer):
         conn.listener = listener
         listener.half_open.add(conn)
         try:
-            route = self.ip.route(header.src, src=header.dst)
+            route = self._net(header.src).route(header.src, src=header.dst)
         except OSError as exc:
             self._drop("no_route", exc)
             listener.half_open.discard(conn)
@@ -389,19 +430,19 @@ class TcpLayer(Layer):
         remote: tuple[bytes, int],
         seq: int,
         opts: TcpOptions,
-        header: IPv4Header,
+        header: IPv4Header | IPv6Header,
         now: float,
     ) -> None:
-        mss = min(opts.mss or 536, self.ip.mtu - 40)
+        mss = min(opts.mss or 536, self._mss_for(header.src, now))
         iss = self._isn.cookie(local, remote, seq, mss, now)
         listener.cookies_sent += 1
         self.syn_cookies_sent += 1
         try:
-            route = self.ip.route(header.src, src=header.dst)
+            route = self._net(header.src).route(header.src, src=header.dst)
         except OSError as exc:
             self._drop("no_route", exc)
             return
-        options = emit_options(mss=self.ip.mtu - 40)
+        options = emit_options(mss=self._mss_for(header.src, now))
         seg = Segment(iss, add(seq, 1), SYN | ACK, min(self.config.recv_buffer, 0xFFFF), options)
         self._transmit(route, local[1], remote[1], seg, now)
 
@@ -428,7 +469,7 @@ class TcpLayer(Layer):
             local, remote, iss=iss, irs=irs, peer_mss=cookie.mss, window=window, now=now, **args
         )
         try:
-            route = self.ip.route(remote[0], src=local[0])
+            route = self._net(remote[0]).route(remote[0], src=local[0])
         except OSError:
             return None
         self._register((local[0], local[1], remote[0], remote[1]), conn, route)
@@ -439,7 +480,7 @@ class TcpLayer(Layer):
 
     def _reset_for(
         self,
-        header: IPv4Header,
+        header: IPv4Header | IPv6Header,
         sport: int,
         dport: int,
         seq: int,
@@ -452,7 +493,7 @@ class TcpLayer(Layer):
         if flags & RST:
             return
         try:
-            route = self.ip.route(header.src, src=header.dst)
+            route = self._net(header.src).route(header.src, src=header.dst)
         except OSError:
             return
         if flags & ACK:
@@ -530,33 +571,39 @@ class TcpLayer(Layer):
 
     def _transmit(self, route: OutRoute, sport: int, dport: int, seg: Segment, now: float) -> None:
         """Build the frame of one segment (wire.build_into's work, with the pseudo-header
-        sum of the route cached) and hand it to IPv4."""
+        sum of the route cached) and hand it to IPv4 or IPv6. The pseudo-header sums of both
+        families are the same expression while the length fits 16 bits (RFC 8200 8.1)."""
         options = seg.options
         payload = seg.payload
         olen = len(options)
         length = TCP_HEADER_LEN + olen + len(payload)
-        frame = bytearray(HEADROOM + length)
-        data_at = HEADROOM + TCP_HEADER_LEN + olen
+        v4 = len(route.dst) == 4
+        room = HEADROOM if v4 else HEADROOM6
+        frame = bytearray(room + length)
+        data_at = room + TCP_HEADER_LEN + olen
         if olen:
-            frame[HEADROOM + TCP_HEADER_LEN : data_at] = options
+            frame[room + TCP_HEADER_LEN : data_at] = options
         if payload:
             frame[data_at:] = payload
-        _HEADER.pack_into(frame, HEADROOM, sport, dport, seg.seq, seg.ack,
+        _HEADER.pack_into(frame, room, sport, dport, seg.seq, seg.ack,
                           ((5 + (olen >> 2)) << 12) | seg.flags, seg.window, 0, 0)  # fmt: skip
         base = self._pseudo_sums.get(route)
         if base is None:
             base = self._pseudo_sums[route] = pseudo_header_sum(route.src, route.dst, 6, 0)
             if len(self._pseudo_sums) > 4096:
                 self._pseudo_sums.clear()
-        total = int.from_bytes(memoryview(frame)[HEADROOM:], "big")
+        total = int.from_bytes(memoryview(frame)[room:], "big")
         if length & 1:
             total <<= 8
         s = (total + base + length) % 0xFFFF
-        _CHECKSUM.pack_into(frame, HEADROOM + 16, 0xFFFF - s if s else 0)
+        _CHECKSUM.pack_into(frame, room + 16, 0xFFFF - s if s else 0)
         self.tx_segments += 1
         try:
-            # RFC 1191: TCP sets Don't Fragment and learns the path MTU from ICMP.
-            self.ip.output(frame, route, IpProto.TCP, now, df=True)
+            # RFC 1191 / RFC 8201: TCP never fragments and learns the path MTU from ICMP.
+            if v4:
+                self.ip.output(frame, route, IpProto.TCP, now, df=True)
+            elif self.ip6 is not None:
+                self.ip6.output(frame, route, IpProto.TCP, now, df=True)
         except OSError as exc:
             self._drop("output_error", exc)
 
@@ -640,6 +687,32 @@ class TcpLayer(Layer):
             conn.icmp_error(OSError(errno.EMSGSIZE, "fragmentation needed"), now, mtu=mtu)
         else:
             exc = to_oserror(type_, code)
+            if exc is None:
+                return
+            conn.icmp_error(exc, now)
+        self._flush(conn, now)
+
+    def _icmp6_error(
+        self, type_: int, code: int, rest: int, inner: Quoted6, payload: memoryview,
+        now: float,
+    ) -> None:  # fmt: skip
+        sport = int.from_bytes(payload[0:2], "big")
+        dport = int.from_bytes(payload[2:4], "big")
+        seq = int.from_bytes(payload[4:8], "big")
+        conn = self.connections.get((inner.src, sport, inner.dst, dport))
+        if conn is None:
+            self._drop("icmp_no_connection")
+            return
+        if diff(seq, conn.snd_una) < 0 or diff(seq, conn.snd_max) >= 0:
+            self._drop("icmp_bad_seq")
+            return
+        if type_ == Icmp6Type.PACKET_TOO_BIG:
+            # RFC 8201 5.4: the new path MTU (the IPv6 layer kept it, floored at 1280) less
+            # the 20 bytes of header IPv6 needs beyond IPv4's, as the connection counts 40.
+            mtu = self._mss_for(inner.dst, now) + 40
+            conn.icmp_error(OSError(errno.EMSGSIZE, "packet too big"), now, mtu=mtu)
+        else:
+            exc = to_oserror6(type_, code)
             if exc is None:
                 return
             conn.icmp_error(exc, now)

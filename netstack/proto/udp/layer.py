@@ -6,8 +6,13 @@ over bound to the datagram's destination address over bound to any address. A da
 broadcast or multicast address goes to every endpoint that matches. Ephemeral ports are drawn
 at random from 49152-65535 (RFC 6056 3.3.1, "Algorithm 1: Simple Port Randomization").
 
-A zero checksum means the sender computed none (RFC 768); it is accepted, as RFC 1122 4.1.3.4
-requires, and counted.
+A zero checksum means the sender computed none (RFC 768); over IPv4 it is accepted, as RFC 1122
+4.1.3.4 requires, and counted; over IPv6 it is invalid and the datagram is dropped (RFC 8200
+8.1). The pseudo-header sums of IPv4 and IPv6 are the same expression for a UDP length below
+65 536, so one checksum routine serves both.
+
+Endpoints bind to a specific address, to "any IPv4 address" (0.0.0.0), to "any IPv6 address"
+(::), or to any address of both families (``DUAL``, like a dual-stack socket).
 """
 
 from __future__ import annotations
@@ -17,14 +22,21 @@ from typing import Protocol
 from ...errors import AddressInUseError, MessageTooLargeError, ParseError
 from ..icmp.layer import IcmpLayer, to_oserror
 from ..icmp.wire import IcmpType, UnreachableCode
+from ..icmpv6.layer import Icmp6Layer, Quoted6, to_oserror6
+from ..icmpv6.wire import Icmp6Type, UnreachableCode6
 from ..ipv4.layer import HEADROOM, IPv4Layer, OutRoute
 from ..ipv4.wire import IpProto, IPv4Header
+from ..ipv6.layer import HEADROOM6, IPv6Layer
+from ..ipv6.wire import IPv6Header
 from ..layer import Layer
 from .wire import UDP_HEADER_LEN, build_into, checksum_ok, parse
 
-__all__ = ["EPHEMERAL_PORTS", "MAX_PAYLOAD", "Endpoint", "UdpLayer"]
+__all__ = ["ANY", "ANY6", "DUAL", "EPHEMERAL_PORTS", "MAX_PAYLOAD", "Endpoint", "UdpLayer"]
 
 ANY = b"\x00\x00\x00\x00"
+ANY6 = bytes(16)
+#: Bound to every address of both families.
+DUAL = b""
 #: RFC 6335 6: the Dynamic and/or Private Ports.
 EPHEMERAL_PORTS = range(49152, 65536)
 #: 65 535 minus the IPv4 and UDP headers.
@@ -53,16 +65,29 @@ class UdpLayer(Layer):
     name = "udp"
     _COUNTERS = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "no_checksum", "no_port")
 
-    def __init__(self, ip: IPv4Layer, icmp: IcmpLayer, rng: Rng) -> None:
+    def __init__(
+        self,
+        ip: IPv4Layer,
+        icmp: IcmpLayer,
+        rng: Rng,
+        ip6: IPv6Layer | None = None,
+        icmp6: Icmp6Layer | None = None,
+    ) -> None:
         super().__init__()
         self.ip = ip
         self.icmp = icmp
+        self.ip6 = ip6
+        self.icmp6 = icmp6
         self._rng = rng
         self._ports: dict[int, list[Endpoint]] = {}
         self.rx_packets = self.rx_bytes = self.tx_packets = self.tx_bytes = 0
         self.no_checksum = self.no_port = 0
         ip.protocols[IpProto.UDP] = self.receive
         icmp.error_handlers[IpProto.UDP] = self._icmp_error
+        if ip6 is not None:
+            ip6.protocols[IpProto.UDP] = self.receive
+        if icmp6 is not None:
+            icmp6.error_handlers[IpProto.UDP] = self._icmp6_error
 
     # -- binding ---------------------------------------------------------------------------
     def bind(self, endpoint: Endpoint, local_ip: bytes, port: int) -> int:
@@ -89,8 +114,8 @@ class UdpLayer(Layer):
     def _free(self, local_ip: bytes, port: int, remote: tuple[bytes, int] | None) -> bool:
         for e in self._ports.get(port, ()):
             # Like Linux without SO_REUSEADDR: two endpoints may share a port only when
-            # bound to different specific addresses.
-            if e.local_ip == ANY or local_ip == ANY or e.local_ip == local_ip:
+            # bound to different specific addresses (or to the wildcards of two families).
+            if _overlap(e.local_ip, local_ip):
                 return False
         return True
 
@@ -118,23 +143,34 @@ class UdpLayer(Layer):
             MessageTooLargeError: more than 65 507 bytes of data.
         """
         n = len(data)
-        if n > MAX_PAYLOAD:
-            raise MessageTooLargeError(f"UDP datagram of {n} bytes exceeds {MAX_PAYLOAD}")
-        frame = bytearray(HEADROOM + UDP_HEADER_LEN + n)
-        frame[HEADROOM + UDP_HEADER_LEN :] = data
-        build_into(frame, HEADROOM, src_port, dst_port, route.src, route.dst)
+        v4 = len(route.dst) == 4
+        limit = MAX_PAYLOAD if v4 else 65535 - UDP_HEADER_LEN
+        if n > limit:
+            raise MessageTooLargeError(f"UDP datagram of {n} bytes exceeds {limit}")
+        room = HEADROOM if v4 else HEADROOM6
+        frame = bytearray(room + UDP_HEADER_LEN + n)
+        frame[room + UDP_HEADER_LEN :] = data
+        build_into(frame, room, src_port, dst_port, route.src, route.dst)
         self.tx_packets += 1
         self.tx_bytes += n
-        self.ip.output(frame, route, IpProto.UDP, now)
+        if v4:
+            self.ip.output(frame, route, IpProto.UDP, now)
+        elif self.ip6 is not None:
+            self.ip6.output(frame, route, IpProto.UDP, now)
 
     # -- receive ---------------------------------------------------------------------------
-    def receive(self, header: IPv4Header, data: memoryview, now: float, to_group: bool) -> None:
+    def receive(
+        self, header: IPv4Header | IPv6Header, data: memoryview, now: float, to_group: bool
+    ) -> None:
         try:
             udp, payload = parse(data)
         except ParseError as exc:
             self._drop(exc.reason, exc)
             return
         if udp.checksum == 0:
+            if len(header.src) == 16:
+                self._drop("zero_checksum_ipv6")  # RFC 8200 8.1
+                return
             self.no_checksum += 1
         elif not checksum_ok(data[: udp.length], header.src, header.dst):
             self._drop("bad_checksum")
@@ -146,8 +182,10 @@ class UdpLayer(Layer):
             src, dst, sport = header.src, header.dst, udp.src_port
             if to_group:
                 delivered = False
+                wild = ANY if len(dst) == 4 else ANY6
                 for e in list(bound):
-                    if (e.local_ip == ANY or e.local_ip == dst) and (
+                    local = e.local_ip
+                    if (local == dst or local == wild or local == DUAL) and (
                         e.remote is None or e.remote == (src, sport)
                     ):
                         e.deliver(payload, src, sport)
@@ -156,24 +194,33 @@ class UdpLayer(Layer):
                     return
             else:
                 best = None
+                wild = ANY if len(dst) == 4 else ANY6
                 for e in bound:
-                    if e.local_ip != ANY and e.local_ip != dst:
+                    local = e.local_ip
+                    if local != dst and local != wild and local != DUAL:
                         continue
                     if e.remote is not None:
                         if e.remote == (src, sport):
                             best = e
                             break
                         continue
-                    if best is None or e.local_ip != ANY:
+                    if best is None or local == dst:
                         best = e
                 if best is not None:
                     best.deliver(payload, src, sport)
                     return
         self.no_port += 1
         self._drop("no_port", udp.dst_port)
-        self.icmp.send_error(
-            IcmpType.DEST_UNREACHABLE, UnreachableCode.PORT, header, data, now, to_group=to_group
-        )
+        if isinstance(header, IPv4Header):
+            self.icmp.send_error(
+                IcmpType.DEST_UNREACHABLE, UnreachableCode.PORT, header, data, now,
+                to_group=to_group,
+            )  # fmt: skip
+        elif self.icmp6 is not None:
+            self.icmp6.send_error(
+                Icmp6Type.DEST_UNREACHABLE, UnreachableCode6.PORT, header, data, now,
+                to_group=to_group,
+            )  # fmt: skip
 
     def _icmp_error(
         self, type_: int, code: int, rest: int, inner: IPv4Header, payload: memoryview,
@@ -190,3 +237,26 @@ class UdpLayer(Layer):
             # Like Linux: only a connected socket hears about errors (no IP_RECVERR here).
             if e.remote == (inner.dst, dst_port) and e.local_ip in (ANY, inner.src):
                 e.error(exc)
+
+    def _icmp6_error(
+        self, type_: int, code: int, rest: int, inner: Quoted6, payload: memoryview,
+        now: float,
+    ) -> None:  # fmt: skip
+        src_port = int.from_bytes(payload[0:2], "big")
+        dst_port = int.from_bytes(payload[2:4], "big")
+        exc = to_oserror6(type_, code)
+        if exc is None:
+            return
+        for e in list(self._ports.get(src_port, ())):
+            if e.remote == (inner.dst, dst_port) and e.local_ip in (ANY6, DUAL, inner.src):
+                e.error(exc)
+
+
+def _overlap(a: bytes, b: bytes) -> bool:
+    """Whether endpoints bound to ``a`` and ``b`` would receive some of the same datagrams."""
+    if a == b or a == DUAL or b == DUAL:
+        return True
+    if len(a) != len(b):
+        return False
+    wild = ANY if len(a) == 4 else ANY6
+    return a == wild or b == wild

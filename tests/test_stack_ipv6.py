@@ -1,0 +1,327 @@
+"""IPv6 through whole stacks on in-memory links: addresses and DAD, neighbour discovery, ping
+(also fragmented), UDP and TCP over IPv6, dual-stack servers, SLAAC from a scripted router,
+Packet Too Big, and garbage on the wire."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import ipaddress
+import random
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from netstack import AddressInUseError, Stack, StackConfig
+from netstack.link import Impairment, MemoryLink, Switch
+from netstack.proto.ethernet.wire import EtherType
+from netstack.proto.icmpv6 import ndp
+from netstack.proto.icmpv6.wire import Icmp6Type, build
+from netstack.proto.ipv6.addrconf import AddrconfConfig
+from netstack.proto.ipv6.addressing import ALL_NODES, multicast_mac
+from netstack.proto.ipv6.layer import IPv6Config
+from netstack.proto.ipv6.wire import IPv6Header, NextHeader
+
+#: DAD and router solicitation on a memory link need not wait the RFC's seconds.
+FAST = StackConfig(
+    ipv6=IPv6Config(
+        addrconf=AddrconfConfig(retrans_timer=0.05, max_rtr_solicitation_delay=0.02,
+                                rtr_solicitation_interval=0.2)
+    )
+)  # fmt: skip
+A6, B6 = "fd00::1", "fd00::2"
+
+
+@pytest.fixture
+async def pair6() -> AsyncIterator[tuple[Stack, Stack]]:
+    a_link, b_link = MemoryLink.pair()
+    a = await Stack.open(a_link, ipv4="198.18.0.1/24", ipv6=f"{A6}/64", config=FAST)
+    b = await Stack.open(b_link, ipv4="198.18.0.2/24", ipv6=f"{B6}/64", config=FAST)
+    try:
+        yield a, b
+    finally:
+        await a.close()
+        await b.close()
+
+
+def link_local(stack: Stack) -> str:
+    return next(str(a.ip) for a in stack.addresses if a.version == 6 and a.ip.is_link_local)
+
+
+async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+
+
+async def test_addresses_and_states(pair6: tuple[Stack, Stack]) -> None:
+    a, _ = pair6
+    v6 = [x for x in a.addresses if x.version == 6]
+    assert {x.origin for x in v6} == {"link-local", "static"}  # type: ignore[union-attr]
+    assert all(x.state == "preferred" for x in v6)
+    assert ipaddress.IPv6Interface(f"{A6}/64") in v6
+    assert str(a.addresses[0]) == "198.18.0.1/24"  # IPv4 first, unchanged
+
+
+async def test_ping_global_and_link_local_both_ways(pair6: tuple[Stack, Stack]) -> None:
+    a, b = pair6
+    assert await a.ping(B6) > 0
+    assert await b.ping(A6) > 0
+    assert await a.ping(link_local(b)) > 0
+    assert await b.ping(f"{link_local(a)}%eth0") > 0
+    # The neighbour cache learnt each other through NS/NA.
+    assert a.stats()["ipv6"]["neighbours"] >= 1
+    assert a.stats()["ipv6"]["ndp_sent"] >= 1
+
+
+async def test_fragmented_ping_and_udp(pair6: tuple[Stack, Stack]) -> None:
+    a, b = pair6
+    assert await a.ping(B6, size=4000) > 0
+    assert b.stats()["ipv6"]["reassembled"] >= 1
+    assert a.stats()["ipv6"]["fragments_sent"] >= 3
+    got: asyncio.Future[tuple[bytes, tuple[object, ...]]] = (
+        asyncio.get_running_loop().create_future()
+    )
+
+    class Sink(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            got.set_result((data, addr))
+
+    server, _ = await b.create_datagram_endpoint(Sink, local_addr=("::", 5353))
+    client, _ = await a.create_datagram_endpoint(asyncio.DatagramProtocol, remote_addr=(B6, 5353))
+    blob = random.Random(1).randbytes(20000)
+    client.sendto(blob)
+    data, addr = await asyncio.wait_for(got, 5)
+    assert data == blob
+    assert addr == (A6, client.get_extra_info("sockname")[1], 0, 0)
+    assert server.get_extra_info("sockname") == ("::", 5353, 0, 0)
+    client.close()
+    server.close()
+
+
+async def test_udp_port_unreachable_over_ipv6(pair6: tuple[Stack, Stack]) -> None:
+    a, b = pair6
+    errors: asyncio.Queue[Exception] = asyncio.Queue()
+
+    class Client(asyncio.DatagramProtocol):
+        def error_received(self, exc: Exception) -> None:
+            errors.put_nowait(exc)
+
+    transport, _ = await a.create_datagram_endpoint(Client, remote_addr=(B6, 9))
+    transport.sendto(b"anyone?")
+    exc = await asyncio.wait_for(errors.get(), 5)
+    assert isinstance(exc, ConnectionRefusedError)
+    assert b.stats()["icmpv6"]["errors_sent"] == 1
+    transport.close()
+
+
+async def test_dual_stack_udp_endpoint(pair6: tuple[Stack, Stack]) -> None:
+    a, b = pair6
+    seen: asyncio.Queue[tuple[bytes, tuple[object, ...]]] = asyncio.Queue()
+
+    class Sink(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            seen.put_nowait((data, addr))
+
+    server, _ = await b.create_datagram_endpoint(Sink, local_addr=(None, 6000))
+    assert server.get_extra_info("sockname") == ("::", 6000, 0, 0)
+    c4, _ = await a.create_datagram_endpoint(
+        asyncio.DatagramProtocol, remote_addr=("198.18.0.2", 6000)
+    )
+    c6, _ = await a.create_datagram_endpoint(asyncio.DatagramProtocol, remote_addr=(B6, 6000))
+    c4.sendto(b"four")
+    c6.sendto(b"six")
+    got = {(await asyncio.wait_for(seen.get(), 5))[0] for _ in range(2)}
+    assert got == {b"four", b"six"}
+    with pytest.raises(AddressInUseError):
+        await b.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("::", 6000))
+    for t in (server, c4, c6):
+        t.close()
+
+
+async def test_tcp_over_ipv6_and_dual_stack_server(pair6: tuple[Stack, Stack]) -> None:
+    a, b = pair6
+    server = await b.start_server(echo, port=8080)
+    assert sorted(server.addresses) == [("0.0.0.0", 8080), ("::", 8080)]
+    blob = random.Random(6).randbytes(1 << 20)
+    for host in (B6, "198.18.0.2", link_local(b)):
+        reader, writer = await a.open_connection(host, 8080)
+        peer = writer.get_extra_info("peername")
+        if ":" in host:
+            assert peer == (host, 8080, 0, 0)
+            assert len(writer.get_extra_info("sockname")) == 4
+        else:
+            assert peer == (host, 8080)
+        writer.write(blob)
+        writer.write_eof()
+        back = await asyncio.wait_for(reader.read(-1), 20)
+        assert hashlib.sha256(back).digest() == hashlib.sha256(blob).digest()
+        writer.close()
+        await writer.wait_closed()
+    # TCP sized its segments for IPv6 (MSS 1440): nothing was fragmented.
+    assert a.stats()["ipv6"]["fragments_sent"] == 0
+    assert b.stats()["ipv6"]["fragments_sent"] == 0
+    server.close()
+
+
+async def test_ipv6_only_server_and_refused(pair6: tuple[Stack, Stack]) -> None:
+    a, b = pair6
+    server = await b.start_server(echo, host="::", port=8081)
+    assert server.addresses == [("::", 8081)]
+    with pytest.raises(ConnectionRefusedError):
+        await a.open_connection("198.18.0.2", 8081)
+    with pytest.raises(ConnectionRefusedError):
+        await a.open_connection(B6, 8082)
+    with pytest.raises(OSError) as info:
+        await b.start_server(echo, host="fd00::99", port=1)
+    assert info.value.errno == errno.EADDRNOTAVAIL
+    with pytest.raises(ValueError):
+        await a.open_connection(B6, 8081, family=socket.AF_INET)
+    server.close()
+
+
+async def test_tcp_over_ipv6_under_loss() -> None:
+    net = Switch()
+    imp = Impairment(loss=0.03, reorder=0.03, duplicate=0.01, seed=66)
+    a = await Stack.open(net.port(impairment=imp), ipv6="fd00::a/64", config=FAST)
+    b = await Stack.open(net.port(impairment=imp), ipv6="fd00::b/64", config=FAST)
+    try:
+        server = await b.start_server(echo, host="::", port=7)
+        reader, writer = await a.open_connection("fd00::b", 7)
+        blob = random.Random(7).randbytes(512 * 1024)
+        writer.write(blob)
+        writer.write_eof()
+        back = await asyncio.wait_for(reader.read(-1), 60)
+        assert back == blob
+        writer.close()
+        server.close()
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_duplicate_static_address_is_refused() -> None:
+    net = Switch()
+    a = await Stack.open(net.port(), ipv6="fd00::7/64", config=FAST)
+    try:
+        with pytest.raises(AddressInUseError):
+            await Stack.open(net.port(), ipv6="fd00::7/64", config=FAST)
+        assert a.addresses[-1].state == "preferred"
+    finally:
+        await a.close()
+
+
+class ScriptedRouter:
+    """The far end of a memory link, playing an IPv6 router: answers Router Solicitations
+    with a Router Advertisement and counts what it saw."""
+
+    MAC = bytes.fromhex("02000000aa01")
+    LL = ipaddress.IPv6Address("fe80::1").packed
+
+    def __init__(self, link: MemoryLink, prefix: str, rdnss: str, mtu: int | None = None) -> None:
+        self.link = link
+        self.prefix = ipaddress.IPv6Network(prefix)
+        self.rdnss = ipaddress.IPv6Address(rdnss).packed
+        self.mtu = mtu
+        self.solicitations = 0
+        self.mld_reports = 0
+        self.frames: list[bytes] = []
+
+    def advert(
+        self, router_lifetime: int = 1800, valid: int = 3600, preferred: int = 1800
+    ) -> bytes:
+        msg = ndp.build_router_advert(
+            self.LL, ALL_NODES,
+            router_lifetime=router_lifetime,
+            source_mac=self.MAC,
+            mtu=self.mtu,
+            prefixes=(
+                ndp.PrefixInfo(self.prefix.network_address.packed, 64, True, True, valid,
+                               preferred),
+            ),
+            rdnss=(ndp.Rdnss(600, (self.rdnss,)),),
+        )  # fmt: skip
+        header = IPv6Header(0, 0, len(msg), NextHeader.ICMPV6, 255, self.LL, ALL_NODES)
+        eth = multicast_mac(ALL_NODES) + self.MAC + EtherType.IPV6.to_bytes(2, "big")
+        return eth + header.to_bytes() + msg
+
+    def on_frame(self, frame: memoryview) -> None:
+        data = bytes(frame)
+        self.frames.append(data)
+        if data[12:14] != b"\x86\xdd":
+            return
+        nh = data[14 + 6]
+        if nh == NextHeader.ICMPV6 and data[54] == Icmp6Type.ROUTER_SOLICIT:
+            self.solicitations += 1
+            asyncio.get_running_loop().create_task(self.link.write(self.advert()))
+        elif nh == NextHeader.HOP_BY_HOP and data[62] == Icmp6Type.MLDV2_REPORT:
+            self.mld_reports += 1
+
+
+async def test_slaac_from_a_router_advertisement() -> None:
+    host_link, router_link = MemoryLink.pair()
+    router = ScriptedRouter(router_link, "fd00:1:2:3::/64", "fd00::53", mtu=1400)
+    listening = asyncio.create_task(router_link.listen(router.on_frame))
+    stack = await Stack.open(host_link, ipv6="auto", config=FAST)
+    try:
+        async with asyncio.timeout(5):
+            while not any(
+                a.version == 6 and a.origin == "slaac" and a.state == "preferred"
+                for a in stack.addresses
+            ):  # type: ignore[union-attr]
+                await asyncio.sleep(0.02)
+        slaac = next(a for a in stack.addresses if a.version == 6 and a.origin == "slaac")  # type: ignore[union-attr]
+        assert slaac.ip in router.prefix and slaac.network.prefixlen == 64
+        assert router.solicitations >= 1
+        assert router.mld_reports >= 1  # the solicited-node groups were reported (RFC 3810)
+        assert stack.dns_servers == ["fd00::53"]
+        assert stack.ipv6.mtu == 1400
+        # Off-link destinations go to the router (its MAC, learnt from the RA).
+        gateways = [r.gateway for r in stack.routes if r.network == ipaddress.IPv6Network("::/0")]
+        assert gateways == [ipaddress.IPv6Address("fe80::1")]
+        route = stack.ipv6.route(ipaddress.IPv6Address("2001:db8::1").packed)
+        assert route.next_hop == ScriptedRouter.LL and route.src == slaac.ip.packed
+        # A new advertisement with router lifetime 0 removes the default router.
+        await router_link.write(router.advert(router_lifetime=0))
+        async with asyncio.timeout(2):
+            while any(r.network.prefixlen == 0 and r.network.version == 6 for r in stack.routes):
+                await asyncio.sleep(0.02)
+    finally:
+        await stack.close()
+        listening.cancel()
+
+
+async def test_packet_too_big_lowers_the_path_mtu(pair6: tuple[Stack, Stack]) -> None:
+    a, b = pair6
+    a_ip = ipaddress.IPv6Address(A6).packed
+    b_ip = ipaddress.IPv6Address(B6).packed
+    # A Packet Too Big (MTU 1280) from b about a datagram a sent it.
+    quoted = IPv6Header(0, 0, 1400, NextHeader.UDP, 64, a_ip, b_ip).to_bytes() + bytes(64)
+    msg = build(Icmp6Type.PACKET_TOO_BIG, 0, 1280, quoted, b_ip, a_ip)
+    header = IPv6Header(0, 0, len(msg), NextHeader.ICMPV6, 64, b_ip, a_ip)
+    frame = a.ethernet.mac + b.ethernet.mac + b"\x86\xdd" + header.to_bytes() + msg
+    a._on_frame(memoryview(frame))
+    assert a.ipv6.path_mtu(b_ip) == 1280
+    assert await a.ping(B6, size=1400) > 0
+    assert a.stats()["ipv6"]["fragments_sent"] >= 2
+    # A PTB below the IPv6 minimum never lowers it further (RFC 8201 5).
+    a._on_frame(memoryview(frame[:58] + b"\x00\x00\x01\x00" + frame[62:]))
+    assert a.ipv6.path_mtu(b_ip) == 1280
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.binary(max_size=200))
+async def test_garbage_ipv6_is_dropped_not_raised(pair6: tuple[Stack, Stack], junk: bytes) -> None:
+    a, b = pair6
+    frame = a.ethernet.mac + b.ethernet.mac + b"\x86\xdd" + b"\x60" + junk
+    a._on_frame(memoryview(frame))
+    frame = multicast_mac(ALL_NODES) + b.ethernet.mac + b"\x86\xdd" + junk
+    a._on_frame(memoryview(frame))
+    assert a.internal_errors == 0
