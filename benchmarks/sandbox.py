@@ -38,6 +38,8 @@ __all__ = [
 PEER_SCRIPT = str(Path(__file__).with_name("peer.py"))
 KERNEL_A = "198.18.0.1"
 KERNEL_B = "198.18.0.2"
+KERNEL6_A = "fd00:198:18::1"
+KERNEL6_B = "fd00:198:18::2"
 _counter = itertools.count(1)
 
 _REPLY = re.compile(r"icmp_seq=(\d+) .*time=([\d.]+) ms")

@@ -18,6 +18,7 @@ from typing import Any
 __all__ = ["render"]
 
 _KEYS = (
+    "family",
     "case",
     "proto",
     "direction",

@@ -51,7 +51,16 @@ from netstack.netns import Namespace, open_tap_in_namespace, tap_unavailable_rea
 
 from .common import Emitter, Settings, log, rtt_summary, summarize, veth_unavailable_reason
 from .peer import STOP
-from .sandbox import KERNEL_A, KERNEL_B, interface_counters, ping, start_peer, veth_pair
+from .sandbox import (
+    KERNEL6_A,
+    KERNEL6_B,
+    KERNEL_A,
+    KERNEL_B,
+    interface_counters,
+    ping,
+    start_peer,
+    veth_pair,
+)
 from .udp import Counter
 
 __all__ = ["run_tap", "run_veth"]
@@ -76,16 +85,20 @@ class TapSandbox:
 
 @asynccontextmanager
 async def tap_sandbox() -> AsyncIterator[TapSandbox]:
-    """A namespace with the kernel at 198.18.0.1/24 on a TAP device and netstack at
-    198.18.0.2/24 on its other end; all of it removed on the way out."""
+    """A namespace with the kernel at 198.18.0.1/24 and fd00:198:18::1/64 on a TAP device
+    and netstack at 198.18.0.2/24 and fd00:198:18::2/64 on its other end; all of it removed
+    on the way out."""
     async with AsyncExitStack() as exits:
         ns = Namespace.create()
         exits.callback(ns.delete)  # runs last: after the stack has closed the device
-        link = open_tap_in_namespace(ns, kernel_ipv4=f"{KERNEL_A}/24", kernel_ipv6=None)
+        link = open_tap_in_namespace(
+            ns, kernel_ipv4=f"{KERNEL_A}/24", kernel_ipv6=f"{KERNEL6_A}/64"
+        )
         exits.callback(link.close)
-        stack = await Stack.open(link, ipv4=f"{KERNEL_B}/24")
+        stack = await Stack.open(link, ipv4=f"{KERNEL_B}/24", ipv6=f"{KERNEL6_B}/64")
         exits.push_async_callback(stack.close)
         await stack.ping(KERNEL_A, timeout=2.0)  # ARP both ways
+        await stack.ping(KERNEL6_A, timeout=2.0)  # and neighbour discovery
         yield TapSandbox(ns, link, stack)
 
 

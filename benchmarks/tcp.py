@@ -100,7 +100,7 @@ from .common import (
     summarize,
     veth_unavailable_reason,
 )
-from .sandbox import KERNEL_A, KERNEL_B, Peer, interface_counters, veth_pair
+from .sandbox import KERNEL6_A, KERNEL6_B, KERNEL_A, KERNEL_B, Peer, interface_counters, veth_pair
 from .tap import TapSandbox, tap_sandbox
 
 __all__ = ["run_tcp"]
@@ -281,20 +281,28 @@ class Endpoints:
 
 @asynccontextmanager
 async def netstack_memory(
-    mtu: int = 1500, config: TcpConfig | None = None, nodelay: bool | None = None
+    mtu: int = 1500,
+    config: TcpConfig | None = None,
+    nodelay: bool | None = None,
+    family: str = "ipv4",
 ) -> AsyncIterator[Endpoints]:
-    """Two stacks on a memory cable: the client 198.18.0.1/24, the server 198.18.0.2/24."""
+    """Two stacks on a memory cable: the client 198.18.0.1/24, the server 198.18.0.2/24
+    (with ``family="ipv6"``: fd00:198:18::1/64 and ::2/64, and the connections use those)."""
     a_link, b_link = MemoryLink.pair(mtu=mtu)
     stack_config = StackConfig(tcp=config) if config is not None else None
+    v6 = family == "ipv6"
     async with AsyncExitStack() as exits:
-        a = await Stack.open(a_link, ipv4=f"{KERNEL_A}/24", config=stack_config)
+        a = await Stack.open(a_link, ipv4=f"{KERNEL_A}/24", config=stack_config,
+                             ipv6=f"{KERNEL6_A}/64" if v6 else None)  # fmt: skip
         exits.push_async_callback(a.close)
-        b = await Stack.open(b_link, ipv4=f"{KERNEL_B}/24", config=stack_config)
+        b = await Stack.open(b_link, ipv4=f"{KERNEL_B}/24", config=stack_config,
+                             ipv6=f"{KERNEL6_B}/64" if v6 else None)  # fmt: skip
         exits.push_async_callback(b.close)
-        await a.ping(KERNEL_B)  # ARP both ways
+        server = KERNEL6_B if v6 else KERNEL_B
+        await a.ping(server)  # ARP or neighbour discovery both ways
         kwargs = {"nodelay": nodelay} if nodelay is not None else {}
         start_server = functools.partial(b.start_server, backlog=BACKLOG)
-        yield Endpoints(IMPL_MEMORY, KERNEL_B, a.open_connection, start_server, (a, b), kwargs)
+        yield Endpoints(IMPL_MEMORY, server, a.open_connection, start_server, (a, b), kwargs)
 
 
 @asynccontextmanager
@@ -488,6 +496,14 @@ async def run_bulk_memory(emit: Emitter, settings: Settings) -> None:
                 "tcp_bulk_memory", IMPL_MEMORY, "Mbit/s", r.pop("summary"),
                 mtu=mtu, nodelay=nodelay, **common, **r,
             )  # fmt: skip
+        # The same transfer over IPv6 (default configuration), right after IPv4's.
+        log(f"tcp_bulk_memory netstack mtu {mtu} ipv6 on {emit.loop}")
+        async with netstack_memory(mtu, family="ipv6") as ep:
+            r = await bulk_in_process(ep, seconds, repeats)
+        emit.emit_summary(
+            "tcp_bulk_memory", IMPL_MEMORY, "Mbit/s", r.pop("summary"),
+            mtu=mtu, nodelay=False, family="ipv6", **common, **r,
+        )  # fmt: skip
     log(f"tcp_bulk_memory kernel loopback on {emit.loop}")
     async with kernel_loopback() as ep:
         r = await bulk_in_process(ep, seconds, repeats)
@@ -555,29 +571,34 @@ async def run_bulk_tap(emit: Emitter, settings: Settings, box: TapSandbox) -> No
         )
         return out
 
-    log(f"tcp_bulk_tap netstack->kernel on {emit.loop}")
-    before = counters()
-    runs = [await to_sink(box.ns, KERNEL_A, stack.open_connection, seconds) for _ in range(repeats)]
-    t = _totals(runs)
-    emit.emit_summary(
-        "tcp_bulk_tap", IMPL_TAP, "Mbit/s", t.pop("summary"), direction="netstack->kernel",
-        **common, **t, **delta(before, counters()),
-    )  # fmt: skip
-
-    log(f"tcp_bulk_tap kernel->netstack on {emit.loop}")
-    discard = Discard()
-    server = await stack.start_server(discard, KERNEL_B, PORT)
-    try:
+    for family, kernel, local in (("ipv4", KERNEL_A, KERNEL_B), ("ipv6", KERNEL6_A, KERNEL6_B)):
+        # IPv6 lines carry family="ipv6"; IPv4's stay as they were.
+        tag = {"family": family} if family == "ipv6" else {}
+        log(f"tcp_bulk_tap netstack->kernel {family} on {emit.loop}")
         before = counters()
-        runs = [await from_source(box.ns, KERNEL_B, PORT, discard, seconds) for _ in range(repeats)]
-        after = counters()
-    finally:
-        server.close()
-    t = _totals(runs)
-    emit.emit_summary(
-        "tcp_bulk_tap", IMPL_TAP, "Mbit/s", t.pop("summary"), direction="kernel->netstack",
-        **common, **t, **delta(before, after),
-    )  # fmt: skip
+        runs = [await to_sink(box.ns, kernel, stack.open_connection, seconds)
+                for _ in range(repeats)]  # fmt: skip
+        t = _totals(runs)
+        emit.emit_summary(
+            "tcp_bulk_tap", IMPL_TAP, "Mbit/s", t.pop("summary"), direction="netstack->kernel",
+            **tag, **common, **t, **delta(before, counters()),
+        )  # fmt: skip
+
+        log(f"tcp_bulk_tap kernel->netstack {family} on {emit.loop}")
+        discard = Discard()
+        server = await stack.start_server(discard, local, PORT)
+        try:
+            before = counters()
+            runs = [await from_source(box.ns, local, PORT, discard, seconds)
+                    for _ in range(repeats)]  # fmt: skip
+            after = counters()
+        finally:
+            server.close()
+        t = _totals(runs)
+        emit.emit_summary(
+            "tcp_bulk_tap", IMPL_TAP, "Mbit/s", t.pop("summary"), direction="kernel->netstack",
+            **tag, **common, **t, **delta(before, after),
+        )  # fmt: skip
 
     loop_common = {**common, "mtu": loopback_mtu()}
     log(f"tcp_bulk_tap asyncio->kernel (loopback) on {emit.loop}")

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from netstack import AddressInUseError, Stack, StackConfig
 from netstack.link import Impairment, MemoryLink, Switch
 from netstack.proto.ethernet.wire import EtherType
-from netstack.proto.icmpv6 import ndp
-from netstack.proto.icmpv6.wire import Icmp6Type, build
+from netstack.proto.icmpv6 import mld, ndp
+from netstack.proto.icmpv6.wire import Icmp6Type, build, parse
 from netstack.proto.ipv6.addrconf import AddrconfConfig
 from netstack.proto.ipv6.addressing import ALL_NODES, multicast_mac
 from netstack.proto.ipv6.layer import IPv6Config
@@ -250,6 +250,15 @@ class ScriptedRouter:
         eth = multicast_mac(ALL_NODES) + self.MAC + EtherType.IPV6.to_bytes(2, "big")
         return eth + header.to_bytes() + msg
 
+    def query(self, max_response_delay: float = 0.1) -> bytes:
+        """An MLDv2 general query (RFC 3810 5.1): hop limit 1, with a Router Alert."""
+        msg = mld.build_query(self.LL, ALL_NODES, max_response_delay=max_response_delay)
+        hbh = bytes((NextHeader.ICMPV6, 0, 5, 2, 0, 0, 1, 0))
+        header = IPv6Header(0, 0, len(hbh) + len(msg), NextHeader.HOP_BY_HOP, 1, self.LL,
+                            ALL_NODES)  # fmt: skip
+        eth = multicast_mac(ALL_NODES) + self.MAC + EtherType.IPV6.to_bytes(2, "big")
+        return eth + header.to_bytes() + hbh + msg
+
     def on_frame(self, frame: memoryview) -> None:
         data = bytes(frame)
         self.frames.append(data)
@@ -291,6 +300,30 @@ async def test_slaac_from_a_router_advertisement() -> None:
         async with asyncio.timeout(2):
             while any(r.network.prefixlen == 0 and r.network.version == 6 for r in stack.routes):
                 await asyncio.sleep(0.02)
+    finally:
+        await stack.close()
+        listening.cancel()
+
+
+async def test_mld_general_query_is_answered() -> None:
+    host_link, router_link = MemoryLink.pair()
+    router = ScriptedRouter(router_link, "fd00:1:2:3::/64", "fd00::53")
+    listening = asyncio.create_task(router_link.listen(router.on_frame))
+    stack = await Stack.open(host_link, ipv6="fd00::5/64", config=FAST)
+    try:
+        await asyncio.sleep(1.2)  # the unsolicited reports and their repetition are over
+        before = router.mld_reports
+        await router_link.write(router.query(max_response_delay=0.1))
+        async with asyncio.timeout(2):
+            while router.mld_reports == before:
+                await asyncio.sleep(0.01)
+        report = router.frames[-1]
+        records = mld.parse_report(*parse(memoryview(report)[62:]))
+        groups = {ipaddress.IPv6Address(r.group) for r in records}
+        # Both solicited-node groups (link-local and fd00::5), never all-nodes (RFC 3810 6).
+        assert ipaddress.IPv6Address("ff02::1:ff00:5") in groups
+        assert ipaddress.IPv6Address("ff02::1") not in groups
+        assert all(r.type == mld.RecordType.MODE_IS_EXCLUDE for r in records)
     finally:
         await stack.close()
         listening.cancel()

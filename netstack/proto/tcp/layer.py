@@ -669,16 +669,8 @@ class TcpLayer(Layer):
         self, type_: int, code: int, rest: int, inner: IPv4Header, payload: memoryview,
         now: float,
     ) -> None:  # fmt: skip
-        sport = int.from_bytes(payload[0:2], "big")
-        dport = int.from_bytes(payload[2:4], "big")
-        seq = int.from_bytes(payload[4:8], "big")
-        conn = self.connections.get((inner.src, sport, inner.dst, dport))
+        conn = self._quoted_connection(inner.src, inner.dst, payload)
         if conn is None:
-            self._drop("icmp_no_connection")
-            return
-        # RFC 5927 4.1: the quoted sequence number must be in flight.
-        if diff(seq, conn.snd_una) < 0 or diff(seq, conn.snd_max) >= 0:
-            self._drop("icmp_bad_seq")
             return
         if type_ == IcmpType.DEST_UNREACHABLE and code == UnreachableCode.FRAGMENTATION_NEEDED:
             mtu = rest & 0xFFFF
@@ -692,19 +684,29 @@ class TcpLayer(Layer):
             conn.icmp_error(exc, now)
         self._flush(conn, now)
 
+    def _quoted_connection(
+        self, src: bytes, dst: bytes, payload: memoryview
+    ) -> TcpConnection | None:
+        """The connection an ICMP or ICMPv6 error quotes a segment of, if it is believable."""
+        sport = int.from_bytes(payload[0:2], "big")
+        dport = int.from_bytes(payload[2:4], "big")
+        seq = int.from_bytes(payload[4:8], "big")
+        conn = self.connections.get((src, sport, dst, dport))
+        if conn is None:
+            self._drop("icmp_no_connection")
+            return None
+        # RFC 5927 4.1: the quoted sequence number must be in flight.
+        if diff(seq, conn.snd_una) < 0 or diff(seq, conn.snd_max) >= 0:
+            self._drop("icmp_bad_seq")
+            return None
+        return conn
+
     def _icmp6_error(
         self, type_: int, code: int, rest: int, inner: Quoted6, payload: memoryview,
         now: float,
     ) -> None:  # fmt: skip
-        sport = int.from_bytes(payload[0:2], "big")
-        dport = int.from_bytes(payload[2:4], "big")
-        seq = int.from_bytes(payload[4:8], "big")
-        conn = self.connections.get((inner.src, sport, inner.dst, dport))
+        conn = self._quoted_connection(inner.src, inner.dst, payload)
         if conn is None:
-            self._drop("icmp_no_connection")
-            return
-        if diff(seq, conn.snd_una) < 0 or diff(seq, conn.snd_max) >= 0:
-            self._drop("icmp_bad_seq")
             return
         if type_ == Icmp6Type.PACKET_TOO_BIG:
             # RFC 8201 5.4: the new path MTU (the IPv6 layer kept it, floored at 1280) less
