@@ -5,6 +5,7 @@ Packet Too Big, and garbage on the wire."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import hashlib
 import ipaddress
@@ -303,6 +304,84 @@ async def test_slaac_from_a_router_advertisement() -> None:
     finally:
         await stack.close()
         listening.cancel()
+
+
+async def _router_and_host(
+    config: StackConfig,
+) -> tuple[Stack, ScriptedRouter, MemoryLink, asyncio.Task[None]]:
+    host_link, router_link = MemoryLink.pair()
+    router = ScriptedRouter(router_link, "fd00:1:2:3::/64", "fd00::53")
+    listening = asyncio.create_task(router_link.listen(router.on_frame))
+    stack = await Stack.open(host_link, ipv6="auto", config=config)
+    async with asyncio.timeout(5):
+        while not stack.ipv6.addrconf.default_routers(0.0):
+            await asyncio.sleep(0.02)
+    return stack, router, router_link, listening
+
+
+def _frame_from_router(message: bytes, dst: bytes, mac: bytes, hop_limit: int = 255) -> bytes:
+    header = IPv6Header(0, 0, len(message), NextHeader.ICMPV6, hop_limit, ScriptedRouter.LL, dst)
+    return mac + ScriptedRouter.MAC + b"\x86\xdd" + header.to_bytes() + message
+
+
+@pytest.mark.parametrize("accept", [False, True])
+async def test_redirects_only_when_accepted(accept: bool) -> None:
+    config = dataclasses.replace(FAST, ipv6=dataclasses.replace(FAST.ipv6, accept_redirects=accept))
+    stack, router, router_link, listening = await _router_and_host(config)
+    try:
+        far = ipaddress.IPv6Address("2001:db8::1").packed
+        better = ipaddress.IPv6Address("fe80::2").packed
+        assert stack.ipv6.route(far).next_hop == ScriptedRouter.LL
+        mine = next(a.ip.packed for a in stack.addresses if a.version == 6)
+        msg = ndp.build_redirect(
+            ScriptedRouter.LL, mine, better, far, bytes.fromhex("020000000002")
+        )
+        stack._on_frame(memoryview(_frame_from_router(msg, mine, stack.ethernet.mac)))
+        expected = better if accept else ScriptedRouter.LL
+        assert stack.ipv6.route(far).next_hop == expected
+        drops = stack.stats()["ipv6"]["drops"]
+        assert ("ndp_redirect_ignored" in drops) is not accept
+        # A Redirect from anyone but the current first hop is never believed (RFC 4861 8.1).
+        other = ipaddress.IPv6Address("2001:db8::2").packed
+        forged = ndp.build_redirect(better, mine, better, other)
+        header = IPv6Header(0, 0, len(forged), NextHeader.ICMPV6, 255, better, mine)
+        frame = stack.ethernet.mac + bytes(6) + b"\x86\xdd" + header.to_bytes() + forged
+        stack._on_frame(memoryview(frame))
+        assert stack.ipv6.route(other).next_hop == ScriptedRouter.LL
+    finally:
+        await stack.close()
+        listening.cancel()
+
+
+async def test_parameter_problems_and_time_exceeded(pair6: tuple[Stack, Stack]) -> None:
+    a, b = pair6
+    a_ip = ipaddress.IPv6Address(A6).packed
+    b_ip = ipaddress.IPv6Address(B6).packed
+    errors = b.stats()["icmpv6"]["errors_sent"]
+
+    def inject(next_header: int, payload: bytes) -> None:
+        header = IPv6Header(0, 0, len(payload), next_header, 64, a_ip, b_ip)
+        frame = b.ethernet.mac + a.ethernet.mac + b"\x86\xdd" + header.to_bytes() + payload
+        b._on_frame(memoryview(frame))
+
+    # A Destination Options header with an unknown option whose action bits are 10:
+    # discard and send Parameter Problem code 2 (RFC 8200 4.2).
+    inject(NextHeader.DEST_OPTS, bytes((NextHeader.NO_NEXT, 0, 0x9E, 4, 0, 0, 0, 0)))
+    # An upper-layer protocol nobody handles: code 1 (RFC 8200 4).
+    inject(200, bytes(8))
+    # An unknown option with action 00 is skipped: no error.
+    inject(NextHeader.DEST_OPTS, bytes((NextHeader.NO_NEXT, 0, 0x1E, 4, 0, 0, 0, 0)))
+    assert b.stats()["icmpv6"]["errors_sent"] == errors + 2
+    # The first fragment of a datagram whose rest never comes: Time Exceeded code 1 after the
+    # reassembly timeout (shortened here), RFC 8200 4.5.
+    b.ipv6.reassembler.config = dataclasses.replace(b.ipv6.reassembler.config, timeout=0.2)
+    icmp = build(Icmp6Type.ECHO_REQUEST, 0, 1, bytes(1024), a_ip, b_ip)
+    fragment = bytes((NextHeader.ICMPV6, 0, 0, 1)) + (77).to_bytes(4, "big") + icmp[:1024]
+    inject(NextHeader.FRAGMENT, fragment)
+    async with asyncio.timeout(3):
+        while b.stats()["icmpv6"]["errors_sent"] < errors + 3:
+            await asyncio.sleep(0.05)
+    assert b.stats()["ipv6"]["reassembling"] == 0
 
 
 async def test_mld_general_query_is_answered() -> None:

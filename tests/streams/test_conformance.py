@@ -1,6 +1,7 @@
 """The stream conformance suite (``conformance.py``) run unchanged over every backend:
 
 * ``memory``: netstack to netstack over an in-memory cable (the ``stack_pair`` fixture);
+* ``memory-ipv6``: the same over IPv6 (fd00::1 to fd00::2);
 * ``host``: HostStack to HostStack on loopback (the operating system's sockets);
 * ``tap-netstack-client``: netstack on a TAP device connecting to the Linux kernel in a
   network namespace, where an agent (``python conformance.py agent``) drives the kernel's
@@ -20,13 +21,17 @@ from typing import Any
 import pytest
 from conformance import CHECKS, DIRECTIONAL_CHECKS, DIRECTIONS, Agent, Harness, RemoteEndpoint
 
-from netstack import HostStack
+from netstack import HostStack, Stack, StackConfig
+from netstack.link import MemoryLink
+from netstack.proto.ipv6.addrconf import AddrconfConfig
+from netstack.proto.ipv6.layer import IPv6Config
 
 #: The bound on a whole check (its steps are bounded more tightly).
 CHECK_TIMEOUT = 60.0
 
 BACKENDS = [
     "memory",
+    "memory-ipv6",
     "host",
     pytest.param("tap-netstack-client", marks=pytest.mark.peers),
     pytest.param("tap-netstack-server", marks=pytest.mark.peers),
@@ -50,9 +55,18 @@ async def harness(backend: tuple[str, Any]) -> AsyncIterator[Harness]:
     name, parts = backend
     agent: Agent | None = None
     host: HostStack | None = None
+    stacks: list[Stack] = []
     if name == "memory":
         a, b = parts
         h = Harness(name, client=a, server=b, server_host="198.18.0.2")
+    elif name == "memory-ipv6":
+        a_link, b_link = MemoryLink.pair()
+        # Quick DAD: a memory cable need not wait the RFC's second.
+        quick = AddrconfConfig(retrans_timer=0.01, max_rtr_solicitation_delay=0.01)
+        config = StackConfig(ipv6=IPv6Config(addrconf=quick))
+        stacks.append(await Stack.open(a_link, ipv6="fd00::1/64", config=config))
+        stacks.append(await Stack.open(b_link, ipv6="fd00::2/64", config=config))
+        h = Harness(name, client=stacks[0], server=stacks[1], server_host="fd00::2")
     elif name == "host":
         host = HostStack()
         h = Harness(name, host, host, server_host="127.0.0.1", listen_host="127.0.0.1")
@@ -70,6 +84,8 @@ async def harness(backend: tuple[str, Any]) -> AsyncIterator[Harness]:
         await h.aclose()
         if host is not None:
             await host.close()
+        for stack in stacks:
+            await stack.close()
         if agent is not None:
             await agent.close()
             agent.check()

@@ -113,7 +113,8 @@ class IPv6Config:
     #: RFC 8201 5.3: a path MTU learnt from Packet Too Big is kept this long (10 minutes).
     pmtu_timeout: float = 600.0
     pmtu_entries: int = 1024
-    #: RFC 4861 8: a host MAY ignore Redirects; off by default, as the issue asks.
+    #: RFC 4861 8: Redirects are ignored unless this is set (a host on a link it does not
+    #: trust gains nothing from them but a way to be misdirected).
     accept_redirects: bool = False
     max_groups: int = 64
 
@@ -197,6 +198,8 @@ class IPv6Layer(Layer):
         self._routes: list[_StaticRoute] = []
         self._route_cache: dict[tuple[bytes, bytes | None], OutRoute] = {}
         self._pmtu: dict[bytes, tuple[int, float]] = {}
+        #: RFC 4861 8.3: destinations a router redirected (to a better next hop).
+        self._redirects: dict[bytes, bytes] = {}
         self._reports: list[tuple[float, int, bytes, int]] = []  # (at, record type, group, left)
         self._query_response_at: float | None = None
         self._query_groups: set[bytes] | None = None  # None: every group
@@ -329,6 +332,9 @@ class IPv6Layer(Layer):
         chosen = src or self._source(dst)
         if chosen is None:
             raise NoRouteError(f"no IPv6 source address for {_fmt(dst)}")
+        redirected = self._redirects.get(dst)
+        if redirected is not None:
+            return OutRoute(chosen, dst, redirected)
         d = int.from_bytes(dst, "big")
         for r in self._routes:
             if d & r.mask == r.net:
@@ -639,7 +645,7 @@ class IPv6Layer(Layer):
                 rd = ndp.parse_redirect(icmp, body)
                 reason = ndp.validate_ip(t, header.hop_limit, header.src, header.dst, rd)
                 if reason is None:
-                    reason = "redirect_ignored"
+                    reason = self._on_redirect(header, rd, now)
             else:  # a Router Solicitation: for routers only (RFC 4861 6.2.6)
                 reason = "router_solicit_ignored"
         except ParseError as exc:
@@ -693,6 +699,26 @@ class IPv6Layer(Layer):
         self.neighbours.advert(
             target, na.target_mac, now, solicited=na.solicited, override=na.override
         )
+
+    def _on_redirect(self, header: IPv6Header, rd: ndp.Redirect, now: float) -> str | None:
+        """RFC 4861 8.3: believe a Redirect only from the router this host uses for that
+        destination (8.1); then send to the target (a better router, or the destination
+        itself, on-link) and learn its link-layer address (STALE, unless it is known)."""
+        if not self.config.accept_redirects:
+            return "redirect_ignored"
+        try:
+            current = self.route(rd.destination)
+        except NoRouteError:
+            return "redirect_no_route"
+        if current.next_hop != header.src or current.next_hop == rd.destination:
+            return "redirect_not_from_router"  # RFC 4861 8.1
+        if len(self._redirects) >= self.config.pmtu_entries:
+            self._redirects.pop(next(iter(self._redirects)))
+        self._redirects[rd.destination] = rd.target
+        self._route_cache.clear()
+        if rd.target_mac is not None:
+            self.neighbours.update(rd.target, rd.target_mac, now, solicited=False, create=True)
+        return None
 
     def _on_router_advert(self, header: IPv6Header, ra: ndp.RouterAdvert, now: float) -> None:
         if ra.source_mac is not None:

@@ -56,6 +56,8 @@ FIN_I, SYN_I, RST_I, PSH_I, ACK_I = int(FIN), int(SYN), int(RST), int(PSH), int(
 
 #: RFC 9293 3.7.1: the MSS a host assumes without the option (IPv4).
 DEFAULT_MSS = 536
+#: RFC 9293 3.7.1 / RFC 8200 8.3: the send MSS assumed over IPv6 without an MSS option.
+DEFAULT_MSS6 = 1220
 #: RFC 7323 2.3: the largest window scale.
 MAX_WSCALE = 14
 _NOP_NOP_TS = struct.Struct("!III")
@@ -236,9 +238,10 @@ class TcpConnection:
         self._user_closed = False  # close() (not just shutdown()) was called
         # -- options --
         self.mss_local = mss  # what we offer: the MTU less IP and TCP headers
-        self.mss = min(mss, DEFAULT_MSS)  # bytes of data per segment we send
+        default_mss = DEFAULT_MSS if len(remote[0]) != 16 else DEFAULT_MSS6
+        self.mss = min(mss, default_mss)  # bytes of data per segment we send
         self._mss_base = self.mss  # the same, with room for the options counted back in
-        self._peer_mss = DEFAULT_MSS
+        self._peer_mss = default_mss
         self.pmtu_mss: int | None = None
         self.rcv_wscale = 0
         self.snd_wscale = 0

@@ -36,6 +36,8 @@ from ..ipv6.layer import HEADROOM6, IPv6Layer
 from ..ipv6.wire import IPv6Header
 from ..layer import Layer
 from .connection import (
+    DEFAULT_MSS,
+    DEFAULT_MSS6,
     Connected,
     ConnectionClosed,
     ConnectionReset,
@@ -433,7 +435,8 @@ class TcpLayer(Layer):
         header: IPv4Header | IPv6Header,
         now: float,
     ) -> None:
-        mss = min(opts.mss or 536, self._mss_for(header.src, now))
+        default = DEFAULT_MSS if len(header.src) == 4 else DEFAULT_MSS6
+        mss = min(opts.mss or default, self._mss_for(header.src, now))
         iss = self._isn.cookie(local, remote, seq, mss, now)
         listener.cookies_sent += 1
         self.syn_cookies_sent += 1
