@@ -16,11 +16,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
+from . import dhcp as dhcp_service
+from . import dns as dns_service
 from .addressing import format_ip
 from .errors import NetstackError
 from .link.base import Link
 from .link.memory import Impairment, Switch
 from .link.pcap import PcapLink
+from .proto.dhcp.client import DhcpClientConfig
 from .proto.ipv6.addrconf import AddrconfConfig
 from .proto.ipv6.layer import IPv6Config
 from .runner import loop_name, run
@@ -263,6 +266,59 @@ async def _demo(pcap: str | None, seed: int) -> int:
         await writer.wait_closed()
         report.line(f"beta's echo server listens on {echo6.addresses}")
         echo6.close()
+
+        report.section("DHCP (RFC 2131) and DNS (RFC 1035): gamma serves both, delta joins")
+        zone = {
+            "demo.test.": {
+                "@": [("SOA", "ns admin 1 3600 600 86400 60"), ("NS", "ns")],
+                "ns": [("A", "198.18.0.3")],
+                "www": [("A", "198.18.0.3"), ("AAAA", "fd00:198:18::3")],
+            }
+        }
+        name_server = await dns_service.serve(gamma, zone)
+        leases = await dhcp_service.serve(
+            gamma, pool="198.18.0.100-198.18.0.149", router="198.18.0.3", dns="198.18.0.3",
+            domain="demo.test", lease_time=600,
+        )  # fmt: skip
+        leases.register_names(name_server, "demo.test")  # clients' host names go into DNS
+        # RFC 5227's ARP probe of the offered address, with its waits shortened for the demo.
+        quick = DhcpClientConfig(probe_wait=0.05, probe_min=0.05, probe_max=0.1, announce_wait=0.1)
+        delta = await Stack.open(
+            switch.port(), dhcp=True, hostname="delta", config=StackConfig(dhcp=quick)
+        )
+        hosts["delta"] = delta
+        lease = delta.dhcp.lease if delta.dhcp is not None else None
+        if lease is not None:
+            report.line(
+                f"delta's lease: {lease.interface}, router {lease.router}, "
+                f"name servers {', '.join(lease.dns_servers)}, domain {lease.domain}, "
+                f"{lease.lease_time} s (renew at {lease.t1} s)"
+            )
+        found = await delta.resolve("www.demo.test")
+        report.line(f"delta resolves www.demo.test: {', '.join(found)} (A and AAAA)")
+        web = await gamma.start_server(_http_server, port=80)
+        reader, writer = await delta.open_connection("www.demo.test", 80)
+        writer.write(b"GET /by-name HTTP/1.1\r\nHost: www.demo.test\r\n\r\n")
+        response = await asyncio.wait_for(reader.read(-1), 5.0)
+        status = response.split(b"\r\n", 1)[0].decode()
+        report.line(f"delta -> http://www.demo.test/: {status}")
+        writer.close()
+        web.close()
+        alpha.dns.servers.append("198.18.0.3")
+        found = await alpha.resolve("delta.demo.test")
+        report.line(f"alpha resolves delta.demo.test (published from the lease): {found[0]}")
+        rtt = await alpha.ping("delta.demo.test")
+        report.line(f"ping alpha -> delta.demo.test: {_ms(rtt)}")
+        try:
+            await alpha.resolve("nobody.demo.test")
+        except OSError as exc:
+            report.line(f"nobody.demo.test: {type(exc).__name__}: {exc}")
+        served = name_server.stats()
+        report.line(
+            f"gamma's DNS server: {served['udp_queries']} queries over UDP, "
+            f"answers {served['rcodes']}; DHCP leases: "
+            f"{', '.join(f'{x.hostname}={x.address}' for x in leases.leases)}"
+        )
 
         report.section("Counters (stack.stats())")
         for name, host in hosts.items():

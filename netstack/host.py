@@ -559,6 +559,23 @@ class HostStack:
         finally:
             sock.close()
 
+    async def resolve(self, name: str, family: int = 0) -> list[str]:
+        """The addresses of ``name``, as :meth:`netstack.Stack.resolve` gives them (IPv6
+        first), from the operating system's resolver (``getaddrinfo``).
+
+        Raises:
+            socket.gaierror: the name does not resolve.
+            ClosedError: the stack is closed.
+        """
+        self._check_open()
+        infos = await self.loop.getaddrinfo(name, None, family=family, type=socket.SOCK_STREAM)
+        out: list[str] = []
+        for fam, _, _, _, sockaddr in sorted(infos, key=lambda i: i[0] != socket.AF_INET6):
+            address = str(sockaddr[0])
+            if fam in (socket.AF_INET, socket.AF_INET6) and address not in out:
+                out.append(address)
+        return out
+
     async def _resolve_one(self, host: str) -> tuple[int, str]:
         try:
             ip = ipaddress.ip_address(host)

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .addressing import (
     ANY4,
@@ -46,6 +46,7 @@ from .errors import AddressInUseError, ClosedError, LinkError
 from .link.base import Link, QueuedTransmitter
 from .proto.arp.cache import ArpConfig
 from .proto.arp.layer import ArpLayer
+from .proto.dhcp.client import DhcpClientConfig
 from .proto.ethernet.layer import EthernetLayer
 from .proto.icmp.layer import IcmpConfig, IcmpLayer, to_oserror
 from .proto.icmp.wire import IcmpType
@@ -62,6 +63,10 @@ from .proto.tcp.connection import TcpConfig, TcpConnection
 from .proto.tcp.layer import TcpLayer, TcpLimits
 from .proto.udp.layer import DUAL, UdpLayer
 from .streams import Server, TcpTransport, open_stream_connection, stream_server_factory
+
+if TYPE_CHECKING:
+    from .dhcp import DhcpClientDriver
+    from .dns import Resolver
 
 __all__ = ["Stack", "StackConfig"]
 
@@ -87,6 +92,11 @@ class StackConfig:
     icmp6: Icmp6Config = field(default_factory=Icmp6Config)
     #: Seconds :meth:`Stack.open` waits for IPv6 duplicate address detection.
     ipv6_ready_timeout: float = 10.0
+    #: Seconds ``Stack.open(dhcp=True)`` waits for a lease.
+    dhcp_timeout: float = 30.0
+    #: The DHCP client's tunables (:class:`netstack.proto.dhcp.client.DhcpClientConfig`:
+    #: ARP probing, retransmissions, options); None for the RFCs' defaults.
+    dhcp: DhcpClientConfig | None = None
     tcp: TcpConfig = field(default_factory=TcpConfig)
     tcp_limits: TcpLimits = field(default_factory=TcpLimits)
 
@@ -154,6 +164,10 @@ class Stack:
         self.icmp6.error_handlers[NextHeader.ICMPV6] = self._on_echo_error6
         #: Name servers learnt from IPv6 Router Advertisements (RFC 8106).
         self.ipv6_dns_servers: tuple[str, ...] = ()
+        self._static_dns: list[str] = []
+        self._resolver: Resolver | None = None
+        #: The DHCP client, with ``Stack.open(dhcp=True)`` (its ``lease``, ``state``).
+        self.dhcp: DhcpClientDriver | None = None
         self._addrconf_changed = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
@@ -207,20 +221,21 @@ class Stack:
             ValueError: a malformed address, or a gateway off every configured network.
             AddressInUseError: duplicate address detection found the static IPv6 address in
                 use on the link.
-            NotImplementedError: ``dhcp`` or ``dns``, which this version lacks.
+            TimeoutError: ``dhcp=True`` and no DHCP server gave a lease in time
+                (``StackConfig.dhcp_timeout``).
         """
         iface6 = None
         if ipv6 is not None and ipv6 != "auto":
             iface6 = parse_ip_interface(ipv6)
             if iface6.version != 6:
                 raise ValueError(f"ipv6={ipv6!r} is not an IPv6 address")
-        if dhcp:
-            raise NotImplementedError("DHCP is not available in this version of netstack")
-        if dns:
-            raise NotImplementedError("DNS is not available in this version of netstack")
+        if dhcp and ipv4 is not None:
+            raise ValueError("give ipv4= or dhcp=True, not both")
+        static_dns = [format_ip(parse_ip(server, what="dns server")) for server in dns or ()]
         iface = parse_ipv4_interface(ipv4) if ipv4 is not None else None
         gw = parse_ipv4(gateway, what="gateway") if gateway is not None else None
         stack = cls(link, config=config, rng=rng, hostname=hostname, close_link=close_link)
+        stack._static_dns = static_dns
         try:
             await stack._start()
             if iface is not None:
@@ -233,6 +248,15 @@ class Stack:
                     stack.add_address(str(iface6))
                 stack._touch()
                 await stack.wait_ipv6_ready()
+            if dhcp:
+                from . import dhcp as dhcp_driver
+
+                stack.dhcp = await dhcp_driver.configure(
+                    stack,
+                    hostname=hostname,
+                    timeout=stack.config.dhcp_timeout,
+                    config=stack.config.dhcp,
+                )
         except BaseException:
             await stack.close()
             raise
@@ -273,6 +297,10 @@ class Stack:
         ``close_link=False``) disconnect the link. Safe to call twice."""
         if self._closed:
             return
+        if self.dhcp is not None:
+            # RFC 2131 4.4.6: give the address back (a RELEASE) while UDP still works.
+            with contextlib.suppress(Exception):
+                await self.dhcp.close()
         self._closed = True
         for endpoint in list(self._endpoints):
             endpoint.close()
@@ -408,8 +436,38 @@ class Stack:
 
     @property
     def dns_servers(self) -> list[str]:
-        """Name servers the network told this host about (IPv6 RDNSS, RFC 8106)."""
-        return list(self.ipv6_dns_servers)
+        """The resolver's name servers: those given to :meth:`open`, then those DHCP and IPv6
+        Router Advertisements (RDNSS, RFC 8106) announced."""
+        out: list[str] = []
+        lease = self.dhcp.lease if self.dhcp is not None else None
+        learnt = [str(a) for a in getattr(lease, "dns_servers", ()) or ()]
+        for server in [*self._static_dns, *learnt, *self.ipv6_dns_servers]:
+            text = format_ip(parse_ip(server)) if isinstance(server, str) else format_ip(server)
+            if text not in out:
+                out.append(text)
+        return out
+
+    @property
+    def dns(self) -> Resolver:
+        """The stub resolver (:class:`netstack.dns.Resolver`) over this stack's UDP and TCP,
+        asking :attr:`dns_servers`."""
+        if self._resolver is None:
+            from .dns import Resolver
+
+            # No servers of its own: it asks dns_servers, which follow DHCP and RDNSS.
+            self._resolver = Resolver(self)
+        return self._resolver
+
+    async def resolve(self, name: str, family: int = 0) -> list[str]:
+        """The addresses of ``name`` (IPv6 first), as strings; IP literals come back as
+        they are.
+
+        Raises:
+            socket.gaierror: the name does not exist, or has no address of that family.
+            TimeoutError: no name server answered.
+        """
+        self._check_open()
+        return await self.dns.resolve(name, family)
 
     async def wait_ipv6_ready(self, timeout: float | None = None) -> None:
         """Wait until no link-local or static IPv6 address is tentative any more.
@@ -518,7 +576,7 @@ class Stack:
         """Send one ICMP echo request and wait for the reply.
 
         Args:
-            host: an IPv4 or IPv6 address.
+            host: an IPv4 or IPv6 address, or a name (resolved by :attr:`dns`).
             timeout: seconds to wait.
             size: bytes of echo data (as ``ping -s``); larger than the MTU means fragments.
 
@@ -531,6 +589,8 @@ class Stack:
             ValueError: a bad address or size.
         """
         self._check_open()
+        if isinstance(host, str) and not _is_literal(host):
+            host = (await self.resolve(host))[0]
         dst = parse_ip(host, what="host")
         if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= 65507:
             raise ValueError(f"size must be in 0..65507, got {size!r}")
@@ -670,6 +730,9 @@ class Stack:
         remote: tuple[bytes, int] | None = None
         if remote_addr is not None:
             host, port = _split_addr(remote_addr, "remote_addr")
+            if isinstance(host, str) and not _is_literal(host):
+                wanted = family if family in (socket.AF_INET, socket.AF_INET6) else 0
+                host = (await self.resolve(host, family=wanted))[0]
             remote = (parse_ip(host, what="remote host"), parse_port(port, allow_zero=False))
             if not family:
                 family = socket.AF_INET if len(remote[0]) == 4 else socket.AF_INET6
@@ -746,7 +809,8 @@ class Stack:
 
         Args:
             protocol_factory: makes the :class:`asyncio.Protocol`.
-            host: the peer's IPv4 address.
+            host: the peer's IPv4 or IPv6 address, or a name: its addresses are tried in
+                turn, IPv6 first.
             port: the peer's port.
             local_addr: ``(host, port)`` to connect from.
             local_port: the local port (shorthand for ``local_addr=(None, port)``).
@@ -762,6 +826,7 @@ class Stack:
             ConnectionRefusedError: the peer answered with a reset (no listener).
             TimeoutError: no answer after the SYN retries.
             OSError: no route, unreachable, or too many connections.
+            socket.gaierror: ``host`` is a name that does not resolve.
             ValueError: a bad address or port, or an unsupported option.
         """
         self._check_open()
@@ -773,22 +838,53 @@ class Stack:
             raise ValueError("family must be AF_INET, AF_INET6 or 0")
         if host is None or port is None:
             raise ValueError("host and port are required")
-        dst = parse_ip(host, what="host")
-        if family and (len(dst) == 4) != (family == socket.AF_INET):
-            raise ValueError(f"host {host!r} is not of the address family asked for")
         dport = parse_port(port, allow_zero=False)
-        src: bytes | None = None
-        sport = 0
-        if local_addr is not None:
-            lhost, lport = _split_addr(local_addr, "local_addr")
-            sport = parse_port(lport)
-            fam = socket.AF_INET if len(dst) == 4 else socket.AF_INET6
-            chosen = self._local_ip(lhost, fam, "local host")
-            if chosen not in (ANY4, ANY6, DUAL):
-                src = chosen
-        if local_port is not None:
-            sport = parse_port(local_port)
         config = self._tcp_config(nodelay, congestion, keepalive)
+        if not isinstance(host, str):
+            raise ValueError(f"host must be a string, got {type(host).__name__}")
+        if _is_literal(host):
+            candidates = [parse_ip(host, what="host")]
+            if family and (len(candidates[0]) == 4) != (family == socket.AF_INET):
+                raise ValueError(f"host {host!r} is not of the address family asked for")
+        else:
+            # A name: the stack's resolver, IPv6 first (RFC 6724 6); each address in turn.
+            names = await self.resolve(host, family=family)
+            candidates = [parse_ip(a, what="host") for a in names]
+        errors: list[OSError] = []
+        for dst in candidates:
+            src: bytes | None = None
+            sport = 0
+            if local_addr is not None:
+                lhost, lport = _split_addr(local_addr, "local_addr")
+                sport = parse_port(lport)
+                fam = socket.AF_INET if len(dst) == 4 else socket.AF_INET6
+                try:
+                    chosen = self._local_ip(lhost, fam, "local host")
+                except ValueError:
+                    if len(candidates) == 1:
+                        raise
+                    continue  # a local address of the other family
+                if chosen not in (ANY4, ANY6, DUAL):
+                    src = chosen
+            if local_port is not None:
+                sport = parse_port(local_port)
+            try:
+                return await self._connect_one(protocol_factory, dst, dport, src, sport, config)
+            except OSError as exc:
+                errors.append(exc)
+        if len(errors) == 1 or len({str(e) for e in errors}) == 1:
+            raise errors[0]
+        raise OSError(f"Multiple exceptions: {', '.join(str(e) for e in errors)}")
+
+    async def _connect_one(
+        self,
+        protocol_factory: Callable[[], _P],
+        dst: bytes,
+        dport: int,
+        src: bytes | None,
+        sport: int,
+        config: TcpConfig | None,
+    ) -> tuple[TcpTransport, _P]:
         protocol = protocol_factory()
         now = self.loop.time()
         conn = self.tcp.connect((dst, dport), now, local_ip=src, local_port=sport, config=config)
@@ -954,6 +1050,19 @@ class Stack:
     def __repr__(self) -> str:
         addrs = ", ".join(str(a) for a in self.ipv4.addresses) or "no address"
         return f"<Stack {self.link.mac} {addrs}{' closed' if self._closed else ''}>"
+
+
+def _is_literal(host: str) -> bool:
+    """Whether ``host`` is meant as an IP address literal rather than a name to resolve:
+    a valid literal, or something only an address would look like (digits and dots, or a
+    colon), which ``parse_ip`` then rejects with a clear ``ValueError``."""
+    if ":" in host or not host.strip("0123456789."):
+        return True
+    try:
+        parse_ip(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _split_addr(addr: object, what: str) -> tuple[Any, Any]:

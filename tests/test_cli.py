@@ -46,6 +46,11 @@ def test_demo_reports_every_part(tmp_path: Path) -> None:
         "(link-local)",
         "alpha's neighbour cache: fd00:198:18::2 is at",
         "TCP echo over IPv6 with [fd00:198:18::2]:7: b'hello over TCP/IPv6\\n'",
+        "delta's lease: 198.18.0.100/24, router 198.18.0.3, name servers 198.18.0.3",
+        "delta resolves www.demo.test: 198.18.0.3, fd00:198:18::3",
+        "delta -> http://www.demo.test/: HTTP/1.1 200 OK",
+        "alpha resolves delta.demo.test (published from the lease): 198.18.0.100",
+        "nobody.demo.test: NameNotFound",
         "done.",
     ):
         assert expected in out, f"{expected!r} missing from:\n{out}"

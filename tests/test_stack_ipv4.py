@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import random
+import socket
 import struct
 
 import pytest
@@ -125,7 +126,7 @@ async def test_ping_timeout_and_sizes(stack_pair: tuple[Stack, Stack]) -> None:
         await a.ping("198.18.0.2", timeout=0.05)
     with pytest.raises(ValueError):
         await a.ping("198.18.0.2", size=65508)
-    with pytest.raises(ValueError):
+    with pytest.raises(socket.gaierror):  # a name, and no name server to ask
         await a.ping("example.invalid")
 
 

@@ -380,3 +380,10 @@ def test_exported() -> None:
 def test_needs_a_running_loop() -> None:
     with pytest.raises(RuntimeError):  # like Stack, it belongs to a running event loop
         HostStack()
+
+
+async def test_resolve_uses_the_operating_system() -> None:
+    async with HostStack() as host:
+        assert await host.resolve("127.0.0.1") == ["127.0.0.1"]
+        # /etc/hosts only: no query may leave the machine.
+        assert "127.0.0.1" in await host.resolve("localhost", family=socket.AF_INET)

@@ -1,6 +1,6 @@
 """The ARP layer (RFC 826) over Ethernet: answers for the host's own addresses, resolves
 next hops for IPv4 through :class:`~.cache.ArpCache`, announces addresses and watches for
-conflicts (RFC 5227).
+conflicts (RFC 5227), and probes addresses a host is about to take (RFC 5227 2.1, for DHCP).
 
 Packet reception follows RFC 826's "Packet Reception" algorithm: the sender's address is
 merged into an existing entry, an entry is added only when this host is the target, and a
@@ -32,6 +32,8 @@ DEFEND_INTERVAL = 10.0
 
 #: Called with the frames that could not be sent because ``ip`` did not answer.
 FailedHandler = Callable[[bytes, list[bytearray], float], None]
+#: Called with (probed address, the other host's MAC, now) on a probe conflict.
+ProbeConflictHandler = Callable[[bytes, bytes, float], None]
 
 
 class ArpLayer(Layer):
@@ -45,6 +47,8 @@ class ArpLayer(Layer):
         "replies_sent",
         "announcements_sent",
         "conflicts",
+        "probes_sent",
+        "probe_conflicts",
     )
 
     def __init__(self, eth: EthernetLayer, config: ArpConfig | None = None) -> None:
@@ -60,6 +64,10 @@ class ArpLayer(Layer):
         self.requests_received = self.replies_received = 0
         self.requests_sent = self.replies_sent = self.conflicts = 0
         self.announcements_sent = 0
+        self.probes_sent = self.probe_conflicts = 0
+        #: Addresses being probed (RFC 5227 2.1) and who hears of a conflict.
+        self.probing: set[bytes] = set()
+        self.on_probe_conflict: ProbeConflictHandler | None = None
         self._announcements: list[tuple[float, bytes, int]] = []
         self._last_defence: dict[bytes, float] = {}
         eth.handlers[EtherType.ARP] = self.receive
@@ -86,6 +94,8 @@ class ArpLayer(Layer):
         if sha == self.eth.mac:
             self._drop("own_packet")
             return
+        if self.probing:
+            self._check_probe(pkt.op, sha, spa, tpa, now)
         if spa in self.addresses:
             self._conflict(spa, sha, now)
             return
@@ -116,6 +126,37 @@ class ArpLayer(Layer):
             # RFC 5227 2.4 (b): defend once with an announcement, then only record.
             self._last_defence[ip] = now
             self._announce(ip)
+
+    def _check_probe(self, op: int, sha: bytes, spa: bytes, tpa: bytes, now: float) -> None:
+        """RFC 5227 2.1.1: while probing, any ARP packet whose sender address is the probed
+        one, or a probe (sender 0.0.0.0) for it from another host, is a conflict."""
+        if spa in self.probing:
+            ip = spa
+        elif spa == ZERO_IP and op == ArpOp.REQUEST and tpa in self.probing:
+            ip = tpa
+        else:
+            return
+        self.probe_conflicts += 1
+        self._log.info("probe conflict: %s is claimed by %s", ".".join(map(str, ip)), sha.hex(":"))
+        if self.on_probe_conflict is not None:
+            self.on_probe_conflict(ip, sha, now)
+
+    # -- probes ----------------------------------------------------------------------------
+    def probe(self, ip: bytes, now: float) -> None:
+        """Send an ARP probe for ``ip`` (RFC 5227 2.1.1: a broadcast request with sender
+        address 0.0.0.0 and target hardware address zero) and watch for conflicts until
+        :meth:`stop_probing`."""
+        self.probing.add(ip)
+        frame = bytearray(ETHERNET_HEADER_LEN + ETH_IPV4_LEN)
+        ArpPacket(
+            ArpOp.REQUEST, self.eth.mac, ZERO_IP, ZERO_MAC, ip, HTYPE_ETHERNET, PTYPE_IPV4
+        ).emit_into(frame, ETHERNET_HEADER_LEN)
+        self.tx_packets += 1
+        self.probes_sent += 1
+        self.eth.send(frame, BROADCAST, EtherType.ARP)
+
+    def stop_probing(self, ip: bytes) -> None:
+        self.probing.discard(ip)
 
     # -- send ------------------------------------------------------------------------------
     def output(self, frame: bytearray, next_hop: bytes, now: float) -> None:
