@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from .common import LOOPS, Emitter, Settings, log, loop_factory, machine_info
+from .dns import run_dns
 from .micro import run_micro
 from .ping import run_ping
 from .tap import run_tap, run_veth
@@ -30,6 +31,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "ping": ("ping_rtt",),
     "tap": ("tap_udp_rate", "tap_ping_rtt"),
     "tcp": ("tcp_bulk_memory", "tcp_bulk_tap", "tcp_connect_rate", "tcp_memory"),
+    "dns": ("dns_qps", "dns_tap_qps", "dns_cache_hit", "dhcp_leases"),
 }
 ALL = tuple(name for names in GROUPS.values() for name in names)
 
@@ -81,6 +83,8 @@ async def _on_loop(emit: Emitter, settings: Settings, names: set[str], first: bo
             await run_veth(emit, settings, names)
     if names & set(GROUPS["tcp"]):
         await run_tcp(emit, settings, names, first=first)
+    if names & set(GROUPS["dns"]):
+        await run_dns(emit, settings, names)
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

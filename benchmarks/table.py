@@ -29,6 +29,7 @@ _KEYS = (
     "nodelay",
     "offloads",
     "concurrency",
+    "lease_file",
 )
 _TITLES = {
     "micro": "micro (ns per call, median of the timeit repeats)",
@@ -41,6 +42,10 @@ _TITLES = {
     "tcp_bulk_tap": "tcp_bulk_tap (Mbit/s counted by the receiver)",
     "tcp_connect_rate": "tcp_connect_rate (connection cycles per second)",
     "tcp_memory": "tcp_memory (idle: bytes per connection; churn: RSS growth in KiB)",
+    "dns_qps": "dns_qps (resolver -> server queries per second, UDP)",
+    "dns_tap_qps": "dns_tap_qps (answers per second to a kernel-socket client, 32 in flight)",
+    "dns_cache_hit": "dns_cache_hit (microseconds per resolve() answered from the cache)",
+    "dhcp_leases": "dhcp_leases (leases granted per second, 1000 clients, 50 in flight)",
 }
 
 
@@ -80,6 +85,8 @@ def _row_label(record: dict[str, Any]) -> str:
                 parts.append("nodelay" if value else "Nagle")
             elif key == "concurrency":
                 parts.append(f"x{value}")
+            elif key == "lease_file":
+                parts.append("lease file (fsync per batch)" if value else "leases in memory")
             elif key == "interval":
                 parts.append(f"every {value} s" if value else "back to back")
             else:

@@ -156,6 +156,8 @@ class DhcpServerHandle:
         self._dns: DnsServer | None = None
         self._dns_domain = ""
         self._registered: dict[str, str] = {}
+        self._replies: list[Any] = []
+        self._flush_scheduled = False
 
     @property
     def address(self) -> str:
@@ -187,7 +189,18 @@ class DhcpServerHandle:
     def _on_datagram(self, data: bytes, addr: Any) -> None:
         if self._closed:
             return
-        replies = self.server.receive(data, self.stack.loop.time())
+        self._replies.extend(self.server.receive(data, self.stack.loop.time()))
+        if not self._flush_scheduled:
+            # The requests of one turn of the loop are answered together, after one save of
+            # the lease database: no ACK leaves before the lease it grants is on disk.
+            self._flush_scheduled = True
+            self.stack.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        replies, self._replies = self._replies, []
+        if self._closed:
+            return
         self._save_if_changed()
         for r in replies:
             try:
