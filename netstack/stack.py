@@ -62,7 +62,14 @@ from .proto.tcp.connection import Event as TcpEvent
 from .proto.tcp.connection import TcpConfig, TcpConnection
 from .proto.tcp.layer import TcpLayer, TcpLimits
 from .proto.udp.layer import DUAL, UdpLayer
-from .streams import Server, TcpTransport, open_stream_connection, stream_server_factory
+from .streams import (
+    NetstackStreamWriter,
+    Server,
+    TcpTransport,
+    open_stream_connection,
+    stream_server_factory,
+)
+from .tls.stream import app_transport, check_ssl, client_context, make_tls_protocol
 
 if TYPE_CHECKING:
     from .dhcp import DhcpClientDriver
@@ -803,12 +810,19 @@ class Stack:
         nodelay: bool | None = None,
         congestion: str | None = None,
         keepalive: bool | None = None,
+        ssl_handshake_timeout: float | None = None,
         **kwargs: Any,
-    ) -> tuple[TcpTransport, _P]:
+    ) -> tuple[asyncio.Transport, _P]:
         """Open a TCP connection, as :meth:`asyncio.loop.create_connection`.
 
         Args:
             protocol_factory: makes the :class:`asyncio.Protocol`.
+            ssl: TLS over the connection: an :class:`ssl.SSLContext` (OpenSSL), a
+                :class:`netstack.tls.TLSConfig` (netstack's own TLS 1.3), or ``True`` for
+                the default verifying OpenSSL context.
+            server_hostname: the name the server's certificate must carry, and SNI (default:
+                ``host``).
+            ssl_handshake_timeout: seconds the TLS handshake may take (default 60).
             host: the peer's IPv4 or IPv6 address, or a name: its addresses are tried in
                 turn, IPv6 first.
             port: the peer's port.
@@ -827,11 +841,20 @@ class Stack:
             TimeoutError: no answer after the SYN retries.
             OSError: no route, unreachable, or too many connections.
             socket.gaierror: ``host`` is a name that does not resolve.
+            ssl.SSLError: the TLS handshake failed (``ssl.SSLCertVerificationError`` for a
+                certificate that does not verify; netstack's TLS raises its alert classes,
+                which subclass ``ssl.SSLError``).
             ValueError: a bad address or port, or an unsupported option.
         """
         self._check_open()
-        if ssl is not None:
-            raise ValueError("ssl= is not available in this version of netstack")
+        if ssl is not None and ssl is not False:
+            return await self._tls_connection(
+                protocol_factory, host, port, ssl, server_hostname, ssl_handshake_timeout,
+                family=family, sock=sock, local_addr=local_addr, local_port=local_port,
+                nodelay=nodelay, congestion=congestion, keepalive=keepalive, **kwargs,
+            )  # fmt: skip
+        if server_hostname is not None:
+            raise ValueError("server_hostname is only meaningful with ssl")
         if sock is not None:
             raise ValueError("sock= is not supported: netstack connections have no OS socket")
         if family not in (0, socket.AF_INET, socket.AF_INET6):
@@ -875,6 +898,42 @@ class Stack:
         if len(errors) == 1 or len({str(e) for e in errors}) == 1:
             raise errors[0]
         raise OSError(f"Multiple exceptions: {', '.join(str(e) for e in errors)}")
+
+    async def _tls_connection(
+        self,
+        protocol_factory: Callable[[], _P],
+        host: str | None,
+        port: int | None,
+        ssl: Any,
+        server_hostname: str | None,
+        handshake_timeout: float | None,
+        **kwargs: Any,
+    ) -> tuple[asyncio.Transport, _P]:
+        check_ssl(ssl, server_side=False)
+        context = client_context(ssl)
+        if server_hostname is None:
+            server_hostname = host  # as asyncio does: the name asked for is the one checked
+        made: list[tuple[Any, _P, asyncio.Future[None]]] = []
+
+        def factory() -> asyncio.BaseProtocol:
+            app = protocol_factory()
+            waiter: asyncio.Future[None] = self.loop.create_future()
+            tls = make_tls_protocol(
+                self.loop, app, context, server_side=False,
+                server_hostname=server_hostname or None, waiter=waiter,
+                handshake_timeout=handshake_timeout,
+            )  # fmt: skip
+            made.append((tls, app, waiter))
+            return tls  # type: ignore[no-any-return]
+
+        transport, _ = await self.create_connection(factory, host, port, **kwargs)
+        tls, app, waiter = made[-1]
+        try:
+            await waiter
+        except BaseException:
+            transport.abort()
+            raise
+        return app_transport(tls), app
 
     async def _connect_one(
         self,
@@ -927,6 +986,7 @@ class Stack:
             ssl=ssl,
             server_hostname=server_hostname,
             local_port=local_port,
+            writer_class=NetstackStreamWriter,
             **kwargs,
         )
 
@@ -947,6 +1007,7 @@ class Stack:
         nodelay: bool | None = None,
         congestion: str | None = None,
         keepalive: bool | None = None,
+        ssl_handshake_timeout: float | None = None,
         **kwargs: Any,
     ) -> Server:
         """Listen for TCP connections, as :meth:`asyncio.loop.create_server`.
@@ -965,8 +1026,19 @@ class Stack:
             ValueError: a bad address or port, or an unsupported option.
         """
         self._check_open()
-        if ssl is not None:
-            raise ValueError("ssl= is not available in this version of netstack")
+        if ssl is not None and ssl is not False:
+            check_ssl(ssl, server_side=True)
+            plain_factory = protocol_factory
+            loop = self.loop
+
+            def tls_factory() -> asyncio.BaseProtocol:
+                tls: asyncio.BaseProtocol = make_tls_protocol(
+                    loop, plain_factory(), ssl, server_side=True, server_hostname=None,
+                    waiter=None, handshake_timeout=ssl_handshake_timeout,
+                )  # fmt: skip
+                return tls
+
+            protocol_factory = tls_factory
         if sock is not None:
             raise ValueError("sock= is not supported: netstack servers have no OS socket")
         if family not in (0, socket.AF_INET, socket.AF_INET6):

@@ -40,9 +40,30 @@ __all__ = [
     "ListeningSocket",
     "Server",
     "TcpTransport",
+    "NetstackStreamWriter",
     "open_stream_connection",
     "stream_server_factory",
 ]
+
+
+class NetstackStreamWriter(asyncio.StreamWriter):
+    """asyncio's StreamWriter, whose :meth:`start_tls` works on any event loop over
+    netstack's TCP (uvloop's ``loop.start_tls`` takes only its own transports)."""
+
+    async def start_tls(
+        self,
+        sslcontext: Any,
+        *,
+        server_hostname: str | None = None,
+        ssl_handshake_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        from .tls.stream import writer_start_tls
+
+        await writer_start_tls(
+            self, sslcontext, server_hostname=server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+        )  # fmt: skip
 
 
 async def open_stream_connection(
@@ -50,6 +71,7 @@ async def open_stream_connection(
     create_connection: Callable[..., Any],
     limit: int,
     *args: Any,
+    writer_class: type[asyncio.StreamWriter] = asyncio.StreamWriter,
     **kwargs: Any,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """``asyncio.open_connection`` over any ``create_connection`` (netstack's or the host's):
@@ -58,7 +80,7 @@ async def open_stream_connection(
     reader = asyncio.StreamReader(limit=limit, loop=loop)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
     transport, _ = await create_connection(lambda: protocol, *args, **kwargs)
-    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+    return reader, writer_class(transport, protocol, reader, loop)
 
 
 def stream_server_factory(
@@ -83,8 +105,26 @@ HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
 
 
+def _feed_buffered(protocol: asyncio.BufferedProtocol, data: bytes) -> None:
+    """Hand ``data`` to a buffered protocol (asyncio's SSL protocol is one) through the
+    buffers it offers, as asyncio's own transports do."""
+    view = memoryview(data)
+    while view:
+        buf = memoryview(protocol.get_buffer(len(view)))
+        n = min(len(buf), len(view))
+        if not n:
+            raise RuntimeError("get_buffer() returned an empty buffer")
+        buf[:n] = view[:n]
+        protocol.buffer_updated(n)
+        view = view[n:]
+
+
 class TcpTransport(asyncio.Transport):
     """The asyncio face of one TCP connection."""
+
+    #: asyncio's ``loop.start_tls`` (and so ``StreamWriter.start_tls`` on asyncio's own loop)
+    #: upgrades transports that say this; :func:`netstack.tls.stream.start_tls` does it on any.
+    _start_tls_compatible = True
 
     def __init__(
         self,
@@ -118,7 +158,10 @@ class TcpTransport(asyncio.Transport):
         try:
             if isinstance(event, DataReceived):
                 if not self._lost:
-                    protocol.data_received(event.data)  # type: ignore[attr-defined]
+                    if isinstance(protocol, asyncio.BufferedProtocol):
+                        _feed_buffered(protocol, event.data)
+                    else:
+                        protocol.data_received(event.data)  # type: ignore[attr-defined]
             elif isinstance(event, Connected):
                 self._connected = True
                 if self._server is not None:
@@ -293,6 +336,12 @@ class TcpTransport(asyncio.Transport):
 
     def abort(self) -> None:
         self._abort(None)
+
+    def _force_close(self, exc: Exception | None) -> None:
+        """Reset the connection and report ``exc`` (what asyncio's SSL protocol calls on a
+        fatal TLS error, as on asyncio's own transports)."""
+        if not self._lost:
+            self._abort(exc)
 
     def _abort(self, exc: Exception | None) -> None:
         self._closing = True

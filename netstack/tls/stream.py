@@ -1,0 +1,167 @@
+"""TLS over netstack's TCP: the asyncio side of both engines.
+
+Everywhere the API takes ``ssl=``, it takes:
+
+- an :class:`ssl.SSLContext` (or ``True`` for a client's default context): OpenSSL, through
+  asyncio's own :class:`asyncio.sslproto.SSLProtocol` (an ``ssl.SSLObject`` over memory BIOs),
+  the very code ``loop.create_connection(ssl=...)`` runs on kernel sockets, so TLS 1.2 and 1.3,
+  SNI, ALPN and client certificates behave exactly as there;
+- a :class:`netstack.tls.TLSConfig`: netstack's own TLS 1.3 (``netstack.tls.connection``), a
+  sans-IO machine this module drives in :class:`TlsProtocol`.
+
+Either way the result is an :class:`asyncio.Transport` over the TCP transport, with the
+protocol the application gave; ``get_extra_info`` answers ``"peercert"``, ``"cipher"``,
+``"ssl_object"``, ``"sslcontext"`` and ``"alpn_protocol"`` besides the TCP names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import asyncio.sslproto
+import ssl as ssl_module
+from typing import Any
+
+__all__ = ["TLS_HANDSHAKE_TIMEOUT", "client_context", "make_tls_protocol", "start_tls"]
+
+#: Seconds a handshake may take (asyncio's default, 60 s).
+TLS_HANDSHAKE_TIMEOUT = 60.0
+
+
+class OpenSSLProtocol(asyncio.sslproto.SSLProtocol):
+    """asyncio's SSL protocol, answering ``get_extra_info("alpn_protocol")`` as well."""
+
+    def _get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "alpn_protocol":
+            sslobj = self._extra.get("ssl_object")
+            return sslobj.selected_alpn_protocol() if sslobj is not None else default
+        return super()._get_extra_info(name, default)
+
+
+def client_context(ssl: Any) -> Any:
+    """What ``ssl=`` means for a client: ``True`` is the default verifying context."""
+    if ssl is True:
+        return ssl_module.create_default_context()
+    return ssl
+
+
+def _is_tls_config(ssl: Any) -> bool:
+    return type(ssl).__name__ == "TLSConfig" and type(ssl).__module__.startswith("netstack.tls")
+
+
+def check_ssl(ssl: Any, *, server_side: bool) -> None:
+    """A clear error at the call for what ``ssl=`` cannot be.
+
+    Raises:
+        TypeError: neither an ``ssl.SSLContext``, a ``netstack.tls.TLSConfig`` nor (for a
+            client) ``True``.
+    """
+    if isinstance(ssl, ssl_module.SSLContext) or _is_tls_config(ssl):
+        return
+    if ssl is True and not server_side:
+        return
+    kind = "a server" if server_side else "a client"
+    raise TypeError(
+        f"ssl= for {kind} must be an ssl.SSLContext or a netstack.tls.TLSConfig"
+        + ("" if server_side else " (or True)")
+        + f", got {ssl!r}"
+    )
+
+
+def make_tls_protocol(
+    loop: asyncio.AbstractEventLoop,
+    app_protocol: asyncio.BaseProtocol,
+    ssl: Any,
+    *,
+    server_side: bool,
+    server_hostname: str | None,
+    waiter: asyncio.Future[None] | None,
+    handshake_timeout: float | None = None,
+    call_connection_made: bool = True,
+) -> Any:
+    """The protocol to put on a TCP transport so that ``app_protocol`` speaks TLS over it.
+    The application's transport is :func:`app_transport` of the result; ``waiter`` completes
+    when the handshake did (or fails with its error)."""
+    if _is_tls_config(ssl):
+        from .driver import TlsProtocol  # type: ignore[import-not-found,unused-ignore]
+
+        return TlsProtocol(
+            loop, app_protocol, ssl, waiter, server_side=server_side,
+            server_hostname=server_hostname, handshake_timeout=handshake_timeout,
+            call_connection_made=call_connection_made,
+        )  # fmt: skip
+    pending: Any = waiter  # asyncio's SSLProtocol accepts None (no one waits)
+    timeout: Any = handshake_timeout
+    return OpenSSLProtocol(
+        loop, app_protocol, ssl, pending, server_side, server_hostname,
+        call_connection_made=call_connection_made, ssl_handshake_timeout=timeout,
+    )  # fmt: skip
+
+
+def app_transport(tls_protocol: Any) -> asyncio.Transport:
+    """The transport the application uses over ``tls_protocol``."""
+    transport: asyncio.Transport = tls_protocol._get_app_transport()
+    return transport
+
+
+async def start_tls(
+    transport: asyncio.BaseTransport,
+    protocol: asyncio.BaseProtocol,
+    ssl: Any,
+    *,
+    server_side: bool = False,
+    server_hostname: str | None = None,
+    ssl_handshake_timeout: float | None = None,
+) -> asyncio.Transport:
+    """Upgrade a connection to TLS, as :meth:`asyncio.loop.start_tls` does, on any event loop
+    (uvloop's ``start_tls`` takes only its own transports).
+
+    Returns:
+        The transport ``protocol`` must use from now on.
+
+    Raises:
+        ssl.SSLError: the handshake failed (the connection is closed).
+        TypeError: ``ssl`` is not a context or configuration.
+    """
+    loop = asyncio.get_running_loop()
+    check_ssl(ssl, server_side=server_side)
+    ssl = client_context(ssl) if not server_side else ssl
+    waiter: asyncio.Future[None] = loop.create_future()
+    tls = make_tls_protocol(
+        loop, protocol, ssl, server_side=server_side, server_hostname=server_hostname,
+        waiter=waiter, handshake_timeout=ssl_handshake_timeout, call_connection_made=False,
+    )  # fmt: skip
+    # Paused until the TLS protocol is attached, so that no byte reaches it before
+    # connection_made (what asyncio's start_tls does).
+    read: Any = transport
+    read.pause_reading()
+    transport.set_protocol(tls)
+    made = loop.call_soon(tls.connection_made, transport)
+    resumed = loop.call_soon(read.resume_reading)
+    try:
+        await waiter
+    except BaseException:
+        transport.close()
+        made.cancel()
+        resumed.cancel()
+        raise
+    return app_transport(tls)
+
+
+async def writer_start_tls(
+    writer: asyncio.StreamWriter,
+    ssl: Any,
+    *,
+    server_hostname: str | None = None,
+    ssl_handshake_timeout: float | None = None,
+) -> None:
+    """:meth:`asyncio.StreamWriter.start_tls` for a writer over netstack's TCP, on any event
+    loop: the writer (and its reader) carry on over TLS."""
+    protocol: Any = writer._protocol  # type: ignore[attr-defined]
+    server_side = getattr(protocol, "_client_connected_cb", None) is not None
+    await writer.drain()
+    new = await start_tls(
+        writer.transport, protocol, ssl, server_side=server_side,
+        server_hostname=server_hostname, ssl_handshake_timeout=ssl_handshake_timeout,
+    )  # fmt: skip
+    writer._transport = new  # type: ignore[attr-defined]
+    protocol._replace_writer(writer)
