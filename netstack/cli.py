@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import hashlib
 import os
+import ssl
 import sys
 import time
 from collections.abc import Sequence
@@ -28,6 +29,8 @@ from .proto.ipv6.addrconf import AddrconfConfig
 from .proto.ipv6.layer import IPv6Config
 from .runner import loop_name, run
 from .stack import Stack, StackConfig
+from .tls import TLSConfig
+from .tls import certs as tls_certs
 
 __all__ = ["main"]
 
@@ -87,6 +90,14 @@ async def _http_server(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
     )
     await writer.drain()
     writer.close()
+
+
+def _openssl_client(ca: Any) -> ssl.SSLContext:
+    from cryptography.hazmat.primitives import serialization
+
+    ctx = ssl.create_default_context()
+    ctx.load_verify_locations(cadata=ca.public_bytes(serialization.Encoding.PEM).decode())
+    return ctx
 
 
 def _ms(seconds: float) -> str:
@@ -319,6 +330,56 @@ async def _demo(pcap: str | None, seed: int) -> int:
             f"answers {served['rcodes']}; DHCP leases: "
             f"{', '.join(f'{x.hostname}={x.address}' for x in leases.leases)}"
         )
+
+        report.section("TLS 1.3 (RFC 8446): the Piñata, a secret behind client certificates")
+        # MirageOS's Bitcoin Piñata: a TLS server hands its secret only to clients whose
+        # certificate its own CA signed. netstack's TLS 1.3 serves it; the clients are
+        # netstack's TLS and OpenSSL (an ssl.SSLContext), over the same TCP.
+        ca, ca_key = tls_certs.make_ca("Piñata CA")
+        server_cert, server_key = tls_certs.issue(
+            ca, ca_key, "pinata.demo.test", ips=["198.18.0.2"], dns_names=["pinata.demo.test"]
+        )
+        client_cert, client_key = tls_certs.issue(ca, ca_key, "alpha", client=True)
+        secret = os.urandom(8).hex()
+
+        async def pinata(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            who = writer.get_extra_info("peercert")
+            name = dict(x for rdn in who["subject"] for x in rdn)["commonName"]
+            writer.write(f"well done {name}, the secret is {secret}\n".encode())
+            await writer.drain()
+            writer.close()
+
+        guarded = TLSConfig.server(
+            [server_cert], server_key, cafile=[ca], verify_client=True, alpn_protocols=["pinata"]
+        )
+        vault = await beta.start_server(pinata, port=8443, ssl=guarded)
+        with_cert = TLSConfig.client(
+            cafile=[ca], certfile=[client_cert], keyfile=client_key, alpn_protocols=["pinata"]
+        )
+        reader, writer = await alpha.open_connection(
+            "198.18.0.2", 8443, ssl=with_cert, server_hostname="pinata.demo.test"
+        )
+        answer = (await asyncio.wait_for(reader.readline(), 5.0)).decode().strip()
+        cipher = writer.get_extra_info("cipher")
+        report.line(f"alpha (netstack TLS, with a certificate): {cipher[1]} {cipher[0]}, ALPN "
+                    f"{writer.get_extra_info('alpn_protocol')}: {answer!r}")  # fmt: skip
+        writer.close()
+        for label, client_config in (
+            ("gamma (netstack TLS, no certificate)", TLSConfig.client(cafile=[ca])),
+            ("delta (OpenSSL, no certificate)", _openssl_client(ca)),
+        ):
+            client_host = gamma if label.startswith("gamma") else delta
+            try:
+                reader, writer = await client_host.open_connection(
+                    "198.18.0.2", 8443, ssl=client_config, server_hostname="pinata.demo.test"
+                )
+                data = await asyncio.wait_for(reader.read(100), 5.0)
+                outcome = f"got {data!r}" if data else "connection closed"
+                writer.close()
+            except (ssl.SSLError, ConnectionError) as exc:
+                outcome = f"refused: {type(exc).__name__}: {exc}"
+            report.line(f"{label}: {outcome}")
+        vault.close()
 
         report.section("Counters (stack.stats())")
         for name, host in hosts.items():

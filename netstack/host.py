@@ -43,6 +43,7 @@ from .errors import ClosedError
 from .proto.checksum import checksum
 from .proto.icmp.layer import to_oserror
 from .streams import open_stream_connection, stream_server_factory
+from .tls.stream import connect_tls, is_tls_config, tls_server_factory
 
 __all__ = ["HostServer", "HostStack"]
 
@@ -314,6 +315,14 @@ class HostStack:
         """
         self._check_open()
         _check_ssl(ssl)
+        if is_tls_config(ssl):
+            # netstack's own TLS 1.3 over the operating system's TCP.
+            name = server_hostname if server_hostname is not None else host
+            return await connect_tls(
+                self.loop, self.create_connection, protocol_factory, ssl, name,
+                kwargs.pop("ssl_handshake_timeout", None), host, port,
+                local_addr=local_addr, local_port=local_port, **kwargs,
+            )  # fmt: skip
         if local_port is not None:
             if local_addr is not None:
                 raise ValueError("give local_addr or local_port, not both")
@@ -418,6 +427,11 @@ class HostStack:
         """
         self._check_open()
         _check_ssl(ssl)
+        if is_tls_config(ssl):
+            protocol_factory = tls_server_factory(
+                self.loop, protocol_factory, ssl, kwargs.pop("ssl_handshake_timeout", None)
+            )
+            ssl = None
         holder: list[HostServer] = []
 
         def factory() -> asyncio.BaseProtocol:
@@ -682,9 +696,9 @@ def _abort(transport: asyncio.BaseTransport) -> None:
 def _check_ssl(ssl: Any) -> None:
     if ssl is None or ssl is True or ssl is False or isinstance(ssl, ssl_module.SSLContext):
         return
-    raise ValueError(
-        "HostStack's ssl= takes an ssl.SSLContext (netstack's own TLS runs on netstack stacks)"
-    )
+    if is_tls_config(ssl):
+        return
+    raise ValueError("ssl= takes an ssl.SSLContext or a netstack.tls.TLSConfig")
 
 
 def _wildcard_for(host: str | None, family: int, port: int) -> tuple[tuple[str, int], int]:

@@ -69,7 +69,7 @@ from .streams import (
     open_stream_connection,
     stream_server_factory,
 )
-from .tls.stream import app_transport, check_ssl, client_context, make_tls_protocol
+from .tls.stream import connect_tls, tls_server_factory
 
 if TYPE_CHECKING:
     from .dhcp import DhcpClientDriver
@@ -909,31 +909,12 @@ class Stack:
         handshake_timeout: float | None,
         **kwargs: Any,
     ) -> tuple[asyncio.Transport, _P]:
-        check_ssl(ssl, server_side=False)
-        context = client_context(ssl)
-        if server_hostname is None:
-            server_hostname = host  # as asyncio does: the name asked for is the one checked
-        made: list[tuple[Any, _P, asyncio.Future[None]]] = []
-
-        def factory() -> asyncio.BaseProtocol:
-            app = protocol_factory()
-            waiter: asyncio.Future[None] = self.loop.create_future()
-            tls = make_tls_protocol(
-                self.loop, app, context, server_side=False,
-                server_hostname=server_hostname or None, waiter=waiter,
-                handshake_timeout=handshake_timeout,
-            )  # fmt: skip
-            made.append((tls, app, waiter))
-            return tls  # type: ignore[no-any-return]
-
-        transport, _ = await self.create_connection(factory, host, port, **kwargs)
-        tls, app, waiter = made[-1]
-        try:
-            await waiter
-        except BaseException:
-            transport.abort()
-            raise
-        return app_transport(tls), app
+        # As asyncio does: without server_hostname, the name asked for is the one checked.
+        name = server_hostname if server_hostname is not None else host
+        return await connect_tls(
+            self.loop, self.create_connection, protocol_factory, ssl, name, handshake_timeout,
+            host, port, **kwargs,
+        )  # fmt: skip
 
     async def _connect_one(
         self,
@@ -1027,18 +1008,9 @@ class Stack:
         """
         self._check_open()
         if ssl is not None and ssl is not False:
-            check_ssl(ssl, server_side=True)
-            plain_factory = protocol_factory
-            loop = self.loop
-
-            def tls_factory() -> asyncio.BaseProtocol:
-                tls: asyncio.BaseProtocol = make_tls_protocol(
-                    loop, plain_factory(), ssl, server_side=True, server_hostname=None,
-                    waiter=None, handshake_timeout=ssl_handshake_timeout,
-                )  # fmt: skip
-                return tls
-
-            protocol_factory = tls_factory
+            protocol_factory = tls_server_factory(
+                self.loop, protocol_factory, ssl, ssl_handshake_timeout
+            )
         if sock is not None:
             raise ValueError("sock= is not supported: netstack servers have no OS socket")
         if family not in (0, socket.AF_INET, socket.AF_INET6):

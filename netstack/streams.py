@@ -338,10 +338,20 @@ class TcpTransport(asyncio.Transport):
         self._abort(None)
 
     def _force_close(self, exc: Exception | None) -> None:
-        """Reset the connection and report ``exc`` (what asyncio's SSL protocol calls on a
-        fatal TLS error, as on asyncio's own transports)."""
-        if not self._lost:
-            self._abort(exc)
+        """End the connection and report ``exc`` (what asyncio's SSL protocol calls on a
+        fatal TLS error). Unlike an abort, what was written goes out first, then a FIN, so a
+        TLS alert written just before reaches the peer."""
+        if self._lost:
+            return
+        if self._closing:
+            self._connection_lost(exc)
+            return
+        self._closing = True
+        now = self._loop.time()
+        self._conn.close(now)
+        self._stack.tcp.call(self._conn, now)
+        self._stack._touch()
+        self._connection_lost(exc)
 
     def _abort(self, exc: Exception | None) -> None:
         self._closing = True

@@ -51,6 +51,10 @@ def test_demo_reports_every_part(tmp_path: Path) -> None:
         "delta -> http://www.demo.test/: HTTP/1.1 200 OK",
         "alpha resolves delta.demo.test (published from the lease): 198.18.0.100",
         "nobody.demo.test: NameNotFound",
+        "alpha (netstack TLS, with a certificate): TLSv1.3",
+        "the secret is",
+        "gamma (netstack TLS, no certificate): refused: CertificateRequired",
+        "delta (OpenSSL, no certificate): refused: SSLError",
         "done.",
     ):
         assert expected in out, f"{expected!r} missing from:\n{out}"

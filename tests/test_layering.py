@@ -1,4 +1,6 @@
-"""The three kinds of code (STYLE.md, "Three kinds of code") hold in netstack/proto.
+"""The three kinds of code (STYLE.md, "Three kinds of code") hold in netstack/proto, in TLS's
+sans-IO modules (``netstack/tls``: ``wire``, ``record``, ``key_schedule``, ``connection``,
+``errors``, ``certs``) and in the DNS cache (``netstack/dns/cache.py``).
 
 - wire modules (``wire.py``, and ``checksum.py``, which every wire module imports) may import
   only ``struct``, ``enum``, ``ipaddress``, ``typing``, ``collections.abc``, ``dataclasses``,
@@ -112,8 +114,23 @@ def forbidden_imports(source: str, module: str, is_package: bool = False) -> lis
     return [text for _, text in sorted(problems)]
 
 
+#: Sans-IO modules outside netstack/proto (their drivers, ``tls/driver.py``, ``tls/stream.py``,
+#: ``tls/config.py`` and ``dns/resolver.py``, may do I/O).
+SANS_IO_ELSEWHERE = [
+    PACKAGE_ROOT / "tls" / name
+    for name in (
+        "wire.py",
+        "record.py",
+        "key_schedule.py",
+        "connection.py",
+        "errors.py",
+        "certs.py",
+    )
+] + [PACKAGE_ROOT / "dns" / "cache.py"]
+
+
 def proto_modules() -> list[Path]:
-    return sorted(PROTO.rglob("*.py"))
+    return sorted(PROTO.rglob("*.py")) + SANS_IO_ELSEWHERE
 
 
 def test_proto_modules_exist() -> None:
@@ -125,6 +142,9 @@ def test_proto_modules_exist() -> None:
         "netstack.proto.ipv4.wire",
         "netstack.proto.icmp.wire",
         "netstack.proto.udp.wire",
+        "netstack.tls.wire",
+        "netstack.tls.connection",
+        "netstack.dns.cache",
     ):
         assert expected in names
 

@@ -6,19 +6,14 @@ plain connection on either event loop."""
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import ssl
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from netstack import Stack
+from netstack.tls import TLSConfig, certs
 
 
 class Pki(NamedTuple):
@@ -29,69 +24,38 @@ class Pki(NamedTuple):
     client_key: Path
 
 
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _issue(
-    subject: str, issuer_key: ec.EllipticCurvePrivateKey, issuer: str, *, ca: bool = False,
-    sans: list[x509.GeneralName] | None = None, client: bool = False,
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:  # fmt: skip
-    key = ec.generate_private_key(ec.SECP256R1()) if not ca else issuer_key
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(_name(issuer))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-            critical=True,
-        ).add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    else:
-        usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
-        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
-            critical=False,
-        )
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    return builder.sign(issuer_key, hashes.SHA256()), key
-
-
-def _write(path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey | None) -> None:
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    if key is not None:
-        path.with_suffix(".key").write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     d = tmp_path_factory.mktemp("pki")
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca, _ = _issue("netstack test CA", ca_key, "netstack test CA", ca=True)
-    server, server_key = _issue(
-        "server.test", ca_key, "netstack test CA",
-        sans=[x509.DNSName("server.test"), x509.IPAddress(ipaddress.ip_address("198.18.0.2"))],
-    )  # fmt: skip
-    client, client_key = _issue("client one", ca_key, "netstack test CA", client=True)
-    _write(d / "ca.pem", ca, None)
-    _write(d / "server.pem", server, server_key)
-    _write(d / "client.pem", client, client_key)
+    ca, ca_key = certs.make_ca("netstack test CA")
+    server, server_key = certs.issue(
+        ca, ca_key, "server.test", dns_names=["server.test"], ips=["198.18.0.2"]
+    )
+    client, client_key = certs.issue(ca, ca_key, "client one", client=True)
+    certs.write_pem(d / "ca.pem", ca)
+    for name, cert, key in (("server", server, server_key), ("client", client, client_key)):
+        certs.write_pem(d / f"{name}.pem", cert)
+        certs.write_pem(d / f"{name}.key", None, key)
     return Pki(d / "ca.pem", d / "server.pem", d / "server.key", d / "client.pem", d / "client.key")
+
+
+ENGINES = ["openssl", "netstack"]
+
+
+def server_config(engine: str, pki: Pki, *, require_client: bool = False) -> Any:
+    if engine == "netstack":
+        return TLSConfig.server(pki.server_cert, pki.server_key, alpn_protocols=["h2", "http/1.1"],
+                                cafile=pki.ca if require_client else None,
+                                verify_client=require_client)  # fmt: skip
+    return server_context(pki, require_client=require_client)
+
+
+def client_config(engine: str, pki: Pki, *, with_cert: bool = False) -> Any:
+    if engine == "netstack":
+        return TLSConfig.client(cafile=pki.ca, alpn_protocols=["http/1.1"],
+                                certfile=pki.client_cert if with_cert else None,
+                                keyfile=pki.client_key if with_cert else None)  # fmt: skip
+    return client_context(pki, with_cert=with_cert)
 
 
 def server_context(pki: Pki, *, require_client: bool = False) -> ssl.SSLContext:
@@ -119,19 +83,23 @@ async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
     writer.close()
 
 
-async def test_tls_echo_and_extra_info(stack_pair: tuple[Stack, Stack], pki: Pki) -> None:
+@pytest.mark.parametrize("server_engine", ENGINES)
+@pytest.mark.parametrize("client_engine", ENGINES)
+async def test_tls_echo_and_extra_info(
+    stack_pair: tuple[Stack, Stack], pki: Pki, server_engine: str, client_engine: str
+) -> None:
     a, b = stack_pair
-    server = await b.start_server(echo, port=443, ssl=server_context(pki))
+    server = await b.start_server(echo, port=443, ssl=server_config(server_engine, pki))
     for host, name in (("198.18.0.2", None), ("198.18.0.2", "server.test")):
         reader, writer = await a.open_connection(
-            host, 443, ssl=client_context(pki), server_hostname=name
+            host, 443, ssl=client_config(client_engine, pki), server_hostname=name
         )
         assert writer.get_extra_info("alpn_protocol") == "http/1.1"
         cipher = writer.get_extra_info("cipher")
         assert cipher[1] == "TLSv1.3"
         peercert = writer.get_extra_info("peercert")
         assert ("commonName", "server.test") in [x for rdn in peercert["subject"] for x in rdn]
-        assert isinstance(writer.get_extra_info("ssl_object"), ssl.SSLObject)
+        assert writer.get_extra_info("ssl_object") is not None
         assert writer.get_extra_info("peername") == ("198.18.0.2", 443)
         blob = bytes(range(256)) * 2048  # 512 KiB
         writer.write(blob)
@@ -163,7 +131,8 @@ async def test_certificate_checks(stack_pair: tuple[Stack, Stack], pki: Pki) -> 
     server.close()
 
 
-async def test_client_certificates(stack_pair: tuple[Stack, Stack], pki: Pki) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_client_certificates(stack_pair: tuple[Stack, Stack], pki: Pki, engine: str) -> None:
     a, b = stack_pair
     seen: list[object] = []
 
@@ -178,16 +147,17 @@ async def test_client_certificates(stack_pair: tuple[Stack, Stack], pki: Pki) ->
         await writer.drain()
         writer.close()
 
-    server = await b.start_server(whoami, port=8443, ssl=server_context(pki, require_client=True))
+    guarded = server_config(engine, pki, require_client=True)
+    server = await b.start_server(whoami, port=8443, ssl=guarded)
     reader, writer = await a.open_connection(
-        "198.18.0.2", 8443, ssl=client_context(pki, with_cert=True)
+        "198.18.0.2", 8443, ssl=client_config(engine, pki, with_cert=True)
     )
     assert await asyncio.wait_for(reader.readline(), 5) == b"hello client one\n"
     writer.close()
     # Without a certificate: TLS 1.3 finishes the client's handshake first; the server's
     # certificate_required alert ends the connection at the first read.
     with pytest.raises((ssl.SSLError, ConnectionError)):
-        reader, writer = await a.open_connection("198.18.0.2", 8443, ssl=client_context(pki))
+        reader, writer = await a.open_connection("198.18.0.2", 8443, ssl=client_config(engine, pki))
         await asyncio.wait_for(reader.read(100), 5)
         if reader.at_eof():
             raise ConnectionError("closed")
@@ -195,11 +165,12 @@ async def test_client_certificates(stack_pair: tuple[Stack, Stack], pki: Pki) ->
     server.close()
 
 
-async def test_starttls_upgrade(stack_pair: tuple[Stack, Stack], pki: Pki) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_starttls_upgrade(stack_pair: tuple[Stack, Stack], pki: Pki, engine: str) -> None:
     """A plain connection that agrees to switch to TLS (as SMTP's STARTTLS does)."""
     a, b = stack_pair
     done = asyncio.get_running_loop().create_future()
-    server_ctx = server_context(pki)
+    server_ctx = server_config(engine, pki)
 
     async def smtp_like(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         assert await reader.readline() == b"STARTTLS\n"
@@ -218,10 +189,28 @@ async def test_starttls_upgrade(stack_pair: tuple[Stack, Stack], pki: Pki) -> No
     reader, writer = await a.open_connection("198.18.0.2", 25)
     writer.write(b"STARTTLS\n")
     assert await reader.readline() == b"220 go ahead\n"
-    await writer.start_tls(client_context(pki), server_hostname="server.test")
+    await writer.start_tls(client_config(engine, pki), server_hostname="server.test")
     assert writer.get_extra_info("cipher")[1] == "TLSv1.3"
     writer.write(b"over tls\n")
     assert await asyncio.wait_for(reader.readline(), 5) == b"secret: over tls\n"
     assert (await asyncio.wait_for(done, 5))[1] == "TLSv1.3"
     writer.close()
     server.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_hoststack_with_both_engines(pki: Pki, engine: str) -> None:
+    """The same TLS application on the operating system's sockets (HostStack)."""
+    from netstack import HostStack
+
+    async with HostStack() as host:
+        server = await host.start_server(echo, "127.0.0.1", 0, ssl=server_config(engine, pki))
+        port = server.addresses[0][1]
+        reader, writer = await host.open_connection(
+            "127.0.0.1", port, ssl=client_config(engine, pki), server_hostname="server.test"
+        )
+        assert writer.get_extra_info("cipher")[1] == "TLSv1.3"
+        writer.write(b"over the kernel\n")
+        assert await asyncio.wait_for(reader.readline(), 5) == b"over the kernel\n"
+        writer.close()
+        server.close()

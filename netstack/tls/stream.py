@@ -18,17 +18,39 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.sslproto
+import contextlib
 import ssl as ssl_module
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-__all__ = ["TLS_HANDSHAKE_TIMEOUT", "client_context", "make_tls_protocol", "start_tls"]
+_P = TypeVar("_P", bound=asyncio.BaseProtocol)
+
+__all__ = [
+    "TLS_HANDSHAKE_TIMEOUT",
+    "client_context",
+    "connect_tls",
+    "make_tls_protocol",
+    "start_tls",
+    "tls_server_factory",
+]
 
 #: Seconds a handshake may take (asyncio's default, 60 s).
 TLS_HANDSHAKE_TIMEOUT = 60.0
 
 
 class OpenSSLProtocol(asyncio.sslproto.SSLProtocol):
-    """asyncio's SSL protocol, answering ``get_extra_info("alpn_protocol")`` as well."""
+    """asyncio's SSL protocol, answering ``get_extra_info("alpn_protocol")`` as well, and
+    sending the alert OpenSSL wrote when a handshake fails (asyncio drops it), so the peer
+    learns why (``certificate_required``, ``unknown_ca``, ...)."""
+
+    def _on_handshake_complete(self, handshake_exc: BaseException | None) -> None:
+        transport: Any = self._transport
+        if handshake_exc is not None and transport is not None:
+            with contextlib.suppress(Exception):
+                data = self._outgoing.read()  # type: ignore[attr-defined]
+                if data:
+                    transport.write(data)
+        super()._on_handshake_complete(handshake_exc)
 
     def _get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "alpn_protocol":
@@ -165,3 +187,68 @@ async def writer_start_tls(
     )  # fmt: skip
     writer._transport = new  # type: ignore[attr-defined]
     protocol._replace_writer(writer)
+
+
+async def connect_tls(
+    loop: asyncio.AbstractEventLoop,
+    create_connection: Callable[..., Awaitable[tuple[Any, Any]]],
+    protocol_factory: Callable[[], _P],
+    ssl: Any,
+    server_hostname: str | None,
+    handshake_timeout: float | None,
+    *args: Any,
+    **kwargs: Any,
+) -> tuple[asyncio.Transport, _P]:
+    """A TLS client connection over any plain ``create_connection`` (netstack's, or the
+    event loop's for ``HostStack`` with netstack's TLS): ``(transport, protocol)`` once the
+    handshake is done.
+
+    Raises:
+        ssl.SSLError: the handshake failed (the TCP connection is closed).
+    """
+    check_ssl(ssl, server_side=False)
+    context = client_context(ssl)
+    made: list[tuple[Any, _P, asyncio.Future[None]]] = []
+
+    def factory() -> asyncio.BaseProtocol:
+        app = protocol_factory()
+        waiter: asyncio.Future[None] = loop.create_future()
+        tls = make_tls_protocol(
+            loop, app, context, server_side=False, server_hostname=server_hostname or None,
+            waiter=waiter, handshake_timeout=handshake_timeout,
+        )  # fmt: skip
+        made.append((tls, app, waiter))
+        return tls  # type: ignore[no-any-return]
+
+    transport, _ = await create_connection(factory, *args, **kwargs)
+    tls, app, waiter = made[-1]
+    try:
+        await waiter
+    except BaseException:
+        transport.abort()
+        raise
+    return app_transport(tls), app
+
+
+def tls_server_factory(
+    loop: asyncio.AbstractEventLoop,
+    protocol_factory: Callable[[], asyncio.BaseProtocol],
+    ssl: Any,
+    handshake_timeout: float | None,
+) -> Callable[[], asyncio.BaseProtocol]:
+    """Wrap a server's protocol factory so that every connection speaks TLS first."""
+    check_ssl(ssl, server_side=True)
+
+    def factory() -> asyncio.BaseProtocol:
+        tls: asyncio.BaseProtocol = make_tls_protocol(
+            loop, protocol_factory(), ssl, server_side=True, server_hostname=None,
+            waiter=None, handshake_timeout=handshake_timeout,
+        )  # fmt: skip
+        return tls
+
+    return factory
+
+
+def is_tls_config(ssl: Any) -> bool:
+    """Whether ``ssl`` is netstack's own TLS configuration (not an OpenSSL context)."""
+    return _is_tls_config(ssl)

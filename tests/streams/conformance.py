@@ -165,6 +165,9 @@ class Harness:
     server_host: str
     #: The ``host`` the server endpoint listens on (None: every address).
     listen_host: str | None = None
+    #: More keyword arguments for ``open_connection`` and ``start_server`` (``ssl=``...).
+    client_kwargs: dict[str, Any] = field(default_factory=dict)
+    server_kwargs: dict[str, Any] = field(default_factory=dict)
     _default: Listening | None = None
     _listenings: list[Listening] = field(default_factory=list)
     _writers: list[Any] = field(default_factory=list)
@@ -174,7 +177,7 @@ class Harness:
         listening = Listening()
         async with asyncio.timeout(STEP):
             listening.server = await self.server.start_server(
-                listening.accepted, self.listen_host, 0
+                listening.accepted, self.listen_host, 0, **self.server_kwargs
             )
         listening.port = int(listening.server.addresses[0][1])
         self._listenings.append(listening)
@@ -184,7 +187,9 @@ class Harness:
         """Connect the client endpoint to ``port`` on the server endpoint."""
         async with asyncio.timeout(STEP):
             await self.settle()
-            reader, writer = await self.client.open_connection(self.server_host, port)
+            reader, writer = await self.client.open_connection(
+                self.server_host, port, **self.client_kwargs
+            )
         self._writers.append(writer)
         return reader, writer
 

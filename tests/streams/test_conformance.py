@@ -2,6 +2,8 @@
 
 * ``memory``: netstack to netstack over an in-memory cable (the ``stack_pair`` fixture);
 * ``memory-ipv6``: the same over IPv6 (fd00::1 to fd00::2);
+* ``memory-tls``: the same over netstack's own TLS 1.3 (``netstack.tls.TLSConfig``), whose
+  ``write_eof`` sends close_notify and keeps reading, so even the half-close checks apply;
 * ``host``: HostStack to HostStack on loopback (the operating system's sockets);
 * ``tap-netstack-client``: netstack on a TAP device connecting to the Linux kernel in a
   network namespace, where an agent (``python conformance.py agent``) drives the kernel's
@@ -32,6 +34,7 @@ CHECK_TIMEOUT = 60.0
 BACKENDS = [
     "memory",
     "memory-ipv6",
+    "memory-tls",
     "host",
     pytest.param("tap-netstack-client", marks=pytest.mark.peers),
     pytest.param("tap-netstack-server", marks=pytest.mark.peers),
@@ -43,7 +46,7 @@ def backend(request: pytest.FixtureRequest) -> tuple[str, Any]:
     """The backend's name and the netstack fixtures it is built on (resolved here, outside
     the event loop, so that the TAP ones can skip)."""
     name = request.param
-    if name == "memory":
+    if name in ("memory", "memory-tls"):
         return name, request.getfixturevalue("stack_pair")
     if name.startswith("tap-"):
         return name, (request.getfixturevalue("tap_stack"), request.getfixturevalue("tap_netns"))
@@ -59,6 +62,14 @@ async def harness(backend: tuple[str, Any]) -> AsyncIterator[Harness]:
     if name == "memory":
         a, b = parts
         h = Harness(name, client=a, server=b, server_host="198.18.0.2")
+    elif name == "memory-tls":
+        a, b = parts
+        server_cfg, client_cfg = _tls_configs()
+        h = Harness(
+            name, client=a, server=b, server_host="198.18.0.2",
+            client_kwargs={"ssl": client_cfg, "server_hostname": "server.test"},
+            server_kwargs={"ssl": server_cfg},
+        )  # fmt: skip
     elif name == "memory-ipv6":
         a_link, b_link = MemoryLink.pair()
         # Quick DAD: a memory cable need not wait the RFC's second.
@@ -89,6 +100,20 @@ async def harness(backend: tuple[str, Any]) -> AsyncIterator[Harness]:
         if agent is not None:
             await agent.close()
             agent.check()
+
+
+_TLS: list[tuple[Any, Any]] = []
+
+
+def _tls_configs() -> tuple[Any, Any]:
+    """A server and a client configuration of netstack's TLS, one CA for the whole run."""
+    if not _TLS:
+        from netstack.tls import TLSConfig, certs
+
+        ca, ca_key = certs.make_ca("conformance CA")
+        cert, key = certs.issue(ca, ca_key, "server.test", dns_names=["server.test"])
+        _TLS.append((TLSConfig.server([cert], key), TLSConfig.client(cafile=[ca])))
+    return _TLS[0]
 
 
 def _name(fn: Callable[..., Awaitable[None]]) -> str:

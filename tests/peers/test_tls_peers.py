@@ -1,0 +1,222 @@
+"""TLS over netstack's TCP against OpenSSL's command line tools and curl in a network
+namespace (PEERS.md): ``openssl s_client`` (with and without a client certificate) against a
+netstack server, netstack's client against ``openssl s_server`` (``-Verify`` for client
+authentication, ``-alpn``), and ``curl --cacert`` over HTTPS; on both engines (an
+``ssl.SSLContext`` and netstack's own TLS 1.3) where netstack's TLS is available."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pytest
+from peerkit import in_netns, peer
+
+from netstack import Stack
+from netstack.testing import TapSandbox, require_program
+from netstack.tls import certs
+
+pytestmark = pytest.mark.peers
+
+KERNEL = "198.18.0.1"
+NETSTACK = "198.18.0.2"
+
+
+class Pki(NamedTuple):
+    ca: Path
+    server: Path
+    server_key: Path
+    client: Path
+    client_key: Path
+    kernel: Path
+    kernel_key: Path
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    d = tmp_path_factory.mktemp("tls-peers")
+    ca, ca_key = certs.make_ca("netstack peer-test CA")
+    certs.write_pem(d / "ca.pem", ca)
+    files = []
+    for name, kw in (
+        ("server", {"ips": [NETSTACK], "dns_names": ["netstack.test"]}),
+        ("client", {"client": True}),
+        ("kernel", {"ips": [KERNEL], "dns_names": ["kernel.test"]}),
+    ):
+        cert, key = certs.issue(ca, ca_key, f"{name}.test", **kw)
+        certs.write_pem(d / f"{name}.pem", cert)
+        certs.write_pem(d / f"{name}.key", None, key)
+        files += [d / f"{name}.pem", d / f"{name}.key"]
+    return Pki(d / "ca.pem", *files)
+
+
+def openssl_server_context(pki: Pki, *, require_client: bool = False) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki.server, pki.server_key)
+    ctx.set_alpn_protocols(["http/1.1"])
+    if require_client:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(pki.ca)
+    return ctx
+
+
+def server_configs(pki: Pki, *, require_client: bool = False) -> Iterator[tuple[str, Any]]:
+    yield "openssl", openssl_server_context(pki, require_client=require_client)
+    try:
+        from netstack.tls import TLSConfig
+    except ImportError:
+        return
+    yield "netstack", TLSConfig.server(
+        pki.server, pki.server_key, cafile=pki.ca if require_client else None,
+        verify_client=require_client, alpn_protocols=["http/1.1"],
+    )  # fmt: skip
+
+
+def client_configs(pki: Pki, *, with_cert: bool = False) -> Iterator[tuple[str, Any]]:
+    ctx = ssl.create_default_context(cafile=str(pki.ca))
+    ctx.set_alpn_protocols(["http/1.1"])
+    if with_cert:
+        ctx.load_cert_chain(pki.client, pki.client_key)
+    yield "openssl", ctx
+    try:
+        from netstack.tls import TLSConfig
+    except ImportError:
+        return
+    yield "netstack", TLSConfig.client(
+        cafile=pki.ca, certfile=pki.client if with_cert else None,
+        keyfile=pki.client_key if with_cert else None, alpn_protocols=["http/1.1"],
+    )  # fmt: skip
+
+
+async def s_client(sandbox: TapSandbox, pki: Pki, *extra: str, data: bytes = b"") -> str:
+    openssl = require_program("openssl")
+    proc = await asyncio.create_subprocess_exec(
+        "ip", "netns", "exec", sandbox.name, openssl, "s_client", "-connect", f"{NETSTACK}:4433",
+        "-CAfile", str(pki.ca), "-verify_return_error", "-servername", "netstack.test",
+        "-alpn", "http/1.1", *extra,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(data), 30)
+    return out.decode(errors="replace")
+
+
+async def test_openssl_s_client_against_netstack_servers(
+    tap_stack: Stack, tap_netns: TapSandbox, pki: Pki
+) -> None:
+    for engine, config in server_configs(pki):
+
+        async def hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            line = await reader.readline()
+            writer.write(b"netstack says: " + line)
+            await writer.drain()
+            writer.close()
+
+        server = await tap_stack.start_server(hello, port=4433, ssl=config)
+        try:
+            out = await s_client(tap_netns, pki, "-quiet", data=b"hi over tls\n")
+            assert "netstack says: hi over tls" in out, (engine, out)
+            out = await s_client(tap_netns, pki, "-brief", data=b"x\n")
+            assert "Protocol version: TLSv1.3" in out, (engine, out)
+            assert "Verification: OK" in out, (engine, out)
+            out = await s_client(tap_netns, pki, data=b"x\n")
+            assert "ALPN protocol: http/1.1" in out, (engine, out)
+            assert "Verify return code: 0 (ok)" in out, (engine, out)
+        finally:
+            server.close()
+
+
+def _whoami(who: list[str]) -> Any:
+    """A handler that greets the client by its certificate's name (and notes it)."""
+
+    async def whoami(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer_cert = writer.get_extra_info("peercert")
+        subject = dict(x for rdn in peer_cert["subject"] for x in rdn)
+        who.append(subject["commonName"])
+        writer.write(f"hello {subject['commonName']}\n".encode())
+        await writer.drain()
+        writer.close()
+
+    return whoami
+
+
+async def test_client_certificates_with_s_client(
+    tap_stack: Stack, tap_netns: TapSandbox, pki: Pki
+) -> None:
+    for engine, config in server_configs(pki, require_client=True):
+        who: list[str] = []
+        server = await tap_stack.start_server(_whoami(who), port=4433, ssl=config)
+        try:
+            out = await s_client(
+                tap_netns, pki, "-quiet", "-cert", str(pki.client), "-key", str(pki.client_key)
+            )
+            assert "hello client.test" in out, (engine, out)
+            out = await s_client(tap_netns, pki, "-quiet")
+            assert "certificate required" in out.lower(), (engine, out)
+            assert who == ["client.test"], engine
+        finally:
+            server.close()
+
+
+async def test_netstack_clients_against_openssl_s_server(
+    tap_stack: Stack, tap_netns: TapSandbox, pki: Pki
+) -> None:
+    openssl = require_program("openssl")
+    for verify in (False, True):
+        argv = [
+            openssl, "s_server", "-accept", "4434", "-cert", str(pki.kernel), "-key",
+            str(pki.kernel_key), "-alpn", "http/1.1", "-rev",
+        ]  # fmt: skip
+        if verify:
+            argv += ["-Verify", "1", "-CAfile", str(pki.ca)]
+        async with peer(tap_netns, *argv):
+            await asyncio.sleep(0.5)
+            for engine, config in client_configs(pki, with_cert=verify):
+                async with asyncio.timeout(20):
+                    while True:
+                        try:
+                            reader, writer = await tap_stack.open_connection(
+                                KERNEL, 4434, ssl=config, server_hostname="kernel.test"
+                            )
+                            break
+                        except ConnectionRefusedError:
+                            await asyncio.sleep(0.1)
+                    assert writer.get_extra_info("alpn_protocol") == "http/1.1", engine
+                    assert writer.get_extra_info("cipher")[1] == "TLSv1.3", engine
+                    writer.write(b"netstack\n")  # s_server -rev answers it reversed
+                    line = await reader.readline()
+                    assert line.strip() == b"kcatsten", (engine, line)
+                    writer.close()
+
+
+async def test_curl_https_to_netstack(
+    tap_stack: Stack, tap_netns: TapSandbox, pki: Pki, tmp_path: Path
+) -> None:
+    curl = require_program("curl")
+    body = bytes(range(256)) * 4096  # 1 MiB
+
+    async def https(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Length: " + str(len(body)).encode()
+            + b"\r\nConnection: close\r\n\r\n" + body
+        )  # fmt: skip
+        await writer.drain()
+        writer.close()
+
+    for engine, config in server_configs(pki):
+        server = await tap_stack.start_server(https, port=443, ssl=config)
+        try:
+            out = tmp_path / f"download-{engine}"
+            text = await in_netns(
+                tap_netns, curl, "-sS", "--max-time", "20", "--cacert", str(pki.ca),
+                "--resolve", f"netstack.test:443:{NETSTACK}", "-o", str(out),
+                "-w", "%{http_code} %{size_download}", "https://netstack.test/",
+            )  # fmt: skip
+            assert text == f"200 {len(body)}", (engine, text)
+            assert out.read_bytes() == body, engine
+        finally:
+            server.close()
