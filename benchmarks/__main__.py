@@ -22,6 +22,7 @@ from .micro import run_micro
 from .ping import run_ping
 from .tap import run_tap, run_veth
 from .tcp import run_tcp
+from .tls import run_tls
 from .udp import run_udp
 
 #: Every measurement, by group; ``--only`` takes group or measurement names.
@@ -32,6 +33,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "tap": ("tap_udp_rate", "tap_ping_rtt"),
     "tcp": ("tcp_bulk_memory", "tcp_bulk_tap", "tcp_connect_rate", "tcp_memory"),
     "dns": ("dns_qps", "dns_tap_qps", "dns_cache_hit", "dhcp_leases"),
+    "tls": ("tls_handshakes", "tls_bulk"),
 }
 ALL = tuple(name for names in GROUPS.values() for name in names)
 
@@ -85,6 +87,8 @@ async def _on_loop(emit: Emitter, settings: Settings, names: set[str], first: bo
         await run_tcp(emit, settings, names, first=first)
     if names & set(GROUPS["dns"]):
         await run_dns(emit, settings, names)
+    if names & set(GROUPS["tls"]):
+        await run_tls(emit, settings, names)
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 __all__ = ["render"]
 
 _KEYS = (
+    "engine",
     "family",
     "case",
     "proto",
@@ -46,6 +47,8 @@ _TITLES = {
     "dns_tap_qps": "dns_tap_qps (answers per second to a kernel-socket client, 32 in flight)",
     "dns_cache_hit": "dns_cache_hit (microseconds per resolve() answered from the cache)",
     "dhcp_leases": "dhcp_leases (leases granted per second, 1000 clients, 50 in flight)",
+    "tls_handshakes": "tls_handshakes (connect, TLS 1.3 handshake, 1 byte each way, close, per s)",
+    "tls_bulk": "tls_bulk (Mbit/s of application data received, one connection)",
 }
 
 
