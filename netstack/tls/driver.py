@@ -276,6 +276,16 @@ class TlsTransport(asyncio.Transport):
             return limits
         return (0, 0)
 
+    def key_update(self, *, request_peer: bool = True) -> None:
+        """Switch to fresh sending keys, and (``request_peer``) ask the peer to do the same
+        (a KeyUpdate, RFC 8446 4.6.3).
+
+        Raises:
+            TLSError: the connection is not established, or closed.
+        """
+        self._tls.conn.key_update(request_peer=request_peer)
+        self._tls._flush()
+
     # -- reading -----------------------------------------------------------------------------
     def is_reading(self) -> bool:
         transport = self._tls._transport
