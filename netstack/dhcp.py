@@ -103,6 +103,39 @@ class _Endpoint(asyncio.DatagramProtocol):
         self._on_lost()
 
 
+class _MachineTimer:
+    """One ``loop.call_at`` timer re-armed from a machine's ``poll_at()`` (STYLE.md,
+    drivers); the callback gets the deadline it was armed for, never earlier (``call_at`` may
+    fire a hair early, and the machine must see its deadline reached)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fire: Callable[[float], None]) -> None:
+        self._loop = loop
+        self._fire = fire
+        self._handle: asyncio.TimerHandle | None = None
+        self._at = math.inf
+
+    def rearm(self, at: float | None) -> None:
+        if at is not None and at == self._at and self._handle is not None:
+            return
+        self.cancel()
+        if at is None or at == math.inf:
+            return
+        self._at = at
+        self._handle = self._loop.call_at(at, self._expired)
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._at = math.inf
+
+    def _expired(self) -> None:
+        self._handle = None
+        now = max(self._loop.time(), self._at)
+        self._at = math.inf
+        self._fire(now)
+
+
 def _send(
     stack: Stack,
     src: bytes,
@@ -147,8 +180,7 @@ class DhcpServerHandle:
         self.path = path
         self.save_errors = 0
         self._endpoint: DatagramTransport | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = math.inf
+        self._timer = _MachineTimer(stack.loop, self._on_timer)
         self._saved = server.generation
         self._seen = server.generation
         self._closed = False
@@ -217,27 +249,12 @@ class DhcpServerHandle:
             self.close()
 
     def _rearm(self) -> None:
-        if self._closed:
-            return
-        at = self.server.poll_at()
-        if at is not None and at == self._timer_at and self._timer is not None:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = math.inf
-        if at is None or at == math.inf:
-            return
-        self._timer_at = at
-        self._timer = self.stack.loop.call_at(at, self._on_timer)
+        if not self._closed:
+            self._timer.rearm(self.server.poll_at())
 
-    def _on_timer(self) -> None:
-        self._timer = None
+    def _on_timer(self, now: float) -> None:
         if self._closed:
             return
-        # call_at may fire a hair early; the machine must see its deadline reached.
-        now = max(self.stack.loop.time(), self._timer_at)
-        self._timer_at = math.inf
         self.server.handle_timeout(now)
         self._save_if_changed()
         self._rearm()
@@ -297,9 +314,7 @@ class DhcpServerHandle:
             return
         self._save_if_changed()
         self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
         if self._endpoint is not None:
             self._endpoint.close()
         if not self._done.done():
@@ -476,8 +491,7 @@ class DhcpClientDriver:
         self.client = client
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self._endpoint: DatagramTransport | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = math.inf
+        self._timer = _MachineTimer(stack.loop, self._on_timer)
         self._applied: Lease | None = None
         self._routes: list[tuple[ipaddress.IPv4Network, bytes | None]] = []
         self._saved_mtu: int | None = None
@@ -552,9 +566,7 @@ class DhcpClientDriver:
             return
         self._closed = True
         stack = self.stack
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
         lease = self.client.lease
         usable = not stack.closed and self._endpoint is not None
         self.client.release(stack.loop.time())
@@ -598,9 +610,7 @@ class DhcpClientDriver:
         # The endpoint went away under us (the stack closed).
         if not self._closed:
             self._closed = True
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self._timer.cancel()
             self._fail_waiters(ClosedError("the stack was closed"))
 
     async def __aenter__(self) -> DhcpClientDriver:
@@ -628,12 +638,9 @@ class DhcpClientDriver:
         self.client.probe_result(ip, True, now)
         self._service()
 
-    def _on_timer(self) -> None:
-        self._timer = None
+    def _on_timer(self, now: float) -> None:
         if self._closed or self.stack.closed:
             return
-        now = max(self.stack.loop.time(), self._timer_at)
-        self._timer_at = math.inf
         self.client.handle_timeout(now)
         self._service()
 
@@ -669,17 +676,7 @@ class DhcpClientDriver:
             self._probing = None
 
     def _rearm(self) -> None:
-        at = self.client.poll_at()
-        if at is not None and at == self._timer_at and self._timer is not None:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = math.inf
-        if at is None or at == math.inf:
-            return
-        self._timer_at = at
-        self._timer = self.stack.loop.call_at(at, self._on_timer)
+        self._timer.rearm(self.client.poll_at())
 
     def _on_event(self, event: Event) -> None:
         log.info("dhcp: %s", _describe(event))
