@@ -1,7 +1,10 @@
 """The ``netstack`` command line (also ``python -m netstack``).
 
 netstack demo [--pcap FILE] [--seed N]   the whole stack on an in-memory network
+netstack serve --tap DEV --ipv4 A/LEN [--echo PORT] [--http PORT] [--dns ZONE] [--dhcp POOL]
+                                         servers on a TAP device (or --sandbox)
 netstack ping HOST [-c N] [-s SIZE] ...  ICMP echo from a netstack host on a TAP device
+netstack bench [--seconds S] [--json]    a quick measurement on an in-memory link
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import argparse
 import asyncio
 import hashlib
 import os
+import signal
 import ssl
 import sys
 import time
@@ -22,7 +26,7 @@ from . import dns as dns_service
 from .addressing import format_ip
 from .errors import NetstackError
 from .link.base import Link
-from .link.memory import Impairment, Switch
+from .link.memory import Impairment, MemoryLink, Switch
 from .link.pcap import PcapLink
 from .proto.dhcp.client import DhcpClientConfig
 from .proto.ipv6.addrconf import AddrconfConfig
@@ -459,6 +463,161 @@ async def _ping(args: argparse.Namespace) -> int:
             sandbox.delete()
 
 
+# -- serve ------------------------------------------------------------------------------------
+class _UdpEchoServer(asyncio.DatagramProtocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: Any = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.transport.sendto(data, addr)
+
+
+async def _web_page(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A small HTTP/1.1 server: every GET gets a page naming the path, keep-alive honoured."""
+    try:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                break
+            parts = head.split(b" ", 2)
+            path = parts[1].decode(errors="replace") if len(parts) > 1 else "/"
+            body = f"netstack {__version__} served {path}\n".encode()
+            close = b"connection: close" in head.lower()
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                + f"Content-Length: {len(body)}\r\n".encode()
+                + (b"Connection: close\r\n" if close else b"")
+                + b"\r\n" + body
+            )  # fmt: skip
+            await writer.drain()
+            if close:
+                break
+    finally:
+        writer.close()
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    sandbox = None
+    if args.sandbox:
+        from .netns import Namespace, open_tap_in_namespace
+
+        sandbox = Namespace.create()
+        link: Link = open_tap_in_namespace(sandbox)
+        ipv4, ipv6 = "198.18.0.2/24", args.ipv6 or "fd00:198:18::2/64"
+    else:
+        if not args.tap or not (args.ipv4 or args.ipv6):
+            print("netstack serve: give --tap DEV and --ipv4 A.B.C.D/LEN (or --ipv6), "
+                  "or --sandbox")  # fmt: skip
+            return 2
+        from .link.tap import TapLink
+
+        link = TapLink.open(args.tap)
+        ipv4, ipv6 = args.ipv4, args.ipv6
+    if not (args.echo or args.http or args.dns or args.dhcp):
+        args.echo, args.http = 7, 80
+    try:
+        async with await Stack.open(
+            link, ipv4=ipv4, ipv6=ipv6, gateway=args.gateway, hostname="netstack"
+        ) as stack:
+            where = f" (the kernel in namespace {sandbox.name} is 198.18.0.1)" if sandbox else ""
+            addresses = ", ".join(str(a) for a in stack.addresses)
+            print(f"netstack {__version__} serving on {addresses}{where}", flush=True)
+            if args.echo:
+                await stack.start_server(_tcp_echo, port=args.echo)
+                await stack.create_datagram_endpoint(_UdpEchoServer, local_addr=(None, args.echo))
+                print(f"echo (RFC 862) on TCP and UDP port {args.echo}", flush=True)
+            if args.http:
+                await stack.start_server(_web_page, port=args.http)
+                print(f"HTTP on port {args.http}", flush=True)
+            if args.dns:
+                name_server = await dns_service.serve(stack, args.dns)
+                zones = ", ".join(str(z.origin) for z in name_server.zones)
+                print(f"DNS (authoritative for {zones}) on port 53", flush=True)
+            if args.dhcp:
+                leases = await dhcp_service.serve(stack, pool=args.dhcp)
+                print(f"DHCP serving {args.dhcp} ({leases.address})", flush=True)
+            try:
+                if args.seconds is not None:
+                    await asyncio.sleep(args.seconds)
+                else:
+                    await asyncio.Event().wait()
+            finally:
+                s = stack.stats()
+                print(
+                    f"frames in/out {s['link']['rx_packets']}/{s['link']['tx_packets']}, "
+                    f"tcp connections accepted {s['tcp']['passive_opens']}", flush=True,
+                )  # fmt: skip
+        return 0
+    finally:
+        if sandbox is not None:
+            sandbox.delete()
+
+
+# -- bench ------------------------------------------------------------------------------------
+async def _bench(args: argparse.Namespace) -> int:
+    """A quick look at this machine's netstack: ping RTT, UDP echoes and TCP bulk over a
+    memory link (the full, compared measurements are ``python -m benchmarks`` in the
+    repository)."""
+    import json
+    import statistics
+
+    seconds = args.seconds
+    results: list[dict[str, Any]] = []
+    a_link, b_link = MemoryLink.pair()
+    async with await Stack.open(a_link, ipv4="198.18.0.1/24") as a, \
+               await Stack.open(b_link, ipv4="198.18.0.2/24") as b:  # fmt: skip
+        await a.ping("198.18.0.2")
+        rtts = []
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            rtts.append(await a.ping("198.18.0.2"))
+        results.append({"bench": "ping_rtt", "value": round(statistics.median(rtts) * 1e6, 1),
+                        "unit": "us", "samples": len(rtts)})  # fmt: skip
+        await b.create_datagram_endpoint(_UdpEchoServer, local_addr=("198.18.0.2", 7))
+        transport, client = await a.create_datagram_endpoint(
+            _UdpClient, remote_addr=("198.18.0.2", 7)
+        )
+        done = 0
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            transport.sendto(b"x" * 64)
+            await client.queue.get()
+            done += 1
+        results.append({"bench": "udp_echo", "unit": "round trips/s",
+                         "value": round(done / (time.perf_counter() - start))})  # fmt: skip
+        transport.close()
+        received: asyncio.Queue[int] = asyncio.Queue()
+
+        async def sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            total = 0
+            while data := await reader.read(1 << 20):
+                total += len(data)
+            received.put_nowait(total)
+            writer.close()
+
+        server = await b.start_server(sink, port=5001)
+        reader, writer = await a.open_connection("198.18.0.2", 5001)
+        chunk = bytes(65536)
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            writer.write(chunk)
+            await writer.drain()
+        writer.write_eof()
+        total = await asyncio.wait_for(received.get(), 30)
+        elapsed = time.perf_counter() - start
+        results.append({"bench": "tcp_bulk", "unit": "Mbit/s", "mtu": 1500,
+                        "value": round(total * 8 / elapsed / 1e6, 1)})  # fmt: skip
+        writer.close()
+        server.close()
+    for r in results:
+        if args.json:
+            print(json.dumps({**r, "loop": loop_name()}))
+        else:
+            print(f"{r['bench']:10} {r['value']:>10} {r['unit']}")
+    return 0
+
+
 # -- main -------------------------------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="netstack", description=__doc__.splitlines()[0])
@@ -468,6 +627,27 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the whole stack on an in-memory network")
     demo.add_argument("--pcap", metavar="FILE", help="record one host's frames in FILE")
     demo.add_argument("--seed", type=int, default=None, help="seed of the lossy-link part")
+
+    serve = sub.add_parser("serve", help="run servers on a TAP device (Ctrl-C to stop)")
+    serve.add_argument("--tap", metavar="DEV", help="TAP device to use (created if absent)")
+    serve.add_argument("--ipv4", metavar="A.B.C.D/LEN", help="netstack's address on it")
+    serve.add_argument("--ipv6", metavar="ADDR/LEN|auto", help="an IPv6 address, or SLAAC")
+    serve.add_argument("--gateway", metavar="A.B.C.D", help="default router")
+    serve.add_argument("--echo", type=int, metavar="PORT", help="echo on TCP and UDP")
+    serve.add_argument("--http", type=int, metavar="PORT", help="a small HTTP server")
+    serve.add_argument("--dns", metavar="ZONEFILE", help="serve a zone on port 53")
+    serve.add_argument("--dhcp", metavar="FIRST-LAST", help="serve DHCP leases from a pool")
+    serve.add_argument("--for", dest="seconds", type=float, metavar="SECONDS",
+                       help="stop after this long (default: until interrupted)")  # fmt: skip
+    serve.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="make a network namespace whose kernel is at 198.18.0.1 and serve it (root)",
+    )
+
+    bench = sub.add_parser("bench", help="a quick measurement on an in-memory link")
+    bench.add_argument("--seconds", type=float, default=1.0, help="per measurement")
+    bench.add_argument("--json", action="store_true", help="one JSON object per line")
 
     ping = sub.add_parser("ping", help="ping from a netstack host on a TAP device")
     ping.add_argument("host", nargs="?", help="IPv4 address to ping")
@@ -486,14 +666,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # Unwind like Ctrl-C, so that a sandbox namespace is deleted on the way out.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         if args.command == "demo":
             seed = args.seed if args.seed is not None else int(time.time()) & 0xFFFF
             return run(_demo(args.pcap, seed))
         if args.command == "ping":
             return run(_ping(args))
+        if args.command == "serve":
+            return run(_serve(args))
+        if args.command == "bench":
+            return run(_bench(args))
     except (NetstackError, OSError, ValueError) as exc:
         print(f"netstack {args.command}: {exc}", file=sys.stderr)
         return 1

@@ -82,3 +82,52 @@ def test_ping_sandbox() -> None:
     result = run_cli("ping", "--sandbox", "-c", "2", "-i", "0.05")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 transmitted, 2 received, 0% packet loss" in result.stdout
+
+
+def test_bench_measures_something() -> None:
+    result = run_cli("bench", "--seconds", "0.2", "--json")
+    assert result.returncode == 0, result.stderr
+    import json
+
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    assert [x["bench"] for x in lines] == ["ping_rtt", "udp_echo", "tcp_bulk"]
+    assert all(x["value"] > 0 for x in lines)
+
+
+def test_serve_needs_a_link() -> None:
+    result = run_cli("serve", "--echo", "7")
+    assert result.returncode == 2
+    assert "--sandbox" in result.stdout
+
+
+@pytest.mark.peers
+def test_serve_sandbox_answers_the_kernel() -> None:
+    require_net_admin()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "netstack", "serve", "--sandbox", "--echo", "7", "--http", "80",
+         "--for", "20"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, NETSTACK_LOOP="asyncio"),
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert "serving on 198.18.0.2/24" in first, first
+        namespace = first.split("namespace ", 1)[1].split()[0]
+        for _ in range(2):
+            proc.stdout.readline()  # the echo and HTTP lines: both listen now
+        page = subprocess.run(
+            ["ip", "netns", "exec", namespace, "curl", "-s", "--max-time", "5",
+             "http://198.18.0.2/cli"],
+            capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+        assert page.stdout == "netstack 0.1.0 served /cli\n", page
+        six = subprocess.run(
+            ["ip", "netns", "exec", namespace, "curl", "-s", "-g", "--max-time", "5",
+             "http://[fd00:198:18::2]/six"],
+            capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+        assert six.stdout == "netstack 0.1.0 served /six\n", six
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
