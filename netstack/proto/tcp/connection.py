@@ -208,6 +208,10 @@ class TcpConnection:
         self.state = State.CLOSED
         self._challenge_ok = challenge_limiter
         self._out: list[Segment] = []
+        #: Pure cumulative ACKs are only noted (ack_deferred) and built by
+        #: take_deferred_ack, once per batch of input (the driver's choice).
+        self.defer_acks = False
+        self.ack_deferred = False
         self._events: collections.deque[Event] = collections.deque()
         # -- send sequence space (RFC 9293 3.3.1) --
         self.iss = iss
@@ -483,6 +487,20 @@ class TcpConnection:
             self._ack_now = False
             self._unacked_segments = 0
             self._delack_at = None
+            self.ack_deferred = False  # this segment carries the newer acknowledgement
+
+    def take_deferred_ack(self, now: float) -> Segment | None:
+        """The pure ACK that :attr:`defer_acks` held back, built now (with the newest
+        RCV.NXT, window and timestamp), or None when another segment carried it since."""
+        if not self.ack_deferred:
+            return None
+        self.ack_deferred = False
+        if self.state is State.CLOSED:
+            return None
+        seg = self._segment(self.snd_max, 0, now)
+        self._emit(seg)
+        self._out.remove(seg)
+        return seg
 
     def _ts_now(self, now: float) -> int:
         # RFC 7323 5.4: a timestamp clock of 1 ms with a random offset per connection.
@@ -528,6 +546,17 @@ class TcpConnection:
         # SND.MAX, not SND.NXT (as BSD does): after a timeout rewinds SND.NXT, an ACK with
         # an old sequence number would fall left of the peer's window and be answered with
         # another ACK, for ever.
+        if self.defer_acks and not self._ooo:
+            # A plain cumulative ACK, while the driver answers a batch of segments with one:
+            # only noted here, built once at the end of the batch (take_deferred_ack). ACKs
+            # about out-of-order data (duplicates, SACK) go at once: the sender counts them.
+            self.ack_deferred = True
+            self._last_ack_sent = self.rcv_nxt
+            self._ack_pending = False
+            self._ack_now = False
+            self._unacked_segments = 0
+            self._delack_at = None
+            return
         self._emit(self._segment(self.snd_max, 0, now))
 
     # Resets of our own carry SND.MAX, for the reason _send_ack gives: after a timeout

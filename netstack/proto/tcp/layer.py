@@ -145,7 +145,7 @@ class TcpLayer(Layer):
         #: Hold pure ACKs until :meth:`flush_acks` (the driver calls it once per batch of
         #: received frames), so one ACK answers a burst, as GRO-based stacks do.
         self.coalesce_acks = False
-        self._held_acks: dict[TcpConnection, tuple[OutRoute, int, int, Segment]] = {}
+        self._deferred: dict[TcpConnection, None] = {}
         self._pseudo_sums: dict[OutRoute, int] = {}
         self._tiebreak = itertools.count()
         self._challenges = TokenBucket(self.limits.challenge_acks_per_second, 100)
@@ -263,6 +263,7 @@ class TcpLayer(Layer):
         }
 
     def _register(self, key: Key, conn: TcpConnection, route: OutRoute) -> None:
+        conn.defer_acks = self.coalesce_acks
         self.connections[key] = conn
         conn.route = route
         conn.key = key
@@ -517,23 +518,12 @@ class TcpLayer(Layer):
                 route = conn.route
                 if route is not None:
                     lport, rport = conn.local[1], conn.remote[1]
-                    held = self._held_acks
                     for seg in segments:
-                        if (
-                            self.coalesce_acks
-                            and seg.flags == ACK
-                            and not seg.payload
-                            and not conn.reassembling
-                        ):
-                            # A plain cumulative ACK; duplicate ACKs (out-of-order data, SACK
-                            # blocks) always go out at once: the sender counts them.
-                            held[conn] = (route, lport, rport, seg)
-                            continue
-                        if held:
-                            held.pop(conn, None)  # this segment carries a newer ACK
                         if seg.flags & RST:
                             self.resets_sent += 1
                         self._transmit(route, lport, rport, seg, now)
+            if conn.ack_deferred:
+                self._deferred[conn] = None
             event = conn.next_event()
             if event is None:
                 break
@@ -629,12 +619,16 @@ class TcpLayer(Layer):
         self._flush(conn, now)
 
     def flush_acks(self, now: float) -> None:
-        """Send the ACKs held back while a batch of frames was processed."""
-        held = self._held_acks
-        if held:
-            self._held_acks = {}
-            for route, lport, rport, seg in held.values():
-                self._transmit(route, lport, rport, seg, now)
+        """Send the ACKs deferred while a batch of frames was processed: one per connection,
+        built now (GRO-like: one ACK answers a burst)."""
+        deferred = self._deferred
+        if deferred:
+            self._deferred = {}
+            for conn in deferred:
+                route = conn.route
+                seg = conn.take_deferred_ack(now)
+                if seg is not None and route is not None:
+                    self._transmit(route, conn.local[1], conn.remote[1], seg, now)
 
     def _rebuild_timers(self) -> None:
         """Drop stale heap entries: they would keep closed connections alive until their
