@@ -42,8 +42,7 @@ from typing import Any, TypeVar
 from .errors import ClosedError
 from .proto.checksum import checksum
 from .proto.icmp.layer import to_oserror
-from .streams import open_stream_connection, stream_server_factory
-from .tls.stream import connect_tls, is_tls_config, tls_server_factory
+from .streams import is_tls_config, open_stream_connection, stream_server_factory
 
 __all__ = ["HostServer", "HostStack"]
 
@@ -316,6 +315,8 @@ class HostStack:
         self._check_open()
         _check_ssl(ssl)
         if is_tls_config(ssl):
+            from .tls.stream import connect_tls
+
             # netstack's own TLS 1.3 over the operating system's TCP.
             name = server_hostname if server_hostname is not None else host
             return await connect_tls(
@@ -428,6 +429,8 @@ class HostStack:
         self._check_open()
         _check_ssl(ssl)
         if is_tls_config(ssl):
+            from .tls.stream import tls_server_factory
+
             protocol_factory = tls_server_factory(
                 self.loop, protocol_factory, ssl, kwargs.pop("ssl_handshake_timeout", None)
             )

@@ -69,7 +69,6 @@ from .streams import (
     open_stream_connection,
     stream_server_factory,
 )
-from .tls.stream import connect_tls, tls_server_factory
 
 if TYPE_CHECKING:
     from .dhcp import DhcpClientDriver
@@ -911,6 +910,8 @@ class Stack:
     ) -> tuple[asyncio.Transport, _P]:
         # As asyncio does: without server_hostname, the name asked for is the one checked.
         name = server_hostname if server_hostname is not None else host
+        from .tls.stream import connect_tls  # TLS (and cryptography) only when used
+
         return await connect_tls(
             self.loop, self.create_connection, protocol_factory, ssl, name, handshake_timeout,
             host, port, **kwargs,
@@ -1008,6 +1009,8 @@ class Stack:
         """
         self._check_open()
         if ssl is not None and ssl is not False:
+            from .tls.stream import tls_server_factory
+
             protocol_factory = tls_server_factory(
                 self.loop, protocol_factory, ssl, ssl_handshake_timeout
             )

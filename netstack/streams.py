@@ -41,6 +41,7 @@ __all__ = [
     "Server",
     "TcpTransport",
     "NetstackStreamWriter",
+    "is_tls_config",
     "open_stream_connection",
     "stream_server_factory",
 ]
@@ -64,6 +65,12 @@ class NetstackStreamWriter(asyncio.StreamWriter):
             self, sslcontext, server_hostname=server_hostname,
             ssl_handshake_timeout=ssl_handshake_timeout,
         )  # fmt: skip
+
+
+def is_tls_config(ssl: Any) -> bool:
+    """Whether ``ssl`` is a :class:`netstack.tls.TLSConfig` (told without importing the TLS
+    package, so that plain TCP never loads ``cryptography``)."""
+    return type(ssl).__name__ == "TLSConfig" and type(ssl).__module__.startswith("netstack.tls")
 
 
 async def open_stream_connection(

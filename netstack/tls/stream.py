@@ -23,6 +23,8 @@ import ssl as ssl_module
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from ..streams import is_tls_config
+
 _P = TypeVar("_P", bound=asyncio.BaseProtocol)
 
 __all__ = [
@@ -66,10 +68,6 @@ def client_context(ssl: Any) -> Any:
     return ssl
 
 
-def _is_tls_config(ssl: Any) -> bool:
-    return type(ssl).__name__ == "TLSConfig" and type(ssl).__module__.startswith("netstack.tls")
-
-
 def check_ssl(ssl: Any, *, server_side: bool) -> None:
     """A clear error at the call for what ``ssl=`` cannot be.
 
@@ -77,7 +75,7 @@ def check_ssl(ssl: Any, *, server_side: bool) -> None:
         TypeError: neither an ``ssl.SSLContext``, a ``netstack.tls.TLSConfig`` nor (for a
             client) ``True``.
     """
-    if isinstance(ssl, ssl_module.SSLContext) or _is_tls_config(ssl):
+    if isinstance(ssl, ssl_module.SSLContext) or is_tls_config(ssl):
         return
     if ssl is True and not server_side:
         return
@@ -103,7 +101,7 @@ def make_tls_protocol(
     """The protocol to put on a TCP transport so that ``app_protocol`` speaks TLS over it.
     The application's transport is :func:`app_transport` of the result; ``waiter`` completes
     when the handshake did (or fails with its error)."""
-    if _is_tls_config(ssl):
+    if is_tls_config(ssl):
         from .driver import TlsProtocol  # type: ignore[import-not-found,unused-ignore]
 
         return TlsProtocol(
@@ -247,8 +245,3 @@ def tls_server_factory(
         return tls
 
     return factory
-
-
-def is_tls_config(ssl: Any) -> bool:
-    """Whether ``ssl`` is netstack's own TLS configuration (not an OpenSSL context)."""
-    return _is_tls_config(ssl)
