@@ -332,14 +332,17 @@ class TcpTransport(asyncio.Transport):
 
     # -- asyncio.BaseTransport ----------------------------------------------------------------
     def close(self) -> None:
-        if self._closing:
-            return
+        if not self._closing:
+            self._close(None)
+
+    def _close(self, exc: Exception | None) -> None:
+        """FIN after what was written; ``connection_lost(exc)`` follows at once."""
         self._closing = True
         now = self._loop.time()
         self._conn.close(now)
         self._stack.tcp.call(self._conn, now)
         self._stack._touch()
-        self._connection_lost(None)
+        self._connection_lost(exc)
 
     def abort(self) -> None:
         self._abort(None)
@@ -352,13 +355,8 @@ class TcpTransport(asyncio.Transport):
             return
         if self._closing:
             self._connection_lost(exc)
-            return
-        self._closing = True
-        now = self._loop.time()
-        self._conn.close(now)
-        self._stack.tcp.call(self._conn, now)
-        self._stack._touch()
-        self._connection_lost(exc)
+        else:
+            self._close(exc)
 
     def _abort(self, exc: Exception | None) -> None:
         self._closing = True

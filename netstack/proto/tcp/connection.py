@@ -252,6 +252,8 @@ class TcpConnection:
         self.ts_ok = False
         self.sack_ok = False
         self.ts_recent = 0
+        #: Our timestamp when the last timeout retransmitted (see _new_ack), or None.
+        self._rto_ts_floor: int | None = None
         self._ts_recent_set = False
         self._ts_offset = ts_offset
         self._last_ack_sent = 0
@@ -985,11 +987,18 @@ class TcpConnection:
     def _new_ack(self, ack: int, acked: int, opts: TcpOptions, now: float) -> None:
         flight_before = diff(self.snd_max, self.snd_una)
         # RTT sample: from the echoed timestamp (RFC 7323 4.1), else the timed segment, never
-        # from a retransmission (Karn, RFC 6298 3).
+        # from a retransmission (Karn, RFC 6298 3). After a timeout, an echo older than the
+        # retransmission means the original arrived and its ACK was lost: a sample from it
+        # would count the whole timeout as round-trip time and inflate the RTO, which then
+        # makes the next timeout longer still. Such echoes are skipped, as Karn's rule skips
+        # retransmitted segments, until an echo of a later segment comes back.
         if self.ts_ok and opts.ts_ecr:
-            sample = (self._ts_now(now) - opts.ts_ecr) & MASK
-            if sample < 60_000:
-                self._rtt_sample(now - sample / 1000.0, now)
+            floor = self._rto_ts_floor
+            if floor is None or diff(opts.ts_ecr, floor) >= 0:
+                self._rto_ts_floor = None
+                sample = (self._ts_now(now) - opts.ts_ecr) & MASK
+                if sample < 60_000:
+                    self._rtt_sample(now - sample / 1000.0, now)
         elif self._rtt_seq is not None and diff(ack, self._rtt_seq) > 0:
             self._rtt_sample(self._rtt_time, now)
         self.snd_una = ack
@@ -1598,6 +1607,8 @@ class TcpConnection:
             return
         self.rto = min(self.rto * 2, c.rto_max)
         self._rtt_seq = None
+        if self.ts_ok:
+            self._rto_ts_floor = self._ts_now(now)
         if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
             self.retransmits += 1
             self._send_syn(now)

@@ -280,6 +280,35 @@ def test_rtt_sample_from_retransmission_echo_with_timestamps() -> None:
     assert conn.srtt == pytest.approx(0.1)
 
 
+def test_no_rtt_sample_from_an_echo_older_than_the_timeout() -> None:
+    """The original arrived but its ACK was lost; the retransmission's ACK echoes the
+    original's timestamp. A sample from it would count the timeout as round-trip time (and
+    the inflated RTO would make the next timeout longer still): it is skipped, as Karn's
+    rule skips retransmitted segments, until an echo of a later segment comes back."""
+    p = ts_connection()
+    conn = p.conn
+    conn.send(b"x" * 100, 11.0)
+    (first,) = drain(conn)
+    p.send(ACK, ack=ISS + 101, opts=p.opts(ts_val=8, ts_ecr=first.options.ts_val), at=11.1)
+    assert conn.srtt == pytest.approx(0.1)
+    conn.send(b"y" * 100, 12.0)
+    (original,) = drain(conn)
+    out = p.tick(12.0 + conn.rto)  # the ACK of "y" was lost: a timeout, RTO doubled
+    assert len(out) == 1
+    backed_off = conn.rto
+    # The ACK of the retransmission echoes the original's timestamp (its receiver had the
+    # data already, so TS.Recent did not move): no sample, the backed-off RTO stays.
+    p.send(ACK, ack=ISS + 201, opts=p.opts(ts_val=9, ts_ecr=original.options.ts_val), at=13.0)
+    assert conn.srtt == pytest.approx(0.1)
+    assert conn.rto == pytest.approx(backed_off)
+    # An echo of a segment sent after the timeout is a fair sample again.
+    conn.send(b"z" * 100, 14.0)
+    (later,) = drain(conn)
+    p.send(ACK, ack=ISS + 301, opts=p.opts(ts_val=10, ts_ecr=later.options.ts_val), at=14.1)
+    assert conn.srtt == pytest.approx(0.875 * 0.1 + 0.125 * 0.1)
+    assert conn.rto < backed_off
+
+
 def test_rtt_sample_across_timestamp_clock_wrap() -> None:
     p = ts_connection(ts_offset=(1 << 32) - 11_100)  # the clock wraps at t = 11.1 s
     conn = p.conn
