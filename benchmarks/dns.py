@@ -23,7 +23,6 @@ in flight. netstack only: there is no kernel DHCP server to compare with in-proc
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from netstack.netns import have_net_admin
 from .common import Emitter, Settings, log, summarize
 from .sandbox import KERNEL_A, KERNEL_B, Peer
 from .tap import tap_sandbox
+from .tcp import start_script
 
 __all__ = ["run_dns"]
 
@@ -108,11 +108,8 @@ def _start_dns_peer(ns: Any, host: str, port: int, seconds: float) -> Peer:
     import subprocess
 
     names = [f"www{i}.example.test" for i in range(NAMES)]
-    argv = (sys.executable, "-I", "-S", DNS_PEER, host, str(port), str(seconds), "32", *names)
-    kw: dict[str, Any] = {"stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE,
-                          "stderr": subprocess.PIPE}  # fmt: skip
-    proc = ns.popen(*argv, **kw) if ns is not None else subprocess.Popen(argv, **kw)
-    return Peer(proc)
+    return start_script(ns, DNS_PEER, host, str(port), str(seconds), "32", *names,
+                        stdin=subprocess.DEVNULL)  # fmt: skip
 
 
 async def run_tap_qps(emit: Emitter, settings: Settings) -> None:

@@ -203,12 +203,14 @@ def start_tcp_peer(ns: Namespace | None, *args: str) -> Peer:
     """Start ``tcppeer.py ARGS`` in ``ns`` (or, with ``None``, here, for 127.0.0.1) with this
     interpreter in isolated mode; its standard input is a pipe (closing it ends ``echo``,
     ``hold`` and ``accept``)."""
-    argv = (sys.executable, "-I", "-S", TCP_PEER, *args)
-    kw: dict[str, Any] = {
-        "stdin": subprocess.PIPE,
-        "stdout": subprocess.PIPE,
-        "stderr": subprocess.PIPE,
-    }
+    return start_script(ns, TCP_PEER, *args, stdin=subprocess.PIPE)
+
+
+def start_script(ns: Namespace | None, script: str, *args: str, stdin: int) -> Peer:
+    """Start ``script ARGS`` in ``ns`` (or here, with ``None``) with this interpreter in
+    isolated mode (no site packages, no environment: it starts fast), output piped."""
+    argv = (sys.executable, "-I", "-S", script, *args)
+    kw: dict[str, Any] = {"stdin": stdin, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
     proc = ns.popen(*argv, **kw) if ns is not None else subprocess.Popen(argv, **kw)
     return Peer(proc)
 

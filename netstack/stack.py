@@ -644,24 +644,20 @@ class Stack:
     def _on_echo_error(
         self, type_: int, code: int, rest: int, inner: IPv4Header, payload: memoryview, now: float
     ) -> None:
-        if payload[0] != IcmpType.ECHO_REQUEST:
-            return
-        ident = int.from_bytes(payload[4:6], "big")
-        seq = int.from_bytes(payload[6:8], "big")
-        entry = self._pings.get((ident, seq))
-        exc = to_oserror(type_, code)
-        if entry is not None and exc is not None and not entry[0].done():
-            entry[0].set_exception(exc)
+        if payload[0] == IcmpType.ECHO_REQUEST:
+            self._fail_ping(payload, to_oserror(type_, code))
 
     def _on_echo_error6(
         self, type_: int, code: int, rest: int, inner: Quoted6, payload: memoryview, now: float
     ) -> None:
-        if payload[0] != Icmp6Type.ECHO_REQUEST:
-            return
-        ident = int.from_bytes(payload[4:6], "big")
-        seq = int.from_bytes(payload[6:8], "big")
+        if payload[0] == Icmp6Type.ECHO_REQUEST:
+            self._fail_ping(payload, to_oserror6(type_, code))
+
+    def _fail_ping(self, request: memoryview, exc: OSError | None) -> None:
+        """An ICMP or ICMPv6 error quoting one of our echo requests fails its ``ping()``."""
+        ident = int.from_bytes(request[4:6], "big")
+        seq = int.from_bytes(request[6:8], "big")
         entry = self._pings.get((ident, seq))
-        exc = to_oserror6(type_, code)
         if entry is not None and exc is not None and not entry[0].done():
             entry[0].set_exception(exc)
 

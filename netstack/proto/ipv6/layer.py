@@ -65,7 +65,7 @@ from .wire import (
     walk,
 )
 
-__all__ = ["HEADROOM6", "IPv6Config", "IPv6Layer", "Route6Entry"]
+__all__ = ["HEADROOM6", "IPv6Config", "IPv6Layer"]
 
 #: Bytes in front of a transport header in a frame: Ethernet and the fixed IPv6 header.
 HEADROOM6 = ETHERNET_HEADER_LEN + IPV6_HEADER_LEN
@@ -117,11 +117,6 @@ class IPv6Config:
     #: trust gains nothing from them but a way to be misdirected).
     accept_redirects: bool = False
     max_groups: int = 64
-
-
-class Route6Entry(Protocol):
-    network: ipaddress.IPv6Network
-    gateway: ipaddress.IPv6Address | None
 
 
 @dataclass(slots=True)
@@ -203,7 +198,6 @@ class IPv6Layer(Layer):
         self._reports: list[tuple[float, int, bytes, int]] = []  # (at, record type, group, left)
         self._query_response_at: float | None = None
         self._query_groups: set[bytes] | None = None  # None: every group
-        self._conflicts: list[bytes] = []
         self._known_upper = frozenset((NextHeader.TCP, NextHeader.UDP, NextHeader.ICMPV6))
         self.rx_packets = self.rx_bytes = self.tx_packets = self.tx_bytes = 0
         self.fragments_received = self.reassembled = self.fragments_sent = 0

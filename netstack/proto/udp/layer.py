@@ -226,29 +226,27 @@ class UdpLayer(Layer):
         self, type_: int, code: int, rest: int, inner: IPv4Header, payload: memoryview,
         now: float,
     ) -> None:  # fmt: skip
-        # The quoted UDP header's Length describes the whole datagram, of which only the
-        # first bytes are quoted: only the ports are read.
-        src_port = int.from_bytes(payload[0:2], "big")
-        dst_port = int.from_bytes(payload[2:4], "big")
-        exc = to_oserror(type_, code)
-        if exc is None:
-            return
-        for e in list(self._ports.get(src_port, ())):
-            # Like Linux: only a connected socket hears about errors (no IP_RECVERR here).
-            if e.remote == (inner.dst, dst_port) and e.local_ip in (ANY, inner.src):
-                e.error(exc)
+        self._report(to_oserror(type_, code), inner.src, inner.dst, payload)
 
     def _icmp6_error(
         self, type_: int, code: int, rest: int, inner: Quoted6, payload: memoryview,
         now: float,
     ) -> None:  # fmt: skip
-        src_port = int.from_bytes(payload[0:2], "big")
-        dst_port = int.from_bytes(payload[2:4], "big")
-        exc = to_oserror6(type_, code)
+        self._report(to_oserror6(type_, code), inner.src, inner.dst, payload)
+
+    def _report(self, exc: OSError | None, src: bytes, dst: bytes, payload: memoryview) -> None:
+        """An ICMP or ICMPv6 error about a datagram from ``src`` to ``dst`` whose first bytes
+        are ``payload``, to the endpoint that sent it."""
         if exc is None:
             return
+        # The quoted UDP header's Length describes the whole datagram, of which only the
+        # first bytes are quoted: only the ports are read.
+        src_port = int.from_bytes(payload[0:2], "big")
+        dst_port = int.from_bytes(payload[2:4], "big")
+        wild = ANY if len(src) == 4 else ANY6
         for e in list(self._ports.get(src_port, ())):
-            if e.remote == (inner.dst, dst_port) and e.local_ip in (ANY6, DUAL, inner.src):
+            # Like Linux: only a connected socket hears about errors (no IP_RECVERR here).
+            if e.remote == (dst, dst_port) and e.local_ip in (wild, DUAL, src):
                 e.error(exc)
 
 
