@@ -184,3 +184,40 @@ async def test_resumption_and_key_update(
     assert second.get_extra_info("tls_session_resumed") is True
     second.close()
     server.close()
+
+
+async def test_unfinished_handshakes_are_capped(stack_pair: tuple[Stack, Stack], pki: Any) -> None:
+    # Slow-loris: connections that never send a ClientHello. Past max_pending_handshakes the
+    # oldest unfinished one is closed (a FIN, not a reset), so a real client still gets in.
+    a, b = stack_pair
+    cert, key = pki["ec"]
+    config = TLSConfig.server([cert], key, max_pending_handshakes=3)
+
+    async def hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"hello")
+        await writer.drain()
+        writer.close()
+
+    server = await b.start_server(hello, port=443, ssl=config)
+    idle = [await a.open_connection("198.18.0.2", 443) for _ in range(5)]
+    # The two oldest were closed when the fourth and fifth arrived.
+    for reader, _ in idle[:2]:
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+    client = TLSConfig.client(cafile=[pki["ca"]])
+    reader, writer = await a.open_connection("198.18.0.2", 443, ssl=client,
+                                             server_hostname="server.test")  # fmt: skip
+    assert await asyncio.wait_for(reader.read(), 5) == b"hello"
+    writer.close()
+    # ... which closed the third; the last two still wait (within the handshake timeout).
+    assert await asyncio.wait_for(idle[2][0].read(), 5) == b""
+    assert not idle[3][0].at_eof() and not idle[4][0].at_eof()
+    for _, w in idle:
+        w.close()
+    server.close()
+
+
+def test_max_pending_handshakes_is_checked() -> None:
+    with pytest.raises(ValueError, match="max_pending_handshakes"):
+        TLSConfig(max_pending_handshakes=0)
+    assert TLSConfig().max_pending_handshakes == 256
+    assert TLSConfig(max_pending_handshakes=None).max_pending_handshakes is None

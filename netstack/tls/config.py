@@ -143,6 +143,11 @@ class TLSConfig:
         wall_clock: seconds since the UNIX epoch, for certificate validity and ticket dates
             (the machines' ``now`` is the event loop's monotonic clock, which cannot date a
             certificate). Tests fix it to check expiry.
+        max_pending_handshakes: a server's cap on handshakes in progress at once with this
+            config (connections accepted whose handshake has not finished). When one more
+            arrives, the oldest unfinished one is closed (a TCP FIN, no TLS alert), so
+            connections that hold a handshake open without finishing it (slow-loris) cannot
+            keep real clients out for the handshake timeout (60 s). ``None``: no cap.
 
     Configs compare and hash by identity, so a driver may key caches (sessions) on them.
     """
@@ -164,6 +169,7 @@ class TLSConfig:
     ticket_lifetime: int = 7200
     ticket_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     wall_clock: Callable[[], float] = field(default=time.time, repr=False)
+    max_pending_handshakes: int | None = 256
 
     def __post_init__(self) -> None:
         if self.verify_client not in (True, False, "optional"):
@@ -206,6 +212,8 @@ class TLSConfig:
             raise ValueError("ticket_lifetime must be 1 to 604800 seconds")
         if len(self.ticket_key) != 32:
             raise ValueError("ticket_key must be 32 bytes")
+        if self.max_pending_handshakes is not None and self.max_pending_handshakes < 1:
+            raise ValueError("max_pending_handshakes must be at least 1 (or None)")
 
     @classmethod
     def server(

@@ -1100,9 +1100,24 @@ class TlsConnection:
             raise IllegalParameter("CertificateVerify with a scheme that was not offered")
         assert self.peer_certificate is not None
         key = certificate_key(self.peer_certificate)
+        scheme = SignatureScheme(verify.algorithm)
+        # RFC 8446 (4.4.3, 4.2.3): the scheme must be one the certificate's key makes; one
+        # that is not (an RSA scheme with an EC key) is an illegal_parameter, not a signature
+        # that fails.
+        if scheme not in schemes_for_key(key):
+            raise IllegalParameter(f"CertificateVerify scheme {scheme.name} does not fit the key")
         content = context + self._transcript.digest(self._hash)
-        if not verify_signature(key, SignatureScheme(verify.algorithm), verify.signature, content):
+        if not verify_signature(key, scheme, verify.signature, content):
             raise DecryptError("CertificateVerify signature does not verify")
+
+    @staticmethod
+    def _check_finished(expected: bytes, verify_data: bytes, side: str) -> None:
+        # RFC 8446 (4.4.4): verify_data is Hash.length bytes; a Finished of another length
+        # does not parse (decode_error), a wrong one of the right length is a decrypt_error.
+        if len(verify_data) != len(expected):
+            raise DecodeError(f"{side} Finished of {len(verify_data)} bytes")
+        if not hmac.compare_digest(expected, verify_data):
+            raise DecryptError(f"{side} Finished does not verify")
 
     def _client_certificate_verify(self, message: bytes, body: bytes) -> None:
         self._verify_certificate_verify(
@@ -1116,8 +1131,7 @@ class TlsConnection:
         expected = finished_verify_data(
             self._hash, self._server_hs_secret, self._transcript.digest(self._hash)
         )
-        if not hmac.compare_digest(expected, body):
-            raise DecryptError("server Finished does not verify")
+        self._check_finished(expected, body, "server")
         self._peer_finished = True
         self._transcript.add(message)
         self._schedule.extract_master()
@@ -1515,8 +1529,7 @@ class TlsConnection:
         expected = finished_verify_data(
             self._hash, self._client_hs_secret, self._transcript.digest(self._hash)
         )
-        if not hmac.compare_digest(expected, body):
-            raise DecryptError("client Finished does not verify")
+        self._check_finished(expected, body, "client")
         self._peer_finished = True
         self._transcript.add(message)
         self._set_read_secret(self._read_app_secret)

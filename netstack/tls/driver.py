@@ -40,6 +40,12 @@ log = logging.getLogger("netstack.tls")
 #: Tickets for resumption, per client configuration, by server name (a few per name).
 _SESSIONS: weakref.WeakKeyDictionary[TLSConfig, dict[str, TlsSession]] = weakref.WeakKeyDictionary()
 
+#: A server's handshakes in progress, per configuration, oldest first (the dict keeps the
+#: order of insertion): ``TLSConfig.max_pending_handshakes`` caps them.
+_PENDING: weakref.WeakKeyDictionary[TLSConfig, dict[TlsProtocol, None]] = (
+    weakref.WeakKeyDictionary()
+)
+
 
 class TlsProtocol(asyncio.Protocol):
     """The protocol on the TCP transport while TLS runs over it."""
@@ -89,8 +95,23 @@ class TlsProtocol(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         self._timer = self._loop.call_later(self._timeout, self._handshake_timed_out)
+        if self._server_side and self._config.max_pending_handshakes is not None:
+            self._admit(self._config.max_pending_handshakes)
         self.conn.start(self._loop.time())
         self._flush()
+
+    def _admit(self, cap: int) -> None:
+        pending = _PENDING.setdefault(self._config, {})
+        pending[self] = None
+        while len(pending) > cap:
+            oldest = next(iter(pending))
+            log.debug("TLS: %d handshakes in progress, closing the oldest", len(pending))
+            oldest._fail(ConnectionAbortedError("too many TLS handshakes in progress"))
+
+    def _handshake_over(self) -> None:
+        pending = _PENDING.get(self._config)
+        if pending is not None:
+            pending.pop(self, None)
 
     def data_received(self, data: bytes) -> None:
         if self._lost:
@@ -113,6 +134,7 @@ class TlsProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
         self._cancel_timer()
+        self._handshake_over()
         if self._linger_timer is not None:
             self._linger_timer.cancel()
             self._linger_timer = None
@@ -148,6 +170,7 @@ class TlsProtocol(asyncio.Protocol):
             elif isinstance(event, HandshakeCompleted):
                 self._established = True
                 self._cancel_timer()
+                self._handshake_over()
                 if self._call_connection_made:
                     self._app_connected = True
                     self._app.connection_made(self._app_transport)
@@ -177,6 +200,7 @@ class TlsProtocol(asyncio.Protocol):
     def _fail(self, error: BaseException) -> None:
         self._flush()  # the alert, if one is queued
         self._cancel_timer()
+        self._handshake_over()
         transport = self._transport
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(error)

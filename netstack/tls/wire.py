@@ -774,7 +774,8 @@ class CertificateVerify:
 
 def pull_certificate_verify(buf: Buffer) -> CertificateVerify:
     algorithm = buf.pull_uint16()
-    return CertificateVerify(algorithm, buf.pull_opaque(2, minimum=1))
+    # RFC 8446 (4.4.3): signature<0..2^16-1>: an empty one parses (and fails to verify).
+    return CertificateVerify(algorithm, buf.pull_opaque(2))
 
 
 def push_certificate_verify(buf: Buffer, message: CertificateVerify) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import os
 import struct
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -332,6 +333,101 @@ def test_intermediate_ca_chain_validates() -> None:
     _, _, ce, _ = handshake(client_config(), TLSConfig.server([leaf], leaf_key))
     assert isinstance(ce[-1], ConnectionFailed)
     assert isinstance(ce[-1].error, errors.UnknownCA)
+
+
+# -- wrong lengths and schemes in Finished and CertificateVerify ----------------------------
+
+
+def tamper(conn: TlsConnection, msg_type: int, change: Any) -> None:
+    """Make ``conn`` send the handshake messages of ``msg_type`` with ``change(body)`` as
+    their body (the transcript keeps what is sent, as a faulty peer's would)."""
+    send = conn._send_handshake
+
+    def sending(message: bytes, **options: Any) -> None:
+        if message[0] == msg_type:
+            message = wire.push_handshake(HandshakeType(msg_type), change(message[4:]))
+        send(message, **options)
+
+    conn._send_handshake = sending  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("cut", [1, 31, -1])
+def test_server_finished_of_the_wrong_length_is_decode_error(cut: int) -> None:
+    # RFC 8446 (4.4.4): verify_data is Hash.length bytes; another length does not parse.
+    client, server = make_pair(client_config(), server_config())
+    tamper(server, HandshakeType.finished, lambda body: body[:cut] if cut > 0 else body + b"!")
+    ce, _ = pump(client, server)
+    assert isinstance(ce[-1], ConnectionFailed)
+    assert ce[-1].error.description is AlertDescription.decode_error
+
+
+def test_client_finished_of_the_wrong_length_is_decode_error() -> None:
+    client, server = make_pair(client_config(), server_config())
+    tamper(client, HandshakeType.finished, lambda body: body[:-1])
+    _, se = pump(client, server)
+    assert isinstance(se[-1], ConnectionFailed)
+    assert se[-1].error.description is AlertDescription.decode_error
+
+
+def empty_signature(body: bytes) -> bytes:
+    return body[:2] + b"\x00\x00"
+
+
+def test_empty_server_certificate_verify_signature_is_decrypt_error() -> None:
+    # RFC 8446 (4.4.3): signature<0..2^16-1> may be empty; it then fails to verify.
+    client, server = make_pair(client_config(), server_config())
+    tamper(server, HandshakeType.certificate_verify, empty_signature)
+    ce, _ = pump(client, server)
+    assert isinstance(ce[-1], ConnectionFailed)
+    assert ce[-1].error.description is AlertDescription.decrypt_error
+
+
+def test_empty_client_certificate_verify_signature_is_decrypt_error() -> None:
+    client, server = make_pair(
+        client_config(client_key_type="ec"), server_config(verify_client=True)
+    )
+    tamper(client, HandshakeType.certificate_verify, empty_signature)
+    _, se = pump(client, server)
+    assert isinstance(se[-1], ConnectionFailed)
+    assert se[-1].error.description is AlertDescription.decrypt_error
+
+
+def other_scheme(scheme: int) -> Any:
+    return lambda body: scheme.to_bytes(2, "big") + body[2:]
+
+
+@pytest.mark.parametrize(
+    ("key_type", "scheme"),
+    [
+        ("ec", wire.SignatureScheme.rsa_pss_rsae_sha256),
+        ("ec", wire.SignatureScheme.ed25519),
+        ("rsa", wire.SignatureScheme.ecdsa_secp256r1_sha256),
+        ("ed25519", wire.SignatureScheme.rsa_pss_rsae_sha256),
+    ],
+)
+def test_certificate_verify_scheme_not_matching_the_key_is_illegal_parameter(
+    key_type: str, scheme: int
+) -> None:
+    # RFC 8446 (4.4.3, 4.2.3): the scheme must be one the certificate's key can make.
+    client, server = make_pair(client_config(), server_config(key_type))
+    tamper(server, HandshakeType.certificate_verify, other_scheme(scheme))
+    ce, _ = pump(client, server)
+    assert isinstance(ce[-1], ConnectionFailed)
+    assert ce[-1].error.description is AlertDescription.illegal_parameter
+
+
+def test_client_certificate_verify_scheme_not_matching_the_key_is_illegal_parameter() -> None:
+    client, server = make_pair(
+        client_config(client_key_type="ec"), server_config(verify_client=True)
+    )
+    tamper(
+        client,
+        HandshakeType.certificate_verify,
+        other_scheme(wire.SignatureScheme.rsa_pss_rsae_sha256),
+    )
+    _, se = pump(client, server)
+    assert isinstance(se[-1], ConnectionFailed)
+    assert se[-1].error.description is AlertDescription.illegal_parameter
 
 
 # -- records ---------------------------------------------------------------------------------
