@@ -49,6 +49,8 @@ __all__ = [
     "PrivateKey",
     "load_certificates",
     "load_private_key",
+    "check_signing_key",
+    "describe_key",
     "issue",
     "make_ca",
     "peercert_dict",
@@ -159,6 +161,49 @@ def schemes_for_key(key: PrivateKey | CertificateKey) -> list[SignatureScheme]:
     if isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
         return [SignatureScheme.ed25519]
     return []
+
+
+#: RFC 8446 (4.2.3) leaves RSA key sizes to policy; OpenSSL's default security level (2)
+#: refuses RSA keys below 2048 bits in certificates ("EE key too weak"), so peers would.
+MIN_RSA_BITS = 2048
+
+
+def describe_key(key: PrivateKey | CertificateKey) -> str:
+    """A key's type and size, for messages: ``"EC secp384r1"``, ``"RSA-2048"``."""
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
+        return f"EC {key.curve.name}"
+    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
+        return f"RSA-{key.key_size}"
+    if isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
+        return "Ed25519"
+    return type(key).__name__
+
+
+def check_signing_key(key: PrivateKey, allowed: Sequence[SignatureScheme]) -> None:
+    """Refuse a certificate key of ours that could not sign a handshake.
+
+    Args:
+        key: the private key of a certificate we present.
+        allowed: the configured signature schemes (``TLSConfig.signature_algorithms``).
+
+    Raises:
+        ValueError: no TLS 1.3 scheme fits the key, none of those that fit is allowed, or
+            an RSA key below :data:`MIN_RSA_BITS`.
+    """
+    fitting = schemes_for_key(key)
+    if not fitting:
+        raise ValueError(f"a {describe_key(key)} key cannot sign in TLS 1.3 (RFC 8446 4.2.3)")
+    if isinstance(key, rsa.RSAPrivateKey) and key.key_size < MIN_RSA_BITS:
+        raise ValueError(
+            f"a {describe_key(key)} key is too weak: peers refuse RSA keys below "
+            f"{MIN_RSA_BITS} bits"
+        )
+    if not any(scheme in allowed for scheme in fitting):
+        names = ", ".join(scheme.name for scheme in fitting)
+        raise ValueError(
+            f"a {describe_key(key)} key signs only with {names}, which signature_algorithms "
+            "does not include"
+        )
 
 
 def sign(key: PrivateKey, scheme: SignatureScheme, data: bytes) -> bytes:
@@ -370,12 +415,16 @@ def peercert_dict(cert: x509.Certificate) -> dict[str, Any]:
 
 # -- test PKIs -------------------------------------------------------------------------------
 
-KeyType = Literal["ec", "rsa", "ed25519"]
+KeyType = Literal["ec", "rsa", "ed25519", "ec-p384", "ec-p521"]
 
 
 def _new_key(key_type: KeyType) -> PrivateKey:
     if key_type == "ec":
         return ec.generate_private_key(ec.SECP256R1())
+    if key_type == "ec-p384":
+        return ec.generate_private_key(ec.SECP384R1())
+    if key_type == "ec-p521":
+        return ec.generate_private_key(ec.SECP521R1())
     if key_type == "rsa":
         return rsa.generate_private_key(public_exponent=65537, key_size=2048)
     if key_type == "ed25519":
@@ -383,8 +432,16 @@ def _new_key(key_type: KeyType) -> PrivateKey:
     raise ValueError(f"unknown key type {key_type!r}")
 
 
-def _hash_for(key: PrivateKey) -> hashes.SHA256 | None:
-    return None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+def _hash_for(key: PrivateKey) -> hashes.SHA256 | hashes.SHA384 | hashes.SHA512 | None:
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return None
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        # the curve's own hash, as CAs sign
+        if key.curve.name == "secp384r1":
+            return hashes.SHA384()
+        if key.curve.name == "secp521r1":
+            return hashes.SHA512()
+    return hashes.SHA256()
 
 
 def _default_window(
@@ -464,7 +521,8 @@ def issue(
         ips: IP addresses for the subjectAltName.
         dns_names: DNS names for the subjectAltName.
         client: a client certificate (extended key usage clientAuth) instead of a server one.
-        key_type: ``"ec"`` (P-256), ``"rsa"`` (2048 bits) or ``"ed25519"``.
+        key_type: ``"ec"`` (P-256), ``"ec-p384"``, ``"ec-p521"``, ``"rsa"`` (2048 bits) or
+            ``"ed25519"``.
         not_before, not_after: the validity window (default: from a day ago, for a year).
         ca: an intermediate CA instead of a leaf.
 

@@ -33,9 +33,9 @@ from .certs import (
     CertSource,
     KeySource,
     PrivateKey,
+    check_signing_key,
     load_certificates,
     load_private_key,
-    schemes_for_key,
 )
 from .wire import CipherSuite, Group, SignatureScheme
 
@@ -48,10 +48,16 @@ DEFAULT_CIPHER_SUITES = (
     CipherSuite.TLS_CHACHA20_POLY1305_SHA256,
 )
 DEFAULT_GROUPS = (Group.x25519, Group.secp256r1)
+#: OpenSSL's TLS 1.3 list, in its order, less the schemes of keys not loaded here (Ed448,
+#: RSA-PSS keys): every certificate key accepted by the config can sign with one of them.
 DEFAULT_SIGNATURE_ALGORITHMS = (
     SignatureScheme.ecdsa_secp256r1_sha256,
-    SignatureScheme.rsa_pss_rsae_sha256,
+    SignatureScheme.ecdsa_secp384r1_sha384,
+    SignatureScheme.ecdsa_secp521r1_sha512,
     SignatureScheme.ed25519,
+    SignatureScheme.rsa_pss_rsae_sha256,
+    SignatureScheme.rsa_pss_rsae_sha384,
+    SignatureScheme.rsa_pss_rsae_sha512,
 )
 SUPPORTED_GROUPS = frozenset({Group.x25519, Group.secp256r1, Group.secp384r1})
 
@@ -88,7 +94,9 @@ def _chain_and_key(
     return chain, key
 
 
-def _check_key_matches(chain: Chain, key: PrivateKey) -> None:
+def _check_key_matches(
+    chain: Chain, key: PrivateKey, schemes: Iterable[SignatureScheme] | None = None
+) -> None:
     if not chain:
         raise ValueError("empty certificate chain")
     encoding, spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -96,8 +104,11 @@ def _check_key_matches(chain: Chain, key: PrivateKey) -> None:
         encoding, spki
     ):
         raise ValueError("the private key does not match the certificate")
-    if not schemes_for_key(key):
-        raise ValueError("no TLS 1.3 signature scheme fits this key")
+    try:
+        check_signing_key(key, tuple(DEFAULT_SIGNATURE_ALGORITHMS if schemes is None else schemes))
+    except ValueError as error:
+        subject = chain[0].subject.rfc4514_string()
+        raise ValueError(f"certificate {subject!r}: {error}") from None
 
 
 E = TypeVar("E", CipherSuite, Group, SignatureScheme)
@@ -176,17 +187,6 @@ class TLSConfig:
             raise ValueError("verify_client must be True, False or 'optional'")
         if (self.private_key is None) != (not self.certificate_chain):
             raise ValueError("certificate_chain and private_key go together")
-        if self.private_key is not None:
-            _check_key_matches(self.certificate_chain, self.private_key)
-        named: dict[str, tuple[Chain, PrivateKey]] = {}
-        for name, (chain, key) in self.sni_certificates.items():
-            if not name:
-                raise ValueError("empty server name in sni_certificates")
-            _check_key_matches(tuple(chain), key)
-            named[name.rstrip(".").lower()] = (tuple(chain), key)
-        object.__setattr__(self, "sni_certificates", named)
-        object.__setattr__(self, "certificate_chain", tuple(self.certificate_chain))
-        object.__setattr__(self, "trusted_certificates", tuple(self.trusted_certificates))
         if not self.cipher_suites or not self.groups or not self.signature_algorithms:
             raise ValueError("cipher_suites, groups and signature_algorithms must not be empty")
         object.__setattr__(
@@ -198,6 +198,20 @@ class TLSConfig:
             "signature_algorithms",
             tuple(_coerce(SignatureScheme, s) for s in self.signature_algorithms),
         )
+        # Every key we may present must be able to sign with a configured scheme: a key
+        # that cannot would fail every handshake (or, a client's, never be sent).
+        schemes = self.signature_algorithms
+        if self.private_key is not None:
+            _check_key_matches(tuple(self.certificate_chain), self.private_key, schemes)
+        named: dict[str, tuple[Chain, PrivateKey]] = {}
+        for name, (chain, key) in self.sni_certificates.items():
+            if not name:
+                raise ValueError("empty server name in sni_certificates")
+            _check_key_matches(tuple(chain), key, schemes)
+            named[name.rstrip(".").lower()] = (tuple(chain), key)
+        object.__setattr__(self, "sni_certificates", named)
+        object.__setattr__(self, "certificate_chain", tuple(self.certificate_chain))
+        object.__setattr__(self, "trusted_certificates", tuple(self.trusted_certificates))
         for group in self.groups:
             if group not in SUPPORTED_GROUPS:
                 raise ValueError(f"unsupported group {group.name}")

@@ -220,3 +220,85 @@ async def test_curl_https_to_netstack(
             assert out.read_bytes() == body, engine
         finally:
             server.close()
+
+
+@pytest.fixture(scope="module")
+def sigalg_pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Certificates of the keys whose schemes OpenSSL offers by default: RSA (PSS with
+    SHA-256/384/512), P-384 and P-521, and a P-384 client certificate."""
+    d = tmp_path_factory.mktemp("tls-sigalgs")
+    ca, ca_key = certs.make_ca("netstack sigalg CA")
+    certs.write_pem(d / "ca.pem", ca)
+    files = {"ca": d / "ca.pem"}
+    for name, key_type, kw in (
+        ("rsa", "rsa", {"ips": [NETSTACK], "dns_names": ["netstack.test"]}),
+        ("p384", "ec-p384", {"ips": [NETSTACK], "dns_names": ["netstack.test"]}),
+        ("p521", "ec-p521", {"ips": [NETSTACK], "dns_names": ["netstack.test"]}),
+        ("kernel-p384", "ec-p384", {"ips": [KERNEL], "dns_names": ["kernel.test"]}),
+        ("client-p384", "ec-p384", {"client": True}),
+    ):
+        cert, key = certs.issue(ca, ca_key, name, key_type=key_type, **kw)  # type: ignore[arg-type]
+        certs.write_pem(d / f"{name}.pem", cert, key)
+        files[name] = d / f"{name}.pem"
+    return files
+
+
+async def test_signature_schemes_with_openssl_tools(
+    tap_stack: Stack, tap_netns: TapSandbox, sigalg_pki: dict[str, Path]
+) -> None:
+    # issue 10: RSA servers sign RSA-PSS with SHA-384/512, P-384/P-521 server and client
+    # certificates work both ways with OpenSSL, the default client reaches a P-384 server.
+    from netstack.tls import TLSConfig
+
+    openssl = require_program("openssl")
+    files = sigalg_pki
+    for name, sigalgs, digests in (
+        ("rsa", ["rsa_pss_rsae_sha256", "rsa_pss_rsae_sha384", "rsa_pss_rsae_sha512"],
+         ["SHA256", "SHA384", "SHA512"]),
+        ("p384", ["ecdsa_secp384r1_sha384"], ["SHA384"]),
+        ("p521", ["ecdsa_secp521r1_sha512"], ["SHA512"]),
+    ):  # fmt: skip
+        config = TLSConfig.server(files[name], cafile=files["ca"], verify_client="optional")
+        who: list[str] = []
+        server = await tap_stack.start_server(_whoami(who), port=4433, ssl=config)
+        try:
+            for sigalg, digest in zip(sigalgs, digests, strict=True):
+                proc = await asyncio.create_subprocess_exec(
+                    "ip", "netns", "exec", tap_netns.name, openssl, "s_client", "-connect",
+                    f"{NETSTACK}:4433", "-CAfile", str(files["ca"]), "-verify_return_error",
+                    "-servername", "netstack.test", "-brief", "-ign_eof", "-sigalgs",
+                    # ... and the client's own key's scheme
+                    ":".join(dict.fromkeys([sigalg, "ecdsa_secp384r1_sha384"])),
+                    "-cert", str(files["client-p384"]),
+                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT,
+                )  # fmt: skip
+                raw, _ = await asyncio.wait_for(proc.communicate(b""), 30)
+                out = raw.decode(errors="replace")
+                assert "Verification: OK" in out, (name, sigalg, out)
+                assert f"Hash used: {digest}" in out, (name, sigalg, out)
+                assert "hello client-p384" in out, (name, sigalg, out)
+        finally:
+            server.close()
+        assert who == ["client-p384"] * len(sigalgs)
+    # netstack's default client (with a P-384 certificate) against s_server with a P-384
+    # certificate that asks for a P-384 client signature only.
+    argv = [
+        openssl, "s_server", "-accept", "4434", "-cert", str(files["kernel-p384"]),
+        "-Verify", "1", "-CAfile", str(files["ca"]), "-client_sigalgs", "ecdsa_secp384r1_sha384",
+        "-rev",
+    ]  # fmt: skip
+    async with peer(tap_netns, *argv):
+        client = TLSConfig.client(cafile=files["ca"], certfile=files["client-p384"])
+        async with asyncio.timeout(20):
+            while True:
+                try:
+                    reader, writer = await tap_stack.open_connection(
+                        KERNEL, 4434, ssl=client, server_hostname="kernel.test"
+                    )
+                    break
+                except ConnectionRefusedError:
+                    await asyncio.sleep(0.1)
+            writer.write(b"p384\n")
+            assert (await reader.readline()).strip() == b"483p"
+            writer.close()

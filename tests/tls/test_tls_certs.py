@@ -6,9 +6,12 @@ import datetime
 import pickle
 import ssl
 from pathlib import Path
+from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from tls_helpers import NOW, expired_window, pki
 
 from netstack.errors import NetstackError
@@ -230,10 +233,15 @@ def test_config_defaults() -> None:
         CipherSuite.TLS_CHACHA20_POLY1305_SHA256,
     )
     assert config.groups == (Group.x25519, Group.secp256r1)
+    # OpenSSL's order; every key the config accepts signs with one of them (issue 10).
     assert config.signature_algorithms == (
         SignatureScheme.ecdsa_secp256r1_sha256,
-        SignatureScheme.rsa_pss_rsae_sha256,
+        SignatureScheme.ecdsa_secp384r1_sha384,
+        SignatureScheme.ecdsa_secp521r1_sha512,
         SignatureScheme.ed25519,
+        SignatureScheme.rsa_pss_rsae_sha256,
+        SignatureScheme.rsa_pss_rsae_sha384,
+        SignatureScheme.rsa_pss_rsae_sha512,
     )
     assert config.session_tickets and config.ticket_lifetime == 7200
     assert "ticket_key" not in repr(config) and "private_key" not in repr(config)
@@ -340,3 +348,50 @@ def test_make_ca_and_issue_windows() -> None:
     cert, _ = issue(ca, ca_key, "x.test", ips=["::1"], dns_names=["x.test"], client=True)
     names = peercert_dict(cert)["subjectAltName"]
     assert ("DNS", "x.test") in names and ("IP Address", "0:0:0:0:0:0:0:1") in names
+
+
+# -- keys checked against the signature schemes at configuration time ----------------------
+
+
+def test_key_without_a_configured_scheme_is_refused_clearly() -> None:
+    p = pki()
+    cert, key = p.server["ec-p384"]
+    with pytest.raises(ValueError, match="ecdsa_secp384r1_sha384.*signature_algorithms"):
+        TLSConfig.server([cert], key, signature_algorithms=["ecdsa_secp256r1_sha256"])
+    cert, key = p.client["ec-p521"]
+    with pytest.raises(ValueError, match="ecdsa_secp521r1_sha512"):
+        TLSConfig.client(certfile=[cert], keyfile=key, signature_algorithms=["ed25519"])
+
+
+def certificate_for_key(key: Any) -> Any:
+    """A certificate of the test CA for ``key``, whatever its type or size."""
+    p = pki()
+    template = p.server["ec"][0]
+    return (
+        x509.CertificateBuilder()
+        .subject_name(template.subject)
+        .issuer_name(template.issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(template.not_valid_before_utc)
+        .not_valid_after(template.not_valid_after_utc)
+        .sign(p.ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+
+
+def test_key_of_a_curve_tls13_cannot_sign_with_is_refused() -> None:
+    key = ec.generate_private_key(ec.BrainpoolP256R1())
+    with pytest.raises(ValueError, match="brainpoolP256r1"):
+        TLSConfig.server([certificate_for_key(key)], key)
+
+
+def test_weak_rsa_key_of_our_own_is_refused() -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    with pytest.raises(ValueError, match="1024"):
+        TLSConfig.server([certificate_for_key(key)], key)
+
+
+def test_issue_makes_p384_and_p521_keys() -> None:
+    p = pki()
+    assert p.server["ec-p384"][1].curve.name == "secp384r1"  # type: ignore[union-attr]
+    assert p.server["ec-p521"][1].curve.name == "secp521r1"  # type: ignore[union-attr]

@@ -550,3 +550,54 @@ def test_keys_change_before_the_aead_limit(monkeypatch: pytest.MonkeyPatch) -> N
     data = [e for e in se if isinstance(e, DataReceived)]
     assert [e.data for e in data] == [b"%d" % i for i in range(7)]
     assert se.count(KeyUpdated(peer=True)) == 2
+
+
+# -- signature schemes: what is accepted is supported -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key_type", "scheme"),
+    [
+        ("ec-p384", SignatureScheme.ecdsa_secp384r1_sha384),
+        ("ec-p521", SignatureScheme.ecdsa_secp521r1_sha512),
+    ],
+)
+def test_default_client_reaches_p384_and_p521_servers(key_type: str, scheme: int) -> None:
+    assert scheme in client_config().signature_algorithms
+    _, _, ce, se = handshake(client_config(), server_config(key_type))
+    completed(ce), completed(se)
+
+
+@pytest.mark.parametrize("key_type", ["ec-p384", "ec-p521"])
+def test_p384_and_p521_client_certificates_are_sent(key_type: str) -> None:
+    _, server, ce, se = handshake(
+        client_config(client_key_type=key_type), server_config(verify_client=True)
+    )
+    completed(ce), completed(se)
+    assert server.getpeercert()["subject"] == ((("commonName", f"client-{key_type}"),),)  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "scheme",
+    [
+        SignatureScheme.rsa_pss_rsae_sha256,
+        SignatureScheme.rsa_pss_rsae_sha384,
+        SignatureScheme.rsa_pss_rsae_sha512,
+    ],
+)
+def test_rsa_server_signs_with_each_pss_hash(scheme: SignatureScheme) -> None:
+    # A client that accepts only one of RSA-PSS-SHA256/384/512 still reaches an RSA server.
+    client, server = make_pair(client_config(signature_algorithms=[scheme]), server_config("rsa"))
+    ce, se = pump(client, server)
+    completed(ce), completed(se)
+
+
+def test_client_certificate_without_a_scheme_the_server_takes_is_not_sent() -> None:
+    # The client's P-384 key, a server that asks only for P-256 signatures: no certificate
+    # (RFC 8446 4.4.2.3), and the server requiring one says certificate_required.
+    _, _, ce, se = handshake(
+        client_config(client_key_type="ec-p384"),
+        server_config(verify_client=True, signature_algorithms=["ecdsa_secp256r1_sha256"]),
+    )
+    assert isinstance(se[-1], ConnectionFailed)
+    assert isinstance(se[-1].error, CertificateRequired)

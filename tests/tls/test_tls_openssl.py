@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
-from tls_helpers import NOW, client_config, events, pki, server_config
+from tls_helpers import KEY_TYPES, NOW, client_config, events, pki, server_config
 
 from netstack.tls import (
     AlertReceived,
@@ -32,7 +32,7 @@ def pem(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("pki")
     p = pki()
     write_pem(directory / "ca.pem", p.ca)
-    for key_type in ("ec", "rsa", "ed25519"):
+    for key_type in KEY_TYPES:
         write_pem(
             directory / f"server-{key_type}.pem", p.server[key_type][0], p.server[key_type][1]
         )
@@ -129,7 +129,7 @@ def our_client(
 @pytest.mark.parametrize(
     "suite", ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"]
 )
-@pytest.mark.parametrize("key_type", ["ec", "rsa", "ed25519"])
+@pytest.mark.parametrize("key_type", KEY_TYPES)
 def test_our_client_with_openssl_server(pem: Path, key_type: str, suite: str) -> None:
     peer = OpenSSLPeer(openssl_server(pem, key_type), server_side=True, hostname=None)
     client = our_client(client_config(cipher_suites=[suite]))
@@ -169,7 +169,7 @@ def test_openssl_server_asks_for_a_retry(pem: Path) -> None:
 
 
 def test_our_client_certificate_with_openssl_server(pem: Path) -> None:
-    for key_type in ("ec", "rsa", "ed25519"):
+    for key_type in KEY_TYPES:
         peer = OpenSSLPeer(
             openssl_server(pem, "ec", client_ca=True), server_side=True, hostname=None
         )
@@ -288,7 +288,7 @@ def run_openssl_client(
     return server, peer, found
 
 
-@pytest.mark.parametrize("key_type", ["ec", "rsa", "ed25519"])
+@pytest.mark.parametrize("key_type", KEY_TYPES)
 def test_openssl_client_with_our_server(pem: Path, key_type: str) -> None:
     server, peer, found = run_openssl_client(server_config(key_type), openssl_client(pem))
     assert isinstance(found[0], HandshakeCompleted), (found, peer.error)
@@ -322,7 +322,7 @@ def test_openssl_client_gets_a_retry_request(pem: Path) -> None:
     assert server._hrr_group is not None
 
 
-@pytest.mark.parametrize("key_type", ["ec", "rsa", "ed25519"])
+@pytest.mark.parametrize("key_type", KEY_TYPES)
 def test_openssl_client_certificate_with_our_server(pem: Path, key_type: str) -> None:
     server, peer, found = run_openssl_client(
         server_config(verify_client=True), openssl_client(pem, key_type)

@@ -16,6 +16,8 @@ from netstack.tls import TLSConfig, TlsConnection, TlsEvent
 from netstack.tls.certs import PrivateKey, issue, make_ca
 
 NOW = time.time()
+#: Certificate key types of the test PKI: P-256, RSA-2048, Ed25519, P-384, P-521.
+KEY_TYPES = ("ec", "rsa", "ed25519", "ec-p384", "ec-p521")
 
 
 @dataclass
@@ -32,7 +34,7 @@ def pki() -> Pki:
     certificate of each key type."""
     ca, ca_key = make_ca("netstack test CA")
     result = Pki(ca, ca_key)
-    for key_type in ("ec", "rsa", "ed25519"):
+    for key_type in KEY_TYPES:
         result.server[key_type] = issue(
             ca,
             ca_key,
