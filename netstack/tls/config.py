@@ -159,6 +159,11 @@ class TLSConfig:
             arrives, the oldest unfinished one is closed (a TCP FIN, no TLS alert), so
             connections that hold a handshake open without finishing it (slow-loris) cannot
             keep real clients out for the handshake timeout (60 s). ``None``: no cap.
+        max_early_data_size: a server declines 0-RTT (its tickets do not offer it, and a
+            client that sends early data anyway, with a ticket from another server, gets a
+            1-RTT handshake): it skips up to this many bytes of the client's early data
+            (RFC 8446 4.2.10), and aborts with unexpected_message beyond. OpenSSL's default,
+            16384.
 
     Configs compare and hash by identity, so a driver may key caches (sessions) on them.
     """
@@ -181,6 +186,7 @@ class TLSConfig:
     ticket_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     wall_clock: Callable[[], float] = field(default=time.time, repr=False)
     max_pending_handshakes: int | None = 256
+    max_early_data_size: int = 16384
 
     def __post_init__(self) -> None:
         if self.verify_client not in (True, False, "optional"):
@@ -226,6 +232,8 @@ class TLSConfig:
             raise ValueError("ticket_lifetime must be 1 to 604800 seconds")
         if len(self.ticket_key) != 32:
             raise ValueError("ticket_key must be 32 bytes")
+        if not 0 <= self.max_early_data_size < 1 << 32:
+            raise ValueError("max_early_data_size must be 0 to 2^32 - 1 bytes")
         if self.max_pending_handshakes is not None and self.max_pending_handshakes < 1:
             raise ValueError("max_pending_handshakes must be at least 1 (or None)")
 

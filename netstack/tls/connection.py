@@ -19,7 +19,10 @@ What is implemented, by section of RFC 8446:
   validation (certs.py), CertificateVerify (4.4.3), Finished (4.4.4) compared in constant
   time; client certificates requested, optional or required (``certificate_required``);
 - 4.6 post-handshake: NewSessionTicket (issued by the server, kept by the client, used to
-  resume with psk_dhe_ke; no 0-RTT) and KeyUpdate in both directions;
+  resume with psk_dhe_ke) and KeyUpdate in both directions;
+- 4.2.10 early data: a server declines 0-RTT and skips the client's early data records
+  (up to ``TLSConfig.max_early_data_size``, also after a HelloRetryRequest); a client never
+  sends early data;
 - 5 records (record.py), including the compatibility change_cipher_spec of D.4, which is
   accepted and dropped, and sent by the server when the client asks for compatibility
   mode (a non-empty legacy_session_id, echoed);
@@ -1231,11 +1234,19 @@ class TlsConnection:
         if E.pre_shared_key in exts and hello.extensions[-1][0] != E.pre_shared_key:
             raise IllegalParameter("pre_shared_key is not the last extension")
         retry = self._hrr_group is not None
+        # RFC 8446 (4.2.10): 0-RTT is always declined here; the client's early data is
+        # skipped (record.py), never read.
+        early_data = E.early_data in exts
         if retry:
             first = self._first_hello
             assert first is not None
             if hello.random != first.random or hello.legacy_session_id != first.legacy_session_id:
                 raise IllegalParameter("second ClientHello differs from the first")
+            # The early data of the first ClientHello ends with the second (4.2.10), which
+            # must not offer early data again (4.1.2).
+            self._record.stop_skipping()
+            if early_data:
+                raise IllegalParameter("early_data in the ClientHello after a HelloRetryRequest")
         config = self._config
 
         # cipher suite: the server's preference
@@ -1288,6 +1299,10 @@ class TlsConnection:
 
         if peer_share is None:
             self._send_hello_retry_request(hello, message, suite, group)
+            if early_data:
+                # RFC 8446 (4.2.10): after a HelloRetryRequest, skip every application_data
+                # record up to max_early_data_size.
+                self._record.skip_early_data(config.max_early_data_size)
             return
 
         # resumption
@@ -1428,6 +1443,11 @@ class TlsConnection:
         self._read_app_secret, self._write_app_secret = client_app, server_app
         self._set_write_secret(server_app)
         self._set_read_secret(client_secret)
+        if early_data:
+            # RFC 8446 (4.2.10): declined (no early_data in EncryptedExtensions), so records
+            # that do not decrypt with the handshake key are the client's 0-RTT data: skipped
+            # up to max_early_data_size, until the first record that decrypts.
+            self._record.skip_early_data(config.max_early_data_size)
         self._set_state(TlsState.WAIT_FLIGHT2)
         self._set_state(
             TlsState.WAIT_CERT if self._requested_client_cert else TlsState.WAIT_FINISHED

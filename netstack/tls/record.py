@@ -104,10 +104,16 @@ class _Protection:
         return header + self._aead.encrypt(self._nonce(), inner, header)
 
     def open(self, header: bytes, payload: bytes) -> tuple[int, bytes]:
+        if self.sequence >= 1 << 64:
+            raise OverflowError("record sequence number exhausted")
+        nonce = (self._iv ^ self.sequence).to_bytes(self.params.iv_len, "big")
         try:
-            inner = self._aead.decrypt(self._nonce(), payload, header)
+            inner = self._aead.decrypt(nonce, payload, header)
         except InvalidTag:
+            # The sequence number stays: a record skipped as declined early data (RFC 8446
+            # 4.2.10) was never part of this direction's protected stream.
             raise BadRecordMac("record authentication failed") from None
+        self.sequence += 1
         if len(inner) > MAX_INNER_PLAINTEXT:
             raise RecordOverflow("decrypted record longer than 2^14 + 1 bytes")
         # RFC 8446 (5.4): the content type is the last non-zero byte; all zeros is an error.
@@ -134,6 +140,7 @@ class RecordLayer:
         self._read: _Protection | None = None
         self._write: _Protection | None = None
         self._padding = padding
+        self._early_budget: int | None = None
 
     def __repr__(self) -> str:
         return f"<RecordLayer read={self._read!r} write={self._write!r}>"
@@ -164,6 +171,30 @@ class RecordLayer:
 
     # -- receiving -------------------------------------------------------------------------
 
+    def skip_early_data(self, limit: int) -> None:
+        """Drop a client's declined 0-RTT records, up to ``limit`` bytes of early data
+        (RFC 8446 4.2.10): with read keys set, the protected records that do not decrypt
+        with them, until the first that does; without (after a HelloRetryRequest), every
+        application_data record, until :meth:`stop_skipping`. More than ``limit`` is an
+        unexpected_message."""
+        self._early_budget = limit
+
+    def stop_skipping(self) -> None:
+        """Records that do not decrypt are bad_record_mac again."""
+        self._early_budget = None
+
+    @property
+    def skipping_early_data(self) -> bool:
+        return self._early_budget is not None
+
+    def _drop_early_data(self, length: int, tag_len: int) -> None:
+        assert self._early_budget is not None
+        # The content of a record is at most its length less the tag and the type byte
+        # (exactly that without padding), and at most 2^14 bytes (5.2).
+        self._early_budget -= min(max(0, length - tag_len - 1), MAX_PLAINTEXT)
+        if self._early_budget < 0:
+            raise UnexpectedMessage("more early data than max_early_data_size (RFC 8446 4.2.10)")
+
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         self._in += data
 
@@ -175,33 +206,47 @@ class RecordLayer:
         """The next whole record, or None until more bytes arrive.
 
         Raises:
-            UnexpectedMessage: an unknown content type.
+            UnexpectedMessage: an unknown content type, or more early data skipped than
+                allowed.
             RecordOverflow: a record longer than RFC 8446 (5.1, 5.2) allows.
             BadRecordMac: a protected record that does not authenticate.
         """
-        if len(self._in) < HEADER_LEN:
-            return None
-        content_type, _version, length = _HEADER.unpack_from(self._in)
-        # RFC 8446 (5): an unexpected record type is an unexpected_message.
-        if content_type not in _KNOWN_TYPES:
-            raise UnexpectedMessage(f"unknown record content type {content_type}")
-        protected = self._read is not None and content_type == ContentType.application_data
-        # RFC 8446 (5.1, 5.2): overlong records are a record_overflow, detected at the header
-        # so that no more than one record's worth is ever buffered.
-        if length > (MAX_CIPHERTEXT if protected else MAX_PLAINTEXT):
-            raise RecordOverflow(f"record of {length} bytes")
-        if len(self._in) < HEADER_LEN + length:
-            return None
-        header = bytes(self._in[:HEADER_LEN])
-        payload = bytes(self._in[HEADER_LEN : HEADER_LEN + length])
-        del self._in[: HEADER_LEN + length]
-        if not protected:
-            return Record(ContentType(content_type), payload, False)
-        assert self._read is not None
-        inner_type, data = self._read.open(header, payload)
-        if inner_type not in _KNOWN_TYPES:
-            raise UnexpectedMessage(f"unknown inner content type {inner_type}")
-        return Record(ContentType(inner_type), data, True)
+        while len(self._in) >= HEADER_LEN:
+            content_type, _version, length = _HEADER.unpack_from(self._in)
+            # RFC 8446 (5): an unexpected record type is an unexpected_message.
+            if content_type not in _KNOWN_TYPES:
+                raise UnexpectedMessage(f"unknown record content type {content_type}")
+            encrypted = content_type == ContentType.application_data and (
+                self._read is not None or self._early_budget is not None
+            )
+            # RFC 8446 (5.1, 5.2): overlong records are a record_overflow, detected at the
+            # header so that no more than one record's worth is ever buffered.
+            if length > (MAX_CIPHERTEXT if encrypted else MAX_PLAINTEXT):
+                raise RecordOverflow(f"record of {length} bytes")
+            if len(self._in) < HEADER_LEN + length:
+                return None
+            header = bytes(self._in[:HEADER_LEN])
+            payload = bytes(self._in[HEADER_LEN : HEADER_LEN + length])
+            del self._in[: HEADER_LEN + length]
+            if not encrypted:
+                return Record(ContentType(content_type), payload, False)
+            if self._read is None:
+                self._drop_early_data(length, 16)  # every TLS 1.3 AEAD has a 16-byte tag
+                continue
+            try:
+                inner_type, data = self._read.open(header, payload)
+            except BadRecordMac:
+                if self._early_budget is None:
+                    raise
+                self._drop_early_data(length, self._read.params.tag_len)
+                continue
+            # RFC 8446 (4.2.10): the first record that decrypts starts the client's second
+            # flight; no early data follows it.
+            self._early_budget = None
+            if inner_type not in _KNOWN_TYPES:
+                raise UnexpectedMessage(f"unknown inner content type {inner_type}")
+            return Record(ContentType(inner_type), data, True)
+        return None
 
     # -- sending ---------------------------------------------------------------------------
 

@@ -302,3 +302,72 @@ async def test_signature_schemes_with_openssl_tools(
             writer.write(b"p384\n")
             assert (await reader.readline()).strip() == b"483p"
             writer.close()
+
+
+@pytest.mark.parametrize("retry", [False, True], ids=["1-rtt", "after-hello-retry"])
+async def test_openssl_early_data_to_netstack_is_declined_and_skipped(
+    tap_stack: Stack, tap_netns: TapSandbox, pki: Pki, tmp_path: Path, retry: bool
+) -> None:
+    # issue 10, RFC 8446 4.2.10: s_client with a ticket from a server that allows 0-RTT
+    # (s_server -early_data) sends early data to netstack's server, which declines it, skips
+    # it and completes; with retry, the server wants another group first (HelloRetryRequest).
+    from netstack.tls import TLSConfig
+
+    openssl = require_program("openssl")
+    session, early = tmp_path / "session.pem", tmp_path / "early.txt"
+    early.write_bytes(b"early data line\n" * 64)
+    # s_server ends at the end of its standard input: a pipe keeps it open.
+    s_server = await asyncio.create_subprocess_exec(
+        "ip", "netns", "exec", tap_netns.name, openssl, "s_server", "-accept", "4435",
+        "-cert", str(pki.kernel), "-key", str(pki.kernel_key), "-early_data", "-naccept", "1",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(20):
+            while True:  # until s_server listens; then keep its session ticket
+                try:
+                    text = await in_netns(
+                        tap_netns, "sh", "-c",
+                        f"sleep 1 | {openssl} s_client -connect {KERNEL}:4435 -servername "
+                        f"netstack.test -sess_out {session} 2>&1",
+                    )  # fmt: skip
+                except AssertionError:  # not listening yet
+                    text = ""
+                if session.exists():
+                    break
+                await asyncio.sleep(0.2)
+    finally:
+        if s_server.returncode is None:
+            s_server.kill()
+        await s_server.wait()
+    assert "Max Early Data: 16384" in text, text
+    groups = ["secp256r1", "x25519"] if retry else ["x25519", "secp256r1"]
+    config = TLSConfig.server(pki.server, pki.server_key, groups=groups)
+    lines: list[bytes] = []
+
+    async def echo_line(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        line = await reader.readline()
+        lines.append(line)
+        writer.write(b"netstack read: " + line)
+        await writer.drain()
+        writer.close()
+
+    server = await tap_stack.start_server(echo_line, port=4433, ssl=config)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            "ip", "netns", "exec", tap_netns.name, openssl, "s_client", "-connect",
+            f"{NETSTACK}:4433", "-CAfile", str(pki.ca), "-verify_return_error",
+            "-servername", "netstack.test", "-sess_in", str(session),
+            "-early_data", str(early), "-ign_eof",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        raw, _ = await asyncio.wait_for(proc.communicate(b"after the handshake\n"), 30)
+        out = raw.decode(errors="replace")
+    finally:
+        server.close()
+    assert "Early data was rejected" in out, out
+    assert "Verify return code: 0 (ok)" in out, out
+    assert "netstack read: after the handshake" in out, out
+    assert lines == [b"after the handshake\n"]  # the declined early data was never read
