@@ -2,11 +2,15 @@
 
 - Loading: certificate chains and private keys from PEM (or DER) files, bytes, or
   :mod:`cryptography` objects.
-- Validation: a peer's chain against a trust store with cryptography's X.509 path
-  validation (``cryptography.x509.verification``: RFC 5280 and the CA/Browser Forum profile),
-  server names checked as DNS names or IP addresses (RFC 6125), and failures mapped to the
-  TLS alert RFC 8446 (6.2) names: ``certificate_expired``, ``unknown_ca``,
-  ``bad_certificate``, ``unsupported_certificate``.
+- Validation: a peer's chain against a trust store by RFC 5280 (6.1) as OpenSSL checks it
+  in a TLS handshake (the private-PKI shapes it accepts are accepted: CAs without keyUsage,
+  basicConstraints not critical, v1 and Ed25519 certificates, self-signed or AKI-less
+  anchors, a server named by its commonName when it has no DNS subjectAltName, as OpenSSL's
+  X509_check_host and curl match it); or, with ``strict``, by the CA/Browser Forum profile
+  (cryptography's ``x509.verification``). Server names are checked as DNS names or IP
+  addresses (RFC 6125); failures name the certificate and the reason, as the TLS alert
+  RFC 8446 (6.2) names: ``certificate_expired``, ``unknown_ca``, ``bad_certificate``,
+  ``unsupported_certificate``.
 - Signatures: the CertificateVerify schemes of RFC 8446 (4.2.3) for a key, signing and
   verifying.
 - Test PKIs: :func:`make_ca`, :func:`issue` and :func:`write_pem` build certificates that
@@ -28,7 +32,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 from cryptography.x509.verification import (
     PolicyBuilder,
     Store,
@@ -280,8 +284,15 @@ def verify_chain(
     now: float,
     server_name: str | None = None,
     client: bool = False,
+    strict: bool = False,
 ) -> None:
     """Validate a peer's chain (leaf first) against trust anchors.
+
+    By default the path is checked by RFC 5280 as OpenSSL checks it in a TLS handshake
+    (security level 2, see :func:`_verify_rfc5280`); ``strict`` applies the CA/Browser
+    Forum's profile instead (cryptography's web PKI verifier), which refuses the shapes
+    private PKIs commonly have (CAs without keyUsage, Ed25519 CAs, v1 certificates, server
+    certificates without subjectAltName, ...).
 
     Args:
         chain: the peer's certificates, leaf first; the rest may be intermediates.
@@ -289,36 +300,404 @@ def verify_chain(
         now: the validation time, seconds since the UNIX epoch.
         server_name: for a server's chain, the name (DNS name or IP address) it must carry.
         client: True to validate a client's chain (extended key usage clientAuth, no name).
+        strict: the CA/Browser Forum profile instead of RFC 5280.
 
     Raises:
         CertificateExpired: a certificate of the chain is not valid at ``now``.
-        BadCertificate: the leaf does not carry ``server_name``, or the chain is malformed.
-        UnknownCA: no path to a trust anchor.
-        UnsupportedCertificate: the chain uses algorithms or keys the policy refuses.
+        BadCertificate: the leaf does not carry ``server_name``, a certificate is not meant
+            for this use (extended key usage, key usage), a key is too weak, a signature does
+            not verify, or the chain is malformed.
+        UnknownCA: no path to a trust anchor, or an issuer that may not issue.
+        UnsupportedCertificate: an unknown critical extension, or an unsupported algorithm.
     """
     if not chain:
         raise BadCertificate("empty certificate chain")
+    if not client and server_name is None:
+        raise ValueError("server_name is needed to validate a server's certificate")
     leaf, intermediates = chain[0], list(chain[1:])
     when = _utc(now)
     # RFC 8446 (6.2): a certificate outside its validity is certificate_expired; checked
     # here first because it is the clearest diagnosis.
-    if leaf.not_valid_after_utc < when or leaf.not_valid_before_utc > when:
-        raise CertificateExpired(
-            f"certificate {leaf.subject.rfc4514_string()} valid "
-            f"{leaf.not_valid_before_utc:%Y-%m-%d} to {leaf.not_valid_after_utc:%Y-%m-%d}"
-        )
+    _check_validity(leaf, 0, when)
     if not trust:
         raise UnknownCA("no trust anchors configured")
+    if not strict:
+        _verify_rfc5280(leaf, intermediates, trust, when, server_name, client)
+        return
+    for depth, cert in enumerate(chain):
+        _check_key_strength(cert, depth)  # RSA-1024 is refused by either policy
     builder = PolicyBuilder().store(Store(list(trust))).time(when)
     try:
         if client:
             builder.build_client_verifier().verify(leaf, intermediates)
         else:
-            if server_name is None:
-                raise ValueError("server_name is needed to validate a server's certificate")
+            assert server_name is not None
             builder.build_server_verifier(_subject(server_name)).verify(leaf, intermediates)
     except VerificationError as error:
         raise _alert_for(error) from None
+
+
+# -- RFC 5280 path validation, as OpenSSL does it by default -------------------------------
+
+#: Certificates in a path at most (OpenSSL's default verify depth is 100; real chains are
+#: short, and each extra level costs signature checks).
+MAX_PATH_LENGTH = 10
+#: Signature checks one validation may make while it looks for a path.
+_MAX_SIGNATURE_CHECKS = 32
+#: Extensions understood here: any other marked critical makes a certificate unusable
+#: (RFC 5280 4.2).
+_HANDLED_EXTENSIONS = frozenset(
+    {
+        x509.BasicConstraints.oid,
+        x509.KeyUsage.oid,
+        x509.ExtendedKeyUsage.oid,
+        x509.SubjectAlternativeName.oid,
+        x509.IssuerAlternativeName.oid,
+        x509.NameConstraints.oid,
+        x509.SubjectKeyIdentifier.oid,
+        x509.AuthorityKeyIdentifier.oid,
+        x509.CertificatePolicies.oid,
+        x509.PolicyConstraints.oid,
+        x509.InhibitAnyPolicy.oid,
+        ExtensionOID.POLICY_MAPPINGS,
+    }
+)
+
+
+def _label(cert: x509.Certificate, depth: int) -> str:
+    role = "leaf" if depth == 0 else f"issuer at depth {depth}"
+    return f"certificate {cert.subject.rfc4514_string() or '(empty subject)'!r} ({role})"
+
+
+def _check_validity(cert: x509.Certificate, depth: int, when: datetime.datetime) -> None:
+    if cert.not_valid_after_utc < when or cert.not_valid_before_utc > when:
+        raise CertificateExpired(
+            f"{_label(cert, depth)} is valid from {cert.not_valid_before_utc:%Y-%m-%d %H:%M} "
+            f"to {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+        )
+
+
+def _extension(cert: x509.Certificate, kind: type[Any], depth: int) -> Any:
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+    except ValueError as error:  # duplicate or malformed extensions
+        raise BadCertificate(f"{_label(cert, depth)}: {error}") from None
+
+
+def _is_self_issued(cert: x509.Certificate) -> bool:
+    return cert.issuer == cert.subject
+
+
+def _key_id(cert: x509.Certificate, kind: type[Any], attribute: str) -> bytes | None:
+    try:
+        value = cert.extensions.get_extension_for_class(kind).value
+    except (x509.ExtensionNotFound, ValueError):
+        return None
+    found: bytes | None = getattr(value, attribute)
+    return found
+
+
+def _build_path(
+    leaf: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    trust: Sequence[x509.Certificate],
+) -> list[x509.Certificate]:
+    """A path from the leaf to a certificate of ``trust``: each certificate's issuer by name,
+    those whose subjectKeyIdentifier matches the authorityKeyIdentifier tried first, each
+    link's signature checked (RFC 5280 6.1.3 (a)(1), 6.1.1 (d)). Every certificate of the
+    trust store is an anchor, the leaf too."""
+    pool = list(trust) + [c for c in intermediates if c not in trust]
+    checks = 0
+    bad_signature: str | None = None
+
+    def issuers_of(cert: x509.Certificate) -> list[x509.Certificate]:
+        wanted = _key_id(cert, x509.AuthorityKeyIdentifier, "key_identifier")
+        found = [c for c in pool if c.subject == cert.issuer]
+        if wanted is not None:
+            found.sort(key=lambda c: _key_id(c, x509.SubjectKeyIdentifier, "digest") != wanted)
+        return found
+
+    def extend(path: list[x509.Certificate]) -> list[x509.Certificate] | None:
+        nonlocal checks, bad_signature
+        cert = path[-1]
+        if cert in trust:
+            return path
+        if len(path) >= MAX_PATH_LENGTH:
+            return None
+        _check_signature_hash(cert, len(path) - 1)  # the clearer error, before a check fails
+        for issuer in issuers_of(cert):
+            if issuer in path or checks >= _MAX_SIGNATURE_CHECKS:
+                continue
+            checks += 1
+            try:
+                cert.verify_directly_issued_by(issuer)
+            except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm) as error:
+                bad_signature = (
+                    f"{_label(cert, len(path) - 1)}: the signature does not verify with the "
+                    f"key of {issuer.subject.rfc4514_string()!r} ({error or 'bad signature'})"
+                )
+                continue
+            found = extend(path + [issuer])
+            if found is not None:
+                return found
+        return None
+
+    path = extend([leaf])
+    if path is not None:
+        return path
+    if bad_signature is not None:
+        raise BadCertificate(bad_signature)
+    top = leaf
+    for cert in intermediates:  # how far the chain sent goes, for the message
+        if cert.subject == top.issuer and cert is not top:
+            top = cert
+    depth = 0 if top is leaf else 1 + list(intermediates).index(top)
+    if _is_self_issued(top):
+        raise UnknownCA(f"{_label(top, depth)} is self-signed and not a trust anchor")
+    raise UnknownCA(
+        f"{_label(top, depth)}: its issuer {top.issuer.rfc4514_string()!r} is neither a "
+        "trust anchor nor in the chain sent"
+    )
+
+
+def _check_key_strength(cert: x509.Certificate, depth: int) -> None:
+    try:
+        key = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        raise UnsupportedCertificate(f"{_label(cert, depth)}: public key does not decode") from None
+    # OpenSSL's security level 2 (Debian's default): at least 112-bit security, so RSA keys
+    # of 2048 bits; "EE key too weak" / "CA key too weak".
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        which = "EE" if depth == 0 else "CA"
+        raise BadCertificate(
+            f"{_label(cert, depth)}: {which} key too weak (RSA-{key.key_size}, at least "
+            f"{MIN_RSA_BITS} bits)"
+        )
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size < 224:
+        raise BadCertificate(f"{_label(cert, depth)}: key too weak ({key.curve.name})")
+
+
+_WEAK_HASHES = ("md5", "sha1")
+
+
+def _check_signature_hash(cert: x509.Certificate, depth: int) -> None:
+    try:
+        algorithm = cert.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        raise UnsupportedCertificate(
+            f"{_label(cert, depth)}: unsupported signature algorithm"
+        ) from None
+    if algorithm is not None and algorithm.name in _WEAK_HASHES:
+        raise BadCertificate(
+            f"{_label(cert, depth)}: signature digest algorithm too weak ({algorithm.name})"
+        )
+
+
+def _check_critical_extensions(cert: x509.Certificate, depth: int) -> None:
+    try:
+        extensions = list(cert.extensions)
+    except ValueError as error:
+        raise BadCertificate(f"{_label(cert, depth)}: {error}") from None
+    for extension in extensions:
+        if extension.critical and extension.oid not in _HANDLED_EXTENSIONS:
+            raise UnsupportedCertificate(
+                f"{_label(cert, depth)}: unhandled critical extension {extension.oid.dotted_string}"
+            )
+
+
+def _check_issuer(cert: x509.Certificate, depth: int, anchor: bool, below: int) -> None:
+    """RFC 5280 (6.1.4 (k), (l), (m), (n)) with OpenSSL's allowances for trust anchors: a
+    v1 self-signed root, or one with keyUsage keyCertSign and no basicConstraints."""
+    label = _label(cert, depth)
+    usage = _extension(cert, x509.KeyUsage, depth)
+    if usage is not None and not usage.key_cert_sign:
+        raise UnknownCA(f"{label}: keyUsage does not allow signing certificates")
+    constraints = _extension(cert, x509.BasicConstraints, depth)
+    if constraints is None:
+        v1_root = cert.version is x509.Version.v1 and _is_self_issued(cert)
+        if not (anchor and (v1_root or usage is not None)):
+            raise UnknownCA(f"{label} is not a CA (no basicConstraints)")
+        return
+    if not constraints.ca:
+        raise UnknownCA(f"{label} is not a CA (basicConstraints cA is FALSE)")
+    if constraints.path_length is not None and below > constraints.path_length:
+        raise UnknownCA(
+            f"{label}: pathLenConstraint {constraints.path_length} exceeded ({below} "
+            "intermediate CAs below it)"
+        )
+
+
+def _check_purpose(cert: x509.Certificate, depth: int, client: bool) -> None:
+    purpose = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
+    usages = _extension(cert, x509.ExtendedKeyUsage, depth)
+    # RFC 5280 (4.2.1.12); OpenSSL requires the purpose on every certificate that lists
+    # extended key usages, CAs included (anyExtendedKeyUsage does not stand for it).
+    if usages is not None and purpose not in usages:
+        name = "clientAuth" if client else "serverAuth"
+        raise BadCertificate(f"{_label(cert, depth)}: extendedKeyUsage does not include {name}")
+    if depth == 0:
+        usage = _extension(cert, x509.KeyUsage, depth)
+        # RFC 8446 (4.4.2.2): the digitalSignature bit must be set if keyUsage is present.
+        if usage is not None and not usage.digital_signature:
+            raise BadCertificate(
+                f"{_label(cert, depth)}: keyUsage does not include digitalSignature"
+            )
+
+
+def _dns_names(cert: x509.Certificate, depth: int) -> list[str]:
+    alt = _extension(cert, x509.SubjectAlternativeName, depth)
+    return list(alt.get_values_for_type(x509.DNSName)) if alt is not None else []
+
+
+def _common_names(cert: x509.Certificate) -> list[str]:
+    return [str(attr.value) for attr in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+
+
+def _dns_within(name: str, constraint: str) -> bool:
+    name, constraint = name.rstrip(".").lower(), constraint.rstrip(".").lower()
+    if constraint.startswith("."):
+        return name.endswith(constraint)
+    # RFC 5280 (4.2.1.10): "example.com" covers the host and every subdomain.
+    return not constraint or name == constraint or name.endswith("." + constraint)
+
+
+def _check_name_constraints(path: Sequence[x509.Certificate]) -> None:
+    """RFC 5280 (4.2.1.10, 6.1.4 (g)) for DNS names and IP addresses; constraints of other
+    name types are refused when a certificate they govern has such names."""
+    for depth in range(1, len(path)):
+        constraints = _extension(path[depth], x509.NameConstraints, depth)
+        if constraints is None:
+            continue
+        permitted = list(constraints.permitted_subtrees or [])
+        excluded = list(constraints.excluded_subtrees or [])
+        for below in range(depth):
+            cert = path[below]
+            if below > 0 and _is_self_issued(cert):
+                continue
+            alt = _extension(cert, x509.SubjectAlternativeName, below)
+            names: list[x509.GeneralName] = list(alt) if alt is not None else []
+            if alt is None or not alt.get_values_for_type(x509.DNSName):
+                # OpenSSL also holds a hostname-like CN to DNS constraints.
+                names += [x509.DNSName(cn) for cn in _common_names(cert) if "." in cn]
+            for general in names:
+                _check_one_name(general, permitted, excluded, path[depth], depth, cert, below)
+
+
+def _check_one_name(
+    general: x509.GeneralName,
+    permitted: list[x509.GeneralName],
+    excluded: list[x509.GeneralName],
+    issuer: x509.Certificate,
+    depth: int,
+    cert: x509.Certificate,
+    below: int,
+) -> None:
+    def within(constraint: x509.GeneralName) -> bool:
+        if isinstance(general, x509.DNSName) and isinstance(constraint, x509.DNSName):
+            return _dns_within(general.value, constraint.value)
+        if isinstance(general, x509.IPAddress) and isinstance(constraint, x509.IPAddress):
+            network = constraint.value
+            return isinstance(network, (ipaddress.IPv4Network, ipaddress.IPv6Network)) and (
+                general.value in network
+            )
+        return False
+
+    kind = type(general)
+    same_kind = [c for c in permitted + excluded if isinstance(c, kind)]
+    if not same_kind:
+        return
+    if kind not in (x509.DNSName, x509.IPAddress):
+        raise UnsupportedCertificate(
+            f"{_label(issuer, depth)}: name constraints on {kind.__name__} are not supported"
+        )
+    value = general.value
+    if any(within(c) for c in excluded):
+        raise BadCertificate(
+            f"{_label(cert, below)}: {value} is excluded by {_label(issuer, depth)}"
+        )
+    allowed = [c for c in permitted if isinstance(c, kind)]
+    if allowed and not any(within(c) for c in allowed):
+        raise BadCertificate(
+            f"{_label(cert, below)}: {value} is outside the names permitted by "
+            f"{_label(issuer, depth)}"
+        )
+
+
+def _host_matches(pattern: str, host: str) -> bool:
+    """RFC 6125 (6.4.3) as OpenSSL applies it: a whole leftmost label ``*`` matches one
+    label, and only with at least two labels after it."""
+    pattern, host = pattern.rstrip(".").lower(), host.rstrip(".").lower()
+    if pattern == host:
+        return True
+    if not pattern.startswith("*."):
+        return False
+    rest = pattern[2:]
+    if rest.count(".") < 1 or "*" in rest:
+        return False
+    first, _, tail = host.partition(".")
+    return bool(first) and tail == rest
+
+
+def _check_server_name(leaf: x509.Certificate, server_name: str) -> None:
+    label = _label(leaf, 0)
+    subject = _subject(server_name)
+    alt = _extension(leaf, x509.SubjectAlternativeName, 0)
+    if isinstance(subject, x509.IPAddress):
+        # An IP address is matched against iPAddress names only (RFC 6125 6.2.1).
+        ips = list(alt.get_values_for_type(x509.IPAddress)) if alt is not None else []
+        if subject.value not in ips:
+            raise BadCertificate(
+                f"{label} is not for IP address {server_name} (it has {ips or 'none'})"
+            )
+        return
+    host = subject.value
+    names = _dns_names(leaf, 0)
+    source = "subjectAltName"
+    if not names:
+        # Without DNS names in subjectAltName, OpenSSL (X509_check_host) and curl match the
+        # subject's commonName, as RFC 6125 (6.4.4) allows.
+        names, source = _common_names(leaf), "commonName"
+    if not any(_host_matches(pattern, host) for pattern in names):
+        raise BadCertificate(f"{label} is not for {host!r} ({source}: {names or 'none'})")
+
+
+def _verify_rfc5280(
+    leaf: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    trust: Sequence[x509.Certificate],
+    when: datetime.datetime,
+    server_name: str | None,
+    client: bool,
+) -> None:
+    """RFC 5280 (6.1) path validation as OpenSSL makes it in a TLS handshake: a path to any
+    certificate of the trust store (which may be the leaf itself), every certificate within
+    its validity, of at least 112-bit strength (RSA 2048) and without unknown critical
+    extensions, each signature checked (SHA-1 and MD5 refused below the anchor), every
+    issuer a CA (basicConstraints cA, keyUsage keyCertSign when present, pathLenConstraint;
+    a trust anchor may instead be a v1 self-signed root, or have keyUsage keyCertSign and no
+    basicConstraints), extendedKeyUsage serverAuth/clientAuth wherever extended key usages
+    are listed, name constraints on DNS names and IP addresses, and the server's name in the
+    leaf's subjectAltName, or its commonName when it has no DNS names."""
+    path = _build_path(leaf, intermediates, trust)
+    anchor_depth = len(path) - 1
+    below = 0  # intermediate CAs under the certificate being checked (6.1.4 (m))
+    for depth, cert in enumerate(path):
+        _check_validity(cert, depth, when)
+        _check_key_strength(cert, depth)
+        _check_critical_extensions(cert, depth)
+        if depth < anchor_depth:
+            _check_signature_hash(cert, depth)
+        if depth > 0:
+            _check_issuer(cert, depth, depth == anchor_depth, below)
+            if not _is_self_issued(cert):
+                below += 1
+        _check_purpose(cert, depth, client)
+    _check_name_constraints(path)
+    if not client:
+        assert server_name is not None
+        _check_server_name(leaf, server_name)
 
 
 def parse_chain(blobs: Iterable[bytes]) -> list[x509.Certificate]:

@@ -138,6 +138,12 @@ class TLSConfig:
         trusted_certificates: trust anchors for the peer's chain.
         verify: a client checks the server's chain and name (``False`` accepts anything:
             for tests only).
+        strict: check the peer's chain by the CA/Browser Forum's profile (cryptography's
+            web PKI verifier) instead of RFC 5280 as OpenSSL checks it (the default, which
+            accepts the usual private-PKI shapes: CAs without keyUsage, basicConstraints not
+            critical, v1 and Ed25519 certificates, a server named only by its commonName,
+            client certificates without subjectAltName). Either way RSA keys below 2048 bits
+            are refused.
         verify_client: a server asks for a client certificate: ``False`` never,
             ``"optional"`` asks and checks one if sent, ``True`` requires one
             (``certificate_required`` otherwise, RFC 8446 6.2).
@@ -175,6 +181,7 @@ class TLSConfig:
     )
     trusted_certificates: tuple[x509.Certificate, ...] = field(default=(), repr=False)
     verify: bool = True
+    strict: bool = False
     verify_client: bool | Literal["optional"] = False
     alpn_protocols: tuple[str, ...] | None = None
     cipher_suites: tuple[CipherSuite, ...] = DEFAULT_CIPHER_SUITES

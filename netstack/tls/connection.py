@@ -1090,6 +1090,7 @@ class TlsConnection:
                 self._config.trusted_certificates,
                 now=self._config.wall_clock(),
                 server_name=self.server_hostname,
+                strict=self._config.strict,
             )
             self._peer_verified = True
         self.peer_certificate_chain = chain
@@ -1530,7 +1531,11 @@ class TlsConnection:
             return
         chain = parse_chain(entry.cert_data for entry in certificate.entries)
         verify_chain(
-            chain, self._config.trusted_certificates, now=self._config.wall_clock(), client=True
+            chain,
+            self._config.trusted_certificates,
+            now=self._config.wall_clock(),
+            client=True,
+            strict=self._config.strict,
         )
         self._peer_verified = True
         self.peer_certificate_chain = chain

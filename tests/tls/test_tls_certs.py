@@ -97,7 +97,16 @@ def test_ed25519_ca_is_refused_by_the_web_pki_policy() -> None:
     ca, ca_key = make_ca("ed CA", key_type="ed25519")
     cert, _ = issue(ca, ca_key, "server.test")
     with pytest.raises(UnsupportedCertificate):
-        verify_chain([cert], [ca], now=NOW, server_name="server.test")
+        verify_chain([cert], [ca], now=NOW, server_name="server.test", strict=True)
+
+
+def test_ed25519_ca_of_make_ca_is_accepted_by_default() -> None:
+    # issue 10: the CAs netstack's own make_ca(key_type="ed25519") makes are usable.
+    ca, ca_key = make_ca("ed CA", key_type="ed25519")
+    cert, _ = issue(ca, ca_key, "server.test")
+    verify_chain([cert], [ca], now=NOW, server_name="server.test")
+    client, _ = issue(ca, ca_key, "client", client=True, key_type="ed25519")
+    verify_chain([client], [ca], now=NOW, client=True)
 
 
 def test_client_chain() -> None:
