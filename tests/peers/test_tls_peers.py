@@ -161,6 +161,20 @@ async def test_client_certificates_with_s_client(
             server.close()
 
 
+async def connect_when_listening(
+    stack: Stack, config: Any
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A TLS connection to s_server at kernel.test:4434, retried until it listens (bound
+    by the caller's timeout)."""
+    while True:
+        try:
+            return await stack.open_connection(
+                KERNEL, 4434, ssl=config, server_hostname="kernel.test"
+            )
+        except ConnectionRefusedError:
+            await asyncio.sleep(0.1)
+
+
 async def test_netstack_clients_against_openssl_s_server(
     tap_stack: Stack, tap_netns: TapSandbox, pki: Pki
 ) -> None:
@@ -176,14 +190,7 @@ async def test_netstack_clients_against_openssl_s_server(
             await asyncio.sleep(0.5)
             for engine, config in client_configs(pki, with_cert=verify):
                 async with asyncio.timeout(20):
-                    while True:
-                        try:
-                            reader, writer = await tap_stack.open_connection(
-                                KERNEL, 4434, ssl=config, server_hostname="kernel.test"
-                            )
-                            break
-                        except ConnectionRefusedError:
-                            await asyncio.sleep(0.1)
+                    reader, writer = await connect_when_listening(tap_stack, config)
                     assert writer.get_extra_info("alpn_protocol") == "http/1.1", engine
                     assert writer.get_extra_info("cipher")[1] == "TLSv1.3", engine
                     writer.write(b"netstack\n")  # s_server -rev answers it reversed
@@ -291,14 +298,7 @@ async def test_signature_schemes_with_openssl_tools(
     async with peer(tap_netns, *argv):
         client = TLSConfig.client(cafile=files["ca"], certfile=files["client-p384"])
         async with asyncio.timeout(20):
-            while True:
-                try:
-                    reader, writer = await tap_stack.open_connection(
-                        KERNEL, 4434, ssl=client, server_hostname="kernel.test"
-                    )
-                    break
-                except ConnectionRefusedError:
-                    await asyncio.sleep(0.1)
+            reader, writer = await connect_when_listening(tap_stack, client)
             writer.write(b"p384\n")
             assert (await reader.readline()).strip() == b"483p"
             writer.close()

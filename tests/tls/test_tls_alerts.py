@@ -351,45 +351,46 @@ def tamper(conn: TlsConnection, msg_type: int, change: Any) -> None:
     conn._send_handshake = sending  # type: ignore[method-assign]
 
 
+def alert_for_tampered(sender: str, msg_type: int, change: Any, **server: Any) -> int:
+    """The alert the other side sends when ``sender`` ("client" or "server") sends its
+    ``msg_type`` messages with ``change(body)`` as body; the client has an EC certificate
+    for servers that ask (``verify_client=True``)."""
+    client, server_conn = make_pair(
+        client_config(client_key_type="ec"), server_config(server.pop("key_type", "ec"), **server)
+    )
+    tamper(client if sender == "client" else server_conn, msg_type, change)
+    ce, se = pump(client, server_conn)
+    found = se if sender == "client" else ce
+    assert isinstance(found[-1], ConnectionFailed), found
+    return found[-1].error.description
+
+
 @pytest.mark.parametrize("cut", [1, 31, -1])
 def test_server_finished_of_the_wrong_length_is_decode_error(cut: int) -> None:
     # RFC 8446 (4.4.4): verify_data is Hash.length bytes; another length does not parse.
-    client, server = make_pair(client_config(), server_config())
-    tamper(server, HandshakeType.finished, lambda body: body[:cut] if cut > 0 else body + b"!")
-    ce, _ = pump(client, server)
-    assert isinstance(ce[-1], ConnectionFailed)
-    assert ce[-1].error.description is AlertDescription.decode_error
+    def change(body: bytes) -> bytes:
+        return body[:cut] if cut > 0 else body + b"!"
+
+    found = alert_for_tampered("server", HandshakeType.finished, change)
+    assert found is AlertDescription.decode_error
 
 
 def test_client_finished_of_the_wrong_length_is_decode_error() -> None:
-    client, server = make_pair(client_config(), server_config())
-    tamper(client, HandshakeType.finished, lambda body: body[:-1])
-    _, se = pump(client, server)
-    assert isinstance(se[-1], ConnectionFailed)
-    assert se[-1].error.description is AlertDescription.decode_error
+    found = alert_for_tampered("client", HandshakeType.finished, lambda body: body[:-1])
+    assert found is AlertDescription.decode_error
 
 
 def empty_signature(body: bytes) -> bytes:
     return body[:2] + b"\x00\x00"
 
 
-def test_empty_server_certificate_verify_signature_is_decrypt_error() -> None:
+@pytest.mark.parametrize("sender", ["server", "client"])
+def test_empty_certificate_verify_signature_is_decrypt_error(sender: str) -> None:
     # RFC 8446 (4.4.3): signature<0..2^16-1> may be empty; it then fails to verify.
-    client, server = make_pair(client_config(), server_config())
-    tamper(server, HandshakeType.certificate_verify, empty_signature)
-    ce, _ = pump(client, server)
-    assert isinstance(ce[-1], ConnectionFailed)
-    assert ce[-1].error.description is AlertDescription.decrypt_error
-
-
-def test_empty_client_certificate_verify_signature_is_decrypt_error() -> None:
-    client, server = make_pair(
-        client_config(client_key_type="ec"), server_config(verify_client=True)
+    found = alert_for_tampered(
+        sender, HandshakeType.certificate_verify, empty_signature, verify_client=True
     )
-    tamper(client, HandshakeType.certificate_verify, empty_signature)
-    _, se = pump(client, server)
-    assert isinstance(se[-1], ConnectionFailed)
-    assert se[-1].error.description is AlertDescription.decrypt_error
+    assert found is AlertDescription.decrypt_error
 
 
 def other_scheme(scheme: int) -> Any:
@@ -397,37 +398,28 @@ def other_scheme(scheme: int) -> Any:
 
 
 @pytest.mark.parametrize(
-    ("key_type", "scheme"),
+    ("sender", "key_type", "scheme"),
     [
-        ("ec", wire.SignatureScheme.rsa_pss_rsae_sha256),
-        ("ec", wire.SignatureScheme.ed25519),
-        ("rsa", wire.SignatureScheme.ecdsa_secp256r1_sha256),
-        ("ed25519", wire.SignatureScheme.rsa_pss_rsae_sha256),
+        ("server", "ec", wire.SignatureScheme.rsa_pss_rsae_sha256),
+        ("server", "ec", wire.SignatureScheme.ed25519),
+        ("server", "ec", wire.SignatureScheme.ecdsa_secp384r1_sha384),
+        ("server", "rsa", wire.SignatureScheme.ecdsa_secp256r1_sha256),
+        ("server", "ed25519", wire.SignatureScheme.rsa_pss_rsae_sha256),
+        ("client", "ec", wire.SignatureScheme.rsa_pss_rsae_sha256),
     ],
 )
 def test_certificate_verify_scheme_not_matching_the_key_is_illegal_parameter(
-    key_type: str, scheme: int
+    sender: str, key_type: str, scheme: int
 ) -> None:
     # RFC 8446 (4.4.3, 4.2.3): the scheme must be one the certificate's key can make.
-    client, server = make_pair(client_config(), server_config(key_type))
-    tamper(server, HandshakeType.certificate_verify, other_scheme(scheme))
-    ce, _ = pump(client, server)
-    assert isinstance(ce[-1], ConnectionFailed)
-    assert ce[-1].error.description is AlertDescription.illegal_parameter
-
-
-def test_client_certificate_verify_scheme_not_matching_the_key_is_illegal_parameter() -> None:
-    client, server = make_pair(
-        client_config(client_key_type="ec"), server_config(verify_client=True)
-    )
-    tamper(
-        client,
+    found = alert_for_tampered(
+        sender,
         HandshakeType.certificate_verify,
-        other_scheme(wire.SignatureScheme.rsa_pss_rsae_sha256),
+        other_scheme(scheme),
+        key_type=key_type,
+        verify_client=sender == "client",
     )
-    _, se = pump(client, server)
-    assert isinstance(se[-1], ConnectionFailed)
-    assert se[-1].error.description is AlertDescription.illegal_parameter
+    assert found is AlertDescription.illegal_parameter
 
 
 # -- records ---------------------------------------------------------------------------------
