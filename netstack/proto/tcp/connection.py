@@ -13,8 +13,11 @@ What is implemented, by RFC:
   window avoidance on both sides (3.8.6.2), zero-window probing (3.8.6.1), keep-alive (3.8.4),
   delayed acknowledgements (3.8.6.3: at most two full segments or 40 ms).
 - RFC 6298 retransmission timer (Karn's rule, backoff, 200 ms minimum, 60 s maximum).
-- RFC 5681 / RFC 6582 congestion control and NewReno fast recovery; RFC 6675 SACK-based loss
-  recovery when both ends allow SACK (RFC 2018), whose blocks are also reported as receiver.
+- RFC 5681 / RFC 6582 congestion control and NewReno fast recovery without SACK. With SACK
+  (RFC 2018): RFC 6675 loss recovery driven by RACK-TLP loss detection (RFC 8985, in
+  ``rack.py``) and paced by Proportional Rate Reduction (RFC 6937, ``prr.py``); spurious
+  retransmissions detected by Eifel (RFC 3522) or D-SACK (RFC 3708) and undone (RFC 4015,
+  ``undo.py``). As receiver: SACK blocks and D-SACK blocks (RFC 2883).
 - RFC 7323 window scaling, timestamps (RTT samples, PAWS).
 - RFC 5961 blind RST, SYN and data-injection defences with rate-limited challenge ACKs.
 - RFC 1191 path MTU: an ICMP "fragmentation needed" lowers the MSS.
@@ -33,7 +36,10 @@ from enum import Enum
 from typing import Any, NamedTuple
 
 from .congestion import CongestionControl, make_controller
+from .prr import Prr
+from .rack import Rack, SentSegment, is_dsack
 from .seq import add, diff
+from .undo import Undo
 from .wire import Flags, TcpOptions, emit_options
 
 __all__ = [
@@ -285,11 +291,23 @@ class TcpConnection:
         self._in_recovery = False
         self._recover = iss  # RFC 6582 "recover"; RFC 6675 RecoveryPoint
         self._inflation = 0  # NewReno's temporary window inflation during recovery
-        self._sacked: list[list[int]] = []  # peer-reported SACK blocks above snd_una, merged
-        self._high_rxt = iss  # RFC 6675 HighRxt
+        #: The per-segment scoreboard and RACK-TLP state (SACK connections only).
+        self._rack: Rack | None = None
+        self._prr: Prr | None = None  # during a SACK fast recovery
+        self._undo: Undo | None = None  # the last loss-recovery episode, until judged
+        self._rto_recovery = False  # after a timeout, until SND.MAX of then is acknowledged
+        self._rack_at: float | None = None  # RFC 8985 6.2 step 5: the reordering timer
+        self._probe_at: float | None = None  # RFC 8985 7.2: the loss probe timeout
+        self._probe_mark = (iss, iss)  # (SND.UNA, SND.MAX) when the PTO was last armed
+        self._dsack: tuple[int, int] | None = None  # RFC 2883: a duplicate to report once
         self._short_end = iss  # the end of the last small segment sent (Nagle/Minshall)
         # -- statistics --
         self.retransmits = 0
+        self.timeouts = 0  # retransmission timeouts (RFC 6298 5.4)
+        self.fast_recoveries = 0
+        self.loss_probes = 0  # RFC 8985 7 tail loss probes sent
+        self.undos = 0  # loss responses undone as spurious
+        self.dsacks_sent = 0
         self.segments_in = 0
         self.segments_out = 0
         self.challenge_acks = 0
@@ -414,6 +432,8 @@ class TcpConnection:
         if mss != self.mss:
             self.mss = mss
             self.cc.on_mss_change(mss)
+            if self._rack is not None:
+                self._rack.mss = mss
 
     def _send_syn(self, now: float) -> None:
         c = self.config
@@ -524,16 +544,35 @@ class TcpConnection:
 
     def _options(self, now: float) -> bytes:
         if not self.ts_ok:
-            if self._sack_blocks and self.sack_ok:
+            if (self._sack_blocks or self._dsack) and self.sack_ok:
                 return emit_options(sack=self._sack_tuple(4))
             return b""
         ts = (self._ts_now(now), self.ts_recent)
-        if self._sack_blocks and self.sack_ok:
+        if (self._sack_blocks or self._dsack) and self.sack_ok:
             return emit_options(timestamp=ts, sack=self._sack_tuple(3))
         return _NOP_NOP_TS.pack(0x0101080A, ts[0], ts[1])
 
     def _sack_tuple(self, n: int) -> tuple[tuple[int, int], ...]:
-        return tuple((a, b) for a, b in self._sack_blocks[:n])
+        blocks = [(a, b) for a, b in self._sack_blocks[:n]]
+        dsack = self._dsack
+        if dsack is not None:
+            # RFC 2883 4: the D-SACK block goes first, reported once; the block that holds
+            # it (if any) follows as the second.
+            self._dsack = None
+            self.dsacks_sent += 1
+            blocks.sort(key=lambda b: diff(dsack[0], b[0]) < 0 or diff(dsack[1], b[1]) > 0)
+            blocks = [dsack, *blocks[: n - 1]]
+        return tuple(blocks)
+
+    def _note_duplicate(self, seq: int, n: int) -> None:
+        """RFC 2883 4: data that arrived before is reported in a D-SACK block, at once."""
+        if not self.sack_ok or n <= 0:
+            return
+        end = add(seq, n)
+        if diff(end, self.rcv_nxt) > 0 and diff(seq, self.rcv_nxt) < 0:
+            end = self.rcv_nxt  # only the part below RCV.NXT is a duplicate
+        self._dsack = (seq, end)
+        self._ack_now = True
 
     def _segment(
         self, seq: int, flags: int, now: float, payload: bytes | bytearray | memoryview = b""
@@ -548,7 +587,7 @@ class TcpConnection:
         # SND.MAX, not SND.NXT (as BSD does): after a timeout rewinds SND.NXT, an ACK with
         # an old sequence number would fall left of the peer's window and be answered with
         # another ACK, for ever.
-        if self.defer_acks and not self._ooo:
+        if self.defer_acks and not self._ooo and self._dsack is None:
             # A plain cumulative ACK, while the driver answers a batch of segments with one:
             # only noted here, built once at the end of the batch (take_deferred_ack). ACKs
             # about out-of-order data (duplicates, SACK) go at once: the sender counts them.
@@ -737,7 +776,9 @@ class TcpConnection:
         self._set_state(State.ESTABLISHED)
         self.cc = make_controller(self.config.congestion, self.mss)
         self._recover = self.snd_una
-        self._high_rxt = self.snd_una
+        # RFC 8985 needs SACK: without it, RFC 6582's duplicate acknowledgements decide.
+        self._rack = Rack(self.mss) if self.sack_ok else None
+        self._probe_mark = (self.snd_una, self.snd_max)
         if self.config.keepalive:
             self._keepalive_at = now + self.config.keepalive_idle
         self._events.append(Connected())
@@ -798,6 +839,8 @@ class TcpConnection:
             self._drop("out_of_window")
             if not flags & RST_I:
                 self._ack_now = True  # RFC 9293: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
+                if payload and diff(add(seq, len(payload)), self.rcv_nxt) <= 0:
+                    self._note_duplicate(seq, len(payload))
             return
         # Second check: RST (RFC 5961 3.2).
         if flags & RST_I:
@@ -919,6 +962,8 @@ class TcpConnection:
         if seq != self.rcv_nxt and not self._acceptable(seq, n):
             self._drop("out_of_window")
             self._ack_now = True
+            if n and diff(add(seq, n), self.rcv_nxt) <= 0:
+                self._note_duplicate(seq, n)
             return
         if not self._process_ack(seq, ack, window, opts, now, n):
             return
@@ -952,10 +997,16 @@ class TcpConnection:
         self._keepalive_probes = 0
         if self.config.keepalive:
             self._keepalive_at = now + self.config.keepalive_idle
-        new_sack = False
-        if self.sack_ok and opts.sack:
-            new_sack = self._update_scoreboard(opts.sack)
         acked = diff(ack, snd_una)
+        rack = self._rack
+        new_sack = False
+        if rack is not None:
+            # RFC 8985 6.2 steps 1-3, and the scoreboard (RFC 6675 Update()).
+            ecr = opts.ts_ecr if self.ts_ok and opts.ts_ecr else None
+            cum, sacked = rack.on_ack(
+                ack, opts.sack, self.snd_max, now, ecr, self._ts_of if ecr is not None else None
+            )
+            new_sack = sacked > 0
         scaled = window << self.snd_wscale
         # Window update (RFC 9293 3.10.7.4: SND.WL1 < SEG.SEQ or (= and SND.WL2 =< SEG.ACK)).
         window_changed = False
@@ -978,6 +1029,8 @@ class TcpConnection:
             # 2's: one that brings new SACK information counts "even if it ... changes the
             # advertised window".
             self._duplicate_ack(now)
+        if rack is not None and self.state is not State.CLOSED:
+            self._rack_ack(rack, ack, acked > 0, cum + sacked, opts, now)
         self._persist_probes = 0
         if self.snd_wnd > 0 and diff(self.snd_nxt, self.snd_una) > 0:
             self._persist_at = None
@@ -1022,9 +1075,13 @@ class TcpConnection:
                 self._sndbuf = self._sndbuf[self._buf_off :]
                 self._buf_off = 0
         self._retries = 0
-        self._sacked = [b for b in self._sacked if diff(b[1], ack) > 0]
-        if self._sacked and diff(self._sacked[0][0], ack) < 0:
-            self._sacked[0][0] = ack
+        undo = self._undo
+        if undo is not None and self.ts_ok and undo.eifel(ack, opts.ts_ecr):
+            # RFC 3522: the ACK of the retransmitted data echoes an older timestamp: the
+            # original arrived, the retransmission was spurious.
+            self._undo_response()
+        if self._rto_recovery and diff(ack, self._recover) >= 0:
+            self._rto_recovery = False
         # Congestion control and recovery (RFC 5681 3.2, RFC 6582, RFC 6675).
         if self._in_recovery:
             if diff(ack, self._recover) >= 0:
@@ -1032,6 +1089,11 @@ class TcpConnection:
                 self._inflation = 0
                 self._dupacks = 0
                 self.cc.on_recovery_end(now, diff(self.snd_max, ack))
+                if self._prr is not None:
+                    self.cc.cwnd = max(self.cc.ssthresh, self.mss)  # RFC 6937 3: end
+                    self._prr = None
+                if self._rack is not None:
+                    self._rack.on_recovery_exit()
             elif self.sack_ok:
                 pass  # RFC 6675: the pipe shrinks; _push sends what the window allows
             else:
@@ -1067,11 +1129,11 @@ class TcpConnection:
             # RFC 5681 3.2 step 2: what limited transmit sends from here on is not part of
             # the FlightSize that sets ssthresh.
             self._flight_at_dupack = diff(self.snd_max, self.snd_una)
+        if self.sack_ok:
+            return  # RACK (RFC 8985) decides what is lost: _rack_ack
         if self._in_recovery:
-            if not self.sack_ok:
-                self._inflation += self.mss  # RFC 6582 3.2 step 4
+            self._inflation += self.mss  # RFC 6582 3.2 step 4
             return
-        lost = self.sack_ok and self._is_lost(self.snd_una)
         flight = diff(self.snd_max, self.snd_una)
         threshold = DUPTHRESH
         segments = -(-flight // self.mss)
@@ -1080,9 +1142,9 @@ class TcpConnection:
             # new to send, three duplicate ACKs can never come; one fewer than what is
             # outstanding will do.
             threshold = max(1, segments - 1)
-        if self._dupacks >= threshold or lost:
+        if self._dupacks >= threshold:
             # RFC 6582 3.2 step 2: only if the ACK covers more than "recover".
-            if self.sack_ok or diff(self.snd_una, self._recover) >= 0 or self._recover == self.iss:
+            if diff(self.snd_una, self._recover) >= 0 or self._recover == self.iss:
                 self._enter_recovery(now)
 
     def _enter_recovery(self, now: float) -> None:
@@ -1090,11 +1152,16 @@ class TcpConnection:
         if self._dupacks:
             flight = min(flight, self._flight_at_dupack)
         self._in_recovery = True
+        self.fast_recoveries += 1
         self._recover = self.snd_max
-        self._high_rxt = self.snd_una
+        self._undo = Undo(self.cc.cwnd, self.cc.ssthresh, timeout=False)
         self.cc.on_congestion(now, flight)
-        if not self.sack_ok:
-            self._inflation = DUPTHRESH * self.mss
+        if self._rack is not None:
+            # RFC 6937 3: PRR paces the recovery; RecoverFS is what is outstanding.
+            self._prr = Prr(self.cc.ssthresh, diff(self.snd_max, self.snd_una), self.mss)
+            self._probe_at = None
+            return
+        self._inflation = DUPTHRESH * self.mss
         self._retransmit(self.snd_una, now)
 
     def _retransmit(self, seq: int, now: float) -> int:
@@ -1116,82 +1183,150 @@ class TcpConnection:
             self._emit(self._segment(seq, FIN_I, now))
             self.retransmits += 1
             covered = 1
-        if covered and diff(add(seq, covered), self._high_rxt) > 0:
-            self._high_rxt = add(seq, covered)
+            if self._rack is not None:
+                self._record_sent(self._rack, seq, add(seq, 1), now, True)
         if self._rto_at is None:
             self._rto_at = now + self.rto
         return covered
 
-    # -- SACK scoreboard (RFC 6675) ---------------------------------------------------------------
-    def _update_scoreboard(self, blocks: tuple[tuple[int, int], ...]) -> bool:
-        """Merge SACK blocks into the scoreboard; True when they SACKed new data."""
-        una, top = self.snd_una, self.snd_max
-        before = self._sacked_above(una)
-        for left, right in blocks:
-            # Ignore blocks outside what is outstanding (RFC 2883 D-SACKs included).
-            if diff(left, una) < 0 or diff(right, top) > 0 or diff(right, left) <= 0:
-                continue
-            self._sacked.append([left, right])
-        if len(self._sacked) > 1:
-            self._sacked.sort(key=lambda b: diff(b[0], una))
-            merged = [self._sacked[0]]
-            for b in self._sacked[1:]:
-                last = merged[-1]
-                if diff(b[0], last[1]) <= 0:
-                    if diff(b[1], last[1]) > 0:
-                        last[1] = b[1]
-                else:
-                    merged.append(b)
-            self._sacked = merged[:64]
-        return self._sacked_above(una) > before
+    # -- RACK-TLP, PRR and undo (SACK connections) -------------------------------------------
+    def _ts_of(self, t: float) -> int:
+        return self._ts_now(t)
 
-    def _sacked_above(self, seq: int) -> int:
-        total = 0
-        for left, right in self._sacked:
-            if diff(right, seq) > 0:
-                total += diff(right, left) if diff(left, seq) >= 0 else diff(right, seq)
-        return total
+    def _rack_ack(self, rack: Rack, ack: int, advanced: bool, delivered: int, opts: TcpOptions,
+                  now: float) -> None:  # fmt: skip
+        """RFC 8985 6.2 steps 4 and 5 and 7.4 after an acceptable ACK, then RFC 6937's
+        per-ACK step when in recovery."""
+        blocks = opts.sack
+        if blocks and is_dsack(blocks, ack):
+            rack.on_dsack(self.snd_una, self.snd_nxt)
+            rack.note_dsack(blocks)
+            undo = self._undo
+            if undo is not None:
+                left, right = blocks[0]
+                undo.on_dsack(max(1, -(-diff(right, left) // self.mss)))
+                if not self._in_recovery and not self._rto_recovery and undo.all_dsacked():
+                    # RFC 3708 3: every retransmission of the episode was a duplicate.
+                    self._undo_response()
+        if rack.probe_acked(ack, advanced, bool(blocks)) and not self._in_recovery:
+            # RFC 8985 7.4: the probe repaired a loss: the response fast recovery would
+            # have given, at once.
+            self.cc.on_congestion(now, diff(self.snd_max, self.snd_una))
+            self.cc.cwnd = max(self.cc.ssthresh, self.mss)
+        lost_before = rack.losses_detected
+        self._rack_detect(rack, now)
+        if rack.lost_bytes > 0 and not self._in_recovery and not self._rto_recovery:
+            self._enter_recovery(now)
+        prr = self._prr
+        if prr is not None and self._in_recovery:
+            pipe = self._pipe()
+            safe = advanced and rack.losses_detected == lost_before
+            sndcnt = prr.on_ack(delivered, pipe, safe=safe)
+            if prr.out == 0 and sndcnt < self.mss:
+                sndcnt = prr.sndcnt = self.mss  # the fast retransmit on entering recovery
+            # RFC 6937 3: cwnd = pipe + sndcnt.
+            self.cc.cwnd = pipe + sndcnt
 
-    def _is_lost(self, seq: int) -> bool:
-        """RFC 6675 4, IsLost: enough data SACKed above ``seq``."""
-        return self._sacked_above(seq) > (DUPTHRESH - 1) * self.mss
+    def _rack_detect(self, rack: Rack, now: float) -> None:
+        """RFC 8985 6.2 step 5 and RACK_detect_loss_and_arm_timer()."""
+        in_recovery = self._in_recovery or self._rto_recovery
+        timeout = rack.detect_loss(now, rack.reo_wnd(in_recovery, self.srtt))
+        self._rack_at = now + timeout if timeout > 0 else None
+
+    def _rack_timeout(self, now: float) -> None:
+        """The reordering timer: segments still unSACKed are now old enough to be lost."""
+        rack = self._rack
+        if rack is None or self.state not in _SENDING:
+            return
+        self._rack_detect(rack, now)
+        if rack.lost_bytes <= 0:
+            return
+        if not self._in_recovery and not self._rto_recovery:
+            self._enter_recovery(now)
+        prr = self._prr
+        if prr is not None:
+            pipe = self._pipe()
+            sndcnt = prr.on_ack(0, pipe, safe=False)
+            if prr.out == 0 and sndcnt < self.mss:
+                sndcnt = prr.sndcnt = self.mss
+            self.cc.cwnd = pipe + sndcnt
+
+    def _undo_response(self) -> None:
+        """RFC 4015 / RFC 3708 5: the last loss response was for nothing: restore cwnd and
+        ssthresh (never lowering them) and, after a timeout, go on with new data."""
+        undo = self._undo
+        if undo is None:
+            return
+        self._undo = None
+        self.undos += 1
+        cc = self.cc
+        cc.cwnd = max(cc.cwnd, undo.cwnd)
+        cc.ssthresh = max(cc.ssthresh, undo.ssthresh)
+        if self._in_recovery:
+            self._in_recovery = False
+            self._prr = None
+            self._inflation = 0
+            self._dupacks = 0
+        if undo.timeout and self._rto_recovery:
+            self._rto_recovery = False
+            # RFC 4015 3.1: what was sent before the timeout is not resent.
+            if diff(self.snd_max, self.snd_nxt) > 0:
+                self.snd_nxt = self.snd_max
+
+    def _arm_probe(self, now: float) -> None:
+        """RFC 8985 7.2: (re)start the PTO after new data went out or new data was
+        acknowledged, unless in recovery, something is SACKed or a probe is out."""
+        mark = (self.snd_una, self.snd_max)
+        if mark == self._probe_mark:
+            return
+        self._probe_mark = mark
+        rack = self._rack
+        flight = diff(mark[1], mark[0])
+        if (
+            rack is None
+            or flight <= 0
+            or self._in_recovery
+            or self._rto_recovery
+            or not rack.may_probe()
+            or self.state not in _SENDING
+        ):
+            self._probe_at = None
+            return
+        at = now + rack.pto(self.srtt, flight)
+        if self._rto_at is not None and at > self._rto_at:
+            at = self._rto_at  # RFC 8985 7.2: never later than the RTO would fire
+        self._probe_at = at
+
+    def _send_probe(self, now: float) -> None:
+        """RFC 8985 7.3: one segment of new data if the receive window allows, else the
+        last segment sent again; then the RTO, not another PTO, is armed."""
+        rack = self._rack
+        if rack is None or self.state not in _SENDING or self.snd_una == self.snd_max:
+            return
+        end = self._data_end()
+        rwnd_room = diff(add(self.snd_una, self.snd_wnd), self.snd_max)
+        if self.snd_nxt == self.snd_max and diff(end, self.snd_max) > 0 and rwnd_room > 0:
+            seq = self.snd_max
+            n = min(self.mss, diff(end, seq), rwnd_room)
+            n, fin = self._emit_data(seq, n, now)
+            self._advance(add(seq, n + (1 if fin else 0)))
+            rack.on_probe(self.snd_max, is_retrans=False)
+        else:
+            last: SentSegment | None = rack.segments[-1] if rack.segments else None
+            if last is None or last.sacked:
+                return
+            self._retransmit(last.start, now)
+            rack.on_probe(self.snd_max, is_retrans=True)
+        self.loss_probes += 1
+        self._probe_mark = (self.snd_una, self.snd_max)
+        self._rto_at = now + self.rto
 
     def _pipe(self) -> int:
-        """RFC 6675 4, SetPipe, simplified: outstanding bytes, less what is SACKed, less
-        unSACKed bytes below the highest SACK that count as lost and were not resent."""
+        """RFC 6675 4 SetPipe, from RACK's scoreboard."""
         outstanding = diff(self.snd_max, self.snd_una)
-        sacked = self._sacked_above(self.snd_una)
-        pipe = outstanding - sacked
-        if self._sacked:
-            highest = self._sacked[-1][1]
-            holes = diff(highest, self.snd_una) - sacked
-            # Holes are "lost" (they have enough SACKed data above them); resent ones are back.
-            lost = holes - max(
-                0, diff(self._high_rxt, self.snd_una) - self._sacked_below(self._high_rxt)
-            )
-            if lost > 0 and self._is_lost(self.snd_una):
-                pipe -= lost
-        return max(pipe, 0)
-
-    def _sacked_below(self, seq: int) -> int:
-        total = 0
-        for left, right in self._sacked:
-            if diff(left, seq) < 0:
-                total += diff(right, left) if diff(right, seq) <= 0 else diff(seq, left)
-        return total
-
-    def _next_hole(self, *, lost_only: bool = True) -> int | None:
-        """RFC 6675 NextSeg: the first unSACKed sequence number at or above HighRxt below
-        the highest SACKed one; rule (1) wants it lost (IsLost), rule (3) takes it anyway."""
-        seq = self._high_rxt
-        if diff(seq, self.snd_una) < 0:
-            seq = self.snd_una
-        for left, right in self._sacked:
-            if diff(seq, left) < 0:
-                return seq if not lost_only or self._is_lost(seq) else None
-            if diff(seq, right) < 0:
-                seq = right
-        return None
+        if self._rack is None:
+            return outstanding
+        return self._rack.pipe(outstanding)
 
     # -- receiving data ---------------------------------------------------------------------------
     def _receive_data(self, seq: int, payload: memoryview | bytes, now: float) -> None:
@@ -1205,6 +1340,7 @@ class TcpConnection:
             return
         offset = diff(self.rcv_nxt, seq)
         if offset > 0:
+            self._note_duplicate(seq, min(offset, len(payload)))
             payload = payload[offset:]  # the part we already have
             seq = self.rcv_nxt
         right = diff(self._rcv_adv, seq)
@@ -1256,6 +1392,7 @@ class TcpConnection:
 
     def _store_ooo(self, seq: int, payload: memoryview | bytes) -> None:
         if seq in self._ooo and len(self._ooo[seq]) >= len(payload):
+            self._note_duplicate(seq, len(payload))
             return
         if len(self._ooo) >= self.config.max_ooo_segments:
             self._drop("ooo_queue_full")
@@ -1366,7 +1503,8 @@ class TcpConnection:
         if self._fin_seq is not None and end == self._fin_seq and self.state in _FIN_STATES:
             flags |= FIN_I
         self._emit(segment._replace(flags=flags, payload=payload))
-        if retransmission or diff(seq, self.snd_max) < 0:
+        resent = retransmission or diff(seq, self.snd_max) < 0
+        if resent:
             # Below SND.MAX it was sent before (going back after a timeout, say): Karn.
             self.retransmits += 1
             if self._rtt_seq is not None and diff(self._rtt_seq, seq) >= 0:
@@ -1374,12 +1512,38 @@ class TcpConnection:
         elif not self.ts_ok and self._rtt_seq is None:
             self._rtt_seq = seq
             self._rtt_time = now
+        rack = self._rack
+        if rack is not None:
+            top = add(end, 1) if flags & FIN_I else end
+            self._record_sent(rack, seq, top, now, resent)
+            if self._prr is not None:
+                self._prr.on_sent(n)
         return n, bool(flags & FIN_I)
+
+    def _record_sent(self, rack: Rack, seq: int, end: int, now: float, resent: bool) -> None:
+        """RFC 8985 6.1: the scoreboard learns of every transmission."""
+        snd_max = self.snd_max
+        if resent:
+            undo = self._undo
+            if undo is not None and (self._in_recovery or self._rto_recovery):
+                undo.on_retransmit(seq, self._ts_now(now) if self.ts_ok else None)
+            if diff(end, snd_max) > 0:
+                # Partly new: the part above SND.MAX is a first transmission.
+                rack.on_retransmit(seq, snd_max, now)
+                rack.on_send(snd_max, end, now)
+                return
+            rack.on_retransmit(seq, end, now)
+        else:
+            rack.on_send(seq, end, now)
 
     def _send_window(self) -> int:
         """Bytes that may be sent beyond snd_nxt now (congestion and receive windows)."""
         if self._in_recovery and self.sack_ok:
+            # RFC 6937: cwnd = pipe + sndcnt; a positive sndcnt lets a whole segment go
+            # (CEIL in segments), prr_out corrects on the next ACK.
             cwnd_room = self.cc.cwnd - self._pipe()
+            if cwnd_room > 0:
+                cwnd_room = -(-cwnd_room // self.mss) * self.mss
         else:
             cwnd_room = self.cc.cwnd + self._inflation - diff(self.snd_nxt, self.snd_una)
             if self._dupacks and not self._in_recovery and self.snd_nxt == self.snd_max:
@@ -1440,6 +1604,9 @@ class TcpConnection:
                 and state in (State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK)
             ):
                 self._emit(self._segment(fin_seq, FIN_I, now))
+                if self._rack is not None:
+                    resent = diff(fin_seq, self.snd_max) < 0
+                    self._record_sent(self._rack, fin_seq, add(fin_seq, 1), now, resent)
                 self._advance(add(fin_seq, 1))
                 if self._rto_at is None:
                     self._rto_at = now + self.rto
@@ -1453,6 +1620,8 @@ class TcpConnection:
             ):
                 self._rto_at = None
                 self._persist_at = now + self._persist_interval()
+        if self._rack is not None:
+            self._arm_probe(now)
         if self._ack_now and state is not State.CLOSED and state is not State.SYN_SENT:
             self._send_ack(now)
 
@@ -1480,6 +1649,8 @@ class TcpConnection:
         new = _new_segment
         data_end = end
         count = 0
+        rack = self._rack
+        records = rack.segments if rack is not None else None
         while available - sent >= mss and limit - sent >= mss:
             start = base + sent
             sent += mss
@@ -1487,6 +1658,8 @@ class TcpConnection:
             nxt = (nxt + mss) & MASK
             flags = ACK_I | PSH_I if nxt == data_end else ACK_I
             out.append(new(Segment, (seq, ack, flags, window, options, buf[start : start + mss])))
+            if records is not None:
+                records.append(SentSegment(seq, nxt, now))  # RFC 8985 6.1
             count += 1
         if not count:
             return
@@ -1510,18 +1683,21 @@ class TcpConnection:
             self.snd_max = seq
 
     def _recovery_sends(self, now: float) -> None:
-        """RFC 6675 5 steps (C)-(C.5): while the pipe has room, retransmit lost holes."""
+        """RFC 6675 5 steps (C)-(C.5) with RACK's lost marks (RFC 8985 9.2) as IsLost():
+        while PRR lets data out (cwnd = pipe + sndcnt), retransmit what is marked lost;
+        new data follows in _push. RFC 6675's NextSeg rules (3) and (4) are left to RACK's
+        reordering timer and TLP, which RFC 8985 gives that job."""
+        rack = self._rack
+        if rack is None:
+            return
         for _ in range(64):
-            if self.cc.cwnd - self._pipe() < self.mss:
+            if self.cc.cwnd - self._pipe() <= 0:
                 return
-            hole = self._next_hole()
-            if hole is None and not self._can_send_new():
-                # Rule (3): with no new data to send, an unSACKed segment below the highest
-                # SACK goes out even before IsLost() says so (a loss at the tail).
-                hole = self._next_hole(lost_only=False)
-            if hole is None:
+            seg = rack.next_lost()
+            if seg is None:
                 return
-            self._retransmit(hole, now)
+            if not self._retransmit(seg.start, now):
+                return
 
     def _can_send_new(self) -> bool:
         """NextSeg rule (2): new data is waiting and the receive window has room for it."""
@@ -1544,6 +1720,8 @@ class TcpConnection:
         if r < 0:
             return
         self._rtt_seq = None
+        if self._rack is not None:
+            self._rack.rtt_sample(r)  # RFC 8985 6.2 step 1
         if self.srtt is None:
             self.srtt = r
             self.rttvar = r / 2
@@ -1561,6 +1739,8 @@ class TcpConnection:
             self._persist_at,
             self._keepalive_at,
             self._close_at,
+            self._rack_at,
+            self._probe_at,
         ):
             if t is not None and (at is None or t < at):
                 at = t
@@ -1579,6 +1759,12 @@ class TcpConnection:
             self._delack_at = None
             if self._ack_pending:
                 self._ack_now = True
+        if self._rack_at is not None and now >= self._rack_at:
+            self._rack_at = None
+            self._rack_timeout(now)
+        if self._probe_at is not None and now >= self._probe_at:
+            self._probe_at = None
+            self._send_probe(now)
         if self._rto_at is not None and now >= self._rto_at:
             self._rto_at = None
             self._on_rto(now)
@@ -1615,15 +1801,23 @@ class TcpConnection:
             self._rto_at = now + self.rto
             return
         flight = diff(self.snd_max, self.snd_una)
+        self.timeouts += 1
+        if self._retries == 1:
+            # RFC 3522 / RFC 4015: what to restore if this timeout proves spurious.
+            self._undo = Undo(self.cc.cwnd, self.cc.ssthresh, timeout=True)
         if self._retries == 1 or not self._in_recovery:
             self.cc.on_timeout(now, flight)
         self._in_recovery = False
         self._inflation = 0
         self._dupacks = 0
         self._recover = self.snd_max
-        # RFC 6675 5.1: forget SACK information after a timeout; go back to snd_una.
-        self._sacked = []
-        self._high_rxt = self.snd_una
+        self._rto_recovery = True
+        self._prr = None
+        self._rack_at = self._probe_at = None
+        # RFC 2018 8 / RFC 6675 5.1: forget SACK information after a timeout; go back to
+        # snd_una.
+        if self._rack is not None:
+            self._rack.on_timeout()
         covered = self._retransmit(self.snd_una, now)
         self.snd_nxt = add(self.snd_una, covered)
         self._rto_at = now + self.rto
