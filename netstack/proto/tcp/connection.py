@@ -368,25 +368,44 @@ class TcpConnection:
         peer_mss: int,
         window: int,
         now: float,
+        peer_wscale: int | None = None,
+        sack: bool = False,
+        ts_recent: int | None = None,
         **kw: object,
     ) -> TcpConnection:
-        """A connection completed by a valid SYN cookie: ESTABLISHED at once, without the
-        options the cookie cannot carry (window scaling, SACK, timestamps)."""
+        """A connection completed by a valid SYN cookie: ESTABLISHED at once, with the
+        options the cookie kept (isn.py: window scaling and SACK when the SYN had
+        timestamps; ``ts_recent`` is the completing ACK's timestamp value, None without
+        timestamps)."""
         config = kw.get("config") or TcpConfig()
         if not isinstance(config, TcpConfig):
             raise TypeError("config must be a TcpConfig")
         kw["config"] = dataclasses.replace(
-            config, window_scaling=False, sack=False, timestamps=False
+            config,
+            window_scaling=config.window_scaling and peer_wscale is not None,
+            sack=config.sack and sack,
+            timestamps=config.timestamps and ts_recent is not None,
         )
         conn = cls(local, remote, iss=iss, **kw)  # type: ignore[arg-type]
         conn._last_activity = now
         conn.irs = irs
         conn.rcv_nxt = add(irs, 1)
-        conn._rcv_adv = add(conn.rcv_nxt, min(conn.config.recv_buffer, 0xFFFF))
+        c = conn.config
+        if c.window_scaling and peer_wscale is not None:
+            # RFC 7323 2.2: both SYNs carried the option (ours said _our_wscale()).
+            conn.snd_wscale = min(peer_wscale, MAX_WSCALE)
+            conn.rcv_wscale = conn._our_wscale()
+        conn.sack_ok = c.sack
+        if c.timestamps and ts_recent is not None:
+            conn.ts_ok = True
+            conn.ts_recent = ts_recent
+            conn._ts_recent_set = True
+        conn._rcv_adv = add(conn.rcv_nxt, min(c.recv_buffer, 0xFFFF))  # as the SYN-ACK offered
         conn._peer_mss = peer_mss
         conn._update_mss()
         conn.snd_una = conn.snd_nxt = conn.snd_max = add(iss, 1)
-        conn.snd_wnd = conn.max_snd_wnd = window
+        # The completing ACK's window is scaled (RFC 7323 2.2: only SYNs are not).
+        conn.snd_wnd = conn.max_snd_wnd = window << conn.snd_wscale
         conn.snd_wl1 = conn.rcv_nxt
         conn.snd_wl2 = conn.snd_una
         conn._set_state(State.SYN_RECEIVED)
@@ -412,8 +431,13 @@ class TcpConnection:
         self._update_mss()
 
     def _our_wscale(self) -> int:
+        return self.window_shift(self.config.recv_buffer)
+
+    @staticmethod
+    def window_shift(recv_buffer: int) -> int:
+        """RFC 7323 2.3: the smallest shift that lets the window field offer the buffer."""
         shift = 0
-        while (self.config.recv_buffer >> shift) > 0xFFFF and shift < MAX_WSCALE:
+        while (recv_buffer >> shift) > 0xFFFF and shift < MAX_WSCALE:
             shift += 1
         return shift
 

@@ -47,7 +47,7 @@ from .connection import (
     TcpConfig,
     TcpConnection,
 )
-from .isn import IsnGenerator
+from .isn import NO_COOKIE_OPTIONS, IsnGenerator, cookie_options, cookie_ts
 from .seq import add, diff
 from .wire import (
     NO_OPTIONS,
@@ -389,7 +389,7 @@ class TcpLayer(Layer):
         remote = (header.src, sport)
         if flags & ACK:
             if not flags & SYN and self.limits.syn_cookies and listener.cookies_sent:
-                conn = self._cookie_ack(listener, local, remote, seq, ack, window, now)
+                conn = self._cookie_ack(listener, local, remote, seq, ack, window, opts, now)
                 if conn is not None:
                     if payload or flags & FIN:
                         conn.receive(seq, ack, flags, window, opts, payload, now)
@@ -438,7 +438,22 @@ class TcpLayer(Layer):
     ) -> None:
         default = DEFAULT_MSS if len(header.src) == 4 else DEFAULT_MSS6
         mss = min(opts.mss or default, self._mss_for(header.src, now))
-        iss = self._isn.cookie(local, remote, seq, mss, now)
+        config = listener.config
+        timestamp: tuple[int, int] | None = None
+        wscale: int | None = None
+        sack = False
+        bits = NO_COOKIE_OPTIONS
+        if config.timestamps and opts.ts_val is not None:
+            # The options ride in our timestamp's low bits (isn.py); without timestamps
+            # there is nowhere to keep them.
+            peer_wscale = opts.wscale if config.window_scaling else None
+            sack = config.sack and opts.sack_permitted
+            bits = cookie_options(peer_wscale, sack)
+            ts_now = self._isn.ts_offset(local[0], remote[0]) + int(now * 1000)
+            timestamp = (cookie_ts(ts_now & 0xFFFFFFFF, bits), opts.ts_val)
+            if peer_wscale is not None:
+                wscale = TcpConnection.window_shift(config.recv_buffer)
+        iss = self._isn.cookie(local, remote, seq, mss, now, bits)
         listener.cookies_sent += 1
         self.syn_cookies_sent += 1
         try:
@@ -446,8 +461,11 @@ class TcpLayer(Layer):
         except OSError as exc:
             self._drop("no_route", exc)
             return
-        options = emit_options(mss=self._mss_for(header.src, now))
-        seg = Segment(iss, add(seq, 1), SYN | ACK, min(self.config.recv_buffer, 0xFFFF), options)
+        options = emit_options(
+            mss=self._mss_for(header.src, now), wscale=wscale, sack_permitted=sack,
+            timestamp=timestamp,
+        )  # fmt: skip
+        seg = Segment(iss, add(seq, 1), SYN | ACK, min(config.recv_buffer, 0xFFFF), options)
         self._transmit(route, local[1], remote[1], seg, now)
 
     def _cookie_ack(
@@ -458,11 +476,13 @@ class TcpLayer(Layer):
         seq: int,
         ack: int,
         window: int,
+        opts: TcpOptions,
         now: float,
     ) -> TcpConnection | None:
         iss = add(ack, -1)
         irs = add(seq, -1)
-        cookie = self._isn.check_cookie(local, remote, irs, iss, now)
+        ecr = opts.ts_ecr if opts.ts_val is not None else None
+        cookie = self._isn.check_cookie(local, remote, irs, iss, now, ecr)
         if cookie is None:
             return None
         if len(self.connections) >= self.limits.max_connections:
@@ -470,8 +490,10 @@ class TcpLayer(Layer):
         args = self._conn_args(local, remote, now, listener.config)
         del args["iss"]
         conn = TcpConnection.from_cookie(
-            local, remote, iss=iss, irs=irs, peer_mss=cookie.mss, window=window, now=now, **args
-        )
+            local, remote, iss=iss, irs=irs, peer_mss=cookie.mss, window=window, now=now,
+            peer_wscale=cookie.wscale, sack=cookie.sack,
+            ts_recent=opts.ts_val if cookie.timestamps else None, **args,
+        )  # fmt: skip
         try:
             route = self._net(remote[0]).route(remote[0], src=local[0])
         except OSError:

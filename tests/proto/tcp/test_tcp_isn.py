@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netstack.proto.tcp import seq
-from netstack.proto.tcp.isn import COOKIE_MSS, Cookie, IsnGenerator
+from netstack.proto.tcp.isn import COOKIE_MSS, Cookie, IsnGenerator, cookie_options, cookie_ts
 
 SETTINGS = settings(max_examples=200, deadline=None, derandomize=True)
 TICK = 64.0
@@ -291,3 +291,26 @@ def test_cookie_table() -> None:
     assert len(COOKIE_MSS) == 8  # three bits
     assert list(COOKIE_MSS) == sorted(set(COOKIE_MSS))
     assert COOKIE_MSS[0] == 536 and 1460 in COOKIE_MSS
+
+
+@given(
+    st.integers(0, 0xFFFFFFFF),
+    st.one_of(st.none(), st.integers(0, 14)),
+    st.booleans(),
+)
+def test_cookie_timestamp_carries_options_and_never_runs_ahead(
+    ts_now: int, wscale: int | None, sack: bool
+) -> None:
+    """isn.py: the SYN-ACK's timestamp keeps the options in its low 6 bits, and is never
+    later than the clock (at most 64 ms earlier)."""
+    bits = cookie_options(wscale, sack)
+    ts = cookie_ts(ts_now, bits)
+    assert ts & 0x3F == bits
+    assert 0 <= (ts_now - ts) & 0xFFFFFFFF < 64
+    gen = IsnGenerator(SECRET)
+    cookie = gen.cookie(LOCAL, REMOTE, PEER_ISN, 1460, NOW, bits)
+    assert gen.check_cookie(LOCAL, REMOTE, PEER_ISN, cookie, NOW, ts) == Cookie(
+        1460, wscale, sack, timestamps=True
+    )
+    # Without the echo (no timestamps on the ACK) the cookie does not check out.
+    assert gen.check_cookie(LOCAL, REMOTE, PEER_ISN, cookie, NOW) is None

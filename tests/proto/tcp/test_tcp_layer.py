@@ -316,11 +316,67 @@ def test_half_open_connections_fill_the_backlog_then_cookies() -> None:
     assert cookie.flags == SYN | ACK and cookie.ack == 77_001
     assert len(host.tcp.connections) == 2
     assert host.tcp.stats()["syn_cookies_sent"] == 1
-    # A cookie can carry only the MSS: no window scaling, SACK or timestamps offered.
+    # The SYN had timestamps: the cookie keeps window scaling and SACK in our timestamp's
+    # low 6 bits (wscale 7, SACK bit), as Linux does.
     offered = parse_options(cookie.tcp.options)
     assert offered.mss is not None
-    assert offered.wscale is None and not offered.sack_permitted and offered.ts_val is None
+    assert offered.wscale is not None and offered.sack_permitted and offered.ts_val is not None
+    assert offered.ts_val & 0x3F == 7 | 0x10 and offered.ts_ecr == 5
     assert cookie.tcp.window <= 0xFFFF
+
+
+def test_cookie_without_timestamps_offers_no_other_options() -> None:
+    host = Host()
+    host.listen(backlog=1)
+    host.inject(1.0, SYN, seq=1, sport=40000, options=emit_options(mss=1460))
+    opts = emit_options(mss=1460, wscale=7, sack_permitted=True)
+    (cookie,) = host.inject(1.0, SYN, seq=77_000, sport=40002, options=opts)
+    offered = parse_options(cookie.tcp.options)
+    assert offered.wscale is None and not offered.sack_permitted and offered.ts_val is None
+
+
+def _cookie_with_options(wscale: int | None) -> tuple[Host, Out, int]:
+    host = Host()
+    host.listen(backlog=1)
+    host.inject(1.0, SYN, seq=1, sport=40000, options=emit_options(mss=1460))
+    opts = emit_options(mss=1460, wscale=wscale, sack_permitted=True, timestamp=(500, 0))
+    (cookie,) = host.inject(1.0, SYN, seq=77_000, sport=40002, options=opts)
+    ts_val = parse_options(cookie.tcp.options).ts_val
+    assert ts_val is not None
+    return host, cookie, ts_val
+
+
+@pytest.mark.parametrize("wscale", [None, 0, 7, 14])
+def test_cookie_ack_restores_window_scale_sack_and_timestamps(wscale: int | None) -> None:
+    """Issue 10 item 7: the connection a cookie completes keeps the SYN's options."""
+    host, cookie, ts_val = _cookie_with_options(wscale)
+    ack_opts = emit_options(timestamp=(501, ts_val))
+    host.inject(1.5, ACK, seq=77_001, ack=cookie.seq + 1, sport=40002, window=100,
+                options=ack_opts)  # fmt: skip
+    conn = host.tcp.connections[(OUR_IP, PORT, PEER_IP, 40002)]
+    assert conn.state is State.ESTABLISHED
+    assert conn.sack_ok and conn.ts_ok and conn.ts_recent == 501
+    assert conn.snd_wscale == (wscale or 0)
+    assert conn.rcv_wscale == (conn._our_wscale() if wscale is not None else 0)
+    assert conn.snd_wnd == 100 << (wscale or 0)  # the ACK's window is scaled
+    assert conn.mss == 1460 - 12  # the timestamps take room in every segment
+    # Data both ways, with timestamps on our segments.
+    conn.send(b"pong", 1.7)
+    host.tcp.call(conn, 1.7)
+    (seg,) = [o for o in host.sent() if o.payload]
+    assert parse_options(seg.tcp.options).ts_ecr == 501
+
+
+def test_cookie_ack_with_altered_option_bits_is_refused() -> None:
+    """The option bits are covered by the cookie's hash: an ACK that echoes other bits
+    (say, a larger window scale) does not complete a connection."""
+    host, cookie, ts_val = _cookie_with_options(2)
+    forged = (ts_val & ~0x3F) | 9 | 0x10
+    ack_opts = emit_options(timestamp=(501, forged))
+    (rst,) = host.inject(1.5, ACK, seq=77_001, ack=cookie.seq + 1, sport=40002,
+                         options=ack_opts)  # fmt: skip
+    assert rst.flags == RST
+    assert (OUR_IP, PORT, PEER_IP, 40002) not in host.tcp.connections
 
 
 def cookie_host() -> tuple[Host, Out]:
