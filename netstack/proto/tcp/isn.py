@@ -24,7 +24,14 @@ from __future__ import annotations
 import hashlib
 from typing import NamedTuple
 
-__all__ = ["COOKIE_MSS", "NO_COOKIE_OPTIONS", "IsnGenerator", "Cookie", "cookie_ts"]
+__all__ = [
+    "COOKIE_MSS",
+    "NO_COOKIE_OPTIONS",
+    "Cookie",
+    "IsnGenerator",
+    "cookie_options",
+    "cookie_ts",
+]
 
 #: The MSS values a cookie can carry (3 bits), as Linux's msstab does for IPv4.
 COOKIE_MSS = (536, 1300, 1440, 1460, 4312, 8960, 16344, 65495)

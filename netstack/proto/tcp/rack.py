@@ -238,7 +238,7 @@ class Rack:
                 if seg.lost:
                     seg.lost = False
                     self.lost_bytes -= n
-                self._delivered(seg, now, ts_ecr, retrans_ts)
+                self._delivered(seg, now, None, None)
         return acked, newly_sacked
 
     def _delivered(
@@ -249,15 +249,17 @@ class Rack:
         retrans_ts: Callable[[float], int] | None,
     ) -> None:
         # Step 2, RACK_update(): the most recently sent segment delivered so far. A
-        # retransmitted segment is used only when the ACK is not for its original
+        # retransmitted segment is not used when the ACK may be for its original
         # transmission: the echoed timestamp predates the retransmission, or the RTT would
-        # be shorter than the minimum (an ACK of the original).
+        # be shorter than the minimum. The echo is only checked for cumulative ACKs: for a
+        # SACKed segment the receiver echoes its last in-order segment (RFC 7323 4.3), so
+        # there only the RTT can tell (as Linux does).
         rtt = now - seg.xmit
         if seg.retrans:
             if ts_ecr is not None and retrans_ts is not None:
                 if diff(ts_ecr, retrans_ts(seg.xmit)) < 0:
                     return
-            elif self.min_rtt is not None and rtt < self.min_rtt:
+            elif self.min_rtt is not None and rtt + 1e-6 < self.min_rtt:
                 return
         if self.xmit_ts is None or _sent_after(seg.xmit, seg.order, self.xmit_ts, self.order):
             self.rtt = rtt
