@@ -18,6 +18,7 @@ from types import FrameType
 
 from .common import LOOPS, Emitter, Settings, log, loop_factory, machine_info
 from .dns import run_dns
+from .loss import run_loss
 from .micro import run_micro
 from .ping import run_ping
 from .tap import run_tap, run_veth
@@ -34,6 +35,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "tcp": ("tcp_bulk_memory", "tcp_bulk_tap", "tcp_connect_rate", "tcp_memory"),
     "dns": ("dns_qps", "dns_tap_qps", "dns_cache_hit", "dhcp_leases"),
     "tls": ("tls_handshakes", "tls_bulk"),
+    "loss": ("tcp_loss",),
 }
 ALL = tuple(name for names in GROUPS.values() for name in names)
 
@@ -89,6 +91,8 @@ async def _on_loop(emit: Emitter, settings: Settings, names: set[str], first: bo
         await run_dns(emit, settings, names)
     if names & set(GROUPS["tls"]):
         await run_tls(emit, settings, names)
+    if "tcp_loss" in names:
+        await run_loss(emit, settings)
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

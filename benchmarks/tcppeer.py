@@ -29,6 +29,13 @@ closes or MAX_SECONDS pass, then close them (and print the same line again).
 ``accept HOST PORT MAX_SECONDS``: listen (backlog 4096) and keep every accepted connection
 idle until standard input closes or MAX_SECONDS pass; print ``{"accepted"}``.
 
+``recvgaps HOST PORT MAX_SECONDS``: as ``sink``, and also count stalls: gaps of more than
+0.1 s between two reads that returned data; print ``{"bytes", "seconds", "stalls",
+"stall_seconds"}``.
+
+``sendn HOST PORT BYTES``: connect, ``sendall`` BYTES in 64 KiB chunks, half-close, wait for
+the peer's EOF; print ``{"bytes", "seconds"}``, ``seconds`` from connected to that EOF.
+
 The peers only talk to the address they are given, which the benchmarks take from
 198.18.0.0/15 inside namespaces they create, or 127.0.0.1.
 """
@@ -89,6 +96,60 @@ def sink(host: str, port: int, max_seconds: float) -> dict[str, Any]:
     conn.close()
     lsock.close()
     return {"bytes": total, "seconds": round(elapsed, 6)}
+
+
+#: A gap between reads longer than this is a stall.
+STALL = 0.1
+
+
+def recvgaps(host: str, port: int, max_seconds: float) -> dict[str, Any]:
+    lsock = _listener(host, port)
+    lsock.settimeout(max_seconds)
+    _ready(lsock)
+    conn, _ = lsock.accept()
+    start = last = time.monotonic()
+    deadline = start + max_seconds
+    conn.settimeout(max_seconds)
+    buf = bytearray(READ)
+    total = stalls = 0
+    stalled = 0.0
+    while time.monotonic() < deadline:
+        n = conn.recv_into(buf)
+        now = time.monotonic()
+        if not n:
+            break
+        if now - last > STALL:
+            stalls += 1
+            stalled += now - last
+        last = now
+        total += n
+    elapsed = time.monotonic() - start
+    conn.close()
+    lsock.close()
+    return {
+        "bytes": total,
+        "seconds": round(elapsed, 6),
+        "stalls": stalls,
+        "stall_seconds": round(stalled, 3),
+    }
+
+
+def sendn(host: str, port: int, size: int) -> dict[str, Any]:
+    sock = socket.create_connection((host, port), timeout=IO_TIMEOUT)
+    sock.settimeout(120.0)
+    start = time.monotonic()
+    chunk = bytes(CHUNK)
+    left = size
+    while left > 0:
+        n = min(left, CHUNK)
+        sock.sendall(chunk[:n])
+        left -= n
+    sock.shutdown(socket.SHUT_WR)
+    while sock.recv(65536):
+        pass
+    elapsed = time.monotonic() - start
+    sock.close()
+    return {"bytes": size, "seconds": round(elapsed, 6)}
 
 
 def source(host: str, port: int, seconds: float) -> dict[str, Any]:
@@ -233,6 +294,10 @@ def main(argv: list[str]) -> int:
         result = sink(args[0], int(args[1]), float(args[2]))
     elif cmd == "source" and len(args) == 3:
         result = source(args[0], int(args[1]), float(args[2]))
+    elif cmd == "recvgaps" and len(args) == 3:
+        result = recvgaps(args[0], int(args[1]), float(args[2]))
+    elif cmd == "sendn" and len(args) == 3:
+        result = sendn(args[0], int(args[1]), int(args[2]))
     elif cmd == "echo" and len(args) == 4:
         result = asyncio.run(_echo(args[0], int(args[1]), float(args[2]), int(args[3])))
     elif cmd == "connect" and len(args) == 5:

@@ -19,6 +19,7 @@ import ctypes
 import functools
 import ipaddress
 import itertools
+import json
 import logging
 import os
 import shutil
@@ -41,6 +42,8 @@ __all__ = [
     "NamespaceError",
     "have_net_admin",
     "open_tap_in_namespace",
+    "open_tap_behind_router",
+    "router_drops",
     "tap_unavailable_reason",
 ]
 
@@ -456,3 +459,75 @@ def have_net_admin() -> bool:
         True when :func:`open_tap_in_namespace` can work (see :func:`tap_unavailable_reason`).
     """
     return tap_unavailable_reason() is None
+
+
+def open_tap_behind_router(
+    router: Namespace, far: Namespace, *, loss_percent: int = 0, dev: str | None = None
+) -> TapLink:
+    """netstack on a TAP device whose kernel side is a router (namespace ``router``,
+    198.18.0.1/24) that forwards to the kernel in ``far`` (198.18.1.2/24, over a veth pair
+    from 198.18.1.1/24), optionally losing ``loss_percent`` % of the forwarded packets at
+    random. netstack takes 198.18.0.2/24 with gateway 198.18.0.1.
+
+    The loss is real network loss for both ends: an nftables ``numgen random`` drop in the
+    router's forward hook (``table inet netstack_loss``, counter ``dropped``), neither in
+    the sender's own output, where the kernel would see a local error and retry at once,
+    nor ``netem``, which this kind of machine may not have.
+
+    Args:
+        router: the namespace that forwards (an empty one, e.g. from :meth:`Namespace.create`).
+        far: the namespace of the far kernel end.
+        loss_percent: 0 to 100.
+        dev: the TAP device's name (derived from the pid when ``None``).
+
+    Returns:
+        The link (not yet listening).
+
+    Raises:
+        ValueError: ``loss_percent`` out of range.
+        NamespaceError: a command failed (``nft`` missing, say).
+    """
+    if not 0 <= loss_percent <= 100:
+        raise ValueError(f"loss_percent must be 0..100, not {loss_percent}")
+    link = open_tap_in_namespace(router, kernel_ipv4="198.18.0.1/24", kernel_ipv6=None, dev=dev)
+    try:
+        n = next(_counter)
+        near, far_dev = f"nsr{os.getpid()}a{n}"[:15], f"nsr{os.getpid()}b{n}"[:15]
+        router.ip("link", "add", near, "type", "veth", "peer", "name", far_dev, "netns", far.name)
+        router.ip("addr", "add", _check_safe("198.18.1.1/24", SAFE_IPV4), "dev", near)
+        far.ip("addr", "add", _check_safe("198.18.1.2/24", SAFE_IPV4), "dev", far_dev)
+        # Every packet MTU-sized, as on the TAP device: the loss rule then drops segments,
+        # not 64 KiB offload bursts.
+        router.ip("link", "set", near, "gso_max_segs", "1")
+        far.ip("link", "set", far_dev, "gso_max_segs", "1")
+        router.ip("link", "set", near, "up")
+        far.ip("link", "set", far_dev, "up")
+        far.ip("route", "add", "default", "via", "198.18.1.1")
+        router.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
+        if loss_percent:
+            rules = (
+                "table inet netstack_loss {\n"
+                "  counter dropped { }\n"
+                "  chain forward {\n"
+                "    type filter hook forward priority 0; policy accept;\n"
+                f"    numgen random mod 100 < {loss_percent} counter name dropped drop\n"
+                "  }\n"
+                "}\n"
+            )
+            proc = router.run("nft", "-f", "-", input=rules, check=False)
+            if proc.returncode != 0:
+                raise NamespaceError(f"nft failed: {proc.stderr.strip()}")
+    except BaseException:
+        link.close()
+        raise
+    return link
+
+
+def router_drops(router: Namespace) -> int:
+    """Packets the loss rule of :func:`open_tap_behind_router` dropped so far."""
+    proc = router.run("nft", "-j", "list", "counter", "inet", "netstack_loss", "dropped")
+    for item in json.loads(proc.stdout).get("nftables", []):
+        counter = item.get("counter")
+        if counter is not None:
+            return int(counter.get("packets", 0))
+    return 0

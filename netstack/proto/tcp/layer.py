@@ -112,6 +112,7 @@ class TcpLayer(Layer):
         "syn_cookies_sent",
         "syn_cookies_accepted",
         "challenge_acks",
+        *(_LOSS_COUNTERS := ("timeouts", "fast_recoveries", "loss_probes", "undos", "dsacks_sent")),
     )
 
     def __init__(
@@ -152,6 +153,8 @@ class TcpLayer(Layer):
         self.rx_segments = self.tx_segments = self.active_opens = self.passive_opens = 0
         self.resets_sent = self.retransmits = self.challenge_acks = 0
         self.syn_cookies_sent = self.syn_cookies_accepted = 0
+        self.timeouts = self.fast_recoveries = self.loss_probes = self.undos = 0
+        self.dsacks_sent = 0
         ip.protocols[IpProto.TCP] = self.receive
         icmp.error_handlers[IpProto.TCP] = self._icmp_error
         if ip6 is not None:
@@ -634,6 +637,9 @@ class TcpLayer(Layer):
             self.drops[reason] = self.drops.get(reason, 0) + n
         conn.drops.clear()
         conn.retransmits = conn.challenge_acks = 0
+        for name in self._LOSS_COUNTERS:
+            setattr(self, name, getattr(self, name) + getattr(conn, name))
+            setattr(conn, name, 0)
 
     # -- user calls through the layer ------------------------------------------------------
     def call(self, conn: TcpConnection, now: float) -> None:
@@ -744,6 +750,8 @@ class TcpLayer(Layer):
         live = list(self.connections.values())
         out["retransmits"] += sum(c.retransmits for c in live)
         out["challenge_acks"] += sum(c.challenge_acks for c in live)
+        for name in self._LOSS_COUNTERS:
+            out[name] += sum(getattr(c, name) for c in live)
         drops = out["drops"]
         for c in live:
             for reason, n in c.drops.items():
