@@ -1241,15 +1241,20 @@ class TcpConnection:
         self._rack_detect(rack, now)
         if rack.lost_bytes > 0 and not self._in_recovery and not self._rto_recovery:
             self._enter_recovery(now)
+        if self._in_recovery:
+            self._prr_step(delivered, advanced and rack.losses_detected == lost_before)
+
+    def _prr_step(self, delivered: int, safe: bool) -> None:
+        """RFC 6937 3, on every ACK in recovery (and on the reordering timer)."""
         prr = self._prr
-        if prr is not None and self._in_recovery:
-            pipe = self._pipe()
-            safe = advanced and rack.losses_detected == lost_before
-            sndcnt = prr.on_ack(delivered, pipe, safe=safe)
-            if prr.out == 0 and sndcnt < self.mss:
-                sndcnt = prr.sndcnt = self.mss  # the fast retransmit on entering recovery
-            # RFC 6937 3: cwnd = pipe + sndcnt.
-            self.cc.cwnd = pipe + sndcnt
+        if prr is None:
+            return
+        pipe = self._pipe()
+        sndcnt = prr.on_ack(delivered, pipe, safe=safe)
+        if prr.out == 0 and sndcnt < self.mss:
+            sndcnt = prr.sndcnt = self.mss  # the fast retransmit on entering recovery
+        # RFC 6937 3: cwnd = pipe + sndcnt.
+        self.cc.cwnd = pipe + sndcnt
 
     def _rack_detect(self, rack: Rack, now: float) -> None:
         """RFC 8985 6.2 step 5 and RACK_detect_loss_and_arm_timer()."""
@@ -1267,13 +1272,7 @@ class TcpConnection:
             return
         if not self._in_recovery and not self._rto_recovery:
             self._enter_recovery(now)
-        prr = self._prr
-        if prr is not None:
-            pipe = self._pipe()
-            sndcnt = prr.on_ack(0, pipe, safe=False)
-            if prr.out == 0 and sndcnt < self.mss:
-                sndcnt = prr.sndcnt = self.mss
-            self.cc.cwnd = pipe + sndcnt
+        self._prr_step(0, False)
 
     def _undo_response(self) -> None:
         """RFC 4015 / RFC 3708 5: the last loss response was for nothing: restore cwnd and
