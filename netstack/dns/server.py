@@ -20,13 +20,19 @@ What it follows:
   section, with the TTL the smaller of the SOA record's TTL and its MINIMUM field.
 - RFC 1035 4.1.1: AA set on authoritative answers; RD copied; RA clear (this server does not
   recurse); REFUSED for names outside the zones served (and for zone transfers, which are not
-  offered); NOTIMP for opcodes other than QUERY; FORMERR for messages that do not parse.
-  RFC 9619: a query has exactly one question.
+  offered); FORMERR for messages that do not parse. RFC 9619: a query has exactly one
+  question. NOTIMP for opcodes other than QUERY, with no flag but QR copied (the other bits
+  are the opcode's to define, RFC 6895 2) and no question, as BIND and NSD answer.
 - RFC 1035 4.2.1 and RFC 6891 6.2.3-6.2.5: UDP answers fit in 512 bytes, or in the EDNS
   payload size the client gave (at least 512), and never more than this server's own limit;
   RFC 2181 9: additional records are left out before TC is set; a truncated answer is the
   header and question (and OPT, RFC 6891 7), with TC, telling the client to ask over TCP.
-- RFC 6891: an OPT in the answer only when the query had one (7); a query with EDNS version
+- RFC 3225 3: the DO bit of the query is copied into the answer's OPT.
+- RFC 7830 and RFC 8467 4.1: an answer to a padded query is padded to a multiple of 468
+  bytes on an encrypted transport only; cleartext answers are never padded (padding hides
+  nothing there and would make each answer a larger reflection).
+- RFC 6891: an OPT in the answer exactly when the query had one (6.1.1, 7), NOTIMP answers
+  included; a query with EDNS version
   above 0 gets BADVERS (6.1.3); one with more than one OPT gets FORMERR (6.1.1), made of
   the header, the question and an OPT (7). Unknown EDNS options are ignored (6.1.2).
 - RFC 1035 4.2.2 and RFC 7766: over TCP, every message has a two-byte length prefix; a
@@ -73,6 +79,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, TypeAlias, TypeVar
 
+import dns.edns
 import dns.exception
 import dns.flags
 import dns.message
@@ -117,6 +124,10 @@ MAX_CNAME_CHAIN = 8
 
 _HEADER_LEN = 12
 _QR = int(dns.flags.QR)
+_DO = int(dns.flags.DO)
+_OPCODE_BITS = 0x7800
+#: RFC 8467 4.1: responses over an encrypted transport are padded to a multiple of this.
+RESPONSE_PADDING_BLOCK = 468
 _IN = dns.rdataclass.IN
 
 Record: TypeAlias = tuple[str, str] | tuple[str, str, int]
@@ -218,6 +229,17 @@ def _rrset(owner: dns.name.Name, rds: dns.rdataset.Rdataset) -> dns.rrset.RRset:
     return dns.rrset.from_rdata_list(owner, int(rds.ttl), list(rds))
 
 
+def _make_response(query: dns.message.Message, payload: int) -> dns.message.Message:
+    """dnspython's response to ``query`` (ID, question, QR, opcode, RD; an OPT when the
+    query had one), with the DO bit copied and never padded (padding is the transport's
+    business: see :meth:`Responder.respond`)."""
+    response = dns.message.make_response(query, our_payload=payload, pad=0)
+    if query.edns >= 0 and query.ednsflags & _DO:
+        # RFC 3225 3: "The DO bit of the query MUST be copied in the response."
+        response.want_dnssec(True)
+    return response
+
+
 @dataclass(slots=True)
 class _ZoneIndex:
     """A zone with what answering needs precomputed: every name that exists (owner names
@@ -296,7 +318,7 @@ class Authority:
 
     def answer(self, query: dns.message.Message) -> dns.message.Message:
         """The response to a parsed query with one question of class IN."""
-        response = dns.message.make_response(query, our_payload=self.udp_payload)
+        response = _make_response(query, self.udp_payload)
         question = query.question[0]
         zi = self.zone_for(question.name)
         if zi is None:
@@ -403,12 +425,14 @@ class Responder:
     def drop(self, reason: str) -> None:
         self.drops[reason] = self.drops.get(reason, 0) + 1
 
-    def respond(self, wire: bytes, *, udp: bool) -> bytes | None:
+    def respond(self, wire: bytes, *, udp: bool, encrypted: bool = False) -> bytes | None:
         """The answer to ``wire`` (one DNS message), or None when it is dropped.
 
         Args:
             wire: the message, without the TCP length prefix.
             udp: whether it came over UDP (answers are then size-limited).
+            encrypted: whether it came over an encrypted transport (DNS over TLS): only
+                then is an answer to a padded query padded (RFC 7830, RFC 8467).
         """
         if len(wire) < _HEADER_LEN:
             self.drop("short")
@@ -423,7 +447,7 @@ class Responder:
             return None
         self.queries["udp" if udp else "tcp"] += 1
         if dns.opcode.from_flags(flags) != dns.opcode.QUERY:
-            return self._header_only(wire, dns.rcode.NOTIMP)  # RFC 1035 4.1.1
+            return self._not_implemented(wire)
         try:
             query = dns.message.from_wire(wire)
         except dns.message.BadEDNS:
@@ -435,7 +459,7 @@ class Responder:
             return self._header_only(wire, dns.rcode.FORMERR)
         try:
             response = self._answer(query)
-            return self._render(query, response, udp)
+            return self._render(query, response, udp, encrypted)
         except Exception:  # a bug: count it, answer SERVFAIL, never let it into the loop
             log.exception("internal error answering a query")
             self.drop("internal_error")
@@ -462,7 +486,7 @@ class Responder:
     def _error(
         self, query: dns.message.Message, rcode: dns.rcode.Rcode, *, keep_question: bool = True
     ) -> dns.message.Message:
-        response = dns.message.make_response(query, our_payload=self.udp_payload)
+        response = _make_response(query, self.udp_payload)
         if not keep_question:
             response.question = []
         response.set_rcode(rcode)
@@ -477,9 +501,18 @@ class Responder:
         return min(max(CLASSIC_UDP_SIZE, query.payload), self.udp_payload)
 
     def _render(
-        self, query: dns.message.Message, response: dns.message.Message, udp: bool
+        self,
+        query: dns.message.Message,
+        response: dns.message.Message,
+        udp: bool,
+        encrypted: bool = False,
     ) -> bytes:
         limit = self._limit(query, udp)
+        if encrypted and response.opt is not None and _padded(query):
+            # RFC 7830 4 and RFC 8467 4.1: a padded query over an encrypted transport gets
+            # a padded answer, in blocks of 468 bytes. Never on cleartext: padding there
+            # hides nothing and makes every answer a bigger reflection.
+            response.pad = RESPONSE_PADDING_BLOCK
         try:
             out = response.to_wire(max_size=65535)
         except dns.exception.TooBig:
@@ -519,6 +552,31 @@ class Responder:
         self._count(dns.rcode.FORMERR)
         return response.to_wire(max_size=65535)
 
+    def _not_implemented(self, wire: bytes) -> bytes:
+        """NOTIMP for an opcode other than QUERY (RFC 1035 4.1.1).
+
+        The header bits between Opcode and RCODE mean what the opcode defines (RFC 6895 2;
+        UPDATE has a Z field there, RFC 2136 2.2), so for an opcode not implemented here
+        none of them is copied, RD included: the answer is QR, the ID and the opcode (as
+        BIND answers), no question (its format is the opcode's too, as NSD answers). If the
+        message parses and has an OPT, the answer has one, version 0, with DO copied (RFC
+        6891 6.1.1, RFC 3225 3).
+        """
+        flags = int.from_bytes(wire[2:4], "big")
+        response = dns.message.Message(id=int.from_bytes(wire[0:2], "big"))
+        response.flags = _QR | (flags & _OPCODE_BITS)
+        response.set_rcode(dns.rcode.NOTIMP)
+        try:
+            query = dns.message.from_wire(wire)
+        except Exception:  # any parse error: the header alone
+            query = None
+        if query is not None and query.opt is not None:
+            ednsflags = _DO if query.ednsflags & _DO else 0
+            response.use_edns(0, ednsflags, self.udp_payload)
+            response.set_rcode(dns.rcode.NOTIMP)
+        self._count(dns.rcode.NOTIMP)
+        return response.to_wire(max_size=65535)
+
     def _header_only(self, wire: bytes, rcode: dns.rcode.Rcode, *, edns: bool = False) -> bytes:
         """A response made of the query's header alone (its question may not parse)."""
         flags = int.from_bytes(wire[2:4], "big")
@@ -546,6 +604,10 @@ class Responder:
             "malformed": self.malformed,
             "drops": dict(self.drops),
         }
+
+
+def _padded(query: dns.message.Message) -> bool:
+    return any(o.otype == dns.edns.OptionType.PADDING for o in query.options)
 
 
 class RateLimiter:

@@ -123,6 +123,55 @@ async def test_dig_follows_truncation_to_tcp(tap_netns: TapSandbox, dns_server: 
     assert stats["truncated"] >= 2 and stats["tcp_queries"] >= 1
 
 
+def opt_section(out: str) -> str:
+    return section(out, "OPT PSEUDO")
+
+
+@pytest.mark.parametrize("transport", ["+notcp", "+tcp"])
+async def test_dig_sees_the_do_bit_copied(
+    tap_netns: TapSandbox, dns_server: DnsServer, transport: str
+) -> None:
+    # RFC 3225 3: the DO bit of the query is copied into the response.
+    require_program("dig")
+    out = await dig(tap_netns, transport, "+dnssec", "web.example.test", "A")
+    assert status(out) == "NOERROR"
+    assert re.search(r"EDNS: version: 0, flags: do;", out), out
+    out = await dig(tap_netns, transport, "+dnssec", "nope.example.test", "A")
+    assert status(out) == "NXDOMAIN" and "flags: do;" in out
+    out = await dig(tap_netns, transport, "web.example.test", "A")
+    assert "EDNS: version: 0, flags:;" in out  # and not set when not asked
+
+
+async def test_dig_unknown_opcode_gets_notimp_without_rd(
+    tap_netns: TapSandbox, dns_server: DnsServer
+) -> None:
+    # NOTIMP for an opcode not implemented: nothing but QR among the flags, whatever the
+    # query set (BIND's own check of opcode 15), and an OPT since the query had one
+    # (RFC 6891 6.1.1).
+    require_program("dig")
+    out = await dig(tap_netns, "+opcode=15", "+rec", "+cd", "+adflag", "+zflag", "+dnssec",
+                    "web.example.test", "A")  # fmt: skip
+    assert status(out) == "NOTIMP"
+    assert flags(out) == {"qr"} and "MBZ" not in out.split(";; OPT")[0]
+    assert "opcode: RESERVED15" in out
+    assert "EDNS: version: 0, flags: do;" in out
+    out = await dig(tap_netns, "+opcode=notify", "+noedns", "example.test", "SOA")
+    assert status(out) == "NOTIMP" and flags(out) == {"qr"} and "EDNS" not in out
+
+
+@pytest.mark.parametrize("transport", ["+notcp", "+tcp"])
+async def test_dig_padding_is_not_echoed_in_cleartext(
+    tap_netns: TapSandbox, dns_server: DnsServer, transport: str
+) -> None:
+    # RFC 8467 / RFC 7830: padding belongs to encrypted transports only.
+    require_program("dig")
+    out = await dig(tap_netns, transport, "+padding=128", "web.example.test", "A")
+    assert status(out) == "NOERROR"
+    assert "PADDING" not in opt_section(out), out
+    size = re.search(r"MSG SIZE\s+rcvd: (\d+)", out)
+    assert size is not None and int(size.group(1)) < 200
+
+
 # -- the netstack resolver against dnsmasq ------------------------------------------------------
 BIG = [chr(ord("a") + i) * 200 for i in range(8)]
 
