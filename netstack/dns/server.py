@@ -37,10 +37,18 @@ What it follows:
   the header, the question and an OPT (7). Unknown EDNS options are ignored (6.1.2).
 - RFC 1035 4.2.2 and RFC 7766: over TCP, every message has a two-byte length prefix; a
   connection carries any number of queries, answered in order, each answer written with its
-  prefix in one write (8); idle connections are closed (6.2.3).
+  prefix in one write (8); idle connections are closed (6.2.3), and so are those whose
+  message does not arrive whole in time.
 - Response rate limiting (not an RFC; what authoritative servers do against reflection
-  attacks): a token bucket per client address on UDP; a query beyond it is dropped and
-  counted. TCP is not limited: its source address cannot be forged.
+  attacks): a token bucket per client address on UDP, 100 queries a second with bursts of
+  200 by default; of the queries beyond it every second one "slips" (an answer with TC=1
+  and nothing but the question, no larger than the query) and the others are dropped, as
+  BIND's RRL does by default: a real client behind a busy address goes on over TCP, a
+  forged-source flood reflects half its packets at most, without amplification. TCP is not
+  rate limited (its source address cannot be forged) but capped: connections per client
+  address and in all (RFC 7766 6.2.2, 10; at the cap in all, the connection idle longest
+  gives way, 6.2.3), an idle timeout between messages and a deadline for each message, so
+  connections that trickle bytes are closed.
 
 Nothing a client sends raises out of the server: dnspython's parse errors are caught at the
 boundary, answered with FORMERR when the header allows it, and counted.
@@ -75,6 +83,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, TypeAlias, TypeVar
@@ -99,6 +108,7 @@ __all__ = [
     "DnsServer",
     "RateLimiter",
     "Responder",
+    "Verdict",
     "ZoneSpec",
     "load_zones",
     "serve",
@@ -119,6 +129,19 @@ UDP_PAYLOAD = 1232
 MAX_UDP_QUERY = 4096
 #: RFC 7766 6.2.3: idle TCP connections are closed after this many seconds.
 TCP_IDLE_TIMEOUT = 10.0
+#: A DNS message over TCP must arrive whole within this many seconds of its first byte (the
+#: idle timer runs only between messages, so a byte now and then does not hold a connection).
+TCP_MESSAGE_TIMEOUT = 5.0
+#: RFC 7766 6.2.2 and 10: TCP connections served at once, in all and per client address
+#: (per client much looser than the one connection a client should open, RFC 7766 6.2.2:
+#: one address may be many resolvers, or a NAT).
+TCP_MAX_CONNECTIONS = 128
+TCP_MAX_PER_CLIENT = 16
+#: The UDP rate limit: queries a second per client address, the burst allowed, and the slip
+#: ratio (every SLIP-th query over the limit is answered with TC=1, the others dropped).
+RATE = 100.0
+BURST = 200.0
+SLIP = 2
 #: CNAMEs followed within the zones served before the answer stops (loops stop sooner).
 MAX_CNAME_CHAIN = 8
 
@@ -420,6 +443,7 @@ class Responder:
         self.drops: dict[str, int] = {}
         self.malformed = 0
         self.truncated = 0
+        self.slipped = 0
         self.additional_omitted = 0
 
     def drop(self, reason: str) -> None:
@@ -464,6 +488,33 @@ class Responder:
             log.exception("internal error answering a query")
             self.drop("internal_error")
             return self._header_only(wire, dns.rcode.SERVFAIL)
+
+    def slip(self, wire: bytes) -> bytes | None:
+        """The answer to a query over the rate limit that slips: TC=1 with the header, the
+        question and the OPT (RFC 6891 7) and nothing else, no larger than the query, so a
+        real client asks again over TCP and a forged source gains nothing. None (drop) for
+        anything but a well-formed QUERY with one question.
+
+        Args:
+            wire: the query, as it came over UDP.
+        """
+        if len(wire) < _HEADER_LEN or len(wire) > MAX_UDP_QUERY:
+            return None
+        flags = int.from_bytes(wire[2:4], "big")
+        if flags & _QR or dns.opcode.from_flags(flags) != dns.opcode.QUERY:
+            return None
+        try:
+            query = dns.message.from_wire(wire)
+        except Exception:  # dnspython raises many kinds on malformed wire
+            return None
+        if len(query.question) != 1:
+            return None
+        response = self._error(query, dns.rcode.NOERROR)
+        response.flags |= dns.flags.TC
+        self.slipped += 1
+        self.queries["udp"] += 1
+        self._count(dns.rcode.NOERROR)
+        return response.to_wire(max_size=65535)
 
     def _answer(self, query: dns.message.Message) -> dns.message.Message:
         if len(query.question) != 1:
@@ -600,6 +651,7 @@ class Responder:
             "responses": sum(self.rcodes.values()),
             "rcodes": dict(self.rcodes),
             "truncated": self.truncated,
+            "slipped": self.slipped,
             "additional_omitted": self.additional_omitted,
             "malformed": self.malformed,
             "drops": dict(self.drops),
@@ -610,45 +662,79 @@ def _padded(query: dns.message.Message) -> bool:
     return any(o.otype == dns.edns.OptionType.PADDING for o in query.options)
 
 
+class Verdict(Enum):
+    """What :meth:`RateLimiter.check` says to do with a query."""
+
+    ANSWER = "answer"
+    #: Answer with TC=1 and nothing else (:meth:`Responder.slip`).
+    SLIP = "slip"
+    DROP = "drop"
+
+
 class RateLimiter:
     """A token bucket per client: ``rate`` queries a second on average, bursts of up to
-    ``burst``. No clock inside: :meth:`allow` takes the time.
+    ``burst``; beyond them, every ``slip``-th query slips (a TC=1 answer) and the others are
+    dropped. No clock inside: :meth:`check` takes the time.
+
+    Slipping is what response rate limiting in authoritative servers does (BIND's RRL, whose
+    default slip is 2 too): a forged-source flood reflects at most half of its queries, as
+    answers no larger than the queries (no amplification), while a real client behind a busy
+    address (a resolver, a NAT) that crossed the limit learns it at once and asks again over
+    TCP, which is not limited. The first query over the limit slips, so a client that just
+    crossed it is not left to time out.
 
     Args:
         rate: tokens added per second (``math.inf``: no limit).
         burst: the bucket's size; a new client starts with a full bucket.
+        slip: 0: drop everything over the limit; 1: answer all of it with TC; n: answer the
+            1st, (n+1)th, ... with TC and drop the others.
         max_clients: buckets kept; beyond it the least recently seen client is forgotten
             (and starts again with a full bucket).
 
     Raises:
-        ValueError: ``rate`` not positive, ``burst`` below 1 or ``max_clients`` below 1.
+        ValueError: ``rate`` not positive, ``burst`` below 1, ``slip`` negative or
+            ``max_clients`` below 1.
     """
 
-    def __init__(self, rate: float, burst: float, *, max_clients: int = 10000) -> None:
+    def __init__(
+        self, rate: float, burst: float, *, slip: int = SLIP, max_clients: int = 10000
+    ) -> None:
         if not rate > 0:
             raise ValueError(f"rate must be positive, got {rate!r}")
         if not burst >= 1:
             raise ValueError(f"burst must be at least 1, got {burst!r}")
+        if slip < 0:
+            raise ValueError(f"slip must be 0 or more, got {slip!r}")
         if max_clients < 1:
             raise ValueError("max_clients must be at least 1")
         self.rate = float(rate)
         self.burst = float(burst)
+        self.slip = int(slip)
         self.max_clients = max_clients
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        # client -> (tokens, when last seen, queries over the limit so far)
+        self._buckets: OrderedDict[str, tuple[float, float, int]] = OrderedDict()
+
+    def check(self, client: str, now: float) -> Verdict:
+        """Take one token from ``client``'s bucket: :attr:`Verdict.ANSWER` when there was
+        one, else :attr:`Verdict.SLIP` or :attr:`Verdict.DROP` by the slip ratio."""
+        if math.isinf(self.rate):
+            return Verdict.ANSWER
+        tokens, last, over = self._buckets.pop(client, (self.burst, now, 0))
+        tokens = min(self.burst, tokens + max(0.0, now - last) * self.rate)
+        if tokens >= 1.0:
+            tokens -= 1.0
+            verdict = Verdict.ANSWER
+        else:
+            verdict = Verdict.SLIP if self.slip and over % self.slip == 0 else Verdict.DROP
+            over += 1
+        self._buckets[client] = (tokens, now, over)
+        if len(self._buckets) > self.max_clients:
+            self._buckets.popitem(last=False)
+        return verdict
 
     def allow(self, client: str, now: float) -> bool:
         """Take one token from ``client``'s bucket; False when it is empty."""
-        if math.isinf(self.rate):
-            return True
-        tokens, last = self._buckets.pop(client, (self.burst, now))
-        tokens = min(self.burst, tokens + max(0.0, now - last) * self.rate)
-        allowed = tokens >= 1.0
-        if allowed:
-            tokens -= 1.0
-        self._buckets[client] = (tokens, now)
-        if len(self._buckets) > self.max_clients:
-            self._buckets.popitem(last=False)
-        return allowed
+        return self.check(client, now) is Verdict.ANSWER
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -687,36 +773,58 @@ class _UdpService(asyncio.DatagramProtocol):
 
 
 class _TcpService(asyncio.Protocol):
-    """One TCP connection: length-prefixed queries in, answers out (RFC 7766)."""
+    """One TCP connection: length-prefixed queries in, answers out (RFC 7766).
+
+    One timer at a time: between messages the idle timer (RFC 7766 6.2.3), counted from the
+    last answer; once a message's first byte is in, that message's deadline, which more
+    bytes of the same message do not move.
+    """
 
     def __init__(self, server: DnsServer) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
-        self.idle: asyncio.TimerHandle | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.client = ""
+        self.admitted = False
+        #: When the connection last finished a message (or opened): the idle ones give way
+        #: first when every slot is taken.
+        self.last_active = 0.0
+        self._loop = asyncio.get_running_loop()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self.server._connections.add(self)
-        self.server.tcp_connections += 1
-        self._rearm()
+        peer = transport.get_extra_info("peername")
+        self.client = str(peer[0]) if peer else ""
+        self.last_active = self._loop.time()
+        if not self.server._admit(self):
+            transport.close()
+            return
+        self._arm(self.last_active + self.server.tcp_idle_timeout, self._on_idle)
 
-    def _rearm(self) -> None:
-        if self.idle is not None:
-            self.idle.cancel()
-        loop = asyncio.get_running_loop()
-        self.idle = loop.call_later(self.server.tcp_idle_timeout, self._on_idle)
+    def _arm(self, at: float, callback: Callable[[], None]) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = self._loop.call_at(at, callback)
 
     def _on_idle(self) -> None:
-        self.idle = None
+        self.timer = None
         self.server.tcp_idle_closed += 1
         if self.transport is not None:
             self.transport.close()
 
+    def _on_deadline(self) -> None:
+        self.timer = None
+        self.server.tcp_message_timeouts += 1
+        if self.transport is not None:
+            self.transport.close()
+
     def data_received(self, data: bytes) -> None:
+        if not self.admitted:
+            return
+        started = not self.buffer
         self.buffer += data
-        self._rearm()
         buf = self.buffer
         while len(buf) >= 2:
             n = int.from_bytes(buf[0:2], "big")
@@ -724,18 +832,28 @@ class _TcpService(asyncio.Protocol):
                 break
             wire = bytes(buf[2 : 2 + n])
             del buf[: 2 + n]
+            started = True
             out = self.server._answer(wire, udp=False)
             if out is not None and self.transport is not None:
                 self.transport.write(len(out).to_bytes(2, "big") + out)  # RFC 7766 8
+        if self.transport is None or self.transport.is_closing():
+            return
+        now = self._loop.time()
+        if not buf:
+            self.last_active = now
+            self._arm(now + self.server.tcp_idle_timeout, self._on_idle)
+        elif started:
+            # A new message began in this data: its deadline counts from now.
+            self._arm(now + self.server.tcp_message_timeout, self._on_deadline)
 
     def eof_received(self) -> bool:
         return False  # the client is done: close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.idle is not None:
-            self.idle.cancel()
-            self.idle = None
-        self.server._connections.discard(self)
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.server._release(self)
         self.transport = None
 
     # A client that sends queries and never reads the answers stops being read from.
@@ -755,7 +873,14 @@ class DnsServer:
         zones: the zones served (absolute names).
         port: the port listened on.
         responder: the answering logic and its counters.
-        limiter: the per-client rate limit on UDP.
+        limiter: the per-client rate limit on UDP (:class:`RateLimiter`, with its slip).
+        tcp_idle_timeout: seconds a TCP connection may stay silent between messages
+            (:data:`TCP_IDLE_TIMEOUT`).
+        tcp_message_timeout: seconds a message over TCP may take from its first byte to
+            its last (:data:`TCP_MESSAGE_TIMEOUT`).
+        tcp_max_connections: TCP connections served at once (:data:`TCP_MAX_CONNECTIONS`).
+        tcp_max_per_client: TCP connections served at once per client address
+            (:data:`TCP_MAX_PER_CLIENT`).
     """
 
     def __init__(
@@ -763,19 +888,27 @@ class DnsServer:
         stack: ServerStack,
         zones: Sequence[dns.zone.Zone],
         *,
-        rate: float = 100.0,
-        burst: float = 200.0,
+        rate: float = RATE,
+        burst: float = BURST,
+        slip: int = SLIP,
         udp_payload: int = UDP_PAYLOAD,
     ) -> None:
         self.stack = stack
         self.zones = list(zones)
         self.authority = Authority(self.zones, udp_payload=udp_payload)
         self.responder = Responder(self.authority, udp_payload=udp_payload)
-        self.limiter = RateLimiter(rate, burst)
+        self.limiter = RateLimiter(rate, burst, slip=slip)
         self.port = 0
         self.tcp_idle_timeout = TCP_IDLE_TIMEOUT
+        self.tcp_message_timeout = TCP_MESSAGE_TIMEOUT
+        self.tcp_max_connections = TCP_MAX_CONNECTIONS
+        self.tcp_max_per_client = TCP_MAX_PER_CLIENT
         self.tcp_connections = 0
         self.tcp_idle_closed = 0
+        self.tcp_message_timeouts = 0
+        self.tcp_refused = 0
+        self.tcp_evicted = 0
+        self._per_client: dict[str, int] = {}
         self.icmp_errors = 0
         self.internal_errors = 0
         self._udp: asyncio.DatagramTransport | None = None
@@ -839,12 +972,51 @@ class DnsServer:
             transport.close()
             raise
 
+    def _admit(self, conn: _TcpService) -> bool:
+        """Whether a new connection may be served (RFC 7766 6.2.2 and 10): not beyond the
+        cap per client address; at the cap in all, the connection idle longest (between
+        messages) is closed to make room (RFC 7766 6.2.3), and with none idle the new one is
+        refused."""
+        if self._closed or self._per_client.get(conn.client, 0) >= self.tcp_max_per_client:
+            self.tcp_refused += 1
+            return False
+        if len(self._connections) >= self.tcp_max_connections:
+            idle = [c for c in self._connections if not c.buffer]
+            if not idle:
+                self.tcp_refused += 1
+                return False
+            victim = min(idle, key=lambda c: c.last_active)
+            self.tcp_evicted += 1
+            self._release(victim)
+            if victim.transport is not None:
+                victim.transport.close()
+        conn.admitted = True
+        self._connections.add(conn)
+        self._per_client[conn.client] = self._per_client.get(conn.client, 0) + 1
+        self.tcp_connections += 1
+        return True
+
+    def _release(self, conn: _TcpService) -> None:
+        if not conn.admitted:
+            return
+        conn.admitted = False
+        self._connections.discard(conn)
+        left = self._per_client.get(conn.client, 0) - 1
+        if left > 0:
+            self._per_client[conn.client] = left
+        else:
+            self._per_client.pop(conn.client, None)
+
     def _on_datagram(self, data: bytes, addr: tuple[Any, ...]) -> None:
         try:
-            if not self.limiter.allow(str(addr[0]), self._loop.time()):
-                self.responder.drop("rate_limited")
-                return
-            out = self.responder.respond(data, udp=True)
+            verdict = self.limiter.check(str(addr[0]), self._loop.time())
+            if verdict is Verdict.ANSWER:
+                out = self.responder.respond(data, udp=True)
+            else:
+                out = self.responder.slip(data) if verdict is Verdict.SLIP else None
+                if out is None:
+                    self.responder.drop("rate_limited")
+                    return
             if out is not None and self._udp is not None and not self._udp.is_closing():
                 self._udp.sendto(out, addr)
         except Exception:  # never into the event loop
@@ -873,6 +1045,7 @@ class DnsServer:
         if self._tcp is not None:
             self._tcp.close()
         for conn in list(self._connections):
+            self._release(conn)
             if conn.transport is not None:
                 conn.transport.close()
 
@@ -895,12 +1068,18 @@ class DnsServer:
         await self.wait_closed()
 
     def stats(self) -> dict[str, Any]:
-        """Queries by transport, responses by RCODE, truncations, malformed queries, and
-        drops by reason (``rate_limited``, ``short``, ``oversize``, ``not_a_query``, ...)."""
+        """Queries by transport, responses by RCODE, truncations, answers slipped by the
+        rate limit (TC=1), malformed queries, drops by reason (``rate_limited``, ``short``,
+        ``oversize``, ``not_a_query``, ...), and TCP connections: served in all, open now,
+        closed idle, closed at a message's deadline, refused at a cap, and closed to make
+        room for a new one (``tcp_evicted``)."""
         out = self.responder.stats()
         out["tcp_connections"] = self.tcp_connections
         out["tcp_open"] = len(self._connections)
         out["tcp_idle_closed"] = self.tcp_idle_closed
+        out["tcp_message_timeouts"] = self.tcp_message_timeouts
+        out["tcp_refused"] = self.tcp_refused
+        out["tcp_evicted"] = self.tcp_evicted
         out["icmp_errors"] = self.icmp_errors
         out["internal_errors"] = self.internal_errors
         out["clients"] = len(self.limiter)
@@ -918,8 +1097,9 @@ async def serve(
     port: int = 53,
     *,
     host: str | None = None,
-    rate: float = 100.0,
-    burst: float = 200.0,
+    rate: float = RATE,
+    burst: float = BURST,
+    slip: int = SLIP,
 ) -> DnsServer:
     """Serve ``zone`` authoritatively on ``stack``, over UDP and TCP.
 
@@ -932,19 +1112,22 @@ async def serve(
         host: the local address to listen on; None for every address.
         rate: UDP queries a second allowed per client address, on average.
         burst: UDP queries a client may send at once before ``rate`` applies.
+        slip: of the UDP queries over the limit, every ``slip``-th is answered with TC=1
+            (so a real client goes on over TCP, which is not limited) and the others are
+            dropped; 1 answers all of them, 0 drops all (see :class:`RateLimiter`).
 
     Returns:
         The running :class:`DnsServer`.
 
     Raises:
         ValueError: a zone that cannot be served (see :func:`load_zones`), or bad
-            ``rate``/``burst``.
+            ``rate``/``burst``/``slip``.
         OSError: a zone file that cannot be read, or the port is taken.
         dns.exception.DNSException: zone text that does not parse.
     """
     zones = load_zones(zone)
     if not zones:
         raise ValueError("no zone to serve")
-    server = DnsServer(stack, zones, rate=rate, burst=burst)
+    server = DnsServer(stack, zones, rate=rate, burst=burst, slip=slip)
     await server.start(host, port)
     return server

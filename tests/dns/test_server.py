@@ -447,7 +447,9 @@ def test_every_udp_answer_fits_the_limit(query: dns.message.Message) -> None:
 # -- rate limit ---------------------------------------------------------------------------------
 async def test_rate_limit_drops_beyond_the_burst(stack_pair: Pair) -> None:
     a, b = stack_pair
-    async with await serve(b, ZONE, rate=0.001, burst=3.0) as srv:
+    # With slip 0 everything over the limit is dropped (the default slips every second
+    # query: tests/dns/test_server_limits.py).
+    async with await serve(b, ZONE, rate=0.001, burst=3.0, slip=0) as srv:
         got = 0
         for _ in range(10):
             if not await udp_silence(a, q("web.example.test.", "A").to_wire(), wait=0.05):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -170,6 +171,71 @@ async def test_dig_padding_is_not_echoed_in_cleartext(
     assert "PADDING" not in opt_section(out), out
     size = re.search(r"MSG SIZE\s+rcvd: (\d+)", out)
     assert size is not None and int(size.group(1)) < 200
+
+
+async def test_dig_over_the_rate_limit_gets_tc_and_goes_on_over_tcp(
+    tap_netns: TapSandbox, tap_stack: Stack
+) -> None:
+    # Past the limit the answer slips (TC=1, nothing else): dig, as a real client, asks again
+    # over TCP and gets the answer there, where no rate limit applies.
+    require_program("dig")
+    async with await serve(tap_stack, ZONE, rate=0.001, burst=1.0, slip=1) as server:
+        out = await dig(tap_netns, "+notcp", "web.example.test", "A")
+        assert status(out) == "NOERROR" and "tc" not in flags(out)
+        out = await dig(tap_netns, "+notcp", "+ignore", "web.example.test", "A")
+        assert status(out) == "NOERROR" and "tc" in flags(out)
+        assert not section(out, "ANSWER")
+        out = await dig(tap_netns, "+notcp", "web.example.test", "A")
+        assert "Truncated, retrying in TCP mode" in out
+        assert status(out) == "NOERROR" and "198.18.0.80" in section(out, "ANSWER")
+        stats = server.stats()
+        assert stats["slipped"] == 2 and stats["tcp_queries"] == 1
+
+
+SLOW_LORIS = """
+import socket, sys, time
+n, wait = int(sys.argv[1]), float(sys.argv[2])
+conns = []
+for _ in range(n):
+    s = socket.create_connection(("198.18.0.2", 53), timeout=5)
+    s.sendall(b"\\x01")  # the length prefix's first byte, and no more
+    s.setblocking(False)
+    conns.append(s)
+
+def closed(s):
+    try:
+        return s.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+time.sleep(0.3)
+print("closed_at_once", sum(map(closed, conns)))
+end = time.monotonic() + wait
+while time.monotonic() < end and not all(map(closed, conns)):
+    time.sleep(0.1)
+print("still_open", sum(not closed(s) for s in conns))
+"""
+
+
+async def test_kernel_slow_loris_connections_are_capped_and_closed(
+    tap_netns: TapSandbox, dns_server: DnsServer
+) -> None:
+    # Thirty kernel TCP connections, each stuck after one byte of a message: only the
+    # per-client cap is served, those meet their message deadline, and dig gets in after.
+    require_program("dig")
+    dns_server.tcp_max_per_client = 8
+    dns_server.tcp_message_timeout = 4.0
+    out = await in_netns(tap_netns, sys.executable, "-c", SLOW_LORIS, "30", "10")
+    counts = dict(line.split() for line in out.splitlines() if line)
+    assert int(counts["closed_at_once"]) == 22
+    assert int(counts["still_open"]) == 0
+    stats = dns_server.stats()
+    assert stats["tcp_refused"] == 22 and stats["tcp_message_timeouts"] == 8
+    assert stats["tcp_open"] == 0
+    out = await dig(tap_netns, "+tcp", "web.example.test", "A")
+    assert status(out) == "NOERROR"
 
 
 # -- the netstack resolver against dnsmasq ------------------------------------------------------
