@@ -170,6 +170,9 @@ class Stack:
         self.icmp6.error_handlers[NextHeader.ICMPV6] = self._on_echo_error6
         #: Name servers learnt from IPv6 Router Advertisements (RFC 8106).
         self.ipv6_dns_servers: tuple[str, ...] = ()
+        #: The DNS Search List learnt from IPv6 Router Advertisements (RFC 8106 5.2), which
+        #: the resolver's ``search`` list follows.
+        self.ipv6_search_domains: tuple[str, ...] = ()
         self._static_dns: list[str] = []
         self._resolver: Resolver | None = None
         #: The DHCP client, with ``Stack.open(dhcp=True)`` (its ``lease``, ``state``).
@@ -460,8 +463,9 @@ class Stack:
         if self._resolver is None:
             from .dns import Resolver
 
-            # No servers of its own: it asks dns_servers, which follow DHCP and RDNSS.
-            self._resolver = Resolver(self)
+            # No servers of its own: it asks dns_servers, which follow DHCP and RDNSS. Its
+            # search list starts with the domains Router Advertisements gave so far.
+            self._resolver = Resolver(self, search=self.ipv6_search_domains)
         return self._resolver
 
     async def resolve(self, name: str, family: int = 0) -> list[str]:
@@ -507,8 +511,22 @@ class Stack:
     def _on_addrconf_event(self, event: object) -> None:
         if isinstance(event, addrconf.DnsServersChanged):
             self.ipv6_dns_servers = tuple(format_ip(a) for a in event.servers)
+        elif isinstance(event, addrconf.SearchDomainsChanged):
+            self._learn_search_domains(event.domains)
         log.debug("ipv6: %s", event)
         self._addrconf_changed.set()
+
+    def _learn_search_domains(self, domains: tuple[str, ...]) -> None:
+        """RFC 8106 5.3.1: the DNS Search List goes into the resolver's configuration. The
+        domains a Router Advertisement withdrew (or let expire) leave ``stack.dns.search``,
+        new ones are added after those already there; domains put there by other hands
+        stay."""
+        old, self.ipv6_search_domains = self.ipv6_search_domains, tuple(domains)
+        if self._resolver is None:
+            return
+        search = self._resolver.search
+        search[:] = [d for d in search if d not in old or d in domains]
+        search.extend(d for d in domains if d not in search)
 
     @property
     def mac(self) -> str:

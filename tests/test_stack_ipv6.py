@@ -13,6 +13,7 @@ import random
 import socket
 from collections.abc import AsyncIterator
 
+import dns.name
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -224,18 +225,23 @@ class ScriptedRouter:
     MAC = bytes.fromhex("02000000aa01")
     LL = ipaddress.IPv6Address("fe80::1").packed
 
-    def __init__(self, link: MemoryLink, prefix: str, rdnss: str, mtu: int | None = None) -> None:
+    def __init__(
+        self, link: MemoryLink, prefix: str, rdnss: str, mtu: int | None = None,
+        dnssl: tuple[str, ...] = (),
+    ) -> None:  # fmt: skip
         self.link = link
         self.prefix = ipaddress.IPv6Network(prefix)
         self.rdnss = ipaddress.IPv6Address(rdnss).packed
         self.mtu = mtu
+        self.dnssl = dnssl
         self.solicitations = 0
         self.mld_reports = 0
         self.frames: list[bytes] = []
 
     def advert(
-        self, router_lifetime: int = 1800, valid: int = 3600, preferred: int = 1800
-    ) -> bytes:
+        self, router_lifetime: int = 1800, valid: int = 3600, preferred: int = 1800,
+        dnssl_lifetime: int = 600,
+    ) -> bytes:  # fmt: skip
         msg = ndp.build_router_advert(
             self.LL, ALL_NODES,
             router_lifetime=router_lifetime,
@@ -246,6 +252,7 @@ class ScriptedRouter:
                                preferred),
             ),
             rdnss=(ndp.Rdnss(600, (self.rdnss,)),),
+            dnssl=(ndp.Dnssl(dnssl_lifetime, self.dnssl),) if self.dnssl else (),
         )  # fmt: skip
         header = IPv6Header(0, 0, len(msg), NextHeader.ICMPV6, 255, self.LL, ALL_NODES)
         eth = multicast_mac(ALL_NODES) + self.MAC + EtherType.IPV6.to_bytes(2, "big")
@@ -301,6 +308,56 @@ async def test_slaac_from_a_router_advertisement() -> None:
         async with asyncio.timeout(2):
             while any(r.network.prefixlen == 0 and r.network.version == 6 for r in stack.routes):
                 await asyncio.sleep(0.02)
+    finally:
+        await stack.close()
+        listening.cancel()
+
+
+async def test_dnssl_reaches_the_resolver_search_list() -> None:
+    # RFC 8106 5.3.1: the host copies the DNS Search List into the resolver's configuration;
+    # here that is stack.dns.search, beside any domain the user put there.
+    host_link, router_link = MemoryLink.pair()
+    router = ScriptedRouter(
+        router_link, "fd00:1:2:3::/64", "fd00::53", dnssl=("corp.test", "lab.corp.test")
+    )
+    stack = await Stack.open(host_link, ipv6="auto", config=FAST)
+    stack.dns.search.append("mine.test")  # the resolver exists before the RA comes
+    listening = asyncio.create_task(router_link.listen(router.on_frame))
+    try:
+        await router_link.write(router.advert())
+        async with asyncio.timeout(5):
+            while len(stack.dns.search) < 3:
+                await asyncio.sleep(0.02)
+        assert stack.dns.search == ["mine.test", "corp.test", "lab.corp.test"]
+        assert stack.dns._candidates("host")[:3] == [
+            dns.name.from_text(f"host.{d}.") for d in stack.dns.search
+        ]
+        # The same list again changes nothing; lifetime 0 withdraws the router's domains
+        # (RFC 8106 5.2) and leaves the user's.
+        await router_link.write(router.advert())
+        await asyncio.sleep(0.05)
+        assert stack.dns.search == ["mine.test", "corp.test", "lab.corp.test"]
+        await router_link.write(router.advert(dnssl_lifetime=0))
+        async with asyncio.timeout(5):
+            while len(stack.dns.search) > 1:
+                await asyncio.sleep(0.02)
+        assert stack.dns.search == ["mine.test"]
+    finally:
+        await stack.close()
+        listening.cancel()
+
+
+async def test_dnssl_learnt_before_the_resolver_is_made() -> None:
+    host_link, router_link = MemoryLink.pair()
+    router = ScriptedRouter(router_link, "fd00:1:2:3::/64", "fd00::53", dnssl=("corp.test",))
+    listening = asyncio.create_task(router_link.listen(router.on_frame))
+    stack = await Stack.open(host_link, ipv6="auto", config=FAST)
+    try:
+        async with asyncio.timeout(5):
+            while not stack.ipv6.addrconf.search_domains:
+                await asyncio.sleep(0.02)
+        assert stack._resolver is None
+        assert stack.dns.search == ["corp.test"]
     finally:
         await stack.close()
         listening.cancel()

@@ -1,8 +1,9 @@
 """netstack's IPv6 against the Linux kernel over a TAP device in a network namespace (PEERS.md):
 the kernel's ``ping -6`` to netstack's link-local and global addresses (also fragmented),
-netstack's ping to the kernel, SLAAC from ``radvd``'s Router Advertisements (prefix, MTU and
-RDNSS), ``curl -6`` downloading from a netstack server, netstack fetching from
-``python3 -m http.server --bind ::``, UDP with socat, and tshark decoding every frame."""
+netstack's ping to the kernel, SLAAC from ``radvd``'s Router Advertisements (prefix, MTU,
+RDNSS and DNSSL, with ``dnsmasq`` answering through the search list), ``curl -6``
+downloading from a netstack server, netstack fetching from ``python3 -m http.server --bind
+::``, UDP with socat, and tshark decoding every frame."""
 
 from __future__ import annotations
 
@@ -154,6 +155,75 @@ async def test_slaac_from_radvd(tap_netns: TapSandbox, tmp_path: Path) -> None:
                 tap_netns, "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", str(address.ip)
             )
             assert received(out) == 3
+    finally:
+        await stack.close()
+
+
+RADVD_DNSSL_CONF = """
+interface {dev} {{
+    AdvSendAdvert on;
+    MinRtrAdvInterval 3;
+    MaxRtrAdvInterval 10;
+    prefix fd00:198:19::/64 {{
+        AdvOnLink on;
+        AdvAutonomous on;
+    }};
+    RDNSS fd00:198:18::1 {{
+    }};
+    DNSSL corp.test lab.corp.test {{
+    }};
+}};
+"""
+
+
+async def test_dnssl_from_radvd_reaches_the_resolver(tap_netns: TapSandbox, tmp_path: Path) -> None:
+    # RFC 8106: radvd announces a name server (dnsmasq, in the namespace) and a DNS Search
+    # List; a short name then resolves through the search list alone.
+    radvd = require_program("radvd")
+    dnsmasq = require_program("dnsmasq")
+    conf = tmp_path / "radvd.conf"
+    conf.write_text(RADVD_DNSSL_CONF.format(dev=tap_netns.dev))
+    await in_netns(tap_netns, "sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/all/forwarding")
+    await in_netns(
+        tap_netns, "ip", "-6", "addr", "add", "fd00:198:19::1/64", "dev", tap_netns.dev, "nodad"
+    )
+    dnsmasq_argv = [
+        dnsmasq, "-k", "--conf-file=/dev/null",
+        # PEERS.md: nothing forwarded out of the namespace, no host files.
+        "--no-resolv", "--no-hosts", "--bind-interfaces", f"--interface={tap_netns.dev}",
+        f"--listen-address={KERNEL6}", "--port=53", f"--pid-file={tmp_path / 'dnsmasq.pid'}",
+        "--user=root", "--log-facility=-", "--local=/corp.test/", "--local-ttl=60",
+        "--host-record=host.lab.corp.test,fd00:198:19::77",
+    ]  # fmt: skip
+    stack = await Stack.open(tap_netns.link, ipv6="auto", close_link=False)
+    try:
+        async with (
+            peer(tap_netns, *dnsmasq_argv),
+            peer(
+                tap_netns,
+                radvd,
+                "--nodaemon",
+                "-C",
+                str(conf),
+                "-p",
+                str(tmp_path / "radvd.pid"),
+                "-m",
+                "stderr",
+                "-d",
+                "1",
+            ),  # fmt: skip
+        ):
+            await wait_listening(tap_netns, 53)
+            async with asyncio.timeout(20):
+                while "lab.corp.test" not in stack.dns.search or not any(
+                    getattr(a, "origin", "") == "slaac" and a.state == "preferred"
+                    for a in stack.addresses
+                ):
+                    await asyncio.sleep(0.1)
+            assert stack.dns.search == ["corp.test", "lab.corp.test"]
+            assert stack.dns_servers == [KERNEL6]
+            # "host" is host.corp.test (NXDOMAIN), then host.lab.corp.test.
+            assert await stack.resolve("host") == ["fd00:198:19::77"]
     finally:
         await stack.close()
 
