@@ -264,6 +264,12 @@ def test_order_follows_rfc6724_with_the_stacks_sources() -> None:
         "2a00:2::1",  # its source is deprecated (rule 3)
         "2a00:3::1",  # no source for it: last (rule 1)
     ]
+    # No source for any of them (no route): still ordered by precedence (rule 6), not left
+    # as the answers came.
+    lost = Resolver(SimpleNamespace(ipv4=FakeLayer({}), ipv6=FakeLayer({})))  # type: ignore[arg-type]
+    assert lost._order(["2002::1", "192.0.2.7", "fd00::7", "2a00:7::1"]) == [
+        "2a00:7::1", "192.0.2.7", "2002::1", "fd00::7"
+    ]  # fmt: skip
     # A stack that shows no routing: IPv6, then IPv4.
     plain = Resolver(SimpleNamespace())  # type: ignore[arg-type]
     assert plain._order(["192.0.2.1", "fd00::1", "192.0.2.2"]) == [

@@ -416,7 +416,8 @@ def sort_destinations(
 ) -> list[bytes]:
     """``dsts`` in the order RFC 6724 6 prefers them.
 
-    Rules: 1 (a destination without a source goes last), 2 (matching scope), 3 (avoid a
+    Rules: 1 (a destination without a source goes after one with a source; between two
+    without, the rules that need no source still apply), 2 (matching scope), 3 (avoid a
     deprecated source, when ``is_deprecated`` says which sources are), 5 (matching label),
     6 (higher precedence), 8 (smaller scope), 9 (longest matching prefix between source and
     destination, only when both destinations are IPv6 proper; CommonPrefixLen stops at 64, the
@@ -434,24 +435,25 @@ def sort_destinations(
     def compare(da: bytes, db: bytes) -> int:
         """Negative when ``da`` goes first."""
         sa, sb = sources[da], sources[db]
-        # Rule 1: avoid unusable destinations.
-        if sa is None or sb is None:
-            if sa is None and sb is None:
-                return 0
+        # Rule 1: avoid unusable destinations. With neither usable it decides nothing: the
+        # rules that need Source(D) (2, 3, 5, 9) are skipped, those that do not (6, 8) still
+        # order the two.
+        if (sa is None) != (sb is None):
             return 1 if sa is None else -1
-        # Rule 2: prefer matching scope.
-        ma, mb = scope(da) == scope(sa), scope(db) == scope(sb)
-        if ma != mb:
-            return -1 if ma else 1
-        # Rule 3: avoid deprecated addresses.
-        if is_deprecated is not None:
-            xa, xb = is_deprecated(sa), is_deprecated(sb)
-            if xa != xb:
-                return 1 if xa else -1
-        # Rule 5: prefer matching label.
-        ma, mb = label(sa) == label(da), label(sb) == label(db)
-        if ma != mb:
-            return -1 if ma else 1
+        if sa is not None and sb is not None:
+            # Rule 2: prefer matching scope.
+            ma, mb = scope(da) == scope(sa), scope(db) == scope(sb)
+            if ma != mb:
+                return -1 if ma else 1
+            # Rule 3: avoid deprecated addresses.
+            if is_deprecated is not None:
+                xa, xb = is_deprecated(sa), is_deprecated(sb)
+                if xa != xb:
+                    return 1 if xa else -1
+            # Rule 5: prefer matching label.
+            ma, mb = label(sa) == label(da), label(sb) == label(db)
+            if ma != mb:
+                return -1 if ma else 1
         # Rule 6: prefer higher precedence.
         pa, pb = precedence(da), precedence(db)
         if pa != pb:
@@ -461,7 +463,7 @@ def sort_destinations(
         if ca != cb:
             return -1 if ca < cb else 1
         # Rule 9: use the longest matching prefix (same address family only).
-        if not is_v4_mapped(da) and not is_v4_mapped(db):
+        if sa is not None and sb is not None and not is_v4_mapped(da) and not is_v4_mapped(db):
             la, lb = common_prefix_len(sa, da, 64), common_prefix_len(sb, db, 64)
             if la != lb:
                 return -1 if la > lb else 1

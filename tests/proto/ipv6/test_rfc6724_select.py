@@ -284,8 +284,38 @@ def test_rule_1_unusable_destinations_go_last() -> None:
         return None if s is None else a(s)
 
     out = sort_destinations([a("2001:db8:9::1"), a("10.0.0.1"), a("2001:db8:1::1")], source_for)
-    # The usable one first; the two unusable ones keep their order (rule 10).
+    # The usable one first; the two unusable ones by precedence (rule 6: 40 above 35).
     assert [_text(x) for x in out] == ["2001:db8:1::1", "2001:db8:9::1", "10.0.0.1"]
+
+
+@pytest.mark.parametrize(
+    ("dsts", "expected"),
+    [
+        # Rule 6, precedence from 2.1's table: ::1 50, ::/0 40, IPv4 35, 6to4 30, Teredo 5,
+        # ULA 3. Not simply "IPv6 first": IPv4 goes above 6to4, Teredo and ULA.
+        (["10.0.0.1", "2001:db8:9::1"], ["2001:db8:9::1", "10.0.0.1"]),
+        (["2002:c633:6401::1", "10.0.0.1"], ["10.0.0.1", "2002:c633:6401::1"]),
+        (
+            ["fd00::1", "2001::1", "2002::1", "10.0.0.1", "2001:db8::1", "::1"],
+            ["::1", "2001:db8::1", "10.0.0.1", "2002::1", "2001::1", "fd00::1"],
+        ),
+        # Rule 8 when the precedence is equal: the smaller scope first.
+        (["2001:db8::1", "fe80::1"], ["fe80::1", "2001:db8::1"]),
+        # Rules 2, 3, 5 and 9 need Source(D): equal otherwise, the given order stays.
+        (["2001:db8:1::1", "2001:db8:2::1"], ["2001:db8:1::1", "2001:db8:2::1"]),
+    ],
+)
+def test_rule_1_does_not_decide_between_two_unusable_destinations(
+    dsts: list[str], expected: list[str]
+) -> None:
+    # RFC 6724 6: rules apply in order until one decides. Rule 1 prefers a destination with a
+    # source to one without; between two without, it decides nothing, and the rules that
+    # need no source (6, precedence; 8, scope) still order them.
+    out = sort_destinations([a(d) for d in dsts], lambda d: None)
+    assert [_text(x) for x in out] == expected
+    if dsts != expected:
+        again = sort_destinations([a(d) for d in reversed(dsts)], lambda d: None)
+        assert [_text(x) for x in again] == expected
 
 
 def test_rule_9_only_between_ipv6_destinations() -> None:
