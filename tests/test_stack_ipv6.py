@@ -24,7 +24,7 @@ from netstack.proto.ethernet.wire import EtherType
 from netstack.proto.icmpv6 import mld, ndp
 from netstack.proto.icmpv6.wire import Icmp6Type, build, parse
 from netstack.proto.ipv6.addrconf import AddrconfConfig
-from netstack.proto.ipv6.addressing import ALL_NODES, multicast_mac
+from netstack.proto.ipv6.addressing import ALL_NODES, multicast_mac, solicited_node
 from netstack.proto.ipv6.layer import IPv6Config
 from netstack.proto.ipv6.wire import IPv6Header, NextHeader
 
@@ -236,6 +236,7 @@ class ScriptedRouter:
         self.dnssl = dnssl
         self.solicitations = 0
         self.mld_reports = 0
+        self.mld_v1: list[bytes] = []
         self.frames: list[bytes] = []
 
     def advert(
@@ -258,9 +259,12 @@ class ScriptedRouter:
         eth = multicast_mac(ALL_NODES) + self.MAC + EtherType.IPV6.to_bytes(2, "big")
         return eth + header.to_bytes() + msg
 
-    def query(self, max_response_delay: float = 0.1) -> bytes:
-        """An MLDv2 general query (RFC 3810 5.1): hop limit 1, with a Router Alert."""
-        msg = mld.build_query(self.LL, ALL_NODES, max_response_delay=max_response_delay)
+    def query(self, max_response_delay: float = 0.1, version: int = 2) -> bytes:
+        """An MLDv2 (or MLDv1, RFC 2710 3) general query (RFC 3810 5.1): hop limit 1, with a
+        Router Alert."""
+        msg = mld.build_query(
+            self.LL, ALL_NODES, max_response_delay=max_response_delay, version=version
+        )
         hbh = bytes((NextHeader.ICMPV6, 0, 5, 2, 0, 0, 1, 0))
         header = IPv6Header(0, 0, len(hbh) + len(msg), NextHeader.HOP_BY_HOP, 1, self.LL,
                             ALL_NODES)  # fmt: skip
@@ -278,6 +282,8 @@ class ScriptedRouter:
             asyncio.get_running_loop().create_task(self.link.write(self.advert()))
         elif nh == NextHeader.HOP_BY_HOP and data[62] == Icmp6Type.MLDV2_REPORT:
             self.mld_reports += 1
+        elif nh == NextHeader.HOP_BY_HOP and data[62] in (Icmp6Type.MLD_REPORT, Icmp6Type.MLD_DONE):
+            self.mld_v1.append(data)
 
 
 async def test_slaac_from_a_router_advertisement() -> None:
@@ -460,6 +466,64 @@ async def test_mld_general_query_is_answered() -> None:
         assert ipaddress.IPv6Address("ff02::1:ff00:5") in groups
         assert ipaddress.IPv6Address("ff02::1") not in groups
         assert all(r.type == mld.RecordType.MODE_IS_EXCLUDE for r in records)
+    finally:
+        await stack.close()
+        listening.cancel()
+
+
+def _mld_v1(frame: bytes) -> tuple[int, str, str, str, int]:
+    """(ICMPv6 type, IPv6 destination, the Multicast Address field, Ethernet destination,
+    hop limit) of an MLDv1 message behind its 8-byte Router Alert Hop-by-Hop header."""
+    icmp = frame[62:]
+    assert len(icmp) == 24  # RFC 2710 3
+    group = str(ipaddress.IPv6Address(icmp[8:24]))
+    return icmp[0], str(ipaddress.IPv6Address(frame[38:54])), group, frame[:6].hex(":"), frame[21]
+
+
+async def test_mldv1_query_is_answered_in_mldv1_compatibility_mode() -> None:
+    # RFC 3810 8.2.1: an MLDv1 Query puts the host in MLDv1 compatibility mode: MLDv1 Reports
+    # (type 131) to each group's own address, Done (type 132) to all routers, no MLDv2.
+    host_link, router_link = MemoryLink.pair()
+    router = ScriptedRouter(router_link, "fd00:1:2:3::/64", "fd00::53")
+    listening = asyncio.create_task(router_link.listen(router.on_frame))
+    stack = await Stack.open(host_link, ipv6="fd00::5/64", config=FAST)
+    try:
+        await asyncio.sleep(1.2)  # the unsolicited MLDv2 reports and their repetition are over
+        v2_before = router.mld_reports
+        await router_link.write(router.query(max_response_delay=0.1, version=1))
+        async with asyncio.timeout(2):
+            while len(router.mld_v1) < 3:
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)
+        reports = sorted(_mld_v1(f) for f in router.mld_v1)
+        # The solicited-node group of every address (link-local, fd00::5, the SLAAC one from
+        # the router's prefix), never all-nodes.
+        groups = sorted(
+            {str(ipaddress.IPv6Address(solicited_node(a.ip.packed)))
+             for a in stack.addresses if a.version == 6}
+        )  # fmt: skip
+        assert "ff02::1:ff00:5" in groups and len(groups) == 3
+        assert reports == sorted(
+            (Icmp6Type.MLD_REPORT, g, g, multicast_mac(ipaddress.IPv6Address(g).packed).hex(":"), 1)
+            for g in groups
+        )
+        assert stack.stats()["ipv6"]["mld_version"] == 1
+        # A new group is reported with MLDv1 too, and a group left with a Done.
+        router.mld_v1.clear()
+        stack.add_address("fd00::6/64")
+        async with asyncio.timeout(2):
+            while not router.mld_v1:
+                await asyncio.sleep(0.01)
+        assert _mld_v1(router.mld_v1[0])[:3] == (
+            Icmp6Type.MLD_REPORT, "ff02::1:ff00:6", "ff02::1:ff00:6"
+        )  # fmt: skip
+        router.mld_v1.clear()
+        stack.remove_address("fd00::6")
+        async with asyncio.timeout(2):
+            while not router.mld_v1:
+                await asyncio.sleep(0.01)
+        assert _mld_v1(router.mld_v1[0])[:3] == (Icmp6Type.MLD_DONE, "ff02::2", "ff02::1:ff00:6")
+        assert router.mld_reports == v2_before  # not one MLDv2 report since the query
     finally:
         await stack.close()
         listening.cancel()

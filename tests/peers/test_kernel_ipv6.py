@@ -3,7 +3,8 @@ the kernel's ``ping -6`` to netstack's link-local and global addresses (also fra
 netstack's ping to the kernel, SLAAC from ``radvd``'s Router Advertisements (prefix, MTU,
 RDNSS and DNSSL, with ``dnsmasq`` answering through the search list), ``curl -6``
 downloading from a netstack server, netstack fetching from ``python3 -m http.server --bind
-::``, UDP with socat, and tshark decoding every frame."""
+::``, UDP with socat, MLDv1 compatibility with a Linux bridge as the MLDv1 querier, and tshark
+decoding every frame."""
 
 from __future__ import annotations
 
@@ -302,3 +303,68 @@ async def test_udp6_with_socat_and_port_unreachable(stack6: Stack, tap_netns: Ta
     _, err = await asyncio.wait_for(proc.communicate(b"closed port\n"), 10.0)
     assert b"Connection refused" in err  # the kernel turned our ICMPv6 into ECONNREFUSED
     assert stack6.stats()["icmpv6"]["errors_sent"] >= 1
+
+
+async def test_mldv1_querier_of_a_linux_bridge(tap_netns: TapSandbox, tmp_path: Path) -> None:
+    # The Linux bridge as an MLDv1 querier (mcast_mld_version 1): RFC 3810 8.2.1 puts
+    # netstack in MLDv1 compatibility mode, so it answers with MLDv1 Reports (type 131), and
+    # the bridge learns its groups from them (its multicast database).
+    tshark = require_program("tshark")
+    dev = tap_netns.dev
+    await in_netns(
+        tap_netns, "ip", "link", "add", "br0", "type", "bridge",
+        "mcast_snooping", "1", "mcast_mld_version", "1",
+        # In centiseconds: responses within 1 s, queries every second while starting up.
+        "mcast_query_response_interval", "100",
+        "mcast_startup_query_interval", "100", "mcast_query_interval", "200",
+    )  # fmt: skip
+    await in_netns(tap_netns, "ip", "link", "set", dev, "master", "br0")
+    await in_netns(tap_netns, "ip", "link", "set", "br0", "up")
+    capture = tmp_path / "mld.pcap"
+    link = PcapLink(tap_netns.link, capture)
+    stack = await Stack.open(link, ipv6="fd00:198:18::2/64")
+    try:
+        await stack.wait_ipv6_ready(10)
+        # The bridge's queries come from its link-local address: none is sent while that is
+        # tentative. The querier starts once both sides are ready.
+        async with asyncio.timeout(10):
+            while True:
+                out = await in_netns(tap_netns, "ip", "-6", "addr", "show", "dev", "br0")
+                if "scope link" in out and "tentative" not in out:
+                    break
+                await asyncio.sleep(0.1)
+        await in_netns(tap_netns, "ip", "link", "set", "br0", "type", "bridge",
+                       "mcast_querier", "1")  # fmt: skip
+        async with asyncio.timeout(20):
+            while stack.stats()["ipv6"]["mld_v1_reports_sent"] < 2:
+                await asyncio.sleep(0.1)
+            while True:
+                mdb = await in_netns(tap_netns, "bridge", "mdb", "show", "dev", "br0")
+                if "ff02::1:ff00:2" in mdb:
+                    break
+                await asyncio.sleep(0.2)
+        assert f"port {dev}" in mdb, mdb
+        ipv6 = stack.stats()["ipv6"]
+        assert ipv6["mld_version"] == 1
+        v2_sent = ipv6["mld_reports_sent"]
+        await asyncio.sleep(2.5)  # more queries: still MLDv1 only
+        assert stack.stats()["ipv6"]["mld_reports_sent"] == v2_sent
+    finally:
+        await stack.close()
+    # What went over the wire: the bridge's MLDv1 queries, and from netstack MLDv1 reports
+    # (good checksums, each to the group's own address) and no MLDv2 report after the first
+    # query. (The kernel's own reports are in the capture too: it is a host on br0.)
+    proc = await asyncio.create_subprocess_exec(
+        tshark, "-n", "-r", str(capture),
+        "-Y", " || ".join(f"icmpv6.type == {t}" for t in (130, 131, 132, 143)),
+        "-T", "fields", "-e", "eth.src", "-e", "icmpv6.type", "-e", "ipv6.plen",
+        "-e", "ipv6.dst", "-e", "icmpv6.mld.multicast_address", "-e", "icmpv6.checksum.status",
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    rows = [line.split("\t") for line in out.decode().splitlines() if line.strip()]
+    first_query = next(i for i, r in enumerate(rows) if r[1] == "130")
+    assert rows[first_query][2] == "32"  # 24 bytes of MLDv1 query and the 8-byte Router Alert
+    ours = [r for r in rows[first_query:] if r[0] == stack.mac]
+    assert ours and {r[1] for r in ours} == {"131"}, rows
+    assert all(r[3] == r[4] and r[5] == "1" for r in ours), ours

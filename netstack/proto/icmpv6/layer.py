@@ -134,8 +134,11 @@ class Icmp6Layer(Layer):
         elif t < 128:
             self.errors_received += 1
             self._dispatch_error(t, icmp.code, icmp.rest, body, now)
-        elif t in (Icmp6Type.MLD_REPORT, Icmp6Type.MLD_DONE, Icmp6Type.MLDV2_REPORT):
-            pass  # other listeners' reports: for routers (RFC 3810 6)
+        elif t == Icmp6Type.MLD_REPORT:
+            # Another listener's MLDv1 Report: it suppresses ours in MLDv1 mode (RFC 2710 4).
+            self.ip.receive_mld_report(header, icmp, body, now)
+        elif t in (Icmp6Type.MLD_DONE, Icmp6Type.MLDV2_REPORT):
+            pass  # for routers (RFC 3810 6: MLDv2 reports never suppress)
         else:
             # RFC 4443 2.4 (b): an unknown informational message is silently discarded.
             self._drop("unhandled_type", t)

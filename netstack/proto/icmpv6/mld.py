@@ -1,4 +1,4 @@
-"""Multicast Listener Discovery messages: MLDv2 (RFC 3810 5) and the MLDv1 query (RFC 2710 3).
+"""Multicast Listener Discovery messages: MLDv2 (RFC 3810 5) and MLDv1 (RFC 2710 3).
 
 Query (type 130), after the ICMPv6 header's first word (Maximum Response Code, Reserved)::
 
@@ -11,7 +11,8 @@ Query (type 130), after the ICMPv6 header's first word (Maximum Response Code, R
     +---------------------------------------------------------------+
 
 An MLDv1 query ends after the Multicast Address (24 bytes in all); an MLDv2 query is 28 bytes
-or more (RFC 3810 8.1).
+or more (RFC 3810 8.1). An MLDv1 Report (type 131) and Done (type 132) have the MLDv1 query's
+layout, Maximum Response Delay 0 (RFC 2710 3.4).
 
 Version 2 Report (type 143): the header's word is Reserved (16) and the Number of Multicast
 Address Records (16); then the records::
@@ -44,12 +45,14 @@ __all__ = [
     "RecordType",
     "build_query",
     "build_report",
+    "build_v1",
     "decode_mrc",
     "decode_qqic",
     "encode_mrc",
     "encode_qqic",
     "parse_query",
     "parse_report",
+    "parse_v1",
 ]
 
 Buffer: TypeAlias = bytes | bytearray | memoryview
@@ -298,3 +301,35 @@ def parse_report(header: Icmp6Header, body: Buffer) -> tuple[GroupRecord, ...]:
         sources = tuple(bytes(view[i : i + 16]) for i in range(start, end, 16))
         records.append(GroupRecord(type_, group, sources))
     return tuple(records)
+
+
+# -- MLDv1 Report and Done (RFC 2710 3) ----------------------------------------------------------
+
+
+def build_v1(type_: int, src: bytes, dst: bytes, group: bytes) -> bytes:
+    """An MLDv1 Report (type 131, sent to ``group`` itself) or Done (type 132, sent to
+    ff02::2), RFC 2710 3 and 5; checksum filled for ``src`` and ``dst``.
+
+    Raises:
+        ValueError: a type other than 131 or 132, or an address not 16 bytes.
+    """
+    if type_ not in (Icmp6Type.MLD_REPORT, Icmp6Type.MLD_DONE):
+        raise ValueError(f"ICMPv6 type {type_} is not an MLDv1 Report or Done")
+    if len(group) != 16:
+        raise ValueError(f"group must be 16 bytes, not {len(group)}")
+    buf = bytearray(ICMPV6_HEADER_LEN)
+    buf += group
+    build_into(buf, 0, type_, 0, 0, src, dst)  # RFC 2710 3.4: Maximum Response Delay 0
+    return bytes(buf)
+
+
+def parse_v1(header: Icmp6Header, body: Buffer) -> bytes:
+    """The Multicast Address of an MLDv1 Report or Done; bytes after it are ignored (RFC
+    2710 3.7 leaves room for future versions).
+
+    Raises:
+        ParseError: ``truncated``, shorter than 24 bytes.
+    """
+    if len(body) < _V1_QUERY_BODY:
+        raise ParseError("truncated", f"MLDv1 message of {len(body) + ICMPV6_HEADER_LEN} bytes")
+    return bytes(memoryview(body)[:_V1_QUERY_BODY])

@@ -20,7 +20,8 @@ Neighbour discovery (RFC 4861 7): the neighbour cache is the same NUD machine as
 (:class:`~..arp.cache.ArpCache`, whose states are RFC 4861 7.3.2's), driven by Neighbor
 Solicitations and Advertisements; address configuration (link-local, SLAAC, DAD, router and
 prefix lists) is the :class:`~.addrconf.Addrconf` machine; multicast listening is reported
-with MLDv2 (RFC 3810) for every group joined except all-nodes (RFC 3810 6).
+with MLD by the :class:`~..icmpv6.listener.MulticastListener` machine: MLDv2 (RFC 3810), or
+MLDv1 while an MLDv1 querier is present (RFC 3810 8.2.1).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ...errors import MessageTooLargeError, NoRouteError, ParseError
 from ..arp.cache import ArpCache, ArpConfig, ArpState, NeighbourFailed, NeighbourResolved
 from ..ethernet.layer import EthernetLayer
 from ..ethernet.wire import ETHERNET_HEADER_LEN, EtherType
+from ..icmpv6 import listener as mldl
 from ..icmpv6 import mld, ndp
 from ..icmpv6.wire import Icmp6Header, Icmp6Type
 from ..ipv4.layer import OutRoute
@@ -80,9 +82,6 @@ UpperHandler = Callable[[IPv6Header, memoryview, float, bool], None]
 #: handler(header, the packet from its IPv6 header on, problem, now, to a group)
 ProblemHandler = Callable[[IPv6Header, memoryview, ParameterProblem, float, bool], None]
 
-#: RFC 3810 9.1, 9.11: Robustness Variable and Unsolicited Report Interval.
-MLD_ROBUSTNESS = 2
-MLD_UNSOLICITED_INTERVAL = 1.0
 #: The Hop-by-Hop header an MLD report carries (RFC 3810 5: Router Alert, RFC 2711),
 #: Next Header ICMPv6, padded to 8 bytes with PadN.
 _ROUTER_ALERT_HBH = bytes((NextHeader.ICMPV6, 0, 5, 2, 0, 0, 1, 0))
@@ -117,6 +116,8 @@ class IPv6Config:
     #: trust gains nothing from them but a way to be misdirected).
     accept_redirects: bool = False
     max_groups: int = 64
+    #: MLD's Robustness Variable and intervals (RFC 3810 9).
+    mld: mldl.MldConfig = field(default_factory=mldl.MldConfig)
 
 
 @dataclass(slots=True)
@@ -150,6 +151,8 @@ class IPv6Layer(Layer):
         "ndp_received",
         "ndp_sent",
         "mld_reports_sent",
+        "mld_v1_reports_sent",
+        "mld_dones_sent",
         "parameter_problems",
     )
 
@@ -195,14 +198,14 @@ class IPv6Layer(Layer):
         self._pmtu: dict[bytes, tuple[int, float]] = {}
         #: RFC 4861 8.3: destinations a router redirected (to a better next hop).
         self._redirects: dict[bytes, bytes] = {}
-        self._reports: list[tuple[float, int, bytes, int]] = []  # (at, record type, group, left)
-        self._query_response_at: float | None = None
-        self._query_groups: set[bytes] | None = None  # None: every group
+        #: MLD: what is reported of ``groups``, in which version (RFC 3810, RFC 2710).
+        self.mld = mldl.MulticastListener(rng, self.config.mld)
         self._known_upper = frozenset((NextHeader.TCP, NextHeader.UDP, NextHeader.ICMPV6))
         self.rx_packets = self.rx_bytes = self.tx_packets = self.tx_bytes = 0
         self.fragments_received = self.reassembled = self.fragments_sent = 0
         self.fragmented = self.delivered = 0
         self.ndp_received = self.ndp_sent = self.mld_reports_sent = 0
+        self.mld_v1_reports_sent = self.mld_dones_sent = 0
         self.parameter_problems = 0
         eth.handlers[EtherType.IPV6] = self.receive
 
@@ -285,13 +288,15 @@ class IPv6Layer(Layer):
             raise ValueError("too many multicast groups")
         self.groups[group] = n + 1
         if n == 0:
-            self._report_change(mld.RecordType.CHANGE_TO_EXCLUDE, group, now)
+            self.mld.join(group, now)
+            self._send_mld(now)
 
     def leave(self, group: bytes, now: float) -> None:
         n = self.groups.get(group, 0)
         if n <= 1:
-            if self.groups.pop(group, None) is not None and group != ALL_NODES:
-                self._report_change(mld.RecordType.CHANGE_TO_INCLUDE, group, now)
+            if self.groups.pop(group, None) is not None:
+                self.mld.leave(group, now)
+                self._send_mld(now)
         else:
             self.groups[group] = n - 1
 
@@ -723,8 +728,8 @@ class IPv6Layer(Layer):
     def receive_mld_query(
         self, header: IPv6Header, icmp: Icmp6Header, body: memoryview, now: float
     ) -> None:
-        """RFC 3810 6.2: answer a query after a random delay up to its Maximum Response
-        Delay; queries must come from a link-local source with hop limit 1 (RFC 3810 5.1.14)."""
+        """A Multicast Listener Query of either version, for the MLD machine; queries must
+        come from a link-local source with hop limit 1 (RFC 3810 5.1.14)."""
         if not is_link_local(header.src) or header.hop_limit != 1:
             self._drop("mld_bad_query")
             return
@@ -733,34 +738,40 @@ class IPv6Layer(Layer):
         except ParseError as exc:
             self._drop(f"mld_{exc.reason}", exc)
             return
-        at = now + self._rng.random() * query.max_response_delay
-        if query.group == UNSPECIFIED:
-            self._query_groups = None
-        elif query.group in self.groups:
-            if self._query_groups is not None:
-                self._query_groups.add(query.group)
-        else:
-            return
-        if self._query_response_at is None or at < self._query_response_at:
-            self._query_response_at = at
+        self.mld.receive_query(query, now)
 
-    def _report_change(self, record: int, group: bytes, now: float) -> None:
-        # RFC 3810 6.1: an unsolicited report at once, repeated Robustness Variable times.
-        if group == ALL_NODES or not self.enabled:
+    def receive_mld_report(
+        self, header: IPv6Header, icmp: Icmp6Header, body: memoryview, now: float
+    ) -> None:
+        """Another listener's MLDv1 Report: in MLDv1 mode it suppresses ours (RFC 2710 4)."""
+        try:
+            group = mld.parse_v1(icmp, body)
+        except ParseError as exc:
+            self._drop(f"mld_{exc.reason}", exc)
             return
-        self._reports = [r for r in self._reports if r[2] != group]
-        self._send_report([mld.GroupRecord(record, group)], now)
-        if MLD_ROBUSTNESS > 1:
-            at = now + self._rng.random() * MLD_UNSOLICITED_INTERVAL
-            self._reports.append((at, record, group, MLD_ROBUSTNESS - 1))
+        self.mld.receive_report(group, now)
 
-    def _send_report(self, records: list[mld.GroupRecord], now: float) -> None:
-        # RFC 3810 5.2.13: from a link-local address, or :: while none is valid yet.
+    def _send_mld(self, now: float) -> None:
+        """Send what the MLD machine asked for: from a link-local address, or :: while none
+        is valid yet (RFC 3810 5.2.13, RFC 3590 4), hop limit 1 and a Router Alert (RFC 3810
+        5, RFC 2710 3). Nothing while IPv6 is off."""
+        messages = self.mld.messages_to_send()
+        if not messages or not self.enabled:
+            return
         src = next((a for a in self._local if is_link_local(a)), UNSPECIFIED)
-        msg = mld.build_report(src, records)
-        self.mld_reports_sent += 1
-        self._send_icmp6(msg, src, ALL_MLDV2_ROUTERS, now, hop_limit=1,
-                         hop_by_hop=_ROUTER_ALERT_HBH)  # fmt: skip
+        for m in messages:
+            if isinstance(m, mldl.SendV2Report):
+                msg, dst = mld.build_report(src, m.records), ALL_MLDV2_ROUTERS
+                self.mld_reports_sent += 1
+            elif isinstance(m, mldl.SendReport):
+                dst = m.group
+                msg = mld.build_v1(Icmp6Type.MLD_REPORT, src, dst, m.group)
+                self.mld_v1_reports_sent += 1
+            else:
+                dst = ALL_ROUTERS
+                msg = mld.build_v1(Icmp6Type.MLD_DONE, src, dst, m.group)
+                self.mld_dones_sent += 1
+            self._send_icmp6(msg, src, dst, now, hop_limit=1, hop_by_hop=_ROUTER_ALERT_HBH)
 
     # -- address configuration -------------------------------------------------------------
     def _after_addrconf(self, now: float) -> None:
@@ -835,13 +846,10 @@ class IPv6Layer(Layer):
             self.reassembler.poll_at(),
             self.neighbours.poll_at(),
             self.addrconf.poll_at(),
-            self._query_response_at,
+            self.mld.poll_at(),
         ):
             if t is not None and t < at:
                 at = t
-        for r in self._reports:
-            if r[0] < at:
-                at = r[0]
         return None if at == math.inf else at
 
     def handle_timeout(self, now: float) -> None:
@@ -852,26 +860,8 @@ class IPv6Layer(Layer):
         self._flush_neighbours(now)
         self.addrconf.handle_timeout(now)
         self._after_addrconf(now)
-        if self._reports:
-            due = [r for r in self._reports if r[0] <= now]
-            self._reports = [r for r in self._reports if r[0] > now]
-            for _, record, group, left in due:
-                if group in self.groups or record == mld.RecordType.CHANGE_TO_INCLUDE:
-                    self._send_report([mld.GroupRecord(record, group)], now)
-                    if left > 1:
-                        at = now + self._rng.random() * MLD_UNSOLICITED_INTERVAL
-                        self._reports.append((at, record, group, left - 1))
-        if self._query_response_at is not None and self._query_response_at <= now:
-            wanted = self._query_groups
-            self._query_response_at = None
-            self._query_groups = set()
-            records = [
-                mld.GroupRecord(mld.RecordType.MODE_IS_EXCLUDE, g)
-                for g in self.groups
-                if g != ALL_NODES and (wanted is None or g in wanted)
-            ]
-            if records:
-                self._send_report(records, now)
+        self.mld.handle_timeout(now)
+        self._send_mld(now)
 
     def reset_stats(self) -> None:
         super().reset_stats()
@@ -885,6 +875,7 @@ class IPv6Layer(Layer):
         out["neighbours"] = len(self.neighbours)
         out["pending_packets"] = self.neighbours.pending_packets
         out["groups"] = len(self.groups)
+        out["mld_version"] = self.mld.version
         drops: dict[str, int] = out["drops"]
         for reason, n in self.reassembler.drops.items():
             drops[f"reassembly_{reason}"] = n

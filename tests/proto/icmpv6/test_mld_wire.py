@@ -1,5 +1,5 @@
-"""Tests of netstack.proto.icmpv6.mld: MLDv2 queries and reports (RFC 3810 5) and the MLDv1
-query (RFC 2710 3).
+"""Tests of netstack.proto.icmpv6.mld: MLDv2 queries and reports (RFC 3810 5) and MLDv1
+queries, reports and done messages (RFC 2710 3).
 
 Fixed messages come from the tcpdump project's test captures (icmpv6.pcap in the corpus at
 shared/pcaps/tcpdump), written out as hex from the byte after the IPv6 headers; or were
@@ -26,12 +26,14 @@ from netstack.proto.icmpv6.mld import (
     RecordType,
     build_query,
     build_report,
+    build_v1,
     decode_mrc,
     decode_qqic,
     encode_mrc,
     encode_qqic,
     parse_query,
     parse_report,
+    parse_v1,
 )
 from netstack.proto.icmpv6.wire import Icmp6Header, Icmp6Type, checksum_ok, parse
 
@@ -512,3 +514,39 @@ def test_garbage_parses_or_raises_parse_error(rest: int, body: bytes) -> None:
         except ParseError as exc:
             assert exc.reason in {"truncated", "bad_length"}
             assert SNAKE_CASE.match(exc.reason)
+
+
+# -- MLDv1 Report and Done (RFC 2710 3) --------------------------------------------------------
+SOLICITED = addr("ff02::1:ff00:1")
+
+
+@pytest.mark.parametrize(
+    ("type_", "dst", "hexed"),
+    [
+        # By hand, fe80::2 -> ff02::1:ff00:1 behind a Router Alert; tshark -V: "Multicast
+        # Listener Report (131)", "Checksum: 0x821e [correct]", "Multicast Address:
+        # ff02::1:ff00:1".
+        (Icmp6Type.MLD_REPORT, SOLICITED, "8300821e00000000ff0200000000000000000001ff000001"),
+        # fe80::2 -> ff02::2: "Multicast Listener Done (132)", "Checksum: 0x801f [correct]".
+        (Icmp6Type.MLD_DONE, addr("ff02::2"), "8400801f00000000ff0200000000000000000001ff000001"),
+    ],
+)
+def test_fixed_v1_messages(type_: int, dst: bytes, hexed: str) -> None:
+    message = build_v1(type_, LL2, dst, SOLICITED)
+    assert message == bytes.fromhex(hexed)
+    assert checksum_ok(message, LL2, dst)
+    header, body = parse(message)
+    assert header.type == type_ and parse_v1(header, body) == SOLICITED
+    # Bytes after the Multicast Address are ignored.
+    header, body = parse(message + b"\x00" * 8)
+    assert parse_v1(header, body) == SOLICITED
+
+
+def test_v1_message_errors() -> None:
+    header, body = parse(bytes.fromhex("8300821e00000000ff02000000000000"))
+    with pytest.raises(ParseError, match="truncated"):
+        parse_v1(header, body)
+    with pytest.raises(ValueError):
+        build_v1(Icmp6Type.MLD_QUERY, LL2, SOLICITED, SOLICITED)
+    with pytest.raises(ValueError):
+        build_v1(Icmp6Type.MLD_REPORT, LL2, SOLICITED, b"short")
