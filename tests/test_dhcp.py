@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,7 +25,15 @@ from netstack.dhcp import (
 )
 from netstack.link import Switch
 from netstack.link.base import MacAddress
-from netstack.proto.dhcp.wire import encode_classless_routes, encode_u16
+from netstack.proto.dhcp.wire import (
+    BootOp,
+    DhcpMessage,
+    MessageType,
+    OptionCode,
+    build,
+    encode_classless_routes,
+    encode_u16,
+)
 
 #: RFC 5227's probe timings shortened so that a test takes milliseconds, not seconds.
 QUICK = DhcpClientConfig(probe_wait=0.02, probe_min=0.02, probe_max=0.05, announce_wait=0.05)
@@ -262,5 +271,43 @@ async def test_reservations_through_serve(net: Net) -> None:
     client = await net.host(mac="02:00:00:00:0a:01")
     driver = await netstack.dhcp.configure(client, config=QUICK, timeout=5)
     assert driver.lease is not None and driver.lease.address == "198.18.0.77"
+    await driver.close()
+    server.close()
+
+
+async def test_a_flood_of_discovers_does_not_starve_a_real_client(
+    net: Net, caplog: pytest.LogCaptureFixture
+) -> None:
+    # DISCOVERs from 3 000 random hardware addresses (unicast to the server from a host on
+    # the link: the server's side is the same as for broadcasts), then a real client. The
+    # flood holds at most half the pool; the client gets its lease at once.
+    server_stack = await net.host("198.18.0.1/24")
+    server = await netstack.dhcp.serve(server_stack, pool="198.18.0.100-198.18.0.149")
+    attacker = await net.host("198.18.0.2/24")
+    transport, _ = await attacker.create_datagram_endpoint(
+        asyncio.DatagramProtocol, local_addr=("0.0.0.0", 68), remote_addr=("198.18.0.1", 67)
+    )
+    rng = random.Random(18)
+    caplog.set_level("WARNING", logger="netstack.dhcp.server")
+    discover = {OptionCode.MESSAGE_TYPE: bytes((MessageType.DISCOVER,))}
+    for i in range(3000):
+        chaddr = bytes([0x02]) + rng.randbytes(5)
+        msg = DhcpMessage(op=BootOp.REQUEST, xid=i, chaddr=chaddr, options=discover)
+        transport.sendto(build(msg))
+        if i % 100 == 0:
+            await asyncio.sleep(0)
+    async with asyncio.timeout(10):
+        while server.stats()["discovers"] < 3000:
+            await asyncio.sleep(0.02)
+    transport.close()
+    client = await net.host()
+    driver = await netstack.dhcp.configure(client, config=QUICK, timeout=5)
+    assert driver.lease is not None
+    stats = server.stats()
+    assert stats["offers_outstanding"] <= 25 and stats["offers_evicted"] >= 2975
+    address = ipaddress.IPv4Address(str(driver.lease.address).split("/")[0])
+    assert ipaddress.IPv4Address("198.18.0.100") <= address <= ipaddress.IPv4Address("198.18.0.149")
+    assert [lease.mac for lease in server.leases] == [str(client.link.mac)]
+    assert not [r for r in caplog.records if "exhausted" in r.getMessage()]
     await driver.close()
     server.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,52 @@ async def test_udhcpc_against_netstack_server(tap_netns: TapSandbox, tmp_path: P
         await stack.close()
         link.close()
     assert await tshark_problems(tshark, capture, "bootp || arp") == ""
+
+
+DISCOVER_FLOOD = """
+import random, socket, sys
+from netstack.proto.dhcp.wire import BootOp, DhcpMessage, DhcpFlags, MessageType, OptionCode, build
+dev, count = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, dev.encode())
+s.bind(("0.0.0.0", 68))
+rng = random.Random(18)
+sent = 0
+for i in range(count):
+    chaddr = bytes([0x02]) + rng.randbytes(5)
+    msg = DhcpMessage(op=BootOp.REQUEST, xid=i, chaddr=chaddr,
+                      options={OptionCode.MESSAGE_TYPE: bytes((MessageType.DISCOVER,))})
+    try:
+        s.sendto(build(msg), ("255.255.255.255", 67))
+        sent += 1
+    except OSError:
+        pass
+print(sent)
+"""
+
+
+async def test_udhcpc_gets_a_lease_after_a_discover_flood(
+    tap_netns: TapSandbox, tmp_path: Path
+) -> None:
+    # DISCOVERs from random hardware addresses, broadcast by the kernel, then busybox's
+    # udhcpc: the flood holds at most half the pool, and udhcpc is bound at once.
+    busybox = require_program("busybox")
+    stack = await Stack.open(tap_netns.link, ipv4=tap_netns.stack_ipv4, close_link=False)
+    try:
+        server = await netstack.dhcp.serve(stack, pool="198.18.0.100-198.18.0.150")
+        out = await in_netns(tap_netns, sys.executable, "-c", DISCOVER_FLOOD, tap_netns.dev,
+                             "3000")  # fmt: skip
+        assert int(out.split()[-1]) >= 1000
+        await wait_for(lambda: server.stats()["discovers"] >= 1000)
+        await asyncio.sleep(0.5)
+        udhcpc = [busybox, "udhcpc", "-i", tap_netns.dev, "-n", "-q", "-f",
+                  "-s", str(udhcpc_script(tmp_path)), "-t", "3", "-T", "1"]  # fmt: skip
+        fields = parse_bound(await in_netns(tap_netns, *udhcpc, timeout=30))
+        assert 100 <= int(fields["ip"].split(".")[-1]) <= 150
+        assert [lease.address for lease in server.leases] == [fields["ip"]]
+        stats = server.stats()
+        assert stats["offers_outstanding"] <= 25 and "pool_exhausted" not in stats["drops"]
+        server.close()
+    finally:
+        await stack.close()

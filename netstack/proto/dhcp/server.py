@@ -4,7 +4,14 @@
   address of its current binding, the address it had before (expired or released), the
   address it asks for if that is free, or a free address of the pool; a fresh address (never
   leased) is preferred to one another client had, and among those the one free longest.
-  Offered addresses are held for ``offer_hold`` seconds so no other client is offered them.
+  Offered addresses are held for ``offer_hold`` seconds so no other client is offered them
+  (RFC 2131 4.3.1: the server SHOULD NOT reuse an offered address before the client
+  answers), within bounds, so that DISCOVERs from random hardware addresses (the classic
+  starvation attack) cannot hold the whole pool: a hardware address holds at most
+  ``max_offers_per_mac`` offers, a pool at most ``max_offers`` (half its addresses by
+  default); beyond them the oldest offer is let go. An address let go is given out again
+  only after every fresh one and every one let go before it, so a real client's REQUEST a
+  moment after its OFFER still gets it through a flood.
 - REQUEST (RFC 2131 4.3.2) in its three forms: SELECTING (Server Identifier present: ours
   binds, another server's frees our offer), INIT-REBOOT (Requested IP Address, no ciaddr:
   NAK for an address on the wrong network or held by another client) and RENEWING/REBINDING
@@ -19,7 +26,9 @@
 
 Clients are known by their Client Identifier (option 61), else by their hardware address
 (RFC 2131 4.2). Malformed or unexpected messages are dropped and counted in
-:attr:`DhcpServer.drops`; nothing a client sends raises. Persistence is the driver's:
+:attr:`DhcpServer.drops`; nothing a client sends raises. Warnings a client can cause (an
+exhausted pool, a declined address) are logged at most once per ``log_interval`` each, with
+the count of those left unlogged. Persistence is the driver's:
 :meth:`DhcpServer.snapshot` and :meth:`DhcpServer.restore` give and take a JSON-able dict,
 and :attr:`DhcpServer.generation` changes whenever something worth saving did.
 """
@@ -123,10 +132,22 @@ class DhcpServerConfig:
     #: NAK requests for addresses this server does not know (RFC 2131 4.3.2 leaves the
     #: choice to the server's administrator); a lone server on its link should.
     authoritative: bool = True
+    #: Offers a pool may have outstanding at once; None: half its addresses (at least one).
+    #: A new offer beyond it lets the pool's oldest offer go.
+    max_offers: int | None = None
+    #: Offers one hardware address may have outstanding at once (under several client
+    #: identifiers); a new one beyond it lets that address's oldest offer go.
+    max_offers_per_mac: int = 2
+    #: Seconds between two log lines of one kind of warning a client can cause.
+    log_interval: float = 60.0
 
     def __post_init__(self) -> None:
         if not self.pools:
             raise ValueError("a DHCP server needs at least one pool")
+        if self.max_offers is not None and self.max_offers < 1:
+            raise ValueError("max_offers must be at least 1 (or None)")
+        if self.max_offers_per_mac < 1:
+            raise ValueError("max_offers_per_mac must be at least 1")
         for mac, ip in self.reservations.items():
             if len(mac) != 6 or len(ip) != 4:
                 raise ValueError("reservations map 6-byte MACs to 4-byte addresses")
@@ -186,6 +207,31 @@ def _fmt(ip: bytes) -> str:
     return str(ipaddress.IPv4Address(ip))
 
 
+class _Throttle:
+    """One kind of warning: let a line through at most once per ``interval`` seconds, and
+    count the ones held back meanwhile."""
+
+    __slots__ = ("interval", "next_at", "held")
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.next_at = -math.inf
+        self.held = 0
+
+    def due(self, now: float) -> int | None:
+        """None to stay quiet; else how many lines were held back since the last one."""
+        if now < self.next_at:
+            self.held += 1
+            return None
+        held, self.held = self.held, 0
+        self.next_at = now + self.interval
+        return held
+
+
+def _held_note(held: int) -> str:
+    return f" ({held} more since the last report)" if held else ""
+
+
 class DhcpServer:
     """The server machine for the pools of one interface.
 
@@ -204,6 +250,7 @@ class DhcpServer:
         "acks_sent",
         "naks_sent",
         "leases_expired",
+        "offers_evicted",
     )
 
     def __init__(
@@ -235,9 +282,17 @@ class DhcpServer:
         self._by_client: dict[bytes, bytes] = {}
         #: Per pool (by its first address): where the search for a fresh address resumes.
         self._cursor: dict[int, int] = {}
+        #: Outstanding offers, oldest first: address -> (pool key, hardware address), and
+        #: the same by pool and by hardware address.
+        self._offers: dict[bytes, tuple[int, bytes]] = {}
+        self._pool_offers: dict[int, dict[bytes, None]] = {}
+        self._mac_offers: dict[bytes, dict[bytes, None]] = {}
+        self._exhausted_log = _Throttle(config.log_interval)
+        self._decline_log = _Throttle(config.log_interval)
         self.drops: dict[str, int] = {}
         self.discovers = self.requests = self.declines = self.releases = self.informs = 0
         self.offers_sent = self.acks_sent = self.naks_sent = self.leases_expired = 0
+        self.offers_evicted = 0
         #: Changes whenever the state :meth:`snapshot` returns changes.
         self.generation = 0
 
@@ -265,6 +320,7 @@ class DhcpServer:
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {c: getattr(self, c) for c in self._COUNTERS}
         out["bindings"] = sum(1 for b in self._bindings.values() if b.state is B.BOUND)
+        out["offers_outstanding"] = len(self._offers)
         out["drops"] = dict(self.drops)
         return out
 
@@ -284,7 +340,9 @@ class DhcpServer:
             if b.state is B.BOUND:
                 self.leases_expired += 1
                 log.debug("lease of %s expired", _fmt(b.address))
-            if b.state is not B.OFFERED:
+            if b.state is B.OFFERED:
+                self._offer_ended(b.address)
+            else:
                 self.generation += 1
             b.state = B.EXPIRED
 
@@ -323,6 +381,9 @@ class DhcpServer:
             raise ValueError("the lease database has no list of leases")
         self._bindings.clear()
         self._by_client.clear()
+        self._offers.clear()
+        self._pool_offers.clear()
+        self._mac_offers.clear()
         loaded = 0
         for entry in entries:
             binding = self._entry(entry, now, elapsed)
@@ -423,16 +484,21 @@ class DhcpServer:
 
     def _discover(self, msg: DhcpMessage, client: bytes, pool: Pool, now: float) -> list[Reply]:
         requested = _requested(msg)
+        if self._current(client, now) is None:
+            self._make_room(pool, msg.chaddr, now)
         address = self._choose(client, msg.chaddr, pool, requested, now)
         if address is None:
             self._drop("pool_exhausted")
-            log.warning("pool %s-%s is exhausted", pool.start, pool.end)
+            held = self._exhausted_log.due(now)
+            if held is not None:
+                log.warning("pool %s-%s is exhausted: DISCOVERs go unanswered%s", pool.start,
+                            pool.end, _held_note(held))  # fmt: skip
             return []
         b = self._bindings.get(address)
         if b is None or b.client != client or b.state is not B.BOUND:
             # RFC 2131 4.3.1: the offered address is kept for this client for a while.
             self._set(address, client, msg.chaddr, B.OFFERED, now + self.config.offer_hold,
-                      _hostname(msg))  # fmt: skip
+                      _hostname(msg), pool)  # fmt: skip
         lease_time = self._lease_time(pool, msg)
         self.offers_sent += 1
         return [self._reply(msg, MessageType.OFFER, address, pool, lease_time)]
@@ -447,6 +513,7 @@ class DhcpServer:
                 current = self._by_client.get(client)
                 b = self._bindings.get(current) if current is not None else None
                 if b is not None and b.state is B.OFFERED:
+                    self._offer_ended(b.address)
                     b.state = B.EXPIRED
                     b.expires = now
                 self._drop("other_server_selected")
@@ -507,7 +574,12 @@ class DhcpServer:
             self._drop("decline_unknown")
             return
         # RFC 2131 4.3.3: "the server MUST mark the network address as not available".
-        log.warning("%s declined by %s: in use on the link", _fmt(b.address), b.mac.hex(":"))
+        held = self._decline_log.due(now)
+        if held is not None:
+            log.warning("%s declined by %s: in use on the link%s", _fmt(b.address),
+                        b.mac.hex(":"), _held_note(held))  # fmt: skip
+        if b.state is B.OFFERED:
+            self._offer_ended(b.address)
         b.state = B.DECLINED
         b.expires = now + self.config.decline_hold
         b.client = b""
@@ -617,19 +689,68 @@ class DhcpServer:
 
     def _set(
         self, address: bytes, client: bytes, mac: bytes, state: BindingState, expires: float,
-        hostname: str | None,
+        hostname: str | None, pool: Pool | None = None,
     ) -> None:  # fmt: skip
         old = self._by_client.get(client)
         if old is not None and old != address:
             prior = self._bindings.get(old)
             if prior is not None and prior.client == client and prior.state is B.OFFERED:
+                self._offer_ended(old)
                 prior.state = B.EXPIRED  # a stale offer of another address
         b = self._bindings.get(address)
         if b is not None and b.client and b.client != client:
             if self._by_client.get(b.client) == address:
                 del self._by_client[b.client]
+        self._offer_ended(address)
         self._bindings[address] = _Binding(address, client, mac, state, expires, hostname)
         self._by_client[client] = address
+        if state is B.OFFERED and pool is not None:
+            key = int(pool.start)
+            self._offers[address] = (key, mac)
+            self._pool_offers.setdefault(key, {})[address] = None
+            self._mac_offers.setdefault(mac, {})[address] = None
+
+    # -- bounded offers --------------------------------------------------------------------
+    def _offer_ended(self, address: bytes) -> None:
+        """``address`` is no longer offered (bound, let go, expired, declined)."""
+        entry = self._offers.pop(address, None)
+        if entry is None:
+            return
+        key, mac = entry
+        by_pool = self._pool_offers.get(key)
+        if by_pool is not None:
+            by_pool.pop(address, None)
+            if not by_pool:
+                del self._pool_offers[key]
+        by_mac = self._mac_offers.get(mac)
+        if by_mac is not None:
+            by_mac.pop(address, None)
+            if not by_mac:
+                del self._mac_offers[mac]
+
+    def _make_room(self, pool: Pool, mac: bytes, now: float) -> None:
+        """Before a new offer: let go of the oldest offer of ``mac`` at its bound, and of the
+        oldest offer of ``pool`` at its bound."""
+        held = self._mac_offers.get(mac)
+        if held is not None and len(held) >= self.config.max_offers_per_mac:
+            self._evict(next(iter(held)), now)
+        held = self._pool_offers.get(int(pool.start))
+        if held is not None and len(held) >= self._offer_bound(pool):
+            self._evict(next(iter(held)), now)
+
+    def _offer_bound(self, pool: Pool) -> int:
+        if self.config.max_offers is not None:
+            return self.config.max_offers
+        return max(1, (int(pool.end) - int(pool.start) + 1) // 2)
+
+    def _evict(self, address: bytes, now: float) -> None:
+        self._offer_ended(address)
+        b = self._bindings.get(address)
+        if b is not None and b.state is B.OFFERED:
+            # Free again, and the last to be reused (see _fresh: the oldest free first).
+            b.state = B.EXPIRED
+            b.expires = now
+            self.offers_evicted += 1
 
     def _lease_time(self, pool: Pool, msg: DhcpMessage) -> int:
         """The pool's lease time, or the shorter one the client asked for (RFC 2131 4.3.1),
