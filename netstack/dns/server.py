@@ -35,6 +35,9 @@ What it follows:
   included; a query with EDNS version
   above 0 gets BADVERS (6.1.3); one with more than one OPT gets FORMERR (6.1.1), made of
   the header, the question and an OPT (7). Unknown EDNS options are ignored (6.1.2).
+- RFC 7858: DNS over TLS, on port 853 when :func:`serve` is given a TLS configuration (an
+  :class:`ssl.SSLContext` or netstack's own :class:`~netstack.tls.TLSConfig`), framed and
+  limited as over TCP.
 - RFC 1035 4.2.2 and RFC 7766: over TCP, every message has a two-byte length prefix; a
   connection carries any number of queries, answered in order, each answer written with its
   prefix in one write (8); idle connections are closed (6.2.3), and so are those whose
@@ -127,6 +130,8 @@ CLASSIC_UDP_SIZE = 512
 UDP_PAYLOAD = 1232
 #: Queries over UDP longer than this are dropped: no legitimate query comes near it.
 MAX_UDP_QUERY = 4096
+#: RFC 7858 3.1: the DNS over TLS port.
+DOT_PORT = 853
 #: RFC 7766 6.2.3: idle TCP connections are closed after this many seconds.
 TCP_IDLE_TIMEOUT = 10.0
 #: A DNS message over TCP must arrive whole within this many seconds of its first byte (the
@@ -757,6 +762,8 @@ class ServerStack(Protocol):
         protocol_factory: Callable[[], asyncio.BaseProtocol],
         host: str | None = ...,
         port: int = ...,
+        *,
+        ssl: Any = ...,
     ) -> Any: ...
 
 
@@ -780,8 +787,10 @@ class _TcpService(asyncio.Protocol):
     bytes of the same message do not move.
     """
 
-    def __init__(self, server: DnsServer) -> None:
+    def __init__(self, server: DnsServer, *, encrypted: bool = False) -> None:
         self.server = server
+        #: DNS over TLS (RFC 7858): the connection is the TLS listener's.
+        self.encrypted = encrypted
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.timer: asyncio.TimerHandle | None = None
@@ -833,7 +842,7 @@ class _TcpService(asyncio.Protocol):
             wire = bytes(buf[2 : 2 + n])
             del buf[: 2 + n]
             started = True
-            out = self.server._answer(wire, udp=False)
+            out = self.server._answer(wire, encrypted=self.encrypted)
             if out is not None and self.transport is not None:
                 self.transport.write(len(out).to_bytes(2, "big") + out)  # RFC 7766 8
         if self.transport is None or self.transport.is_closing():
@@ -866,21 +875,34 @@ class _TcpService(asyncio.Protocol):
             self.transport.resume_reading()
 
 
+def _listening_port(server: Any, default: int) -> int:
+    """The port a listener (netstack's Server or asyncio's) is bound to."""
+    addresses = getattr(server, "addresses", None)
+    if addresses:
+        return int(addresses[0][1])
+    sockets = getattr(server, "sockets", None)
+    if sockets:
+        return int(sockets[0].getsockname()[1])
+    return default
+
+
 class DnsServer:
     """An authoritative DNS server on a stack's UDP and TCP port; made by :func:`serve`.
 
     Attributes:
         zones: the zones served (absolute names).
         port: the port listened on.
+        tls_port: the DNS over TLS port, when served (RFC 7858).
         responder: the answering logic and its counters.
         limiter: the per-client rate limit on UDP (:class:`RateLimiter`, with its slip).
         tcp_idle_timeout: seconds a TCP connection may stay silent between messages
             (:data:`TCP_IDLE_TIMEOUT`).
         tcp_message_timeout: seconds a message over TCP may take from its first byte to
             its last (:data:`TCP_MESSAGE_TIMEOUT`).
-        tcp_max_connections: TCP connections served at once (:data:`TCP_MAX_CONNECTIONS`).
-        tcp_max_per_client: TCP connections served at once per client address
-            (:data:`TCP_MAX_PER_CLIENT`).
+        tcp_max_connections: TCP connections served at once, DNS over TLS included
+            (:data:`TCP_MAX_CONNECTIONS`).
+        tcp_max_per_client: TCP connections served at once per client address, DNS over
+            TLS included (:data:`TCP_MAX_PER_CLIENT`).
     """
 
     def __init__(
@@ -911,8 +933,12 @@ class DnsServer:
         self._per_client: dict[str, int] = {}
         self.icmp_errors = 0
         self.internal_errors = 0
+        #: The DNS over TLS port (RFC 7858), when served.
+        self.tls_port: int | None = None
+        self.tls_queries = 0
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: Any = None
+        self._tls: Any = None
         self._connections: set[_TcpService] = set()
         self._closed = False
         self._loop = asyncio.get_running_loop()
@@ -957,9 +983,12 @@ class DnsServer:
         self.authority = Authority(self.zones, udp_payload=self.authority.udp_payload)
         self.responder.authority = self.authority
 
-    async def start(self, host: str | None, port: int) -> None:
+    async def start(
+        self, host: str | None, port: int, *, tls: Any = None, tls_port: int = DOT_PORT
+    ) -> None:
         """Open the UDP endpoint and the TCP listener (both on the UDP endpoint's port when
-        ``port`` is 0)."""
+        ``port`` is 0), and with ``tls`` (an :class:`ssl.SSLContext` or a
+        :class:`netstack.tls.TLSConfig`) a DNS over TLS listener on ``tls_port``."""
         transport, _ = await self.stack.create_datagram_endpoint(
             lambda: _UdpService(self), local_addr=(host, port)
         )
@@ -968,8 +997,15 @@ class DnsServer:
             sockname = transport.get_extra_info("sockname")
             self.port = int(sockname[1]) if sockname else port
             self._tcp = await self.stack.create_server(lambda: _TcpService(self), host, self.port)
+            if tls is not None:
+                self._tls = await self.stack.create_server(
+                    lambda: _TcpService(self, encrypted=True), host, tls_port, ssl=tls
+                )
+                self.tls_port = _listening_port(self._tls, tls_port)
         except BaseException:
             transport.close()
+            if self._tcp is not None:
+                self._tcp.close()
             raise
 
     def _admit(self, conn: _TcpService) -> bool:
@@ -1023,9 +1059,11 @@ class DnsServer:
             self.internal_errors += 1
             log.exception("internal error in the DNS server (UDP)")
 
-    def _answer(self, wire: bytes, *, udp: bool) -> bytes | None:
+    def _answer(self, wire: bytes, *, encrypted: bool) -> bytes | None:
+        if encrypted:
+            self.tls_queries += 1
         try:
-            return self.responder.respond(wire, udp=udp)
+            return self.responder.respond(wire, udp=False, encrypted=encrypted)
         except Exception:
             self.internal_errors += 1
             log.exception("internal error in the DNS server (TCP)")
@@ -1042,8 +1080,9 @@ class DnsServer:
         self._closed = True
         if self._udp is not None:
             self._udp.close()
-        if self._tcp is not None:
-            self._tcp.close()
+        for listener in (self._tcp, self._tls):
+            if listener is not None:
+                listener.close()
         for conn in list(self._connections):
             self._release(conn)
             if conn.transport is not None:
@@ -1052,8 +1091,9 @@ class DnsServer:
     async def wait_closed(self) -> None:
         """Wait until the TCP listener and its connections are gone (a closed connection
         counts as gone at once, as in asyncio; its FIN goes on in the background)."""
-        if self._tcp is not None:
-            await self._tcp.wait_closed()
+        for listener in (self._tcp, self._tls):
+            if listener is not None:
+                await listener.wait_closed()
 
     async def __aenter__(self) -> DnsServer:
         return self
@@ -1080,6 +1120,7 @@ class DnsServer:
         out["tcp_message_timeouts"] = self.tcp_message_timeouts
         out["tcp_refused"] = self.tcp_refused
         out["tcp_evicted"] = self.tcp_evicted
+        out["tls_queries"] = self.tls_queries
         out["icmp_errors"] = self.icmp_errors
         out["internal_errors"] = self.internal_errors
         out["clients"] = len(self.limiter)
@@ -1100,6 +1141,8 @@ async def serve(
     rate: float = RATE,
     burst: float = BURST,
     slip: int = SLIP,
+    tls: Any = None,
+    tls_port: int = DOT_PORT,
 ) -> DnsServer:
     """Serve ``zone`` authoritatively on ``stack``, over UDP and TCP.
 
@@ -1115,6 +1158,11 @@ async def serve(
         slip: of the UDP queries over the limit, every ``slip``-th is answered with TC=1
             (so a real client goes on over TCP, which is not limited) and the others are
             dropped; 1 answers all of them, 0 drops all (see :class:`RateLimiter`).
+        tls: an :class:`ssl.SSLContext` or a :class:`netstack.tls.TLSConfig` (server side) to
+            serve DNS over TLS too (RFC 7858), on ``tls_port``; answers there to padded
+            queries are padded (RFC 8467), the only place they are.
+        tls_port: the DNS over TLS port (853, RFC 7858 3.1; 0: an ephemeral one, see
+            ``server.tls_port``).
 
     Returns:
         The running :class:`DnsServer`.
@@ -1129,5 +1177,5 @@ async def serve(
     if not zones:
         raise ValueError("no zone to serve")
     server = DnsServer(stack, zones, rate=rate, burst=burst, slip=slip)
-    await server.start(host, port)
+    await server.start(host, port, tls=tls, tls_port=tls_port)
     return server

@@ -1,9 +1,14 @@
 """Header flags and OPT records of the server's answers, on the answering logic alone (no
 stack, no loop): the DO bit (RFC 3225 3), NOTIMP for opcodes other than QUERY (RFC 1035
 4.1.1, RFC 6895 2), an OPT in every answer to a query that had one (RFC 6891 6.1.1, 7), and
-EDNS padding (RFC 7830, RFC 8467) on encrypted transports only."""
+EDNS padding (RFC 7830, RFC 8467) on encrypted transports only, with DNS over TLS (RFC 7858)
+on in-memory stacks."""
 
 from __future__ import annotations
+
+import asyncio
+import ssl
+from pathlib import Path
 
 import dns.edns
 import dns.flags
@@ -11,10 +16,12 @@ import dns.message
 import dns.opcode
 import dns.rcode
 import pytest
-from dnskit import ZONE
+from dnskit import ZONE, tcp_query
 
-from netstack.dns import load_zones
+from netstack import Stack
+from netstack.dns import load_zones, serve
 from netstack.dns.server import Authority, Responder
+from netstack.tls import TLSConfig
 
 DO = int(dns.flags.DO)
 
@@ -143,3 +150,54 @@ def test_encrypted_answers_to_padded_queries_are_padded_to_468(responder: Respon
     plain = q("web.example.test.", use_edns=0, payload=1232)
     out = responder.respond(plain.to_wire(), udp=False, encrypted=True)
     assert out is not None and len(out) < 468
+
+
+# -- DNS over TLS (RFC 7858): the encrypted transport padding is for -----------------------------
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    from netstack.tls import certs
+
+    d = tmp_path_factory.mktemp("dot")
+    ca, ca_key = certs.make_ca("netstack DoT test CA")
+    cert, key = certs.issue(ca, ca_key, "ns.example.test", dns_names=["ns.example.test"],
+                            ips=["198.18.0.2"])  # fmt: skip
+    certs.write_pem(d / "ca.pem", ca)
+    certs.write_pem(d / "server.pem", cert)
+    certs.write_pem(d / "server.key", None, key)
+    return d / "ca.pem", d / "server.pem", d / "server.key"
+
+
+@pytest.mark.parametrize("engine", ["openssl", "netstack"])
+async def test_dns_over_tls_pads_answers_to_padded_queries(
+    stack_pair: tuple[Stack, Stack], pki: tuple[Path, Path, Path], engine: str
+) -> None:
+    # RFC 7858 3.3: DNS over TLS on port 853, messages framed as over TCP (RFC 1035 4.2.2);
+    # RFC 8467 4.1: answers to padded queries padded to a multiple of 468 bytes there only.
+    a, b = stack_pair
+    ca, cert, key = pki
+    if engine == "netstack":
+        server_tls: object = TLSConfig.server(cert, key)
+        client_tls: object = TLSConfig.client(cafile=ca)
+    else:
+        server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server_ctx.load_cert_chain(cert, key)
+        server_tls, client_tls = server_ctx, ssl.create_default_context(cafile=str(ca))
+    async with await serve(b, ZONE, tls=server_tls) as srv:
+        assert srv.tls_port == 853
+        reader, writer = await a.open_connection(
+            "198.18.0.2", 853, ssl=client_tls, server_hostname="ns.example.test"
+        )
+        try:
+            for query, padded in ((padded_query(), True), (q("web.example.test."), False)):
+                writer.write(query.to_wire(prepend_length=True))
+                size = int.from_bytes(await asyncio.wait_for(reader.readexactly(2), 5), "big")
+                wire = await reader.readexactly(size)
+                response = dns.message.from_wire(wire)
+                assert response.id == query.id and response.answer
+                assert (size % 468 == 0) is padded
+        finally:
+            writer.close()
+        assert srv.stats()["tls_queries"] == 2
+        # Plain TCP and UDP on the same server stay unpadded.
+        (plain,) = await tcp_query(a, padded_query())
+        assert all(o.otype != PADDING for o in plain.options)

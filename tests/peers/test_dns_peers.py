@@ -1,5 +1,5 @@
 """netstack's DNS against real peers over a TAP device in a network namespace (PEERS.md):
-``dig`` (BIND's) querying the netstack server over UDP and TCP, and the netstack resolver
+``dig`` (BIND's) querying the netstack server over UDP, TCP and TLS, and the netstack resolver
 asking ``dnsmasq`` in the namespace, over UDP and, for an answer too large for it, TCP."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import ssl
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -125,7 +126,10 @@ async def test_dig_follows_truncation_to_tcp(tap_netns: TapSandbox, dns_server: 
 
 
 def opt_section(out: str) -> str:
-    return section(out, "OPT PSEUDO")
+    """The lines of dig's OPT pseudo-section (EDNS version, flags, options; "; PAD: (n
+    bytes)" for padding)."""
+    match = re.search(r";; OPT PSEUDOSECTION:\n(.*?)(?:\n;;|\Z)", out, re.S)
+    return match.group(1) if match else ""
 
 
 @pytest.mark.parametrize("transport", ["+notcp", "+tcp"])
@@ -168,9 +172,49 @@ async def test_dig_padding_is_not_echoed_in_cleartext(
     require_program("dig")
     out = await dig(tap_netns, transport, "+padding=128", "web.example.test", "A")
     assert status(out) == "NOERROR"
-    assert "PADDING" not in opt_section(out), out
+    assert "PAD:" not in opt_section(out) and "EDNS" in opt_section(out), out
     size = re.search(r"MSG SIZE\s+rcvd: (\d+)", out)
     assert size is not None and int(size.group(1)) < 200
+
+
+@pytest.mark.parametrize("engine", ["openssl", "netstack"])
+async def test_dig_over_tls_gets_padded_answers(
+    tap_netns: TapSandbox, tap_stack: Stack, tmp_path: Path, engine: str
+) -> None:
+    # RFC 7858 (DNS over TLS, port 853) with dig's own TLS: answers to padded queries are
+    # padded to 468-byte blocks there (RFC 8467 4.1), and only there.
+    from netstack.tls import TLSConfig, certs
+
+    require_program("dig")
+    ca, ca_key = certs.make_ca("netstack DoT peer CA")
+    cert, key = certs.issue(ca, ca_key, "ns.example.test", ips=[NETSTACK])
+    certs.write_pem(tmp_path / "server.pem", cert)
+    certs.write_pem(tmp_path / "server.key", None, key)
+    if engine == "netstack":
+        tls: object = TLSConfig.server(tmp_path / "server.pem", tmp_path / "server.key")
+    else:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
+    async with await serve(tap_stack, ZONE, tls=tls) as server:
+        out = await dig(tap_netns, "+tls", "+padding=468", "web.example.test", "A")
+        assert status(out) == "NOERROR" and "198.18.0.80" in section(out, "ANSWER")
+        assert "PAD:" in opt_section(out), out
+        size = re.search(r"MSG SIZE\s+rcvd: (\d+)", out)
+        assert size is not None and int(size.group(1)) % 468 == 0
+        out = await dig(tap_netns, "+tls", "web.example.test", "A")
+        assert (
+            status(out) == "NOERROR"
+            and "PAD:" not in opt_section(out)
+            and "EDNS" in opt_section(out)
+        )
+        # The same padded query in cleartext: no padding.
+        out = await dig(tap_netns, "+padding=468", "web.example.test", "A")
+        assert (
+            status(out) == "NOERROR"
+            and "PAD:" not in opt_section(out)
+            and "EDNS" in opt_section(out)
+        )
+        assert server.stats()["tls_queries"] == 2
 
 
 async def test_dig_over_the_rate_limit_gets_tc_and_goes_on_over_tcp(
