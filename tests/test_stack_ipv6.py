@@ -5,6 +5,7 @@ Packet Too Big, and garbage on the wire."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import errno
 import hashlib
@@ -447,13 +448,24 @@ async def test_parameter_problems_and_time_exceeded(pair6: tuple[Stack, Stack]) 
     assert b.stats()["ipv6"]["reassembling"] == 0
 
 
-async def test_mld_general_query_is_answered() -> None:
+@contextlib.asynccontextmanager
+async def mld_host() -> AsyncIterator[tuple[Stack, ScriptedRouter, MemoryLink]]:
+    """A stack at fd00::5/64 behind a scripted router, once its unsolicited MLDv2 reports
+    and their repetition are over."""
     host_link, router_link = MemoryLink.pair()
     router = ScriptedRouter(router_link, "fd00:1:2:3::/64", "fd00::53")
     listening = asyncio.create_task(router_link.listen(router.on_frame))
     stack = await Stack.open(host_link, ipv6="fd00::5/64", config=FAST)
     try:
-        await asyncio.sleep(1.2)  # the unsolicited reports and their repetition are over
+        await asyncio.sleep(1.2)
+        yield stack, router, router_link
+    finally:
+        await stack.close()
+        listening.cancel()
+
+
+async def test_mld_general_query_is_answered() -> None:
+    async with mld_host() as (stack, router, router_link):
         before = router.mld_reports
         await router_link.write(router.query(max_response_delay=0.1))
         async with asyncio.timeout(2):
@@ -466,9 +478,6 @@ async def test_mld_general_query_is_answered() -> None:
         assert ipaddress.IPv6Address("ff02::1:ff00:5") in groups
         assert ipaddress.IPv6Address("ff02::1") not in groups
         assert all(r.type == mld.RecordType.MODE_IS_EXCLUDE for r in records)
-    finally:
-        await stack.close()
-        listening.cancel()
 
 
 def _mld_v1(frame: bytes) -> tuple[int, str, str, str, int]:
@@ -483,12 +492,7 @@ def _mld_v1(frame: bytes) -> tuple[int, str, str, str, int]:
 async def test_mldv1_query_is_answered_in_mldv1_compatibility_mode() -> None:
     # RFC 3810 8.2.1: an MLDv1 Query puts the host in MLDv1 compatibility mode: MLDv1 Reports
     # (type 131) to each group's own address, Done (type 132) to all routers, no MLDv2.
-    host_link, router_link = MemoryLink.pair()
-    router = ScriptedRouter(router_link, "fd00:1:2:3::/64", "fd00::53")
-    listening = asyncio.create_task(router_link.listen(router.on_frame))
-    stack = await Stack.open(host_link, ipv6="fd00::5/64", config=FAST)
-    try:
-        await asyncio.sleep(1.2)  # the unsolicited MLDv2 reports and their repetition are over
+    async with mld_host() as (stack, router, router_link):
         v2_before = router.mld_reports
         await router_link.write(router.query(max_response_delay=0.1, version=1))
         async with asyncio.timeout(2):
@@ -524,9 +528,6 @@ async def test_mldv1_query_is_answered_in_mldv1_compatibility_mode() -> None:
                 await asyncio.sleep(0.01)
         assert _mld_v1(router.mld_v1[0])[:3] == (Icmp6Type.MLD_DONE, "ff02::2", "ff02::1:ff00:6")
         assert router.mld_reports == v2_before  # not one MLDv2 report since the query
-    finally:
-        await stack.close()
-        listening.cancel()
 
 
 async def test_packet_too_big_lowers_the_path_mtu(pair6: tuple[Stack, Stack]) -> None:

@@ -64,9 +64,13 @@ def flags(out: str) -> set[str]:
     return set(match.group(1).split())
 
 
-def section(out: str, name: str) -> str:
-    match = re.search(rf";; {name} SECTION:\n(.*?)(?:\n\n|\Z)", out, re.S)
+def block(out: str, header: str, end: str = r"\n\n|\Z") -> str:
+    match = re.search(rf";; {header}:\n(.*?)(?:{end})", out, re.S)
     return match.group(1) if match else ""
+
+
+def section(out: str, name: str) -> str:
+    return block(out, f"{name} SECTION")
 
 
 # -- dig against the netstack server -----------------------------------------------------------
@@ -127,9 +131,8 @@ async def test_dig_follows_truncation_to_tcp(tap_netns: TapSandbox, dns_server: 
 
 def opt_section(out: str) -> str:
     """The lines of dig's OPT pseudo-section (EDNS version, flags, options; "; PAD: (n
-    bytes)" for padding)."""
-    match = re.search(r";; OPT PSEUDOSECTION:\n(.*?)(?:\n;;|\Z)", out, re.S)
-    return match.group(1) if match else ""
+    bytes)" for padding), which the question section follows at once."""
+    return block(out, "OPT PSEUDOSECTION", r"\n;;|\Z")
 
 
 @pytest.mark.parametrize("transport", ["+notcp", "+tcp"])

@@ -32,7 +32,7 @@ import math
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ...errors import MessageTooLargeError, NoRouteError, ParseError
 from ..arp.cache import ArpCache, ArpConfig, ArpState, NeighbourFailed, NeighbourResolved
@@ -68,6 +68,8 @@ from .wire import (
 )
 
 __all__ = ["HEADROOM6", "IPv6Config", "IPv6Layer"]
+
+_T = TypeVar("_T")
 
 #: Bytes in front of a transport header in a frame: Ethernet and the fixed IPv6 header.
 HEADROOM6 = ETHERNET_HEADER_LEN + IPV6_HEADER_LEN
@@ -733,23 +735,26 @@ class IPv6Layer(Layer):
         if not is_link_local(header.src) or header.hop_limit != 1:
             self._drop("mld_bad_query")
             return
-        try:
-            query = mld.parse_query(icmp, body)
-        except ParseError as exc:
-            self._drop(f"mld_{exc.reason}", exc)
-            return
-        self.mld.receive_query(query, now)
+        query = self._mld_parse(mld.parse_query, icmp, body)
+        if query is not None:
+            self.mld.receive_query(query, now)
 
     def receive_mld_report(
         self, header: IPv6Header, icmp: Icmp6Header, body: memoryview, now: float
     ) -> None:
         """Another listener's MLDv1 Report: in MLDv1 mode it suppresses ours (RFC 2710 4)."""
+        group = self._mld_parse(mld.parse_v1, icmp, body)
+        if group is not None:
+            self.mld.receive_report(group, now)
+
+    def _mld_parse(
+        self, parse: Callable[[Icmp6Header, memoryview], _T], icmp: Icmp6Header, body: memoryview
+    ) -> _T | None:
         try:
-            group = mld.parse_v1(icmp, body)
+            return parse(icmp, body)
         except ParseError as exc:
             self._drop(f"mld_{exc.reason}", exc)
-            return
-        self.mld.receive_report(group, now)
+            return None
 
     def _send_mld(self, now: float) -> None:
         """Send what the MLD machine asked for: from a link-local address, or :: while none
