@@ -483,8 +483,11 @@ class TcpConnection:
             ack = 0
         window = min(c.recv_buffer, 0xFFFF)
         self._rcv_adv = add(self.rcv_nxt, window)
-        if self.retransmits == 0 and not c.timestamps:
-            self._rtt_seq, self._rtt_time = self.iss, now  # time the first SYN (Karn)
+        if self.retransmits == 0 and not self.ts_ok:
+            # RFC 6298 2.2: the handshake gives the first sample. Time the first SYN (Karn)
+            # unless timestamps were negotiated: configured is not enough, the peer may not
+            # offer them (in SYN-SENT nothing is negotiated yet; the SYN-ACK decides).
+            self._rtt_seq, self._rtt_time = self.iss, now
         self._emit(Segment(self.iss, ack, flags, window, opts))
         self.snd_nxt = add(self.iss, 1)
         if diff(self.snd_nxt, self.snd_max) > 0:
@@ -776,10 +779,13 @@ class TcpConnection:
             self.snd_una = ack
             self._rto_at = None
             self._retries = 0
-            if self.ts_ok and opts.ts_ecr:
-                sample = (self._ts_now(now) - opts.ts_ecr) & MASK  # RFC 7323 5.2: modulo 2**32
-                if sample < 60_000:
-                    self._rtt_sample(now - sample / 1000.0, now)
+            if self.ts_ok:
+                # Negotiated: the echo is the sample (RFC 7323 4.1).
+                if opts.ts_ecr:
+                    sample = (self._ts_now(now) - opts.ts_ecr) & MASK  # RFC 7323 5.2: mod 2**32
+                    if sample < 60_000:
+                        self._rtt_sample(now - sample / 1000.0, now)
+                self._rtt_seq = None
             elif self._rtt_seq is not None:
                 self._rtt_sample(self._rtt_time, now)
         self.snd_wnd = window  # unscaled in a SYN

@@ -360,6 +360,46 @@ def test_syn_sample_without_timestamps_and_none_after_a_syn_retransmission() -> 
     assert conn.state is State.ESTABLISHED
 
 
+def test_syn_sample_when_timestamps_are_configured_but_the_peer_has_none() -> None:
+    """RFC 6298 2.2: the SYN exchange gives the first RTT sample. What decides how to time it
+    is whether timestamps were *negotiated*: a peer that does not offer them must still give
+    a sample from the timed SYN (Karn), or the first RTO stays at 1 s."""
+    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, iss=ISS, mss=1460, config=TcpConfig())
+    (syn,) = drain(conn)
+    assert syn.options.ts_val is not None  # offered ...
+    conn.receive(PEER_ISS, ISS + 1, SYN | ACK, 65535, TcpOptions(mss=1460), b"", 0.05)
+    assert conn.state is State.ESTABLISHED and not conn.ts_ok  # ... but not negotiated
+    assert conn.srtt == pytest.approx(0.05)
+    assert conn.rttvar == pytest.approx(0.025)
+    assert conn.rto == pytest.approx(0.2)  # max(SRTT + 4 * RTTVAR, the 200 ms floor)
+
+
+def test_syn_ack_sample_when_the_peers_syn_has_no_timestamps() -> None:
+    """The passive side: the ACK of the SYN-ACK gives the first sample when the peer's SYN
+    carried no timestamps, although our configuration allows them."""
+    conn = TcpConnection.accept(
+        LOCAL, REMOTE, PEER_ISS, 65535, TcpOptions(mss=1460), 0.0,
+        iss=ISS, mss=1460, config=TcpConfig(),
+    )  # fmt: skip
+    (synack,) = drain(conn)
+    assert synack.options.ts_val is None and not conn.ts_ok
+    conn.receive(PEER_ISS + 1, ISS + 1, ACK, 65535, TcpOptions(), b"", 0.3)
+    assert conn.state is State.ESTABLISHED
+    assert conn.srtt == pytest.approx(0.3)
+    assert conn.rto == pytest.approx(0.9)
+    # Karn: after the SYN-ACK was sent again, its ACK gives no sample.
+    conn = TcpConnection.accept(
+        LOCAL, REMOTE, PEER_ISS, 65535, TcpOptions(mss=1460), 0.0,
+        iss=ISS, mss=1460, config=TcpConfig(),
+    )  # fmt: skip
+    drain(conn)
+    conn.handle_timeout(1.0)
+    assert [s.kind for s in drain(conn)] == ["S."]
+    conn.receive(PEER_ISS + 1, ISS + 1, ACK, 65535, TcpOptions(), b"", 1.1)
+    assert conn.state is State.ESTABLISHED
+    assert conn.srtt is None
+
+
 def test_bogus_echo_gives_no_sample() -> None:
     """An echo from the future or from long ago (more than 60 s) is not an RTT."""
     p = ts_connection()
