@@ -19,7 +19,8 @@ What is implemented, by RFC:
   retransmissions detected by Eifel (RFC 3522) or D-SACK (RFC 3708) and undone (RFC 4015,
   ``undo.py``). As receiver: SACK blocks and D-SACK blocks (RFC 2883).
 - RFC 7323 window scaling, timestamps (RTT samples, PAWS).
-- RFC 5961 blind RST, SYN and data-injection defences with rate-limited challenge ACKs.
+- RFC 5961 blind RST, SYN and data-injection defences with challenge ACKs rate-limited per
+  connection and stack-wide (7).
 - RFC 1191 path MTU: an ICMP "fragmentation needed" lowers the MSS.
 """
 
@@ -147,6 +148,9 @@ class TcpConfig:
     timestamps: bool = True
     sack: bool = True
     congestion: str = "newreno"
+    #: RFC 5961 7: at most one challenge ACK per connection in this many seconds (Linux:
+    #: tcp_invalid_ratelimit), before the stack-wide limit; 0 turns it off.
+    challenge_ack_interval: float = 0.5
 
 
 class Segment(NamedTuple):
@@ -213,6 +217,7 @@ class TcpConnection:
         self.remote = remote
         self.state = State.CLOSED
         self._challenge_ok = challenge_limiter
+        self._challenge_at: float | None = None  # when the last challenge ACK was allowed
         self._out: list[Segment] = []
         #: Pure cumulative ACKs are only noted (ack_deferred) and built by
         #: take_deferred_ack, once per batch of input (the driver's choice).
@@ -951,7 +956,17 @@ class TcpConnection:
             self._ack_now = True
 
     def _challenge_ack(self, now: float) -> None:
-        """RFC 5961 7: challenge ACKs, rate-limited."""
+        """RFC 5961 7: challenge ACKs, rate-limited per connection, then for the whole stack.
+        A stack-wide budget alone is a side channel (CVE-2016-5696): an off-path attacker
+        counts the challenge ACKs its own connection can still draw to learn whether its
+        spoofed segments hit another connection's window. With one challenge ACK per
+        connection per interval, a flood into one connection spends almost none of the
+        shared budget, and the attacker cannot drain it through its own connection either."""
+        last = self._challenge_at
+        if last is not None and 0.0 <= now - last < self.config.challenge_ack_interval:
+            self._drop("challenge_ack_conn_limited")
+            return
+        self._challenge_at = now
         if self._challenge_ok(now):
             self.challenge_acks += 1
             self._send_ack(now)

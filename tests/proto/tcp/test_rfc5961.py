@@ -4,7 +4,9 @@ who knows the 4-tuple but not the exact sequence numbers. Machine tests, no even
 3.2: a RST is acted on only when SEG.SEQ = RCV.NXT; in the window otherwise -> challenge ACK;
 outside the window -> dropped. 4.2: a SYN in a synchronized state -> challenge ACK, whatever
 its sequence number. 5.2: an ACK outside [SND.UNA - MAX.SND.WND, SND.NXT] -> challenge ACK
-and drop. 7: challenge ACKs are rate-limited.
+and drop. 7: challenge ACKs are rate-limited, per connection (at most one per
+``challenge_ack_interval``, Linux's tcp_invalid_ratelimit) and for the whole stack (the
+injected limiter): a stack-wide budget alone is the side channel of CVE-2016-5696.
 """
 
 from __future__ import annotations
@@ -29,14 +31,22 @@ from tcp_harness import (
     open_active,
 )
 
+from netstack.proto.icmp.ratelimit import TokenBucket
 from netstack.proto.tcp.wire import TcpOptions
 
 PLAIN = TcpConfig(timestamps=False, sack=False, window_scaling=False)
+#: Without the per-connection limit, to test the stack-wide limiter alone.
+NO_CONN_LIMIT = TcpConfig(
+    timestamps=False, sack=False, window_scaling=False, challenge_ack_interval=0.0
+)
 
 
-def established(limiter: object = None, *, data: int = 0) -> Peer:
-    kw = {} if limiter is None else {"challenge_limiter": limiter}
-    p = open_active(PLAIN, window=20000, **kw)
+def established(
+    limiter: object = None, *, data: int = 0, config: TcpConfig = PLAIN, **kw: object
+) -> Peer:
+    if limiter is not None:
+        kw["challenge_limiter"] = limiter
+    p = open_active(config, window=20000, **kw)
     if data:
         p.conn.send(b"d" * data, 0.0)
         drain(p.conn)
@@ -220,8 +230,8 @@ def test_ack_beyond_what_was_sent_is_challenged_and_its_data_dropped() -> None:
     assert events(conn) == []
     assert conn.rcv_nxt == PEER_ISS + 1
     assert conn.snd_una == ISS + 1
-    # Far beyond too.
-    out = p.send(ACK, b"injected", ack=add(snd_max, 1 << 30), at=1.1, advance=False)
+    # Far beyond too (after the per-connection challenge ACK interval).
+    out = p.send(ACK, b"injected", ack=add(snd_max, 1 << 30), at=1.6, advance=False)
     assert_challenge_ack(out, p)
     assert events(conn) == []
 
@@ -268,7 +278,7 @@ def test_challenge_acks_are_rate_limited_by_the_limiter() -> None:
             return True
         return False
 
-    p = established(limiter)
+    p = established(limiter, config=NO_CONN_LIMIT)
     sent = []
     for i in range(5):
         sent += p.send(RST, seq=add(p.seq, 100 + i), at=1.0 + i / 10)
@@ -287,3 +297,51 @@ def test_the_exact_reset_is_not_subject_to_the_limiter() -> None:
     p = established(lambda now: False)
     p.send(RST, seq=p.seq, at=1.0)
     assert p.conn.state is State.CLOSED
+
+
+def test_challenge_acks_are_also_limited_per_connection() -> None:
+    """At most one challenge ACK per connection every 0.5 s (Linux: tcp_invalid_ratelimit),
+    checked before the stack-wide limiter, so a flood into one connection spends none of the
+    stack's budget beyond that."""
+    calls: list[float] = []
+
+    def limiter(now: float) -> bool:
+        calls.append(now)
+        return True
+
+    p = established(limiter)
+    assert p.conn.config.challenge_ack_interval == 0.5
+    assert_challenge_ack(p.send(RST, seq=add(p.seq, 100), at=1.0), p)
+    assert p.send(RST, seq=add(p.seq, 200), at=1.1) == []
+    assert p.send(SYN, seq=p.seq, ack=0, at=1.2) == []
+    assert p.send(ACK, ack=ISS + 999, at=1.49) == []
+    assert calls == [1.0]
+    assert p.conn.drops.get("challenge_ack_conn_limited") == 3
+    assert_challenge_ack(p.send(SYN | FIN, seq=p.seq, at=1.5), p)
+    assert calls == [1.0, 1.5]
+    assert p.conn.challenge_acks == 2
+    # Another connection has its own allowance.
+    q = established(limiter)
+    assert_challenge_ack(q.send(RST, seq=add(q.seq, 100), at=1.6), q)
+    assert p.conn.state is State.ESTABLISHED and q.conn.state is State.ESTABLISHED
+
+
+def test_a_flood_into_one_connection_leaves_the_shared_budget_alone() -> None:
+    """CVE-2016-5696: an off-path attacker with a connection of its own counted the shared
+    challenge ACKs it could still draw, to learn whether spoofed segments had hit another
+    connection's window. With the per-connection limit, 10 000 in-window resets into the
+    victim's connection within a second take one token from the shared bucket, and the
+    attacker's own connection draws exactly as many challenge ACKs with or without them."""
+
+    def attacker_view(flood: bool) -> int:
+        bucket = TokenBucket(1000.0, 100)
+        victim = established(bucket.allow)
+        attacker = established(bucket.allow)
+        if flood:
+            for i in range(10_000):
+                victim.send(RST, seq=add(victim.seq, 1 + i % 60_000), at=1.0 + i / 20_000)
+            assert victim.conn.state is State.ESTABLISHED
+            assert victim.conn.challenge_acks == 1
+        return sum(len(attacker.send(RST, seq=add(attacker.seq, 7), at=1.5)) for _ in range(100))
+
+    assert attacker_view(flood=True) == attacker_view(flood=False)
