@@ -852,8 +852,16 @@ class TcpConnection:
         now: float,
     ) -> None:
         length = len(payload) + (1 if flags & SYN_I else 0) + (1 if flags & FIN_I else 0)
-        if flags & SYN_I and self.state is State.SYN_RECEIVED and seq == self.irs:
-            self._syn_in_syn_received(ack, flags, window, now)
+        if flags & SYN_I:
+            if flags & RST_I == 0 and self.state is State.SYN_RECEIVED and seq == self.irs:
+                self._syn_in_syn_received(ack, flags, window, now)
+                return
+            # RFC 5961 4.2 (RFC 9293 3.10.7.4, fourth check): a SYN in a synchronized state,
+            # "irrespective of the sequence number", draws a challenge ACK and is dropped.
+            # Any SYN: with FIN, or with RST (a reset by the exact sequence number would
+            # not need the SYN; Linux also takes SYN+RST as a SYN). Before the timestamp
+            # checks, whose silent drop (RFC 7323 3.2, a SHOULD) does not override the MUST.
+            self._challenge_ack(now)
             return
         if flags & FIN_I and self.state is State.TIME_WAIT and add(seq, length) == self.rcv_nxt:
             # RFC 9293 3.10.7.4, eighth check, TIME-WAIT: the peer's FIN again (our last ACK
@@ -884,11 +892,7 @@ class TcpConnection:
             else:
                 self._challenge_ack(now)
             return
-        # Fourth check: SYN in a synchronized state (RFC 5961 4.2).
-        if flags & SYN_I:
-            self._challenge_ack(now)
-            return
-        # Fifth check: ACK.
+        # Fourth check, a SYN: answered above (RFC 5961 4.2). Fifth check: ACK.
         if not flags & ACK_I:
             self._drop("no_ack")
             return

@@ -319,12 +319,6 @@ class TcpLayer(Layer):
             self._drop("bad_checksum")
             return
         flags = off_flags & 0x0FFF
-        if flags & (SYN | FIN) == SYN | FIN or flags & (SYN | RST) == SYN | RST:
-            self._drop("bad_flags", flags)
-            return
-        if not flags & (SYN | RST | ACK | FIN):
-            self._drop("no_flags")
-            return
         if hl > TCP_HEADER_LEN:
             try:
                 opts = parse_options(bytes(data[TCP_HEADER_LEN:hl]))
@@ -340,7 +334,7 @@ class TcpLayer(Layer):
         if conn is not None:
             if (
                 conn.state is State.TIME_WAIT
-                and flags & (SYN | ACK) == SYN
+                and flags & (SYN | ACK | RST | FIN) == SYN
                 and self._listener_for(dst, dport) is not None
                 and self._time_wait_reopens(conn, seq, opts)
             ):
@@ -350,10 +344,18 @@ class TcpLayer(Layer):
                 conn.receive(seq, ack, flags, window, opts, payload, now)
                 self._flush(conn, now)
                 return
+        # Odd flags are judged only here, after the lookup: on a connection they are its
+        # business (RFC 5961 4.2: any SYN there draws a challenge ACK), and RFC 9293
+        # 3.10.7.1 answers every segment without RST to a closed port with a reset.
         listener = self._listener_for(dst, dport)
         if listener is not None:
-            self._listen_segment(listener, header, sport, dport, seq, ack, flags, window, opts,
-                                 payload, now)  # fmt: skip
+            if flags & (SYN | FIN) == SYN | FIN or flags & (SYN | RST) == SYN | RST:
+                self._drop("bad_flags", flags)
+            elif not flags & (SYN | RST | ACK | FIN):
+                self._drop("no_flags")
+            else:
+                self._listen_segment(listener, header, sport, dport, seq, ack, flags, window,
+                                     opts, payload, now)  # fmt: skip
             return
         self._drop("no_connection", dport)
         self._reset_for(header, sport, dport, seq, ack, flags, len(payload), now)

@@ -184,6 +184,36 @@ def test_syn_ack_in_established_draws_challenge_ack() -> None:
     assert_challenge_ack(out, p)
 
 
+@pytest.mark.parametrize("extra", [FIN, RST, RST | ACK, FIN | ACK])
+@pytest.mark.parametrize("offset", [0, 10, 100_000])
+def test_syn_with_fin_or_rst_draws_challenge_ack(extra: int, offset: int) -> None:
+    """RFC 5961 4.2: *any* SYN in a synchronized state draws a challenge ACK, whatever else
+    is set. SYN+RST at RCV.NXT is not a reset (Linux treats it as a SYN too): a peer that
+    means the reset answers the challenge ACK with a plain one."""
+    p = established()
+    out = p.send(SYN | extra, seq=add(p.seq, offset), ack=ISS + 1, at=1.0, advance=False)
+    assert p.conn.state is State.ESTABLISHED
+    assert events(p.conn) == []
+    assert_challenge_ack(out, p)
+    assert p.conn.challenge_acks == 1
+
+
+@pytest.mark.parametrize("opts", [TcpOptions(mss=1460), TcpOptions(ts_val=1, ts_ecr=0)])
+def test_syn_draws_challenge_ack_before_the_timestamp_checks(opts: TcpOptions) -> None:
+    """With timestamps negotiated, a SYN without them (a peer that restarted with another
+    configuration) or with an old one (PAWS) still draws the challenge ACK RFC 5961 4.2
+    requires, as in Linux; RFC 7323's silent drop of segments without timestamps does not
+    override that MUST."""
+    cfg = TcpConfig(sack=False, window_scaling=False)
+    p = open_active(cfg, peer_ts=True)
+    p.ts_val = 1000
+    p.send(ACK, b"x", at=0.5)
+    out = p.send(SYN, seq=add(p.seq, 5), ack=0, opts=opts, at=1.0, advance=False)
+    assert p.conn.state is State.ESTABLISHED
+    assert [(s.kind, s.seq, s.ack) for s in out] == [(".", p.conn.snd_nxt, p.conn.rcv_nxt)]
+    assert p.conn.challenge_acks == 1
+
+
 def test_data_beyond_the_advertised_window_is_not_accepted() -> None:
     """RFC 9293 3.10.7.4 first check: a segment that starts beyond RCV.NXT + RCV.WND is not
     acceptable. Here RCV.WND is 65535 (no window scaling): data at RCV.NXT + 70000 must be

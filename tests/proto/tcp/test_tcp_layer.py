@@ -211,6 +211,47 @@ def test_no_reset_for_a_reset() -> None:
     assert host.inject(1.0, RST | ACK, seq=5000, ack=9) == []
 
 
+URG = int(Flags.URG)
+
+
+@pytest.mark.parametrize(
+    ("flags", "length"),
+    [(0, 0), (PSH, 5), (URG, 5), (PSH | URG, 5), (SYN | FIN, 2), (FIN, 1), (SYN | FIN | PSH, 7)],
+)
+def test_segments_without_rst_or_ack_to_a_closed_port_get_rst_ack(flags: int, length: int) -> None:
+    """RFC 9293 3.10.7.1: in CLOSED, every segment without RST is answered with a reset;
+    without ACK, <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK> (SYN and FIN count one each).
+    Segments with no flags, or only PSH or URG, or SYN with FIN, are no exception."""
+    host = Host()
+    payload = b"hello" if length >= 5 else b""
+    (rst,) = host.inject(1.0, flags, seq=5000, payload=payload)
+    assert rst.flags == RST | ACK
+    assert (rst.seq, rst.ack) == (0, 5000 + length)
+    assert rst.checksum_ok
+
+
+def test_syn_with_rst_to_a_closed_port_gets_nothing() -> None:
+    host = Host()
+    assert host.inject(1.0, SYN | RST, seq=5000) == []
+
+
+@pytest.mark.parametrize("extra", [FIN, RST, FIN | ACK, RST | ACK])
+def test_syn_with_fin_or_rst_on_an_established_connection_draws_challenge_ack(
+    extra: int,
+) -> None:
+    """RFC 5961 4.2 through the layer: the flags are the connection's business, not a reason
+    to drop before the lookup."""
+    host = Host()
+    host.listen()
+    conn, synack = handshake(host)
+    out = host.inject(2.0, SYN | extra, seq=7001, ack=synack.seq + 1)
+    assert [(o.flags, o.seq, o.ack) for o in out] == [(ACK, synack.seq + 1, 7001)]
+    assert conn.state is State.ESTABLISHED
+    assert host.tcp.connections[(OUR_IP, PORT, PEER_IP, PEER_PORT)] is conn
+    assert host.tcp.stats()["challenge_acks"] == 1
+    assert [type(e) for _, e in host.events] == [Connected]
+
+
 @pytest.mark.parametrize(
     ("kw", "reason"),
     [
