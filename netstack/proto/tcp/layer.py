@@ -6,7 +6,8 @@ reset (never a reset for a reset). RFC 9293 3.10.7.2 (LISTEN): an ACK is answere
 reset, a SYN creates a connection in SYN-RECEIVED if the listener's SYN queue (its backlog)
 has room, else a SYN cookie answers it (RFC 4987 3.6). RFC 6191: a SYN for a connection in
 TIME-WAIT may reopen it when its timestamp (or, without timestamps, its sequence number) is
-newer. RFC 6056: ephemeral ports are random. RFC 5927: an ICMP error is believed only when it
+newer; the new incarnation's ISN then lies above the old sequence space (RFC 9293 3.6.1).
+RFC 6056: ephemeral ports are random. RFC 5927: an ICMP error is believed only when it
 quotes a sequence number in flight.
 
 Connections report to the driver through one callback, ``on_event(connection, event)``; the
@@ -331,6 +332,7 @@ class TcpLayer(Layer):
         self.rx_segments += 1
         key = (dst, dport, src, sport)
         conn = self.connections.get(key)
+        iss_floor: int | None = None
         if conn is not None:
             if (
                 conn.state is State.TIME_WAIT
@@ -338,6 +340,10 @@ class TcpLayer(Layer):
                 and self._listener_for(dst, dport) is not None
                 and self._time_wait_reopens(conn, seq, opts)
             ):
+                # RFC 9293 3.6.1 / RFC 6191: the new incarnation's sequence space starts
+                # above the old one's, whatever the ISN clock says after a transfer faster
+                # than it ticks (Linux: the old SND.NXT + 65537).
+                iss_floor = add(conn.snd_max, 65537)
                 self._forget(conn)
                 conn = None
             if conn is not None:
@@ -355,7 +361,7 @@ class TcpLayer(Layer):
                 self._drop("no_flags")
             else:
                 self._listen_segment(listener, header, sport, dport, seq, ack, flags, window,
-                                     opts, payload, now)  # fmt: skip
+                                     opts, payload, now, iss_floor)  # fmt: skip
             return
         self._drop("no_connection", dport)
         self._reset_for(header, sport, dport, seq, ack, flags, len(payload), now)
@@ -385,8 +391,10 @@ class TcpLayer(Layer):
         opts: TcpOptions,
         payload: memoryview,
         now: float,
+        iss_floor: int | None = None,
     ) -> None:
-        """RFC 9293 3.10.7.2, LISTEN."""
+        """RFC 9293 3.10.7.2, LISTEN. ``iss_floor``: the lowest ISN the connection may take
+        (a TIME-WAIT 4-tuple being reused)."""
         if flags & RST:
             self._drop("rst_to_listener")
             return
@@ -415,10 +423,10 @@ class TcpLayer(Layer):
                 return
             self._send_cookie(listener, local, remote, seq, opts, header, now)
             return
-        conn = TcpConnection.accept(
-            local, remote, seq, window, opts, now,
-            **self._conn_args(local, remote, now, listener.config),
-        )  # fmt: skip
+        args = self._conn_args(local, remote, now, listener.config)
+        if iss_floor is not None and diff(args["iss"], iss_floor) < 0:
+            args["iss"] = iss_floor
+        conn = TcpConnection.accept(local, remote, seq, window, opts, now, **args)
         conn.listener = listener
         listener.half_open.add(conn)
         try:

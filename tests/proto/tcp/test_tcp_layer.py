@@ -552,6 +552,38 @@ def test_time_wait_reuse_by_sequence_number_without_timestamps() -> None:
     assert host.tcp.connections[(OUR_IP, PORT, PEER_IP, PEER_PORT)] is not old
 
 
+def test_time_wait_reopened_without_timestamps_starts_above_the_old_sequence_space() -> None:
+    """RFC 9293 3.6.1 / RFC 6191: after a transfer faster than the ISN clock (2 MB in 0.1 s;
+    the clock moves 25 000 in that time), a TIME-WAIT reopened by a higher-sequence SYN
+    without timestamps must not start its sequence space inside the old one, or the peer's
+    old duplicates and ACKs could be taken for the new connection's. Linux starts it at the
+    old SND.NXT + 65537."""
+    host = Host(config=TcpConfig(timestamps=False, sack=False))
+    host.listen()
+    now = 1.0
+    conn, synack = handshake(host, now)
+    data = bytes(2_000_000)
+    conn.send(data, now)
+    host.tcp.call(conn, now)
+    sent = host.sent()
+    while conn.snd_una != add(synack.seq, 1 + len(data)):
+        assert sent, conn.snd_una
+        now += 0.003
+        sent = host.inject(now, ACK, seq=7001, ack=max(o.seq + len(o.payload) for o in sent))
+    assert now < 1.2
+    old_snd_max = conn.snd_max
+    conn.close(now)
+    host.tcp.call(conn, now)
+    (fin,) = host.sent()
+    host.inject(now + 0.001, FIN | ACK, seq=7001, ack=fin.seq + 1)
+    assert conn.state is State.TIME_WAIT
+    out = host.inject(now + 0.002, SYN, seq=7002 + 100_000, options=emit_options(mss=1460))
+    assert [o.flags for o in out] == [SYN | ACK]
+    new = host.tcp.connections[(OUR_IP, PORT, PEER_IP, PEER_PORT)]
+    assert new is not conn
+    assert 65537 <= (out[0].seq - old_snd_max) % (1 << 32) < 1 << 31
+
+
 def test_syn_without_a_listener_does_not_cut_time_wait_short() -> None:
     """RFC 6191 lets a *listener* take a TIME-WAIT 4-tuple for a new incarnation. A client's
     TIME-WAIT (no listener on its ephemeral port) cannot be reopened, so a SYN there is
