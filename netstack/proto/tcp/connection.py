@@ -1631,10 +1631,13 @@ class TcpConnection:
                     and not self.config.nodelay
                     and diff(self._short_end, self.snd_una) > 0
                     and not (self._fin_queued and n == unsent)
+                    and self.snd_nxt == self.snd_max
                 ):
                     # Nagle (RFC 9293 3.7.4) with Minshall's refinement, as Linux does: hold a
                     # small segment only while an earlier small one is unacknowledged, so a
                     # write's short tail does not wait for a delayed ACK of full segments.
+                    # New data only: below SND.MAX (going back after a timeout) it was sent
+                    # before, and the small segment outstanding may be this one.
                     break
                 seq = self.snd_nxt
                 n, fin = self._emit_data(seq, n, now)

@@ -184,6 +184,24 @@ def test_rto_retransmits_only_the_first_segment_and_collapses_cwnd() -> None:
 # -- no RTT samples from retransmissions (RFC 6298 3) ----------------------------------------
 
 
+def test_go_back_n_after_a_timeout_resends_the_short_tail_at_once() -> None:
+    """After a timeout SND.NXT goes back to SND.UNA and what was sent goes out again as the
+    window allows. The short last segment was sent before: Nagle's rule (RFC 9293 3.7.4),
+    which holds new small segments while an earlier one is unacknowledged, must not hold it
+    (the "earlier small segment" is itself). Regression: it waited for the next timeout."""
+    p = open_active(PLAIN)
+    conn = p.conn
+    conn.send(b"x" * 5000, 1.0)
+    assert [len(s.payload) for s in drain(conn)] == [1460, 1460, 1460, 620]
+    at = conn.poll_at()
+    assert at is not None
+    assert [(s.seq, len(s.payload)) for s in p.tick(at)] == [(ISS + 1, 1460)]
+    out = p.send(ACK, ack=ISS + 1 + 1460, at=at + 0.1)
+    assert [(s.seq, len(s.payload)) for s in out] == [(ISS + 1461, 1460), (ISS + 2921, 1460)]
+    out = p.send(ACK, ack=ISS + 1 + 4380, at=at + 0.2)
+    assert [(s.seq, len(s.payload)) for s in out] == [(ISS + 4381, 620)]
+
+
 def test_no_rtt_sample_from_a_retransmitted_segment() -> None:
     p = open_active(PLAIN)
     conn = p.conn
