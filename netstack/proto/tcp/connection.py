@@ -1072,11 +1072,12 @@ class TcpConnection:
         elif (
             acked == 0
             and self.snd_max != snd_una
-            and (new_sack or (data_len == 0 and not window_changed))
+            and (new_sack or (data_len == 0 and not window_changed and self.snd_wnd))
         ):
             # RFC 5681 2's duplicate ACK (no data, no SYN or FIN, same window), or RFC 6675
             # 2's: one that brings new SACK information counts "even if it ... changes the
-            # advertised window".
+            # advertised window". Not an ACK of a zero window: its receiver drops whatever
+            # lies beyond it, and repeating the ACK says nothing about loss.
             self._duplicate_ack(now)
         if rack is not None and self.state is not State.CLOSED:
             self._rack_ack(rack, ack, acked > 0, cum + sacked, opts, now)
@@ -1834,9 +1835,23 @@ class TcpConnection:
     def _on_rto(self, now: float) -> None:
         """RFC 6298 5.4-5.6 and RFC 5681 3.1: back off, shrink to the loss window, resend."""
         c = self.config
-        self._retries += 1
-        limit = c.syn_retries if self.state in (State.SYN_SENT, State.SYN_RECEIVED) else c.retries
-        if self._retries > limit:
+        if self.snd_wnd == 0 and self.state in SYNCHRONIZED and not self._user_closed:
+            # RFC 9293 3.8.6.1: with the window shrunk to zero under data in flight, this
+            # retransmission is the zero-window probe (MUST-35), and the connection SHOULD
+            # NOT time out while data beyond the window goes unacknowledged (SHLD-17). So,
+            # as Linux's tcp_retransmit_timer does, it counts as a probe: any ACK in answer
+            # (_process_ack) clears the count, and only a silent receiver ends the
+            # connection, after as many unanswered probes as an idle zero window allows.
+            # Not for a connection the user closed: as Linux times out orphans, a receiver
+            # must not hold one for ever by answering.
+            self._persist_probes += 1
+            failed, limit = self._persist_probes, c.retries
+        else:
+            self._retries += 1
+            failed = self._retries
+            handshake = self.state in (State.SYN_SENT, State.SYN_RECEIVED)
+            limit = c.syn_retries if handshake else c.retries
+        if failed > limit:
             error = self._soft_error or TimeoutError(errno.ETIMEDOUT, "Connection timed out")
             if self.state in SYNCHRONIZED:
                 self._emit(Segment(self.snd_max, 0, RST_I, 0))

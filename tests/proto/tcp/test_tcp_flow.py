@@ -103,6 +103,86 @@ def test_unanswered_zero_window_probes_eventually_time_out() -> None:
     assert isinstance(evs[0].error, TimeoutError)
 
 
+def shrunk_window(cfg: TcpConfig = PLAIN) -> Peer:
+    """Data in flight when the receiver closes its window: it acknowledges the first
+    segment and offers no room beyond it, so the right edge moves left (the "shrinking"
+    RFC 9293 3.8.6.1 says a sender must be robust against)."""
+    p = open_active(cfg, window=65535)
+    conn = p.conn
+    conn.send(b"x" * 5000, 1.0)
+    assert payloads(drain(conn)) == [(0, 1460), (1460, 1460), (2920, 1460), (4380, 620)]
+    assert p.send(ACK, ack=BASE + 1460, window=0, at=1.05) == []
+    assert conn.snd_una == BASE + 1460 and conn.snd_nxt == BASE + 5000
+    return p
+
+
+def test_zero_window_with_data_in_flight_is_probed_while_the_receiver_answers() -> None:
+    """RFC 9293 3.8.6.1: a sender "SHOULD NOT time out the connection if data beyond the right
+    window edge is not acknowledged" (SHLD-17) and MUST probe a zero window (MUST-35). With
+    data in flight the retransmission timer is the probe timer (as in Linux, whose
+    tcp_retransmit_timer does not count such timeouts while the receiver answers): each
+    timeout sends SND.UNA's segment again, backing off, and every ACK(win 0) in answer keeps
+    the connection. Those ACKs are no duplicate ACKs either: the receiver drops what lies
+    beyond its window, nothing was lost. Regression: the connection was reset after
+    ``retries`` timeouts, the receiver answering all along."""
+    p = shrunk_window(TcpConfig(timestamps=False, sack=False, window_scaling=False, retries=3))
+    conn = p.conn
+    cwnd = conn.cc.cwnd
+    for i in range(3):  # the receiver repeats its ACK(win 0): no fast retransmit
+        assert p.send(ACK, ack=conn.snd_una, window=0, at=1.06 + i / 100) == []
+    assert conn.cc.cwnd == cwnd
+    gaps = []
+    for _ in range(40):
+        at = conn.poll_at()
+        assert at is not None
+        gaps.append(at - p.now)
+        out = p.tick(at)
+        assert [(s.seq, len(s.payload)) for s in out] == [(conn.snd_una, 1460)]
+        assert p.send(ACK, ack=conn.snd_una, window=0, at=at + 0.01) == []
+    assert conn.state is State.ESTABLISHED
+    assert p.now > 1000
+    assert gaps[-1] == pytest.approx(60.0 - 0.01)  # backed off to the cap
+    # The window opens (the probe got through this time): the transfer completes.
+    p.send(ACK, ack=conn.snd_nxt, window=65535, at=p.now + 1.0)
+    for _ in range(10):
+        if conn.snd_una == BASE + 5000:
+            break
+        p.send(ACK, ack=conn.snd_nxt, at=p.now + 0.05)
+    assert conn.snd_una == BASE + 5000
+    assert events(conn) == []
+
+
+def test_unanswered_zero_window_retransmissions_eventually_time_out() -> None:
+    """The same zero window, and a receiver that stops answering: the connection times out
+    after ``retries`` unanswered probes, as with nothing in flight."""
+    p = shrunk_window(TcpConfig(timestamps=False, sack=False, window_scaling=False, retries=3))
+    conn = p.conn
+    sent = p.run_timers(3600.0)
+    assert conn.state is State.CLOSED
+    assert [s.kind for s in sent].count("R") == 1
+    (ev,) = events(conn)
+    assert isinstance(ev, ConnectionReset) and isinstance(ev.error, TimeoutError)
+
+
+def test_closed_connection_in_a_shrunk_zero_window_is_not_kept_for_ever() -> None:
+    """After close() nobody waits for the data: a receiver answering every probe with
+    ACK(win 0) must not hold the connection for ever (Linux times out orphans the same way;
+    sockstress-style attacks pile them up otherwise)."""
+    p = shrunk_window(TcpConfig(timestamps=False, sack=False, window_scaling=False, retries=3))
+    conn = p.conn
+    conn.close(1.06)
+    drain(conn)
+    for _ in range(40):
+        at = conn.poll_at()
+        if at is None:
+            break
+        p.tick(at)
+        if conn.state is State.CLOSED:
+            break
+        p.send(ACK, ack=conn.snd_una, window=0, at=at + 0.01)
+    assert conn.state is State.CLOSED
+
+
 def test_window_reopening_resumes_sending() -> None:
     p = zero_window()
     conn = p.conn
