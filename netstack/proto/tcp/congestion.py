@@ -16,6 +16,14 @@ RFCs and sections:
   regions, multiplicative decrease, fast convergence, timeout), 4.10 (slow start: RFC 5681's,
   not HyStart++), 5.8 (application-limited flows). 4.9 (undoing spurious reductions) is not
   implemented.
+- RFC 7661 (rate-limited senders): cwnd does not grow without bound while the receive window
+  or the application keeps the flight below it. Both controllers apply the bound of
+  draft-ietf-ccwg-ratelimited-increase (built on RFC 7661's terms; Linux's
+  tcp_is_cwnd_limited has the same in slow start): with maxFS the largest flight since cwnd
+  was last reduced, an ACK grows cwnd to at most 2 * maxFS in slow start and maxFS + MSS in
+  congestion avoidance. The bound only stops growth, it never lowers cwnd.
+- RFC 5681 4.1 (restarting an idle connection): ``on_idle`` takes cwnd down to the restart
+  window, min(IW, cwnd), when nothing was sent for longer than the RTO.
 
 Time (``now``, seconds) and RTT samples (seconds) are passed in; nothing here reads a clock.
 """
@@ -63,6 +71,28 @@ class CongestionControl(Protocol):
     def on_mss_change(self, mss: int) -> None:
         """The sender's MSS changed (path MTU)."""
 
+    def on_idle(self, now: float) -> None:
+        """Data is about to be sent after nothing was sent for longer than the RTO, with
+        nothing in flight (RFC 5681 4.1)."""
+
+
+def _bounded(cwnd: int, grown: int, limit: int) -> int:
+    """RFC 7661 / rate-limited increase: growth from ``cwnd`` to ``grown``, stopped at
+    ``limit`` (twice or one MSS beyond the largest flight), never below ``cwnd``."""
+    if grown > limit:
+        grown = limit
+    return grown if grown > cwnd else cwnd
+
+
+def _restart_window(cc: NewReno | Cubic) -> None:
+    """RFC 5681 4.1: cwnd = RW = min(IW, cwnd) after an idle period. ssthresh keeps three
+    quarters of the old window (Linux's tcp_cwnd_restart), so slow start climbs back."""
+    restart = min(initial_window(cc.mss), cc.cwnd)
+    if restart < cc.cwnd:
+        cc.ssthresh = max(cc.ssthresh, cc.cwnd * 3 // 4)
+        cc.cwnd = restart
+        cc.max_fs = 0  # a reduction: maxFS is measured afresh
+
 
 class NewReno:
     """RFC 5681 slow start and congestion avoidance with RFC 6582's recovery response.
@@ -83,16 +113,23 @@ class NewReno:
         # True from a timeout until new data is acknowledged: a further timeout then
         # retransmits the same segment again.
         self._rto_backoff = False
+        #: The largest flight since cwnd was last reduced (RFC 7661; initially IW).
+        self.max_fs = self.cwnd
 
     def on_ack(self, acked: int, now: float, rtt: float | None, in_flight: int) -> None:
         self._rto_backoff = False
+        if in_flight > self.max_fs:
+            self.max_fs = in_flight
         if self.cwnd < self.ssthresh:
-            self.cwnd += min(acked, self.mss)
+            self.cwnd = _bounded(self.cwnd, self.cwnd + min(acked, self.mss), 2 * self.max_fs)
             return
+        limit = self.max_fs + self.mss
+        if self.cwnd >= limit:
+            return  # rate-limited: no growth, and no credit saved up for later
         self._acked_in_ca += acked
         if self._acked_in_ca >= self.cwnd:
             self._acked_in_ca -= self.cwnd
-            self.cwnd += self.mss
+            self.cwnd = min(self.cwnd + self.mss, limit)
 
     def on_congestion(self, now: float, in_flight: int) -> None:
         # RFC 5681 3.2 step 2 (equation 4), RFC 6582 3.2 step 2.
@@ -100,6 +137,7 @@ class NewReno:
         self.cwnd = self.ssthresh
         self._acked_in_ca = 0
         self._rto_backoff = False
+        self.max_fs = 0
 
     def on_recovery_end(self, now: float, in_flight: int) -> None:
         # RFC 6582 3.2 step 3 (full acknowledgement), option (1): no burst after recovery.
@@ -114,6 +152,7 @@ class NewReno:
         self._rto_backoff = True
         self.cwnd = self.mss  # the loss window, RFC 5681 3.1
         self._acked_in_ca = 0
+        self.max_fs = 0
 
     def on_mss_change(self, mss: int) -> None:
         self.mss = mss
@@ -121,6 +160,10 @@ class NewReno:
         # A larger MSS must not leave ssthresh below 2 MSS (RFC 5681 equation 4's floor), or
         # RFC 6582's deflation, min(ssthresh, ...), could set cwnd below one segment.
         self.ssthresh = max(self.ssthresh, 2 * mss)
+
+    def on_idle(self, now: float) -> None:
+        _restart_window(self)
+        self._acked_in_ca = 0
 
 
 class Cubic:
@@ -178,6 +221,8 @@ class Cubic:
         self._last_ack: float | None = None
         self._fraction = 0.0  # bytes of cwnd growth below one byte, carried to the next ACK
         self._rto_backoff = False
+        #: The largest flight since cwnd was last reduced (RFC 7661; initially IW).
+        self.max_fs = self.cwnd
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -186,9 +231,12 @@ class Cubic:
             return
         self._sample_rtt(rtt)
         self._rto_backoff = False
+        if in_flight > self.max_fs:
+            self.max_fs = in_flight
         if self.cwnd < self.ssthresh:
-            # RFC 9438 (4.10) with RFC 5681 3.1 slow start: at most one MSS per ACK.
-            self.cwnd += min(acked, self.mss)
+            # RFC 9438 (4.10) with RFC 5681 3.1 slow start: at most one MSS per ACK; and
+            # (5.8, RFC 7661) no further than twice the largest flight.
+            self.cwnd = _bounded(self.cwnd, self.cwnd + min(acked, self.mss), 2 * self.max_fs)
             return
         # RFC 9438 (5.8): no growth while the flow sends less than cwnd allows, and (4.2)
         # "t ... MUST NOT include periods during which cwnd has not been updated due to
@@ -223,6 +271,7 @@ class Cubic:
         self.ssthresh = max(reduced, 2 * self.mss)
         self._flat_start = False
         self._end_epoch()
+        self.max_fs = 0
 
     def on_recovery_end(self, now: float, in_flight: int) -> None:
         # RFC 9438 (4.2): CUBIC does not change fast recovery; RFC 6582 3.2 step 3, option (1).
@@ -243,6 +292,7 @@ class Cubic:
         # K = 0 and W_max = the cwnd at its beginning.
         self._flat_start = True
         self._end_epoch()
+        self.max_fs = 0
 
     def on_mss_change(self, mss: int) -> None:
         self.mss = mss
@@ -252,6 +302,13 @@ class Cubic:
         if self.epoch_start is not None and not self._flat_start and self.w_max is not None:
             # Keep the curve through the same byte windows: K depends on the segment size.
             self.k = self._k(self.w_max, self._cwnd_epoch)
+
+    def on_idle(self, now: float) -> None:
+        # RFC 5681 4.1 (RFC 9438 5.8 leaves idle periods to it); the congestion avoidance
+        # stage in progress ends: the next one starts when slow start reaches ssthresh.
+        if initial_window(self.mss) < self.cwnd:
+            _restart_window(self)
+            self._end_epoch()
 
     # -- internals -----------------------------------------------------------------------------
 

@@ -13,11 +13,13 @@ What is implemented, by RFC:
   window avoidance on both sides (3.8.6.2), zero-window probing (3.8.6.1), keep-alive (3.8.4),
   delayed acknowledgements (3.8.6.3: at most two full segments or 40 ms).
 - RFC 6298 retransmission timer (Karn's rule, backoff, 200 ms minimum, 60 s maximum).
-- RFC 5681 / RFC 6582 congestion control and NewReno fast recovery without SACK. With SACK
-  (RFC 2018): RFC 6675 loss recovery driven by RACK-TLP loss detection (RFC 8985, in
-  ``rack.py``) and paced by Proportional Rate Reduction (RFC 6937, ``prr.py``); spurious
-  retransmissions detected by Eifel (RFC 3522) or D-SACK (RFC 3708) and undone (RFC 4015,
-  ``undo.py``). As receiver: SACK blocks and D-SACK blocks (RFC 2883).
+- RFC 5681 / RFC 6582 congestion control and NewReno fast recovery without SACK, with the
+  restart window after an idle period (RFC 5681 4.1) and no growth beyond what rate-limited
+  flights validate (RFC 7661; see congestion.py). With SACK (RFC 2018): RFC 6675 loss
+  recovery driven by RACK-TLP loss detection (RFC 8985, in ``rack.py``) and paced by
+  Proportional Rate Reduction (RFC 6937, ``prr.py``); spurious retransmissions detected by
+  Eifel (RFC 3522) or D-SACK (RFC 3708) and undone (RFC 4015, ``undo.py``). As receiver:
+  SACK blocks and D-SACK blocks (RFC 2883).
 - RFC 7323 window scaling, timestamps (RTT samples, PAWS).
 - RFC 5961 blind RST, SYN and data-injection defences with challenge ACKs rate-limited per
   connection and stack-wide (7).
@@ -288,6 +290,7 @@ class TcpConnection:
         self._keepalive_probes = 0
         self._close_at: float | None = None  # TIME-WAIT end, or FIN-WAIT-2 timeout
         self._last_activity = 0.0
+        self._last_send = 0.0  # when data last went out (RFC 5681 4.1's idle period)
         self._soft_error: OSError | None = None
         # -- congestion control and loss recovery --
         self.cc: CongestionControl = make_controller(c.congestion, self.mss)
@@ -810,6 +813,7 @@ class TcpConnection:
     def _established(self, now: float) -> None:
         self._set_state(State.ESTABLISHED)
         self.cc = make_controller(self.config.congestion, self.mss)
+        self._last_send = now
         self._recover = self.snd_una
         # RFC 8985 needs SACK: without it, RFC 6582's duplicate acknowledgements decide.
         self._rack = Rack(self.mss) if self.sack_ok else None
@@ -1552,6 +1556,7 @@ class TcpConnection:
         if self._fin_seq is not None and end == self._fin_seq and self.state in _FIN_STATES:
             flags |= FIN_I
         self._emit(segment._replace(flags=flags, payload=payload))
+        self._last_send = now
         resent = retransmission or diff(seq, self.snd_max) < 0
         if resent:
             # Below SND.MAX it was sent before (going back after a timeout, say): Karn.
@@ -1611,6 +1616,16 @@ class TcpConnection:
                 self._recovery_sends(now)
             end = self._data_end()
             mss = self.mss
+            if (
+                self.snd_una == self.snd_max
+                and now - self._last_send > self.rto
+                and diff(end, self.snd_nxt) > 0
+            ):
+                # RFC 5681 4.1: nothing sent for longer than the RTO; what the window says
+                # about the path is stale, so restart from RW = min(IW, cwnd), not in one
+                # burst of the old window.
+                self.cc.on_idle(now)
+                self._last_send = now
             if (
                 not self._in_recovery
                 and self.snd_nxt == self.snd_max
@@ -1724,6 +1739,7 @@ class TcpConnection:
             self._rtt_seq = self.snd_nxt
             self._rtt_time = now
         self.snd_nxt = self.snd_max = nxt
+        self._last_send = now
         self._persist_at = None
         self._persist_backoff = 0
         if self._rto_at is None:

@@ -470,7 +470,7 @@ _ack = st.tuples(
     st.integers(min_value=0, max_value=2_000_000),  # in flight before the ACK
 )
 _event = st.tuples(
-    st.sampled_from(["loss", "recovery_end", "timeout"]),
+    st.sampled_from(["loss", "recovery_end", "timeout", "idle"]),
     st.integers(min_value=0, max_value=2_000_000),
     st.none(),
     st.floats(min_value=0.0, max_value=30.0),
@@ -531,6 +531,10 @@ def test_any_sequence_keeps_a_sane_window(
         elif kind == "timeout":
             cc.on_timeout(now, size)
             assert cc.cwnd == cc.mss
+        elif kind == "idle":
+            before = cc.cwnd
+            cc.on_idle(now)
+            assert cc.cwnd == min(before, initial_window(cc.mss))  # RFC 5681 4.1's RW
         else:
             cc.on_mss_change(size)
             assert cc.mss == size
