@@ -10,6 +10,13 @@ the TCP window as unread data piles up.
 As with asyncio's socket transports, ``close()`` hands the connection to the stack (it finishes
 the FIN exchange in the background, as a kernel does with a closed socket) and
 ``connection_lost(None)`` follows at once; ``abort()`` resets it.
+
+TCP urgent data (RFC 9293 3.8.5), in line as RFC 6093 recommends (what ``SO_OOBINLINE`` gives
+on sockets): :meth:`TcpTransport.write_urgent` sends data marked urgent; a protocol with an
+``urgent_data_received(mark)`` method is told whenever the peer's urgent mark arrives or
+advances, ``mark`` being the offset in the received stream where the urgent data ends;
+``get_extra_info("urgent_mark")`` gives the latest mark (None before any), which, compared
+with the bytes read so far, says how much urgent data remains to be read.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from .proto.tcp.connection import (
     Event,
     TcpConfig,
     TcpConnection,
+    UrgentDataReceived,
 )
 from .proto.tcp.layer import Listener
 
@@ -190,6 +198,10 @@ class TcpTransport(asyncio.Transport):
                     self._connection_lost(event.error)
             elif isinstance(event, ConnectionClosed):
                 self._connection_lost(None)
+            elif isinstance(event, UrgentDataReceived):
+                callback = getattr(protocol, "urgent_data_received", None)
+                if callback is not None and not self._lost:
+                    callback(event.mark)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -241,6 +253,24 @@ class TcpTransport(asyncio.Transport):
 
     # -- asyncio.WriteTransport ---------------------------------------------------------------
     def write(self, data: Any) -> None:
+        self._write(data, False)
+
+    def write_urgent(self, data: Any) -> None:
+        """Write ``data`` as urgent data (RFC 9293 3.8.5): it goes in line with the rest of
+        the stream, and the segments before its end carry URG and the urgent pointer, which
+        marks where it ends. A kernel peer without ``SO_OOBINLINE`` takes the last byte of
+        ``data`` out of band (``recv(MSG_OOB)``), as with ``send(data, MSG_OOB)``.
+
+        Raises:
+            TypeError: ``data`` is not bytes-like.
+            ValueError: ``data`` is empty (urgent data needs at least one byte).
+            RuntimeError: after :meth:`write_eof`.
+        """
+        if isinstance(data, (bytes, bytearray, memoryview)) and not data:
+            raise ValueError("urgent data needs at least one byte")
+        self._write(data, True)
+
+    def _write(self, data: Any, urgent: bool) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(
                 f"data argument must be a bytes-like object, not {type(data).__name__!r}"
@@ -259,7 +289,7 @@ class TcpTransport(asyncio.Transport):
         stack = self._stack
         now = self._loop.time()
         try:
-            self._conn.send(data, now)
+            self._conn.send(data, now, urgent=urgent)
         except OSError as exc:
             self._fatal_error(exc, "Fatal write error on TCP transport")
             return
@@ -377,6 +407,8 @@ class TcpTransport(asyncio.Transport):
             return sockaddr(conn.local[0], conn.local[1])
         if name == "connection":
             return conn
+        if name == "urgent_mark":
+            return conn.urgent_mark
         if name == "stack":
             return self._stack
         return default

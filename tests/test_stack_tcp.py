@@ -100,6 +100,64 @@ async def test_names_and_extra_info(stack_pair: tuple[Stack, Stack]) -> None:
     peer.close()
 
 
+class UrgentReceiver(asyncio.Protocol):
+    """Records the stream and, for each urgent mark, the mark and how much of the stream
+    had arrived when it was told."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.marks: list[tuple[int, int]] = []
+        self.eof: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+
+    def urgent_data_received(self, mark: int) -> None:
+        self.marks.append((mark, len(self.data)))
+
+    def eof_received(self) -> None:
+        self.eof.set_result(None)
+
+
+async def test_urgent_data_through_transports(stack_pair: tuple[Stack, Stack]) -> None:
+    """RFC 9293 3.8.5 through the asyncio API: ``write_urgent`` on one side, the protocol's
+    ``urgent_data_received(mark)`` and ``get_extra_info("urgent_mark")`` on the other; the
+    urgent data stays in line (RFC 6093)."""
+    a, b = stack_pair
+    receivers: list[UrgentReceiver] = []
+
+    def factory() -> UrgentReceiver:
+        receivers.append(UrgentReceiver())
+        return receivers[-1]
+
+    server = await b.create_server(factory, port=9)
+    transport, _ = await a.create_connection(asyncio.Protocol, "198.18.0.2", 9)
+    assert transport.get_extra_info("urgent_mark") is None
+    with pytest.raises(ValueError):
+        transport.write_urgent(b"")  # type: ignore[attr-defined]
+    transport.write(b"normal ")
+    transport.write_urgent(b"URGENT!")  # type: ignore[attr-defined]
+    transport.write(b" tail")
+    transport.write_eof()
+    async with asyncio.timeout(10):
+        while not receivers:
+            await asyncio.sleep(0.01)
+        (receiver,) = receivers
+        await receiver.eof
+    assert bytes(receiver.data) == b"normal URGENT! tail"
+    ((mark, seen),) = receiver.marks
+    assert mark == 14 and seen <= 7  # told before the urgent data was delivered
+    assert receiver.transport is not None
+    assert receiver.transport.get_extra_info("urgent_mark") == 14
+    transport.close()
+    server.close()
+
+
 async def test_refused_timed_out_and_reset(stack_pair: tuple[Stack, Stack]) -> None:
     a, b = stack_pair
     with pytest.raises(ConnectionRefusedError):

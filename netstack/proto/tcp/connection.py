@@ -24,6 +24,9 @@ What is implemented, by RFC:
 - RFC 5961 blind RST, SYN and data-injection defences with challenge ACKs rate-limited per
   connection and stack-wide (7).
 - RFC 1191 path MTU: an ICMP "fragmentation needed" lowers the MSS.
+- RFC 9293 3.8.5 urgent data, in line as RFC 6093 recommends: the urgent pointer is tracked
+  on receive and reported as an offset in the stream (:class:`UrgentDataReceived`,
+  :attr:`TcpConnection.urgent_mark`); ``send(..., urgent=True)`` sets URG and the pointer.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ __all__ = [
     "State",
     "TcpConfig",
     "TcpConnection",
+    "UrgentDataReceived",
 ]
 
 log = logging.getLogger("netstack.tcp")
@@ -62,6 +66,7 @@ log = logging.getLogger("netstack.tcp")
 MASK = 0xFFFFFFFF
 FIN, SYN, RST, PSH, ACK = Flags.FIN, Flags.SYN, Flags.RST, Flags.PSH, Flags.ACK
 FIN_I, SYN_I, RST_I, PSH_I, ACK_I = int(FIN), int(SYN), int(RST), int(PSH), int(ACK)
+URG_I = int(Flags.URG)
 
 #: RFC 9293 3.7.1: the MSS a host assumes without the option (IPv4).
 DEFAULT_MSS = 536
@@ -165,6 +170,8 @@ class Segment(NamedTuple):
     window: int
     options: bytes = b""
     payload: bytes | bytearray | memoryview = b""
+    #: The urgent pointer field (meaningful with URG in ``flags``).
+    urgent: int = 0
 
 
 # -- events ------------------------------------------------------------------------------------
@@ -190,7 +197,18 @@ class ConnectionClosed(NamedTuple):
     """Both directions finished normally; the user has nothing more to do."""
 
 
-Event = Connected | DataReceived | EofReceived | ConnectionReset | ConnectionClosed
+class UrgentDataReceived(NamedTuple):
+    """The peer's urgent pointer arrived or advanced (RFC 9293 3.8.5, MUST-32): its urgent
+    data ends just before ``mark``, an offset in the received stream (the number of bytes
+    from its start). The urgent data itself stays in line, in the DataReceived events
+    (RFC 6093), which may not have reached the mark yet."""
+
+    mark: int
+
+
+Event = (
+    Connected | DataReceived | EofReceived | ConnectionReset | ConnectionClosed | UrgentDataReceived
+)
 
 ChallengeLimiter = Callable[[float], bool]
 
@@ -240,6 +258,7 @@ class TcpConnection:
         self._buf_seq = add(iss, 1)  # the sequence number of _sndbuf[_buf_off]
         self._fin_queued = False
         self._fin_seq: int | None = None  # sequence number of our FIN, once queued
+        self._snd_up: int | None = None  # SND.UP while urgent data is unacknowledged
         # -- receive sequence space --
         self.irs = 0
         self.rcv_nxt = 0
@@ -250,6 +269,9 @@ class TcpConnection:
         self._sack_blocks: list[list[int]] = []  # received out-of-order ranges, newest first
         self._fin_received = False
         self._ooo_fin: int | None = None  # a FIN that arrived beyond a hole
+        self._rcv_total = 0  # in-order bytes received: the stream offset of RCV.NXT
+        #: Stream offset of the end of the latest urgent data received (RFC 9293 RCV.UP).
+        self.urgent_mark: int | None = None
         # Events that must wait until the paused application has taken the held data.
         self._after_held: list[Event] = []
         self._user_closed = False  # close() (not just shutdown()) was called
@@ -616,6 +638,19 @@ class TcpConnection:
         if diff(edge, self._rcv_adv) > 0:
             self._rcv_adv = edge
         scaled = max(0, diff(self._rcv_adv, self.rcv_nxt)) >> self.rcv_wscale
+        if self._snd_up is not None:
+            up = diff(self._snd_up, seq)
+            if up > 0:
+                # RFC 9293 3.8.5 / 3.1: URG and the offset of the octet following the urgent
+                # data, on every segment before it. The field has 16 bits: from farther away,
+                # 0xFFFF says urgent data is coming only where that points past what was
+                # sent, so no mark ever falls inside data that is not urgent (as Linux).
+                if up <= 0xFFFF:
+                    return Segment(seq, self.rcv_nxt, flags | ACK_I | URG_I, scaled,
+                                   self._options(now), payload, up)  # fmt: skip
+                if diff(add(seq, 0xFFFF), self.snd_max) > 0:
+                    return Segment(seq, self.rcv_nxt, flags | ACK_I | URG_I, scaled,
+                                   self._options(now), payload, 0xFFFF)  # fmt: skip
         return Segment(seq, self.rcv_nxt, flags | ACK_I, scaled, self._options(now), payload)
 
     def _send_ack(self, now: float) -> None:
@@ -641,20 +676,31 @@ class TcpConnection:
         self._emit(Segment(seq, 0, RST_I, 0))
 
     # == user calls ===============================================================================
-    def send(self, data: bytes | bytearray | memoryview, now: float) -> None:
+    def send(
+        self, data: bytes | bytearray | memoryview, now: float, *, urgent: bool = False
+    ) -> None:
         """Queue data (RFC 9293 3.10.2 SEND).
+
+        Args:
+            urgent: the data is urgent (RFC 9293 3.8.5): SND.UP moves to its end, and every
+                segment before that carries URG and the pointer. It stays in line.
 
         Raises:
             ConnectionError: the send side is closed (after shutdown/close) or the connection
                 is gone.
+            ValueError: urgent with no data (there must be at least one urgent octet).
         """
         if self._fin_queued or self.state not in _CAN_SEND:
             if self.error is not None:
                 raise self.error
             raise BrokenPipeError(errno.EPIPE, "the connection's send side is closed")
         if not data:
+            if urgent:
+                raise ValueError("urgent data needs at least one byte")
             return
         self._sndbuf += data
+        if urgent:
+            self._snd_up = self._data_end()
         self._last_activity = now
         self._push(now)
 
@@ -743,18 +789,24 @@ class TcpConnection:
         opts: TcpOptions,
         payload: memoryview | bytes,
         now: float,
+        urgent: int = 0,
     ) -> None:
-        """Process one segment addressed to this connection."""
+        """Process one segment addressed to this connection (``urgent``: its urgent pointer
+        field, meaningful with URG)."""
         self.segments_in += 1
         state = self.state
-        if state is State.ESTABLISHED and not flags & (SYN_I | RST_I | FIN_I) and flags & ACK_I:
+        if (
+            state is State.ESTABLISHED
+            and not flags & (SYN_I | RST_I | FIN_I | URG_I)
+            and flags & ACK_I
+        ):
             self._receive_established(seq, ack, flags, window, opts, payload, now)
         elif state is State.SYN_SENT:
             self._receive_syn_sent(seq, ack, flags, window, opts, now)
         elif state is State.CLOSED or state is State.LISTEN:
             self._drop("closed")
         else:
-            self._receive_synchronized(seq, ack, flags, window, opts, payload, now)
+            self._receive_synchronized(seq, ack, flags, window, opts, payload, now, urgent)
         self._push(now)
         self._schedule_ack(now)
 
@@ -854,6 +906,7 @@ class TcpConnection:
         opts: TcpOptions,
         payload: memoryview | bytes,
         now: float,
+        urgent: int = 0,
     ) -> None:
         length = len(payload) + (1 if flags & SYN_I else 0) + (1 if flags & FIN_I else 0)
         if flags & SYN_I:
@@ -923,6 +976,9 @@ class TcpConnection:
             ):
                 self.ts_recent = opts.ts_val
                 self._ts_recent_set = True
+        # Sixth check: the URG bit (ESTABLISHED, FIN-WAIT-1, FIN-WAIT-2; ignored after a FIN).
+        if flags & URG_I and self.state in _CAN_RECEIVE:
+            self._urgent_pointer(add(seq, urgent))
         # Seventh check: the segment text.
         if payload:
             self._receive_data(seq, payload, now)
@@ -939,6 +995,21 @@ class TcpConnection:
                 # A FIN beyond a hole: keep it with the out-of-order data.
                 self._ooo_fin = fin_seq
                 self._ack_now = True
+
+    def _urgent_pointer(self, up: int) -> None:
+        """RFC 9293 3.10.7.4, sixth check: RCV.UP <- max(RCV.UP, SEG.UP), and tell the user
+        when it advances beyond what the user was given (MUST-32). Kept as a stream offset,
+        which never wraps. A pointer beyond the window offered is invalid (3.8.5: be robust
+        to those): nothing could have been sent there."""
+        if diff(up, self._rcv_adv) > 0:
+            return
+        mark = self._rcv_total + diff(up, self.rcv_nxt)
+        if mark <= self._rcv_total - len(self._held):
+            return  # within data the user has already been given
+        if self.urgent_mark is not None and mark <= self.urgent_mark:
+            return  # the same urgent data, already told
+        self.urgent_mark = mark
+        self._events.append(UrgentDataReceived(mark))
 
     def _syn_in_syn_received(self, ack: int, flags: int, window: int, now: float) -> None:
         """The peer's SYN again, in SYN-RECEIVED (it falls just left of the window)."""
@@ -1111,6 +1182,8 @@ class TcpConnection:
         self.snd_una = ack
         if diff(self.snd_nxt, ack) < 0:
             self.snd_nxt = ack
+        if self._snd_up is not None and diff(ack, self._snd_up) >= 0:
+            self._snd_up = None  # all urgent data acknowledged: out of urgent mode
         # Discard acknowledged data (the FIN and the SYN have no bytes).
         data_acked = acked
         if diff(self._buf_seq, self.iss) <= 0:
@@ -1437,7 +1510,9 @@ class TcpConnection:
         )
 
     def _deliver(self, data: memoryview | bytes) -> None:
-        self.rcv_nxt = add(self.rcv_nxt, len(data))
+        n = len(data)
+        self.rcv_nxt = add(self.rcv_nxt, n)
+        self._rcv_total += n
         if self._reading and not self._held:
             self._events.append(DataReceived(bytes(data)))
         else:
@@ -1552,7 +1627,7 @@ class TcpConnection:
         # segment is still on its way down (a bytearray with views cannot grow).
         payload = self._sndbuf[start : start + n]
         end = add(seq, n)
-        flags = ACK_I | PSH_I if end == self._data_end() else ACK_I
+        flags = segment.flags | PSH_I if end == self._data_end() else segment.flags
         if self._fin_seq is not None and end == self._fin_seq and self.state in _FIN_STATES:
             flags |= FIN_I
         self._emit(segment._replace(flags=flags, payload=payload))
@@ -1648,12 +1723,14 @@ class TcpConnection:
                     and diff(self._short_end, self.snd_una) > 0
                     and not (self._fin_queued and n == unsent)
                     and self.snd_nxt == self.snd_max
+                    and self._snd_up is None
                 ):
                     # Nagle (RFC 9293 3.7.4) with Minshall's refinement, as Linux does: hold a
                     # small segment only while an earlier small one is unacknowledged, so a
                     # write's short tail does not wait for a delayed ACK of full segments.
                     # New data only: below SND.MAX (going back after a timeout) it was sent
-                    # before, and the small segment outstanding may be this one.
+                    # before, and the small segment outstanding may be this one. Never
+                    # urgent data (Linux: "Don't use the nagle rule for urgent data").
                     break
                 seq = self.snd_nxt
                 n, fin = self._emit_data(seq, n, now)
@@ -1708,8 +1785,8 @@ class TcpConnection:
             return
         first = self._segment(nxt, 0, now)  # the window, options and ACK of this burst
         ack, window, options = first.ack, first.window, first.options
-        if len(options) + mss > self._mss_base:
-            return  # SACK blocks take room: _emit_data sizes each segment
+        if len(options) + mss > self._mss_base or first.flags & URG_I:
+            return  # SACK blocks take room (_emit_data sizes each segment), or URG is set
         buf = self._sndbuf
         base = self._buf_off - ((self._buf_seq - una) & MASK)
         out = self._out
@@ -1724,7 +1801,9 @@ class TcpConnection:
             seq = nxt
             nxt = (nxt + mss) & MASK
             flags = ACK_I | PSH_I if nxt == data_end else ACK_I
-            out.append(new(Segment, (seq, ack, flags, window, options, buf[start : start + mss])))
+            out.append(
+                new(Segment, (seq, ack, flags, window, options, buf[start : start + mss], 0))
+            )
             if records is not None:
                 records.append(SentSegment(seq, nxt, now))  # RFC 8985 6.1
             count += 1

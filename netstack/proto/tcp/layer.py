@@ -307,7 +307,7 @@ class TcpLayer(Layer):
         if n < TCP_HEADER_LEN:
             self._drop("truncated", n)
             return
-        sport, dport, seq, ack, off_flags, window, _, _ = _HEADER.unpack_from(data, 0)
+        sport, dport, seq, ack, off_flags, window, _, urgent = _HEADER.unpack_from(data, 0)
         hl = (off_flags >> 12) << 2
         if hl < TCP_HEADER_LEN or hl > n:
             self._drop("bad_data_offset" if hl < TCP_HEADER_LEN else "truncated", hl)
@@ -347,7 +347,7 @@ class TcpLayer(Layer):
                 self._forget(conn)
                 conn = None
             if conn is not None:
-                conn.receive(seq, ack, flags, window, opts, payload, now)
+                conn.receive(seq, ack, flags, window, opts, payload, now, urgent)
                 self._flush(conn, now)
                 return
         # Odd flags are judged only here, after the lookup: on a connection they are its
@@ -614,7 +614,8 @@ class TcpLayer(Layer):
         if payload:
             frame[data_at:] = payload
         _HEADER.pack_into(frame, room, sport, dport, seg.seq, seg.ack,
-                          ((5 + (olen >> 2)) << 12) | seg.flags, seg.window, 0, 0)  # fmt: skip
+                          ((5 + (olen >> 2)) << 12) | seg.flags, seg.window, 0,
+                          seg.urgent)  # fmt: skip
         base = self._pseudo_sums.get(route)
         if base is None:
             base = self._pseudo_sums[route] = pseudo_header_sum(route.src, route.dst, 6, 0)

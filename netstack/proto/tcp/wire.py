@@ -259,13 +259,17 @@ def build_into(
     options: bytes,
     src: bytes,
     dst: bytes,
+    *,
+    urgent: int = 0,
 ) -> None:
-    """Write a header (with ``options``) at ``offset`` for the payload that follows it to
-    the end of ``buf``, and its checksum over the IPv4 pseudo-header (the send path)."""
+    """Write a header (with ``options`` and the ``urgent`` pointer field) at ``offset`` for
+    the payload that follows it to the end of ``buf``, and its checksum over the IPv4
+    pseudo-header (the send path)."""
     n = len(options)
     _HEADER.pack_into(
-        buf, offset, src_port, dst_port, seq, ack, ((5 + (n >> 2)) << 12) | flags, window, 0, 0
-    )
+        buf, offset, src_port, dst_port, seq, ack, ((5 + (n >> 2)) << 12) | flags, window, 0,
+        urgent,
+    )  # fmt: skip
     if n:
         buf[offset + TCP_HEADER_LEN : offset + TCP_HEADER_LEN + n] = options
     length = len(buf) - offset

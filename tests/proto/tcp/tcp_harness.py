@@ -38,6 +38,7 @@ __all__ = [
     "REMOTE",
     "RST",
     "SYN",
+    "URG",
     "ISS",
     "Connected",
     "ConnectionClosed",
@@ -61,7 +62,9 @@ __all__ = [
     "pair",
 ]
 
-FIN, SYN, RST, PSH, ACK = (int(f) for f in (Flags.FIN, Flags.SYN, Flags.RST, Flags.PSH, Flags.ACK))
+FIN, SYN, RST, PSH, ACK, URG = (
+    int(f) for f in (Flags.FIN, Flags.SYN, Flags.RST, Flags.PSH, Flags.ACK, Flags.URG)
+)
 LOCAL = (bytes([198, 18, 0, 1]), 40000)
 REMOTE = (bytes([198, 18, 0, 2]), 80)
 ISS = 1000
@@ -80,6 +83,7 @@ class Sent:
     options: TcpOptions
     payload: bytes
     raw_options: bytes = b""
+    urgent: int = 0
 
     @classmethod
     def of(cls, seg: Segment) -> Sent:
@@ -91,6 +95,7 @@ class Sent:
             parse_options(seg.options),
             bytes(seg.payload),
             bytes(seg.options),
+            seg.urgent,
         )
 
     def has(self, flags: int) -> bool:
@@ -98,9 +103,9 @@ class Sent:
 
     @property
     def kind(self) -> str:
-        """The flags as letters, in tcpdump's order: S F R P . (ACK)."""
+        """The flags as letters, in tcpdump's order: S F R P U . (ACK)."""
         out = ""
-        for bit, letter in ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (ACK, ".")):
+        for bit, letter in ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (URG, "U"), (ACK, ".")):
             if self.flags & bit:
                 out += letter
         return out
@@ -162,6 +167,7 @@ class Peer:
         opts: TcpOptions | None = None,
         at: float | None = None,
         advance: bool = True,
+        urgent: int = 0,
     ) -> list[Sent]:
         """Feed one segment to the machine; returns what it sent in reply."""
         if at is not None:
@@ -170,7 +176,7 @@ class Peer:
         a = self.ack if ack is None else ack
         w = self.window if window is None else window
         o = self.opts() if opts is None else opts
-        self.conn.receive(s, a, flags, w, o, payload, self.now)
+        self.conn.receive(s, a, flags, w, o, payload, self.now, urgent)
         if advance and seq is None:
             n = len(payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
             self.seq = add(self.seq, n)
@@ -373,7 +379,9 @@ class Wire:
             if dst.state is State.CLOSED:
                 self._closed_port(item.to, s)
             else:
-                dst.receive(s.seq, s.ack, s.flags, s.window, s.options, s.payload, self.now)
+                dst.receive(
+                    s.seq, s.ack, s.flags, s.window, s.options, s.payload, self.now, s.urgent
+                )
             self.collect()
         for conn in self.ends:
             at = conn.poll_at()

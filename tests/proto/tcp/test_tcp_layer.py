@@ -31,6 +31,7 @@ from netstack.proto.tcp.connection import (
     State,
     TcpConfig,
     TcpConnection,
+    UrgentDataReceived,
 )
 from netstack.proto.tcp.layer import EPHEMERAL, TcpLayer, TcpLimits
 from netstack.proto.tcp.seq import add
@@ -124,10 +125,12 @@ class Host:
         src: bytes = PEER_IP,
         dst: bytes = OUR_IP,
         corrupt: bool = False,
+        urgent: int = 0,
     ) -> bytes:
         buf = bytearray(20 + len(options) + len(payload))
         buf[20 + len(options) :] = payload
-        build_into(buf, 0, sport, dport, seq, ack, flags, window, options, src, dst)
+        build_into(buf, 0, sport, dport, seq, ack, flags, window, options, src, dst,
+                   urgent=urgent)  # fmt: skip
         if corrupt:
             buf[16] ^= 0xFF
         return bytes(buf)
@@ -250,6 +253,24 @@ def test_syn_with_fin_or_rst_on_an_established_connection_draws_challenge_ack(
     assert host.tcp.connections[(OUR_IP, PORT, PEER_IP, PEER_PORT)] is conn
     assert host.tcp.stats()["challenge_acks"] == 1
     assert [type(e) for _, e in host.events] == [Connected]
+
+
+def test_urgent_pointer_in_and_out_through_the_layer() -> None:
+    """The urgent pointer field reaches the connection (RFC 9293 3.10.7.4, sixth check) and
+    the connection's pointer reaches the wire (3.1)."""
+    host = Host()
+    host.listen()
+    conn, synack = handshake(host)
+    host.inject(2.0, ACK | URG, seq=7001, ack=synack.seq + 1, payload=b"abcdef", urgent=4)
+    assert [e for _, e in host.events if isinstance(e, UrgentDataReceived)] == [
+        UrgentDataReceived(4)
+    ]
+    assert conn.urgent_mark == 4
+    conn.send(b"12345", 2.1, urgent=True)
+    host.tcp.call(conn, 2.1)
+    (seg,) = host.sent()
+    assert seg.payload == b"12345" and seg.flags & URG and seg.tcp.urgent == 5
+    assert seg.checksum_ok
 
 
 @pytest.mark.parametrize(
