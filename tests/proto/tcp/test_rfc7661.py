@@ -17,7 +17,6 @@ from netstack.proto.tcp.congestion import initial_window, make_controller
 
 MSS = 1460
 IW = initial_window(MSS)
-PLAIN = dict(timestamps=False, sack=False, window_scaling=False)
 
 
 @pytest.mark.parametrize("name", ["newreno", "cubic"])
@@ -79,31 +78,42 @@ def round_trip(p: Peer, ack_every: int = 2) -> int:
     flight = diff(conn.snd_max, conn.snd_una)
     for i, seg in enumerate(sent):
         if i % ack_every == ack_every - 1 or i == len(sent) - 1:
+            p.ts_val += 1
             p.send(ACK, ack=add(seg.seq, len(seg.payload)), at=p.now)
     p.now += 0.05
     return flight
 
 
+def opened(congestion: str, sack: bool) -> Peer:
+    """ESTABLISHED against a 64 KiB window; ``sack``: with SACK and timestamps (RACK-TLP)."""
+    cfg = TcpConfig(congestion=congestion, window_scaling=False, sack=sack, timestamps=sack)
+    return open_active(cfg, window=65535, peer_sack=sack, peer_ts=sack)
+
+
+@pytest.mark.parametrize("sack", [False, True], ids=["plain", "sack-ts"])
 @pytest.mark.parametrize("congestion", ["newreno", "cubic"])
-def test_receive_window_limited_bulk_transfer_keeps_cwnd_bounded(congestion: str) -> None:
+def test_receive_window_limited_bulk_transfer_keeps_cwnd_bounded(
+    congestion: str, sack: bool
+) -> None:
     """The reported case: a bulk sender held back by a 64 KiB receive window, no loss. cwnd
     grew by one MSS per ACK for ever (148 MB seen with 524 KB in flight); it must stay
     within twice the largest flight while the transfer runs at the window."""
-    p = open_active(TcpConfig(congestion=congestion, **PLAIN), window=65535)
+    p = opened(congestion, sack)
     conn = p.conn
     conn.send(bytes(64 * 1024 * 1024), 0.0)
     flights = [round_trip(p) for _ in range(300)]
     assert max(flights) <= 65535
-    assert max(flights[-50:]) >= 65535 - MSS  # the window is used
+    assert max(flights[-50:]) >= 65535 - conn.mss  # the window is used
     assert conn.cc.cwnd <= 2 * 65535
 
 
+@pytest.mark.parametrize("sack", [False, True], ids=["plain", "sack-ts"])
 @pytest.mark.parametrize("congestion", ["newreno", "cubic"])
-def test_application_limited_sender_keeps_cwnd_bounded(congestion: str) -> None:
+def test_application_limited_sender_keeps_cwnd_bounded(congestion: str, sack: bool) -> None:
     """An application writing two segments per round trip, for 500 round trips."""
-    p = open_active(TcpConfig(congestion=congestion, **PLAIN), window=65535)
+    p = opened(congestion, sack)
     conn = p.conn
     for _ in range(500):
-        conn.send(bytes(2 * MSS), p.now)
-        assert round_trip(p) == 2 * MSS
+        conn.send(bytes(2 * conn.mss), p.now)
+        assert round_trip(p) == 2 * conn.mss
     assert conn.cc.cwnd <= 2 * IW
