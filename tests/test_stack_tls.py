@@ -1,12 +1,17 @@
 """TLS with OpenSSL contexts (``ssl.SSLContext``) over netstack's TCP on in-memory links:
 ``open_connection``/``start_server``/``create_connection`` with ``ssl=``, certificate and
 hostname checks, client certificates, ALPN, ``get_extra_info``, and STARTTLS upgrades of a
-plain connection on either event loop."""
+plain connection on either event loop; the same on HostStack (the operating system's TCP), and
+closing there after the peer closed."""
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
+import socket
 import ssl
+import threading
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -40,6 +45,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 
 ENGINES = ["openssl", "netstack"]
+
+#: The bound on each step of a test.
+STEP = 10.0
 
 
 def server_config(engine: str, pki: Pki, *, require_client: bool = False) -> Any:
@@ -214,3 +222,146 @@ async def test_hoststack_with_both_engines(pki: Pki, engine: str) -> None:
         assert await asyncio.wait_for(reader.readline(), 5) == b"over the kernel\n"
         writer.close()
         server.close()
+
+
+# -- HostStack: TLS over the operating system's TCP, on either event loop -------------------------
+TCP_CLOSE = 7  # tcp_info.tcpi_state of a socket whose connection is gone (Linux)
+
+
+def socket_inode(writer: asyncio.StreamWriter) -> tuple[int, int]:
+    """The file descriptor of the kernel socket under ``writer`` and that socket's inode."""
+    fd = writer.get_extra_info("socket").fileno()
+    return fd, os.fstat(fd).st_ino
+
+
+async def wait_socket_closed(fd: int, inode: int) -> None:
+    """Until ``fd`` no longer holds the socket ``inode`` (it was closed), within a few turns
+    of the loop: a closed connection lets go of its socket at once, not when collected."""
+    for _ in range(200):
+        try:
+            if os.fstat(fd).st_ino != inode:
+                return
+        except OSError:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the socket (fd {fd}) is still open after close()")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_hoststack_close_after_peer_closed_server_side(pki: Pki, engine: str) -> None:
+    """A server's writer.close() after the client closed its socket: no exception, and the
+    kernel socket is released at once (it was an OSError ENOTCONN from the shutdown, with the
+    socket left open until collected)."""
+    from netstack import HostStack
+
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def greet_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            fd, inode = socket_inode(writer)
+            writer.write(b"hello\n")
+            await writer.drain()
+            assert await reader.read() == b""  # the client closed
+            writer.close()
+            await wait_socket_closed(fd, inode)
+        except BaseException as exc:
+            done.set_exception(exc)
+        else:
+            done.set_result(None)
+
+    async with HostStack() as host:
+        server = await host.start_server(
+            greet_then_close, "127.0.0.1", 0, ssl=server_config(engine, pki)
+        )
+        ctx = ssl.create_default_context(cafile=str(pki.ca))
+
+        def client() -> None:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+                with ctx.wrap_socket(raw, server_hostname="server.test") as tls:
+                    got = b""
+                    while not got.endswith(b"\n"):
+                        piece = tls.recv(100)
+                        assert piece, "no greeting"
+                        got += piece
+
+        async with asyncio.timeout(STEP):
+            await asyncio.to_thread(client)
+            await done
+        server.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_hoststack_close_after_peer_closed_client_side(pki: Pki, engine: str) -> None:
+    """The same for a client whose server closed first."""
+    from netstack import HostStack
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    ctx = server_context(pki)
+
+    def server() -> None:
+        with listener:
+            listener.settimeout(10)
+            conn, _ = listener.accept()
+            conn.settimeout(10)
+            with ctx.wrap_socket(conn, server_side=True) as tls:
+                tls.sendall(b"hello\n")
+
+    thread = threading.Thread(target=server, daemon=True)
+    thread.start()
+    async with HostStack() as host:
+        async with asyncio.timeout(STEP):
+            reader, writer = await host.open_connection(
+                "127.0.0.1", port, ssl=client_config(engine, pki), server_hostname="server.test"
+            )
+            fd, inode = socket_inode(writer)
+            assert await reader.readline() == b"hello\n"
+            assert await reader.read() == b""  # the server closed
+            writer.close()
+            await wait_socket_closed(fd, inode)
+    await asyncio.to_thread(thread.join, STEP)
+
+
+class GoneTransport(asyncio.Transport):
+    """A TCP transport whose connection was reset unseen: shutdown() fails with ENOTCONN."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.closed = False
+
+    def write(self, data: Any) -> None:
+        self.written += data
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+async def test_tls_close_on_a_connection_gone_unseen(pki: Pki) -> None:
+    """netstack's TLS closes the TCP transport when its half-close fails, instead of raising
+    from the application's close() and leaving the socket open."""
+    from netstack.tls.driver import TlsProtocol
+    from netstack.tls.stream import app_transport
+
+    loop = asyncio.get_running_loop()
+    tls = TlsProtocol(
+        loop, asyncio.Protocol(), client_config("netstack", pki), None,
+        server_side=False, server_hostname="server.test",
+    )  # fmt: skip
+    tcp = GoneTransport()
+    tls.connection_made(tcp)
+    assert tcp.written  # the ClientHello
+    app_transport(tls).close()
+    assert tcp.closed
+    tls.connection_lost(None)

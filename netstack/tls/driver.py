@@ -86,6 +86,7 @@ class TlsProtocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._linger_timer: asyncio.TimerHandle | None = None
         self._draining = False
+        self._tcp_eof = False
 
     def _get_app_transport(self) -> TlsTransport:
         return self._app_transport
@@ -121,6 +122,7 @@ class TlsProtocol(asyncio.Protocol):
         self._process_events()
 
     def eof_received(self) -> bool | None:
+        self._tcp_eof = True
         if self._draining:
             return False  # the peer closed too: close the TCP connection
         if not self._established:
@@ -222,11 +224,20 @@ class TlsProtocol(asyncio.Protocol):
             self._loop.call_soon(self._app.connection_lost, None)
         if transport is None or transport.is_closing():
             return
-        if transport.can_write_eof():
-            transport.write_eof()
-            self._linger_timer = self._loop.call_later(LINGER, transport.close)
-        else:
+        if self._tcp_eof or not transport.can_write_eof():
+            # The peer's FIN came already: it sends nothing more, so there is nothing to
+            # drain (and asyncio's socket transports stopped reading at it, so they would
+            # not even see the reset our close_notify may draw from a peer gone for good).
             transport.close()
+            return
+        try:
+            transport.write_eof()
+        except OSError:
+            # The connection is gone already (a reset not yet read: asyncio's socket
+            # transports raise ENOTCONN from shutdown()); the socket must go with it now.
+            transport.close()
+            return
+        self._linger_timer = self._loop.call_later(LINGER, transport.close)
 
     def _handshake_timed_out(self) -> None:
         self._timer = None
