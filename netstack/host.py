@@ -35,14 +35,19 @@ import ssl as ssl_module
 import struct
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 
 from .errors import ClosedError
 from .proto.checksum import checksum
 from .proto.icmp.layer import to_oserror
-from .streams import is_tls_config, open_stream_connection, stream_server_factory
+from .streams import (
+    NetstackStreamWriter,
+    is_tls_config,
+    open_stream_connection,
+    stream_server_factory,
+)
 
 __all__ = ["HostServer", "HostStack"]
 
@@ -59,6 +64,39 @@ _ICMP_ERRORS = frozenset({3, 11, 12})
 _ICMP6_ERRORS = frozenset({1, 2, 3, 4})
 #: How many times a shared port for IPv4 and IPv6 is looked for before giving up.
 _DUAL_PORT_ATTEMPTS = 8
+
+
+class _Connections:
+    """The transports of open connections, for ``close()`` to end them.
+
+    Weakly referenced where the transport allows it, so a transport dropped unclosed is still
+    collected as asyncio lets it be; uvloop's SSL transports take no weak reference, so those
+    are held, until the ``connection_lost`` that :meth:`HostStack._track` reports.
+    """
+
+    def __init__(self) -> None:
+        self._weak: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
+        self._held: set[asyncio.BaseTransport] = set()
+
+    def add(self, transport: asyncio.BaseTransport, *, hold: bool = True) -> None:
+        """Remember ``transport``; one that takes no weak reference only with ``hold``
+        (when its ``connection_lost`` will :meth:`discard` it)."""
+        try:
+            self._weak.add(transport)
+        except TypeError:
+            if hold:
+                self._held.add(transport)
+
+    def discard(self, transport: asyncio.BaseTransport) -> None:
+        self._held.discard(transport)
+        with contextlib.suppress(TypeError):
+            self._weak.discard(transport)
+
+    def __iter__(self) -> Iterator[asyncio.BaseTransport]:
+        return iter([*self._weak, *self._held])
+
+    def __len__(self) -> int:
+        return len(self._weak) + len(self._held)
 
 
 class HostServer(asyncio.AbstractServer):
@@ -82,7 +120,7 @@ class HostServer(asyncio.AbstractServer):
         self._servers = tuple(servers)
         if not self._servers:
             raise ValueError("a HostServer needs at least one asyncio.Server")
-        self._transports: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
+        self._transports = _Connections()
         self._serving_forever = False
         # Kept: asyncio forgets its sockets on close(), netstack's Server keeps its addresses.
         self._addresses: list[tuple[str, int]] = []
@@ -197,7 +235,7 @@ class HostStack:
         self._closed = False
         self._servers: set[HostServer] = set()
         self._endpoints: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
-        self._transports: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
+        self._transports = _Connections()
         self._ping_ident = int.from_bytes(os.urandom(2), "big")
         self._ping_seq = int.from_bytes(os.urandom(2), "big")
         self._counters = {
@@ -260,18 +298,29 @@ class HostStack:
         if self._closed:
             raise ClosedError("the stack is closed")
 
-    def _track(self, protocol: _P, *sets: weakref.WeakSet[asyncio.BaseTransport]) -> _P:
-        """Remember the transport a protocol is given, so that :meth:`close` can abort it."""
-        original = protocol.connection_made
+    def _track(self, protocol: _P, *sets: _Connections) -> _P:
+        """Remember the transport a protocol is given until its connection is lost, so that
+        :meth:`close` can abort it."""
+        made, lost = protocol.connection_made, protocol.connection_lost
+        current: list[asyncio.BaseTransport] = []
 
         def connection_made(transport: asyncio.BaseTransport) -> None:
+            current.append(transport)
             for tracked in sets:
                 tracked.add(transport)
-            original(transport)
+            made(transport)
+
+        def connection_lost(exc: Exception | None) -> None:
+            for transport in current:
+                for tracked in sets:
+                    tracked.discard(transport)
+            current.clear()
+            lost(exc)
 
         # A protocol class with __slots__ cannot be tracked; it still works, only close()
         # will not abort its connection.
         with contextlib.suppress(AttributeError, TypeError):
+            protocol.connection_lost = connection_lost  # type: ignore[method-assign]
             protocol.connection_made = connection_made  # type: ignore[method-assign]
         return protocol
 
@@ -337,7 +386,7 @@ class HostStack:
         try:
             loop: Any = self.loop  # asyncio checks host/port/sock itself; typeshed is stricter
             transport, protocol = await loop.create_connection(
-                protocol_factory,
+                lambda: self._track(protocol_factory(), self._transports),
                 host,
                 port,
                 ssl=ssl,
@@ -349,7 +398,8 @@ class HostStack:
             self._counters["connections_failed"] += 1
             raise
         self._counters["connections_opened"] += 1
-        self._transports.add(transport)
+        # Also when the protocol could not be tracked (then only weakly: nothing would let go).
+        self._transports.add(transport, hold=False)
         return transport, protocol
 
     async def open_connection(
@@ -390,6 +440,9 @@ class HostStack:
             ssl=ssl,
             server_hostname=server_hostname,
             local_port=local_port,
+            # STARTTLS with either engine on either loop (the loop's own start_tls takes
+            # only an ssl.SSLContext).
+            writer_class=NetstackStreamWriter,
             **kwargs,
         )
 

@@ -56,8 +56,10 @@ __all__ = [
 
 
 class NetstackStreamWriter(asyncio.StreamWriter):
-    """asyncio's StreamWriter, whose :meth:`start_tls` works on any event loop over
-    netstack's TCP (uvloop's ``loop.start_tls`` takes only its own transports)."""
+    """asyncio's StreamWriter, whose :meth:`start_tls` takes either TLS engine (an
+    ``ssl.SSLContext`` or a ``netstack.tls.TLSConfig``) on any event loop, over netstack's TCP
+    and the host's (uvloop's ``loop.start_tls`` takes only its own transports, and every
+    loop's only an ``ssl.SSLContext``)."""
 
     async def start_tls(
         self,

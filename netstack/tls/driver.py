@@ -14,7 +14,7 @@ import asyncio
 import logging
 import os
 import weakref
-from typing import Any
+from typing import Any, cast
 
 from .config import TLSConfig
 from .connection import (
@@ -93,8 +93,8 @@ class TlsProtocol(asyncio.Protocol):
 
     # -- the TCP side ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # Not an isinstance() check: uvloop's transports do not derive from asyncio's classes.
+        self._transport = cast(asyncio.Transport, transport)
         self._timer = self._loop.call_later(self._timeout, self._handshake_timed_out)
         if self._server_side and self._config.max_pending_handshakes is not None:
             self._admit(self._config.max_pending_handshakes)

@@ -5,6 +5,7 @@
 * ``memory-tls``: the same over netstack's own TLS 1.3 (``netstack.tls.TLSConfig``), whose
   ``write_eof`` sends close_notify and keeps reading, so even the half-close checks apply;
 * ``host``: HostStack to HostStack on loopback (the operating system's sockets);
+* ``host-tls``: the same over netstack's own TLS 1.3, on the event loop's socket transports;
 * ``tap-netstack-client``: netstack on a TAP device connecting to the Linux kernel in a
   network namespace, where an agent (``python conformance.py agent``) drives the kernel's
   sockets with asyncio;
@@ -36,6 +37,7 @@ BACKENDS = [
     "memory-ipv6",
     "memory-tls",
     "host",
+    "host-tls",
     pytest.param("tap-netstack-client", marks=pytest.mark.peers),
     pytest.param("tap-netstack-server", marks=pytest.mark.peers),
 ]
@@ -81,6 +83,14 @@ async def harness(backend: tuple[str, Any]) -> AsyncIterator[Harness]:
     elif name == "host":
         host = HostStack()
         h = Harness(name, host, host, server_host="127.0.0.1", listen_host="127.0.0.1")
+    elif name == "host-tls":
+        host = HostStack()
+        server_cfg, client_cfg = _tls_configs()
+        h = Harness(
+            name, host, host, server_host="127.0.0.1", listen_host="127.0.0.1",
+            client_kwargs={"ssl": client_cfg, "server_hostname": "server.test"},
+            server_kwargs={"ssl": server_cfg},
+        )  # fmt: skip
     else:
         stack, sandbox = parts
         agent = await Agent.start(["ip", "netns", "exec", sandbox.name, *Agent.argv()])

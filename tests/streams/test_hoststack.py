@@ -387,3 +387,24 @@ async def test_resolve_uses_the_operating_system() -> None:
         assert await host.resolve("127.0.0.1") == ["127.0.0.1"]
         # /etc/hosts only: no query may leave the machine.
         assert "127.0.0.1" in await host.resolve("localhost", family=socket.AF_INET)
+
+
+async def test_dns_server_on_hoststack() -> None:
+    """netstack's DNS server on the operating system's sockets answers over UDP and TCP, on
+    either event loop (uvloop's TCP transports are not asyncio.Transport instances)."""
+    import dns.asyncquery
+    import dns.message
+
+    from netstack.dns import serve
+
+    zone = {"host.test.": {"@": [("SOA", "ns.host.test. admin.host.test. 1 3600 600 86400 60")],
+                           "www": [("A", "198.18.0.80")]}}  # fmt: skip
+    async with HostStack() as host, asyncio.timeout(STEP):
+        server = await serve(host, zone, 0, host="127.0.0.1")
+        try:
+            query = dns.message.make_query("www.host.test.", "A")
+            for ask in (dns.asyncquery.udp, dns.asyncquery.tcp):
+                answer = await ask(query, "127.0.0.1", port=server.port, timeout=5)
+                assert [str(rr) for rrset in answer.answer for rr in rrset] == ["198.18.0.80"]
+        finally:
+            server.close()
