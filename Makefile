@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test pytest lint typecheck bench tox clean
+.PHONY: demo test pytest pytest-asyncio pytest-uvloop lint typecheck bench tox clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,15 @@ demo: $(VENV)/.installed-demo
 
 test: $(VENV)/.installed-test lint typecheck pytest
 
-pytest: $(VENV)/.installed-test
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# The whole suite on each event loop: asyncio's, then uvloop (the one netstack.run picks).
+# NETSTACK_LOOP chooses the tests' loop and also what netstack.run picks in programs they start.
+pytest: pytest-asyncio pytest-uvloop
+
+pytest-asyncio: $(VENV)/.installed-test
+	NETSTACK_LOOP=asyncio $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+pytest-uvloop: $(VENV)/.installed-test
+	NETSTACK_LOOP=uvloop $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check netstack tests benchmarks
