@@ -10,6 +10,7 @@ from .errors import (
     ParseError,
 )
 from .host import HostStack
+from .runner import run
 from .stack import Stack, StackConfig
 
 __version__ = "0.1.0"
@@ -26,4 +27,5 @@ __all__ = [
     "Stack",
     "StackConfig",
     "__version__",
+    "run",
 ]

@@ -39,3 +39,12 @@ async def test_running_on_the_loop_asked_for(request: pytest.FixtureRequest) -> 
     )
     module = type(asyncio.get_running_loop()).__module__
     assert module.split(".")[0] == wanted, module
+
+
+def test_run_is_exported() -> None:
+    """``netstack.run`` (DESIGN.md, the README's first example) is the runner's."""
+    import netstack
+    import netstack.runner
+
+    assert netstack.run is netstack.runner.run
+    assert "run" in netstack.__all__

@@ -1,0 +1,172 @@
+"""Every code block of README.md is run, each bounded in time:
+
+* ```python blocks that define ``test_`` functions are pytest examples: they run through
+  pytester in a child pytest, configured by the README's ```toml block;
+* the other ```python blocks are programs: each runs in a child interpreter, which must exit
+  0 with nothing on stderr (no traceback, no warning, no error logged by the event loop);
+* ```sh blocks: ``make`` targets must exist (``make -n``); ``netstack`` command lines must
+  parse, and run to a clean exit -- ``sudo`` ones as root (skipped otherwise, failed in CI),
+  ``serve`` until the Ctrl-C it says stops it; a line naming a TAP device (``--tap``) is only
+  parsed, since a test may create TAP devices only inside a namespace of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from netstack.testing import require_net_admin
+
+pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+#: The bound on each block (a child interpreter or a child pytest).
+BLOCK_TIMEOUT = 120.0
+
+
+class Block(NamedTuple):
+    lang: str
+    line: int  # where the block starts in README.md
+    text: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.lang}@{self.line}"
+
+
+def readme_blocks() -> list[Block]:
+    """The fenced code blocks of README.md, in order."""
+    blocks: list[Block] = []
+    lang: str | None = None
+    start = 0
+    body: list[str] = []
+    for number, line in enumerate(README.read_text().splitlines(), 1):
+        if lang is None:
+            if line.startswith("```"):
+                lang, start, body = line[3:].strip(), number, []
+        elif line.startswith("```"):
+            blocks.append(Block(lang, start, "\n".join(body) + "\n"))
+            lang = None
+        else:
+            body.append(line)
+    assert lang is None, f"README.md: the block at line {start} is not closed"
+    return blocks
+
+
+BLOCKS = readme_blocks()
+PYTEST_EXAMPLES = [b for b in BLOCKS if b.lang == "python" and "def test_" in b.text]
+PROGRAMS = [b for b in BLOCKS if b.lang == "python" and "def test_" not in b.text]
+SHELL_LINES = [
+    pytest.param(line, id=f"{b.id}:{line.split('#')[0].strip()}")
+    for b in BLOCKS
+    if b.lang == "sh"
+    for line in b.text.splitlines()
+    if line.split("#")[0].strip()
+]
+
+
+def test_every_block_is_covered() -> None:
+    """Each block is of a kind this module runs (a new kind needs a test here first)."""
+    assert {b.lang for b in BLOCKS} <= {"python", "sh", "toml", ""}, BLOCKS
+    for block in BLOCKS:
+        if block.lang == "":  # only the layout listing is not code
+            assert block.text.startswith("netstack/"), block
+    assert PROGRAMS and PYTEST_EXAMPLES and SHELL_LINES
+
+
+@pytest.mark.parametrize("block", PROGRAMS, ids=lambda b: b.id)
+def test_program(block: Block, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", block.text],
+        cwd=tmp_path, capture_output=True, text=True, timeout=BLOCK_TIMEOUT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr == "", result.stderr
+
+
+def pytest_configuration() -> str:
+    """The README's ```toml block: the pytest settings its examples assume."""
+    tomls = [b for b in BLOCKS if b.lang == "toml"]
+    assert len(tomls) == 1, "one toml block: the pytest configuration of the examples"
+    settings = tomllib.loads(tomls[0].text)
+    assert "ini_options" in settings["tool"]["pytest"]
+    return tomls[0].text
+
+
+@pytest.mark.parametrize("block", PYTEST_EXAMPLES, ids=lambda b: b.id)
+def test_pytest_example(block: Block, pytester: pytest.Pytester) -> None:
+    (pytester.path / "pyproject.toml").write_text(pytest_configuration())
+    pytester.makepyfile(test_readme_example=block.text)
+    tests = re.findall(r"^async def (test_\w+)|^def (test_\w+)", block.text, re.M)
+    result = pytester.runpytest_subprocess("-rs", timeout=BLOCK_TIMEOUT)
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) == 0 and outcomes.get("errors", 0) == 0, result.outlines
+    assert outcomes.get("passed", 0) + outcomes.get("skipped", 0) == len(tests), outcomes
+    assert outcomes.get("passed", 0) >= 1
+    # Skipped only for want of root (the TAP example), as pytest -rs says.
+    for line in result.outlines:
+        if line.startswith("SKIPPED"):
+            assert "CAP_NET_ADMIN" in line or "root" in line, line
+
+
+@pytest.mark.parametrize("line", SHELL_LINES)
+def test_shell_line(line: str, tmp_path: Path) -> None:
+    argv = shlex.split(line, comments=True)
+    privileged = argv[0] == "sudo"
+    if privileged:
+        argv = argv[1:]
+    if argv[0] == "make":
+        if shutil.which("make") is None:
+            pytest.skip("make is not installed")
+        subprocess.run(["make", "-n", *argv[1:]], cwd=ROOT, check=True, capture_output=True,
+                       timeout=30)  # fmt: skip
+        return
+    assert argv[0] == "netstack", f"a README command this test does not know: {line}"
+    from netstack.cli import _parser
+
+    args = _parser().parse_args(argv[1:])
+    if getattr(args, "tap", None):
+        return  # parsed only: a TAP device outside a namespace of the test's own
+    if privileged:
+        require_net_admin()
+    command = [sys.executable, "-m", "netstack", *argv[1:]]
+    if args.command == "serve":
+        serve_until_interrupted(command, tmp_path)
+        return
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=BLOCK_TIMEOUT)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    if args.command == "demo" and args.pcap:
+        assert (tmp_path / args.pcap).stat().st_size > 0
+
+
+def serve_until_interrupted(command: list[str], cwd: Path) -> None:
+    """Start ``netstack serve``, wait until it serves, then Ctrl-C: it stops cleanly."""
+    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ))  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], BLOCK_TIMEOUT)
+        assert ready, "netstack serve printed nothing"
+        first = proc.stdout.readline()
+        assert "serving on" in first, first + (proc.stderr.read() if proc.stderr else "")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err, err
