@@ -71,6 +71,9 @@ class IcmpLayer(Layer):
         self.ip = ip
         self.config = config or IcmpConfig()
         self.error_handlers: dict[int, ErrorHandler] = {}
+        #: Where a protocol hears of its datagrams lost to a failed ARP resolution, when it
+        #: treats that apart from a router's "host unreachable" (else in error_handlers).
+        self.unresolved_handlers: dict[int, ErrorHandler] = {}
         self.on_echo_reply: EchoHandler | None = None
         self.bucket = TokenBucket(self.config.error_rate, self.config.error_burst)
         self.rx_packets = self.tx_packets = 0
@@ -111,8 +114,9 @@ class IcmpLayer(Layer):
             self._drop("unhandled_type", t)
 
     def _dispatch_error(
-        self, type_: int, code: int, rest: int, quoted: memoryview, now: float
-    ) -> None:
+        self, type_: int, code: int, rest: int, quoted: memoryview, now: float,
+        *, unresolved: bool = False,
+    ) -> None:  # fmt: skip
         try:
             inner, inner_payload = parse_quoted(quoted)
         except ParseError as exc:
@@ -125,7 +129,9 @@ class IcmpLayer(Layer):
         if len(inner_payload) < 8:
             self._drop("error_truncated")
             return
-        handler = self.error_handlers.get(inner.proto)
+        handler = self.unresolved_handlers.get(inner.proto) if unresolved else None
+        if handler is None:
+            handler = self.error_handlers.get(inner.proto)
         if handler is None:
             self._drop("error_unclaimed", inner.proto)
             return
@@ -224,12 +230,14 @@ class IcmpLayer(Layer):
 
     def _neighbour_failed(self, ip: bytes, frames: list[bytearray], now: float) -> None:
         """No ARP answer from a next hop: report "host unreachable" to the transports that
-        sent the queued datagrams, as if a router had said it (what Linux does)."""
+        sent the queued datagrams, as if a router had said it (what Linux does), through
+        their :attr:`unresolved_handlers` where they have one (TCP fails a connection
+        attempt at once, UDP counts a drop)."""
         for frame in frames:
             quoted = memoryview(frame)[ETHERNET_HEADER_LEN:]
             if len(quoted) > 6 and (quoted[6] & 0x1F or quoted[7]):
                 continue  # only the first fragment stands for the datagram
-            self._dispatch_error(IcmpType.DEST_UNREACHABLE, 1, 0, quoted, now)
+            self._dispatch_error(IcmpType.DEST_UNREACHABLE, 1, 0, quoted, now, unresolved=True)
 
 
 def to_oserror(type_: int, code: int) -> OSError | None:

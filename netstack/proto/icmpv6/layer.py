@@ -93,6 +93,9 @@ class Icmp6Layer(Layer):
         self.ip = ip
         self.config = config or Icmp6Config()
         self.error_handlers: dict[int, ErrorHandler6] = {}
+        #: Where a protocol hears of its packets lost to a failed neighbour resolution, when
+        #: it treats that apart from a router's "address unreachable" (else error_handlers).
+        self.unresolved_handlers: dict[int, ErrorHandler6] = {}
         self.on_echo_reply: EchoHandler6 | None = None
         self.bucket = TokenBucket(self.config.error_rate, self.config.error_burst)
         self.rx_packets = self.tx_packets = 0
@@ -144,8 +147,9 @@ class Icmp6Layer(Layer):
             self._drop("unhandled_type", t)
 
     def _dispatch_error(
-        self, type_: int, code: int, rest: int, quoted: memoryview, now: float
-    ) -> None:
+        self, type_: int, code: int, rest: int, quoted: memoryview, now: float,
+        *, unresolved: bool = False,
+    ) -> None:  # fmt: skip
         try:
             src, dst, nh, payload = parse_quoted(quoted)
         except ParseError as exc:
@@ -167,7 +171,9 @@ class Icmp6Layer(Layer):
         if len(payload) < 8:
             self._drop("error_truncated")
             return
-        handler = self.error_handlers.get(nh)
+        handler = self.unresolved_handlers.get(nh) if unresolved else None
+        if handler is None:
+            handler = self.error_handlers.get(nh)
         if handler is None:
             self._drop("error_unclaimed", nh)
             return
@@ -284,11 +290,12 @@ class Icmp6Layer(Layer):
 
     def _neighbour_failed(self, ip: bytes, frames: list[bytearray], now: float) -> None:
         """No answer from a neighbour: RFC 4861 7.2.2 asks for Destination Unreachable code 3
-        (address unreachable) for each queued packet; ours go straight to the transports."""
+        (address unreachable) for each queued packet; ours go straight to the transports,
+        through their :attr:`unresolved_handlers` where they have one."""
         for frame in frames:
             quoted = memoryview(frame)[ETHERNET_HEADER_LEN:]
             self._dispatch_error(Icmp6Type.DEST_UNREACHABLE, UnreachableCode6.ADDRESS, 0,
-                                 quoted, now)  # fmt: skip
+                                 quoted, now, unresolved=True)  # fmt: skip
 
 
 def to_oserror6(type_: int, code: int) -> OSError | None:

@@ -2025,8 +2025,13 @@ class TcpConnection:
         self._keepalive_at = now + c.keepalive_interval
 
     # == ICMP =====================================================================================
-    def icmp_error(self, error: OSError, now: float, *, mtu: int | None = None) -> None:
-        """An ICMP error about this connection (RFC 1122 4.2.3.9, RFC 5461, RFC 1191)."""
+    def icmp_error(
+        self, error: OSError, now: float, *, mtu: int | None = None, local: bool = False
+    ) -> None:
+        """An ICMP error about this connection (RFC 1122 4.2.3.9, RFC 5461, RFC 1191).
+
+        ``local``: no router said it; this host's own address resolution for the next hop
+        failed (RFC 4861 7.2.2, RFC 1122 2.3.2.2), which is certain."""
         if mtu is not None:
             # RFC 1191 6.3 / RFC 5927 7.2: believe it only if it lowers the MSS.
             new = mtu - 40
@@ -2039,8 +2044,11 @@ class TcpConnection:
                     covered = self._retransmit(self.snd_una, now)
                     self.snd_nxt = add(self.snd_una, covered)
             return
-        if self.state is State.SYN_SENT and isinstance(error, ConnectionRefusedError):
-            # Linux treats port/protocol unreachable during the handshake as hard errors.
+        if self.state is State.SYN_SENT and (local or isinstance(error, ConnectionRefusedError)):
+            # Linux treats port/protocol unreachable during the handshake as hard errors, and
+            # so a failed resolution of the peer's address (RFC 5461 2.2: a connection request
+            # rejected on a soft error; Linux fails connect() with EHOSTUNREACH after its
+            # 3 unanswered requests, instead of resending SYNs for two minutes).
             self._terminate(error)
             return
         self._soft_error = error

@@ -158,10 +158,12 @@ class TcpLayer(Layer):
         self.dsacks_sent = 0
         ip.protocols[IpProto.TCP] = self.receive
         icmp.error_handlers[IpProto.TCP] = self._icmp_error
+        icmp.unresolved_handlers[IpProto.TCP] = self._unresolved
         if ip6 is not None:
             ip6.protocols[IpProto.TCP] = self.receive
         if icmp6 is not None:
             icmp6.error_handlers[IpProto.TCP] = self._icmp6_error
+            icmp6.unresolved_handlers[IpProto.TCP] = self._unresolved6
 
     def _net(self, addr: bytes) -> IPv4Layer | IPv6Layer:
         """The network layer of ``addr``'s family (4 or 16 bytes)."""
@@ -718,6 +720,29 @@ class TcpLayer(Layer):
             if exc is None:
                 return
             conn.icmp_error(exc, now)
+        self._flush(conn, now)
+
+    def _unresolved(
+        self, type_: int, code: int, rest: int, inner: IPv4Header, payload: memoryview,
+        now: float,
+    ) -> None:  # fmt: skip
+        """A segment lost because ARP found nobody at its next hop (RFC 1122 2.3.2.2)."""
+        self._local_error(inner.src, inner.dst, payload, to_oserror(type_, code), now)
+
+    def _unresolved6(
+        self, type_: int, code: int, rest: int, inner: Quoted6, payload: memoryview,
+        now: float,
+    ) -> None:  # fmt: skip
+        """A segment lost because neighbour discovery found nobody (RFC 4861 7.2.2)."""
+        self._local_error(inner.src, inner.dst, payload, to_oserror6(type_, code), now)
+
+    def _local_error(
+        self, src: bytes, dst: bytes, payload: memoryview, exc: OSError | None, now: float
+    ) -> None:
+        conn = self._quoted_connection(src, dst, payload)
+        if conn is None or exc is None:
+            return
+        conn.icmp_error(exc, now, local=True)
         self._flush(conn, now)
 
     def _quoted_connection(

@@ -84,10 +84,12 @@ class UdpLayer(Layer):
         self.no_checksum = self.no_port = 0
         ip.protocols[IpProto.UDP] = self.receive
         icmp.error_handlers[IpProto.UDP] = self._icmp_error
+        icmp.unresolved_handlers[IpProto.UDP] = self._unresolved
         if ip6 is not None:
             ip6.protocols[IpProto.UDP] = self.receive
         if icmp6 is not None:
             icmp6.error_handlers[IpProto.UDP] = self._icmp6_error
+            icmp6.unresolved_handlers[IpProto.UDP] = self._unresolved
 
     # -- binding ---------------------------------------------------------------------------
     def bind(self, endpoint: Endpoint, local_ip: bytes, port: int) -> int:
@@ -233,6 +235,14 @@ class UdpLayer(Layer):
         now: float,
     ) -> None:  # fmt: skip
         self._report(to_oserror6(type_, code), inner.src, inner.dst, payload)
+
+    def _unresolved(
+        self, type_: int, code: int, rest: int, inner: object, payload: memoryview, now: float
+    ) -> None:
+        """A datagram lost because address resolution found nobody at its next hop: a
+        counted drop, and no error for the endpoint -- Linux reports this "host unreachable"
+        to no UDP socket, connected or not, unless it asked with IP_RECVERR."""
+        self._drop("unresolved")
 
     def _report(self, exc: OSError | None, src: bytes, dst: bytes, payload: memoryview) -> None:
         """An ICMP or ICMPv6 error about a datagram from ``src`` to ``dst`` whose first bytes

@@ -712,14 +712,16 @@ def test_port_unreachable_in_syn_sent_is_connection_refused() -> None:
     assert isinstance(ev, ConnectionReset) and ev.error is err
 
 
-def test_icmp_errors_in_established_are_soft() -> None:
-    """RFC 1122 4.2.3.9: unreachable errors do not abort a synchronized connection; the
+@pytest.mark.parametrize("local", [False, True], ids=["from_a_router", "failed_resolution"])
+def test_icmp_errors_in_established_are_soft(local: bool) -> None:
+    """RFC 1122 4.2.3.9: unreachable errors do not abort a synchronized connection, nor does
+    this host's own failed resolution of the peer's address (RFC 9293 3.9 SHLD-25); the
     last one is what a later timeout reports."""
     cfg = TcpConfig(timestamps=False, sack=False, retries=2)
     p = open_active(cfg)
     conn = p.conn
     err = OSError(errno.EHOSTUNREACH, "no route")
-    conn.icmp_error(err, 0.5)
+    conn.icmp_error(err, 0.5, local=local)
     conn.icmp_error(ConnectionRefusedError(errno.ECONNREFUSED, "port"), 0.5)
     assert conn.state is State.ESTABLISHED
     assert events(conn) == []
@@ -742,6 +744,20 @@ def test_host_unreachable_in_syn_sent_is_reported_on_timeout() -> None:
     p.run_timers(100.0)
     (ev,) = events(conn)
     assert isinstance(ev, ConnectionReset) and ev.error is err
+
+
+def test_failed_neighbour_resolution_in_syn_sent_fails_the_connect() -> None:
+    """This host's own address resolution for the peer failed (no ARP or ND answer): the
+    attempt ends with that error at once, as on Linux (about 3 s after the SYN), instead of
+    resending SYNs for two minutes (RFC 5461 2.2; RFC 4861 7.2.2)."""
+    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, iss=ISS, mss=1460, config=PLAIN)
+    drain(conn)
+    err = OSError(errno.EHOSTUNREACH, "No route to host")
+    conn.icmp_error(err, 3.0, local=True)
+    assert conn.state is State.CLOSED
+    (ev,) = events(conn)
+    assert isinstance(ev, ConnectionReset) and ev.error is err
+    assert drain(conn) == []  # nothing synchronized: no RST
 
 
 # -- a bulk transfer with everything on, as a sanity check ---------------------------------------
