@@ -95,9 +95,6 @@ class _Connections:
     def __iter__(self) -> Iterator[asyncio.BaseTransport]:
         return iter([*self._weak, *self._held])
 
-    def __len__(self) -> int:
-        return len(self._weak) + len(self._held)
-
 
 class HostServer(asyncio.AbstractServer):
     """A listening TCP server of a :class:`HostStack`: one or more :class:`asyncio.Server`
