@@ -69,7 +69,11 @@ BLOCKS = readme_blocks()
 PYTEST_EXAMPLES = [b for b in BLOCKS if b.lang == "python" and "def test_" in b.text]
 PROGRAMS = [b for b in BLOCKS if b.lang == "python" and "def test_" not in b.text]
 SHELL_LINES = [
-    pytest.param(line, id=f"{b.id}:{line.split('#')[0].strip()}")
+    pytest.param(
+        line,
+        id=f"{b.id}:{line.split('#')[0].strip()}",
+        marks=[pytest.mark.peers] if line.startswith("sudo ") else [],
+    )
     for b in BLOCKS
     if b.lang == "sh"
     for line in b.text.splitlines()
