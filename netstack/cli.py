@@ -249,7 +249,7 @@ async def _demo(pcap: str | None, seed: int) -> int:
             for name in ("fast_recoveries", "loss_probes", "timeouts", "retransmits")
         }
         report.line(
-            f"1 MiB echoed over the lossy port (5% loss): intact {back == blob}; alpha: "
+            f"1 MiB echoed with 5% of beta's frames lost: intact {back == blob}; alpha: "
             + ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in recovered.items())
         )
         echo.close()
