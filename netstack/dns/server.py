@@ -939,7 +939,9 @@ class DnsServer:
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: Any = None
         self._tls: Any = None
-        self._connections: set[_TcpService] = set()
+        # Insertion-ordered: among connections idle equally long (uvloop's clock ticks in
+        # milliseconds), the oldest gives way first.
+        self._connections: dict[_TcpService, None] = {}
         self._closed = False
         self._loop = asyncio.get_running_loop()
 
@@ -1027,7 +1029,7 @@ class DnsServer:
             if victim.transport is not None:
                 victim.transport.close()
         conn.admitted = True
-        self._connections.add(conn)
+        self._connections[conn] = None
         self._per_client[conn.client] = self._per_client.get(conn.client, 0) + 1
         self.tcp_connections += 1
         return True
@@ -1036,7 +1038,7 @@ class DnsServer:
         if not conn.admitted:
             return
         conn.admitted = False
-        self._connections.discard(conn)
+        self._connections.pop(conn, None)
         left = self._per_client.get(conn.client, 0) - 1
         if left > 0:
             self._per_client[conn.client] = left
