@@ -44,6 +44,7 @@ from typing import Any, NamedTuple
 from .congestion import CongestionControl, make_controller
 from .prr import Prr
 from .rack import Rack, SentSegment, is_dsack
+from .rtt import RttEstimator
 from .seq import add, diff
 from .undo import Undo
 from .wire import Flags, TcpOptions, emit_options
@@ -287,17 +288,11 @@ class TcpConnection:
         self.ts_ok = False
         self.sack_ok = False
         self.ts_recent = 0
-        #: Our timestamp when the last timeout retransmitted (see _new_ack), or None.
-        self._rto_ts_floor: int | None = None
         self._ts_recent_set = False
         self._ts_offset = ts_offset
         self._last_ack_sent = 0
         # -- timers and retransmission --
-        self.srtt: float | None = None
-        self.rttvar = 0.0
-        self.rto = c.rto_initial
-        self._rtt_seq: int | None = None  # Karn: the segment being timed without timestamps
-        self._rtt_time = 0.0
+        self._rtt = RttEstimator(c.rto_initial, c.rto_min, c.rto_max)
         self._rto_at: float | None = None
         self._retries = 0
         self._delack_at: float | None = None
@@ -517,13 +512,14 @@ class TcpConnection:
             # RFC 6298 2.2: the handshake gives the first sample. Time the first SYN (Karn)
             # unless timestamps were negotiated: configured is not enough, the peer may not
             # offer them (in SYN-SENT nothing is negotiated yet; the SYN-ACK decides).
-            self._rtt_seq, self._rtt_time = self.iss, now
+            rtt = self._rtt
+            rtt.timed_seq, rtt.timed_at = self.iss, now
         self._emit(Segment(self.iss, ack, flags, window, opts))
         self.snd_nxt = add(self.iss, 1)
         if diff(self.snd_nxt, self.snd_max) > 0:
             self.snd_max = self.snd_nxt
         if self._rto_at is None:
-            self._rto_at = now + self.rto
+            self._rto_at = now + self._rtt.rto
 
     # == state ====================================================================================
     def _set_state(self, new: State) -> None:
@@ -546,6 +542,22 @@ class TcpConnection:
     @property
     def is_closed(self) -> bool:
         return self.state is State.CLOSED
+
+    # The RFC 6298 estimator's state, for readers (the machine reads self._rtt).
+    @property
+    def srtt(self) -> float | None:
+        """The smoothed round-trip time (seconds), None before the first sample."""
+        return self._rtt.srtt
+
+    @property
+    def rttvar(self) -> float:
+        """The round-trip time variation (seconds)."""
+        return self._rtt.rttvar
+
+    @property
+    def rto(self) -> float:
+        """The retransmission timeout (seconds), backed off after timeouts."""
+        return self._rtt.rto
 
     # == outputs ==================================================================================
     def segments_to_send(self) -> list[Segment]:
@@ -839,15 +851,14 @@ class TcpConnection:
             self.snd_una = ack
             self._rto_at = None
             self._retries = 0
+            rtt = self._rtt
             if self.ts_ok:
                 # Negotiated: the echo is the sample (RFC 7323 4.1).
                 if opts.ts_ecr:
-                    sample = (self._ts_now(now) - opts.ts_ecr) & MASK  # RFC 7323 5.2: mod 2**32
-                    if sample < 60_000:
-                        self._rtt_sample(now - sample / 1000.0, now)
-                self._rtt_seq = None
-            elif self._rtt_seq is not None:
-                self._rtt_sample(self._rtt_time, now)
+                    rtt.on_echo(opts.ts_ecr, self._ts_now(now), now)
+                rtt.timed_seq = None
+            elif rtt.timed_seq is not None:
+                rtt.sample(rtt.timed_at, now)
         self.snd_wnd = window  # unscaled in a SYN
         self.max_snd_wnd = max(self.max_snd_wnd, window)
         self.snd_wl1 = seq
@@ -1165,20 +1176,17 @@ class TcpConnection:
     def _new_ack(self, ack: int, acked: int, opts: TcpOptions, now: float) -> None:
         flight_before = diff(self.snd_max, self.snd_una)
         # RTT sample: from the echoed timestamp (RFC 7323 4.1), else the timed segment, never
-        # from a retransmission (Karn, RFC 6298 3). After a timeout, an echo older than the
-        # retransmission means the original arrived and its ACK was lost: a sample from it
-        # would count the whole timeout as round-trip time and inflate the RTO, which then
-        # makes the next timeout longer still. Such echoes are skipped, as Karn's rule skips
-        # retransmitted segments, until an echo of a later segment comes back.
+        # from a retransmission (Karn, RFC 6298 3; after a timeout, no echo from before it:
+        # rtt.py).
+        rtt = self._rtt
         if self.ts_ok and opts.ts_ecr:
-            floor = self._rto_ts_floor
-            if floor is None or diff(opts.ts_ecr, floor) >= 0:
-                self._rto_ts_floor = None
-                sample = (self._ts_now(now) - opts.ts_ecr) & MASK
-                if sample < 60_000:
-                    self._rtt_sample(now - sample / 1000.0, now)
-        elif self._rtt_seq is not None and diff(ack, self._rtt_seq) > 0:
-            self._rtt_sample(self._rtt_time, now)
+            r = rtt.on_echo(opts.ts_ecr, self._ts_now(now), now)
+            if r is not None and self._rack is not None:
+                self._rack.rtt_sample(r)  # RFC 8985 6.2 step 1
+        elif rtt.timed_seq is not None and diff(ack, rtt.timed_seq) > 0:
+            r = rtt.sample(rtt.timed_at, now)
+            if r is not None and self._rack is not None:
+                self._rack.rtt_sample(r)
         self.snd_una = ack
         if diff(self.snd_nxt, ack) < 0:
             self.snd_nxt = ack
@@ -1229,12 +1237,12 @@ class TcpConnection:
                 self._retransmit(ack, now)
         else:
             self._dupacks = 0
-            self.cc.on_ack(data_acked, now, self.srtt, flight_before)
+            self.cc.on_ack(data_acked, now, rtt.srtt, flight_before)
         # The retransmission timer (RFC 6298 5.2/5.3).
         if self.snd_max == ack:
             self._rto_at = None
         else:
-            self._rto_at = now + self.rto
+            self._rto_at = now + self._rtt.rto
         # Our FIN acknowledged?
         if self._fin_seq is not None and ack == add(self._fin_seq, 1):
             self._fin_acked(now)
@@ -1313,7 +1321,7 @@ class TcpConnection:
             if self._rack is not None:
                 self._record_sent(self._rack, seq, add(seq, 1), now, True)
         if self._rto_at is None:
-            self._rto_at = now + self.rto
+            self._rto_at = now + self._rtt.rto
         return covered
 
     # -- RACK-TLP, PRR and undo (SACK connections) -------------------------------------------
@@ -1362,7 +1370,7 @@ class TcpConnection:
     def _rack_detect(self, rack: Rack, now: float) -> None:
         """RFC 8985 6.2 step 5 and RACK_detect_loss_and_arm_timer()."""
         in_recovery = self._in_recovery or self._rto_recovery
-        timeout = rack.detect_loss(now, rack.reo_wnd(in_recovery, self.srtt))
+        timeout = rack.detect_loss(now, rack.reo_wnd(in_recovery, self._rtt.srtt))
         self._rack_at = now + timeout if timeout > 0 else None
 
     def _rack_timeout(self, now: float) -> None:
@@ -1418,7 +1426,7 @@ class TcpConnection:
         ):
             self._probe_at = None
             return
-        at = now + rack.pto(self.srtt, flight)
+        at = now + rack.pto(self._rtt.srtt, flight)
         if self._rto_at is not None and at > self._rto_at:
             at = self._rto_at  # RFC 8985 7.2: never later than the RTO would fire
         self._probe_at = at
@@ -1445,7 +1453,7 @@ class TcpConnection:
             rack.on_probe(self.snd_max, is_retrans=True)
         self.loss_probes += 1
         self._probe_mark = (self.snd_una, self.snd_max)
-        self._rto_at = now + self.rto
+        self._rto_at = now + self._rtt.rto
 
     def _pipe(self) -> int:
         """RFC 6675 4 SetPipe, from RACK's scoreboard."""
@@ -1636,11 +1644,9 @@ class TcpConnection:
         if resent:
             # Below SND.MAX it was sent before (going back after a timeout, say): Karn.
             self.retransmits += 1
-            if self._rtt_seq is not None and diff(self._rtt_seq, seq) >= 0:
-                self._rtt_seq = None  # Karn: no sample from a retransmitted segment
-        elif not self.ts_ok and self._rtt_seq is None:
-            self._rtt_seq = seq
-            self._rtt_time = now
+            self._rtt.on_retransmit(seq)  # Karn: no sample from a retransmitted segment
+        elif not self.ts_ok:
+            self._rtt.time(seq, now)
         rack = self._rack
         if rack is not None:
             top = add(end, 1) if flags & FIN_I else end
@@ -1693,7 +1699,7 @@ class TcpConnection:
             mss = self.mss
             if (
                 self.snd_una == self.snd_max
-                and now - self._last_send > self.rto
+                and now - self._last_send > self._rtt.rto
                 and diff(end, self.snd_nxt) > 0
             ):
                 # RFC 5681 4.1: nothing sent for longer than the RTO; what the window says
@@ -1740,7 +1746,7 @@ class TcpConnection:
                     self._short_end = add(seq, n)
                 self._advance(add(seq, n + (1 if fin else 0)))
                 if self._rto_at is None:
-                    self._rto_at = now + self.rto
+                    self._rto_at = now + self._rtt.rto
             fin_seq = self._fin_seq
             if (
                 fin_seq is not None
@@ -1753,7 +1759,7 @@ class TcpConnection:
                     self._record_sent(self._rack, fin_seq, add(fin_seq, 1), now, resent)
                 self._advance(add(fin_seq, 1))
                 if self._rto_at is None:
-                    self._rto_at = now + self.rto
+                    self._rto_at = now + self._rtt.rto
             # Data waiting and nothing in flight: a zero window needs probing, and a window
             # too small to use (sender SWS avoidance) needs RFC 9293 3.8.6.2.1's override
             # timeout; one persist timer does both (Linux's probe timer).
@@ -1814,15 +1820,14 @@ class TcpConnection:
         self._ack_pending = self._ack_now = False
         self._unacked_segments = 0
         self._delack_at = None
-        if not self.ts_ok and self._rtt_seq is None:
-            self._rtt_seq = self.snd_nxt
-            self._rtt_time = now
+        if not self.ts_ok:
+            self._rtt.time(self.snd_nxt, now)
         self.snd_nxt = self.snd_max = nxt
         self._last_send = now
         self._persist_at = None
         self._persist_backoff = 0
         if self._rto_at is None:
-            self._rto_at = now + self.rto
+            self._rto_at = now + self._rtt.rto
 
     def _advance(self, seq: int) -> None:
         self.snd_nxt = seq
@@ -1858,26 +1863,9 @@ class TcpConnection:
             self._delack_at = now + self.config.delayed_ack
 
     def _persist_interval(self) -> float:
-        return min(self.rto * (1 << self._persist_backoff), self.config.rto_max)
+        return min(self._rtt.rto * (1 << self._persist_backoff), self.config.rto_max)
 
     # == timers ===================================================================================
-    def _rtt_sample(self, sent: float, now: float) -> None:
-        """RFC 6298 2.2/2.3."""
-        r = now - sent
-        if r < 0:
-            return
-        self._rtt_seq = None
-        if self._rack is not None:
-            self._rack.rtt_sample(r)  # RFC 8985 6.2 step 1
-        if self.srtt is None:
-            self.srtt = r
-            self.rttvar = r / 2
-        else:
-            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - r)
-            self.srtt = 0.875 * self.srtt + 0.125 * r
-        c = self.config
-        self.rto = min(max(self.srtt + max(0.001, 4 * self.rttvar), c.rto_min), c.rto_max)
-
     def poll_at(self) -> float | None:
         at: float | None = None
         for t in (
@@ -1952,14 +1940,11 @@ class TcpConnection:
                 self._emit(Segment(self.snd_max, 0, RST_I, 0))
             self._terminate(error)
             return
-        self.rto = min(self.rto * 2, c.rto_max)
-        self._rtt_seq = None
-        if self.ts_ok:
-            self._rto_ts_floor = self._ts_now(now)
+        self._rtt.backoff(self._ts_now(now) if self.ts_ok else None)
         if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
             self.retransmits += 1
             self._send_syn(now)
-            self._rto_at = now + self.rto
+            self._rto_at = now + self._rtt.rto
             return
         flight = diff(self.snd_max, self.snd_una)
         self.timeouts += 1
@@ -1981,7 +1966,7 @@ class TcpConnection:
             self._rack.on_timeout()
         covered = self._retransmit(self.snd_una, now)
         self.snd_nxt = add(self.snd_una, covered)
-        self._rto_at = now + self.rto
+        self._rto_at = now + self._rtt.rto
 
     def _zero_window_probe(self, now: float) -> None:
         """RFC 9293 3.8.6.1 / RFC 1122 4.2.2.17: probe a zero window, backing off; give up
@@ -1997,7 +1982,7 @@ class TcpConnection:
             seq = self.snd_nxt
             n, fin = self._emit_data(seq, n, now)
             self._advance(add(seq, n + (1 if fin else 0)))
-            self._rto_at = now + self.rto
+            self._rto_at = now + self._rtt.rto
             return
         self._persist_probes += 1
         if self._persist_probes > self.config.retries:
