@@ -44,6 +44,7 @@ from typing import Any, NamedTuple
 from .congestion import CongestionControl, make_controller
 from .prr import Prr
 from .rack import Rack, SentSegment, is_dsack
+from .reassembly import DUPLICATE, FULL, Reassembly
 from .rtt import RttEstimator
 from .seq import add, diff
 from .undo import Undo
@@ -266,10 +267,9 @@ class TcpConnection:
         self._rcv_adv = 0  # the right edge of the window we advertised
         self._reading = True
         self._held = bytearray()  # in-order data the paused application has not taken
-        self._ooo: dict[int, bytes] = {}  # out-of-order segments by sequence number
-        self._sack_blocks: list[list[int]] = []  # received out-of-order ranges, newest first
+        #: Out-of-order segments, their SACK blocks, a FIN beyond a hole (reassembly.py).
+        self._reasm = Reassembly(c.max_ooo_segments)
         self._fin_received = False
-        self._ooo_fin: int | None = None  # a FIN that arrived beyond a hole
         self._rcv_total = 0  # in-order bytes received: the stream offset of RCV.NXT
         #: Stream offset of the end of the latest urgent data received (RFC 9293 RCV.UP).
         self.urgent_mark: int | None = None
@@ -613,16 +613,16 @@ class TcpConnection:
 
     def _options(self, now: float) -> bytes:
         if not self.ts_ok:
-            if (self._sack_blocks or self._dsack) and self.sack_ok:
+            if (self._reasm.blocks or self._dsack) and self.sack_ok:
                 return emit_options(sack=self._sack_tuple(4))
             return b""
         ts = (self._ts_now(now), self.ts_recent)
-        if (self._sack_blocks or self._dsack) and self.sack_ok:
+        if (self._reasm.blocks or self._dsack) and self.sack_ok:
             return emit_options(timestamp=ts, sack=self._sack_tuple(3))
         return _NOP_NOP_TS.pack(0x0101080A, ts[0], ts[1])
 
     def _sack_tuple(self, n: int) -> tuple[tuple[int, int], ...]:
-        blocks = [(a, b) for a, b in self._sack_blocks[:n]]
+        blocks = [(a, b) for a, b in self._reasm.blocks[:n]]
         dsack = self._dsack
         if dsack is not None:
             # RFC 2883 4: the D-SACK block goes first, reported once; the block that holds
@@ -669,7 +669,7 @@ class TcpConnection:
         # SND.MAX, not SND.NXT (as BSD does): after a timeout rewinds SND.NXT, an ACK with
         # an old sequence number would fall left of the peer's window and be answered with
         # another ACK, for ever.
-        if self.defer_acks and not self._ooo and self._dsack is None:
+        if self.defer_acks and not self._reasm.segments and self._dsack is None:
             # A plain cumulative ACK, while the driver answers a batch of segments with one:
             # only noted here, built once at the end of the batch (take_deferred_ack). ACKs
             # about out-of-order data (duplicates, SACK) go at once: the sender counts them.
@@ -724,7 +724,7 @@ class TcpConnection:
     @property
     def reassembling(self) -> bool:
         """Out-of-order data is waiting for a hole to fill."""
-        return bool(self._ooo)
+        return bool(self._reasm.segments)
 
     @property
     def buffered(self) -> int:
@@ -1004,7 +1004,7 @@ class TcpConnection:
                     self._close_at = now + 2 * self.config.msl
             else:
                 # A FIN beyond a hole: keep it with the out-of-order data.
-                self._ooo_fin = fin_seq
+                self._reasm.fin = fin_seq
                 self._ack_now = True
 
     def _urgent_pointer(self, up: int) -> None:
@@ -1487,7 +1487,7 @@ class TcpConnection:
         if seq == self.rcv_nxt:
             self._deliver(payload)
             self._unacked_segments += 1
-            if self._ooo:
+            if self._reasm.segments:
                 self._drain_ooo(now)
                 self._ack_now = True  # RFC 5681 4.2: ACK at once when a hole fills
             else:
@@ -1527,40 +1527,19 @@ class TcpConnection:
             self._held += data
 
     def _store_ooo(self, seq: int, payload: memoryview | bytes) -> None:
-        if seq in self._ooo and len(self._ooo[seq]) >= len(payload):
+        verdict = self._reasm.add(seq, payload)
+        if verdict == DUPLICATE:
             self._note_duplicate(seq, len(payload))
-            return
-        if len(self._ooo) >= self.config.max_ooo_segments:
+        elif verdict == FULL:
             self._drop("ooo_queue_full")
-            return
-        self._ooo[seq] = bytes(payload)
-        end = add(seq, len(payload))
-        # RFC 2018 4: the block with the newest segment comes first.
-        block = [seq, end]
-        kept = []
-        for b in self._sack_blocks:
-            if diff(b[1], block[0]) >= 0 and diff(block[1], b[0]) >= 0:
-                if diff(b[0], block[0]) < 0:
-                    block[0] = b[0]
-                if diff(b[1], block[1]) > 0:
-                    block[1] = b[1]
-            else:
-                kept.append(b)
-        self._sack_blocks = [block, *kept][:8]
 
     def _drain_ooo(self, now: float) -> None:
-        ooo = self._ooo
-        for seq in sorted(ooo, key=lambda q: diff(q, self.rcv_nxt)):
-            off = diff(self.rcv_nxt, seq)
-            if off < 0:
-                break  # the next hole
-            data = ooo.pop(seq)
-            if off < len(data):
-                self._deliver(data[off:])
-        self._sack_blocks = [b for b in self._sack_blocks if diff(b[1], self.rcv_nxt) > 0]
-        fin = self._ooo_fin
+        reasm = self._reasm
+        for data in reasm.pop_ready(self.rcv_nxt):
+            self._deliver(data)
+        fin = reasm.fin
         if fin is not None and fin == self.rcv_nxt and not self._fin_received:
-            self._ooo_fin = None
+            reasm.fin = None
             self._receive_fin(now)
 
     def _receive_fin(self, now: float) -> None:
@@ -1598,7 +1577,7 @@ class TcpConnection:
         self._ack_pending = self._ack_now = False
         self._sndbuf = bytearray()
         self._buf_off = 0
-        self._ooo.clear()
+        self._reasm.segments.clear()
         if was_time_wait:
             return
         if error is not None:
