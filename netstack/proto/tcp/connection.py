@@ -46,6 +46,7 @@ from .prr import Prr
 from .rack import Rack, SentSegment, is_dsack
 from .reassembly import DUPLICATE, FULL, Reassembly
 from .rtt import RttEstimator
+from .sendbuf import SendBuffer
 from .seq import add, diff
 from .undo import Undo
 from .wire import Flags, TcpOptions, emit_options
@@ -255,9 +256,8 @@ class TcpConnection:
         self.snd_wl1 = 0
         self.snd_wl2 = 0
         self.max_snd_wnd = 0
-        self._sndbuf = bytearray()
-        self._buf_off = 0  # bytes of _sndbuf already acknowledged, not yet discarded
-        self._buf_seq = add(iss, 1)  # the sequence number of _sndbuf[_buf_off]
+        #: Queued and unacknowledged bytes, from ISS + 1 on (sendbuf.py).
+        self._sndbuf = SendBuffer(add(iss, 1))
         self._fin_queued = False
         self._fin_seq: int | None = None  # sequence number of our FIN, once queued
         self._snd_up: int | None = None  # SND.UP while urgent data is unacknowledged
@@ -710,16 +710,16 @@ class TcpConnection:
             if urgent:
                 raise ValueError("urgent data needs at least one byte")
             return
-        self._sndbuf += data
+        self._sndbuf.append(data)
         if urgent:
-            self._snd_up = self._data_end()
+            self._snd_up = self._sndbuf.end
         self._last_activity = now
         self._push(now)
 
     @property
     def unsent(self) -> int:
         """Bytes queued and not yet sent once."""
-        return max(0, diff(self._data_end(), self.snd_max))
+        return max(0, diff(self._sndbuf.end, self.snd_max))
 
     @property
     def reassembling(self) -> bool:
@@ -729,14 +729,14 @@ class TcpConnection:
     @property
     def buffered(self) -> int:
         """Bytes in the send buffer: unsent, and sent but unacknowledged."""
-        return len(self._sndbuf) - self._buf_off
+        return len(self._sndbuf)
 
     def shutdown(self, now: float) -> None:
         """Send FIN after the queued data; reading goes on (the half-close of write_eof)."""
         if self._fin_queued or self.state in (State.CLOSED, State.LISTEN):
             return
         self._fin_queued = True
-        self._fin_seq = self._data_end()
+        self._fin_seq = self._sndbuf.end
         if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
             return  # RFC 9293 3.10.4: the FIN waits for ESTABLISHED
         if self.state is State.ESTABLISHED:
@@ -1194,21 +1194,7 @@ class TcpConnection:
             self._snd_up = None  # all urgent data acknowledged: out of urgent mode
         # Discard acknowledged data (the FIN and the SYN have no bytes).
         data_acked = acked
-        if diff(self._buf_seq, self.iss) <= 0:
-            pass
-        start = self._buf_seq
-        consumed = diff(ack, start)
-        available = len(self._sndbuf) - self._buf_off
-        if consumed > available:
-            consumed = available
-        if consumed > 0:
-            self._buf_off += consumed
-            self._buf_seq = add(start, consumed)
-            if self._buf_off > 65536 and self._buf_off * 2 > len(self._sndbuf):
-                # A fresh buffer, not an in-place delete: views of the old one handed out
-                # in segments may still be alive.
-                self._sndbuf = self._sndbuf[self._buf_off :]
-                self._buf_off = 0
+        self._sndbuf.acknowledge(ack)
         self._retries = 0
         undo = self._undo
         if undo is not None and self.ts_ok and undo.eifel(ack, opts.ts_ecr):
@@ -1303,7 +1289,7 @@ class TcpConnection:
         """Send one segment again, starting at ``seq``; returns the sequence space it
         covered (data, and 1 for a FIN)."""
         # Only what was sent before: new data goes out through _push, which keeps SND.MAX.
-        end = self._data_end()
+        end = self._sndbuf.end
         sent = self.snd_max
         if self._fin_seq is not None and diff(sent, self._fin_seq) > 0:
             sent = self._fin_seq
@@ -1437,7 +1423,7 @@ class TcpConnection:
         rack = self._rack
         if rack is None or self.state not in _SENDING or self.snd_una == self.snd_max:
             return
-        end = self._data_end()
+        end = self._sndbuf.end
         rwnd_room = diff(add(self.snd_una, self.snd_wnd), self.snd_max)
         if self.snd_nxt == self.snd_max and diff(end, self.snd_max) > 0 and rwnd_room > 0:
             seq = self.snd_max
@@ -1575,8 +1561,7 @@ class TcpConnection:
         self._rto_at = self._delack_at = self._persist_at = None
         self._keepalive_at = self._close_at = None
         self._ack_pending = self._ack_now = False
-        self._sndbuf = bytearray()
-        self._buf_off = 0
+        self._sndbuf.clear()
         self._reasm.segments.clear()
         if was_time_wait:
             return
@@ -1596,9 +1581,6 @@ class TcpConnection:
             self._events.append(event)
 
     # == sending ==================================================================================
-    def _data_end(self) -> int:
-        return add(self._buf_seq, len(self._sndbuf) - self._buf_off)
-
     def _emit_data(
         self, seq: int, n: int, now: float, *, retransmission: bool = False
     ) -> tuple[int, bool]:
@@ -1609,12 +1591,10 @@ class TcpConnection:
         room = self._mss_base - len(segment.options)
         if n > room:
             n = room
-        start = self._buf_off + diff(seq, self._buf_seq)
-        # A copy, not a view: the application may append to the buffer while this
-        # segment is still on its way down (a bytearray with views cannot grow).
-        payload = self._sndbuf[start : start + n]
+        sndbuf = self._sndbuf
+        payload = sndbuf.take(seq, n)  # a copy: the application may append meanwhile
         end = add(seq, n)
-        flags = segment.flags | PSH_I if end == self._data_end() else segment.flags
+        flags = segment.flags | PSH_I if end == sndbuf.end else segment.flags
         if self._fin_seq is not None and end == self._fin_seq and self.state in _FIN_STATES:
             flags |= FIN_I
         self._emit(segment._replace(flags=flags, payload=payload))
@@ -1674,7 +1654,7 @@ class TcpConnection:
         if state in _SENDING:
             if self._in_recovery and self.sack_ok:
                 self._recovery_sends(now)
-            end = self._data_end()
+            end = self._sndbuf.end
             mss = self.mss
             if (
                 self.snd_una == self.snd_max
@@ -1772,8 +1752,9 @@ class TcpConnection:
         ack, window, options = first.ack, first.window, first.options
         if len(options) + mss > self._mss_base or first.flags & URG_I:
             return  # SACK blocks take room (_emit_data sizes each segment), or URG is set
-        buf = self._sndbuf
-        base = self._buf_off - ((self._buf_seq - una) & MASK)
+        sndbuf = self._sndbuf
+        buf = sndbuf.buf
+        base = sndbuf.off - ((sndbuf.seq - una) & MASK)
         out = self._out
         new = _new_segment
         data_end = end
@@ -1833,7 +1814,7 @@ class TcpConnection:
     def _can_send_new(self) -> bool:
         """NextSeg rule (2): new data is waiting and the receive window has room for it."""
         return (
-            diff(self._data_end(), self.snd_max) > 0
+            diff(self._sndbuf.end, self.snd_max) > 0
             and diff(add(self.snd_una, self.snd_wnd), self.snd_max) > 0
         )
 
@@ -1953,7 +1934,7 @@ class TcpConnection:
         small non-zero window, RFC 9293 3.8.6.2.1's override: send what fits."""
         if self.state not in _SENDING or self.snd_nxt != self.snd_una:
             return
-        end = self._data_end()
+        end = self._sndbuf.end
         if diff(end, self.snd_nxt) <= 0:
             return
         if self.snd_wnd > 0:
