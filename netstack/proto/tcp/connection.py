@@ -61,6 +61,7 @@ __all__ = [
     "State",
     "TcpConfig",
     "TcpConnection",
+    "TcpParams",
     "UrgentDataReceived",
 ]
 
@@ -220,26 +221,40 @@ def _always(now: float) -> bool:
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class TcpParams:
+    """What the owner of a new connection (the TCP layer) gives it, besides its addresses.
+
+    Args:
+        iss: the initial send sequence number (RFC 9293 3.4.1; RFC 6528 in isn.py).
+        mss: the MSS this side offers: the path MTU less the IP and TCP headers.
+        config: the tunables.
+        ts_offset: the random offset of the timestamp clock (RFC 7323 5.4).
+        challenge_limiter: the stack-wide budget of RFC 5961 7's challenge ACKs: called with
+            ``now``, True when one may be sent.
+    """
+
+    iss: int
+    mss: int
+    config: TcpConfig = dataclasses.field(default_factory=TcpConfig)
+    ts_offset: int = 0
+    challenge_limiter: ChallengeLimiter = _always
+
+
 class TcpConnection:
     """One connection. Create it with :meth:`connect` (active open) or :meth:`accept`
     (passive open from a SYN); drive it and drain its outputs after every input."""
 
     def __init__(
-        self,
-        local: tuple[bytes, int],
-        remote: tuple[bytes, int],
-        *,
-        iss: int,
-        mss: int,
-        config: TcpConfig | None = None,
-        ts_offset: int = 0,
-        challenge_limiter: ChallengeLimiter = _always,
+        self, local: tuple[bytes, int], remote: tuple[bytes, int], params: TcpParams
     ) -> None:
-        c = self.config = config or TcpConfig()
+        c = self.config = params.config
+        iss = params.iss
+        mss = params.mss
         self.local = local
         self.remote = remote
         self.state = State.CLOSED
-        self._challenge_ok = challenge_limiter
+        self._challenge_ok = params.challenge_limiter
         self._challenge_at: float | None = None  # when the last challenge ACK was allowed
         self._out: list[Segment] = []
         #: Pure cumulative ACKs are only noted (ack_deferred) and built by
@@ -289,7 +304,7 @@ class TcpConnection:
         self.sack_ok = False
         self.ts_recent = 0
         self._ts_recent_set = False
-        self._ts_offset = ts_offset
+        self._ts_offset = params.ts_offset
         self._last_ack_sent = 0
         # -- timers and retransmission --
         self._rtt = RttEstimator(c.rto_initial, c.rto_min, c.rto_max)
@@ -348,10 +363,10 @@ class TcpConnection:
     # == opening ==================================================================================
     @classmethod
     def connect(
-        cls, local: tuple[bytes, int], remote: tuple[bytes, int], now: float, **kw: object
+        cls, local: tuple[bytes, int], remote: tuple[bytes, int], now: float, params: TcpParams
     ) -> TcpConnection:
         """An active open: the connection starts in SYN-SENT with its SYN queued."""
-        conn = cls(local, remote, **kw)  # type: ignore[arg-type]
+        conn = cls(local, remote, params)
         conn._last_activity = now
         conn._set_state(State.SYN_SENT)
         conn._send_syn(now)
@@ -366,11 +381,11 @@ class TcpConnection:
         window: int,
         options: TcpOptions,
         now: float,
-        **kw: object,
+        params: TcpParams,
     ) -> TcpConnection:
         """A passive open from a SYN (RFC 9293 3.10.7.2, LISTEN, third check): SYN-RECEIVED
         with the SYN-ACK queued."""
-        conn = cls(local, remote, **kw)  # type: ignore[arg-type]
+        conn = cls(local, remote, params)
         conn._last_activity = now
         conn.irs = seq
         conn.rcv_nxt = add(seq, 1)
@@ -387,8 +402,8 @@ class TcpConnection:
         cls,
         local: tuple[bytes, int],
         remote: tuple[bytes, int],
+        params: TcpParams,
         *,
-        iss: int,
         irs: int,
         peer_mss: int,
         window: int,
@@ -396,22 +411,20 @@ class TcpConnection:
         peer_wscale: int | None = None,
         sack: bool = False,
         ts_recent: int | None = None,
-        **kw: object,
     ) -> TcpConnection:
         """A connection completed by a valid SYN cookie: ESTABLISHED at once, with the
         options the cookie kept (isn.py: window scaling and SACK when the SYN had
         timestamps; ``ts_recent`` is the completing ACK's timestamp value, None without
-        timestamps)."""
-        config = kw.get("config") or TcpConfig()
-        if not isinstance(config, TcpConfig):
-            raise TypeError("config must be a TcpConfig")
-        kw["config"] = dataclasses.replace(
+        timestamps). ``params.iss`` is the ISS the cookie encoded."""
+        config = params.config
+        config = dataclasses.replace(
             config,
             window_scaling=config.window_scaling and peer_wscale is not None,
             sack=config.sack and sack,
             timestamps=config.timestamps and ts_recent is not None,
         )
-        conn = cls(local, remote, iss=iss, **kw)  # type: ignore[arg-type]
+        conn = cls(local, remote, dataclasses.replace(params, config=config))
+        iss = params.iss
         conn._last_activity = now
         conn.irs = irs
         conn.rcv_nxt = add(irs, 1)

@@ -21,7 +21,7 @@ import heapq
 import itertools
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ...errors import AddressInUseError, NoRouteError, ParseError
@@ -47,6 +47,7 @@ from .connection import (
     State,
     TcpConfig,
     TcpConnection,
+    TcpParams,
 )
 from .isn import NO_COOKIE_OPTIONS, IsnGenerator, cookie_options, cookie_ts
 from .seq import add, diff
@@ -244,29 +245,30 @@ class TcpLayer(Layer):
             raise OSError(errno.ENOBUFS, "too many TCP connections")
         local = (src, local_port)
         conn = TcpConnection.connect(
-            local, remote, now, **self._conn_args(local, remote, now, config)
+            local, remote, now, self._conn_params(local, remote, now, config)
         )
         self._register(key, conn, route)
         self.active_opens += 1
         self._flush(conn, now)
         return conn
 
-    def _conn_args(
+    def _conn_params(
         self,
         local: tuple[bytes, int],
         remote: tuple[bytes, int],
         now: float,
         config: TcpConfig | None,
-    ) -> dict[str, Any]:
-        return {
-            "iss": self._isn.isn(local, remote, now),
-            "mss": self._mss_for(remote[0], now),
-            "config": config or self.config,
+        iss: int | None = None,
+    ) -> TcpParams:
+        return TcpParams(
+            iss=self._isn.isn(local, remote, now) if iss is None else iss,
+            mss=self._mss_for(remote[0], now),
+            config=config or self.config,
             # RFC 7323 5.4 / RFC 6191: one timestamp clock per pair of hosts (as Linux does),
             # so a new connection's timestamps are newer than an old one's in TIME-WAIT.
-            "ts_offset": self._isn.ts_offset(local[0], remote[0]),
-            "challenge_limiter": self._challenges.allow,
-        }
+            ts_offset=self._isn.ts_offset(local[0], remote[0]),
+            challenge_limiter=self._challenges.allow,
+        )
 
     def _register(self, key: Key, conn: TcpConnection, route: OutRoute) -> None:
         conn.defer_acks = self.coalesce_acks
@@ -425,10 +427,10 @@ class TcpLayer(Layer):
                 return
             self._send_cookie(listener, local, remote, seq, opts, header, now)
             return
-        args = self._conn_args(local, remote, now, listener.config)
-        if iss_floor is not None and diff(args["iss"], iss_floor) < 0:
-            args["iss"] = iss_floor
-        conn = TcpConnection.accept(local, remote, seq, window, opts, now, **args)
+        params = self._conn_params(local, remote, now, listener.config)
+        if iss_floor is not None and diff(params.iss, iss_floor) < 0:
+            params = replace(params, iss=iss_floor)
+        conn = TcpConnection.accept(local, remote, seq, window, opts, now, params)
         conn.listener = listener
         listener.half_open.add(conn)
         try:
@@ -502,12 +504,11 @@ class TcpLayer(Layer):
             return None
         if len(self.connections) >= self.limits.max_connections:
             return None
-        args = self._conn_args(local, remote, now, listener.config)
-        del args["iss"]
+        params = self._conn_params(local, remote, now, listener.config, iss)
         conn = TcpConnection.from_cookie(
-            local, remote, iss=iss, irs=irs, peer_mss=cookie.mss, window=window, now=now,
+            local, remote, params, irs=irs, peer_mss=cookie.mss, window=window, now=now,
             peer_wscale=cookie.wscale, sack=cookie.sack,
-            ts_recent=opts.ts_val if cookie.timestamps else None, **args,
+            ts_recent=opts.ts_val if cookie.timestamps else None,
         )  # fmt: skip
         try:
             route = self._net(remote[0]).route(remote[0], src=local[0])

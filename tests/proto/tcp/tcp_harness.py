@@ -24,6 +24,7 @@ from netstack.proto.tcp.connection import (
     State,
     TcpConfig,
     TcpConnection,
+    TcpParams,
 )
 from netstack.proto.tcp.seq import add, diff
 from netstack.proto.tcp.wire import Flags, TcpOptions, emit_options, parse_options
@@ -50,6 +51,7 @@ __all__ = [
     "State",
     "TcpConfig",
     "TcpConnection",
+    "TcpParams",
     "Wire",
     "add",
     "data_of",
@@ -222,7 +224,8 @@ def open_active(
 ) -> Peer:
     """A machine opened actively and completed by a scripted SYN-ACK: ESTABLISHED, its
     outputs and events drained."""
-    conn = TcpConnection.connect(LOCAL, REMOTE, now, iss=iss, mss=mss, config=config, **kw)
+    params = TcpParams(iss=iss, mss=mss, config=config or TcpConfig(), **kw)  # type: ignore[arg-type]
+    conn = TcpConnection.connect(LOCAL, REMOTE, now, params)
     syn = drain(conn)
     assert len(syn) == 1 and syn[0].kind == "S", syn
     peer = Peer(conn, seq=peer_iss, ack=add(iss, 1), now=now, window=window, timestamps=peer_ts)
@@ -254,9 +257,8 @@ def open_passive(
 ) -> Peer:
     """A machine opened passively from a scripted SYN and completed by its ACK."""
     opts = syn_opts if syn_opts is not None else TcpOptions(mss=1460)
-    conn = TcpConnection.accept(
-        LOCAL, REMOTE, peer_iss, window, opts, now, iss=iss, mss=mss, config=config, **kw
-    )
+    params = TcpParams(iss=iss, mss=mss, config=config or TcpConfig(), **kw)  # type: ignore[arg-type]
+    conn = TcpConnection.accept(LOCAL, REMOTE, peer_iss, window, opts, now, params)
     synack = drain(conn)
     assert [s.kind for s in synack] == ["S."], synack
     peer = Peer(
@@ -428,11 +430,11 @@ def pair(
 ) -> Wire:
     """Two machines, A connecting to B (B accepting A's first SYN), handshake completed
     (over a perfect wire unless ``lossy_handshake``; the impairments apply afterwards)."""
-    a = TcpConnection.connect(LOCAL, REMOTE, 0.0, iss=ISS, mss=mss_a, config=config_a)
+    a = TcpConnection.connect(LOCAL, REMOTE, 0.0, TcpParams(ISS, mss_a, config_a or TcpConfig()))
     syn = drain(a)[0]
     b = TcpConnection.accept(
-        REMOTE, LOCAL, syn.seq, syn.window, syn.options, 0.0, iss=PEER_ISS, mss=mss_b,
-        config=config_b,
+        REMOTE, LOCAL, syn.seq, syn.window, syn.options, 0.0,
+        TcpParams(PEER_ISS, mss_b, config_b or TcpConfig()),
     )  # fmt: skip
     wire = Wire(a, b, **wire_kw)  # type: ignore[arg-type]
     saved = (wire.drop, wire.loss, wire.duplicate, wire.jitter)

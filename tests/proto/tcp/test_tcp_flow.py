@@ -25,6 +25,7 @@ from tcp_harness import (
     State,
     TcpConfig,
     TcpConnection,
+    TcpParams,
     add,
     data_of,
     drain,
@@ -551,7 +552,7 @@ def test_out_of_order_queue_is_bounded() -> None:
 
 def test_window_scaling_when_both_syns_carry_it() -> None:
     cfg = TcpConfig(timestamps=False, sack=False, recv_buffer=1 << 20)
-    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, iss=ISS, mss=1460, config=cfg)
+    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, TcpParams(iss=ISS, mss=1460, config=cfg))
     (syn,) = drain(conn)
     assert syn.options.wscale == 5  # 1 MiB >> 5 fits in 16 bits
     assert syn.window == 65535  # RFC 7323 2.2: never scaled in a SYN
@@ -566,7 +567,7 @@ def test_window_scaling_when_both_syns_carry_it() -> None:
 @pytest.mark.parametrize("peer_wscale", [None, 0])
 def test_no_scaling_unless_both_offer(peer_wscale: int | None) -> None:
     cfg = TcpConfig(timestamps=False, sack=False, recv_buffer=1 << 20)
-    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, iss=ISS, mss=1460, config=cfg)
+    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, TcpParams(iss=ISS, mss=1460, config=cfg))
     drain(conn)
     opts = TcpOptions(mss=1460, wscale=peer_wscale)
     conn.receive(PEER_ISS, ISS + 1, SYN | ACK, 1000, opts, b"", 0.1)
@@ -582,15 +583,16 @@ def test_no_scaling_unless_both_offer(peer_wscale: int | None) -> None:
 def test_passive_open_answers_window_scale_only_when_offered() -> None:
     cfg = TcpConfig(timestamps=False, sack=False, recv_buffer=1 << 20)
     conn = TcpConnection.accept(
-        LOCAL, REMOTE, PEER_ISS, 1000, TcpOptions(mss=1460), 0.0, iss=ISS, mss=1460, config=cfg
-    )
+        LOCAL, REMOTE, PEER_ISS, 1000, TcpOptions(mss=1460), 0.0,
+        TcpParams(iss=ISS, mss=1460, config=cfg),
+    )  # fmt: skip
     (synack,) = drain(conn)
     assert synack.options.wscale is None
     conn.receive(START, ISS + 1, ACK, 1000, TcpOptions(), b"", 0.1)
     assert conn.snd_wnd == 1000
     conn = TcpConnection.accept(
-        LOCAL, REMOTE, PEER_ISS, 1000, TcpOptions(mss=1460, wscale=2), 0.0, iss=ISS, mss=1460,
-        config=cfg,
+        LOCAL, REMOTE, PEER_ISS, 1000, TcpOptions(mss=1460, wscale=2), 0.0,
+        TcpParams(iss=ISS, mss=1460, config=cfg),
     )  # fmt: skip
     (synack,) = drain(conn)
     assert synack.options.wscale == 5
@@ -601,7 +603,7 @@ def test_passive_open_answers_window_scale_only_when_offered() -> None:
 def test_window_scale_above_14_is_treated_as_14() -> None:
     """RFC 7323 2.3."""
     cfg = TcpConfig(timestamps=False, sack=False)
-    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, iss=ISS, mss=1460, config=cfg)
+    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, TcpParams(iss=ISS, mss=1460, config=cfg))
     drain(conn)
     conn.receive(PEER_ISS, ISS + 1, SYN | ACK, 1000, TcpOptions(wscale=20), b"", 0.1)
     drain(conn)
@@ -703,7 +705,7 @@ def test_larger_or_absurd_mtu_is_ignored() -> None:
 
 
 def test_port_unreachable_in_syn_sent_is_connection_refused() -> None:
-    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, iss=ISS, mss=1460, config=PLAIN)
+    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, TcpParams(iss=ISS, mss=1460, config=PLAIN))
     drain(conn)
     err = ConnectionRefusedError(errno.ECONNREFUSED, "port unreachable")
     conn.icmp_error(err, 0.1)
@@ -735,7 +737,7 @@ def test_icmp_errors_in_established_are_soft(local: bool) -> None:
 
 def test_host_unreachable_in_syn_sent_is_reported_on_timeout() -> None:
     cfg = TcpConfig(timestamps=False, sack=False, syn_retries=1)
-    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, iss=ISS, mss=1460, config=cfg)
+    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, TcpParams(iss=ISS, mss=1460, config=cfg))
     drain(conn)
     err = OSError(errno.EHOSTUNREACH, "no route")
     conn.icmp_error(err, 0.1)
@@ -750,7 +752,7 @@ def test_failed_neighbour_resolution_in_syn_sent_fails_the_connect() -> None:
     """This host's own address resolution for the peer failed (no ARP or ND answer): the
     attempt ends with that error at once, as on Linux (about 3 s after the SYN), instead of
     resending SYNs for two minutes (RFC 5461 2.2; RFC 4861 7.2.2)."""
-    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, iss=ISS, mss=1460, config=PLAIN)
+    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, TcpParams(iss=ISS, mss=1460, config=PLAIN))
     drain(conn)
     err = OSError(errno.EHOSTUNREACH, "No route to host")
     conn.icmp_error(err, 3.0, local=True)

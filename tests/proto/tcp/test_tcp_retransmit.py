@@ -21,6 +21,7 @@ from tcp_harness import (
     State,
     TcpConfig,
     TcpConnection,
+    TcpParams,
     add,
     drain,
     events,
@@ -49,7 +50,7 @@ def timeline(p: Peer, until: float) -> list[tuple[float, int, int]]:
 
 
 def test_initial_rto_is_one_second_and_syn_backoff_doubles() -> None:
-    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, iss=ISS, mss=1460, config=PLAIN)
+    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, TcpParams(iss=ISS, mss=1460, config=PLAIN))
     drain(conn)
     p = Peer(conn, seq=PEER_ISS, ack=ISS + 1)
     sent = timeline(p, 40.0)
@@ -61,7 +62,7 @@ def test_initial_rto_is_one_second_and_syn_backoff_doubles() -> None:
 
 def test_syn_retries_then_timeout() -> None:
     cfg = TcpConfig(timestamps=False, sack=False, syn_retries=2)
-    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, iss=ISS, mss=1460, config=cfg)
+    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, TcpParams(iss=ISS, mss=1460, config=cfg))
     drain(conn)
     p = Peer(conn, seq=PEER_ISS, ack=ISS + 1)
     sent = timeline(p, 100.0)
@@ -75,7 +76,7 @@ def test_syn_retries_then_timeout() -> None:
 
 
 def test_default_syn_retries_give_up_after_six_retransmissions() -> None:
-    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, iss=ISS, mss=1460, config=PLAIN)
+    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, TcpParams(iss=ISS, mss=1460, config=PLAIN))
     drain(conn)
     p = Peer(conn, seq=PEER_ISS, ack=ISS + 1)
     sent = timeline(p, 1000.0)
@@ -88,8 +89,9 @@ def test_default_syn_retries_give_up_after_six_retransmissions() -> None:
 def test_syn_ack_retransmitted_in_syn_received() -> None:
     cfg = TcpConfig(timestamps=False, sack=False, syn_retries=1)
     conn = TcpConnection.accept(
-        LOCAL, REMOTE, PEER_ISS, 8000, TcpOptions(mss=1460), 0.0, iss=ISS, mss=1460, config=cfg
-    )
+        LOCAL, REMOTE, PEER_ISS, 8000, TcpOptions(mss=1460), 0.0,
+        TcpParams(iss=ISS, mss=1460, config=cfg),
+    )  # fmt: skip
     drain(conn)
     p = Peer(conn, seq=PEER_ISS + 1, ack=ISS + 1)
     assert conn.poll_at() == pytest.approx(1.0)
@@ -248,7 +250,7 @@ def ts_connection(now: float = 10.0, ts_offset: int = 0) -> Peer:
     """ESTABLISHED with timestamps; the SYN-ACK echoes 0, so no sample is taken from it."""
     cfg = TcpConfig(sack=False, window_scaling=False)
     conn = TcpConnection.connect(
-        LOCAL, REMOTE, now, iss=ISS, mss=1460, config=cfg, ts_offset=ts_offset
+        LOCAL, REMOTE, now, TcpParams(iss=ISS, mss=1460, config=cfg, ts_offset=ts_offset)
     )
     drain(conn)
     conn.receive(
@@ -344,7 +346,7 @@ def test_syn_rtt_sample_across_timestamp_clock_wrap() -> None:
     subtracted without the modulo and took no sample."""
     cfg = TcpConfig(sack=False, window_scaling=False)
     conn = TcpConnection.connect(
-        LOCAL, REMOTE, 0.0, iss=ISS, mss=1460, config=cfg, ts_offset=(1 << 32) - 100
+        LOCAL, REMOTE, 0.0, TcpParams(iss=ISS, mss=1460, config=cfg, ts_offset=(1 << 32) - 100)
     )
     (syn,) = drain(conn)
     opts = TcpOptions(mss=1460, ts_val=5, ts_ecr=syn.options.ts_val)
@@ -356,7 +358,9 @@ def test_syn_rtt_sample_across_timestamp_clock_wrap() -> None:
 
 def test_syn_rtt_sample_without_wrap() -> None:
     cfg = TcpConfig(sack=False, window_scaling=False)
-    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, iss=ISS, mss=1460, config=cfg, ts_offset=12345)
+    conn = TcpConnection.connect(
+        LOCAL, REMOTE, 0.0, TcpParams(iss=ISS, mss=1460, config=cfg, ts_offset=12345)
+    )
     (syn,) = drain(conn)
     opts = TcpOptions(mss=1460, ts_val=5, ts_ecr=syn.options.ts_val)
     conn.receive(PEER_ISS, ISS + 1, SYN | ACK, 65535, opts, b"", 0.25)
@@ -365,11 +369,11 @@ def test_syn_rtt_sample_without_wrap() -> None:
 
 
 def test_syn_sample_without_timestamps_and_none_after_a_syn_retransmission() -> None:
-    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, iss=ISS, mss=1460, config=PLAIN)
+    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, TcpParams(iss=ISS, mss=1460, config=PLAIN))
     drain(conn)
     conn.receive(PEER_ISS, ISS + 1, SYN | ACK, 65535, TcpOptions(mss=1460), b"", 0.4)
     assert conn.srtt == pytest.approx(0.4)
-    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, iss=ISS, mss=1460, config=PLAIN)
+    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, TcpParams(iss=ISS, mss=1460, config=PLAIN))
     drain(conn)
     conn.handle_timeout(1.0)
     drain(conn)
@@ -382,7 +386,9 @@ def test_syn_sample_when_timestamps_are_configured_but_the_peer_has_none() -> No
     """RFC 6298 2.2: the SYN exchange gives the first RTT sample. What decides how to time it
     is whether timestamps were *negotiated*: a peer that does not offer them must still give
     a sample from the timed SYN (Karn), or the first RTO stays at 1 s."""
-    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, iss=ISS, mss=1460, config=TcpConfig())
+    conn = TcpConnection.connect(
+        LOCAL, REMOTE, 0.0, TcpParams(iss=ISS, mss=1460, config=TcpConfig())
+    )
     (syn,) = drain(conn)
     assert syn.options.ts_val is not None  # offered ...
     conn.receive(PEER_ISS, ISS + 1, SYN | ACK, 65535, TcpOptions(mss=1460), b"", 0.05)
@@ -397,7 +403,7 @@ def test_syn_ack_sample_when_the_peers_syn_has_no_timestamps() -> None:
     carried no timestamps, although our configuration allows them."""
     conn = TcpConnection.accept(
         LOCAL, REMOTE, PEER_ISS, 65535, TcpOptions(mss=1460), 0.0,
-        iss=ISS, mss=1460, config=TcpConfig(),
+        TcpParams(iss=ISS, mss=1460, config=TcpConfig()),
     )  # fmt: skip
     (synack,) = drain(conn)
     assert synack.options.ts_val is None and not conn.ts_ok
@@ -408,7 +414,7 @@ def test_syn_ack_sample_when_the_peers_syn_has_no_timestamps() -> None:
     # Karn: after the SYN-ACK was sent again, its ACK gives no sample.
     conn = TcpConnection.accept(
         LOCAL, REMOTE, PEER_ISS, 65535, TcpOptions(mss=1460), 0.0,
-        iss=ISS, mss=1460, config=TcpConfig(),
+        TcpParams(iss=ISS, mss=1460, config=TcpConfig()),
     )  # fmt: skip
     drain(conn)
     conn.handle_timeout(1.0)

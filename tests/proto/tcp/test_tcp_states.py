@@ -29,6 +29,7 @@ from tcp_harness import (
     State,
     TcpConfig,
     TcpConnection,
+    TcpParams,
     drain,
     events,
     open_active,
@@ -50,7 +51,7 @@ def assert_table_holds(history: list[State]) -> None:
 
 
 def test_active_open_syn_sent_to_established() -> None:
-    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, iss=ISS, mss=1460, config=PLAIN)
+    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, TcpParams(iss=ISS, mss=1460, config=PLAIN))
     assert conn.state is State.SYN_SENT
     (syn,) = drain(conn)
     assert syn.kind == "S"
@@ -71,7 +72,7 @@ def test_active_open_syn_sent_to_established() -> None:
 
 
 def test_syn_sent_unacceptable_ack_answered_with_reset() -> None:
-    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, iss=ISS, mss=1460, config=PLAIN)
+    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, TcpParams(iss=ISS, mss=1460, config=PLAIN))
     drain(conn)
     # RFC 9293 3.10.7.3: SEG.ACK =< ISS or SEG.ACK > SND.NXT -> <SEQ=SEG.ACK><CTL=RST>.
     for bad in (ISS, ISS + 2, ISS - 5):
@@ -89,8 +90,8 @@ def test_syn_sent_unacceptable_ack_answered_with_reset() -> None:
 
 def test_passive_open_syn_received_to_established() -> None:
     conn = TcpConnection.accept(
-        LOCAL, REMOTE, PEER_ISS, 30000, TcpOptions(mss=1200), 0.0, iss=ISS, mss=1460,
-        config=PLAIN,
+        LOCAL, REMOTE, PEER_ISS, 30000, TcpOptions(mss=1200), 0.0,
+        TcpParams(iss=ISS, mss=1460, config=PLAIN),
     )  # fmt: skip
     assert conn.state is State.SYN_RECEIVED
     (synack,) = drain(conn)
@@ -108,7 +109,7 @@ def test_passive_open_syn_received_to_established() -> None:
 
 def test_passive_open_data_with_the_final_ack_is_delivered() -> None:
     conn = TcpConnection.accept(
-        LOCAL, REMOTE, PEER_ISS, 30000, NO_OPTS, 0.0, iss=ISS, mss=1460, config=PLAIN
+        LOCAL, REMOTE, PEER_ISS, 30000, NO_OPTS, 0.0, TcpParams(iss=ISS, mss=1460, config=PLAIN)
     )
     drain(conn)
     conn.receive(PEER_ISS + 1, ISS + 1, ACK, 30000, NO_OPTS, b"GET /", 0.05)
@@ -120,7 +121,7 @@ def test_passive_open_data_with_the_final_ack_is_delivered() -> None:
 
 def test_syn_received_unacceptable_ack_answered_with_reset() -> None:
     conn = TcpConnection.accept(
-        LOCAL, REMOTE, PEER_ISS, 30000, NO_OPTS, 0.0, iss=ISS, mss=1460, config=PLAIN
+        LOCAL, REMOTE, PEER_ISS, 30000, NO_OPTS, 0.0, TcpParams(iss=ISS, mss=1460, config=PLAIN)
     )
     drain(conn)
     # RFC 9293 3.10.7.4 fifth check, SYN-RECEIVED: an unacceptable ACK -> <SEQ=SEG.ACK><RST>.
@@ -138,8 +139,8 @@ def test_retransmitted_syn_in_syn_received_repeats_the_syn_ack() -> None:
     check turned the SYN (SEG.SEQ = RCV.NXT - 1) away with a bare ACK, which a peer in
     SYN-SENT drops, and the branch meant for this case was unreachable."""
     conn = TcpConnection.accept(
-        LOCAL, REMOTE, PEER_ISS, 30000, TcpOptions(mss=1460), 0.0, iss=ISS, mss=1460,
-        config=PLAIN,
+        LOCAL, REMOTE, PEER_ISS, 30000, TcpOptions(mss=1460), 0.0,
+        TcpParams(iss=ISS, mss=1460, config=PLAIN),
     )  # fmt: skip
     drain(conn)
     conn.receive(PEER_ISS, 0, SYN, 30000, TcpOptions(mss=1460), b"", 0.5)
@@ -155,8 +156,8 @@ def _deliver(src: list, dst: TcpConnection, now: float) -> None:
 
 def test_simultaneous_open_goes_through_syn_received() -> None:
     """RFC 9293 3.5, Figure 8: both ends in SYN-SENT, the SYNs cross."""
-    a = TcpConnection.connect(LOCAL, REMOTE, 0.0, iss=100, mss=1460, config=PLAIN)
-    b = TcpConnection.connect(REMOTE, LOCAL, 0.0, iss=300, mss=1460, config=PLAIN)
+    a = TcpConnection.connect(LOCAL, REMOTE, 0.0, TcpParams(iss=100, mss=1460, config=PLAIN))
+    b = TcpConnection.connect(REMOTE, LOCAL, 0.0, TcpParams(iss=300, mss=1460, config=PLAIN))
     syn_a, syn_b = drain(a), drain(b)
     _deliver(syn_b, a, 0.1)
     _deliver(syn_a, b, 0.1)
@@ -183,8 +184,8 @@ def test_simultaneous_open_syn_ack_completes_the_handshake_as_in_figure_8() -> N
     pass in SYN-RECV). Regression: it was treated as out of window, answered with an ACK,
     and the connection stayed in SYN-RECEIVED; against a peer that is ESTABLISHED by then
     and sends nothing more, it waited for its retransmission timer."""
-    a = TcpConnection.connect(LOCAL, REMOTE, 0.0, iss=100, mss=1460, config=PLAIN)
-    b = TcpConnection.connect(REMOTE, LOCAL, 0.0, iss=300, mss=1460, config=PLAIN)
+    a = TcpConnection.connect(LOCAL, REMOTE, 0.0, TcpParams(iss=100, mss=1460, config=PLAIN))
+    b = TcpConnection.connect(REMOTE, LOCAL, 0.0, TcpParams(iss=300, mss=1460, config=PLAIN))
     syn_a, syn_b = drain(a), drain(b)
     _deliver(syn_b, a, 0.1)
     _deliver(syn_a, b, 0.1)
@@ -196,7 +197,7 @@ def test_simultaneous_open_syn_ack_completes_the_handshake_as_in_figure_8() -> N
 
 
 def test_shutdown_in_syn_sent_sends_fin_once_established() -> None:
-    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, iss=ISS, mss=1460, config=PLAIN)
+    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, TcpParams(iss=ISS, mss=1460, config=PLAIN))
     drain(conn)
     conn.send(b"abc", 0.0)
     conn.shutdown(0.0)
@@ -212,7 +213,7 @@ def test_shutdown_in_syn_sent_sends_fin_once_established() -> None:
 
 
 def test_close_in_syn_sent_forgets_the_connection() -> None:
-    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, iss=ISS, mss=1460, config=PLAIN)
+    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, TcpParams(iss=ISS, mss=1460, config=PLAIN))
     drain(conn)
     conn.close(0.2)
     assert conn.state is State.CLOSED
@@ -459,7 +460,7 @@ def test_abort_sends_reset_and_forgets_everything() -> None:
 
 
 def test_abort_in_syn_sent_sends_nothing() -> None:
-    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, iss=ISS, mss=1460, config=PLAIN)
+    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, TcpParams(iss=ISS, mss=1460, config=PLAIN))
     drain(conn)
     conn.abort(0.1)
     assert drain(conn) == []
@@ -470,7 +471,7 @@ def test_abort_in_syn_sent_sends_nothing() -> None:
 
 
 def test_reset_in_syn_sent_with_acceptable_ack_is_connection_refused() -> None:
-    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, iss=ISS, mss=1460, config=PLAIN)
+    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, TcpParams(iss=ISS, mss=1460, config=PLAIN))
     drain(conn)
     conn.receive(0, ISS + 1, RST | ACK, 0, NO_OPTS, b"", 0.1)
     assert conn.state is State.CLOSED
@@ -483,7 +484,7 @@ def test_reset_in_syn_sent_with_acceptable_ack_is_connection_refused() -> None:
 
 
 def test_reset_without_ack_in_syn_sent_is_ignored() -> None:
-    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, iss=ISS, mss=1460, config=PLAIN)
+    conn = TcpConnection.connect(LOCAL, REMOTE, 0.0, TcpParams(iss=ISS, mss=1460, config=PLAIN))
     drain(conn)
     conn.receive(0, 0, RST, 0, NO_OPTS, b"", 0.1)  # RFC 5961 3.2 / RFC 9293 3.10.7.3
     assert conn.state is State.SYN_SENT
@@ -505,7 +506,7 @@ def test_reset_in_established_is_connection_reset() -> None:
 
 def test_reset_in_syn_received_ends_the_half_open_connection() -> None:
     conn = TcpConnection.accept(
-        LOCAL, REMOTE, PEER_ISS, 30000, NO_OPTS, 0.0, iss=ISS, mss=1460, config=PLAIN
+        LOCAL, REMOTE, PEER_ISS, 30000, NO_OPTS, 0.0, TcpParams(iss=ISS, mss=1460, config=PLAIN)
     )
     drain(conn)
     conn.receive(PEER_ISS + 1, 0, RST, 0, NO_OPTS, b"", 0.1)
