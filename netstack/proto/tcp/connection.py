@@ -12,14 +12,16 @@ What is implemented, by RFC:
   close, half-close), the acceptability tests of 3.10.7.4, MSS (3.7.1), Nagle (3.7.4), silly
   window avoidance on both sides (3.8.6.2), zero-window probing (3.8.6.1), keep-alive (3.8.4),
   delayed acknowledgements (3.8.6.3: at most two full segments or 40 ms).
-- RFC 6298 retransmission timer (Karn's rule, backoff, 200 ms minimum, 60 s maximum).
+- RFC 6298 retransmission timer (Karn's rule, backoff, 200 ms minimum, 60 s maximum), its
+  estimator in ``rtt.py``.
 - RFC 5681 / RFC 6582 congestion control and NewReno fast recovery without SACK, with the
   restart window after an idle period (RFC 5681 4.1) and no growth beyond what rate-limited
   flights validate (RFC 7661; see congestion.py). With SACK (RFC 2018): RFC 6675 loss
   recovery driven by RACK-TLP loss detection (RFC 8985, in ``rack.py``) and paced by
   Proportional Rate Reduction (RFC 6937, ``prr.py``); spurious retransmissions detected by
   Eifel (RFC 3522) or D-SACK (RFC 3708) and undone (RFC 4015, ``undo.py``). As receiver:
-  SACK blocks and D-SACK blocks (RFC 2883).
+  SACK blocks (kept with the out-of-order queue, ``reassembly.py``) and D-SACK blocks
+  (RFC 2883).
 - RFC 7323 window scaling, timestamps (RTT samples, PAWS).
 - RFC 5961 blind RST, SYN and data-injection defences with challenge ACKs rate-limited per
   connection and stack-wide (7).
@@ -27,6 +29,13 @@ What is implemented, by RFC:
 - RFC 9293 3.8.5 urgent data, in line as RFC 6093 recommends: the urgent pointer is tracked
   on receive and reported as an offset in the stream (:class:`UrgentDataReceived`,
   :attr:`TcpConnection.urgent_mark`); ``send(..., urgent=True)`` sets URG and the pointer.
+
+The parts with state of their own are sans-IO types in their own modules, which this machine
+drives: the RTT estimator (``rtt.py``), the send buffer (``sendbuf.py``), the out-of-order
+queue with its SACK blocks (``reassembly.py``), the scoreboard with RACK-TLP (``rack.py``),
+PRR (``prr.py``), undo (``undo.py``) and congestion control (``congestion.py``). On the
+per-segment paths this machine reads their attributes directly (``_sndbuf.end``,
+``_rtt.rto``, ``_reasm.blocks``, ``_rack.segments``) instead of calling methods for them.
 """
 
 from __future__ import annotations
