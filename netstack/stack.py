@@ -19,14 +19,12 @@ import dataclasses
 import errno
 import ipaddress
 import logging
-import math
 import random
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from .addressing import (
     ANY4,
@@ -41,38 +39,36 @@ from .addressing import (
     parse_ipv4_interface,
     parse_port,
 )
-from .datagram import DatagramTransport
+from .core import Rng
+from .drivers import tcp as tcp_driver
+from .drivers.ping import Pinger
+from .drivers.tcp import Server
+from .drivers.timer import MachineTimer
+from .drivers.udp import DatagramTransport
 from .errors import AddressInUseError, ClosedError, LinkError
 from .link.base import Link, QueuedTransmitter
 from .proto.arp.cache import ArpConfig
 from .proto.arp.layer import ArpLayer
 from .proto.dhcp.client import DhcpClientConfig
 from .proto.ethernet.layer import EthernetLayer
-from .proto.icmp.layer import IcmpConfig, IcmpLayer, to_oserror
-from .proto.icmp.wire import IcmpType
-from .proto.icmpv6.layer import Icmp6Config, Icmp6Layer, Quoted6, to_oserror6
-from .proto.icmpv6.wire import Icmp6Type
+from .proto.ethernet.wire import EtherType
+from .proto.icmp.layer import IcmpConfig, IcmpLayer
+from .proto.icmpv6.layer import Icmp6Config, Icmp6Layer
 from .proto.ipv4.layer import IPv4Config, IPv4Layer, RouteEntry
-from .proto.ipv4.wire import IpProto, IPv4Header
+from .proto.ipv4.wire import IpProto
 from .proto.ipv6 import addrconf
 from .proto.ipv6.layer import IPv6Config, IPv6Layer
 from .proto.ipv6.wire import NextHeader
+from .proto.layer import Layer
 from .proto.tcp.congestion import make_controller
-from .proto.tcp.connection import Event as TcpEvent
-from .proto.tcp.connection import TcpConfig, TcpConnection
+from .proto.tcp.connection import TcpConfig
 from .proto.tcp.layer import TcpLayer, TcpLimits
 from .proto.udp.layer import DUAL, UdpLayer
-from .streams import (
-    NetstackStreamWriter,
-    Server,
-    TcpTransport,
-    open_stream_connection,
-    stream_server_factory,
-)
+from .streams import NetstackStreamWriter, open_stream_connection, stream_server_factory
 
 if TYPE_CHECKING:
-    from .dhcp import DhcpClientDriver
     from .dns import Resolver
+    from .drivers.dhcp import DhcpClientDriver
 
 __all__ = ["Stack", "StackConfig"]
 
@@ -81,10 +77,12 @@ log = logging.getLogger("netstack.stack")
 _P = TypeVar("_P", bound=asyncio.BaseProtocol)
 
 
-class _Rng(Protocol):
-    def getrandbits(self, k: int, /) -> int: ...
-    def randrange(self, start: int, stop: int, /) -> int: ...
-    def random(self) -> float: ...
+@runtime_checkable
+class _Timed(Protocol):
+    """A layer with deadlines (a sans-IO machine's ``poll_at`` / ``handle_timeout``)."""
+
+    def poll_at(self) -> float | None: ...
+    def handle_timeout(self, now: float) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,14 +107,20 @@ class StackConfig:
 
 class Stack:
     """A TCP/IP host on one link. Create it with :meth:`open`; use it as an async context
-    manager or call :meth:`close`."""
+    manager or call :meth:`close`.
+
+    This class is the composition root: it makes every layer, hands each the layers below
+    it, wires every callback between layers and from layers to drivers (:meth:`_wire`, the
+    one place that does), keeps the layers in one registry for statistics and deadlines, and
+    satisfies the narrow :class:`netstack.core.Core` protocols its drivers are typed against.
+    """
 
     def __init__(
         self,
         link: Link,
         *,
         config: StackConfig | None = None,
-        rng: _Rng | None = None,
+        rng: Rng | None = None,
         hostname: str | None = None,
         close_link: bool = True,
     ) -> None:
@@ -127,12 +131,14 @@ class Stack:
         self.config = config or StackConfig()
         self.hostname = hostname
         self._close_link = close_link
-        self._rng: _Rng = rng if rng is not None else random.SystemRandom()
+        self._rng: Rng = rng if rng is not None else random.SystemRandom()
         transmit = getattr(link, "transmit", None)
         self._queued: QueuedTransmitter | None = None
         if not callable(transmit):
             self._queued = QueuedTransmitter(link)
             transmit = self._queued.transmit
+        # The layers, each handed the layers below it (the order of the draws from the rng
+        # is part of what a seeded run repeats).
         self.ethernet = EthernetLayer(link.mac, transmit)
         self.arp = ArpLayer(self.ethernet, self.config.arp)
         self.ipv4 = IPv4Layer(
@@ -157,17 +163,21 @@ class Stack:
             ip6=self.ipv6,
             icmp6=self.icmp6,
         )
-        self.tcp.coalesce_acks = True  # flushed by _rearm, once per turn of the loop
-        self.tcp.on_event = self._on_tcp_event
-        self.tcp.on_flushed = self._on_tcp_flushed
+        #: The layer registry: every layer once, in the order :meth:`stats` reports them;
+        #: :meth:`reset_stats` resets them all, and those with deadlines are polled and
+        #: timed out in this order.
+        self._layers: tuple[Layer, ...] = (
+            self.ethernet, self.arp, self.ipv4, self.icmp, self.ipv6, self.icmp6, self.udp,
+            self.tcp,
+        )  # fmt: skip
+        timed = [layer for layer in self._layers if isinstance(layer, _Timed)]
+        self._poll_ats = tuple(layer.poll_at for layer in timed)
+        self._timeouts = tuple(layer.handle_timeout for layer in timed)
+        # The drivers.
+        self._pinger = Pinger(self, self._rng)
         self._servers: set[Server] = set()
-        self.ipv4.loopback = self._loopback
-        self.ipv6.loopback = self._loopback
-        self.ipv6.on_addrconf_event = self._on_addrconf_event
-        self.icmp.on_echo_reply = self._on_echo_reply
-        self.icmp.error_handlers[IpProto.ICMP] = self._on_echo_error
-        self.icmp6.on_echo_reply = self._on_echo_reply
-        self.icmp6.error_handlers[NextHeader.ICMPV6] = self._on_echo_error6
+        self._endpoints: set[DatagramTransport] = set()
+        self._timer = MachineTimer(self.loop, self._on_timer)
         #: Name servers learnt from IPv6 Router Advertisements (RFC 8106).
         self.ipv6_dns_servers: tuple[str, ...] = ()
         #: The DNS Search List learnt from IPv6 Router Advertisements (RFC 8106 5.2), which
@@ -178,17 +188,63 @@ class Stack:
         #: The DHCP client, with ``Stack.open(dhcp=True)`` (its ``lease``, ``state``).
         self.dhcp: DhcpClientDriver | None = None
         self._addrconf_changed = asyncio.Event()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = math.inf
         self._rearm_scheduled = False
         self._listen_task: asyncio.Task[None] | None = None
         self._closed = False
-        self._endpoints: set[DatagramTransport] = set()
-        self._pings: dict[tuple[int, int], tuple[asyncio.Future[float], bytes, bytes]] = {}
-        self._ping_ident = self._rng.getrandbits(16)
-        self._ping_seq = self._rng.getrandbits(16)
         self.internal_errors = 0
         self.loopback_packets = 0
+        self._wire()
+
+    def _wire(self) -> None:
+        """Every callback between layers, and from layers up to drivers, set here and
+        nowhere else (MirageOS applies its functors in one place; no layer's constructor
+        reaches into another layer)."""
+        eth, arp, ip4, icmp = self.ethernet, self.arp, self.ipv4, self.icmp
+        ip6, icmp6, udp, tcp = self.ipv6, self.icmp6, self.udp, self.tcp
+        # Ethernet demultiplexes by EtherType (RFC 894, RFC 826, RFC 2464).
+        eth.handlers[EtherType.ARP] = arp.receive
+        eth.handlers[EtherType.IPV4] = ip4.receive
+        eth.handlers[EtherType.IPV6] = ip6.receive
+        # ARP asks IPv4 which of its addresses a request goes out from, and tells ICMP of
+        # the datagrams stranded by a neighbour that never answered.
+        arp.source_selector = ip4.arp_source
+        arp.on_failed = icmp.neighbour_failed
+        # IPv4 and IPv6 demultiplex by protocol; ICMP and ICMPv6 report what they cannot
+        # deliver (RFC 1122 3.2.2.1, RFC 4443 3.1, 3.3, 3.4).
+        ip4.protocols[IpProto.ICMP] = icmp.receive
+        ip4.protocols[IpProto.UDP] = udp.receive
+        ip4.protocols[IpProto.TCP] = tcp.receive
+        ip4.on_unknown_protocol = icmp.protocol_unreachable
+        ip4.on_reassembly_timeout = icmp.reassembly_timeout
+        ip6.protocols[NextHeader.ICMPV6] = icmp6.receive
+        ip6.protocols[NextHeader.UDP] = udp.receive
+        ip6.protocols[NextHeader.TCP] = tcp.receive
+        ip6.on_parameter_problem = icmp6.parameter_problem
+        ip6.on_reassembly_timeout = icmp6.reassembly_timeout
+        ip6.on_neighbour_failed = icmp6.neighbour_failed
+        # ICMP errors go to the transport whose datagram they quote (RFC 1122 3.2.2).
+        icmp.error_handlers[IpProto.UDP] = udp.icmp_error
+        icmp.unresolved_handlers[IpProto.UDP] = udp.unresolved
+        icmp6.error_handlers[NextHeader.UDP] = udp.icmp6_error
+        icmp6.unresolved_handlers[NextHeader.UDP] = udp.unresolved
+        icmp.error_handlers[IpProto.TCP] = tcp.icmp_error
+        icmp.unresolved_handlers[IpProto.TCP] = tcp.unresolved
+        icmp6.error_handlers[NextHeader.TCP] = tcp.icmp6_error
+        icmp6.unresolved_handlers[NextHeader.TCP] = tcp.unresolved6
+        # Up to the drivers: TCP's events to its transports (acknowledgements held until
+        # _rearm flushes them, once per turn of the loop), echo replies and the errors
+        # quoting an echo request to ping, loopback and address configuration to the stack.
+        tcp.on_event = tcp_driver.deliver_event
+        tcp.on_flushed = tcp_driver.after_input
+        tcp.coalesce_acks = True
+        pinger = self._pinger
+        icmp.on_echo_reply = pinger.echo_reply
+        icmp6.on_echo_reply = pinger.echo_reply
+        icmp.error_handlers[IpProto.ICMP] = pinger.echo_error
+        icmp6.error_handlers[NextHeader.ICMPV6] = pinger.echo_error6
+        ip4.loopback = self._loopback
+        ip6.loopback = self._loopback
+        ip6.on_addrconf_event = self._on_addrconf_event
 
     # -- lifecycle -----------------------------------------------------------------------------
     @classmethod
@@ -203,7 +259,7 @@ class Stack:
         dns: list[str] | None = None,
         hostname: str | None = None,
         config: StackConfig | None = None,
-        rng: _Rng | None = None,
+        rng: Rng | None = None,
         close_link: bool = True,
     ) -> Stack:
         """Start a stack on ``link``.
@@ -255,10 +311,10 @@ class Stack:
                 stack.ipv6.start(stack.loop.time())
                 if iface6 is not None:
                     stack.add_address(str(iface6))
-                stack._touch()
+                stack.touch()
                 await stack.wait_ipv6_ready()
             if dhcp:
-                from . import dhcp as dhcp_driver
+                from .drivers import dhcp as dhcp_driver
 
                 stack.dhcp = await dhcp_driver.configure(
                     stack,
@@ -284,7 +340,7 @@ class Stack:
             raise
         except Exception as exc:
             log.error("link %r failed: %s", self.link, exc)
-            self._fail_waiters(LinkError(f"the link failed: {exc}"))
+            self._pinger.fail_all(LinkError(f"the link failed: {exc}"))
 
     async def __aenter__(self) -> Stack:
         return self
@@ -301,6 +357,11 @@ class Stack:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def rng(self) -> Rng:
+        """The source of randomness (given to :meth:`open`, else the operating system's)."""
+        return self._rng
+
     async def close(self) -> None:
         """Close every endpoint, fail every waiter, stop the receive loop and (unless
         ``close_link=False``) disconnect the link. Safe to call twice."""
@@ -316,17 +377,9 @@ class Stack:
         for server in list(self._servers):
             server.close()
         gone = ConnectionAbortedError(errno.ECONNABORTED, "the stack was closed")
-        for conn in list(self.tcp.connections.values()):
-            transport = conn.user
-            if isinstance(transport, TcpTransport):
-                transport._abort(gone)
-            else:
-                conn.abort(self.loop.time())
-                self.tcp.call(conn, self.loop.time())
-        self._fail_waiters(ClosedError("the stack was closed"))
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        tcp_driver.abort_all(self, gone)
+        self._pinger.fail_all(ClosedError("the stack was closed"))
+        self._timer.cancel()
         if self._queued is not None:
             await self._queued.close()
         if self._close_link:
@@ -338,12 +391,6 @@ class Stack:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await asyncio.sleep(0)  # let connection_lost callbacks run
-
-    def _fail_waiters(self, exc: BaseException) -> None:
-        for fut, _, _ in self._pings.values():
-            if not fut.done():
-                fut.set_exception(exc)
-        self._pings.clear()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -360,15 +407,18 @@ class Stack:
             self._rearm_scheduled = True
             self.loop.call_soon(self._rearm)
 
-    def _touch(self) -> None:
-        """Something may have set a new deadline: re-arm the timer this turn."""
+    def touch(self) -> None:
+        """Something may have set a new deadline, or left an acknowledgement to flush:
+        re-arm the timer at the end of this turn of the loop (the drivers call this after
+        handing a machine a user's input)."""
         if not self._rearm_scheduled and not self._closed:
             self._rearm_scheduled = True
             self.loop.call_soon(self._rearm)
 
     def _poll_at(self) -> float | None:
-        at = self.arp.poll_at()
-        for other in (self.ipv4.poll_at(), self.ipv6.poll_at(), self.tcp.poll_at()):
+        at = None
+        for poll_at in self._poll_ats:
+            other = poll_at()
             if other is not None and (at is None or other < at):
                 at = other
         return at
@@ -378,24 +428,12 @@ class Stack:
         if self._closed:
             return
         self.tcp.flush_acks(self.loop.time())
-        at = self._poll_at()
-        if at is None or at >= self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = at
-        self._timer = self.loop.call_at(at, self._on_timer)
+        self._timer.rearm_earlier(self._poll_at())
 
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = math.inf
-        now = self.loop.time()
+    def _on_timer(self, now: float) -> None:
         try:
-            self.arp.handle_timeout(now)
-            self.ipv4.handle_timeout(now)
-            if self.ipv6.enabled:
-                self.ipv6.handle_timeout(now)
-            self.tcp.handle_timeout(now)
+            for handle_timeout in self._timeouts:
+                handle_timeout(now)
         except Exception:
             self.internal_errors += 1
             log.exception("internal error in a timer")
@@ -417,7 +455,7 @@ class Stack:
         except Exception:
             self.internal_errors += 1
             log.exception("internal error in loopback delivery")
-        self._touch()
+        self.touch()
 
     # -- addresses and routes ------------------------------------------------------------------
     @property
@@ -545,7 +583,7 @@ class Stack:
             self.ipv6.add_address(iface.ip.packed, iface.network.prefixlen, self.loop.time())
         else:
             self.ipv4.add_address(iface.ip.packed, iface.network.prefixlen, self.loop.time())
-        self._touch()
+        self.touch()
 
     def remove_address(self, address: str) -> None:
         """Remove an address (given with or without its prefix length)."""
@@ -553,7 +591,7 @@ class Stack:
         ip = ipaddress.ip_interface(address).ip
         if ip.version == 6:
             self.ipv6.remove_address(ip.packed, self.loop.time())
-            self._touch()
+            self.touch()
         else:
             self.ipv4.remove_address(ip.packed)
 
@@ -616,68 +654,7 @@ class Stack:
         if isinstance(host, str) and not _is_literal(host):
             host = (await self.resolve(host))[0]
         dst = parse_ip(host, what="host")
-        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= 65507:
-            raise ValueError(f"size must be in 0..65507, got {size!r}")
-        if timeout <= 0:
-            raise ValueError("timeout must be positive")
-        self._ping_seq = (self._ping_seq + 1) & 0xFFFF
-        key = (self._ping_ident, self._ping_seq)
-        data = _pattern(size)
-        fut: asyncio.Future[float] = self.loop.create_future()
-        self._pings[key] = (fut, dst, data)
-        # The round trip is timed with perf_counter: uvloop's loop.time() ticks in whole
-        # milliseconds, coarser than a round trip on a memory link.
-        sent = time.perf_counter()
-        try:
-            if len(dst) == 4:
-                self.icmp.send_echo_request(dst, key[0], key[1], data, self.loop.time())
-            else:
-                self.icmp6.send_echo_request(dst, key[0], key[1], data, self.loop.time())
-            self._touch()
-            async with asyncio.timeout(timeout):
-                received = await fut
-        except TimeoutError:
-            raise TimeoutError(f"no echo reply from {host} within {timeout} s") from None
-        finally:
-            self._pings.pop(key, None)
-        return received - sent
-
-    def _on_echo_reply(
-        self, src: bytes, ident: int, seq: int, data: memoryview, now: float
-    ) -> None:
-        entry = self._pings.get((ident, seq))
-        if entry is None:
-            self.icmp._drop("echo_reply_unexpected", (ident, seq))
-            return
-        fut, dst, sent = entry
-        if src != dst and not (self._is_local(src) and self._is_local(dst)) and dst[0] != 0xFF:
-            self.icmp._drop("echo_reply_wrong_source", src)
-            return
-        if data != sent:
-            self.icmp._drop("echo_reply_corrupt")
-            return
-        if not fut.done():
-            fut.set_result(time.perf_counter())
-
-    def _on_echo_error(
-        self, type_: int, code: int, rest: int, inner: IPv4Header, payload: memoryview, now: float
-    ) -> None:
-        if payload[0] == IcmpType.ECHO_REQUEST:
-            self._fail_ping(payload, to_oserror(type_, code))
-
-    def _on_echo_error6(
-        self, type_: int, code: int, rest: int, inner: Quoted6, payload: memoryview, now: float
-    ) -> None:
-        if payload[0] == Icmp6Type.ECHO_REQUEST:
-            self._fail_ping(payload, to_oserror6(type_, code))
-
-    def _fail_ping(self, request: memoryview, exc: OSError | None) -> None:
-        """An ICMP or ICMPv6 error quoting one of our echo requests fails its ``ping()``."""
-        ident = int.from_bytes(request[4:6], "big")
-        seq = int.from_bytes(request[6:8], "big")
-        entry = self._pings.get((ident, seq))
-        if entry is not None and exc is not None and not entry[0].done():
-            entry[0].set_exception(exc)
+        return await self._pinger.ping(dst, host, timeout, size)
 
     def _net(self, ip: bytes) -> IPv4Layer | IPv6Layer:
         return self.ipv4 if len(ip) == 4 else self.ipv6
@@ -772,27 +749,15 @@ class Stack:
         protocol = protocol_factory()
         if not isinstance(protocol, asyncio.DatagramProtocol):
             raise TypeError("protocol_factory must return an asyncio.DatagramProtocol")
-        transport = DatagramTransport(self, protocol, local_ip, remote, bool(allow_broadcast))
+        transport = DatagramTransport(
+            self, protocol, local_ip, remote, bool(allow_broadcast), self._endpoints.discard
+        )
         transport.local_port = self.udp.bind(transport, local_ip, local_port)
         self._endpoints.add(transport)
         protocol.connection_made(transport)
         return transport, protocol
 
-    def _forget_endpoint(self, endpoint: DatagramTransport) -> None:
-        self.udp.unbind(endpoint)
-        self._endpoints.discard(endpoint)
-
     # -- TCP -----------------------------------------------------------------------------------
-    def _on_tcp_event(self, conn: TcpConnection, event: TcpEvent) -> None:
-        transport = conn.user
-        if transport is not None:
-            transport.tcp_event(event)
-
-    def _on_tcp_flushed(self, conn: TcpConnection) -> None:
-        transport = conn.user
-        if transport is not None:
-            transport.after_input()
-
     def _tcp_config(
         self, nodelay: bool | None, congestion: str | None, keepalive: bool | None = None
     ) -> TcpConfig | None:
@@ -905,7 +870,9 @@ class Stack:
             if local_port is not None:
                 sport = parse_port(local_port)
             try:
-                return await self._connect_one(protocol_factory, dst, dport, src, sport, config)
+                return await tcp_driver.connect(
+                    self, protocol_factory, dst, dport, src, sport, config
+                )
             except OSError as exc:
                 errors.append(exc)
         if len(errors) == 1 or len({str(e) for e in errors}) == 1:
@@ -930,31 +897,6 @@ class Stack:
             self.loop, self.create_connection, protocol_factory, ssl, name, handshake_timeout,
             host, port, **kwargs,
         )  # fmt: skip
-
-    async def _connect_one(
-        self,
-        protocol_factory: Callable[[], _P],
-        dst: bytes,
-        dport: int,
-        src: bytes | None,
-        sport: int,
-        config: TcpConfig | None,
-    ) -> tuple[TcpTransport, _P]:
-        protocol = protocol_factory()
-        now = self.loop.time()
-        conn = self.tcp.connect((dst, dport), now, local_ip=src, local_port=sport, config=config)
-        transport = TcpTransport(self, conn, protocol)
-        waiter: asyncio.Future[None] = self.loop.create_future()
-        transport.waiter = waiter
-        self._touch()
-        try:
-            await waiter
-        except BaseException:
-            if conn.state.value != "CLOSED":
-                conn.abort(self.loop.time())
-                self.tcp.call(conn, self.loop.time())
-            raise
-        return transport, protocol
 
     async def open_connection(
         self,
@@ -1077,27 +1019,20 @@ class Stack:
         """Counters per layer, each with its drops by reason."""
         link_stats = self.link.stats()
         as_dict = getattr(link_stats, "as_dict", None)
-        out: dict[str, Any] = {
-            "link": as_dict() if callable(as_dict) else dict(vars(link_stats)),
-            "ethernet": self.ethernet.stats(),
-            "arp": self.arp.stats(),
-            "ipv4": self.ipv4.stats(),
-            "icmp": self.icmp.stats(),
-            "ipv6": self.ipv6.stats(),
-            "icmpv6": self.icmp6.stats(),
-            "udp": self.udp.stats(),
-            "tcp": self.tcp.stats(),
-            "stack": {
-                "internal_errors": self.internal_errors,
-                "loopback_packets": self.loopback_packets,
-                "endpoints": len(self._endpoints),
-                "tx_queue_dropped": self._queued.dropped if self._queued else 0,
-            },
+        out: dict[str, Any] = {"link": as_dict() if callable(as_dict) else dict(vars(link_stats))}
+        for layer in self._layers:
+            out[layer.name] = layer.stats()
+        out["stack"] = {
+            "internal_errors": self.internal_errors,
+            "loopback_packets": self.loopback_packets,
+            "endpoints": len(self._endpoints),
+            "tx_queue_dropped": self._queued.dropped if self._queued else 0,
         }
         return out
 
     def reset_stats(self) -> None:
-        for layer in (self.ethernet, self.arp, self.ipv4, self.icmp, self.udp, self.tcp):
+        """Zero the counters of the link and of every layer."""
+        for layer in self._layers:
             layer.reset_stats()
         self.link.reset_stats()
 
@@ -1130,7 +1065,3 @@ def _split_addr(addr: object, what: str) -> tuple[Any, Any]:
     if not isinstance(addr, tuple) or len(addr) != 2:
         raise ValueError(f"{what} must be a (host, port) tuple, got {addr!r}")
     return addr[0], addr[1]
-
-
-def _pattern(size: int) -> bytes:
-    return (bytes(range(256)) * (size // 256 + 1))[:size]

@@ -215,7 +215,7 @@ async def test_no_server_times_out_cleanly(net: Net) -> None:
     with pytest.raises(TimeoutError, match="no DHCP lease within 0.3 s"):
         await netstack.dhcp.configure(client, config=QUICK, timeout=0.3)
     assert not client.ipv4.accept_any_unicast
-    assert client.arp.on_probe_conflict is None
+    assert client.arp.probing == set()  # no probe, nor its conflict handler, left behind
     # Port 68 is free again.
     driver_port = await client.create_datagram_endpoint(asyncio.DatagramProtocol,
                                                         local_addr=("0.0.0.0", 68))  # fmt: skip

@@ -82,6 +82,31 @@ async def test_ping_global_and_link_local_both_ways(pair6: tuple[Stack, Stack]) 
     assert a.stats()["ipv6"]["ndp_sent"] >= 1
 
 
+async def test_reset_stats_clears_every_layer(pair6: tuple[Stack, Stack]) -> None:
+    """``reset_stats()`` zeroes the counters of every layer ``stats()`` reports, IPv6 and
+    ICMPv6 as well as the IPv4 family."""
+    a, _ = pair6
+    assert await a.ping(B6) > 0
+    assert await a.ping("198.18.0.2") > 0
+    counters = {
+        "ethernet": ("rx_packets", "tx_packets"),
+        "arp": ("rx_packets", "tx_packets"),
+        "ipv4": ("rx_packets", "tx_packets"),
+        "icmp": ("echo_requests_sent", "echo_replies_received"),
+        "ipv6": ("rx_packets", "tx_packets", "ndp_sent"),
+        "icmpv6": ("echo_requests_sent", "echo_replies_received"),
+    }
+    before = a.stats()
+    for layer, names in counters.items():
+        assert all(before[layer][name] > 0 for name in names), (layer, before[layer])
+    a.reset_stats()
+    after = a.stats()
+    for layer, names in counters.items():
+        assert {name: after[layer][name] for name in names} == dict.fromkeys(names, 0), layer
+        assert after[layer]["drops"] == {}, layer
+    assert after["link"]["rx_packets"] == after["link"]["tx_packets"] == 0
+
+
 async def test_fragmented_ping_and_udp(pair6: tuple[Stack, Stack]) -> None:
     a, b = pair6
     assert await a.ping(B6, size=4000) > 0

@@ -33,6 +33,10 @@ class Layer:
         if self._log.isEnabledFor(logging.DEBUG):
             self._log.debug("drop (%s) %s", reason, detail)
 
+    #: Count a drop for this layer: what a driver that judges input on the layer's behalf
+    #: (ping matching echo replies) calls.
+    drop = _drop
+
     def stats(self) -> dict[str, Any]:
         """The counters, and drops by reason."""
         out: dict[str, Any] = {c: getattr(self, c) for c in self._COUNTERS}

@@ -23,7 +23,7 @@ import ssl as ssl_module
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from ..streams import is_tls_config
+from .config import TLSConfig
 
 _P = TypeVar("_P", bound=asyncio.BaseProtocol)
 
@@ -75,7 +75,7 @@ def check_ssl(ssl: Any, *, server_side: bool) -> None:
         TypeError: neither an ``ssl.SSLContext``, a ``netstack.tls.TLSConfig`` nor (for a
             client) ``True``.
     """
-    if isinstance(ssl, ssl_module.SSLContext) or is_tls_config(ssl):
+    if isinstance(ssl, (ssl_module.SSLContext, TLSConfig)):
         return
     if ssl is True and not server_side:
         return
@@ -101,7 +101,7 @@ def make_tls_protocol(
     """The protocol to put on a TCP transport so that ``app_protocol`` speaks TLS over it.
     The application's transport is :func:`app_transport` of the result; ``waiter`` completes
     when the handshake did (or fails with its error)."""
-    if is_tls_config(ssl):
+    if isinstance(ssl, TLSConfig):
         from .driver import TlsProtocol  # type: ignore[import-not-found,unused-ignore]
 
         return TlsProtocol(

@@ -65,12 +65,12 @@ class ArpLayer(Layer):
         self.requests_sent = self.replies_sent = self.conflicts = 0
         self.announcements_sent = 0
         self.probes_sent = self.probe_conflicts = 0
-        #: Addresses being probed (RFC 5227 2.1) and who hears of a conflict.
+        #: Addresses being probed (RFC 5227 2.1).
         self.probing: set[bytes] = set()
-        self.on_probe_conflict: ProbeConflictHandler | None = None
+        #: Who hears of a conflict for each, as :meth:`probe` was told.
+        self._probe_handlers: dict[bytes, ProbeConflictHandler] = {}
         self._announcements: list[tuple[float, bytes, int]] = []
         self._last_defence: dict[bytes, float] = {}
-        eth.handlers[EtherType.ARP] = self.receive
 
     # -- receive ---------------------------------------------------------------------------
     def receive(self, data: memoryview, src_mac: bytes, group: bool, now: float) -> None:
@@ -138,15 +138,17 @@ class ArpLayer(Layer):
             return
         self.probe_conflicts += 1
         self._log.info("probe conflict: %s is claimed by %s", ".".join(map(str, ip)), sha.hex(":"))
-        if self.on_probe_conflict is not None:
-            self.on_probe_conflict(ip, sha, now)
+        handler = self._probe_handlers.get(ip)
+        if handler is not None:
+            handler(ip, sha, now)
 
     # -- probes ----------------------------------------------------------------------------
-    def probe(self, ip: bytes, now: float) -> None:
+    def probe(self, ip: bytes, now: float, on_conflict: ProbeConflictHandler) -> None:
         """Send an ARP probe for ``ip`` (RFC 5227 2.1.1: a broadcast request with sender
         address 0.0.0.0 and target hardware address zero) and watch for conflicts until
-        :meth:`stop_probing`."""
+        :meth:`stop_probing`: each is reported to ``on_conflict(ip, mac, now)``."""
         self.probing.add(ip)
+        self._probe_handlers[ip] = on_conflict
         frame = bytearray(ETHERNET_HEADER_LEN + ETH_IPV4_LEN)
         ArpPacket(
             ArpOp.REQUEST, self.eth.mac, ZERO_IP, ZERO_MAC, ip, HTYPE_ETHERNET, PTYPE_IPV4
@@ -157,6 +159,7 @@ class ArpLayer(Layer):
 
     def stop_probing(self, ip: bytes) -> None:
         self.probing.discard(ip)
+        self._probe_handlers.pop(ip, None)
 
     # -- send ------------------------------------------------------------------------------
     def output(self, frame: bytearray, next_hop: bytes, now: float) -> None:

@@ -80,10 +80,6 @@ class IcmpLayer(Layer):
         self.echo_requests_received = self.echo_replies_sent = 0
         self.echo_requests_sent = self.echo_replies_received = 0
         self.errors_received = self.errors_sent = self.errors_rate_limited = 0
-        ip.protocols[IpProto.ICMP] = self.receive
-        ip.on_unknown_protocol = self._protocol_unreachable
-        ip.on_reassembly_timeout = self._reassembly_timeout
-        ip.arp.on_failed = self._neighbour_failed
 
     # -- receive ---------------------------------------------------------------------------
     def receive(self, header: IPv4Header, data: memoryview, now: float, to_group: bool) -> None:
@@ -213,12 +209,12 @@ class IcmpLayer(Layer):
         self.ip.output(frame, route, IpProto.ICMP, now)
 
     # -- errors the IPv4 and ARP layers raise ----------------------------------------------
-    def _protocol_unreachable(
+    def protocol_unreachable(
         self, header: IPv4Header, payload: memoryview, now: float, to_group: bool
     ) -> None:
         self.send_error(IcmpType.DEST_UNREACHABLE, 2, header, payload, now, to_group=to_group)
 
-    def _reassembly_timeout(self, expired: Expired, now: float) -> None:
+    def reassembly_timeout(self, expired: Expired, now: float) -> None:
         # RFC 792 (Time Exceeded, code 1), only when fragment zero arrived (RFC 1122 3.3.2).
         if expired.first is None:
             return
@@ -228,7 +224,7 @@ class IcmpLayer(Layer):
             return
         self.send_error(IcmpType.TIME_EXCEEDED, 1, header, payload, now)
 
-    def _neighbour_failed(self, ip: bytes, frames: list[bytearray], now: float) -> None:
+    def neighbour_failed(self, ip: bytes, frames: list[bytearray], now: float) -> None:
         """No ARP answer from a next hop: report "host unreachable" to the transports that
         sent the queued datagrams, as if a router had said it (what Linux does), through
         their :attr:`unresolved_handlers` where they have one (TCP fails a connection

@@ -103,10 +103,6 @@ class Icmp6Layer(Layer):
         self.echo_requests_sent = self.echo_replies_received = 0
         self.errors_received = self.errors_sent = self.errors_rate_limited = 0
         self.packet_too_big_received = 0
-        ip.protocols[NextHeader.ICMPV6] = self.receive
-        ip.on_parameter_problem = self._parameter_problem
-        ip.on_reassembly_timeout = self._reassembly_timeout
-        ip.on_neighbour_failed = self._neighbour_failed
 
     # -- receive ---------------------------------------------------------------------------
     def receive(self, header: IPv6Header, data: memoryview, now: float, to_group: bool) -> None:
@@ -260,7 +256,7 @@ class Icmp6Layer(Layer):
         self.ip.output(frame, route, NextHeader.ICMPV6, now)
 
     # -- errors the IPv6 layer raises ------------------------------------------------------
-    def _parameter_problem(
+    def parameter_problem(
         self, header: IPv6Header, packet: memoryview, exc: ParameterProblem, now: float,
         to_group: bool,
     ) -> None:  # fmt: skip
@@ -277,7 +273,7 @@ class Icmp6Layer(Layer):
             and (packet[IPV6_HEADER_LEN] < 128 or packet[IPV6_HEADER_LEN] == Icmp6Type.REDIRECT)
         )
 
-    def _reassembly_timeout(self, expired: Expired, now: float) -> None:
+    def reassembly_timeout(self, expired: Expired, now: float) -> None:
         # RFC 8200 4.5: Time Exceeded code 1, only when the first fragment arrived.
         first = expired.first
         if first is None or len(first) < IPV6_HEADER_LEN:
@@ -288,7 +284,7 @@ class Icmp6Layer(Layer):
         )  # fmt: skip
         self.send_error(Icmp6Type.TIME_EXCEEDED, 1, header, b"", now, packet=first)
 
-    def _neighbour_failed(self, ip: bytes, frames: list[bytearray], now: float) -> None:
+    def neighbour_failed(self, ip: bytes, frames: list[bytearray], now: float) -> None:
         """No answer from a neighbour: RFC 4861 7.2.2 asks for Destination Unreachable code 3
         (address unreachable) for each queued packet; ours go straight to the transports,
         through their :attr:`unresolved_handlers` where they have one."""

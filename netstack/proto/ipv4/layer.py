@@ -173,8 +173,6 @@ class IPv4Layer(Layer):
         self.rx_packets = self.rx_bytes = self.tx_packets = self.tx_bytes = 0
         self.fragments_received = self.reassembled = self.fragments_sent = 0
         self.fragmented = self.delivered = 0
-        arp.source_selector = self._arp_source
-        eth.handlers[EtherType.IPV4] = self.receive
 
     # -- configuration ---------------------------------------------------------------------
     def add_address(self, ip: bytes, prefix: int, now: float) -> None:
@@ -292,7 +290,7 @@ class IPv4Layer(Layer):
                 return a.ip
         return None
 
-    def _arp_source(self, target: bytes) -> bytes:
+    def arp_source(self, target: bytes) -> bytes:
         found = self._source_on_link(target)
         if found is not None:
             return found

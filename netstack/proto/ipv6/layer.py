@@ -209,7 +209,6 @@ class IPv6Layer(Layer):
         self.ndp_received = self.ndp_sent = self.mld_reports_sent = 0
         self.mld_v1_reports_sent = self.mld_dones_sent = 0
         self.parameter_problems = 0
-        eth.handlers[EtherType.IPV6] = self.receive
 
     # -- configuration ---------------------------------------------------------------------
     def start(self, now: float) -> None:
@@ -858,6 +857,8 @@ class IPv6Layer(Layer):
         return None if at == math.inf else at
 
     def handle_timeout(self, now: float) -> None:
+        if not self.enabled:
+            return
         for expired in self.reassembler.handle_timeout(now):
             if self.on_reassembly_timeout is not None:
                 self.on_reassembly_timeout(expired, now)

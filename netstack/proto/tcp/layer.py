@@ -157,14 +157,6 @@ class TcpLayer(Layer):
         self.syn_cookies_sent = self.syn_cookies_accepted = 0
         self.timeouts = self.fast_recoveries = self.loss_probes = self.undos = 0
         self.dsacks_sent = 0
-        ip.protocols[IpProto.TCP] = self.receive
-        icmp.error_handlers[IpProto.TCP] = self._icmp_error
-        icmp.unresolved_handlers[IpProto.TCP] = self._unresolved
-        if ip6 is not None:
-            ip6.protocols[IpProto.TCP] = self.receive
-        if icmp6 is not None:
-            icmp6.error_handlers[IpProto.TCP] = self._icmp6_error
-            icmp6.unresolved_handlers[IpProto.TCP] = self._unresolved6
 
     def _net(self, addr: bytes) -> IPv4Layer | IPv6Layer:
         """The network layer of ``addr``'s family (4 or 16 bytes)."""
@@ -704,7 +696,7 @@ class TcpLayer(Layer):
             self._flush(conn, now)
 
     # -- ICMP ------------------------------------------------------------------------------
-    def _icmp_error(
+    def icmp_error(
         self, type_: int, code: int, rest: int, inner: IPv4Header, payload: memoryview,
         now: float,
     ) -> None:  # fmt: skip
@@ -723,14 +715,14 @@ class TcpLayer(Layer):
             conn.icmp_error(exc, now)
         self._flush(conn, now)
 
-    def _unresolved(
+    def unresolved(
         self, type_: int, code: int, rest: int, inner: IPv4Header, payload: memoryview,
         now: float,
     ) -> None:  # fmt: skip
         """A segment lost because ARP found nobody at its next hop (RFC 1122 2.3.2.2)."""
         self._local_error(inner.src, inner.dst, payload, to_oserror(type_, code), now)
 
-    def _unresolved6(
+    def unresolved6(
         self, type_: int, code: int, rest: int, inner: Quoted6, payload: memoryview,
         now: float,
     ) -> None:  # fmt: skip
@@ -763,7 +755,7 @@ class TcpLayer(Layer):
             return None
         return conn
 
-    def _icmp6_error(
+    def icmp6_error(
         self, type_: int, code: int, rest: int, inner: Quoted6, payload: memoryview,
         now: float,
     ) -> None:  # fmt: skip

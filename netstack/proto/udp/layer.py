@@ -82,14 +82,6 @@ class UdpLayer(Layer):
         self._ports: dict[int, list[Endpoint]] = {}
         self.rx_packets = self.rx_bytes = self.tx_packets = self.tx_bytes = 0
         self.no_checksum = self.no_port = 0
-        ip.protocols[IpProto.UDP] = self.receive
-        icmp.error_handlers[IpProto.UDP] = self._icmp_error
-        icmp.unresolved_handlers[IpProto.UDP] = self._unresolved
-        if ip6 is not None:
-            ip6.protocols[IpProto.UDP] = self.receive
-        if icmp6 is not None:
-            icmp6.error_handlers[IpProto.UDP] = self._icmp6_error
-            icmp6.unresolved_handlers[IpProto.UDP] = self._unresolved
 
     # -- binding ---------------------------------------------------------------------------
     def bind(self, endpoint: Endpoint, local_ip: bytes, port: int) -> int:
@@ -224,19 +216,19 @@ class UdpLayer(Layer):
                 to_group=to_group,
             )  # fmt: skip
 
-    def _icmp_error(
+    def icmp_error(
         self, type_: int, code: int, rest: int, inner: IPv4Header, payload: memoryview,
         now: float,
     ) -> None:  # fmt: skip
         self._report(to_oserror(type_, code), inner.src, inner.dst, payload)
 
-    def _icmp6_error(
+    def icmp6_error(
         self, type_: int, code: int, rest: int, inner: Quoted6, payload: memoryview,
         now: float,
     ) -> None:  # fmt: skip
         self._report(to_oserror6(type_, code), inner.src, inner.dst, payload)
 
-    def _unresolved(
+    def unresolved(
         self, type_: int, code: int, rest: int, inner: object, payload: memoryview, now: float
     ) -> None:
         """A datagram lost because address resolution found nobody at its next hop: a

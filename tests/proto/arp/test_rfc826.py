@@ -12,6 +12,7 @@ import pytest
 from netstack.proto.arp.cache import ArpConfig, ArpState
 from netstack.proto.arp.layer import ArpLayer
 from netstack.proto.ethernet.layer import EthernetLayer
+from netstack.proto.ethernet.wire import EtherType
 
 OUR_MAC = bytes.fromhex("020000000001")
 OUR_IP = bytes([198, 18, 0, 1])
@@ -63,6 +64,7 @@ class Host:
         self.sent: list[bytes] = []
         self.eth = EthernetLayer(OUR_MAC, transmit=lambda f: self.sent.append(bytes(f)))
         self.arp = ArpLayer(self.eth, config)
+        self.eth.handlers[EtherType.ARP] = self.arp.receive
         self.arp.addresses.add(OUR_IP)
         self.arp.source_selector = lambda target: OUR_IP
 

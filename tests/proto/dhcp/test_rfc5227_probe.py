@@ -32,6 +32,7 @@ from netstack.proto.dhcp.client import (
 )
 from netstack.proto.dhcp.wire import MessageType, OptionCode
 from netstack.proto.ethernet.layer import EthernetLayer
+from netstack.proto.ethernet.wire import EtherType
 
 S = DhcpState
 RFC5227 = DhcpClientConfig()  # PROBE_WAIT 1, PROBE_NUM 3, PROBE_MIN 1, PROBE_MAX 2, ANNOUNCE_WAIT 2
@@ -168,8 +169,11 @@ class ArpHost:
         self.sent: list[bytes] = []
         self.eth = EthernetLayer(OUR_MAC, transmit=lambda f: self.sent.append(bytes(f)))
         self.arp = ArpLayer(self.eth)
+        self.eth.handlers[EtherType.ARP] = self.arp.receive
         self.conflicts: list[tuple[bytes, bytes, float]] = []
-        self.arp.on_probe_conflict = lambda ip_, mac_, now: self.conflicts.append((ip_, mac_, now))
+
+    def probe(self, ip_: bytes, now: float) -> None:
+        self.arp.probe(ip_, now, lambda ip_, mac_, now: self.conflicts.append((ip_, mac_, now)))
 
     def feed(self, op: int, sha: bytes, spa: bytes, tpa: bytes, now: float = 1.0) -> None:
         body = struct.pack("!HHBBH", 1, 0x0800, 6, 4, op) + sha + spa + bytes(6) + tpa
@@ -178,7 +182,7 @@ class ArpHost:
 
 def test_probe_frame_is_rfc5227() -> None:
     host = ArpHost()
-    host.arp.probe(PROBED, 0.0)
+    host.probe(PROBED, 0.0)
     [frame] = host.sent
     assert frame == (
         b"\xff" * 6 + OUR_MAC + b"\x08\x06"
@@ -191,14 +195,14 @@ def test_probe_frame_is_rfc5227() -> None:
 
 def test_reply_from_the_probed_address_is_a_conflict() -> None:
     host = ArpHost()
-    host.arp.probe(PROBED, 0.0)
+    host.probe(PROBED, 0.0)
     host.feed(2, OTHER_MAC, PROBED, ZERO)
     assert host.conflicts == [(PROBED, OTHER_MAC, 1.0)]
 
 
 def test_another_hosts_probe_is_a_conflict() -> None:
     host = ArpHost()
-    host.arp.probe(PROBED, 0.0)
+    host.probe(PROBED, 0.0)
     host.feed(1, OTHER_MAC, ZERO, PROBED)
     assert host.conflicts == [(PROBED, OTHER_MAC, 1.0)]
     assert host.arp.stats()["probe_conflicts"] == 1
@@ -206,7 +210,7 @@ def test_another_hosts_probe_is_a_conflict() -> None:
 
 def test_unrelated_packets_and_our_own_probe_are_not_conflicts() -> None:
     host = ArpHost()
-    host.arp.probe(PROBED, 0.0)
+    host.probe(PROBED, 0.0)
     host.feed(1, OUR_MAC, ZERO, PROBED)  # our own probe, looped back
     host.feed(1, OTHER_MAC, ip("198.18.0.5"), ip("198.18.0.6"))
     host.feed(1, OTHER_MAC, ip("198.18.0.5"), PROBED)  # someone asking for it: no owner
@@ -215,7 +219,7 @@ def test_unrelated_packets_and_our_own_probe_are_not_conflicts() -> None:
 
 def test_no_conflicts_once_probing_stopped() -> None:
     host = ArpHost()
-    host.arp.probe(PROBED, 0.0)
+    host.probe(PROBED, 0.0)
     host.arp.stop_probing(PROBED)
     host.feed(2, OTHER_MAC, PROBED, ZERO)
     assert host.conflicts == [] and host.arp.probing == set()

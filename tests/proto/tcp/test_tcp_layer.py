@@ -94,6 +94,17 @@ class Host:
         self.ip = IPv4Layer(self.eth, self.arp, mtu=mtu, rng=random.Random(seed))
         self.icmp = IcmpLayer(self.ip)
         self.tcp = TcpLayer(self.ip, self.icmp, random.Random(seed), config=config, limits=limits)
+        # Wired as netstack.Stack wires them (IPv4 only).
+        self.eth.handlers[EtherType.ARP] = self.arp.receive
+        self.eth.handlers[EtherType.IPV4] = self.ip.receive
+        self.arp.source_selector = self.ip.arp_source
+        self.arp.on_failed = self.icmp.neighbour_failed
+        self.ip.protocols[IpProto.ICMP] = self.icmp.receive
+        self.ip.protocols[IpProto.TCP] = self.tcp.receive
+        self.ip.on_unknown_protocol = self.icmp.protocol_unreachable
+        self.ip.on_reassembly_timeout = self.icmp.reassembly_timeout
+        self.icmp.error_handlers[IpProto.TCP] = self.tcp.icmp_error
+        self.icmp.unresolved_handlers[IpProto.TCP] = self.tcp.unresolved
         self.ip.add_address(OUR_IP, 24, 0.0)
         self.arp.cache.add_static(PEER_IP, PEER_MAC, 0.0)
         self.frames.clear()  # the ARP announcement

@@ -1,0 +1,612 @@
+"""The TCP driver: connections as asyncio transports, and servers.
+
+:class:`TcpTransport` implements :class:`asyncio.Transport` over one
+:class:`~netstack.proto.tcp.connection.TcpConnection`, so asyncio's own
+``StreamReaderProtocol``, ``StreamReader`` and ``StreamWriter`` work on it unchanged, with real
+backpressure: ``pause_writing`` when the connection holds more than the high-water mark (unsent
+plus unacknowledged bytes), ``resume_writing`` below the low one, and ``pause_reading`` closing
+the TCP window as unread data piles up.
+
+As with asyncio's socket transports, ``close()`` hands the connection to the stack (it finishes
+the FIN exchange in the background, as a kernel does with a closed socket) and
+``connection_lost(None)`` follows at once; ``abort()`` resets it.
+
+TCP urgent data (RFC 9293 3.8.5), in line as RFC 6093 recommends (what ``SO_OOBINLINE`` gives
+on sockets): :meth:`TcpTransport.write_urgent` sends data marked urgent; a protocol with an
+``urgent_data_received(mark)`` method is told whenever the peer's urgent mark arrives or
+advances, ``mark`` being the offset in the received stream where the urgent data ends;
+``get_extra_info("urgent_mark")`` gives the latest mark (None before any), which, compared
+with the bytes read so far, says how much urgent data remains to be read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from ..addressing import format_ip, sockaddr
+from ..core import Core
+from ..proto.tcp.connection import (
+    Connected,
+    ConnectionClosed,
+    ConnectionReset,
+    DataReceived,
+    EofReceived,
+    Event,
+    TcpConfig,
+    TcpConnection,
+    UrgentDataReceived,
+)
+from ..proto.tcp.layer import Listener, TcpLayer
+
+__all__ = [
+    "ListeningSocket",
+    "Server",
+    "TcpCore",
+    "TcpTransport",
+    "abort_all",
+    "after_input",
+    "connect",
+    "deliver_event",
+]
+
+_P = TypeVar("_P", bound=asyncio.BaseProtocol)
+
+
+class TcpCore(Core, Protocol):
+    """What the TCP driver needs of a stack."""
+
+    @property
+    def tcp(self) -> TcpLayer: ...
+
+
+log = logging.getLogger("netstack.streams")
+
+#: Default water marks of the write buffer (unsent + unacknowledged bytes).
+HIGH_WATER = 256 * 1024
+LOW_WATER = 64 * 1024
+
+
+def _feed_buffered(protocol: asyncio.BufferedProtocol, data: bytes) -> None:
+    """Hand ``data`` to a buffered protocol (asyncio's SSL protocol is one) through the
+    buffers it offers, as asyncio's own transports do."""
+    view = memoryview(data)
+    while view:
+        buf = memoryview(protocol.get_buffer(len(view)))
+        n = min(len(buf), len(view))
+        if not n:
+            raise RuntimeError("get_buffer() returned an empty buffer")
+        buf[:n] = view[:n]
+        protocol.buffer_updated(n)
+        view = view[n:]
+
+
+class TcpTransport(asyncio.Transport):
+    """The asyncio face of one TCP connection."""
+
+    #: asyncio's ``loop.start_tls`` (and so ``StreamWriter.start_tls`` on asyncio's own loop)
+    #: upgrades transports that say this; :func:`netstack.tls.stream.start_tls` does it on any.
+    _start_tls_compatible = True
+
+    def __init__(
+        self,
+        stack: TcpCore,
+        conn: TcpConnection,
+        protocol: asyncio.BaseProtocol,
+        *,
+        server: Server | None = None,
+    ) -> None:
+        super().__init__()
+        self._stack = stack
+        self._loop = stack.loop
+        self._conn = conn
+        self._protocol = protocol
+        self._server = server
+        conn.user = self
+        self._closing = False
+        self._lost = False
+        self._eof_written = False
+        self._reading = True
+        self._writing_paused = False
+        self._high = HIGH_WATER
+        self._low = LOW_WATER
+        self._connected = False
+        self.waiter: asyncio.Future[None] | None = None
+        self._writes_after_loss = 0
+
+    # -- events from the TCP layer ------------------------------------------------------------
+    def tcp_event(self, event: Event) -> None:
+        protocol = self._protocol
+        try:
+            if isinstance(event, DataReceived):
+                if not self._lost:
+                    if isinstance(protocol, asyncio.BufferedProtocol):
+                        _feed_buffered(protocol, event.data)
+                    else:
+                        protocol.data_received(event.data)  # type: ignore[attr-defined]
+            elif isinstance(event, Connected):
+                self._connected = True
+                if self._server is not None:
+                    self._server._attach(self)
+                protocol.connection_made(self)
+                if self.waiter is not None and not self.waiter.done():
+                    self.waiter.set_result(None)
+            elif isinstance(event, EofReceived):
+                if not self._lost:
+                    keep_open = protocol.eof_received()  # type: ignore[attr-defined]
+                    if not keep_open:
+                        self.close()
+            elif isinstance(event, ConnectionReset):
+                if self.waiter is not None and not self.waiter.done():
+                    self.waiter.set_exception(event.error)
+                    self._lost = True
+                    self._conn.user = None
+                else:
+                    self._connection_lost(event.error)
+            elif isinstance(event, ConnectionClosed):
+                self._connection_lost(None)
+            elif isinstance(event, UrgentDataReceived):
+                callback = getattr(protocol, "urgent_data_received", None)
+                if callback is not None and not self._lost:
+                    callback(event.mark)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, f"Fatal error: protocol callback for {type(event).__name__}")
+
+    def after_input(self) -> None:
+        """Called after the connection processed input: acknowledged data may let the
+        protocol write again."""
+        if self._writing_paused and self._conn.buffered <= self._low:
+            self._writing_paused = False
+            try:
+                self._protocol.resume_writing()
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal error: protocol.resume_writing() failed")
+
+    def _connection_lost(self, exc: Exception | None) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        self._closing = True
+        self._conn.user = None
+        if self._server is not None:
+            self._server._detach(self)
+        if self._connected:
+            self._loop.call_soon(self._call_connection_lost, exc)
+
+    def _call_connection_lost(self, exc: Exception | None) -> None:
+        try:
+            self._protocol.connection_lost(exc)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as inner:
+            self._loop.call_exception_handler(
+                {
+                    "message": "Exception in connection_lost",
+                    "exception": inner,
+                    "transport": self,
+                    "protocol": self._protocol,
+                }
+            )
+
+    def _fatal_error(self, exc: BaseException, message: str) -> None:
+        self._loop.call_exception_handler(
+            {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
+        )
+        self._abort(exc if isinstance(exc, OSError) else None)
+
+    # -- asyncio.WriteTransport ---------------------------------------------------------------
+    def write(self, data: Any) -> None:
+        self._write(data, False)
+
+    def write_urgent(self, data: Any) -> None:
+        """Write ``data`` as urgent data (RFC 9293 3.8.5): it goes in line with the rest of
+        the stream, and the segments before its end carry URG and the urgent pointer, which
+        marks where it ends. A kernel peer without ``SO_OOBINLINE`` takes the last byte of
+        ``data`` out of band (``recv(MSG_OOB)``), as with ``send(data, MSG_OOB)``.
+
+        Raises:
+            TypeError: ``data`` is not bytes-like.
+            ValueError: ``data`` is empty (urgent data needs at least one byte).
+            RuntimeError: after :meth:`write_eof`.
+        """
+        if isinstance(data, (bytes, bytearray, memoryview)) and not data:
+            raise ValueError("urgent data needs at least one byte")
+        self._write(data, True)
+
+    def _write(self, data: Any, urgent: bool) -> None:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(
+                f"data argument must be a bytes-like object, not {type(data).__name__!r}"
+            )
+        if self._eof_written:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if not data:
+            return
+        if self._lost or self._closing:
+            # What asyncio's socket transports do after the connection is gone: drop, and
+            # complain once the application keeps at it.
+            self._writes_after_loss += 1
+            if self._writes_after_loss == 5:
+                log.warning("socket.send() raised exception.")
+            return
+        stack = self._stack
+        now = self._loop.time()
+        try:
+            self._conn.send(data, now, urgent=urgent)
+        except OSError as exc:
+            self._fatal_error(exc, "Fatal write error on TCP transport")
+            return
+        stack.tcp.call(self._conn, now)
+        stack.touch()
+        if not self._writing_paused and self._conn.buffered > self._high:
+            self._writing_paused = True
+            try:
+                self._protocol.pause_writing()
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal error: protocol.pause_writing() failed")
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.write(b"".join(list_of_data))
+
+    def write_eof(self) -> None:
+        if self._eof_written or self._closing:
+            return
+        self._eof_written = True
+        now = self._loop.time()
+        self._conn.shutdown(now)
+        self._stack.tcp.call(self._conn, now)
+        self._stack.touch()
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def get_write_buffer_size(self) -> int:
+        return self._conn.buffered if not self._lost else 0
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return (self._low, self._high)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if high is None:
+            high = HIGH_WATER if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high, self._low = high, low
+
+    # -- asyncio.ReadTransport ----------------------------------------------------------------
+    def is_reading(self) -> bool:
+        return self._reading and not self._closing
+
+    def pause_reading(self) -> None:
+        if self._closing or not self._reading:
+            return
+        self._reading = False
+        self._conn.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._closing or self._reading:
+            return
+        self._reading = True
+        # Held data is delivered on the next turn of the loop, never from inside this call:
+        # asyncio's StreamReader resumes reading and only then sets up its waiter.
+        self._loop.call_soon(self._resume_now)
+
+    def _resume_now(self) -> None:
+        if not self._reading or self._lost:
+            return
+        now = self._loop.time()
+        self._conn.resume_reading(now)
+        self._stack.tcp.call(self._conn, now)
+        self._stack.touch()
+
+    # -- asyncio.BaseTransport ----------------------------------------------------------------
+    def close(self) -> None:
+        if not self._closing:
+            self._close(None)
+
+    def _close(self, exc: Exception | None) -> None:
+        """FIN after what was written; ``connection_lost(exc)`` follows at once."""
+        self._closing = True
+        now = self._loop.time()
+        self._conn.close(now)
+        self._stack.tcp.call(self._conn, now)
+        self._stack.touch()
+        self._connection_lost(exc)
+
+    def abort(self) -> None:
+        self._abort(None)
+
+    def abort_with(self, exc: Exception) -> None:
+        """Reset the connection and report ``exc`` to ``connection_lost`` (the stack
+        closing under it)."""
+        self._abort(exc)
+
+    def _force_close(self, exc: Exception | None) -> None:
+        """End the connection and report ``exc`` (what asyncio's SSL protocol calls on a
+        fatal TLS error). Unlike an abort, what was written goes out first, then a FIN, so a
+        TLS alert written just before reaches the peer."""
+        if self._lost:
+            return
+        if self._closing:
+            self._connection_lost(exc)
+        else:
+            self._close(exc)
+
+    def _abort(self, exc: Exception | None) -> None:
+        self._closing = True
+        now = self._loop.time()
+        self._conn.abort(now)
+        self._stack.tcp.call(self._conn, now)
+        self._stack.touch()
+        self._connection_lost(exc)
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        conn = self._conn
+        if name == "peername":
+            return sockaddr(conn.remote[0], conn.remote[1])
+        if name == "sockname":
+            return sockaddr(conn.local[0], conn.local[1])
+        if name == "connection":
+            return conn
+        if name == "urgent_mark":
+            return conn.urgent_mark
+        if name == "stack":
+            return self._stack
+        return default
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol
+
+    def __repr__(self) -> str:
+        conn = self._conn
+        return (
+            f"<TcpTransport {self.get_extra_info('sockname')} -> "
+            f"{self.get_extra_info('peername')} {conn.state.value}>"
+        )
+
+
+class ListeningSocket:
+    """What code usually asks of a listening socket: its name, family and type."""
+
+    family = socket.AF_INET
+    type = socket.SOCK_STREAM
+
+    def __init__(self, name: tuple[str, int]) -> None:
+        self._name = name
+
+    def getsockname(self) -> tuple[str, int]:
+        return self._name
+
+    def fileno(self) -> int:
+        return -1
+
+    def __repr__(self) -> str:
+        return f"<netstack ListeningSocket {self._name}>"
+
+
+class Server(asyncio.AbstractServer):
+    """A listening TCP endpoint, shaped like :class:`asyncio.Server`."""
+
+    def __init__(
+        self,
+        stack: TcpCore,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        local_ip: bytes | list[bytes],
+        port: int,
+        backlog: int,
+        start_serving: bool = True,
+        config: TcpConfig | None = None,
+    ) -> None:
+        self._stack = stack
+        self._config = config
+        self._loop = stack.loop
+        self._factory = protocol_factory
+        self._local_ips = [local_ip] if isinstance(local_ip, bytes) else list(local_ip)
+        self._port = port
+        self._backlog = backlog
+        self._listeners: list[Listener] = []
+        self._transports: set[TcpTransport] = set()
+        self._waiters: list[asyncio.Future[None]] | None = []
+        self._serving_forever: asyncio.Future[None] | None = None
+        if start_serving:
+            self._start()
+
+    def _start(self) -> None:
+        if self._listeners:
+            return
+        try:
+            for ip in self._local_ips:
+                # With port 0 the first listener picks the port and the others share it.
+                listener = self._stack.tcp.listen(
+                    ip, self._port, self._backlog, self._accept, self._config
+                )
+                self._port = listener.port
+                self._listeners.append(listener)
+        except BaseException:
+            for listener in self._listeners:
+                self._stack.tcp.unlisten(listener)
+            self._listeners = []
+            raise
+
+    def _accept(self, conn: TcpConnection) -> bool:
+        try:
+            protocol = self._factory()
+        except Exception as exc:
+            self._loop.call_exception_handler(
+                {"message": "protocol_factory raised", "exception": exc}
+            )
+            return False
+        TcpTransport(self._stack, conn, protocol, server=self)
+        return True
+
+    def _attach(self, transport: TcpTransport) -> None:
+        self._transports.add(transport)
+
+    def _detach(self, transport: TcpTransport) -> None:
+        self._transports.discard(transport)
+        self._wakeup_if_done()
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """The (host, port) pairs listened on, like the sockets of :class:`asyncio.Server`."""
+        return [(format_ip(ip), self._port) for ip in self._local_ips]
+
+    @property
+    def sockets(self) -> tuple[ListeningSocket, ...]:
+        """Socket-like stand-ins (``getsockname()``), for code written against
+        :attr:`asyncio.Server.sockets`; there is no operating-system socket."""
+        return tuple(ListeningSocket(addr) for addr in self.addresses)
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def is_serving(self) -> bool:
+        return any(not listener.closed for listener in self._listeners)
+
+    async def start_serving(self) -> None:
+        self._start()
+
+    def close(self) -> None:
+        """Stop listening; existing connections go on (as asyncio.Server.close)."""
+        open_listeners = [listener for listener in self._listeners if not listener.closed]
+        for listener in open_listeners:
+            self._stack.tcp.unlisten(listener)
+        if open_listeners:
+            self._stack.touch()
+        if self._serving_forever is not None and not self._serving_forever.done():
+            self._serving_forever.cancel()
+        self._wakeup_if_done()
+
+    def close_clients(self) -> None:
+        for transport in list(self._transports):
+            transport.close()
+
+    def abort_clients(self) -> None:
+        for transport in list(self._transports):
+            transport.abort()
+
+    def _wakeup_if_done(self) -> None:
+        listeners = self._listeners
+        if listeners and all(x.closed for x in listeners) and not self._transports:
+            waiters, self._waiters = self._waiters, None
+            for fut in waiters or ():
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def wait_closed(self) -> None:
+        """Wait until the server is closed and its connections are gone."""
+        if self._waiters is None:
+            return
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._waiters.append(fut)
+        await fut
+
+    async def serve_forever(self) -> None:
+        if self._serving_forever is not None:
+            raise RuntimeError(f"server {self!r} is already being awaited on serve_forever()")
+        if not self.is_serving():
+            if self._listeners:
+                raise RuntimeError(f"server {self!r} is closed")
+            self._start()
+        self._serving_forever = self._loop.create_future()
+        try:
+            await self._serving_forever
+        except asyncio.CancelledError:
+            # Stop listening; connections already accepted carry on (wait_closed() is
+            # there for whoever wants to wait for them too).
+            self.close()
+            raise
+        finally:
+            self._serving_forever = None
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+        await self.wait_closed()
+
+    def __repr__(self) -> str:
+        return f"<netstack Server {self.addresses}>"
+
+
+# -- what the composition root wires and calls --------------------------------------------------
+def deliver_event(conn: TcpConnection, event: Event) -> None:
+    """The TCP layer's ``on_event``: hand the event to the connection's transport."""
+    transport = conn.user
+    if transport is not None:
+        transport.tcp_event(event)
+
+
+def after_input(conn: TcpConnection) -> None:
+    """The TCP layer's ``on_flushed``: the connection processed input, so acknowledged data
+    may let its transport's protocol write again."""
+    transport = conn.user
+    if transport is not None:
+        transport.after_input()
+
+
+async def connect(
+    core: TcpCore,
+    protocol_factory: Callable[[], _P],
+    dst: bytes,
+    dport: int,
+    src: bytes | None,
+    sport: int,
+    config: TcpConfig | None,
+) -> tuple[TcpTransport, _P]:
+    """Open one connection to ``(dst, dport)`` and wait for the handshake.
+
+    Raises:
+        ConnectionRefusedError, TimeoutError, OSError: the connection failed.
+    """
+    loop = core.loop
+    protocol = protocol_factory()
+    conn = core.tcp.connect((dst, dport), loop.time(), local_ip=src, local_port=sport,
+                            config=config)  # fmt: skip
+    transport = TcpTransport(core, conn, protocol)
+    waiter: asyncio.Future[None] = loop.create_future()
+    transport.waiter = waiter
+    core.touch()
+    try:
+        await waiter
+    except BaseException:
+        if conn.state.value != "CLOSED":
+            conn.abort(loop.time())
+            core.tcp.call(conn, loop.time())
+        raise
+    return transport, protocol
+
+
+def abort_all(core: TcpCore, exc: Exception) -> None:
+    """Reset every connection (the stack is closing); a transport's protocol hears ``exc``."""
+    tcp = core.tcp
+    loop = core.loop
+    for conn in list(tcp.connections.values()):
+        transport = conn.user
+        if isinstance(transport, TcpTransport):
+            transport.abort_with(exc)
+        else:
+            conn.abort(loop.time())
+            tcp.call(conn, loop.time())

@@ -1,0 +1,184 @@
+"""The UDP driver: endpoints as asyncio datagram transports.
+
+:class:`DatagramTransport` is an :class:`asyncio.DatagramTransport`: code written for
+``loop.create_datagram_endpoint`` works unchanged. As with asyncio's socket transports,
+network errors of a send (no route, datagram too large, broadcast not allowed) and ICMP errors
+for a connected endpoint reach ``protocol.error_received``; misuse of the API (bad address,
+port out of range, a closed endpoint) raises at the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ..addressing import ANY4, ANY6, parse_ip, parse_port, sockaddr
+from ..core import Core
+from ..errors import ClosedError
+from ..proto.ipv4.layer import IPv4Layer
+from ..proto.ipv6.layer import IPv6Layer
+from ..proto.udp.layer import UdpLayer
+
+__all__ = ["DatagramTransport", "UdpCore"]
+
+
+class UdpCore(Core, Protocol):
+    """What the UDP driver needs of a stack."""
+
+    @property
+    def udp(self) -> UdpLayer: ...
+
+    @property
+    def ipv4(self) -> IPv4Layer: ...
+
+    @property
+    def ipv6(self) -> IPv6Layer: ...
+
+
+BROADCAST_MAC = b"\xff" * 6
+
+
+class DatagramTransport(asyncio.DatagramTransport):
+    """A bound UDP endpoint of a :class:`~netstack.Stack`; ``on_closed`` hears of its
+    closing (after it left the UDP layer)."""
+
+    def __init__(
+        self,
+        stack: UdpCore,
+        protocol: asyncio.DatagramProtocol,
+        local_ip: bytes,
+        remote: tuple[bytes, int] | None,
+        allow_broadcast: bool,
+        on_closed: Callable[[DatagramTransport], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self._stack = stack
+        self._on_closed = on_closed
+        self._loop = stack.loop
+        self._protocol = protocol
+        self.local_ip = local_ip
+        self.local_port = 0
+        self.remote = remote
+        self._allow_broadcast = allow_broadcast
+        self._closing = False
+
+    # -- the UDP layer's Endpoint interface ----------------------------------------------------
+    def deliver(self, data: memoryview, src: bytes, port: int) -> None:
+        if self._closing:
+            return
+        try:
+            self._protocol.datagram_received(bytes(data), sockaddr(src, port))
+        except Exception as exc:
+            self._report(exc, "datagram_received")
+
+    def error(self, exc: OSError) -> None:
+        if self._closing:
+            return
+        try:
+            self._protocol.error_received(exc)
+        except Exception as inner:
+            self._report(inner, "error_received")
+
+    def _report(self, exc: BaseException, what: str) -> None:
+        self._loop.call_exception_handler(
+            {
+                "message": f"Exception in {what} of {self._protocol!r}",
+                "exception": exc,
+                "transport": self,
+                "protocol": self._protocol,
+            }
+        )
+
+    # -- asyncio.DatagramTransport -------------------------------------------------------------
+    def sendto(self, data: Any, addr: Any = None) -> None:
+        """Send one datagram to ``addr`` (``(host, port)``), or to the connected peer.
+
+        Raises:
+            TypeError: ``data`` is not bytes-like.
+            ValueError: a bad address or port, or an ``addr`` on a connected endpoint that is
+                not its peer.
+            ClosedError: the endpoint is closed.
+        """
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            kind = type(data).__name__
+            raise TypeError(f"data argument must be a bytes-like object, not {kind!r}")
+        if self._closing:
+            raise ClosedError("sendto() on a closed UDP endpoint")
+        if self.remote is not None:
+            if addr is not None and self._parse_addr(addr) != self.remote:
+                raise ValueError(
+                    f"Invalid address: must be None or {self.get_extra_info('peername')}"
+                )
+            dst, port = self.remote
+        elif addr is None:
+            raise ValueError("sendto() needs an address on an endpoint without remote_addr")
+        else:
+            dst, port = self._parse_addr(addr)
+        stack = self._stack
+        local = self.local_ip
+        try:
+            if len(dst) == 4:
+                if len(local) == 16:
+                    raise OSError(errno.EAFNOSUPPORT, "an IPv4 destination on an IPv6 endpoint")
+                route = stack.ipv4.route(dst, local if len(local) == 4 and local != ANY4 else None)
+            else:
+                if len(local) == 4:
+                    raise OSError(errno.EAFNOSUPPORT, "an IPv6 destination on an IPv4 endpoint")
+                route = stack.ipv6.route(dst, local if local and local != ANY6 else None)
+            if route.mac == BROADCAST_MAC and not self._allow_broadcast:
+                raise PermissionError(errno.EACCES, "Permission denied (allow_broadcast=False)")
+            stack.udp.send(route, self.local_port, port, data, self._loop.time())
+        except OSError as exc:
+            # What asyncio's socket transports do with an error from sendto().
+            self.error(exc)
+        stack.touch()
+
+    @staticmethod
+    def _parse_addr(addr: Any) -> tuple[bytes, int]:
+        if not isinstance(addr, tuple) or len(addr) < 2:
+            raise ValueError(f"address must be a (host, port) tuple, got {addr!r}")
+        return parse_ip(addr[0], what="host"), parse_port(addr[1], allow_zero=False)
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._stack.udp.unbind(self)
+        if self._on_closed is not None:
+            self._on_closed(self)
+        self._loop.call_soon(self._protocol.connection_lost, None)
+
+    def abort(self) -> None:
+        self.close()
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "sockname":
+            # An endpoint of both families shows itself as IPv6's wildcard, as a dual-stack
+            # socket does.
+            return sockaddr(self.local_ip or ANY6, self.local_port)
+        if name == "peername":
+            return sockaddr(*self.remote) if self.remote else default
+        if name == "stack":
+            return self._stack
+        return default
+
+    def get_write_buffer_size(self) -> int:
+        return 0  # datagrams are handed to the link at once, never buffered here
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        if not isinstance(protocol, asyncio.DatagramProtocol):
+            raise TypeError("a datagram transport needs an asyncio.DatagramProtocol")
+        self._protocol = protocol
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closing else "open"
+        peer = f" peer={self.get_extra_info('peername')}" if self.remote else ""
+        return f"<DatagramTransport {state} local={self.get_extra_info('sockname')}{peer}>"
