@@ -223,3 +223,19 @@ def test_no_conflicts_once_probing_stopped() -> None:
     host.arp.stop_probing(PROBED)
     host.feed(2, OTHER_MAC, PROBED, ZERO)
     assert host.conflicts == [] and host.arp.probing == set()
+
+
+def test_each_probe_reports_to_its_own_handler() -> None:
+    # Two probes at once (two clients on one link, say): no single slot to overwrite.
+    host = ArpHost()
+    other = ip("198.18.0.101")
+    heard: list[bytes] = []
+    host.probe(PROBED, 0.0)
+    host.arp.probe(other, 0.0, lambda ip_, mac_, now: heard.append(ip_))
+    host.feed(2, OTHER_MAC, other, ZERO)
+    host.feed(2, OTHER_MAC, PROBED, ZERO)
+    assert heard == [other]
+    assert host.conflicts == [(PROBED, OTHER_MAC, 1.0)]
+    host.arp.stop_probing(other)
+    host.feed(2, OTHER_MAC, other, ZERO)
+    assert heard == [other] and host.arp.probing == {PROBED}
