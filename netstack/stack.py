@@ -47,7 +47,6 @@ from .drivers.timer import MachineTimer
 from .drivers.udp import DatagramTransport
 from .errors import AddressInUseError, ClosedError, LinkError
 from .link.base import Link, QueuedTransmitter
-from .proto.arp.cache import ArpConfig
 from .proto.arp.layer import ArpLayer
 from .proto.dhcp.client import DhcpClientConfig
 from .proto.ethernet.layer import EthernetLayer
@@ -60,6 +59,7 @@ from .proto.ipv6 import addrconf
 from .proto.ipv6.layer import IPv6Config, IPv6Layer
 from .proto.ipv6.wire import NextHeader
 from .proto.layer import Layer
+from .proto.neighbour.cache import NeighbourConfig
 from .proto.tcp.congestion import make_controller
 from .proto.tcp.connection import TcpConfig
 from .proto.tcp.layer import TcpLayer, TcpLimits
@@ -89,7 +89,7 @@ class _Timed(Protocol):
 class StackConfig:
     """Tunables of every layer; the defaults are what a Linux host does."""
 
-    arp: ArpConfig = field(default_factory=ArpConfig)
+    arp: NeighbourConfig = field(default_factory=NeighbourConfig)
     ipv4: IPv4Config = field(default_factory=IPv4Config)
     icmp: IcmpConfig = field(default_factory=IcmpConfig)
     ipv6: IPv6Config = field(default_factory=IPv6Config)

@@ -276,9 +276,9 @@ def test_current_wire_module_with_asyncio_added_fails() -> None:
 
 
 def test_current_machine_module_with_asyncio_added_fails() -> None:
-    path = PROTO / "arp" / "cache.py"
+    path = PROTO / "neighbour" / "cache.py"
     source = path.read_text(encoding="utf-8")
-    assert forbidden_imports(source, "netstack.proto.arp.cache") == []
+    assert forbidden_imports(source, "netstack.proto.neighbour.cache") == []
     tampered = source + "\nimport asyncio\n"
-    problems = forbidden_imports(tampered, "netstack.proto.arp.cache")
+    problems = forbidden_imports(tampered, "netstack.proto.neighbour.cache")
     assert len(problems) == 1 and problems[0].endswith("machine module imports asyncio")

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 import netstack
 from netstack import Stack, StackConfig
 from netstack.link import Impairment, MemoryLink
-from netstack.proto.arp.cache import ArpConfig
 from netstack.proto.arp.wire import ArpOp, ArpPacket
 from netstack.proto.checksum import checksum
 from netstack.proto.ipv4.wire import IPv4Header
+from netstack.proto.neighbour.cache import NeighbourConfig
 
 
 class RawPeer:
@@ -89,7 +89,7 @@ async def test_first_packet_waits_for_arp(stack_pair: tuple[Stack, Stack]) -> No
 
 
 async def test_arp_entries_expire() -> None:
-    config = StackConfig(arp=ArpConfig(reachable_time=0.05, stale_time=0.1))
+    config = StackConfig(arp=NeighbourConfig(reachable_time=0.05, stale_time=0.1))
     a_link, b_link = MemoryLink.pair()
     async with (
         await Stack.open(a_link, ipv4="198.18.0.1/24", config=config) as a,
@@ -107,7 +107,7 @@ async def test_arp_entries_expire() -> None:
 
 
 async def test_unanswered_arp_fails_the_ping() -> None:
-    config = StackConfig(arp=ArpConfig(retrans_time=0.02, max_requests=3))
+    config = StackConfig(arp=NeighbourConfig(retrans_time=0.02, max_requests=3))
     a_link, _ = MemoryLink.pair()
     async with await Stack.open(a_link, ipv4="198.18.0.1/24", config=config) as a:
         with pytest.raises(OSError) as info:

@@ -22,13 +22,13 @@ import pytest
 
 from netstack import Stack, StackConfig
 from netstack.link import MemoryLink
-from netstack.proto.arp.cache import ArpConfig
 from netstack.proto.ipv6.addrconf import AddrconfConfig
 from netstack.proto.ipv6.layer import IPv6Config
+from netstack.proto.neighbour.cache import NeighbourConfig
 from netstack.testing import TapSandbox
 
 #: A quick address resolution: 3 requests 50 ms apart.
-QUICK = ArpConfig(retrans_time=0.05, max_requests=3)
+QUICK = NeighbourConfig(retrans_time=0.05, max_requests=3)
 #: The bound on a whole test (a connect that fell back to SYN retries would take 2 minutes).
 BOUND = 10.0
 ABSENT = {4: "198.18.0.99", 6: "fd00::99"}

@@ -39,7 +39,6 @@ from ..addressing import ANY4, format_ipv4, parse_ipv4
 from ..core import Core, Rng
 from ..errors import ClosedError
 from ..link.base import Link
-from ..proto.arp.cache import ArpState
 from ..proto.arp.layer import ArpLayer
 from ..proto.dhcp.client import (
     AddressDeclined,
@@ -58,6 +57,7 @@ from ..proto.dhcp.client import (
 from ..proto.dhcp.server import DhcpServer, DhcpServerConfig, Pool, ServerLease
 from ..proto.ethernet.layer import EthernetLayer
 from ..proto.ipv4.layer import IPv4Layer, OutRoute
+from ..proto.neighbour.cache import NeighbourState
 from ..proto.udp.layer import UdpLayer
 from .timer import MachineTimer
 
@@ -610,7 +610,7 @@ class DhcpClientDriver:
         deadline = self.stack.loop.time() + RELEASE_ARP_WAIT
         cache = self.stack.arp.cache
         while self.stack.loop.time() < deadline and not self.stack.closed:
-            if cache.state(hop) not in (None, ArpState.INCOMPLETE):
+            if cache.state(hop) not in (None, NeighbourState.INCOMPLETE):
                 break
             await asyncio.sleep(0.01)
         await asyncio.sleep(0)

@@ -1,6 +1,7 @@
 """The ARP layer (RFC 826) over Ethernet: answers for the host's own addresses, resolves
-next hops for IPv4 through :class:`~.cache.ArpCache`, announces addresses and watches for
-conflicts (RFC 5227), and probes addresses a host is about to take (RFC 5227 2.1, for DHCP).
+next hops for IPv4 through the neighbour cache (:class:`~..neighbour.cache.NeighbourCache`,
+shared with IPv6 neighbour discovery), announces addresses and watches for conflicts (RFC
+5227), and probes addresses a host is about to take (RFC 5227 2.1, for DHCP).
 
 Packet reception follows RFC 826's "Packet Reception" algorithm: the sender's address is
 merged into an existing entry, an entry is added only when this host is the target, and a
@@ -16,7 +17,7 @@ from ...errors import ParseError
 from ..ethernet.layer import EthernetLayer
 from ..ethernet.wire import ETHERNET_HEADER_LEN, EtherType
 from ..layer import Layer
-from .cache import ArpCache, ArpConfig, NeighbourFailed, NeighbourResolved
+from ..neighbour.cache import NeighbourCache, NeighbourConfig, NeighbourFailed, NeighbourResolved
 from .wire import ETH_IPV4_LEN, HTYPE_ETHERNET, PTYPE_IPV4, ArpOp, ArpPacket, parse
 
 __all__ = ["ArpLayer"]
@@ -51,10 +52,10 @@ class ArpLayer(Layer):
         "probe_conflicts",
     )
 
-    def __init__(self, eth: EthernetLayer, config: ArpConfig | None = None) -> None:
+    def __init__(self, eth: EthernetLayer, config: NeighbourConfig | None = None) -> None:
         super().__init__()
         self.eth = eth
-        self.cache: ArpCache[bytearray] = ArpCache(config)
+        self.cache: NeighbourCache[bytearray] = NeighbourCache(config)
         #: The IPv4 addresses this host answers for (kept by the IPv4 layer).
         self.addresses: set[bytes] = set()
         self.on_failed: FailedHandler | None = None

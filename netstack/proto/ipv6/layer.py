@@ -17,10 +17,10 @@ is chosen by RFC 6724 5. Datagrams larger than the path MTU are fragmented at th
 from Packet Too Big messages (RFC 8201) and ages out after 10 minutes (RFC 8201 5.3).
 
 Neighbour discovery (RFC 4861 7): the neighbour cache is the same NUD machine as ARP's
-(:class:`~..arp.cache.ArpCache`, whose states are RFC 4861 7.3.2's), driven by Neighbor
-Solicitations and Advertisements; address configuration (link-local, SLAAC, DAD, router and
-prefix lists) is the :class:`~.addrconf.Addrconf` machine; multicast listening is reported
-with MLD by the :class:`~..icmpv6.listener.MulticastListener` machine: MLDv2 (RFC 3810), or
+(:class:`~..neighbour.cache.NeighbourCache`, whose states are RFC 4861 7.3.2's), driven by
+Neighbor Solicitations and Advertisements; address configuration (link-local, SLAAC, DAD,
+router and prefix lists) is the :class:`~.addrconf.Addrconf` machine; multicast listening is
+reported with MLD by the :class:`~..icmpv6.listener.MulticastListener` machine: MLDv2 (RFC 3810), or
 MLDv1 while an MLDv1 querier is present (RFC 3810 8.2.1).
 """
 
@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from ...errors import MessageTooLargeError, NoRouteError, ParseError
-from ..arp.cache import ArpCache, ArpConfig, ArpState, NeighbourFailed, NeighbourResolved
 from ..ethernet.layer import EthernetLayer
 from ..ethernet.wire import ETHERNET_HEADER_LEN, EtherType
 from ..icmpv6 import listener as mldl
@@ -43,6 +42,13 @@ from ..icmpv6 import mld, ndp
 from ..icmpv6.wire import Icmp6Header, Icmp6Type
 from ..ipv4.layer import OutRoute
 from ..layer import Layer
+from ..neighbour.cache import (
+    NeighbourCache,
+    NeighbourConfig,
+    NeighbourFailed,
+    NeighbourResolved,
+    NeighbourState,
+)
 from . import addrconf as ac
 from .addressing import (
     ALL_MLDV2_ROUTERS,
@@ -98,10 +104,10 @@ class Rng(Protocol):
     def random(self) -> float: ...
 
 
-def _neighbour_defaults() -> ArpConfig:
+def _neighbour_defaults() -> NeighbourConfig:
     # RFC 4861 10: REACHABLE_TIME 30 s, RETRANS_TIMER 1 s, DELAY_FIRST_PROBE_TIME 5 s,
     # MAX_MULTICAST_SOLICIT 3, MAX_UNICAST_SOLICIT 3.
-    return ArpConfig(reachable_time=30.0, retrans_time=1.0, max_requests=3, max_probes=3)
+    return NeighbourConfig(reachable_time=30.0, retrans_time=1.0, max_requests=3, max_probes=3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +115,7 @@ class IPv6Config:
     #: Default hop limit (RFC 8200 3; IANA and Linux use 64), until a router says otherwise.
     hop_limit: int = 64
     reassembly: ReassemblyConfig = field(default_factory=ReassemblyConfig)
-    neighbour: ArpConfig = field(default_factory=_neighbour_defaults)
+    neighbour: NeighbourConfig = field(default_factory=_neighbour_defaults)
     addrconf: ac.AddrconfConfig = field(default_factory=ac.AddrconfConfig)
     #: RFC 8201 5.3: a path MTU learnt from Packet Too Big is kept this long (10 minutes).
     pmtu_timeout: float = 600.0
@@ -186,7 +192,7 @@ class IPv6Layer(Layer):
         self.on_addrconf_event: Callable[[object], None] | None = None
         #: Delivers a frame to this host itself, later (set by the driver).
         self.loopback: Callable[[bytearray], None] | None = None
-        self.neighbours: ArpCache[bytearray] = ArpCache(self.config.neighbour)
+        self.neighbours: NeighbourCache[bytearray] = NeighbourCache(self.config.neighbour)
         self.addrconf = ac.Addrconf(eth.mac, config=self.config.addrconf, rng=rng, secret=secret,
                                     link_mtu=mtu)  # fmt: skip
         self.reassembler = Reassembler(self.config.reassembly)
@@ -346,7 +352,7 @@ class IPv6Layer(Layer):
             # RFC 4861 6.3.6: prefer a router known to be reachable.
             for router in routers:
                 state = self.neighbours.state(router)
-                if state is not None and state is not ArpState.INCOMPLETE:
+                if state is not None and state is not NeighbourState.INCOMPLETE:
                     return OutRoute(chosen, dst, router)
             return OutRoute(chosen, dst, routers[0])
         raise NoRouteError(f"no route to {_fmt(dst)}")

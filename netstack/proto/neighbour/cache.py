@@ -1,10 +1,12 @@
-"""The ARP cache: neighbour states, timers and the queue of packets awaiting resolution.
+"""The neighbour cache: neighbour states, timers and the queue of packets awaiting resolution,
+for ARP (IPv4 next hops) and IPv6 neighbour discovery alike.
 
-RFC 826 gives the packet exchange and the merge rule; RFC 1122 2.3.2.1 asks for a cache
+RFC 4861 7.3 defines the machine (neighbour unreachability detection) for IPv6; for ARP,
+RFC 826 gives the packet exchange and the merge rule, RFC 1122 2.3.2.1 asks for a cache
 timeout and for flushing stale entries ("unicast poll" of an entry in use, like Linux's
 NUD states), and RFC 1122 2.3.2.2 for queueing at least one packet per unresolved
-destination. The states follow RFC 4861 7.3.2 (which IPv4 stacks such as Linux use for ARP
-too):
+destination, and the states are RFC 4861 7.3.2's (which IPv4 stacks such as Linux use for
+ARP too):
 
     INCOMPLETE --reply--> REACHABLE --reachable_time--> STALE --used--> DELAY --5 s--> PROBE
         |                    ^  ^---confirmed (reply, or upper-layer progress)---+       |
@@ -25,18 +27,18 @@ from typing import Generic, NamedTuple, TypeVar
 
 __all__ = [
     "AddressConflict",
-    "ArpCache",
-    "ArpConfig",
-    "ArpState",
+    "NeighbourCache",
+    "NeighbourConfig",
     "NeighbourFailed",
     "NeighbourResolved",
+    "NeighbourState",
     "Request",
 ]
 
 P = TypeVar("P")
 
 
-class ArpState(Enum):
+class NeighbourState(Enum):
     INCOMPLETE = "incomplete"
     REACHABLE = "reachable"
     STALE = "stale"
@@ -45,7 +47,7 @@ class ArpState(Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class ArpConfig:
+class NeighbourConfig:
     #: Time a confirmed entry is trusted (Linux: base_reachable_time 30 s).
     reachable_time: float = 30.0
     #: Time an unused STALE entry is kept (Linux: gc_stale_time 60 s).
@@ -65,7 +67,8 @@ class ArpConfig:
 
 
 class Request(NamedTuple):
-    """Send an ARP request for ``target``: broadcast when ``mac`` is None, else unicast."""
+    """Ask for ``target``'s link address (an ARP request, or a Neighbor Solicitation): by
+    broadcast or multicast when ``mac`` is None, else by unicast to ``mac``."""
 
     target: bytes
     mac: bytes | None
@@ -90,7 +93,7 @@ class AddressConflict(NamedTuple):
 @dataclass(slots=True)
 class _Entry(Generic[P]):
     ip: bytes
-    state: ArpState
+    state: NeighbourState
     deadline: float
     mac: bytes | None = None
     tries: int = 0
@@ -98,13 +101,13 @@ class _Entry(Generic[P]):
     pending: collections.deque[P] = field(default_factory=collections.deque)
 
 
-class ArpCache(Generic[P]):
-    """The cache machine: ``resolve`` on the send path, ``update`` when an ARP packet teaches
-    an address, ``handle_timeout`` when :meth:`poll_at` passes; outputs are drained with
-    :meth:`requests_to_send` and :meth:`next_event`."""
+class NeighbourCache(Generic[P]):
+    """The cache machine: ``resolve`` on the send path, ``update`` when an ARP packet or a
+    neighbour discovery message teaches an address, ``handle_timeout`` when :meth:`poll_at`
+    passes; outputs are drained with :meth:`requests_to_send` and :meth:`next_event`."""
 
-    def __init__(self, config: ArpConfig | None = None) -> None:
-        self.config = config or ArpConfig()
+    def __init__(self, config: NeighbourConfig | None = None) -> None:
+        self.config = config or NeighbourConfig()
         self._entries: dict[bytes, _Entry[P]] = {}
         self._timers: list[tuple[float, bytes]] = []
         self._requests: list[Request] = []
@@ -121,11 +124,11 @@ class ArpCache(Generic[P]):
     def __contains__(self, ip: bytes) -> bool:
         return ip in self._entries
 
-    def state(self, ip: bytes) -> ArpState | None:
+    def state(self, ip: bytes) -> NeighbourState | None:
         e = self._entries.get(ip)
         return e.state if e is not None else None
 
-    def entries(self) -> list[tuple[bytes, bytes | None, ArpState]]:
+    def entries(self) -> list[tuple[bytes, bytes | None, NeighbourState]]:
         """(ip, mac, state) of every entry."""
         return [(e.ip, e.mac, e.state) for e in self._entries.values()]
 
@@ -139,17 +142,17 @@ class ArpCache(Generic[P]):
         e = self._entries.get(ip)
         if e is not None:
             state = e.state
-            if state is ArpState.STALE:
+            if state is NeighbourState.STALE:
                 # RFC 4861 7.3.3 / RFC 1122 2.3.2.1 (unicast poll): keep sending to the old
                 # address, and check it is still right unless something confirms it first.
-                e.state = ArpState.DELAY
+                e.state = NeighbourState.DELAY
                 self._arm(e, now + self.config.delay_first_probe_time)
                 return e.mac
-            if state is not ArpState.INCOMPLETE:
+            if state is not NeighbourState.INCOMPLETE:
                 return e.mac
             self._queue(e, packet)
             return None
-        e = self._new(ip, ArpState.INCOMPLETE, now)
+        e = self._new(ip, NeighbourState.INCOMPLETE, now)
         e.tries = 1
         self._arm(e, now + self.config.retrans_time)
         self._requests.append(Request(ip, None))
@@ -157,7 +160,7 @@ class ArpCache(Generic[P]):
         return None
 
     def update(self, ip: bytes, mac: bytes, now: float, *, solicited: bool, create: bool) -> None:
-        """An ARP packet said ``ip`` is at ``mac``.
+        """An ARP packet (or a neighbour discovery message) said ``ip`` is at ``mac``.
 
         Args:
             solicited: it was a reply addressed to us, which confirms reachability.
@@ -167,18 +170,18 @@ class ArpCache(Generic[P]):
         if e is None:
             if not create:
                 return
-            e = self._new(ip, ArpState.STALE, now)
-        was_incomplete = e.state is ArpState.INCOMPLETE
+            e = self._new(ip, NeighbourState.STALE, now)
+        was_incomplete = e.state is NeighbourState.INCOMPLETE
         changed = e.mac != mac
         e.mac = mac
         e.updated = now
         if solicited:
-            e.state = ArpState.REACHABLE
+            e.state = NeighbourState.REACHABLE
             e.tries = 0
             self._arm(e, now + self.config.reachable_time)
-        elif changed or was_incomplete or e.state is ArpState.STALE:
+        elif changed or was_incomplete or e.state is NeighbourState.STALE:
             # An address learnt without confirmation is STALE (RFC 4861 7.2.5/7.3.3).
-            e.state = ArpState.STALE
+            e.state = NeighbourState.STALE
             e.tries = 0
             self._arm(e, now + self.config.stale_time)
         if was_incomplete:
@@ -195,7 +198,7 @@ class ArpCache(Generic[P]):
         e = self._entries.get(ip)
         if e is None:
             return  # RFC 4861 7.2.5: no entry, silently discard
-        if e.state is ArpState.INCOMPLETE:
+        if e.state is NeighbourState.INCOMPLETE:
             if mac is None:
                 return
             self.update(ip, mac, now, solicited=solicited, create=False)
@@ -203,27 +206,27 @@ class ArpCache(Generic[P]):
         changed = mac is not None and mac != e.mac
         if not override and changed:
             # A different address without Override: only casts doubt on a REACHABLE entry.
-            if e.state is ArpState.REACHABLE:
-                e.state = ArpState.STALE
+            if e.state is NeighbourState.REACHABLE:
+                e.state = NeighbourState.STALE
                 self._arm(e, now + self.config.stale_time)
             return
         if mac is not None:
             e.mac = mac
             e.updated = now
         if solicited:
-            e.state = ArpState.REACHABLE
+            e.state = NeighbourState.REACHABLE
             e.tries = 0
             self._arm(e, now + self.config.reachable_time)
         elif changed:
-            e.state = ArpState.STALE
+            e.state = NeighbourState.STALE
             self._arm(e, now + self.config.stale_time)
 
     def confirm(self, ip: bytes, now: float) -> None:
         """An upper layer saw forward progress with ``ip`` (RFC 4861 7.3.1: new data
         acknowledged by TCP), which confirms the entry as REACHABLE."""
         e = self._entries.get(ip)
-        if e is not None and e.mac is not None and e.state is not ArpState.REACHABLE:
-            e.state = ArpState.REACHABLE
+        if e is not None and e.mac is not None and e.state is not NeighbourState.REACHABLE:
+            e.state = NeighbourState.REACHABLE
             e.tries = 0
             self._arm(e, now + self.config.reachable_time)
 
@@ -264,7 +267,7 @@ class ArpCache(Generic[P]):
             e = self._entries.get(ip)
             if e is None or e.deadline != deadline:
                 continue
-            if e.state is ArpState.INCOMPLETE:
+            if e.state is NeighbourState.INCOMPLETE:
                 if e.tries < c.max_requests:
                     e.tries += 1
                     self._arm(e, now + c.retrans_time)
@@ -273,15 +276,15 @@ class ArpCache(Generic[P]):
                     del self._entries[ip]
                     self._drop("unresolved", len(e.pending))
                     self._fail(e)
-            elif e.state is ArpState.REACHABLE:
-                e.state = ArpState.STALE
+            elif e.state is NeighbourState.REACHABLE:
+                e.state = NeighbourState.STALE
                 self._arm(e, now + c.stale_time)
-            elif e.state is ArpState.DELAY:
-                e.state = ArpState.PROBE
+            elif e.state is NeighbourState.DELAY:
+                e.state = NeighbourState.PROBE
                 e.tries = 1
                 self._arm(e, now + c.retrans_time)
                 self._requests.append(Request(ip, e.mac))
-            elif e.state is ArpState.PROBE:
+            elif e.state is NeighbourState.PROBE:
                 if e.tries < c.max_probes:
                     e.tries += 1
                     self._arm(e, now + c.retrans_time)
@@ -300,7 +303,7 @@ class ArpCache(Generic[P]):
         e.deadline = deadline
         heapq.heappush(self._timers, (deadline, e.ip))
 
-    def _new(self, ip: bytes, state: ArpState, now: float) -> _Entry[P]:
+    def _new(self, ip: bytes, state: NeighbourState, now: float) -> _Entry[P]:
         if len(self._entries) >= self.config.max_entries:
             self._evict()
         e: _Entry[P] = _Entry(ip, state, now, updated=now)
@@ -310,7 +313,7 @@ class ArpCache(Generic[P]):
     def _evict(self) -> None:
         """Make room: the least recently updated resolved entry goes first; only when every
         entry is unresolved does the oldest unresolved one go (its packets fail)."""
-        victims = [e for e in self._entries.values() if e.state is not ArpState.INCOMPLETE]
+        victims = [e for e in self._entries.values() if e.state is not NeighbourState.INCOMPLETE]
         pool = victims or list(self._entries.values())
         victim = min(pool, key=lambda x: x.updated)
         del self._entries[victim.ip]

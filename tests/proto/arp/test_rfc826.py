@@ -9,10 +9,10 @@ import struct
 
 import pytest
 
-from netstack.proto.arp.cache import ArpConfig, ArpState
 from netstack.proto.arp.layer import ArpLayer
 from netstack.proto.ethernet.layer import EthernetLayer
 from netstack.proto.ethernet.wire import EtherType
+from netstack.proto.neighbour.cache import NeighbourConfig, NeighbourState
 
 OUR_MAC = bytes.fromhex("020000000001")
 OUR_IP = bytes([198, 18, 0, 1])
@@ -60,7 +60,7 @@ def arp_frame(
 class Host:
     """An ArpLayer over an EthernetLayer with a recording transmit."""
 
-    def __init__(self, config: ArpConfig | None = None) -> None:
+    def __init__(self, config: NeighbourConfig | None = None) -> None:
         self.sent: list[bytes] = []
         self.eth = EthernetLayer(OUR_MAC, transmit=lambda f: self.sent.append(bytes(f)))
         self.arp = ArpLayer(self.eth, config)
@@ -111,7 +111,7 @@ def test_request_for_our_address_is_answered(host: Host) -> None:
     assert stats["rx_packets"] == 1
     assert stats["drops"] == {}
     # RFC 826: being the target, we add the sender (unconfirmed, so STALE).
-    assert host.arp.cache.entries() == [(PEER_IP, PEER_MAC, ArpState.STALE)]
+    assert host.arp.cache.entries() == [(PEER_IP, PEER_MAC, NeighbourState.STALE)]
 
 
 def test_padded_request_is_answered(host: Host) -> None:
@@ -159,7 +159,7 @@ def test_request_for_another_address_updates_an_existing_entry(host: Host) -> No
     assert host.take() == []
     # RFC 826: "If the pair <protocol type, sender protocol address> is already in my
     # translation table, update the sender hardware address field".
-    assert host.arp.cache.entries() == [(PEER_IP, new_mac, ArpState.STALE)]
+    assert host.arp.cache.entries() == [(PEER_IP, new_mac, NeighbourState.STALE)]
 
 
 def test_overheard_request_resolves_an_incomplete_entry(host: Host) -> None:
@@ -171,18 +171,18 @@ def test_overheard_request_resolves_an_incomplete_entry(host: Host) -> None:
     [released] = host.take()
     assert released[:6] == PEER_MAC and released[6:12] == OUR_MAC
     assert released[12:14] == b"\x08\x00"
-    assert host.arp.cache.state(PEER_IP) is ArpState.STALE
+    assert host.arp.cache.state(PEER_IP) is NeighbourState.STALE
 
 
 def test_gratuitous_arp_updates_existing_entry_only(host: Host) -> None:
     host.arp.cache.add_static(PEER_IP, PEER_MAC, 0.0)
     moved = bytes.fromhex("0200000000b2")
     host.feed(arp_frame(REQUEST, moved, PEER_IP, ZERO_MAC, PEER_IP), 1.0)
-    assert host.arp.cache.entries() == [(PEER_IP, moved, ArpState.STALE)]
+    assert host.arp.cache.entries() == [(PEER_IP, moved, NeighbourState.STALE)]
     # The reply form of gratuitous ARP too.
     again = bytes.fromhex("0200000000c2")
     host.feed(arp_frame(REPLY, again, PEER_IP, BROADCAST, PEER_IP), 2.0)
-    assert host.arp.cache.entries() == [(PEER_IP, again, ArpState.STALE)]
+    assert host.arp.cache.entries() == [(PEER_IP, again, NeighbourState.STALE)]
     # An announcement from a host we do not know creates nothing.
     host.feed(arp_frame(REQUEST, OTHER_MAC, OTHER_IP, ZERO_MAC, OTHER_IP), 3.0)
     assert OTHER_IP not in host.arp.cache
@@ -204,7 +204,7 @@ def test_output_resolves_then_sends_queued_frames(host: Host) -> None:
     sent = host.take()
     assert [f[14:18] for f in sent] == [b"one!", b"two!"]
     assert all(f[:6] == PEER_MAC and f[12:14] == b"\x08\x00" for f in sent)
-    assert host.arp.cache.state(PEER_IP) is ArpState.REACHABLE
+    assert host.arp.cache.state(PEER_IP) is NeighbourState.REACHABLE
     # Known now: sent at once.
     third = bytearray(60)
     host.arp.output(third, PEER_IP, 0.3)
@@ -216,11 +216,11 @@ def test_reply_to_broadcast_is_not_taken_as_confirmation(host: Host) -> None:
     host.take()
     host.feed(arp_frame(REPLY, PEER_MAC, PEER_IP, OUR_MAC, OUR_IP, dst=BROADCAST), 0.2)
     assert len(host.take()) == 1
-    assert host.arp.cache.state(PEER_IP) is ArpState.STALE
+    assert host.arp.cache.state(PEER_IP) is NeighbourState.STALE
 
 
 def test_on_failed_after_max_requests() -> None:
-    host = Host(ArpConfig(max_requests=3, retrans_time=1.0))
+    host = Host(NeighbourConfig(max_requests=3, retrans_time=1.0))
     failures: list[tuple[bytes, list[bytearray], float]] = []
     host.arp.on_failed = lambda ip, frames, now: failures.append((ip, frames, now))
     packet = bytearray(60)
@@ -242,7 +242,7 @@ def test_on_failed_after_max_requests() -> None:
 
 
 def test_pending_queue_bound_through_the_layer() -> None:
-    host = Host(ArpConfig(pending_per_entry=2))
+    host = Host(NeighbourConfig(pending_per_entry=2))
     for i in range(4):
         packet = bytearray(60)
         packet[14] = i
@@ -360,7 +360,7 @@ def test_group_or_zero_sender_mac_is_dropped(host: Host, sha: bytes) -> None:
     host.feed(frame(arp_body(REQUEST, sha, PEER_IP, ZERO_MAC, OUR_IP), src=PEER_MAC), 1.0)
     assert host.take() == []
     assert host.drops() == {"bad_sender_mac": 1}
-    assert host.arp.cache.entries() == [(PEER_IP, PEER_MAC, ArpState.REACHABLE)]
+    assert host.arp.cache.entries() == [(PEER_IP, PEER_MAC, NeighbourState.REACHABLE)]
 
 
 def test_garbage_never_raises(host: Host) -> None:
@@ -377,7 +377,7 @@ def test_garbage_never_raises(host: Host) -> None:
 
 
 def test_reset_stats_clears_every_counter() -> None:
-    host = Host(ArpConfig(pending_per_entry=1))
+    host = Host(NeighbourConfig(pending_per_entry=1))
     host.arp.output(bytearray(60), PEER_IP, 0.0)
     host.arp.output(bytearray(60), PEER_IP, 0.0)  # the cache drops the first one
     host.feed(frame(b"\x00"))  # the layer drops a truncated packet
