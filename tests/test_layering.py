@@ -142,6 +142,9 @@ def test_proto_modules_exist() -> None:
         "netstack.proto.ipv4.wire",
         "netstack.proto.icmp.wire",
         "netstack.proto.udp.wire",
+        "netstack.proto.ndp.wire",
+        "netstack.proto.mld.wire",
+        "netstack.proto.neighbour.cache",
         "netstack.tls.wire",
         "netstack.tls.connection",
         "netstack.dns.cache",
@@ -198,6 +201,16 @@ def test_checker_accepts_allowed_wire_imports() -> None:
 def test_checker_rejects_other_wire_imports(line: str, offender: str) -> None:
     problems = forbidden_imports(f"import struct\n{line}\n", "netstack.proto.arp.wire")
     assert problems == [f"netstack.proto.arp.wire:2: wire module imports {offender}"]
+
+
+def test_ndp_and_mld_codecs_are_held_to_the_wire_rules() -> None:
+    # Neighbour discovery and MLD messages ride in ICMPv6 but are protocols of their own,
+    # each with its wire module (RFC 4861, RFC 3810).
+    for module in ("netstack.proto.ndp.wire", "netstack.proto.mld.wire"):
+        assert is_wire(module)
+        assert forbidden_imports("import random\n", module) == [
+            f"{module}:1: wire module imports random"
+        ]
 
 
 def test_checksum_module_is_held_to_the_wire_rules() -> None:

@@ -22,12 +22,13 @@ from hypothesis import strategies as st
 from netstack import AddressInUseError, Stack, StackConfig
 from netstack.link import Impairment, MemoryLink, Switch
 from netstack.proto.ethernet.wire import EtherType
-from netstack.proto.icmpv6 import mld, ndp
 from netstack.proto.icmpv6.wire import Icmp6Type, build, parse
 from netstack.proto.ipv6.addrconf import AddrconfConfig
 from netstack.proto.ipv6.addressing import ALL_NODES, multicast_mac, solicited_node
 from netstack.proto.ipv6.layer import IPv6Config
 from netstack.proto.ipv6.wire import IPv6Header, NextHeader
+from netstack.proto.mld import wire as mld
+from netstack.proto.ndp import wire as ndp
 
 #: DAD and router solicitation on a memory link need not wait the RFC's seconds.
 FAST = StackConfig(

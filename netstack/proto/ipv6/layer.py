@@ -20,7 +20,7 @@ Neighbour discovery (RFC 4861 7): the neighbour cache is the same NUD machine as
 (:class:`~..neighbour.cache.NeighbourCache`, whose states are RFC 4861 7.3.2's), driven by
 Neighbor Solicitations and Advertisements; address configuration (link-local, SLAAC, DAD,
 router and prefix lists) is the :class:`~.addrconf.Addrconf` machine; multicast listening is
-reported with MLD by the :class:`~..icmpv6.listener.MulticastListener` machine: MLDv2 (RFC 3810), or
+reported with MLD by the :class:`~..mld.listener.MulticastListener` machine: MLDv2 (RFC 3810), or
 MLDv1 while an MLDv1 querier is present (RFC 3810 8.2.1).
 """
 
@@ -37,11 +37,12 @@ from typing import Any, Protocol, TypeVar
 from ...errors import MessageTooLargeError, NoRouteError, ParseError
 from ..ethernet.layer import EthernetLayer
 from ..ethernet.wire import ETHERNET_HEADER_LEN, EtherType
-from ..icmpv6 import listener as mldl
-from ..icmpv6 import mld, ndp
 from ..icmpv6.wire import Icmp6Header, Icmp6Type
 from ..ipv4.layer import OutRoute
 from ..layer import Layer
+from ..mld import listener as mldl
+from ..mld import wire as mld
+from ..ndp import wire as ndp
 from ..neighbour.cache import (
     NeighbourCache,
     NeighbourConfig,

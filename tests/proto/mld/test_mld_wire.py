@@ -1,4 +1,4 @@
-"""Tests of netstack.proto.icmpv6.mld: MLDv2 queries and reports (RFC 3810 5) and MLDv1
+"""Tests of netstack.proto.mld.wire: MLDv2 queries and reports (RFC 3810 5) and MLDv1
 queries, reports and done messages (RFC 2710 3).
 
 Fixed messages come from the tcpdump project's test captures (icmpv6.pcap in the corpus at
@@ -19,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netstack.errors import ParseError
-from netstack.proto.icmpv6.mld import (
+from netstack.proto.icmpv6.wire import Icmp6Header, Icmp6Type, checksum_ok, parse
+from netstack.proto.mld.wire import (
     MLDV2_ROUTERS,
     GroupRecord,
     MldQuery,
@@ -35,7 +36,6 @@ from netstack.proto.icmpv6.mld import (
     parse_report,
     parse_v1,
 )
-from netstack.proto.icmpv6.wire import Icmp6Header, Icmp6Type, checksum_ok, parse
 
 SETTINGS = settings(max_examples=300, deadline=None)
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")

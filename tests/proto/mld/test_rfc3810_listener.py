@@ -1,4 +1,4 @@
-"""The multicast listener machine (netstack.proto.icmpv6.listener) without a stack or a loop,
+"""The multicast listener machine (netstack.proto.mld.listener) without a stack or a loop,
 time passed in: MLDv2 reports (RFC 3810 6), and MLDv1 compatibility mode (RFC 3810 8.2.1):
 an MLDv1 Query turns it on for the Older Version Querier Present Timeout (9.12), during which
 only MLDv1 is spoken (RFC 2710: reports to the group itself, Done to all routers, one timer
@@ -11,14 +11,14 @@ import random
 
 import pytest
 
-from netstack.proto.icmpv6.listener import (
+from netstack.proto.mld.listener import (
     MldConfig,
     MulticastListener,
     SendDone,
     SendReport,
     SendV2Report,
 )
-from netstack.proto.icmpv6.mld import GroupRecord, MldQuery, RecordType
+from netstack.proto.mld.wire import GroupRecord, MldQuery, RecordType
 
 
 def g(text: str) -> bytes:

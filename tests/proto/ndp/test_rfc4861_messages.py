@@ -22,8 +22,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netstack.errors import ParseError
-from netstack.proto.icmpv6 import ndp
-from netstack.proto.icmpv6.ndp import (
+from netstack.proto.icmpv6.wire import Icmp6Header, Icmp6Type, checksum_ok, parse
+from netstack.proto.ndp import wire as ndp
+from netstack.proto.ndp.wire import (
     INFINITE_LIFETIME,
     Dnssl,
     NdpOptionType,
@@ -47,7 +48,6 @@ from netstack.proto.icmpv6.ndp import (
     parse_router_solicit,
     validate_ip,
 )
-from netstack.proto.icmpv6.wire import Icmp6Header, Icmp6Type, checksum_ok, parse
 
 SETTINGS = settings(max_examples=200, deadline=None)
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
