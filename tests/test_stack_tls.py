@@ -361,11 +361,11 @@ class GoneTransport(asyncio.Transport):
 async def test_tls_close_on_a_connection_gone_unseen(pki: Pki) -> None:
     """netstack's TLS closes the TCP transport when its half-close fails, instead of raising
     from the application's close() and leaving the socket open."""
-    from netstack.tls.driver import TlsProtocol
+    from netstack.tls.driver import TLSProtocol
     from netstack.tls.stream import app_transport
 
     loop = asyncio.get_running_loop()
-    tls = TlsProtocol(
+    tls = TLSProtocol(
         loop, asyncio.Protocol(), client_config("netstack", pki), None,
         server_side=False, server_hostname="server.test",
     )  # fmt: skip

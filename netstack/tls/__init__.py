@@ -2,8 +2,11 @@
 
 - :class:`TLSConfig` (config.py): what a client or server offers, presents and trusts;
   ``ssl=`` of ``Stack.open_connection``/``start_server`` takes one.
-- :class:`TlsConnection` (connection.py): the machine, client or server: bytes in, bytes
+- :class:`TLSConnection` (connection.py): the machine, client or server: bytes in, bytes
   and events out, time and randomness passed in.
+- Names are cased as :class:`TLSConfig` is (``TLSConnection``, ``TLSSession``, ``TLSState``,
+  ``TLSEvent``; ``netstack.tls.driver.TLSProtocol``); the ``Tls...`` spellings they had
+  before are aliases, kept so that code written against them runs unchanged.
 - errors.py: :class:`TLSError` (an :class:`ssl.SSLError`) and one :class:`TLSAlert`
   subclass per alert of RFC 8446 (6).
 - wire.py, record.py, key_schedule.py: messages, records and secrets.
@@ -23,9 +26,13 @@ from .connection import (
     HandshakeCompleted,
     KeyUpdated,
     SessionTicketReceived,
+    TLSConnection,
     TlsConnection,
+    TLSEvent,
     TlsEvent,
+    TLSSession,
     TlsSession,
+    TLSState,
     TlsState,
 )
 from .errors import (
@@ -99,6 +106,10 @@ __all__ = [
     "TLSAlert",
     "TLSConfig",
     "TLSError",
+    "TLSConnection",
+    "TLSEvent",
+    "TLSSession",
+    "TLSState",
     "TlsConnection",
     "TlsEvent",
     "TlsSession",

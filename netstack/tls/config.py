@@ -154,7 +154,7 @@ class TLSConfig:
         key_share_count: how many key shares a client sends in its first ClientHello.
         signature_algorithms: CertificateVerify schemes accepted and offered.
         session_tickets: a server issues NewSessionTicket after the handshake, and a
-            client keeps them (``TlsConnection.session``).
+            client keeps them (``TLSConnection.session``).
         ticket_lifetime: seconds a ticket stays valid (at most 7 days, RFC 8446 4.6.1).
         ticket_key: the server's key protecting its tickets (random per config).
         wall_clock: seconds since the UNIX epoch, for certificate validity and ticket dates

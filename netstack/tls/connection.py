@@ -1,8 +1,8 @@
 """The TLS 1.3 connection machine, client and server (RFC 8446).
 
-Sans-IO: bytes from TCP go in through :meth:`TlsConnection.receive_data`, bytes for TCP come
-out of :meth:`TlsConnection.data_to_send`, and what happened comes out of
-:meth:`TlsConnection.next_event`. Time is an argument, randomness a callable and the wall
+Sans-IO: bytes from TCP go in through :meth:`TLSConnection.receive_data`, bytes for TCP come
+out of :meth:`TLSConnection.data_to_send`, and what happened comes out of
+:meth:`TLSConnection.next_event`. Time is an argument, randomness a callable and the wall
 clock (for certificate and ticket dates) a callable of the config, all given by the driver;
 nothing here reads a clock, a socket or the OS's entropy.
 
@@ -29,8 +29,8 @@ What is implemented, by section of RFC 8446:
 - 6 alerts: close_notify, user_canceled, and a fatal alert for every error, each an
   exception class of errors.py.
 
-Errors caused by the peer never raise out of :meth:`~TlsConnection.receive_data`: they
-become a fatal alert in :meth:`~TlsConnection.data_to_send` and a :class:`ConnectionFailed`
+Errors caused by the peer never raise out of :meth:`~TLSConnection.receive_data`: they
+become a fatal alert in :meth:`~TLSConnection.data_to_send` and a :class:`ConnectionFailed`
 event. An alert from the peer is an :class:`AlertReceived` event.
 """
 
@@ -114,6 +114,10 @@ __all__ = [
     "HandshakeCompleted",
     "KeyUpdated",
     "SessionTicketReceived",
+    "TLSConnection",
+    "TLSEvent",
+    "TLSSession",
+    "TLSState",
     "TlsConnection",
     "TlsEvent",
     "TlsSession",
@@ -138,7 +142,7 @@ _TICKET_STATE = struct.Struct("!BHQII")
 # -- states ----------------------------------------------------------------------------------
 
 
-class TlsState(Enum):
+class TLSState(Enum):
     """Handshake states by the names of RFC 8446, appendix A (A.1 client, A.2 server)."""
 
     START = "START"
@@ -156,8 +160,8 @@ class TlsState(Enum):
     CLOSED = "CLOSED"
 
 
-S = TlsState
-_CLIENT_TRANSITIONS: dict[TlsState, frozenset[TlsState]] = {
+S = TLSState
+_CLIENT_TRANSITIONS: dict[TLSState, frozenset[TLSState]] = {
     S.START: frozenset({S.WAIT_SH}),
     S.WAIT_SH: frozenset({S.WAIT_SH, S.WAIT_EE}),
     S.WAIT_EE: frozenset({S.WAIT_CERT_CR, S.WAIT_FINISHED}),
@@ -168,7 +172,7 @@ _CLIENT_TRANSITIONS: dict[TlsState, frozenset[TlsState]] = {
     S.CONNECTED: frozenset(),
     S.CLOSED: frozenset(),
 }
-_SERVER_TRANSITIONS: dict[TlsState, frozenset[TlsState]] = {
+_SERVER_TRANSITIONS: dict[TLSState, frozenset[TLSState]] = {
     S.START: frozenset({S.RECVD_CH}),
     S.RECVD_CH: frozenset({S.NEGOTIATED}),
     S.NEGOTIATED: frozenset({S.WAIT_FLIGHT2}),
@@ -202,7 +206,7 @@ class DataReceived:
 @dataclass(frozen=True, slots=True)
 class CloseNotifyReceived:
     """The peer closed its sending side (close_notify). Our side stays open until
-    :meth:`TlsConnection.close`."""
+    :meth:`TLSConnection.close`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +220,7 @@ class KeyUpdated:
 class SessionTicketReceived:
     """A client got a ticket: ``session`` resumes a later connection to the same server."""
 
-    session: TlsSession
+    session: TLSSession
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,13 +232,13 @@ class AlertReceived:
 
 @dataclass(frozen=True, slots=True)
 class ConnectionFailed:
-    """We sent a fatal alert (in :meth:`TlsConnection.data_to_send`) because of ``error``;
+    """We sent a fatal alert (in :meth:`TLSConnection.data_to_send`) because of ``error``;
     the connection is closed."""
 
     error: TLSAlert
 
 
-TlsEvent = (
+TLSEvent = (
     HandshakeCompleted
     | DataReceived
     | CloseNotifyReceived
@@ -246,7 +250,7 @@ TlsEvent = (
 
 
 @dataclass(frozen=True)
-class TlsSession:
+class TLSSession:
     """What a client keeps from a NewSessionTicket to resume (RFC 8446, 4.6.1, 2.2).
 
     Attributes:
@@ -427,7 +431,7 @@ _EE_EXTENSIONS = frozenset(
 )
 
 
-class TlsConnection:
+class TLSConnection:
     """One TLS 1.3 connection, client or server, without I/O.
 
     Args:
@@ -436,7 +440,7 @@ class TlsConnection:
         server_hostname: a client's name for the server: sent as server_name (unless an IP
             address) and checked against the certificate. Required when the config verifies.
         random: ``random(n)`` returns ``n`` random bytes (``os.urandom`` in production).
-        session: a client's :class:`TlsSession` from an earlier connection, to resume.
+        session: a client's :class:`TLSSession` from an earlier connection, to resume.
 
     The ``now`` given to :meth:`start` and :meth:`receive_data` is the driver's clock (the
     event loop's ``loop.time()``); TLS 1.3 has no timers, so the machine needs it for
@@ -455,7 +459,7 @@ class TlsConnection:
         server_side: bool,
         server_hostname: str | None = None,
         random: Callable[[int], bytes],
-        session: TlsSession | None = None,
+        session: TLSSession | None = None,
     ) -> None:
         if server_side and config.private_key is None and not config.sni_certificates:
             raise ValueError("a TLS server needs a certificate and private key")
@@ -467,16 +471,16 @@ class TlsConnection:
         self._random = random
         self._offered_session = session if not server_side else None
 
-        self.state = TlsState.START
+        self.state = TLSState.START
         self.cipher: tuple[str, str, int] | None = None
         self.alpn_protocol: str | None = None
         self.peer_certificate: x509.Certificate | None = None
         self.peer_certificate_chain: list[x509.Certificate] = []
-        self.session: TlsSession | None = None
+        self.session: TLSSession | None = None
         self.session_resumed = False
 
         self._record = RecordLayer()
-        self._events: deque[TlsEvent] = deque()
+        self._events: deque[TLSEvent] = deque()
         self._now = 0.0
         self._hs_buffer = bytearray()
         self._transcript = Transcript()
@@ -505,7 +509,7 @@ class TlsConnection:
         self._offered_suites: list[CipherSuite] = []
         self._offered_alpn: list[bytes] = []
         self._sent_extensions: set[int] = set()
-        self._psk_offered: TlsSession | None = None
+        self._psk_offered: TLSSession | None = None
         self._hrr_suite: CipherSuite | None = None
         self._cookie: bytes | None = None
         self._certificate_request: wire.CertificateRequest | None = None
@@ -522,7 +526,7 @@ class TlsConnection:
 
     def __repr__(self) -> str:
         side = "server" if self._server_side else "client"
-        return f"<TlsConnection {side} {self.state.name}>"
+        return f"<TLSConnection {side} {self.state.name}>"
 
     # -- public API ------------------------------------------------------------------------
 
@@ -570,7 +574,7 @@ class TlsConnection:
         """Bytes to write to the transport (empties the buffer)."""
         return self._record.data_to_send()
 
-    def next_event(self) -> TlsEvent | None:
+    def next_event(self) -> TLSEvent | None:
         """The oldest event not yet taken, or None."""
         return self._events.popleft() if self._events else None
 
@@ -600,7 +604,7 @@ class TlsConnection:
         self._write_closed = True
         if self._started:
             self._send_alert(AlertDescription.close_notify)
-        self._set_state(TlsState.CLOSED)
+        self._set_state(TLSState.CLOSED)
 
     def key_update(self, *, request_peer: bool = True) -> None:
         """Send a KeyUpdate and switch to the next sending keys (RFC 8446, 4.6.3).
@@ -640,11 +644,11 @@ class TlsConnection:
 
     # -- plumbing --------------------------------------------------------------------------
 
-    def _set_state(self, new: TlsState) -> None:
+    def _set_state(self, new: TLSState) -> None:
         old = self.state
-        if new is old and new is not TlsState.WAIT_SH:
+        if new is old and new is not TLSState.WAIT_SH:
             return
-        if new is not TlsState.CLOSED:
+        if new is not TLSState.CLOSED:
             table = _SERVER_TRANSITIONS if self._server_side else _CLIENT_TRANSITIONS
             if new not in table[old]:
                 raise RuntimeError(f"illegal TLS state transition {old.name} -> {new.name}")
@@ -665,7 +669,7 @@ class TlsConnection:
         self._failed = True
         self._send_alert(error.description)
         self._hs_buffer.clear()
-        self._set_state(TlsState.CLOSED)
+        self._set_state(TLSState.CLOSED)
         self._events.append(ConnectionFailed(error))
 
     def _send_handshake(self, message: bytes, *, legacy_version: int = TLS_1_2) -> None:
@@ -742,7 +746,7 @@ class TlsConnection:
         logger.debug("tls: received alert %s", description)
         self._failed = True
         self._hs_buffer.clear()
-        self._set_state(TlsState.CLOSED)
+        self._set_state(TLSState.CLOSED)
         self._events.append(AlertReceived(error))
 
     def _process_handshake_buffer(self) -> None:
@@ -767,10 +771,10 @@ class TlsConnection:
     def _handle_handshake(self, msg_type: int, message: bytes) -> None:
         body = message[4:]
         state = self.state
-        if state is TlsState.CLOSED:
+        if state is TLSState.CLOSED:
             if not self._handshake_complete:
                 return  # closed by us during the handshake: nothing more to do
-            state = TlsState.CONNECTED
+            state = TLSState.CONNECTED
         handler = self._handlers().get((state, msg_type))
         if handler is None:
             try:
@@ -780,7 +784,7 @@ class TlsConnection:
             raise UnexpectedMessage(f"{name} in state {self.state.name}")
         handler(message, body)
 
-    def _handlers(self) -> dict[tuple[TlsState, int], Callable[[bytes, bytes], None]]:
+    def _handlers(self) -> dict[tuple[TLSState, int], Callable[[bytes, bytes], None]]:
         H = HandshakeType
         if self._server_side:
             return {
@@ -808,7 +812,7 @@ class TlsConnection:
         self._client_hs_secret = self._server_hs_secret = b""
         suite = self._params.suite
         self.cipher = (suite.name, "TLSv1.3", self._params.secret_bits)
-        self._set_state(TlsState.CONNECTED)
+        self._set_state(TLSState.CONNECTED)
         self._events.append(
             HandshakeCompleted(self.cipher, self.alpn_protocol, self.session_resumed)
         )
@@ -848,9 +852,9 @@ class TlsConnection:
             self._psk_offered = session
         self._hello_seen = True
         self._send_client_hello(legacy_version=0x0301)
-        self._set_state(TlsState.WAIT_SH)
+        self._set_state(TLSState.WAIT_SH)
 
-    def _session_usable(self, session: TlsSession) -> bool:
+    def _session_usable(self, session: TLSSession) -> bool:
         return (
             session.is_valid(self._config.wall_clock())
             and session.cipher_suite in self._offered_suites
@@ -1014,7 +1018,7 @@ class TlsConnection:
             self.session_resumed = True
             self.peer_certificate = self._psk_offered.peer_certificate
             self._peer_verified = self.peer_certificate is not None and self._config.verify
-        self._set_state(TlsState.WAIT_EE)
+        self._set_state(TLSState.WAIT_EE)
 
     def _client_hello_retry_request(self, message: bytes, hello: wire.ServerHello) -> None:
         # RFC 8446 (4.1.4).
@@ -1043,7 +1047,7 @@ class TlsConnection:
         if session is not None and SUITES[session.cipher_suite].hash_name != params.hash_name:
             self._psk_offered = None
         self._send_client_hello(legacy_version=TLS_1_2)
-        self._set_state(TlsState.WAIT_SH)
+        self._set_state(TLSState.WAIT_SH)
 
     def _client_encrypted_extensions(self, message: bytes, body: bytes) -> None:
         ee = wire.parse_message(wire.pull_encrypted_extensions, body)
@@ -1062,7 +1066,7 @@ class TlsConnection:
         if wire.find_extension(ee.extensions, E.early_data) is not None:
             raise UnsupportedExtension("early_data was not offered")  # unreachable: not sent
         self._transcript.add(message)
-        self._set_state(TlsState.WAIT_FINISHED if self.session_resumed else TlsState.WAIT_CERT_CR)
+        self._set_state(TLSState.WAIT_FINISHED if self.session_resumed else TLSState.WAIT_CERT_CR)
 
     def _client_certificate_request(self, message: bytes, body: bytes) -> None:
         request = wire.parse_message(wire.pull_certificate_request, body)
@@ -1074,7 +1078,7 @@ class TlsConnection:
         self._cr_schemes = wire.pull_uint16_list(schemes_body)
         self._certificate_request = request
         self._transcript.add(message)
-        self._set_state(TlsState.WAIT_CERT)
+        self._set_state(TLSState.WAIT_CERT)
 
     def _client_certificate(self, message: bytes, body: bytes) -> None:
         certificate = wire.parse_message(wire.pull_certificate, body)
@@ -1096,7 +1100,7 @@ class TlsConnection:
         self.peer_certificate_chain = chain
         self.peer_certificate = chain[0]
         self._transcript.add(message)
-        self._set_state(TlsState.WAIT_CV)
+        self._set_state(TLSState.WAIT_CV)
 
     def _verify_certificate_verify(self, body: bytes, context: bytes, offered: list[int]) -> None:
         verify = wire.parse_message(wire.pull_certificate_verify, body)
@@ -1128,7 +1132,7 @@ class TlsConnection:
             body, _SERVER_CV_CONTEXT, [int(s) for s in self._config.signature_algorithms]
         )
         self._transcript.add(message)
-        self._set_state(TlsState.WAIT_FINISHED)
+        self._set_state(TLSState.WAIT_FINISHED)
 
     def _client_finished(self, message: bytes, body: bytes) -> None:
         assert self._schedule is not None and self._params is not None
@@ -1199,7 +1203,7 @@ class TlsConnection:
             return
         assert self._params is not None
         psk = resumption_psk(self._hash, self._resumption_master, ticket.ticket_nonce)
-        session = TlsSession(
+        session = TLSSession(
             server_name=self.server_hostname,
             cipher_suite=self._params.suite,
             received_at=self._config.wall_clock(),
@@ -1345,11 +1349,11 @@ class TlsConnection:
                 raise HandshakeFailure("no signature scheme in common for the certificate")
 
         self._transcript.add(message)
-        self._set_state(TlsState.RECVD_CH)
+        self._set_state(TLSState.RECVD_CH)
         private, public = _generate_key_share(group, self._random)
         shared = _shared_secret(group, private, peer_share)
         server_random = self._random(32)
-        self._set_state(TlsState.NEGOTIATED)
+        self._set_state(TLSState.NEGOTIATED)
 
         sh_extensions: wire.Extensions = [
             (E.key_share, wire.push_server_key_share(group, public)),
@@ -1449,9 +1453,9 @@ class TlsConnection:
             # that do not decrypt with the handshake key are the client's 0-RTT data: skipped
             # up to max_early_data_size, until the first record that decrypts.
             self._record.skip_early_data(config.max_early_data_size)
-        self._set_state(TlsState.WAIT_FLIGHT2)
+        self._set_state(TLSState.WAIT_FLIGHT2)
         self._set_state(
-            TlsState.WAIT_CERT if self._requested_client_cert else TlsState.WAIT_FINISHED
+            TLSState.WAIT_CERT if self._requested_client_cert else TLSState.WAIT_FINISHED
         )
 
     def _send_compatibility_ccs(self, hello: wire.ClientHello) -> None:
@@ -1527,7 +1531,7 @@ class TlsConnection:
             # RFC 8446 (4.4.2.4, 6.2): no certificate when one is required.
             if self._config.verify_client is True:
                 raise CertificateRequired("client sent no certificate")
-            self._set_state(TlsState.WAIT_FINISHED)
+            self._set_state(TLSState.WAIT_FINISHED)
             return
         chain = parse_chain(entry.cert_data for entry in certificate.entries)
         verify_chain(
@@ -1540,14 +1544,14 @@ class TlsConnection:
         self._peer_verified = True
         self.peer_certificate_chain = chain
         self.peer_certificate = chain[0]
-        self._set_state(TlsState.WAIT_CV)
+        self._set_state(TLSState.WAIT_CV)
 
     def _server_certificate_verify(self, message: bytes, body: bytes) -> None:
         self._verify_certificate_verify(
             body, _CLIENT_CV_CONTEXT, [int(s) for s in self._config.signature_algorithms]
         )
         self._transcript.add(message)
-        self._set_state(TlsState.WAIT_FINISHED)
+        self._set_state(TLSState.WAIT_FINISHED)
 
     def _server_finished(self, message: bytes, body: bytes) -> None:
         assert self._schedule is not None
@@ -1599,3 +1603,10 @@ class TlsConnection:
             HandshakeType.new_session_ticket, wire.push_new_session_ticket, ticket
         )
         self._record.send(ContentType.handshake, message)
+
+
+# The names these had before netstack.tls settled on one casing (TLSConfig's).
+TlsConnection = TLSConnection
+TlsEvent = TLSEvent
+TlsSession = TLSSession
+TlsState = TLSState

@@ -1,6 +1,6 @@
-"""The asyncio side of netstack's own TLS 1.3: :class:`TlsProtocol` sits on a TCP transport
-and drives a :class:`~netstack.tls.connection.TlsConnection` machine; the application gets a
-:class:`TlsTransport` and keeps its own protocol, as with asyncio's SSL protocol.
+"""The asyncio side of netstack's own TLS 1.3: :class:`TLSProtocol` sits on a TCP transport
+and drives a :class:`~netstack.tls.connection.TLSConnection` machine; the application gets a
+:class:`TLSTransport` and keeps its own protocol, as with asyncio's SSL protocol.
 
 Beyond asyncio's SSL transport, ``write_eof()`` works: it sends close_notify, which in TLS 1.3
 closes only this side's writing (RFC 8446 6.1), and the peer may go on sending. A session
@@ -24,12 +24,12 @@ from .connection import (
     DataReceived,
     HandshakeCompleted,
     SessionTicketReceived,
-    TlsConnection,
-    TlsSession,
+    TLSConnection,
+    TLSSession,
 )
 from .errors import TLSError
 
-__all__ = ["LINGER", "TlsProtocol", "TlsTransport"]
+__all__ = ["LINGER", "TLSProtocol", "TLSTransport", "TlsProtocol", "TlsTransport"]
 
 #: Seconds a closed TLS connection keeps reading (and dropping) what the peer still sends,
 #: waiting for its FIN (asyncio's SSL shutdown timeout is 30 s as well).
@@ -38,16 +38,16 @@ LINGER = 30.0
 log = logging.getLogger("netstack.tls")
 
 #: Tickets for resumption, per client configuration, by server name (a few per name).
-_SESSIONS: weakref.WeakKeyDictionary[TLSConfig, dict[str, TlsSession]] = weakref.WeakKeyDictionary()
+_SESSIONS: weakref.WeakKeyDictionary[TLSConfig, dict[str, TLSSession]] = weakref.WeakKeyDictionary()
 
 #: A server's handshakes in progress, per configuration, oldest first (the dict keeps the
 #: order of insertion): ``TLSConfig.max_pending_handshakes`` caps them.
-_PENDING: weakref.WeakKeyDictionary[TLSConfig, dict[TlsProtocol, None]] = (
+_PENDING: weakref.WeakKeyDictionary[TLSConfig, dict[TLSProtocol, None]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-class TlsProtocol(asyncio.Protocol):
+class TLSProtocol(asyncio.Protocol):
     """The protocol on the TCP transport while TLS runs over it."""
 
     def __init__(
@@ -73,12 +73,12 @@ class TlsProtocol(asyncio.Protocol):
         session = None
         if not server_side and server_hostname:
             session = _SESSIONS.get(config, {}).get(server_hostname)
-        self.conn = TlsConnection(
+        self.conn = TLSConnection(
             config, server_side=server_side, server_hostname=server_hostname,
             random=os.urandom, session=session,
         )  # fmt: skip
         self._transport: asyncio.Transport | None = None
-        self._app_transport = TlsTransport(self)
+        self._app_transport = TLSTransport(self)
         self._established = False
         self._app_connected = False
         self._closing = False
@@ -88,7 +88,7 @@ class TlsProtocol(asyncio.Protocol):
         self._draining = False
         self._tcp_eof = False
 
-    def _get_app_transport(self) -> TlsTransport:
+    def _get_app_transport(self) -> TLSTransport:
         return self._app_transport
 
     # -- the TCP side ----------------------------------------------------------------------
@@ -250,10 +250,10 @@ class TlsProtocol(asyncio.Protocol):
             self._timer = None
 
 
-class TlsTransport(asyncio.Transport):
+class TLSTransport(asyncio.Transport):
     """The application's transport over netstack's TLS."""
 
-    def __init__(self, protocol: TlsProtocol) -> None:
+    def __init__(self, protocol: TLSProtocol) -> None:
         super().__init__()
         self._tls = protocol
         self._closing = False
@@ -392,4 +392,9 @@ class TlsTransport(asyncio.Transport):
 
     def __repr__(self) -> str:
         state = "closing" if self.is_closing() else "open"
-        return f"<TlsTransport {state} {self._tls.conn.cipher}>"
+        return f"<TLSTransport {state} {self._tls.conn.cipher}>"
+
+
+# The names these had before netstack.tls settled on one casing (TLSConfig's).
+TlsProtocol = TLSProtocol
+TlsTransport = TLSTransport

@@ -7,7 +7,7 @@ Everywhere the API takes ``ssl=``, it takes:
   the very code ``loop.create_connection(ssl=...)`` runs on kernel sockets, so TLS 1.2 and 1.3,
   SNI, ALPN and client certificates behave exactly as there;
 - a :class:`netstack.tls.TLSConfig`: netstack's own TLS 1.3 (``netstack.tls.connection``), a
-  sans-IO machine this module drives in :class:`TlsProtocol`.
+  sans-IO machine this module drives in :class:`TLSProtocol`.
 
 Either way the result is an :class:`asyncio.Transport` over the TCP transport, with the
 protocol the application gave; ``get_extra_info`` answers ``"peercert"``, ``"cipher"``,
@@ -102,9 +102,9 @@ def make_tls_protocol(
     The application's transport is :func:`app_transport` of the result; ``waiter`` completes
     when the handshake did (or fails with its error)."""
     if isinstance(ssl, TLSConfig):
-        from .driver import TlsProtocol  # type: ignore[import-not-found,unused-ignore]
+        from .driver import TLSProtocol  # type: ignore[import-not-found,unused-ignore]
 
-        return TlsProtocol(
+        return TLSProtocol(
             loop, app_protocol, ssl, waiter, server_side=server_side,
             server_hostname=server_hostname, handshake_timeout=handshake_timeout,
             call_connection_made=call_connection_made,

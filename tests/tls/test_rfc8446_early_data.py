@@ -22,8 +22,8 @@ from netstack.tls import (
     DataReceived,
     HandshakeCompleted,
     SessionTicketReceived,
-    TlsConnection,
-    TlsSession,
+    TLSConnection,
+    TLSSession,
     wire,
 )
 from netstack.tls.errors import AlertDescription
@@ -71,7 +71,7 @@ def garbage(*sizes: int) -> bytes:
     return b"".join(app_record(os.urandom(size)) for size in sizes)
 
 
-def early_records(session: TlsSession, client_hello_record: bytes, *chunks: bytes) -> bytes:
+def early_records(session: TLSSession, client_hello_record: bytes, *chunks: bytes) -> bytes:
     """0-RTT records as a client makes them: under client_early_traffic_secret (RFC 8446
     7.1), derived from the resumption PSK and the ClientHello."""
     params = SUITES[session.cipher_suite]
@@ -82,12 +82,12 @@ def early_records(session: TlsSession, client_hello_record: bytes, *chunks: byte
     return b"".join(protection.seal(ContentType.application_data, c, 0) for c in chunks)
 
 
-def first_flight(client: TlsConnection) -> bytes:
+def first_flight(client: TLSConnection) -> bytes:
     client.start(NOW)
     return client.data_to_send()
 
 
-def finish(client: TlsConnection, server: TlsConnection, to_server: bytes) -> tuple[list, list]:  # type: ignore[type-arg]
+def finish(client: TLSConnection, server: TLSConnection, to_server: bytes) -> tuple[list, list]:  # type: ignore[type-arg]
     """Deliver the client's first flight (with what follows it), then run the handshake."""
     server.receive_data(to_server, NOW)
     client.receive_data(server.data_to_send(), NOW)
@@ -96,8 +96,8 @@ def finish(client: TlsConnection, server: TlsConnection, to_server: bytes) -> tu
 
 
 def assert_completed_and_talking(
-    client: TlsConnection,
-    server: TlsConnection,
+    client: TLSConnection,
+    server: TLSConnection,
     ce: list,
     se: list,  # type: ignore[type-arg]
 ) -> None:
@@ -116,7 +116,7 @@ def failed_with(found: list, description: AlertDescription) -> None:  # type: ig
     assert found[-1].error.description is description, found[-1].error
 
 
-def session_of(server_cfg: object) -> TlsSession:
+def session_of(server_cfg: object) -> TLSSession:
     client, server = make_pair(client_config(), server_cfg)  # type: ignore[arg-type]
     ce, _ = pump(client, server)
     tickets = [e.session for e in ce if isinstance(e, SessionTicketReceived)]
@@ -214,7 +214,7 @@ def test_undecryptable_records_without_early_data_offered_are_bad_record_mac() -
 # -- after a HelloRetryRequest ---------------------------------------------------------------
 
 
-def retry_pair() -> tuple[TlsConnection, TlsConnection]:
+def retry_pair() -> tuple[TLSConnection, TLSConnection]:
     # The client's only key share is x25519; the server wants secp256r1: a retry.
     return make_pair(
         client_config(groups=["x25519", "secp256r1"]),

@@ -24,8 +24,8 @@ from netstack.tls import (
     HandshakeCompleted,
     SessionTicketReceived,
     TLSConfig,
-    TlsConnection,
-    TlsState,
+    TLSConnection,
+    TLSState,
     wire,
 )
 from netstack.tls.certs import certificate_key, verify_signature
@@ -395,7 +395,7 @@ def test_the_certificate_verify_signature_verifies() -> None:
 def test_server_answers_the_trace_client_hello_with_the_trace_server_hello() -> None:
     from tls_helpers import server_config
 
-    server = TlsConnection(
+    server = TLSConnection(
         server_config("ec"), server_side=True, random=injected(SERVER_PRIVATE, SERVER_RANDOM)
     )
     server.receive_data(CLIENT_HELLO_RECORD, now=0.0)
@@ -408,12 +408,12 @@ def test_server_answers_the_trace_client_hello_with_the_trace_server_hello() -> 
     record = reader.next_record()
     assert record is not None and record.content_type == ContentType.handshake
     assert record.data[0] == HandshakeType.encrypted_extensions
-    assert server.state is TlsState.WAIT_FINISHED
+    assert server.state is TLSState.WAIT_FINISHED
 
 
 def test_client_runs_the_trace_to_the_byte() -> None:
     config = TLSConfig.client(verify=False, groups=["x25519"])
-    client = TlsConnection(
+    client = TLSConnection(
         config,
         server_side=False,
         server_hostname="server",

@@ -31,8 +31,8 @@ from netstack.tls import (
     HandshakeCompleted,
     TLSAlert,
     TLSConfig,
-    TlsConnection,
-    TlsState,
+    TLSConnection,
+    TLSState,
     alert_error,
     errors,
     wire,
@@ -46,10 +46,10 @@ def record(content_type: int, payload: bytes, version: int = 0x0303) -> bytes:
     return struct.pack("!BHH", content_type, version, len(payload)) + payload
 
 
-def failure(conn: TlsConnection) -> TLSAlert:
+def failure(conn: TLSConnection) -> TLSAlert:
     found = events(conn)
     assert found and isinstance(found[-1], ConnectionFailed), found
-    assert conn.state is TlsState.CLOSED
+    assert conn.state is TLSState.CLOSED
     return found[-1].error
 
 
@@ -59,8 +59,8 @@ def sent_alert(data: bytes) -> int:
     return data[-1]
 
 
-def started_client(**options: object) -> TlsConnection:
-    client = TlsConnection(
+def started_client(**options: object) -> TLSConnection:
+    client = TLSConnection(
         client_config(**options),
         server_side=False,
         server_hostname="server.test",
@@ -186,8 +186,8 @@ def client_hello(extensions: list[tuple[int, bytes]], compression: bytes = b"\x0
     )
 
 
-def fresh_server(**options: object) -> TlsConnection:
-    return TlsConnection(server_config(**options), server_side=True, random=os.urandom)
+def fresh_server(**options: object) -> TLSConnection:
+    return TLSConnection(server_config(**options), server_side=True, random=os.urandom)
 
 
 def test_tls12_client_hello_is_protocol_version() -> None:
@@ -338,7 +338,7 @@ def test_intermediate_ca_chain_validates() -> None:
 # -- wrong lengths and schemes in Finished and CertificateVerify ----------------------------
 
 
-def tamper(conn: TlsConnection, msg_type: int, change: Any) -> None:
+def tamper(conn: TLSConnection, msg_type: int, change: Any) -> None:
     """Make ``conn`` send the handshake messages of ``msg_type`` with ``change(body)`` as
     their body (the transcript keeps what is sent, as a faulty peer's would)."""
     send = conn._send_handshake
@@ -475,7 +475,7 @@ def test_truncated_records_wait_for_more() -> None:
     hello = client.data_to_send()
     for i in range(len(hello)):
         server.receive_data(hello[i : i + 1], NOW)
-    assert server.state is TlsState.WAIT_FINISHED
+    assert server.state is TLSState.WAIT_FINISHED
     assert events(server) == []
 
 
@@ -624,7 +624,7 @@ def test_every_received_alert_maps_to_its_exception(description: AlertDescriptio
     assert error.description is description and error.received
     assert type(error) is type(alert_error(description, received=True))
     assert type(error).__name__.lower() == description.name.replace("_", "")
-    assert server.state is TlsState.CLOSED
+    assert server.state is TLSState.CLOSED
     with pytest.raises(errors.TLSError):
         server.send_data(b"after a fatal alert")
 
@@ -676,7 +676,7 @@ def test_nothing_is_processed_after_failure() -> None:
 ALLOWED = (ConnectionFailed, AlertReceived)
 
 
-def only_failures(conn: TlsConnection) -> None:
+def only_failures(conn: TLSConnection) -> None:
     for event in events(conn):
         assert isinstance(event, ALLOWED), event
         # internal_error would mean an exception in the machine, not a diagnosis.
@@ -748,7 +748,7 @@ def test_truncated_or_mutated_server_flight_into_a_client(data: st.DataObject) -
     if flight and data.draw(st.booleans()):
         position = data.draw(st.integers(0, len(flight) - 1))
         flight[position] ^= data.draw(st.integers(1, 255))
-    client = TlsConnection(
+    client = TLSConnection(
         client_config(client_key_type="ec"),
         server_side=False,
         server_hostname="server.test",

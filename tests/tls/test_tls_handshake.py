@@ -32,9 +32,9 @@ from netstack.tls import (
     SessionTicketReceived,
     SignatureScheme,
     TLSConfig,
-    TlsConnection,
+    TLSConnection,
     TLSError,
-    TlsState,
+    TLSState,
 )
 from netstack.tls.certs import issue
 
@@ -64,7 +64,7 @@ def test_every_suite_group_and_scheme(
     done = completed(ce)
     assert done.cipher[0] == suite.name and done.cipher[1] == "TLSv1.3"
     assert completed(se).cipher == done.cipher
-    assert client.state is TlsState.CONNECTED and server.state is TlsState.CONNECTED
+    assert client.state is TLSState.CONNECTED and server.state is TLSState.CONNECTED
     assert client.peer_certificate == pki().server[KEY_TYPE_FOR_SCHEME[scheme]][0]
     assert server.peer_certificate is None
     assert client.getpeercert()["subject"] == ((("commonName", "server.test"),),)  # type: ignore[index]
@@ -125,7 +125,7 @@ def test_client_certificate_required_and_missing() -> None:
     received = ce[-1]
     assert isinstance(received, AlertReceived)
     assert isinstance(received.error, CertificateRequired) and received.error.received
-    assert server.state is TlsState.CLOSED
+    assert server.state is TLSState.CLOSED
 
 
 def test_client_certificate_optional() -> None:
@@ -473,7 +473,7 @@ def test_close_notify_both_ways() -> None:
     client.close()
     ce, se = pump(client, server)
     assert se == [DataReceived(b"last words"), CloseNotifyReceived()]
-    assert client.state is TlsState.CLOSED
+    assert client.state is TLSState.CLOSED
     with pytest.raises(TLSError):
         client.send_data(b"after close")
     # Half-closed: the server can still send.
@@ -481,7 +481,7 @@ def test_close_notify_both_ways() -> None:
     server.close()
     ce, se = pump(client, server)
     assert ce == [DataReceived(b"reply"), CloseNotifyReceived()]
-    assert server.state is TlsState.CLOSED
+    assert server.state is TLSState.CLOSED
     client.close()  # again: nothing happens
     assert client.data_to_send() == b""
 
@@ -500,7 +500,7 @@ def test_data_after_close_notify_is_ignored() -> None:
 def test_close_before_the_handshake() -> None:
     client, server = make_pair(client_config(), server_config())
     client.close()
-    assert client.state is TlsState.CLOSED
+    assert client.state is TLSState.CLOSED
     assert client.data_to_send() == b""
 
 
@@ -513,14 +513,14 @@ def test_start_twice_is_an_error() -> None:
 
 def test_events_and_state_without_traffic() -> None:
     client, server = make_pair(client_config(), server_config())
-    assert client.state is TlsState.START and server.state is TlsState.START
+    assert client.state is TLSState.START and server.state is TLSState.START
     assert client.next_event() is None
     assert client.cipher is None and client.alpn_protocol is None
     assert client.getpeercert() is None
     client.start(NOW)
-    assert client.state is TlsState.WAIT_SH
+    assert client.state is TLSState.WAIT_SH
     server.receive_data(client.data_to_send(), NOW)
-    assert server.state is TlsState.WAIT_FINISHED
+    assert server.state is TLSState.WAIT_FINISHED
     assert "secret" not in repr(client) and "CONNECTED" not in repr(client)
 
 
@@ -533,12 +533,12 @@ def test_unverified_client_gets_an_empty_peercert_dict() -> None:
 
 def test_verifying_client_needs_a_server_hostname() -> None:
     with pytest.raises(ValueError):
-        TlsConnection(client_config(), server_side=False, random=os.urandom)
+        TLSConnection(client_config(), server_side=False, random=os.urandom)
 
 
 def test_server_needs_a_certificate() -> None:
     with pytest.raises(ValueError):
-        TlsConnection(TLSConfig.client(verify=False), server_side=True, random=os.urandom)
+        TLSConnection(TLSConfig.client(verify=False), server_side=True, random=os.urandom)
 
 
 def test_keys_change_before_the_aead_limit(monkeypatch: pytest.MonkeyPatch) -> None:

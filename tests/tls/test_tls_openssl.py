@@ -20,7 +20,7 @@ from netstack.tls import (
     HandshakeCompleted,
     SessionTicketReceived,
     TLSConfig,
-    TlsConnection,
+    TLSConnection,
 )
 from netstack.tls.certs import write_pem
 
@@ -73,7 +73,7 @@ class OpenSSLPeer:
         return self.outgoing.read()
 
 
-def exchange(ours: TlsConnection, theirs: OpenSSLPeer, rounds: int = 12) -> list[object]:
+def exchange(ours: TLSConnection, theirs: OpenSSLPeer, rounds: int = 12) -> list[object]:
     found: list[object] = []
     to_them = ours.data_to_send()
     for _ in range(rounds):
@@ -111,8 +111,8 @@ def openssl_client(pem: Path, client_key_type: str | None = None) -> ssl.SSLCont
 
 def our_client(
     config: TLSConfig, hostname: str = "server.test", session: object = None
-) -> TlsConnection:
-    client = TlsConnection(
+) -> TLSConnection:
+    client = TLSConnection(
         config,
         server_side=False,
         server_hostname=hostname,
@@ -272,8 +272,8 @@ def test_tls12_only_openssl_server_gets_protocol_version(pem: Path) -> None:
 
 def run_openssl_client(
     config: TLSConfig, context: ssl.SSLContext, hostname: str = "server.test"
-) -> tuple[TlsConnection, OpenSSLPeer, list[object]]:
-    server = TlsConnection(config, server_side=True, random=os.urandom)
+) -> tuple[TLSConnection, OpenSSLPeer, list[object]]:
+    server = TLSConnection(config, server_side=True, random=os.urandom)
     peer = OpenSSLPeer(context, server_side=False, hostname=hostname)
     found: list[object] = []
     to_server = peer.step(b"")
@@ -377,7 +377,7 @@ def test_openssl_client_resumes_with_our_ticket(pem: Path) -> None:
     peer.step(b"")  # read the ticket
     session = peer.obj.session
     assert session is not None and session.has_ticket
-    server2 = TlsConnection(config, server_side=True, random=os.urandom)
+    server2 = TLSConnection(config, server_side=True, random=os.urandom)
     peer2 = OpenSSLPeer(context, server_side=False, hostname="server.test")
     peer2.obj.session = session
     to_server = peer2.step(b"")

@@ -12,7 +12,7 @@ from typing import Any
 
 from cryptography import x509
 
-from netstack.tls import TLSConfig, TlsConnection, TlsEvent
+from netstack.tls import TLSConfig, TLSConnection, TLSEvent
 from netstack.tls.certs import PrivateKey, issue, make_ca
 
 NOW = time.time()
@@ -76,19 +76,19 @@ def make_pair(
     *,
     server_hostname: str | None = "server.test",
     session: Any = None,
-) -> tuple[TlsConnection, TlsConnection]:
-    client = TlsConnection(
+) -> tuple[TLSConnection, TLSConnection]:
+    client = TLSConnection(
         client_cfg,
         server_side=False,
         server_hostname=server_hostname,
         random=os.urandom,
         session=session,
     )
-    server = TlsConnection(server_cfg, server_side=True, random=os.urandom)
+    server = TLSConnection(server_cfg, server_side=True, random=os.urandom)
     return client, server
 
 
-def events(conn: TlsConnection) -> list[TlsEvent]:
+def events(conn: TLSConnection) -> list[TLSEvent]:
     found = []
     while (event := conn.next_event()) is not None:
         found.append(event)
@@ -96,11 +96,11 @@ def events(conn: TlsConnection) -> list[TlsEvent]:
 
 
 def pump(
-    client: TlsConnection, server: TlsConnection, *, now: float = NOW, rounds: int = 20
-) -> tuple[list[TlsEvent], list[TlsEvent]]:
+    client: TLSConnection, server: TLSConnection, *, now: float = NOW, rounds: int = 20
+) -> tuple[list[TLSEvent], list[TLSEvent]]:
     """Move bytes both ways until neither side has anything to send; the events of each."""
-    client_events: list[TlsEvent] = []
-    server_events: list[TlsEvent] = []
+    client_events: list[TLSEvent] = []
+    server_events: list[TLSEvent] = []
     if not client._started:
         client.start(now)
     for _ in range(rounds):
@@ -119,7 +119,7 @@ def pump(
 
 def handshake(
     client_cfg: TLSConfig, server_cfg: TLSConfig, **kwargs: Any
-) -> tuple[TlsConnection, TlsConnection, list[TlsEvent], list[TlsEvent]]:
+) -> tuple[TLSConnection, TLSConnection, list[TLSEvent], list[TLSEvent]]:
     client, server = make_pair(client_cfg, server_cfg, **kwargs)
     ce, se = pump(client, server)
     return client, server, ce, se

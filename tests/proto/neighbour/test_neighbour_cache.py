@@ -590,12 +590,3 @@ CacheMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_cache_state_machine = CacheMachine.TestCase
-
-
-def test_the_old_names_still_import() -> None:
-    from netstack.proto.arp import cache as old
-
-    assert old.ArpCache is NeighbourCache
-    assert old.ArpConfig is NeighbourConfig
-    assert old.ArpState is NeighbourState
-    assert old.NeighbourResolved is NeighbourResolved
