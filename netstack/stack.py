@@ -1,10 +1,14 @@
 """The :class:`Stack`: netstack's layers composed over one link, driven by asyncio.
 
-Layering follows MirageOS: each layer is handed the layers below it (Ethernet over the link,
-ARP and IPv4 over Ethernet, ICMP and UDP over IPv4). The layers are sans-IO; this module is
-the driver. It owns one receive loop on the link, one ``loop.call_at`` timer re-armed from the
-layers' ``poll_at()`` once per turn of the event loop in which something happened, and the
-futures callers wait on (ping), which all fail together when the stack closes.
+This module is the composition root. Layering follows MirageOS: each layer is handed the
+layers below it (Ethernet over the link, ARP and IPv4 over Ethernet, ICMP, UDP and TCP over
+IPv4 and IPv6), and every callback between layers, or from a layer up to a driver, is set in
+one place (:meth:`Stack._wire`). The layers are sans-IO; the drivers (:mod:`netstack.drivers`:
+TCP, UDP, ping, DHCP) turn them into asyncio objects and are typed against the narrow
+protocols of :mod:`netstack.core`, which the stack satisfies. The stack owns one receive loop
+on the link and one timer (:class:`~netstack.drivers.timer.MachineTimer`) re-armed from the
+layers' ``poll_at()`` once per turn of the event loop in which something happened; the layer
+registry serves statistics and deadlines alike.
 
 The receive path is plain calls: link callback -> Ethernet -> IPv4 -> UDP -> the protocol's
 ``datagram_received``. Sending is plain calls too, down to the link's ``transmit`` when it has
@@ -199,16 +203,9 @@ class Stack:
         """Every callback between layers, and from layers up to drivers, set here and
         nowhere else (MirageOS applies its functors in one place; no layer's constructor
         reaches into another layer)."""
-        eth, arp, ip4, icmp = self.ethernet, self.arp, self.ipv4, self.icmp
-        ip6, icmp6, udp, tcp = self.ipv6, self.icmp6, self.udp, self.tcp
-        # Ethernet demultiplexes by EtherType (RFC 894, RFC 826, RFC 2464).
-        eth.handlers[EtherType.ARP] = arp.receive
-        eth.handlers[EtherType.IPV4] = ip4.receive
-        eth.handlers[EtherType.IPV6] = ip6.receive
-        # ARP asks IPv4 which of its addresses a request goes out from, and tells ICMP of
-        # the datagrams stranded by a neighbour that never answered.
-        arp.source_selector = ip4.arp_source
-        arp.on_failed = icmp.neighbour_failed
+        self._wire_link(self.ethernet, self.arp)
+        ip4, icmp, ip6, icmp6 = self.ipv4, self.icmp, self.ipv6, self.icmp6
+        udp, tcp = self.udp, self.tcp
         # IPv4 and IPv6 demultiplex by protocol; ICMP and ICMPv6 report what they cannot
         # deliver (RFC 1122 3.2.2.1, RFC 4443 3.1, 3.3, 3.4).
         ip4.protocols[IpProto.ICMP] = icmp.receive
@@ -245,6 +242,18 @@ class Stack:
         ip4.loopback = self._loopback
         ip6.loopback = self._loopback
         ip6.on_addrconf_event = self._on_addrconf_event
+
+    def _wire_link(self, eth: EthernetLayer, arp: ArpLayer) -> None:
+        """The callbacks of what belongs to one link (its Ethernet layer and ARP) into the
+        layers every link shares: what a stack with several interfaces does once for each."""
+        # Ethernet demultiplexes by EtherType (RFC 894, RFC 826, RFC 2464).
+        eth.handlers[EtherType.ARP] = arp.receive
+        eth.handlers[EtherType.IPV4] = self.ipv4.receive
+        eth.handlers[EtherType.IPV6] = self.ipv6.receive
+        # ARP asks IPv4 which of its addresses a request goes out from, and tells ICMP of
+        # the datagrams stranded by a neighbour that never answered.
+        arp.source_selector = self.ipv4.arp_source
+        arp.on_failed = self.icmp.neighbour_failed
 
     # -- lifecycle -----------------------------------------------------------------------------
     @classmethod
