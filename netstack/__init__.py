@@ -1,5 +1,6 @@
 """netstack: an asyncio-native TCP/IP stack written in Python."""
 
+from .contract import NetworkStack, StackServer
 from .errors import (
     AddressInUseError,
     ClosedError,
@@ -22,10 +23,12 @@ __all__ = [
     "LinkError",
     "MessageTooLargeError",
     "NetstackError",
+    "NetworkStack",
     "NoRouteError",
     "ParseError",
     "Stack",
     "StackConfig",
+    "StackServer",
     "__version__",
     "run",
 ]

@@ -4,11 +4,12 @@ TCP/IP stack.
 MirageOS builds one application against either its own stack or the host's sockets
 (``--net socket``); this is the same idea. A :class:`HostStack` has the call shapes of
 :class:`~netstack.Stack` -- ``open_connection``, ``start_server``, ``create_connection``,
-``create_server``, ``create_datagram_endpoint``, ``ping``, ``stats``, ``close`` and the async
-context manager -- and carries each call out through the running event loop on ordinary
-sockets, so code written against one runs on the other unchanged::
+``create_server``, ``create_datagram_endpoint``, ``ping``, ``resolve``, ``stats``,
+``reset_stats``, ``close`` and the async context manager, the contract both fulfil
+(:class:`netstack.NetworkStack`) -- and carries each call out through the running event loop
+on ordinary sockets, so code written against one runs on the other unchanged::
 
-    async def serve(stack: netstack.Stack | netstack.HostStack) -> None:
+    async def serve(stack: netstack.NetworkStack) -> None:
         server = await stack.start_server(handle, port=0)
         print("listening on", server.addresses[0][1])
 
@@ -20,7 +21,9 @@ pick one per address family).
 
 ``ping`` needs an ICMP socket: an unprivileged ICMP datagram socket where the kernel allows it
 (Linux's ``net.ipv4.ping_group_range``), else a raw socket (root or ``CAP_NET_RAW``), else it
-raises :class:`PermissionError` saying so.
+raises :class:`PermissionError` saying so. An ICMP error about the request fails the ping
+with the error netstack's own stack raises for the same message (the table of
+:mod:`netstack.proto.icmp.oserror`, which is Linux's).
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ from typing import Any, TypeVar
 
 from .errors import ClosedError
 from .proto.checksum import checksum
-from .proto.icmp.layer import to_oserror
+from .proto.icmp.oserror import to_oserror, to_oserror6
+from .proto.icmp.wire import ERROR_TYPES, IcmpType
+from .proto.icmpv6.wire import Icmp6Type
 from .streams import (
     NetstackStreamWriter,
     is_tls_config,
@@ -53,15 +58,8 @@ __all__ = ["HostServer", "HostStack"]
 
 _P = TypeVar("_P", bound=asyncio.BaseProtocol)
 
-_ICMP_ECHO_REQUEST = 8
-_ICMP_ECHO_REPLY = 0
-_ICMP6_ECHO_REQUEST = 128
-_ICMP6_ECHO_REPLY = 129
+#: An echo request or reply's header: type, code, checksum, identifier, sequence number.
 _ICMP_HEADER = struct.Struct("!BBHHH")
-#: ICMP errors that quote an echo request: destination unreachable, time exceeded,
-#: parameter problem (IPv4) and their ICMPv6 counterparts.
-_ICMP_ERRORS = frozenset({3, 11, 12})
-_ICMP6_ERRORS = frozenset({1, 2, 3, 4})
 #: How many times a shared port for IPv4 and IPv6 is looked for before giving up.
 _DUAL_PORT_ATTEMPTS = 8
 
@@ -557,6 +555,13 @@ class HostStack:
         protocol_factory: Callable[[], _P],
         local_addr: tuple[str | None, int] | None = None,
         remote_addr: tuple[str, int] | None = None,
+        *,
+        family: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+        reuse_port: bool | None = None,
+        allow_broadcast: bool | None = None,
+        sock: Any = None,
         **kwargs: Any,
     ) -> tuple[asyncio.DatagramTransport, _P]:
         """A UDP endpoint, as :meth:`asyncio.loop.create_datagram_endpoint`.
@@ -567,8 +572,9 @@ class HostStack:
                 (as netstack: IPv4, or IPv6 when ``remote_addr`` or ``family`` is IPv6),
                 port 0 for an ephemeral one.
             remote_addr: ``(host, port)`` to connect to.
-            kwargs: more keyword arguments for :meth:`asyncio.loop.create_datagram_endpoint`
-                (``family``, ``allow_broadcast``, ``sock``, ...).
+            family, proto, flags, reuse_port, allow_broadcast, sock: as
+                :meth:`asyncio.loop.create_datagram_endpoint`.
+            kwargs: more keyword arguments for the loop's ``create_datagram_endpoint``.
 
         Returns:
             ``(transport, protocol)``.
@@ -581,14 +587,15 @@ class HostStack:
         self._check_open()
         if local_addr is not None and local_addr[0] in (None, ""):
             remote_host = remote_addr[0] if remote_addr is not None else None
-            local_addr, family = _wildcard_for(remote_host, kwargs.get("family", 0), local_addr[1])
-            kwargs["family"] = family
+            local_addr, family = _wildcard_for(remote_host, family, local_addr[1])
         transport: asyncio.DatagramTransport
         protocol: _P
         loop: Any = self.loop  # local_addr's host is a str by now; typeshed cannot tell
         transport, protocol = await loop.create_datagram_endpoint(
-            protocol_factory, local_addr=local_addr, remote_addr=remote_addr, **kwargs
-        )
+            protocol_factory, local_addr=local_addr, remote_addr=remote_addr, family=family,
+            proto=proto, flags=flags, reuse_port=reuse_port, allow_broadcast=allow_broadcast,
+            sock=sock, **kwargs,
+        )  # fmt: skip
         self._endpoints.add(transport)
         self._counters["datagram_endpoints"] += 1
         return transport, protocol
@@ -671,7 +678,9 @@ class HostStack:
         ident = self._ping_ident if raw else 0
         payload = (bytes(range(256)) * (size // 256 + 1))[:size]
         request = bytearray(
-            _ICMP_HEADER.pack(_ICMP6_ECHO_REQUEST if v6 else _ICMP_ECHO_REQUEST, 0, 0, ident, seq)
+            _ICMP_HEADER.pack(
+                Icmp6Type.ECHO_REQUEST if v6 else IcmpType.ECHO_REQUEST, 0, 0, ident, seq
+            )
         )
         request += payload
         if not v6:
@@ -729,6 +738,12 @@ class HostStack:
         out: dict[str, Any] = dict(self._counters)
         out["servers"] = sum(1 for server in self._servers if server.is_serving())
         return out
+
+    def reset_stats(self) -> None:
+        """Set the counters of :meth:`stats` back to zero (``servers`` counts what listens
+        now, and stays)."""
+        for name in self._counters:
+            self._counters[name] = 0
 
     def __repr__(self) -> str:
         return f"<HostStack{' closed' if self._closed else ''}>"
@@ -850,11 +865,13 @@ def _match_reply(
     if len(view) < 8:
         return False
     type_, code, _, r_ident, r_seq = _ICMP_HEADER.unpack_from(view)
-    reply = _ICMP6_ECHO_REPLY if v6 else _ICMP_ECHO_REPLY
+    reply = Icmp6Type.ECHO_REPLY if v6 else IcmpType.ECHO_REPLY
     if type_ == reply:
         same_host = ipaddress.ip_address(src[0]) == ipaddress.ip_address(address)
         return same_host and r_ident == ident and r_seq == seq and view[8:] == payload
-    if raw and type_ in (_ICMP6_ERRORS if v6 else _ICMP_ERRORS):
+    # The errors netstack's ICMP layers hand to the sender of the datagram they quote: the
+    # IPv4 error types, and every ICMPv6 type below 128 (RFC 4443 2.1).
+    if raw and (type_ < 128 if v6 else type_ in ERROR_TYPES):
         # The error quotes our request: (IPv4 header |) ICMP header after 8 bytes.
         quoted = view[8:]
         if not v6:
@@ -866,23 +883,10 @@ def _match_reply(
         if len(quoted) < 8:
             return False
         q_type, _, _, q_ident, q_seq = _ICMP_HEADER.unpack_from(quoted)
-        request = _ICMP6_ECHO_REQUEST if v6 else _ICMP_ECHO_REQUEST
+        request = Icmp6Type.ECHO_REQUEST if v6 else IcmpType.ECHO_REQUEST
         if q_type == request and q_ident == ident and q_seq == seq:
-            return _icmp_error(type_, code, v6)
+            # The same table as netstack's own stack (and as Linux): a message that is no
+            # error to report (a Redirect, say) leaves the ping waiting for its reply.
+            error = to_oserror6(type_, code) if v6 else to_oserror(type_, code)
+            return False if error is None else error
     return False
-
-
-def _icmp_error(type_: int, code: int, v6: bool) -> OSError:
-    if v6:
-        if type_ == 1:
-            if code == 1:
-                return PermissionError(errno.EACCES, "Communication administratively prohibited")
-            if code == 4:
-                return ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
-            return OSError(errno.EHOSTUNREACH, "No route to host")
-        if type_ == 2:
-            return OSError(errno.EMSGSIZE, "Message too long (packet too big)")
-        if type_ == 3:
-            return OSError(errno.EHOSTUNREACH, "No route to host (time exceeded)")
-        return OSError(errno.EPROTO, "Protocol error (parameter problem)")
-    return to_oserror(type_, code) or OSError(errno.EPROTO, f"ICMP error {type_}/{code}")

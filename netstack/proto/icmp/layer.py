@@ -11,7 +11,6 @@ A received error is believed only when the datagram it quotes came from this hos
 
 from __future__ import annotations
 
-import errno
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,12 +20,12 @@ from ..ipv4.layer import HEADROOM, IPv4Layer
 from ..ipv4.reassembly import Expired
 from ..ipv4.wire import IpProto, IPv4Header, parse_quoted
 from ..layer import Layer
+from .oserror import to_oserror
 from .ratelimit import TokenBucket
 from .wire import (
     ERROR_TYPES,
     ICMP_HEADER_LEN,
     IcmpType,
-    UnreachableCode,
     build_into,
     checksum_ok,
     parse,
@@ -234,31 +233,3 @@ class IcmpLayer(Layer):
             if len(quoted) > 6 and (quoted[6] & 0x1F or quoted[7]):
                 continue  # only the first fragment stands for the datagram
             self._dispatch_error(IcmpType.DEST_UNREACHABLE, 1, 0, quoted, now, unresolved=True)
-
-
-def to_oserror(type_: int, code: int) -> OSError | None:
-    """The error a socket reports for an ICMP error message (as Linux's icmp_err_convert
-    table does); None for messages that are not errors to report."""
-    if type_ == IcmpType.DEST_UNREACHABLE:
-        if code == UnreachableCode.PORT:
-            return ConnectionRefusedError(
-                errno.ECONNREFUSED, "Connection refused (port unreachable)"
-            )
-        if code == UnreachableCode.PROTOCOL:
-            return ConnectionRefusedError(errno.ENOPROTOOPT, "Protocol unreachable")
-        if code == UnreachableCode.FRAGMENTATION_NEEDED:
-            return OSError(errno.EMSGSIZE, "Message too long (fragmentation needed)")
-        if code in (UnreachableCode.NET, UnreachableCode.NET_UNKNOWN):
-            return OSError(errno.ENETUNREACH, "Network is unreachable")
-        if code in (
-            UnreachableCode.NET_PROHIBITED,
-            UnreachableCode.HOST_PROHIBITED,
-            UnreachableCode.ADMIN_PROHIBITED,
-        ):
-            return PermissionError(errno.EACCES, "Communication administratively prohibited")
-        return OSError(errno.EHOSTUNREACH, "No route to host")
-    if type_ == IcmpType.TIME_EXCEEDED:
-        return OSError(errno.EHOSTUNREACH, "No route to host (time exceeded)")
-    if type_ == IcmpType.PARAMETER_PROBLEM:
-        return OSError(errno.EPROTO, "Protocol error (parameter problem)")
-    return None

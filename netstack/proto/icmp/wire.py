@@ -29,6 +29,7 @@ __all__ = [
     "ICMP_HEADER_LEN",
     "IcmpHeader",
     "IcmpType",
+    "TimeExceededCode",
     "UnreachableCode",
     "build_into",
     "checksum_ok",
@@ -53,6 +54,8 @@ class IcmpType(IntEnum):
 
 
 class UnreachableCode(IntEnum):
+    """Destination Unreachable codes (RFC 792, RFC 1122 3.2.2.1, RFC 1812 5.2.7.1)."""
+
     NET = 0
     HOST = 1
     PROTOCOL = 2
@@ -61,9 +64,21 @@ class UnreachableCode(IntEnum):
     SOURCE_ROUTE_FAILED = 5
     NET_UNKNOWN = 6
     HOST_UNKNOWN = 7
+    HOST_ISOLATED = 8
     NET_PROHIBITED = 9
     HOST_PROHIBITED = 10
+    NET_TOS = 11
+    HOST_TOS = 12
     ADMIN_PROHIBITED = 13
+    PRECEDENCE_VIOLATION = 14
+    PRECEDENCE_CUTOFF = 15
+
+
+class TimeExceededCode(IntEnum):
+    """Time Exceeded codes (RFC 792)."""
+
+    TTL = 0
+    REASSEMBLY = 1
 
 
 #: Types whose data is the IP header and first 8 bytes of the datagram that caused them.

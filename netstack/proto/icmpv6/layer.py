@@ -13,13 +13,13 @@ does by default (RFC 4443 4.2).
 
 from __future__ import annotations
 
-import errno
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from ...errors import NoRouteError, ParseError
 from ..ethernet.wire import ETHERNET_HEADER_LEN
+from ..icmp.oserror import to_oserror6
 from ..icmp.ratelimit import TokenBucket
 from ..ipv6.addressing import UNSPECIFIED
 from ..ipv6.layer import HEADROOM6, IPv6Layer
@@ -292,32 +292,3 @@ class Icmp6Layer(Layer):
             quoted = memoryview(frame)[ETHERNET_HEADER_LEN:]
             self._dispatch_error(Icmp6Type.DEST_UNREACHABLE, UnreachableCode6.ADDRESS, 0,
                                  quoted, now, unresolved=True)  # fmt: skip
-
-
-def to_oserror6(type_: int, code: int) -> OSError | None:
-    """The error a socket reports for an ICMPv6 error (as Linux's icmpv6_err_convert)."""
-    if type_ == Icmp6Type.DEST_UNREACHABLE:
-        if code == UnreachableCode6.PORT:
-            return ConnectionRefusedError(
-                errno.ECONNREFUSED, "Connection refused (port unreachable)"
-            )
-        if code == UnreachableCode6.NO_ROUTE:
-            return OSError(errno.ENETUNREACH, "Network is unreachable")
-        if code in (
-            UnreachableCode6.ADMIN_PROHIBITED,
-            UnreachableCode6.SOURCE_POLICY,
-            UnreachableCode6.REJECT_ROUTE,
-        ):
-            return PermissionError(errno.EACCES, "Communication administratively prohibited")
-        return OSError(errno.EHOSTUNREACH, "No route to host")
-    if type_ == Icmp6Type.PACKET_TOO_BIG:
-        return OSError(errno.EMSGSIZE, "Message too long (packet too big)")
-    if type_ == Icmp6Type.TIME_EXCEEDED:
-        return OSError(errno.EHOSTUNREACH, "No route to host (time exceeded)")
-    if type_ == Icmp6Type.PARAMETER_PROBLEM:
-        if code == 1:
-            return ConnectionRefusedError(
-                errno.ECONNREFUSED, "Connection refused (unknown protocol)"
-            )
-        return OSError(errno.EPROTO, "Protocol error (parameter problem)")
-    return None
