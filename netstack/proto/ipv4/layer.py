@@ -35,6 +35,7 @@ from .wire import (
     build_header_into,
     checksum_ok,
     iter_options,
+    new_ipv4_header,
     parse,
 )
 
@@ -48,7 +49,6 @@ ANY = b"\x00\x00\x00\x00"
 BROADCAST_MAC = b"\xff" * 6
 
 _HEADER = struct.Struct("!BBHHHBBH4s4s")
-_new_header = tuple.__new__
 
 #: handler(header, payload, now, sent to a broadcast/multicast address)
 UpperHandler = Callable[[IPv4Header, memoryview, float, bool], None]
@@ -414,7 +414,7 @@ class IPv4Layer(Layer):
             if int.from_bytes(data[:IPV4_HEADER_LEN], "big") % 0xFFFF:
                 self._drop("bad_checksum")
                 return
-            header = _new_header(IPv4Header, (*fields[1:], b""))
+            header = new_ipv4_header((*fields[1:], b""))
             payload = data[IPV4_HEADER_LEN:total]
         else:
             try:

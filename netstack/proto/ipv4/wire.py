@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 from ...errors import ParseError
 from ..checksum import checksum
+from ..wire import fast_new
 
 __all__ = [
     "IPV4_HEADER_LEN",
@@ -40,6 +41,7 @@ __all__ = [
     "checksum_ok",
     "fill_checksum",
     "iter_options",
+    "new_ipv4_header",
     "parse",
     "parse_quoted",
 ]
@@ -127,6 +129,12 @@ class IPv4Header(NamedTuple):
         buf = bytearray(self.header_length)
         self.emit_into(buf)
         return bytes(buf)
+
+
+#: The per-packet constructor (no field checks): ``new_ipv4_header((tos, total, ...))``.
+new_ipv4_header = fast_new(
+    IPv4Header, "tos total_length ident flags_fragment ttl proto checksum src dst options"
+)
 
 
 def parse(data: bytes | bytearray | memoryview) -> tuple[IPv4Header, memoryview]:

@@ -71,6 +71,7 @@ from .wire import (
     NextHeader,
     ParameterProblem,
     build_fragment_header_into,
+    new_ipv6_header,
     walk,
 )
 
@@ -84,7 +85,6 @@ HEADROOM6 = ETHERNET_HEADER_LEN + IPV6_HEADER_LEN
 LOOPBACK = bytes(15) + b"\x01"
 
 _HEADER = struct.Struct("!IHBB16s16s")
-_new_header = tuple.__new__
 
 #: handler(header, payload, now, sent to a multicast address)
 UpperHandler = Callable[[IPv6Header, memoryview, float, bool], None]
@@ -532,9 +532,7 @@ class IPv6Layer(Layer):
             return
         self.rx_packets += 1
         self.rx_bytes += IPV6_HEADER_LEN + plen
-        header: IPv6Header = _new_header(
-            IPv6Header, ((vtf >> 20) & 0xFF, vtf & 0xFFFFF, plen, nh, hlim, src, dst)
-        )
+        header = new_ipv6_header(((vtf >> 20) & 0xFF, vtf & 0xFFFFF, plen, nh, hlim, src, dst))
         payload = data[IPV6_HEADER_LEN : IPV6_HEADER_LEN + plen]
         if nh == NextHeader.TCP or nh == NextHeader.UDP:
             handler = self.protocols.get(nh)

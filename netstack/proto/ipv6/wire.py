@@ -50,6 +50,7 @@ from enum import IntEnum
 from typing import NamedTuple
 
 from ...errors import ParseError
+from ..wire import fast_new
 
 __all__ = [
     "FRAGMENT_HEADER_LEN",
@@ -64,6 +65,7 @@ __all__ = [
     "ProblemCode",
     "build_fragment_header_into",
     "build_header_into",
+    "new_ipv6_header",
     "parse",
     "parse_fragment_header",
     "unrecognized_next_header",
@@ -79,7 +81,6 @@ MAX_PAYLOAD = 65535
 
 _HEADER = struct.Struct("!IHBB16s16s")
 _FRAGMENT = struct.Struct("!BBHI")
-_new = tuple.__new__
 
 
 class NextHeader(IntEnum):
@@ -177,6 +178,12 @@ class IPv6Header(NamedTuple):
         return bytes(buf)
 
 
+#: The per-packet constructor (no field checks): ``new_ipv6_header((tclass, flow, ...))``.
+new_ipv6_header = fast_new(
+    IPv6Header, "traffic_class flow_label payload_length next_header hop_limit src dst"
+)
+
+
 def _check_fields(traffic_class: int, flow_label: int, src: bytes, dst: bytes) -> None:
     # struct's "16s" would pad or cut an address silently, and a wide flow label would run
     # into the traffic class: refuse both.
@@ -206,8 +213,7 @@ def parse(data: bytes | bytearray | memoryview) -> tuple[IPv6Header, memoryview]
     end = IPV6_HEADER_LEN + plen
     if end > n:
         raise ParseError("truncated", f"payload length {plen} > {n - IPV6_HEADER_LEN} bytes")
-    header: IPv6Header = _new(IPv6Header, ((vtf >> 20) & 0xFF, vtf & 0xFFFFF, plen, nh, hlim,
-                                           src, dst))  # fmt: skip
+    header = new_ipv6_header(((vtf >> 20) & 0xFF, vtf & 0xFFFFF, plen, nh, hlim, src, dst))
     return header, memoryview(data)[IPV6_HEADER_LEN:end]
 
 
@@ -261,6 +267,9 @@ class FragmentHeader(NamedTuple):
         return bytes(buf)
 
 
+_new_fragment = fast_new(FragmentHeader, "next_header offset more ident")
+
+
 def parse_fragment_header(data: bytes | bytearray | memoryview, at: int = 0) -> FragmentHeader:
     """Parse the Fragment header at ``data[at:]``; Reserved and Res are ignored on reception
     (RFC 8200 4.5).
@@ -274,7 +283,7 @@ def parse_fragment_header(data: bytes | bytearray | memoryview, at: int = 0) -> 
     if at + FRAGMENT_HEADER_LEN > len(data):
         raise ParseError("truncated", f"fragment header at {at} of {len(data)} bytes")
     nh, _, offm, ident = _FRAGMENT.unpack_from(data, at)
-    return _new(FragmentHeader, (nh, offm & 0xFFF8, bool(offm & 1), ident))
+    return _new_fragment((nh, offm & 0xFFF8, bool(offm & 1), ident))
 
 
 def build_fragment_header_into(
@@ -320,6 +329,9 @@ class Chain(NamedTuple):
     fragment_at: int
     router_alert: bool
     next_header_pointer: int
+
+
+_new_chain = fast_new(Chain, "upper offset fragment fragment_at router_alert next_header_pointer")
 
 
 def unrecognized_next_header(chain: Chain, payload: object = None) -> ParameterProblem:
@@ -397,10 +409,8 @@ def walk(
                 raise ParseError("truncated_extension", f"fragment header at {at} of {n}")
             inner, _, offm, ident = _FRAGMENT.unpack_from(payload, at)
             if offm & 0xFFF9:
-                fragment: FragmentHeader = _new(
-                    FragmentHeader, (inner, offm & 0xFFF8, bool(offm & 1), ident)
-                )
-                return _new(Chain, (inner, at + 8, fragment, at, alert, IPV6_HEADER_LEN + at))
+                fragment = _new_fragment((inner, offm & 0xFFF8, bool(offm & 1), ident))
+                return _new_chain((inner, at + 8, fragment, at, alert, IPV6_HEADER_LEN + at))
             # RFC 6946 4 / RFC 8200 4.5: an atomic fragment (offset 0, M 0) is a whole packet,
             # processed in isolation from any fragments with the same Identification.
             pointer = IPV6_HEADER_LEN + at
@@ -425,7 +435,7 @@ def walk(
         pointer = IPV6_HEADER_LEN + at
         nh = payload[at]
         at = end
-    return _new(Chain, (nh, at, None, -1, alert, pointer))
+    return _new_chain((nh, at, None, -1, alert, pointer))
 
 
 def _options(

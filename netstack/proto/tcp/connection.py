@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, NamedTuple
 
+from ..wire import fast_new
 from .congestion import CongestionControl, make_controller
 from .prr import Prr
 from .rack import Rack, SentSegment, is_dsack
@@ -88,7 +89,6 @@ DEFAULT_MSS6 = 1220
 #: RFC 7323 2.3: the largest window scale.
 MAX_WSCALE = 14
 _NOP_NOP_TS = struct.Struct("!III")
-_new_segment = tuple.__new__
 
 #: Segments acknowledged at once at the start of a connection (Linux: TCP_MAX_QUICKACKS).
 QUICKACKS = 16
@@ -185,6 +185,9 @@ class Segment(NamedTuple):
     payload: bytes | bytearray | memoryview = b""
     #: The urgent pointer field (meaningful with URG in ``flags``).
     urgent: int = 0
+
+
+_new_segment = fast_new(Segment, "seq ack flags window options payload urgent")
 
 
 # -- events ------------------------------------------------------------------------------------
@@ -1789,9 +1792,7 @@ class TcpConnection:
             seq = nxt
             nxt = (nxt + mss) & MASK
             flags = ACK_I | PSH_I if nxt == data_end else ACK_I
-            out.append(
-                new(Segment, (seq, ack, flags, window, options, buf[start : start + mss], 0))
-            )
+            out.append(new((seq, ack, flags, window, options, buf[start : start + mss], 0)))
             if records is not None:
                 records.append(SentSegment(seq, nxt, now))  # RFC 8985 6.1
             count += 1

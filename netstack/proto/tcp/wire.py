@@ -33,6 +33,7 @@ from typing import NamedTuple
 
 from ...errors import ParseError
 from ..checksum import checksum, pseudo_header_sum, verify
+from ..wire import fast_new
 
 __all__ = [
     "NO_OPTIONS",
@@ -151,7 +152,7 @@ class TcpOptions(NamedTuple):
 
 
 NO_OPTIONS = TcpOptions()
-_new_options = tuple.__new__
+_new_options = fast_new(TcpOptions, "mss wscale sack_permitted sack ts_val ts_ecr")
 
 
 def parse_options(options: bytes) -> TcpOptions:
@@ -166,7 +167,7 @@ def parse_options(options: bytes) -> TcpOptions:
     if len(options) == 12 and options[:4] == _NOP_NOP_TS:
         # What nearly every segment of an established connection carries.
         ts_val, ts_ecr = _TS.unpack_from(options, 4)
-        return _new_options(TcpOptions, (None, None, False, (), ts_val, ts_ecr))
+        return _new_options((None, None, False, (), ts_val, ts_ecr))
     mss = wscale = ts_val = None
     ts_ecr = 0
     sack_permitted = False
