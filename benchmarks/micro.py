@@ -38,6 +38,8 @@ from netstack.proto.arp import wire as arp
 from netstack.proto.ethernet import wire as ethernet
 from netstack.proto.icmp import wire as icmp
 from netstack.proto.ipv4 import wire as ipv4
+from netstack.proto.ipv6 import wire as ipv6
+from netstack.proto.tcp import wire as tcp
 from netstack.proto.udp import wire as udp
 
 from .common import Emitter, Settings, log, summarize
@@ -104,6 +106,14 @@ def _wire_cases() -> list[tuple[str, str, str, dict[str, Any]]]:
     arp_view = memoryview(arp_pkt.to_bytes())
     echo = _echo_request()
     echo_view = memoryview(echo)
+    ip6_view = memoryview(
+        ipv6.IPv6Header(0, 0, 8 + UDP_PAYLOAD, ipv4.IpProto.UDP, 64, bytes(16), bytes(16))
+        .to_bytes() + bytes(8 + UDP_PAYLOAD)
+    )  # fmt: skip
+    tcp_segment = bytearray(20 + 12 + UDP_PAYLOAD)
+    ts_options = tcp.emit_options(timestamp=(123456, 654321))  # what nearly every segment has
+    tcp.build_into(tcp_segment, 0, 40000, 80, 1, 2, 0x18, 65535, ts_options, SRC_IP, DST_IP)
+    tcp_view = memoryview(tcp_segment)
 
     eth_buf = bytearray(len(frame))
     arp_buf = bytearray(arp.ETH_IPV4_LEN)
@@ -118,6 +128,13 @@ def _wire_cases() -> list[tuple[str, str, str, dict[str, Any]]]:
         "ipv4": ipv4,
         "icmp": icmp,
         "udp": udp,
+        "ipv6": ipv6,
+        "tcp": tcp,
+        "ip6_view": ip6_view,
+        "tcp_view": tcp_view,
+        "ts_options": ts_options,
+        "ip6_struct": struct.Struct("!IHBB16s16s"),
+        "tcp_struct": struct.Struct("!HHIIHHHH"),
         "eth_view": eth_view,
         "ip_view": ip_view,
         "udp_view": udp_view,
@@ -180,6 +197,11 @@ def _wire_cases() -> list[tuple[str, str, str, dict[str, Any]]]:
             "udp.build_into(udp_buf, udp_offset, 40000, 9000, SRC_IP, DST_IP)",
             ns,
         ),
+        ("ipv6.parse", netstack, "ipv6.parse(ip6_view)", ns),
+        ("ipv6.parse", base, "ip6_struct.unpack_from(ip6_view, 0)", ns),
+        ("tcp.parse", netstack, "tcp.parse(tcp_view)", ns),
+        ("tcp.parse", base, "tcp_struct.unpack_from(tcp_view, 0)", ns),
+        ("tcp.parse_options", netstack, "tcp.parse_options(ts_options)", ns),
     ]
 
 
