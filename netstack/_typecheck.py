@@ -10,7 +10,7 @@ from __future__ import annotations
 from .contract import NetworkStack, StackServer
 from .host import HostServer, HostStack
 from .stack import Stack
-from .streams import Server
+from .drivers.tcp import Server
 
 __all__: list[str] = []
 

@@ -26,7 +26,14 @@ from test_layering import PACKAGE_ROOT, _resolve, module_name
 #: Modules allowed to import a driver: the composition root, and the public or old names
 #: that re-export one (``netstack.dhcp``, ``netstack.datagram``, ``netstack.streams``).
 DRIVER_IMPORTERS = frozenset(
-    {"netstack.stack", "netstack.dhcp", "netstack.datagram", "netstack.streams"}
+    {
+        "netstack.stack",
+        "netstack.dhcp",
+        "netstack.datagram",
+        "netstack.streams",
+        # Read by mypy only (the Stack/HostStack contract check), imported by nothing.
+        "netstack._typecheck",
+    }
 )
 #: Shared by every driver (the machine timer).
 DRIVER_HELPERS = frozenset({"netstack.drivers.timer"})
