@@ -8,9 +8,9 @@ class and no import cycle can pass through it.
 from __future__ import annotations
 
 from .contract import NetworkStack, StackServer
+from .drivers.tcp import Server
 from .host import HostServer, HostStack
 from .stack import Stack
-from .drivers.tcp import Server
 
 __all__: list[str] = []
 
