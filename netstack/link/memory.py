@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import heapq
 import random
 import secrets
 from collections.abc import Callable
@@ -96,9 +97,14 @@ class _Impairer:
         self._last_at = 0.0  # FIFO: no frame leaves before the one sent before it
         self._busy_until = 0.0  # the rate limiter's serialisation clock
         self.in_flight = 0
-        # Frames delayed in order. Timers due at the same instant may fire in any order, so
-        # each timer releases the head of this queue rather than "its" frame.
-        self.in_order: collections.deque[tuple[bytes | bytearray, Deliver]] = collections.deque()
+        # Frames held back, as (due time, sequence number, in order, frame, deliver). Event
+        # loops fire timers due at the same instant in any order, and uvloop rounds delays to
+        # whole milliseconds (running one that rounds to zero before the timers already due),
+        # so each timer releases the earliest frame held rather than "its" frame: the order
+        # frames leave in depends only on the seed and the frames sent, not on the timers.
+        self.held: list[tuple[float, int, bool, bytes | bytearray, Deliver]] = []
+        self.held_in_order = 0
+        self._held_seq = 0
         self.stats = ImpairmentStats()
 
     def schedule(
@@ -142,6 +148,13 @@ class _Impairer:
             self.stats.duplicated += 1
             out.append((at, frame, in_order))
         return out
+
+    def hold(self, at: float, frame: bytes | bytearray, in_order: bool, deliver: Deliver) -> None:
+        """Keep ``frame`` until ``at``; the caller starts one timer per frame held."""
+        self.in_flight += 1
+        self.held_in_order += in_order
+        self._held_seq += 1
+        heapq.heappush(self.held, (at, self._held_seq, in_order, frame, deliver))
 
 
 class MemoryLink(BaseLink):
@@ -232,26 +245,21 @@ class MemoryLink(BaseLink):
         now = loop.time()
         plan = impairer.schedule(frame, now)
         for at, out, in_order in plan:
-            if at <= now:
+            # A frame already due leaves now, unless it is in order and one sent before it is
+            # still held (its timer has not run yet on a busy loop).
+            if at <= now and not (in_order and impairer.held_in_order):
                 deliver(out)
                 continue
-            impairer.in_flight += 1
-            if in_order:
-                impairer.in_order.append((out, deliver))
-                loop.call_at(at, self._release_next, impairer)
-            else:
-                loop.call_at(at, self._release, impairer, out, deliver)
+            impairer.hold(at, out, in_order, deliver)
+            loop.call_at(at, self._release_next, impairer)
         return bool(plan)
-
-    @staticmethod
-    def _release(impairer: _Impairer, frame: bytes | bytearray, deliver: Deliver) -> None:
-        impairer.in_flight -= 1
-        deliver(frame)
 
     @staticmethod
     def _release_next(impairer: _Impairer) -> None:
         impairer.in_flight -= 1
-        frame, deliver = impairer.in_order.popleft()
+        _, _, in_order, frame, deliver = heapq.heappop(impairer.held)
+        if in_order:
+            impairer.held_in_order -= 1
         deliver(frame)
 
     # -- receiving -------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import FrozenInstanceError
 
@@ -617,6 +618,19 @@ async def test_jitter_keeps_order() -> None:
     imp = Impairment(delay=0.02, jitter=0.015, seed=16)
     sent, got, _, _ = await run_impaired(imp, 100)
     assert got == sent
+
+
+async def test_order_holds_when_the_loop_is_late() -> None:
+    # A frame held by jitter whose timer the busy loop has not run yet still leaves before a
+    # frame sent after it that is already due.
+    for seed in range(8):
+        a, b = MemoryLink.pair(impairment=Impairment(jitter=0.005, seed=seed))
+        async with Listening(a, b) as (_, sink):
+            a.transmit(numbered(0))
+            time.sleep(0.02)  # the loop is busy past frame 0's due time
+            a.transmit(numbered(1))
+            await sink.wait_for(2)
+            assert [number(f) for f in sink.frames] == [0, 1], f"seed {seed}"
 
 
 async def test_rate_spaces_frames() -> None:
