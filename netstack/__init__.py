@@ -13,6 +13,7 @@ from .errors import (
 from .host import HostStack
 from .runner import run
 from .stack import Stack, StackConfig
+from .switch import use
 
 __version__ = "0.1.0"
 
@@ -31,4 +32,5 @@ __all__ = [
     "StackServer",
     "__version__",
     "run",
+    "use",
 ]

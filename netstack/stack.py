@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import errno
 import ipaddress
@@ -337,7 +338,11 @@ class Stack:
         return stack
 
     async def _start(self) -> None:
-        self._listen_task = self.loop.create_task(self._listen(), name=f"netstack-rx-{self.link!r}")
+        # In a context of its own: the link's callbacks are the stack's, not those of the code
+        # that opened it (under netstack.use, say).
+        self._listen_task = self.loop.create_task(
+            self._listen(), name=f"netstack-rx-{self.link!r}", context=contextvars.Context()
+        )
         # One turn of the loop: the task's first step registers the frame callback, so
         # nothing sent to this host from now on is missed.
         await asyncio.sleep(0)
