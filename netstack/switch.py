@@ -17,8 +17,9 @@ so under the switch those methods answer from the stack:
   stack, and ``create_connection(sock=...)`` then hands it over (what aiohappyeyeballs, and so
   aiohttp's client, do); a datagram socket's ``sock_connect`` records its peer for
   ``create_datagram_endpoint(sock=...)``; ``create_server(sock=...)`` listens on the stack at
-  the socket's address and port. The operating-system socket is never used for traffic; it is
-  closed when the netstack object that took its place is collected.
+  the socket's address and port. The operating-system socket is never used for traffic: it is
+  closed when it is handed over (``create_connection`` / ``create_datagram_endpoint``), or
+  with the server that listens in its place.
 
 A :class:`~netstack.HostStack` is the loop's own network: under it these calls go through the
 host stack's methods (so its ``close()`` and ``stats()`` see them) and the socket calls stay
@@ -608,11 +609,23 @@ class _Addressed:
 _sockets: weakref.WeakKeyDictionary[Any, _Connected | _Addressed] = weakref.WeakKeyDictionary()
 
 
-def _close_with(owner: object, sock: Any) -> None:
-    """Close the operating-system socket ``sock`` when ``owner`` (what took its place) goes."""
+def _close(sock: Any) -> None:
+    """Close an operating-system socket the switch was handed (asyncio's transports and
+    servers own the sockets given to them, and so does what took their place here)."""
     close = getattr(sock, "close", None)
     if callable(close):
-        weakref.finalize(owner, close).atexit = False
+        close()
+
+
+def _close_with(server: Any, sock: Any) -> None:
+    """Close ``sock`` when ``server`` (the netstack server listening in its place) closes."""
+    close = server.close
+
+    def close_both() -> None:
+        close()
+        _close(sock)
+
+    server.close = close_both
 
 
 def _bound_address(sock: Any) -> tuple[str | None, int] | None:
@@ -664,7 +677,7 @@ async def _adopt(
         )
     record.adopted = True
     del _sockets[sock]
-    _close_with(transport, sock)
+    _close(sock)
 
     async def attach(factory: Callable[[], Any]) -> tuple[asyncio.Transport, Any]:
         protocol = factory()
@@ -706,7 +719,7 @@ _SERVER_ARGS = frozenset(
 _DATAGRAM_ARGS = frozenset(
     {
         "protocol_factory", "local_addr", "remote_addr", "family", "proto", "flags",
-        "reuse_address", "reuse_port", "allow_broadcast", "sock",
+        "reuse_port", "allow_broadcast", "sock",
     }
 )  # fmt: skip
 
@@ -740,7 +753,7 @@ async def _create_connection(stack: NetworkStack, original: Any, *args: Any, **k
         if sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A Stream Socket was expected, got {sock!r}")
         if not _is_inet(sock):
-            return await original(**a)
+            return await original(*args, **kwargs)
         return await _adopt(stack, sock, a["protocol_factory"], ssl, server_hostname,
                             a["ssl_handshake_timeout"])  # fmt: skip
     _socket_kinds(socket.SOCK_STREAM, a["proto"])
@@ -802,7 +815,7 @@ async def _create_server(stack: NetworkStack, original: Any, *args: Any, **kwarg
     if sock.type != socket.SOCK_STREAM:
         raise ValueError(f"A Stream Socket was expected, got {sock!r}")
     if not _is_inet(sock):
-        return await original(**a)
+        return await original(*args, **kwargs)
     name = sock.getsockname()
     options["family"] = sock.family
     server = await stack.create_server(a["protocol_factory"], name[0], name[1], **options)
@@ -819,7 +832,6 @@ async def _create_datagram_endpoint(
     _refuse_unknown("create_datagram_endpoint", a, _DATAGRAM_ARGS)
     sock, family = a["sock"], a["family"]
     local_addr, remote_addr = a["local_addr"], a["remote_addr"]
-    reuse_address = a.get("reuse_address")
     if sock is not None:
         if sock.type == socket.SOCK_STREAM:
             raise ValueError(f"A datagram socket was expected, got {sock!r}")
@@ -835,7 +847,7 @@ async def _create_datagram_endpoint(
                 f"({problems})"
             )
         if not _is_inet(sock):
-            return await original(**a)
+            return await original(*args, **kwargs)
         record = _sockets.pop(sock, None)
         transport, protocol = await stack.create_datagram_endpoint(
             a["protocol_factory"],
@@ -843,15 +855,10 @@ async def _create_datagram_endpoint(
             remote_addr=record.remote if isinstance(record, _Addressed) else None,
             family=sock.family,
         )
-        _close_with(transport, sock)
+        _close(sock)
         return transport, protocol
     if family == getattr(socket, "AF_UNIX", None):
-        return await original(**a)
-    if reuse_address:
-        raise ValueError(
-            "Passing `reuse_address=True` is no longer supported, as the usage of "
-            "SO_REUSEPORT in UDP poses a significant security concern."
-        )
+        return await original(*args, **kwargs)
     for addr in (local_addr, remote_addr):
         if addr is not None and not isinstance(addr, tuple):
             raise TypeError("2-tuple is expected")
@@ -871,7 +878,7 @@ async def _start_tls(stack: NetworkStack, original: Any, *args: Any, **kwargs: A
     transport, context = a["transport"], a["sslcontext"]
     ours = transport.get_extra_info("stack") is not None
     if not ours and not is_tls_config(context):
-        return await original(**a)
+        return await original(*args, **kwargs)
     if not isinstance(context, ssl_module.SSLContext) and not is_tls_config(context):
         raise TypeError(
             f"sslcontext is expected to be an instance of ssl.SSLContext, got {context!r}"
@@ -901,7 +908,7 @@ async def _sock_connect(stack: NetworkStack, original: Any, *args: Any, **kwargs
     a = _arguments("sock_connect", args, kwargs)
     sock, address = a["sock"], a["address"]
     if not isinstance(stack, Stack) or not _is_inet(sock):
-        return await original(**a)
+        return await original(*args, **kwargs)
     _check_ssl_socket(sock)
     if sock in _sockets:
         raise OSError(errno.EISCONN, "Transport endpoint is already connected")
@@ -939,7 +946,7 @@ def _sock_io(call: str) -> Callable[..., Awaitable[Any]]:
                 call, a["sock"], "on a socket connected through the stack: hand it to "
                 "loop.create_connection(sock=...) or create_datagram_endpoint(sock=...)",
             )  # fmt: skip
-        return await original(**a)
+        return await original(*args, **kwargs)
 
     return io
 
@@ -951,7 +958,7 @@ async def _sock_sendto(stack: NetworkStack, original: Any, *args: Any, **kwargs:
             "sock_sendto", a["sock"], "would send from an operating-system socket, past the "
             "stack: use loop.create_datagram_endpoint",
         )  # fmt: skip
-    return await original(**a)
+    return await original(*args, **kwargs)
 
 
 _IMPLEMENTATIONS: dict[str, Callable[..., Awaitable[Any]]] = {

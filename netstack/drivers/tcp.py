@@ -706,6 +706,7 @@ async def connect(
     try:
         await waiter
     except BaseException:
+        transport._context = _EMPTY_CONTEXT  # held by the traceback, it must hold nothing
         if conn.state.value != "CLOSED":
             conn.abort(loop.time())
             core.tcp.call(conn, loop.time())
