@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, NamedTuple, Protocol
+from typing import Any, BinaryIO, NamedTuple, Protocol, Self
 
 from ..errors import LinkError, ParseError
 from .base import Buffer, FrameCallback, Link, LinkStats, MacAddress
@@ -142,7 +142,69 @@ PathLike = str | os.PathLike[str]
 # -- writing ---------------------------------------------------------------------------------
 
 
-class PcapWriter:
+class _CaptureFile:
+    """The file under a capture writer: opened from a path (and closed with the writer) or
+    a file object (flushed, but left open)."""
+
+    __slots__ = ("_file", "_owned", "_closed")
+
+    def __init__(self, path_or_fileobj: PathLike | _Writable) -> None:
+        self._closed = False
+        self._file: _Writable
+        self._owned: BinaryIO | None = None
+        if isinstance(path_or_fileobj, str | os.PathLike):
+            self._file = self._owned = open(path_or_fileobj, "wb", buffering=_WRITE_BUFFER)
+        else:
+            self._file = path_or_fileobj
+
+    def _start(self, header: bytes) -> None:
+        try:
+            self._file.write(header)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has been called."""
+        return self._closed
+
+    def flush(self) -> None:
+        """Push buffered records to the operating system; does nothing once closed.
+
+        Raises:
+            OSError: writing to the file failed.
+        """
+        if not self._closed:
+            self._file.flush()
+
+    def close(self) -> None:
+        """Flush, and close the file if the writer opened it. Safe to call more than once.
+
+        Raises:
+            OSError: writing the last records failed.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if self._owned is not None:
+            self._owned.close()
+        else:
+            self._file.flush()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class PcapWriter(_CaptureFile):
     """Writes packets to a libpcap file.
 
     Args:
@@ -160,7 +222,7 @@ class PcapWriter:
         OSError: the file cannot be created or written.
     """
 
-    __slots__ = ("_file", "_owned", "_closed", "_units", "linktype", "snaplen", "nanosecond")
+    __slots__ = ("_units", "linktype", "snaplen", "nanosecond")
 
     def __init__(
         self,
@@ -178,24 +240,9 @@ class PcapWriter:
         self.snaplen = snaplen
         self.nanosecond = nanosecond
         self._units = 1_000_000_000 if nanosecond else 1_000_000
-        self._closed = False
-        self._file: _Writable
-        self._owned: BinaryIO | None = None
-        if isinstance(path_or_fileobj, str | os.PathLike):
-            self._file = self._owned = open(path_or_fileobj, "wb", buffering=_WRITE_BUFFER)
-        else:
-            self._file = path_or_fileobj
+        super().__init__(path_or_fileobj)
         magic = _PCAP_MAGIC_NS if nanosecond else _PCAP_MAGIC_US
-        try:
-            self._file.write(_PCAP_FILE_HEADER.pack(magic, *_PCAP_VERSION, 0, 0, snaplen, linktype))
-        except BaseException:
-            self.close()
-            raise
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` has been called."""
-        return self._closed
+        self._start(_PCAP_FILE_HEADER.pack(magic, *_PCAP_VERSION, 0, 0, snaplen, linktype))
 
     def write(self, frame: Buffer, timestamp: float) -> None:
         """Append one packet.
@@ -228,40 +275,6 @@ class PcapWriter:
         else:
             write(frame)
 
-    def flush(self) -> None:
-        """Push buffered records to the operating system; does nothing once closed.
-
-        Raises:
-            OSError: writing to the file failed.
-        """
-        if not self._closed:
-            self._file.flush()
-
-    def close(self) -> None:
-        """Flush, and close the file if the writer opened it. Safe to call more than once.
-
-        Raises:
-            OSError: writing the last records failed.
-        """
-        if self._closed:
-            return
-        self._closed = True
-        if self._owned is not None:
-            self._owned.close()
-        else:
-            self._file.flush()
-
-    def __enter__(self) -> PcapWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 def _option(code: int, value: bytes) -> bytes:
     """One pcapng option: code, length, value padded to 32 bits (pcapng 3.5)."""
@@ -274,7 +287,7 @@ def _block(block_type: int, body: bytes) -> bytes:
     return _PCAPNG_HEAD.pack(block_type, length) + body + _U32LE.pack(length)
 
 
-class PcapngWriter:
+class PcapngWriter(_CaptureFile):
     """Writes a pcapng file with any number of interfaces, so one file can hold a whole
     network (one interface per link), as Wireshark shows it.
 
@@ -292,33 +305,19 @@ class PcapngWriter:
         OSError: the file cannot be created or written.
     """
 
-    __slots__ = ("_file", "_owned", "_closed", "_interfaces", "path")
+    __slots__ = ("_interfaces", "path")
 
     def __init__(
         self, path_or_fileobj: PathLike | _Writable, *, application: str = "netstack"
     ) -> None:
-        self._closed = False
         self._interfaces: list[PcapngInterface] = []
-        self._file: _Writable
-        self._owned: BinaryIO | None = None
-        self.path: Path | None = None
-        if isinstance(path_or_fileobj, str | os.PathLike):
-            self.path = Path(path_or_fileobj)
-            self._file = self._owned = open(path_or_fileobj, "wb", buffering=_WRITE_BUFFER)
-        else:
-            self._file = path_or_fileobj
+        self.path = (
+            Path(path_or_fileobj) if isinstance(path_or_fileobj, str | os.PathLike) else None
+        )
+        super().__init__(path_or_fileobj)
         body = _PCAPNG_SHB_BODY.pack(0x1A2B3C4D, 1, 0, -1)
         body += _option(_SHB_USERAPPL, application.encode()) + _option(_OPT_ENDOFOPT, b"")
-        try:
-            self._file.write(_block(0x0A0D0D0A, body))
-        except BaseException:
-            self.close()
-            raise
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` has been called."""
-        return self._closed
+        self._start(_block(0x0A0D0D0A, body))
 
     @property
     def interfaces(self) -> list[PcapngInterface]:
@@ -393,32 +392,6 @@ class PcapngWriter:
         )
         write(memoryview(frame).cast("B")[:caplen] if caplen < length else frame)
         write(bytes(pad) + _U32LE.pack(total))
-
-    def flush(self) -> None:
-        """Push buffered blocks to the operating system; does nothing once closed."""
-        if not self._closed:
-            self._file.flush()
-
-    def close(self) -> None:
-        """Flush, and close the file if the writer opened it. Safe to call more than once."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._owned is not None:
-            self._owned.close()
-        else:
-            self._file.flush()
-
-    def __enter__(self) -> PcapngWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class PcapngInterface:
