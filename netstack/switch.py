@@ -69,6 +69,15 @@ __all__ = ["PATCHED", "active_stack", "unpatched", "use"]
 
 log = logging.getLogger("netstack.switch")
 
+#: The socket I/O calls: the loop's own, except on a socket the switch connected.
+_SOCK_IO = (
+    "sock_sendall",
+    "sock_sendfile",
+    "sock_recv",
+    "sock_recv_into",
+    "sock_recvfrom",
+    "sock_recvfrom_into",
+)
 #: The loop methods the switch replaces while it is in use.
 PATCHED = (
     "create_connection",
@@ -79,12 +88,7 @@ PATCHED = (
     "getnameinfo",
     "sock_connect",
     "sock_sendto",
-    "sock_sendall",
-    "sock_sendfile",
-    "sock_recv",
-    "sock_recv_into",
-    "sock_recvfrom",
-    "sock_recvfrom_into",
+    *_SOCK_IO,
 )
 
 _INET = (socket.AF_INET, socket.AF_INET6)
@@ -970,15 +974,5 @@ _IMPLEMENTATIONS: dict[str, Callable[..., Awaitable[Any]]] = {
     "getnameinfo": _getnameinfo,
     "sock_connect": _sock_connect,
     "sock_sendto": _sock_sendto,
-    **{
-        name: _sock_io(name)
-        for name in (
-            "sock_sendall",
-            "sock_sendfile",
-            "sock_recv",
-            "sock_recv_into",
-            "sock_recvfrom",
-            "sock_recvfrom_into",
-        )
-    },  # fmt: skip
+    **{name: _sock_io(name) for name in _SOCK_IO},
 }

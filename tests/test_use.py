@@ -67,6 +67,21 @@ async def trio(network: Network) -> AsyncIterator[tuple[Stack, Stack, Stack]]:
     yield stacks[0], stacks[1], stacks[2]
 
 
+@pytest.fixture
+def tls(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """OpenSSL contexts: c.test's server, and a client trusting its CA."""
+    from netstack.tls import certs
+
+    ca, ca_key = certs.make_ca("use test CA")
+    cert, key = certs.issue(ca, ca_key, "c.test", dns_names=["c.test"])
+    certs.write_pem(tmp_path / "ca.pem", ca)
+    certs.write_pem(tmp_path / "c.pem", cert)
+    certs.write_pem(tmp_path / "c.key", None, key)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "c.key")
+    return server_ctx, ssl.create_default_context(cafile=tmp_path / "ca.pem")
+
+
 async def who(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Tells the client the address it came from, as the server saw it."""
     writer.write(f"{writer.get_extra_info('peername')[0]}\n".encode())
@@ -410,18 +425,11 @@ async def test_sock_connect_then_create_connection(trio: tuple[Stack, Stack, Sta
     server.close()
 
 
-async def test_sock_connect_over_tls(trio: tuple[Stack, Stack, Stack], tmp_path: Path) -> None:
-    from netstack.tls import certs
-
+async def test_sock_connect_over_tls(
+    trio: tuple[Stack, Stack, Stack], tls: tuple[ssl.SSLContext, ssl.SSLContext]
+) -> None:
     a, _, c = trio
-    ca, ca_key = certs.make_ca("use test CA")
-    cert, key = certs.issue(ca, ca_key, "c.test", dns_names=["c.test"])
-    certs.write_pem(tmp_path / "ca.pem", ca)
-    certs.write_pem(tmp_path / "c.pem", cert)
-    certs.write_pem(tmp_path / "c.key", None, key)
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_ctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "c.key")
-    client_ctx = ssl.create_default_context(cafile=tmp_path / "ca.pem")
+    server_ctx, client_ctx = tls
     with netstack.use(c):
         server = await asyncio.start_server(who, port=443, ssl=server_ctx)
     loop = asyncio.get_running_loop()
@@ -607,21 +615,12 @@ async def test_datagram_socket_options(stack_pair: tuple[Stack, Stack]) -> None:
 
 # -- start_tls on the loop ------------------------------------------------------------------------
 async def test_writer_start_tls_both_sides(
-    trio: tuple[Stack, Stack, Stack], tmp_path: Path
+    trio: tuple[Stack, Stack, Stack], tls: tuple[ssl.SSLContext, ssl.SSLContext]
 ) -> None:
     """asyncio's own StreamWriter.start_tls (loop.start_tls underneath) on both sides of a
     netstack connection, on either loop (uvloop's own start_tls takes only its transports)."""
-    from netstack.tls import certs
-
     a, _, c = trio
-    ca, ca_key = certs.make_ca("use test CA")
-    cert, key = certs.issue(ca, ca_key, "c.test", dns_names=["c.test"])
-    certs.write_pem(tmp_path / "ca.pem", ca)
-    certs.write_pem(tmp_path / "c.pem", cert)
-    certs.write_pem(tmp_path / "c.key", None, key)
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_ctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "c.key")
-    client_ctx = ssl.create_default_context(cafile=tmp_path / "ca.pem")
+    server_ctx, client_ctx = tls
 
     async def starttls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         assert await reader.readline() == b"STARTTLS\n"
