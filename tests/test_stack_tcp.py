@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import socket
 
 import pytest
 
@@ -271,3 +272,44 @@ async def test_stack_close_resets_connections() -> None:
         writer.write(b"x")
         await asyncio.wait_for(reader.read(10), 5)
     await a.close()
+
+
+async def test_protocol_callbacks_never_nest(stack_pair: tuple[Stack, Stack]) -> None:
+    """Both sides greet from connection_made (as SSH does: each sends its version string at
+    once) and the server also sets TCP_NODELAY there: the client's greeting, which may
+    arrive with the handshake's last ACK, reaches data_received only after the server's
+    connection_made has returned. asyncio's transports never nest protocol callbacks."""
+    a, b = stack_pair
+    calls: list[str] = []
+    got = asyncio.get_running_loop().create_future()
+
+    class Greeter(asyncio.Protocol):
+        def __init__(self, name: str) -> None:
+            self.name = name
+            self.inside = False
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            assert isinstance(transport, asyncio.Transport)
+            self.inside = True
+            calls.append(f"{self.name} made")
+            if self.name == "server":
+                sock = transport.get_extra_info("socket")
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            transport.write(f"hello from {self.name}\r\n".encode())
+            calls.append(f"{self.name} made: done")
+            self.inside = False
+
+        def data_received(self, data: bytes) -> None:
+            calls.append(f"{self.name} got {data!r}" + (" INSIDE connection_made" * self.inside))
+            if self.name == "server" and not got.done():
+                got.set_result(None)
+
+    server = await b.create_server(lambda: Greeter("server"), port=22)
+    transport, _ = await a.create_connection(lambda: Greeter("client"), "198.18.0.2", 22)
+    await asyncio.wait_for(got, 10.0)
+    transport.close()
+    server.close()
+    server_calls = [c for c in calls if c.startswith("server")]
+    assert server_calls == [
+        "server made", "server made: done", "server got b'hello from client\\r\\n'",
+    ]  # fmt: skip

@@ -149,6 +149,8 @@ class TcpLayer(Layer):
         #: received frames), so one ACK answers a burst, as GRO-based stacks do.
         self.coalesce_acks = False
         self._deferred: dict[TcpConnection, None] = {}
+        #: Connections whose events are being handed out (see _flush).
+        self._dispatching: set[TcpConnection] = set()
         self._pseudo_sums: dict[OutRoute, int] = {}
         self._tiebreak = itertools.count()
         self._challenges = TokenBucket(self.limits.challenge_acks_per_second, 100)
@@ -539,27 +541,43 @@ class TcpLayer(Layer):
         self._transmit(route, dport, sport, seg, now)
 
     # -- after every input: segments out, events up, timers ----------------------------------
+    def _send(self, conn: TcpConnection, now: float) -> None:
+        segments = conn.segments_to_send()
+        if segments:
+            route = conn.route
+            if route is not None:
+                lport, rport = conn.local[1], conn.remote[1]
+                for seg in segments:
+                    if seg.flags & RST:
+                        self.resets_sent += 1
+                    self._transmit(route, lport, rport, seg, now)
+        if conn.ack_deferred:
+            self._deferred[conn] = None
+
     def _flush(self, conn: TcpConnection, now: float) -> None:
-        # Dispatching an event may make the connection send (an application writing from
-        # its data callback, a refused connection being reset): loop until it is quiet.
-        for _ in range(16):
-            segments = conn.segments_to_send()
-            if segments:
-                route = conn.route
-                if route is not None:
-                    lport, rport = conn.local[1], conn.remote[1]
-                    for seg in segments:
-                        if seg.flags & RST:
-                            self.resets_sent += 1
-                        self._transmit(route, lport, rport, seg, now)
-            if conn.ack_deferred:
-                self._deferred[conn] = None
-            event = conn.next_event()
-            if event is None:
-                break
-            while event is not None:
-                self._dispatch(conn, event)
+        dispatching = self._dispatching
+        if conn in dispatching:
+            # A call from inside one of this connection's event callbacks (a protocol
+            # writing from connection_made, say): send what it made, and leave the events
+            # after this one to the flush that is handing them out. As asyncio does, a
+            # protocol is never called while one of its callbacks runs.
+            self._send(conn, now)
+            return
+        dispatching.add(conn)
+        try:
+            # Dispatching an event may make the connection send (an application writing
+            # from its data callback, a refused connection being reset): loop until it is
+            # quiet.
+            for _ in range(16):
+                self._send(conn, now)
                 event = conn.next_event()
+                if event is None:
+                    break
+                while event is not None:
+                    self._dispatch(conn, event)
+                    event = conn.next_event()
+        finally:
+            dispatching.discard(conn)
         if conn.user is not None and self.on_flushed is not None:
             self.on_flushed(conn)
         if conn.state is State.CLOSED:

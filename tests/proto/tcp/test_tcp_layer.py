@@ -773,3 +773,34 @@ def test_application_writing_from_its_data_callback() -> None:
     host.inject(3.0, ACK | PSH, seq=7001, ack=our + 1, payload=b"hello")
     assert any(isinstance(e, DataReceived) for _, e in host.events)
     assert conn.buffered >= 5
+
+
+def test_a_call_from_an_event_callback_does_not_dispatch_the_next_event_inside_it() -> None:
+    """asyncio never calls a protocol while one of its callbacks runs. The handshake's last
+    ACK carrying data queues Connected and DataReceived together; a server that writes (or
+    sets TCP_NODELAY) from connection_made calls the layer from inside the Connected event,
+    and that call must send, not dispatch DataReceived inside connection_made.
+    Regression: asyncssh's server took the client's version string before its own
+    connection_made had run, and the handshake stalled."""
+    host = Host()
+    host.listen()
+    (synack,) = host.inject(1.0, SYN, seq=7000, options=emit_options(mss=1460))
+    log: list[str] = []
+    depth = 0
+
+    def banner(c: TcpConnection, ev: object) -> None:
+        nonlocal depth
+        log.append(f"{'  ' * depth}{type(ev).__name__}")
+        depth += 1
+        try:
+            if isinstance(ev, Connected):
+                c.send(b"SSH-2.0-banner\r\n", 1.1)
+                host.tcp.call(c, 1.1)
+                log.append(f"{'  ' * depth}sent")
+        finally:
+            depth -= 1
+
+    host.tcp.on_event = banner
+    out = host.inject(1.1, ACK | PSH, seq=7001, ack=synack.seq + 1, payload=b"SSH-2.0-client\r\n")
+    assert log == ["Connected", "  sent", "DataReceived"]
+    assert [o.payload for o in out if o.payload] == [b"SSH-2.0-banner\r\n"]
