@@ -196,6 +196,54 @@ class Namespace:
             stdin=None if input is not None else subprocess.DEVNULL,
         )
 
+    async def arun(
+        self, *argv: str, check: bool = True, timeout: float = 30.0, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """:meth:`run` for asyncio: the same command and result, awaited without blocking the
+        event loop (so that a netstack stack on the same loop can answer the command).
+
+        Args:
+            argv: the command and its arguments.
+            check: raise if the command exits with a non-zero status.
+            timeout: seconds after which the command is killed.
+            input: text for its standard input (none when ``None``).
+
+        Returns:
+            The finished process, with ``stdout`` and ``stderr`` as text (UTF-8, undecodable
+            bytes replaced).
+
+        Raises:
+            subprocess.CalledProcessError: ``check`` and a non-zero exit status.
+            subprocess.TimeoutExpired: the command ran longer than ``timeout`` (it is killed).
+            NamespaceError: ``ip`` is missing or the namespace has been deleted.
+        """
+        import asyncio
+
+        args = self._exec_argv(argv)
+        proc = await asyncio.create_subprocess_exec(
+            *args,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            async with asyncio.timeout(timeout):
+                out, err = await proc.communicate(input.encode() if input is not None else None)
+        except BaseException as exc:  # the timeout, or the caller cancelled: no orphan left
+            if proc.returncode is None:
+                proc.kill()
+                await asyncio.shield(proc.wait())
+            if isinstance(exc, TimeoutError):
+                raise subprocess.TimeoutExpired(args, timeout) from None
+            raise
+        assert proc.returncode is not None
+        result = subprocess.CompletedProcess(
+            args, proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+        )
+        if check:
+            result.check_returncode()
+        return result
+
     def popen(self, *argv: str, **kwargs: Any) -> subprocess.Popen[Any]:
         """Start a command inside the namespace without waiting for it.
 
