@@ -21,7 +21,11 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from . import dhcp, dns, link, testing, tls
+    from . import dhcp as dhcp
+    from . import dns as dns
+    from . import link as link
+    from . import testing as testing
+    from . import tls as tls
     from .contract import NetworkStack, StackServer
     from .host import HostStack
     from .runner import run

@@ -14,6 +14,7 @@ import textwrap
 
 import pytest
 
+from netstack.link.pcap import read_pcap
 from netstack.netns import have_net_admin
 from netstack.testing import peers_required
 
@@ -59,9 +60,13 @@ def test_fixtures_seeds_and_captures(project: pytest.Pytester) -> None:
     result = project.runpytest_subprocess("--netstack-pcap", str(captures))
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*netstack impairment seeds*", "*seed=1234*"])
-    kept = sorted(p.name for p in captures.iterdir())
-    assert kept and all("test_impaired_failure" in name for name in kept), kept
-    assert len(kept) == 2  # one capture per host of the failed test
+    kept = sorted(captures.iterdir())
+    # One pcapng file for the failed test, with an interface per host and its frames.
+    assert [p.name for p in kept] == [kept[0].name] and "test_impaired_failure" in kept[0].name
+    assert kept[0].suffix == ".pcapng"
+    records = list(read_pcap(kept[0]))
+    assert {r.interface for r in records} == {0, 1}
+    result.stdout.fnmatch_lines(["*capture kept in*.pcapng (interfaces: *, *)"])
 
 
 def test_uvloop_option(project: pytest.Pytester) -> None:
@@ -74,7 +79,7 @@ def test_uvloop_option(project: pytest.Pytester) -> None:
 # -- strict mode and loop scopes --------------------------------------------------------------
 #: A user's test module: every fixture of the plugin, on the loop scope of the module's
 #: marker; each test notes its loop, and the last checks they are shared as the scope says.
-SCOPED_TESTS = '''
+SCOPED_TESTS = """
 import asyncio
 import os
 
@@ -143,7 +148,7 @@ async def test_loops_as_scoped():
         assert distinct == len(LOOPS)
     else:
         assert distinct == 1, LOOPS
-'''
+"""
 
 #: A second module, for the session scope: the session loop is the first module's.
 SESSION_TESTS = """

@@ -21,7 +21,8 @@ def _declare(name: str, scope: str, opener: Any) -> Any:
 
     hidden = f"_netstack_{name}_{scope}"
     fixture.__name__ = fixture.__qualname__ = hidden
-    return pytest_asyncio.fixture(fixture, loop_scope=scope, name=hidden)
+    loop_scope: Any = scope  # one of pytest's scope names (a Literal to the type checker)
+    return pytest_asyncio.fixture(fixture, loop_scope=loop_scope, name=hidden)
 
 
 for _name, _opener in _ASYNC_FIXTURES.items():
