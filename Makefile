@@ -11,11 +11,11 @@ $(BIN)/python:
 
 # Reinstall when the project's metadata changes.
 $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[uvloop]'
+	$(BIN)/python -m pip install -q -e '.[uvloop,tls]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test,lint,uvloop]'
+	$(BIN)/python -m pip install -q -e '.[test,lint,uvloop,tls]'
 	touch $@ $(VENV)/.installed-demo
 
 demo: $(VENV)/.installed-demo

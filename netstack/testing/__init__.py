@@ -130,6 +130,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except ImportError:
         pass
     else:
+        _async_fixtures.declare(_ASYNC_FIXTURES, _LOOP_SCOPES)
         config.pluginmanager.register(_async_fixtures, "netstack.testing._async_fixtures")
     if _loop_option(config) == "uvloop":
         import asyncio

@@ -1,7 +1,7 @@
 """The plugin's async fixtures, once per pytest-asyncio loop scope (``_netstack_stack_pair_module``
-...), registered by :func:`netstack.testing.pytest_configure` when pytest-asyncio is
-installed; the public fixtures of :mod:`netstack.testing` pick the one for the loop scope of
-the test that asks."""
+...), declared and registered by :func:`netstack.testing.pytest_configure` when pytest-asyncio
+is installed; the public fixtures of :mod:`netstack.testing` pick the one for the loop scope
+of the test that asks."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-
-from . import _ASYNC_FIXTURES, _LOOP_SCOPES
 
 
 def _declare(name: str, scope: str, opener: Any) -> Any:
@@ -25,6 +23,10 @@ def _declare(name: str, scope: str, opener: Any) -> Any:
     return pytest_asyncio.fixture(fixture, loop_scope=loop_scope, name=hidden)
 
 
-for _name, _opener in _ASYNC_FIXTURES.items():
-    for _scope in _LOOP_SCOPES:
-        globals()[f"_netstack_{_name}_{_scope}"] = _declare(_name, _scope, _opener)
+def declare(openers: dict[str, Any], scopes: tuple[str, ...]) -> None:
+    """One fixture per opener (an async context manager taking the fixture's request) and
+    loop scope, as attributes of this module, where pytest finds them once it is registered
+    as a plugin."""
+    for name, opener in openers.items():
+        for scope in scopes:
+            globals()[f"_netstack_{name}_{scope}"] = _declare(name, scope, opener)
