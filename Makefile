@@ -34,8 +34,8 @@ pytest-uvloop: $(VENV)/.installed-test
 	NETSTACK_LOOP=uvloop $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check netstack tests benchmarks
-	$(BIN)/ruff format --check netstack tests benchmarks
+	$(BIN)/ruff check netstack tests benchmarks examples
+	$(BIN)/ruff format --check netstack tests benchmarks examples
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy --strict netstack
