@@ -201,6 +201,7 @@ class Harness:
     _default: Listening | None = None
     _listenings: list[Listening] = field(default_factory=list)
     _writers: list[Any] = field(default_factory=list)
+    _making: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @classmethod
     def of_pairs(cls, make_pair: PairFactory, name: str = "pairs") -> Harness:
@@ -249,7 +250,9 @@ class Harness:
         """A connected pair: from the pair factory, else through ``listening`` or the
         harness's own server."""
         if self.pairs is not None and listening is None:
-            async with asyncio.timeout(STEP):
+            # One call at a time, even when a check connects many at once: a factory that
+            # takes the next accepted connection off a queue then pairs the right ends.
+            async with self._making, asyncio.timeout(STEP):
                 (reader, writer), (server_reader, server_writer) = await self.pairs()
             self._writers += [writer, server_writer]
             return Pair(reader, writer, server_reader, server_writer)
@@ -807,7 +810,8 @@ async def check_two_way_stream(make_pair: PairFactory, *, name: str = "pairs") -
         make_pair: an async callable returning ``((client_reader, client_writer),
             (server_reader, server_writer))``, two ends of one new connection, shaped like
             asyncio's ``StreamReader``/``StreamWriter``; the writer's ``transport`` needs
-            ``abort()``, ``get_write_buffer_size()`` and ``get_write_buffer_limits()``.
+            ``abort()``, ``get_write_buffer_size()`` and ``get_write_buffer_limits()``. It is
+            never called again before its previous call returned.
         name: what the failure notes call the transport.
 
     Raises:
