@@ -213,6 +213,14 @@ def test_strict_mode_without_markers_says_so(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*async def functions are not natively supported*"])
 
 
+def test_without_pytest_asyncio_a_fixture_says_so(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\n")
+    pytester.makepyfile(test_sync="def test_pair(stack_pair):\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:asyncio", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*stack_pair fixture is async: it needs the pytest-asyncio*"])
+
+
 def test_plugins_named_on_the_command_line(pytester: pytest.Pytester) -> None:
     """With plugin autoloading off, ``-p asyncio -p netstack`` (the entry points' names)
     loads both, and the fixtures work in strict mode."""

@@ -124,12 +124,18 @@ def _loop_option(config: pytest.Config) -> str | None:
     return loop or None
 
 
+def _asyncio_plugin(config: pytest.Config) -> bool:
+    """Whether pytest-asyncio runs in this session (installed, and not ``-p no:asyncio``)."""
+    return any(
+        getattr(plugin, "__name__", "") == "pytest_asyncio.plugin"
+        for plugin in config.pluginmanager.get_plugins()
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    try:  # the async fixtures need pytest-asyncio; without it, the public ones say so
+    if _asyncio_plugin(config):  # else the public fixtures say what is missing
         from . import _async_fixtures
-    except ImportError:
-        pass
-    else:
+
         _async_fixtures.declare(_ASYNC_FIXTURES, _LOOP_SCOPES)
         config.pluginmanager.register(_async_fixtures, "netstack.testing._async_fixtures")
     if _loop_option(config) == "uvloop":
@@ -389,12 +395,10 @@ def _on_the_tests_loop(name: str, request: pytest.FixtureRequest) -> Any:
     scope (``_netstack_<name>_<scope>``, in :mod:`._async_fixtures`) and the public one
     picks the test's.
     """
-    try:
-        import pytest_asyncio  # noqa: F401
-    except ImportError:
+    if not _asyncio_plugin(request.config):
         pytest.fail(
-            f"netstack's {name} fixture is async: it needs pytest-asyncio "
-            "(pip install pytest-asyncio, or netstack[test])",
+            f"netstack's {name} fixture is async: it needs the pytest-asyncio plugin "
+            "(pip install pytest-asyncio; not disabled with -p no:asyncio)",
             pytrace=False,
         )
     scope = _test_loop_scope(request)
