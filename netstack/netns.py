@@ -199,23 +199,10 @@ class Namespace:
     async def arun(
         self, *argv: str, check: bool = True, timeout: float = 30.0, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """:meth:`run` for asyncio: the same command and result, awaited without blocking the
-        event loop (so that a netstack stack on the same loop can answer the command).
-
-        Args:
-            argv: the command and its arguments.
-            check: raise if the command exits with a non-zero status.
-            timeout: seconds after which the command is killed.
-            input: text for its standard input (none when ``None``).
-
-        Returns:
-            The finished process, with ``stdout`` and ``stderr`` as text (UTF-8, undecodable
-            bytes replaced).
-
-        Raises:
-            subprocess.CalledProcessError: ``check`` and a non-zero exit status.
-            subprocess.TimeoutExpired: the command ran longer than ``timeout`` (it is killed).
-            NamespaceError: ``ip`` is missing or the namespace has been deleted.
+        """:meth:`run` for asyncio: the same arguments, result and errors, awaited without
+        blocking the event loop (so that a netstack stack on the same loop can answer the
+        command). The output is decoded as UTF-8, undecodable bytes replaced; on timeout, or
+        when the caller is cancelled, the command is killed and waited for.
         """
         import asyncio
 
