@@ -135,20 +135,9 @@ class Kernel:
     async def run(self, *argv: str, timeout: float = STEP, status: int = 0) -> str:
         """Run a command in the namespace to its end without blocking the loop (the stack
         must answer it); its standard output, asserting it exited with ``status``."""
-        proc = await asyncio.create_subprocess_exec(
-            "ip", "netns", "exec", self.sandbox.name, *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        try:
-            async with asyncio.timeout(timeout):
-                out, err = await proc.communicate()
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-        assert proc.returncode == status, f"{argv} exited {proc.returncode}: {err.decode()}"
-        return out.decode()
+        done = await self.sandbox.arun(*argv, check=False, timeout=timeout)
+        assert done.returncode == status, f"{argv} exited {done.returncode}: {done.stderr}"
+        return str(done.stdout)
 
     async def python(self, code: str, *args: str, timeout: float = STEP) -> str:
         """Run Python code in the namespace, on the kernel's sockets, with this
