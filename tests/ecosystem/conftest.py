@@ -160,6 +160,7 @@ class Kernel:
         finally:
             proc.kill()
             proc.wait()
+            proc.stderr.close()  # type: ignore[union-attr]
 
 
 @pytest.fixture
