@@ -19,6 +19,7 @@ from aiohttp import web
 from conftest import CLIENT_IP, SERVER_IP, STEP, Kernel, Net, Pki
 
 import netstack
+from netstack.testing import Network
 
 #: A file served from disk: big enough for several sendfile chunks and TCP windows.
 FILE_SIZE = 3 * 1024 * 1024 + 17
@@ -199,6 +200,31 @@ async def test_websockets(net: Net) -> None:
                     assert ws.close_code == 4000
     finally:
         await runner.cleanup()
+
+
+async def test_a_name_with_both_families(network: Network) -> None:
+    """A name with an IPv6 and an IPv4 address: aiohttp's connector races them
+    (aiohappyeyeballs, ``sock_connect`` on an ``AF_INET6`` socket first); a server on IPv6
+    is reached over IPv6, one only on IPv4 right after the IPv6 attempt is refused."""
+    client, server = await asyncio.gather(  # each waits for its duplicate address detection
+        network.host("198.18.0.1/24", ipv6="fd00::1/64"),
+        network.host("198.18.0.2/24", ipv6="fd00::2/64"),
+    )
+    client.dns.hosts["dual.test"] = ["fd00::2", SERVER_IP]
+    six = await serve(server, "fd00::2", 8080)
+    four = await serve(server, SERVER_IP, 8081)
+    try:
+        async with asyncio.timeout(STEP):
+            with netstack.use(client):
+                async with aiohttp.ClientSession() as session:
+                    async with session.get("http://dual.test:8080/hello") as response:
+                        assert (await response.json())["remote"] == "fd00::1"
+                    async with session.get("http://dual.test:8081/hello") as response:
+                        assert (await response.json())["remote"] == CLIENT_IP
+    finally:
+        await six.cleanup()
+        await four.cleanup()
+    assert client.stats()["tcp"]["active_opens"] == 3  # IPv6, then IPv6 refused and IPv4
 
 
 # -- the kernel's curl over TAP -------------------------------------------------------------------
