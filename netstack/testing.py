@@ -12,7 +12,8 @@ Tests that need root or a peer program skip when it is missing, with the reason 
 ``pytest -rs``; with ``NETSTACK_REQUIRE_PEERS=1`` (as CI sets) they fail instead.
 
 Options:
-    --netstack-pcap=DIR: keep a pcap capture of every link of each failed test in DIR.
+    --netstack-pcap=DIR: keep a pcapng capture of each failed test in DIR (one file per test,
+      one interface per link).
     --netstack-loop=uvloop: run the tests on uvloop (also ``NETSTACK_LOOP=uvloop``).
 
 A failed test whose links had an :class:`~netstack.link.Impairment` reports the seeds, so the
@@ -34,7 +35,7 @@ import pytest
 
 from .link.base import BaseLink, Link
 from .link.memory import Impairment, MemoryLink, Switch
-from .link.pcap import PcapLink
+from .link.pcap import PcapLink, PcapngWriter
 from .stack import Stack
 
 __all__ = [
@@ -108,7 +109,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--netstack-pcap",
         metavar="DIR",
         default=None,
-        help="keep a pcap capture of each failed test's links in DIR",
+        help="keep a pcapng capture of each failed test (an interface per link) in DIR",
     )
     group.addoption(
         "--netstack-loop",
@@ -152,38 +153,42 @@ def _failed(item: pytest.Item) -> bool:
 
 # -- captures ---------------------------------------------------------------------------------
 class _Captures:
-    """Wraps links in :class:`PcapLink` when --netstack-pcap is given, and keeps the files
-    of failed tests."""
+    """Wraps links in :class:`PcapLink` when --netstack-pcap is given, all of one test's links
+    in one pcapng file (an interface per link, named for it), and keeps the files of failed
+    tests."""
 
     def __init__(self, request: pytest.FixtureRequest) -> None:
         self.request = request
         option = request.config.getoption("--netstack-pcap")
         self.dir = Path(option) if option else None
-        self.tmp: Path | None = None
+        self.writer: PcapngWriter | None = None
         self.links: list[PcapLink] = []
 
     def wrap(self, link: Link, name: str) -> Link:
         if self.dir is None:
             return link
-        if self.tmp is None:
-            self.tmp = self.request.getfixturevalue("tmp_path")
-        assert self.tmp is not None
-        path = self.tmp / f"{name}.pcap"
-        pcap = PcapLink(link, path)
+        if self.writer is None:
+            tmp: Path = self.request.getfixturevalue("tmp_path")
+            self.writer = PcapngWriter(tmp / "capture.pcapng")
+        pcap = PcapLink(link, self.writer, name=name)
         self.links.append(pcap)
         return pcap
 
     def finish(self) -> None:
         for link in self.links:
             link.close()
-        if self.dir is None or not self.links or not _failed(self.request.node):
+        writer = self.writer
+        if writer is None:
+            return
+        writer.close()
+        if self.dir is None or writer.path is None or not _failed(self.request.node):
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.request.node.nodeid)
-        for link in self.links:
-            target = self.dir / f"{stem}-{Path(link.path).name}"
-            shutil.copyfile(link.path, target)
-            print(f"netstack: capture kept in {target}")
+        target = self.dir / f"{stem}.pcapng"
+        shutil.copyfile(writer.path, target)
+        names = ", ".join(link.name for link in writer.interfaces)
+        print(f"netstack: capture kept in {target} (interfaces: {names})")
 
 
 def _record_seed(request: pytest.FixtureRequest, what: str, impairment: Impairment) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from netstack.link.pcap import read_pcap
+
 pytest_plugins = ["pytester"]
 
 
@@ -44,9 +46,13 @@ def test_fixtures_seeds_and_captures(project: pytest.Pytester) -> None:
     result = project.runpytest_subprocess("--netstack-pcap", str(captures))
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*netstack impairment seeds*", "*seed=1234*"])
-    kept = sorted(p.name for p in captures.iterdir())
-    assert kept and all("test_impaired_failure" in name for name in kept), kept
-    assert len(kept) == 2  # one capture per host of the failed test
+    kept = sorted(captures.iterdir())
+    # One pcapng file for the failed test, with an interface per host and its frames.
+    assert [p.name for p in kept] == [kept[0].name] and "test_impaired_failure" in kept[0].name
+    assert kept[0].suffix == ".pcapng"
+    records = list(read_pcap(kept[0]))
+    assert {r.interface for r in records} == {0, 1}
+    result.stdout.fnmatch_lines(["*capture kept in*.pcapng (interfaces: *, *)"])
 
 
 def test_uvloop_option(project: pytest.Pytester) -> None:
