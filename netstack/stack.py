@@ -747,8 +747,8 @@ class Stack:
             raise ValueError("reuse_port is not supported")
         if reuse_address:
             raise ValueError(
-                "Passing `reuse_address=True` is no longer supported, as the usage of "
-                "SO_REUSEPORT in UDP poses a significant security concern."
+                "reuse_address=True is not supported for UDP (asyncio refuses it too: "
+                "another socket could take this port's datagrams)"
             )
         _check_proto(proto, socket.IPPROTO_UDP)
         _check_flags(flags, family)
@@ -1191,7 +1191,8 @@ def _check_proto(proto: int, expected: int) -> None:
 #: what a host or port may be (netstack's are addresses and numbers), AI_CANONNAME only the
 #: name getaddrinfo reports; AI_NUMERICHOST and AI_ADDRCONFIG are honoured where a name is
 #: looked up (create_connection).
-_KNOWN_FLAGS = (
+#: An int: the complement of an IntFlag keeps only the flags the class knows.
+_KNOWN_FLAGS = int(
     socket.AI_PASSIVE | socket.AI_CANONNAME | socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
     | socket.AI_ADDRCONFIG | socket.AI_V4MAPPED | socket.AI_ALL
 )  # fmt: skip

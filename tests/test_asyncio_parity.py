@@ -457,6 +457,24 @@ async def test_bad_proto_and_flags_are_refused(any_stack: Any, method: str) -> N
             await call(any_stack, method, flags=socket.AI_V4MAPPED, family=socket.AF_INET6)
 
 
+async def test_datagram_endpoint_keywords(stack_pair: tuple[Stack, Stack]) -> None:
+    """``create_datagram_endpoint`` takes asyncio's ``reuse_address`` (``True`` refused, as
+    asyncio refuses it), ``proto`` (UDP's only) and ``flags``."""
+    a, _ = stack_pair
+    local = (A4, 0)
+    with pytest.raises(ValueError, match="reuse_address"):
+        await a.create_datagram_endpoint(asyncio.DatagramProtocol, local, reuse_address=True)
+    with pytest.raises(socket.gaierror):
+        await a.create_datagram_endpoint(asyncio.DatagramProtocol, local, proto=socket.IPPROTO_TCP)
+    with pytest.raises(socket.gaierror):
+        await a.create_datagram_endpoint(asyncio.DatagramProtocol, local, flags=1 << 20)
+    transport, _ = await a.create_datagram_endpoint(
+        asyncio.DatagramProtocol, local, reuse_address=False, proto=socket.IPPROTO_UDP,
+        flags=socket.AI_PASSIVE,
+    )  # fmt: skip
+    transport.close()
+
+
 async def test_numeric_host_flag(dual: tuple[Stack, Stack]) -> None:
     """``flags=AI_NUMERICHOST``: a name is not looked up (getaddrinfo's EAI_NONAME)."""
     a, b = dual
