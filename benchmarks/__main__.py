@@ -23,6 +23,7 @@ from .loss import run_loss
 from .micro import run_micro
 from .ping import run_ping
 from .setup import run_setup
+from .startup import run_startup
 from .tap import run_tap, run_veth
 from .tcp import run_tcp
 from .tls import run_tls
@@ -33,6 +34,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "micro": ("micro",),
     "codecs": ("codecs",),
     "setup": ("netns_setup",),
+    "startup": ("pytest_startup", "plugin_import"),
     "udp": ("udp_rate", "udp_echo"),
     "ping": ("ping_rtt",),
     "tap": ("tap_udp_rate", "tap_ping_rtt"),
@@ -131,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_codecs(emit, settings)
         if "netns_setup" in names:
             run_setup(emit, settings)
+        if names & set(GROUPS["startup"]):
+            run_startup(emit, settings)
         for i, name in enumerate(loops):
             emit.loop = name
             with asyncio.Runner(loop_factory=loop_factory(name)) as runner:

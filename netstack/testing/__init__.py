@@ -6,7 +6,14 @@ Fixtures:
         ``await network.host("198.18.0.5/24", impairment=Impairment(loss=0.1))``.
     tap_netns: a fresh network namespace whose kernel (198.18.0.1/24, fd00:198:18::1/64)
         sits at the other end of a TAP device; deleted afterwards, also on failure.
+        ``await tap_netns.arun("ping", "-c1", "198.18.0.2")`` runs a command in it without
+        blocking the event loop (``run`` blocks, as :func:`subprocess.run` does).
     tap_stack: a stack (198.18.0.2/24) on that TAP device, the kernel as its peer.
+
+The async fixtures are pytest-asyncio fixtures, so they work in its default *strict* mode
+(tests marked ``@pytest.mark.asyncio``) as in auto mode, and each is set up on the event loop
+of the test that asks for it, whatever that test's ``loop_scope`` (function, class, module,
+package or session): a stack lives on one loop and must be used on that one.
 
 Tests that need root or a peer program skip when it is missing, with the reason in
 ``pytest -rs``; with ``NETSTACK_REQUIRE_PEERS=1`` (as CI sets) they fail instead.
@@ -18,25 +25,36 @@ Options:
 
 A failed test whose links had an :class:`~netstack.link.Impairment` reports the seeds, so the
 run can be replayed with the same losses, reorderings and corruptions.
+
+The plugin loads wherever netstack is installed, so this module imports nothing but pytest
+and the standard library's light modules: the stacks, asyncio and pytest-asyncio are imported
+when a fixture is first used, and the report header says nothing unless one of netstack's
+options (or ``NETSTACK_LOOP`` / ``NETSTACK_REQUIRE_PEERS``) is in use.
+
+:mod:`netstack.testing.conformance` is the stream conformance suite, for any transport.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import os
 import re
 import shutil
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .link.base import BaseLink, Link
-from .link.memory import Impairment, MemoryLink, Switch
-from .link.pcap import PcapLink, PcapngWriter
-from .stack import Stack
+if TYPE_CHECKING:
+    import subprocess
+
+    from ..link.base import BaseLink, Link
+    from ..link.memory import Impairment, Switch
+    from ..link.pcap import PcapLink, PcapngWriter
+    from ..netns import Namespace
+    from ..stack import Stack
 
 __all__ = [
     "Network",
@@ -46,29 +64,11 @@ __all__ = [
     "require_program",
 ]
 
-try:  # the plugin loads wherever netstack is installed; only its async fixtures need this
-    import pytest_asyncio
-except ImportError:  # pragma: no cover
-    pytest_asyncio = None  # type: ignore[assignment]
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _async_fixture(fn: _F) -> _F:
-    if pytest_asyncio is not None:
-        return cast(_F, pytest_asyncio.fixture(fn))
-
-    def missing() -> None:
-        pytest.fail("netstack's async fixtures need pytest-asyncio: pip install netstack[test]")
-
-    missing.__name__ = fn.__name__
-    missing.__doc__ = fn.__doc__
-    return cast(_F, pytest.fixture(missing))
-
-
 _SEEDS = pytest.StashKey[list[str]]()
-_PCAPS = pytest.StashKey[list[Path]]()
 _REPORT = pytest.StashKey[pytest.TestReport]()
+
+#: pytest-asyncio's loop scopes, narrowest first.
+_LOOP_SCOPES = ("function", "class", "module", "package", "session")
 
 
 def peers_required() -> bool:
@@ -95,7 +95,7 @@ def require_program(*names: str) -> str:
 
 def require_net_admin() -> None:
     """Skip (or fail in CI) unless TAP devices and namespaces can be created."""
-    from .netns import tap_unavailable_reason
+    from ..netns import tap_unavailable_reason
 
     reason = tap_unavailable_reason()
     if reason is not None:
@@ -119,15 +119,39 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def _loop_option(config: pytest.Config) -> str | None:
+    loop: str | None = config.getoption("--netstack-loop") or os.environ.get("NETSTACK_LOOP")
+    return loop or None
+
+
+def _asyncio_plugin(config: pytest.Config) -> bool:
+    """Whether pytest-asyncio runs in this session (installed, and not ``-p no:asyncio``)."""
+    return any(
+        getattr(plugin, "__name__", "") == "pytest_asyncio.plugin"
+        for plugin in config.pluginmanager.get_plugins()
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    loop = config.getoption("--netstack-loop") or os.environ.get("NETSTACK_LOOP", "asyncio")
-    if loop == "uvloop":
+    if _asyncio_plugin(config):  # else the public fixtures say what is missing
+        from . import _async_fixtures
+
+        _async_fixtures.declare(_ASYNC_FIXTURES, _LOOP_SCOPES)
+        config.pluginmanager.register(_async_fixtures, "netstack.testing._async_fixtures")
+    if _loop_option(config) == "uvloop":
+        import asyncio
+
         import uvloop
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """One line, only when one of netstack's options or environment variables is in use."""
+    if not (_loop_option(config) or config.getoption("--netstack-pcap") or peers_required()):
+        return None
+    import asyncio
+
     policy = type(asyncio.get_event_loop_policy()).__module__
     return f"netstack: event loop policy from {policy}; peers required: {peers_required()}"
 
@@ -167,6 +191,8 @@ class _Captures:
     def wrap(self, link: Link, name: str) -> Link:
         if self.dir is None:
             return link
+        from ..link.pcap import PcapLink, PcapngWriter
+
         if self.writer is None:
             tmp: Path = self.request.getfixturevalue("tmp_path")
             self.writer = PcapngWriter(tmp / "capture.pcapng")
@@ -196,20 +222,11 @@ def _record_seed(request: pytest.FixtureRequest, what: str, impairment: Impairme
     seeds.append(f"{what}: {impairment!r}")
 
 
-# -- in-memory fixtures -----------------------------------------------------------------------
-@_async_fixture
-async def stack_pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Stack, Stack]]:
-    """Two stacks on one in-memory cable: 198.18.0.1/24 and 198.18.0.2/24."""
-    captures = _Captures(request)
-    a_link, b_link = MemoryLink.pair()
-    a = await Stack.open(captures.wrap(a_link, "a"), ipv4="198.18.0.1/24")
-    b = await Stack.open(captures.wrap(b_link, "b"), ipv4="198.18.0.2/24")
-    try:
-        yield a, b
-    finally:
-        await a.close()
-        await b.close()
-        captures.finish()
+# -- what the fixtures hold -------------------------------------------------------------------
+def _new_switch() -> Switch:
+    from ..link.memory import Switch
+
+    return Switch()
 
 
 @dataclass
@@ -217,7 +234,7 @@ class Network:
     """Hosts on one in-memory :class:`~netstack.link.Switch`."""
 
     request: pytest.FixtureRequest
-    switch: Switch = field(default_factory=Switch)
+    switch: Switch = field(default_factory=_new_switch)
     stacks: list[Stack] = field(default_factory=list)
     _captures: _Captures | None = None
 
@@ -237,6 +254,8 @@ class Network:
             mtu: the port's MTU (the switch's by default).
             options: more keyword arguments for :meth:`Stack.open` (``gateway=``...).
         """
+        from ..stack import Stack
+
         if ipv4 is None and not options.get("dhcp"):
             ipv4 = f"198.18.0.{len(self.stacks) + 1}/24"
         link: Link = self.switch.port(mtu=mtu, impairment=impairment)
@@ -251,6 +270,8 @@ class Network:
 
     def impair(self, stack: Stack, impairment: Impairment | None) -> None:
         """Change the impairment of ``stack``'s port from the next frame on."""
+        from ..link.memory import MemoryLink
+
         link = stack.link
         inner = getattr(link, "link", link)  # through a PcapLink
         if not isinstance(inner, MemoryLink):
@@ -264,24 +285,11 @@ class Network:
             await stack.close()
 
 
-@_async_fixture
-async def network(request: pytest.FixtureRequest) -> AsyncIterator[Network]:
-    """A factory of hosts on an in-memory switch; everything is closed afterwards."""
-    captures = _Captures(request)
-    net = Network(request, _captures=captures)
-    try:
-        yield net
-    finally:
-        await net.close()
-        captures.finish()
-
-
-# -- TAP fixtures -----------------------------------------------------------------------------
 @dataclass
 class TapSandbox:
     """A namespace whose kernel is at the far end of :attr:`link`."""
 
-    namespace: Any  # netstack.netns.Namespace
+    namespace: Namespace
     link: BaseLink
     kernel_ipv4: str = "198.18.0.1"
     kernel_ipv6: str = "fd00:198:18::1"
@@ -296,20 +304,129 @@ class TapSandbox:
     def dev(self) -> str:
         return str(getattr(self.link, "name", ""))
 
-    def run(self, *argv: str, **kwargs: Any) -> Any:
-        """Run a command in the namespace (``subprocess.CompletedProcess``)."""
+    def run(self, *argv: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        """Run a command in the namespace and wait for it, blocking (``subprocess.run``);
+        in a coroutine, use :meth:`arun`."""
         return self.namespace.run(*argv, **kwargs)
 
-    def popen(self, *argv: str, **kwargs: Any) -> Any:
+    async def arun(self, *argv: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        """Run a command in the namespace and await it without blocking the event loop, so
+        that a stack on the TAP device can answer it (:meth:`Namespace.arun
+        <netstack.netns.Namespace.arun>`: ``check``, ``timeout``, ``input``)."""
+        return await self.namespace.arun(*argv, **kwargs)
+
+    def popen(self, *argv: str, **kwargs: Any) -> subprocess.Popen[Any]:
         """Start a command in the namespace; it is killed when the sandbox goes."""
         return self.namespace.popen(*argv, **kwargs)
+
+
+# -- the async fixtures, as context managers ---------------------------------------------------
+@contextlib.asynccontextmanager
+async def _stack_pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Stack, Stack]]:
+    from ..link.memory import MemoryLink
+    from ..stack import Stack
+
+    captures = _Captures(request)
+    a_link, b_link = MemoryLink.pair()
+    a = await Stack.open(captures.wrap(a_link, "a"), ipv4="198.18.0.1/24")
+    try:
+        b = await Stack.open(captures.wrap(b_link, "b"), ipv4="198.18.0.2/24")
+        try:
+            yield a, b
+        finally:
+            await b.close()
+    finally:
+        await a.close()
+        captures.finish()
+
+
+@contextlib.asynccontextmanager
+async def _network(request: pytest.FixtureRequest) -> AsyncIterator[Network]:
+    captures = _Captures(request)
+    net = Network(request, _captures=captures)
+    try:
+        yield net
+    finally:
+        await net.close()
+        captures.finish()
+
+
+@contextlib.asynccontextmanager
+async def _tap_stack(request: pytest.FixtureRequest) -> AsyncIterator[Stack]:
+    from ..stack import Stack
+
+    sandbox: TapSandbox = request.getfixturevalue("tap_netns")
+    captures = _Captures(request)
+    stack = await Stack.open(captures.wrap(sandbox.link, "tap"), ipv4=sandbox.stack_ipv4)
+    try:
+        yield stack
+    finally:
+        await stack.close()
+        captures.finish()
+
+
+_ASYNC_FIXTURES: dict[str, Callable[[pytest.FixtureRequest], Any]] = {
+    "stack_pair": _stack_pair,
+    "network": _network,
+    "tap_stack": _tap_stack,
+}
+
+
+def _test_loop_scope(request: pytest.FixtureRequest) -> str:
+    """The loop scope of the test that asked (pytest-asyncio's rule): the ``loop_scope`` of
+    its closest ``asyncio`` marker, else the ``asyncio_default_test_loop_scope`` setting."""
+    marker = request.node.get_closest_marker("asyncio")
+    scope = None
+    if marker is not None:
+        scope = marker.kwargs.get("loop_scope") or marker.kwargs.get("scope")
+    if scope is None:
+        try:
+            scope = request.config.getini("asyncio_default_test_loop_scope")
+        except ValueError:  # pytest-asyncio before 0.26 has no such setting
+            scope = None
+    return str(scope or "function")
+
+
+def _on_the_tests_loop(name: str, request: pytest.FixtureRequest) -> Any:
+    """The value of fixture ``name``, set up on the event loop of the test that asked.
+
+    A pytest-asyncio fixture runs on the loop of its own ``loop_scope``, fixed when it is
+    declared; netstack's fixtures serve tests of any loop scope, so each is declared once per
+    scope (``_netstack_<name>_<scope>``, in :mod:`._async_fixtures`) and the public one
+    picks the test's.
+    """
+    if not _asyncio_plugin(request.config):
+        pytest.fail(
+            f"netstack's {name} fixture is async: it needs the pytest-asyncio plugin "
+            "(pip install pytest-asyncio; not disabled with -p no:asyncio)",
+            pytrace=False,
+        )
+    scope = _test_loop_scope(request)
+    if scope not in _LOOP_SCOPES:
+        pytest.fail(f"{request.node.nodeid}: unknown asyncio loop scope {scope!r}", pytrace=False)
+    return request.getfixturevalue(f"_netstack_{name}_{scope}")
+
+
+# -- the public fixtures ----------------------------------------------------------------------
+@pytest.fixture
+def stack_pair(request: pytest.FixtureRequest) -> tuple[Stack, Stack]:
+    """Two stacks on one in-memory cable: 198.18.0.1/24 and 198.18.0.2/24."""
+    pair: tuple[Stack, Stack] = _on_the_tests_loop("stack_pair", request)
+    return pair
+
+
+@pytest.fixture
+def network(request: pytest.FixtureRequest) -> Network:
+    """A factory of hosts on an in-memory switch; everything is closed afterwards."""
+    net: Network = _on_the_tests_loop("network", request)
+    return net
 
 
 @pytest.fixture
 def tap_netns(request: pytest.FixtureRequest) -> Iterator[TapSandbox]:
     """A fresh namespace with a TAP device whose kernel side is 198.18.0.1/24."""
     require_net_admin()
-    from .netns import Namespace, open_tap_in_namespace
+    from ..netns import Namespace, open_tap_in_namespace
 
     ns = Namespace.create()
     try:
@@ -319,13 +436,8 @@ def tap_netns(request: pytest.FixtureRequest) -> Iterator[TapSandbox]:
         ns.delete()
 
 
-@_async_fixture
-async def tap_stack(request: pytest.FixtureRequest, tap_netns: TapSandbox) -> AsyncIterator[Stack]:
+@pytest.fixture
+def tap_stack(request: pytest.FixtureRequest, tap_netns: TapSandbox) -> Stack:
     """A stack at 198.18.0.2/24 on the TAP device of :func:`tap_netns`."""
-    captures = _Captures(request)
-    stack = await Stack.open(captures.wrap(tap_netns.link, "tap"), ipv4=tap_netns.stack_ipv4)
-    try:
-        yield stack
-    finally:
-        await stack.close()
-        captures.finish()
+    stack: Stack = _on_the_tests_loop("tap_stack", request)
+    return stack
