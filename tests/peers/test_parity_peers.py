@@ -92,3 +92,37 @@ async def test_happy_eyeballs_to_the_kernel(stack6: Stack, tap_netns: TapSandbox
             writer.close()
     # The IPv4 attempt was abandoned when the IPv6 one won.
     assert all(len(conn.remote[0]) == 16 for conn in stack6.tcp.connections.values())
+
+
+async def test_aiohttp_file_response_to_curl(
+    tap_stack: Stack, tap_netns: TapSandbox, tmp_path: Path
+) -> None:
+    """aiohttp's ``FileResponse`` served by netstack reaches the kernel's curl whole, on
+    either loop (asyncio's ``loop.sendfile`` falls back to chunks on a netstack transport;
+    uvloop has no ``loop.sendfile`` and aiohttp writes the chunks itself). Before, the body
+    was cut short on asyncio's loop: "sendfile is not supported"."""
+    web = pytest.importorskip("aiohttp.web")
+    curl = require_program("curl")
+    data = body(5 * 1024 * 1024 + 3)
+    path = tmp_path / "static.bin"
+    path.write_bytes(data)
+
+    async def static(request: Any) -> Any:
+        return web.FileResponse(path)
+
+    app = web.Application()
+    app.router.add_get("/static.bin", static)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    assert runner.server is not None
+    server = await tap_stack.create_server(runner.server, port=8080)
+    try:
+        out = await in_netns(
+            tap_netns, "sh", "-c",
+            f"{curl} -sS --max-time 30 http://{NETSTACK}:8080/static.bin | sha256sum",
+            timeout=60,
+        )  # fmt: skip
+    finally:
+        server.close()
+        await runner.cleanup()
+    assert out.split()[0] == sha256(data)
