@@ -16,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytest
+import test_stack_tls
+from test_stack_tls import ENGINES, Pki, client_config, server_config
 
 from netstack import HostStack, Stack, StackConfig
 from netstack.link import MemoryLink
@@ -60,44 +61,8 @@ async def dual() -> AsyncIterator[tuple[Stack, Stack]]:
         await b.close()
 
 
-class Pki(NamedTuple):
-    ca: Path
-    cert: Path
-    key: Path
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    from netstack.tls import certs
-
-    d = tmp_path_factory.mktemp("parity-pki")
-    ca, ca_key = certs.make_ca("netstack parity CA")
-    cert, key = certs.issue(ca, ca_key, "server.test", dns_names=["server.test"])
-    certs.write_pem(d / "ca.pem", ca)
-    certs.write_pem(d / "server.pem", cert)
-    certs.write_pem(d / "server.key", None, key)
-    return Pki(d / "ca.pem", d / "server.pem", d / "server.key")
-
-
-ENGINES = ["openssl", "netstack"]
-
-
-def server_tls(engine: str, pki: Pki) -> Any:
-    if engine == "netstack":
-        from netstack.tls import TLSConfig
-
-        return TLSConfig.server(pki.cert, pki.key)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(pki.cert, pki.key)
-    return ctx
-
-
-def client_tls(engine: str, pki: Pki) -> Any:
-    if engine == "netstack":
-        from netstack.tls import TLSConfig
-
-        return TLSConfig.client(cafile=pki.ca)
-    return ssl.create_default_context(cafile=str(pki.ca))
+#: The TLS test PKI of test_stack_tls (a module-scoped fixture: server.test, 198.18.0.2).
+pki = test_stack_tls.pki
 
 
 class Collect(asyncio.Protocol):
@@ -245,10 +210,10 @@ async def test_loop_sendfile_over_tls(
     path, data = make_file(tmp_path, 600_001)
     results: list[Any] = []
     server = await b.start_server(
-        file_server(path, loop_sendfile, results), port=8443, ssl=server_tls(engine, pki)
+        file_server(path, loop_sendfile, results), port=8443, ssl=server_config(engine, pki)
     )
     async with asyncio.timeout(STEP):
-        assert await fetch(a, B4, 8443, client_tls(engine, pki)) == data
+        assert await fetch(a, B4, 8443, client_config(engine, pki)) == data
     assert results == [(len(data), len(data))]
     server.close()
 
@@ -302,7 +267,7 @@ async def starttls_dialogue(
             assert await reader.readline() == b"STARTTLS\n"
             writer.write(b"220 go ahead\n")
             await writer.drain()
-            await writer.start_tls(server_tls(engine, pki))
+            await writer.start_tls(server_config(engine, pki))
             line = await reader.readline()
             writer.write(b"secret: " + line)
             await writer.drain()
@@ -317,7 +282,7 @@ async def starttls_dialogue(
         reader, writer = await client_stack.open_connection(host, server.port)
         writer.write(b"STARTTLS\n")
         assert await reader.readline() == b"220 go ahead\n"
-        await writer.start_tls(client_tls(engine, pki), server_hostname="server.test")
+        await writer.start_tls(client_config(engine, pki), server_hostname="server.test")
         writer.write(b"over tls\n")
         assert await reader.readline() == b"secret: over tls\n"
         assert (await done)[1] == "TLSv1.3"
@@ -366,11 +331,11 @@ async def test_loop_start_tls_on_a_netstack_transport(
     async with asyncio.timeout(STEP):
         transport_task = asyncio.ensure_future(
             a.create_connection(
-                Collect, B4, 4433, ssl=client_tls("openssl", pki), server_hostname="server.test"
+                Collect, B4, 4433, ssl=client_config("openssl", pki), server_hostname="server.test"
             )  # fmt: skip
         )
         plain = await upgraded
-        tls = await loop.start_tls(plain, server_protocol, server_tls("openssl", pki),
+        tls = await loop.start_tls(plain, server_protocol, server_config("openssl", pki),
                                    server_side=True)  # fmt: skip
         client, client_protocol = await transport_task
         client.write(b"hello")
@@ -492,12 +457,12 @@ async def test_asyncio_keywords_are_accepted(dual: tuple[Stack, Stack], pki: Pki
     (Python 3.13's name for SO_KEEPALIVE on a server's connections)."""
     a, b = dual
     server = await b.create_server(
-        Collect, B4, 443, ssl=server_tls("openssl", pki), ssl_handshake_timeout=5.0,
+        Collect, B4, 443, ssl=server_config("openssl", pki), ssl_handshake_timeout=5.0,
         ssl_shutdown_timeout=5.0, keep_alive=True, flags=socket.AI_PASSIVE,
     )  # fmt: skip
     async with asyncio.timeout(STEP):
         transport, protocol = await a.create_connection(
-            Collect, B4, 443, ssl=client_tls("openssl", pki), server_hostname="server.test",
+            Collect, B4, 443, ssl=client_config("openssl", pki), server_hostname="server.test",
             ssl_handshake_timeout=5.0, ssl_shutdown_timeout=5.0, proto=socket.IPPROTO_TCP,
             all_errors=True, happy_eyeballs_delay=0.25, interleave=1,
         )  # fmt: skip
