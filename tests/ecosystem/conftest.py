@@ -41,26 +41,6 @@ KERNEL_IP, STACK_IP = "198.18.0.1", "198.18.0.2"
 STEP = 20.0
 
 
-@pytest.fixture
-async def sendfile_parity(request: pytest.FixtureRequest) -> None:
-    """Marks a test that needs ``loop.sendfile`` on netstack's transports as failing on
-    asyncio's own loop (strictly: the mark goes once the fix is in).
-
-    aiohttp's FileResponse (and so its static files) sends with ``loop.sendfile``.
-    asyncio's loop refuses netstack's transports ("sendfile is not supported for
-    transport"), after aiohttp has sent the headers: the body is cut short. uvloop's falls
-    back to writes. Fixed by the asyncio-parity work (a sendfile fallback on netstack's TCP
-    and TLS transports)."""
-    if not type(asyncio.get_running_loop()).__module__.startswith("uvloop"):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="asyncio's loop.sendfile refuses netstack's transports until the "
-                "asyncio-parity fix (a sendfile fallback on netstack's TCP transports)",
-            )
-        )
-
-
 @dataclass
 class Net:
     client: Stack

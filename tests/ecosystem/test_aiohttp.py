@@ -131,8 +131,7 @@ async def test_https(net: Net, pki: Pki, tmp_path: Path) -> None:
                         transport = response.connection.transport
                         assert transport is not None and transport.get_extra_info("peercert")
                         assert len(await response.read()) == 64 * 16384
-                    # A file over TLS: aiohttp's sendfile falls back to writes through
-                    # asyncio's SSL transport, on either loop.
+                    # A file over TLS (no sendfile there: aiohttp writes it in chunks).
                     report = "https://server.test:8443/report"
                     async with session.get(report, ssl=pki.client_ssl()) as response:
                         assert await response.read() == contents["report.bin"]
@@ -154,7 +153,6 @@ async def test_refused_and_unknown_names_are_aiohttps_errors(net: Net) -> None:
                     await session.get("http://nowhere.test/")
 
 
-@pytest.mark.usefixtures("sendfile_parity")
 async def test_static_files_and_file_response(net: Net, tmp_path: Path) -> None:
     """``web.static`` and ``web.FileResponse`` as aiohttp's documentation shows them: whole
     files, a range, and a conditional request answered 304."""
@@ -255,7 +253,6 @@ async def test_curl_from_the_kernel(kernel: Kernel, tmp_path: Path) -> None:
 
 
 @pytest.mark.peers
-@pytest.mark.usefixtures("sendfile_parity")
 async def test_curl_downloads_static_files(kernel: Kernel, tmp_path: Path) -> None:
     from netstack.testing import require_program
 
