@@ -166,10 +166,12 @@ def _send(
 ) -> None:
     """One UDP datagram with the route given: a link broadcast, a frame to ``mac`` (no ARP),
     or the routing table's choice."""
+    # DHCP runs on the stack's first interface (RFC 2131 is one link's business).
     if broadcast:
-        route = OutRoute(src, LIMITED_BROADCAST, LIMITED_BROADCAST, BROADCAST_MAC)
+        route = OutRoute(src, LIMITED_BROADCAST, LIMITED_BROADCAST, BROADCAST_MAC,
+                         iface=stack.ipv4.interface(0))  # fmt: skip
     elif mac is not None:
-        route = OutRoute(src, dst, dst, mac)
+        route = OutRoute(src, dst, dst, mac, iface=stack.ipv4.interface(0))
     else:
         route = stack.ipv4.route(dst, None if src == ANY4 else src)
     try:

@@ -575,8 +575,10 @@ async def connect(
     src: bytes | None,
     sport: int,
     config: TcpConfig | None,
+    scope: int = 0,
 ) -> tuple[TcpTransport, _P]:
-    """Open one connection to ``(dst, dport)`` and wait for the handshake.
+    """Open one connection to ``(dst, dport)`` (``scope``: the interface of a link-local
+    IPv6 ``dst``) and wait for the handshake.
 
     Raises:
         ConnectionRefusedError, TimeoutError, OSError: the connection failed.
@@ -584,7 +586,7 @@ async def connect(
     loop = core.loop
     protocol = protocol_factory()
     conn = core.tcp.connect((dst, dport), loop.time(), local_ip=src, local_port=sport,
-                            config=config)  # fmt: skip
+                            config=config, scope=scope)  # fmt: skip
     transport = TcpTransport(core, conn, protocol)
     waiter: asyncio.Future[None] = loop.create_future()
     transport.waiter = waiter
@@ -599,11 +601,16 @@ async def connect(
     return transport, protocol
 
 
-def abort_all(core: TcpCore, exc: Exception) -> None:
-    """Reset every connection (the stack is closing); a transport's protocol hears ``exc``."""
+def abort_all(
+    core: TcpCore, exc: Exception, which: Callable[[TcpConnection], bool] | None = None
+) -> None:
+    """Reset every connection (the stack is closing), or those ``which`` picks (an interface
+    went away); a transport's protocol hears ``exc``."""
     tcp = core.tcp
     loop = core.loop
     for conn in list(tcp.connections.values()):
+        if which is not None and not which(conn):
+            continue
         transport = conn.user
         if isinstance(transport, TcpTransport):
             transport.abort_with(exc)
