@@ -345,6 +345,9 @@ class TcpTransport(asyncio.Transport):
 
     def _abort(self, exc: Exception | None) -> None:
         self._closing = True
+        if exc is not None:
+            # The protocol hears ``exc``, not the quiet end the reset below reports.
+            self._connection_lost(exc)
         now = self._loop.time()
         self._conn.abort(now)
         self._stack.tcp.call(self._conn, now)

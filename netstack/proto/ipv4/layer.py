@@ -27,7 +27,7 @@ import ipaddress
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ...errors import MessageTooLargeError, NoRouteError, ParseError
 from ..arp.layer import ArpLayer
@@ -104,10 +104,12 @@ class IPv4Iface:
     it carries it (:attr:`OutRoute.iface`): ``headroom`` and ``output`` are what a transport
     sends with, whatever the family."""
 
-    headroom: ClassVar[int] = HEADROOM
+    __slots__ = ("addresses", "arp", "eth", "headroom", "index", "mtu", "output")
 
     def __init__(self, index: int, eth: EthernetLayer, arp: ArpLayer, mtu: int,
                  output: Output) -> None:  # fmt: skip
+        #: Bytes in front of a transport header in a frame.
+        self.headroom = HEADROOM
         self.index = index
         self.eth = eth
         self.arp = arp

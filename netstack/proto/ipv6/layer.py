@@ -32,7 +32,7 @@ import math
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ...errors import MessageTooLargeError, NoRouteError, ParseError
 from ..ethernet.layer import EthernetLayer
@@ -144,7 +144,10 @@ class IPv6Iface:
     A route out of it carries it (:attr:`OutRoute.iface`): ``headroom`` and ``output`` are
     what a transport sends with, whatever the family."""
 
-    headroom: ClassVar[int] = HEADROOM6
+    __slots__ = (
+        "addrconf", "enabled", "eth", "groups", "headroom", "hop_limit", "index", "link_mtu",
+        "local", "mld", "mtu", "neighbours", "output", "tentative",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -158,6 +161,8 @@ class IPv6Iface:
         output: Output,
         net_iface: bytes = b"eth0",
     ) -> None:
+        #: Bytes in front of a transport header in a frame.
+        self.headroom = HEADROOM6
         self.index = index
         self.eth = eth
         #: The layer's ``output``, bound once.
@@ -246,6 +251,8 @@ class IPv6Layer(Layer):
         self._tentative: set[bytes] = set()
         self._routes = RouteTable(128)
         self._route_cache: dict[tuple[bytes, bytes | None, int, int], OutRoute[IPv6Iface]] = {}
+        #: The interfaces IPv6 runs on.
+        self._enabled: list[IPv6Iface] = []
         self._pmtu: dict[bytes, tuple[int, float]] = {}
         #: RFC 4861 8.3: destinations a router redirected (to a better next hop, on the
         #: interface the Redirect came in on).
@@ -294,6 +301,7 @@ class IPv6Layer(Layer):
         del self.interfaces[ifindex]
         del self._by_index[ifindex]
         self._by_index[0] = self._first = next(iter(self.interfaces.values()))
+        self._enabled_changed()
         self._routes.remove_where(lambda e: e.ifindex == ifindex)
         self._redirects = {d: r for d, r in self._redirects.items() if r[1] != ifindex}
         self._update_local()
@@ -320,7 +328,11 @@ class IPv6Layer(Layer):
     @property
     def enabled(self) -> bool:
         """IPv6 runs on some interface."""
-        return any(i.enabled for i in self.interfaces.values())
+        return bool(self._enabled)
+
+    def _enabled_changed(self) -> None:
+        self._enabled = [i for i in self.interfaces.values() if i.enabled]
+        self._route_cache.clear()
 
     @property
     def eth(self) -> EthernetLayer:
@@ -362,6 +374,7 @@ class IPv6Layer(Layer):
         if iface.enabled:
             return
         iface.enabled = True
+        self._enabled_changed()
         iface.addrconf.start(now)
         self._after_addrconf(iface, now)
 
@@ -529,7 +542,7 @@ class IPv6Layer(Layer):
         return r
 
     def _lookup(self, dst: bytes, src: bytes | None, scope: int, via: int) -> OutRoute[IPv6Iface]:
-        enabled = [i for i in self.interfaces.values() if i.enabled]
+        enabled = self._enabled
         if not enabled:
             raise NoRouteError("IPv6 is not enabled on this stack")
         if dst in self._local or dst == LOOPBACK:
@@ -612,12 +625,12 @@ class IPv6Layer(Layer):
         return enabled[0] if enabled else None
 
     def _source(self, dst: bytes, iface: IPv6Iface, enabled: list[IPv6Iface]) -> bytes | None:
-        """RFC 6724 5: the outgoing interface's addresses first (rule 5); when it has none
-        for ``dst``, a global address of another interface (a host may send from any of its
-        addresses, RFC 1122 3.3.4.2)."""
-        found = select_source(dst, iface.addrconf.candidates())
-        if found is not None or is_link_local(dst):
-            return found
+        """RFC 6724 5 over the addresses of every interface, rule 5 preferring those of the
+        outgoing one (a host may send from any of its addresses, RFC 1122 3.3.4.2), but never
+        another interface's link-local address (RFC 4007 6)."""
+        mine = iface.addrconf.candidates()
+        if len(enabled) == 1 or is_link_local(dst):
+            return select_source(dst, mine)
         others = [
             c
             for i in enabled
@@ -625,7 +638,7 @@ class IPv6Layer(Layer):
             for c in i.addrconf.candidates()
             if not is_link_local(c.address)
         ]
-        return select_source(dst, others)
+        return select_source(dst, mine + others, {c.address for c in mine})
 
     def path_mtu(self, dst: bytes, now: float | None = None, iface: IPv6Iface | None = None) -> int:
         """The MTU towards ``dst`` out of ``iface`` (default: the first interface): the
@@ -1183,21 +1196,19 @@ class IPv6Layer(Layer):
         t = self.reassembler.poll_at()
         if t is not None:
             at = t
-        for iface in self.interfaces.values():
+        for iface in self._enabled:
             for t in (iface.neighbours.poll_at(), iface.addrconf.poll_at(), iface.mld.poll_at()):
                 if t is not None and t < at:
                     at = t
         return None if at == math.inf else at
 
     def handle_timeout(self, now: float) -> None:
-        if not self.enabled:
+        if not self._enabled:
             return
         for expired in self.reassembler.handle_timeout(now):
             if self.on_reassembly_timeout is not None:
                 self.on_reassembly_timeout(expired, now)
-        for iface in list(self.interfaces.values()):
-            if not iface.enabled:
-                continue
+        for iface in list(self._enabled):
             iface.neighbours.handle_timeout(now)
             self._flush_neighbours(iface, now)
             iface.addrconf.handle_timeout(now)
