@@ -11,6 +11,7 @@ from .errors import (
     ParseError,
 )
 from .host import HostStack
+from .interface import Interface
 from .runner import run
 from .stack import Stack, StackConfig
 
@@ -20,6 +21,7 @@ __all__ = [
     "AddressInUseError",
     "ClosedError",
     "HostStack",
+    "Interface",
     "LinkError",
     "MessageTooLargeError",
     "NetstackError",

@@ -18,6 +18,7 @@ __all__ = [
     "format_ipv4",
     "parse_ip",
     "parse_ip_interface",
+    "parse_ip_network",
     "parse_ipv4",
     "parse_ipv4_interface",
     "parse_port",
@@ -130,6 +131,20 @@ def parse_ipv4_interface(text: object) -> ipaddress.IPv4Interface:
     ):
         raise ValueError(f"{ip} is the network or broadcast address of {iface.network}")
     return iface
+
+
+def parse_ip_network(text: object) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """``"198.18.9.0/24"`` or ``"fd00:9::/64"`` (host bits must be zero).
+
+    Raises:
+        ValueError: anything else.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"a network must be a string like '198.18.9.0/24', got {text!r}")
+    try:
+        return ipaddress.ip_network(text)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a network: {exc}") from None
 
 
 def parse_ip_interface(text: object) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:

@@ -47,6 +47,7 @@ from .addressing import (
     format_ipv4,
     parse_ip,
     parse_ip_interface,
+    parse_ip_network,
     parse_ipv4,
     parse_ipv4_interface,
     parse_port,
@@ -929,12 +930,7 @@ class Stack:
     def _route_args(
         self, network: str, gateway: str | None, interface: Interface | str | int | None
     ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, bytes | None, int | None]:
-        if not isinstance(network, str):
-            raise ValueError(f"network must be a string like '198.18.9.0/24', got {network!r}")
-        try:
-            net = ipaddress.ip_network(network)
-        except ValueError as exc:
-            raise ValueError(f"{network!r} is not a network: {exc}") from None
+        net = parse_ip_network(network)
         index = self.interface(interface).index if interface is not None else None
         if gateway is None:
             return net, None, index

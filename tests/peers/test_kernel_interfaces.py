@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 
 import pytest
-from peerkit import in_netns, peer
+from peerkit import in_netns, kernel_link_local, peer
 
 from netstack import Stack, StackConfig
 from netstack.link import MemoryLink
@@ -34,15 +33,6 @@ def received(ping_output: str) -> int:
         if " received" in line:
             return int(line.split(" received")[0].rsplit(",", 1)[-1].strip())
     raise AssertionError(ping_output)
-
-
-async def kernel_link_local(sandbox: TapSandbox) -> str:
-    out = await in_netns(sandbox, "ip", "-j", "-6", "addr", "show", "dev", sandbox.dev)
-    for iface in json.loads(out):
-        for addr in iface.get("addr_info", []):
-            if addr.get("scope") == "link":
-                return str(addr["local"])
-    raise AssertionError(f"no link-local address on {sandbox.dev}: {out}")
 
 
 async def test_memory_and_tap_interfaces(tap_netns: TapSandbox) -> None:

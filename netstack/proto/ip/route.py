@@ -7,6 +7,8 @@ is: the bytes of headers in front of a transport header (``headroom``) and the f
 ``output`` (bound once, when the interface was made: the route carries the send function, as
 a Linux ``dst_entry`` carries its ``output``).
 
+:class:`InterfaceTable` keeps a family layer's per-interface objects by index.
+
 The table orders its entries by longest prefix, then lowest metric, then on-link before via a
 gateway, then the order they were added (RFC 1812 5.2.4.3's "longest match", with the metric
 as the tie-break among equally specific routes).
@@ -18,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
-__all__ = ["OutRoute", "Output", "RouteInterface", "RouteTable", "TableEntry"]
+__all__ = ["InterfaceTable", "OutRoute", "Output", "RouteInterface", "RouteTable", "TableEntry"]
 
 
 class Output(Protocol):
@@ -138,3 +140,52 @@ class RouteTable:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+_T = TypeVar("_T")
+
+
+class InterfaceTable(dict[int, _T], Generic[_T]):
+    """A family layer's per-interface objects by interface index. :attr:`by_index` finds
+    them too, and the first one under 0 (no interface named); :attr:`first` is the first
+    attached that is still there."""
+
+    def __init__(self, family: str) -> None:
+        super().__init__()
+        self.family = family
+        self.by_index: dict[int, _T] = {}
+
+    @property
+    def first(self) -> _T:
+        return self.by_index[0]
+
+    def attach(self, index: int, iface: _T) -> None:
+        """Raises:
+        ValueError: ``index`` is taken (or not positive)."""
+        if index <= 0 or index in self:
+            raise ValueError(f"interface index {index} is taken or invalid")
+        self[index] = self.by_index[index] = iface
+        self.by_index[0] = next(iter(self.values()))
+
+    def detach(self, index: int) -> _T:
+        """Raises:
+        ValueError: no such interface, or it is the last one."""
+        iface = self.find(index) if index else None
+        if iface is None:
+            raise ValueError(f"no {self.family} interface {index}")
+        if len(self) == 1:
+            raise ValueError("the last interface cannot be removed")
+        del self[index], self.by_index[index]
+        self.by_index[0] = next(iter(self.values()))
+        return iface
+
+    def find(self, index: int) -> _T:
+        """The interface ``index`` (0: the first).
+
+        Raises:
+            ValueError: no such interface.
+        """
+        iface = self.by_index.get(index)
+        if iface is None:
+            raise ValueError(f"no {self.family} interface {index}")
+        return iface

@@ -33,7 +33,7 @@ from ...errors import MessageTooLargeError, NoRouteError, ParseError
 from ..arp.layer import ArpLayer
 from ..ethernet.layer import EthernetLayer
 from ..ethernet.wire import ETHERNET_HEADER_LEN, EtherType
-from ..ip.route import Output, OutRoute, RouteTable, TableEntry
+from ..ip.route import InterfaceTable, Output, OutRoute, RouteTable, TableEntry
 from ..layer import Layer
 from .reassembly import Expired, Reassembler, ReassemblyConfig
 from .wire import (
@@ -192,10 +192,9 @@ class IPv4Layer(Layer):
         #: Accept unicast datagrams to any address (a DHCP client before it has one).
         self.accept_any_unicast = False
         self.groups: set[bytes] = {bytes((224, 0, 0, 1))}  # all-hosts, RFC 1112 4
-        #: The interfaces by index; index 0 (no interface named) also finds the first.
-        self.interfaces: dict[int, IPv4Iface] = {}
-        self._by_index: dict[int, IPv4Iface] = {}
-        self._first = IPv4Iface(ifindex, eth, arp, mtu, self.output)
+        #: The interfaces by index.
+        self.interfaces: InterfaceTable[IPv4Iface] = InterfaceTable("IPv4")
+        self._by_index = self.interfaces.by_index
         self._addresses: list[_Address] = []
         self._local: set[bytes] = set()
         self._broadcasts: set[bytes] = {LIMITED_BROADCAST}
@@ -209,7 +208,7 @@ class IPv4Layer(Layer):
         self.rx_packets = self.rx_bytes = self.tx_packets = self.tx_bytes = 0
         self.fragments_received = self.reassembled = self.fragments_sent = 0
         self.fragmented = self.delivered = 0
-        self._attach(self._first)
+        self.interfaces.attach(ifindex, IPv4Iface(ifindex, eth, arp, mtu, self.output))
 
     # -- interfaces ------------------------------------------------------------------------
     def add_interface(self, ifindex: int, eth: EthernetLayer, arp: ArpLayer, mtu: int) -> IPv4Iface:
@@ -218,17 +217,9 @@ class IPv4Layer(Layer):
         Raises:
             ValueError: ``ifindex`` is taken (or not positive).
         """
-        if ifindex <= 0 or ifindex in self.interfaces:
-            raise ValueError(f"interface index {ifindex} is taken or invalid")
         iface = IPv4Iface(ifindex, eth, arp, mtu, self.output)
-        self._attach(iface)
+        self.interfaces.attach(ifindex, iface)
         return iface
-
-    def _attach(self, iface: IPv4Iface) -> None:
-        self.interfaces[iface.index] = iface
-        self._by_index[iface.index] = iface
-        self._by_index[0] = next(iter(self.interfaces.values()))
-        self._first = self._by_index[0]
 
     def remove_interface(self, ifindex: int) -> None:
         """Forget an interface: its addresses, and every route out of it.
@@ -236,17 +227,10 @@ class IPv4Layer(Layer):
         Raises:
             ValueError: no such interface, or it is the last one.
         """
-        iface = self.interfaces.get(ifindex)
-        if iface is None:
-            raise ValueError(f"no IPv4 interface {ifindex}")
-        if len(self.interfaces) == 1:
-            raise ValueError("the last interface cannot be removed")
+        iface = self.interfaces.detach(ifindex)
         for a in list(iface.addresses):
-            self.remove_address(a.ip)
+            self.remove_address(a.ip, iface)
         self._routes.remove_where(lambda e: e.ifindex == ifindex)
-        del self.interfaces[ifindex]
-        del self._by_index[ifindex]
-        self._by_index[0] = self._first = next(iter(self.interfaces.values()))
         self._routes_changed()
 
     def interface(self, ifindex: int) -> IPv4Iface:
@@ -255,10 +239,11 @@ class IPv4Layer(Layer):
         Raises:
             ValueError: no such interface.
         """
-        iface = self._by_index.get(ifindex)
-        if iface is None:
-            raise ValueError(f"no IPv4 interface {ifindex}")
-        return iface
+        return self.interfaces.find(ifindex)
+
+    @property
+    def _first(self) -> IPv4Iface:
+        return self.interfaces.first
 
     @property
     def eth(self) -> EthernetLayer:
@@ -313,11 +298,12 @@ class IPv4Layer(Layer):
         self._routes_changed()
         iface.arp.announce(ip, now)
 
-    def remove_address(self, ip: bytes) -> None:
+    def remove_address(self, ip: bytes, iface: IPv4Iface | None = None) -> None:
         addr = next((a for a in self._addresses if a.ip == ip), None)
         if addr is None:
             raise ValueError(f"{ipaddress.IPv4Address(ip)} is not configured")
-        iface = self.interfaces[addr.ifindex]
+        if iface is None:
+            iface = self.interfaces[addr.ifindex]
         self._addresses.remove(addr)
         iface.addresses.remove(addr)
         self._local.discard(ip)

@@ -38,7 +38,7 @@ from ...errors import MessageTooLargeError, NoRouteError, ParseError
 from ..ethernet.layer import EthernetLayer
 from ..ethernet.wire import ETHERNET_HEADER_LEN, EtherType
 from ..icmpv6.wire import Icmp6Header, Icmp6Type
-from ..ip.route import Output, OutRoute, RouteTable
+from ..ip.route import InterfaceTable, Output, OutRoute, RouteTable
 from ..layer import Layer
 from ..mld import listener as mldl
 from ..mld import wire as mld
@@ -242,10 +242,10 @@ class IPv6Layer(Layer):
         self.loopback: Callable[[bytearray, int], None] | None = None
         self._rng = rng
         self._secret = secret
-        #: The interfaces by index; index 0 (no interface named) also finds the first.
-        self.interfaces: dict[int, IPv6Iface] = {}
-        self._by_index: dict[int, IPv6Iface] = {}
-        self._first = self._make_iface(ifindex, eth, mtu, b"eth0")
+        #: The interfaces by index.
+        self.interfaces: InterfaceTable[IPv6Iface] = InterfaceTable("IPv6")
+        self._by_index = self.interfaces.by_index
+        self._make_iface(ifindex, eth, mtu, b"eth0")
         self.reassembler = Reassembler(self.config.reassembly)
         self._local: set[bytes] = set()
         self._tentative: set[bytes] = set()
@@ -269,9 +269,7 @@ class IPv6Layer(Layer):
     def _make_iface(self, ifindex: int, eth: EthernetLayer, mtu: int, name: bytes) -> IPv6Iface:
         iface = IPv6Iface(ifindex, eth, mtu=mtu, rng=self._rng, secret=self._secret,
                           config=self.config, output=self.output, net_iface=name)  # fmt: skip
-        self.interfaces[ifindex] = iface
-        self._by_index[ifindex] = iface
-        self._by_index[0] = next(iter(self.interfaces.values()))
+        self.interfaces.attach(ifindex, iface)
         return iface
 
     def add_interface(self, ifindex: int, eth: EthernetLayer, mtu: int, name: bytes) -> IPv6Iface:
@@ -282,7 +280,7 @@ class IPv6Layer(Layer):
             ValueError: ``ifindex`` is taken (or not positive).
         """
         if ifindex <= 0 or ifindex in self.interfaces:
-            raise ValueError(f"interface index {ifindex} is taken or invalid")
+            raise ValueError(f"interface index {ifindex} is taken or invalid")  # no rng draw
         return self._make_iface(ifindex, eth, mtu, name)
 
     def remove_interface(self, ifindex: int) -> None:
@@ -292,15 +290,8 @@ class IPv6Layer(Layer):
         Raises:
             ValueError: no such interface, or it is the last one.
         """
-        iface = self.interfaces.get(ifindex)
-        if iface is None:
-            raise ValueError(f"no IPv6 interface {ifindex}")
-        if len(self.interfaces) == 1:
-            raise ValueError("the last interface cannot be removed")
+        iface = self.interfaces.detach(ifindex)
         iface.enabled = False
-        del self.interfaces[ifindex]
-        del self._by_index[ifindex]
-        self._by_index[0] = self._first = next(iter(self.interfaces.values()))
         self._enabled_changed()
         self._routes.remove_where(lambda e: e.ifindex == ifindex)
         self._redirects = {d: r for d, r in self._redirects.items() if r[1] != ifindex}
@@ -312,10 +303,11 @@ class IPv6Layer(Layer):
         Raises:
             ValueError: no such interface.
         """
-        iface = self._by_index.get(ifindex)
-        if iface is None:
-            raise ValueError(f"no IPv6 interface {ifindex}")
-        return iface
+        return self.interfaces.find(ifindex)
+
+    @property
+    def _first(self) -> IPv6Iface:
+        return self.interfaces.first
 
     def owner(self, ip: bytes) -> IPv6Iface | None:
         """The interface that has the address ``ip`` (assigned or tentative)."""
