@@ -194,9 +194,16 @@ async def test_link_local_needs_and_takes_a_scope(nets: Nets) -> None:
     # The wrong interface: nobody there has that address.
     with pytest.raises(OSError):
         await a.ping(f"{c_ll}%eth0", timeout=1.5)
-    # TCP to a link-local address with its zone; the server sees a's link-local source.
+    # TCP to a link-local address with its zone; the server sees a's link-local source, and
+    # each side's addresses carry the scope id of its interface.
     seen = await peer_of_tcp(c, a, f"{c_ll}%eth1", 7010)
-    assert seen[0] == link_local(a, "eth1")
+    assert seen == (link_local(a, "eth1"), seen[1], 0, 1)
+    srv = await c.start_server(lambda r, w: None, port=7011)
+    _, writer = await a.open_connection(f"{c_ll}%eth1", 7011)
+    assert writer.get_extra_info("peername") == (c_ll, 7011, 0, 2)
+    assert writer.get_extra_info("sockname")[3] == 2
+    writer.close()
+    srv.close()
     # UDP with the scope id of a 4-tuple; a datagram from a link-local source arrives with
     # its interface as the scope id.
     t, at_a = await a.create_datagram_endpoint(Collector, local_addr=("::", 9998))

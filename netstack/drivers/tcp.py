@@ -357,12 +357,17 @@ class TcpTransport(asyncio.Transport):
     def is_closing(self) -> bool:
         return self._closing
 
+    def _scope(self) -> int:
+        """The index of the connection's interface: the scope id of a link-local address."""
+        route = self._conn.route
+        return route.iface.index if route is not None and route.iface is not None else 0
+
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         conn = self._conn
         if name == "peername":
-            return sockaddr(conn.remote[0], conn.remote[1])
+            return sockaddr(conn.remote[0], conn.remote[1], self._scope())
         if name == "sockname":
-            return sockaddr(conn.local[0], conn.local[1])
+            return sockaddr(conn.local[0], conn.local[1], self._scope())
         if name == "connection":
             return conn
         if name == "urgent_mark":
