@@ -11,11 +11,11 @@ $(BIN)/python:
 
 # Reinstall when the project's metadata changes.
 $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[uvloop]'
+	$(BIN)/python -m pip install -q -e '.[uvloop,tls]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test,lint,uvloop]'
+	$(BIN)/python -m pip install -q -e '.[test,lint,uvloop,tls]'
 	touch $@ $(VENV)/.installed-demo
 
 demo: $(VENV)/.installed-demo
@@ -34,8 +34,8 @@ pytest-uvloop: $(VENV)/.installed-test
 	NETSTACK_LOOP=uvloop $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check netstack tests benchmarks
-	$(BIN)/ruff format --check netstack tests benchmarks
+	$(BIN)/ruff check netstack tests benchmarks examples
+	$(BIN)/ruff format --check netstack tests benchmarks examples
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy --strict netstack

@@ -16,11 +16,14 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
+from .codecs import run_codecs
 from .common import LOOPS, Emitter, Settings, log, loop_factory, machine_info
 from .dns import run_dns
 from .loss import run_loss
 from .micro import run_micro
 from .ping import run_ping
+from .setup import run_setup
+from .startup import run_startup
 from .tap import run_tap, run_veth
 from .tcp import run_tcp
 from .tls import run_tls
@@ -29,6 +32,9 @@ from .udp import run_udp
 #: Every measurement, by group; ``--only`` takes group or measurement names.
 GROUPS: dict[str, tuple[str, ...]] = {
     "micro": ("micro",),
+    "codecs": ("codecs",),
+    "setup": ("netns_setup",),
+    "startup": ("pytest_startup", "plugin_import"),
     "udp": ("udp_rate", "udp_echo"),
     "ping": ("ping_rtt",),
     "tap": ("tap_udp_rate", "tap_ping_rtt"),
@@ -123,6 +129,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if "micro" in names:
             run_micro(emit, settings)
+        if "codecs" in names:
+            run_codecs(emit, settings)
+        if "netns_setup" in names:
+            run_setup(emit, settings)
+        if names & set(GROUPS["startup"]):
+            run_startup(emit, settings)
         for i, name in enumerate(loops):
             emit.loop = name
             with asyncio.Runner(loop_factory=loop_factory(name)) as runner:

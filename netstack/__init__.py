@@ -1,6 +1,15 @@
-"""netstack: an asyncio-native TCP/IP stack written in Python."""
+"""netstack: an asyncio-native TCP/IP stack written in Python.
 
-from .contract import NetworkStack, StackServer
+``import netstack`` is cheap: the stacks (and asyncio, the protocols, dnspython) are imported
+on first use of a name that needs them (PEP 562), so that the pytest plugin, which loads
+wherever netstack is installed, costs nothing in projects that do not use it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     AddressInUseError,
     ClosedError,
@@ -10,10 +19,18 @@ from .errors import (
     NoRouteError,
     ParseError,
 )
-from .host import HostStack
-from .interface import Interface
-from .runner import run
-from .stack import Stack, StackConfig
+
+if TYPE_CHECKING:
+    from . import dhcp as dhcp
+    from . import dns as dns
+    from . import link as link
+    from . import testing as testing
+    from . import tls as tls
+    from .contract import NetworkStack, StackServer
+    from .host import HostStack
+    from .interface import Interface
+    from .runner import run
+    from .stack import Stack, StackConfig
 
 __version__ = "0.1.0"
 
@@ -34,3 +51,31 @@ __all__ = [
     "__version__",
     "run",
 ]
+
+#: Where each name of the API is defined, imported when first asked for.
+_LAZY = {
+    "HostStack": ".host",
+    "Interface": ".interface",
+    "NetworkStack": ".contract",
+    "Stack": ".stack",
+    "StackConfig": ".stack",
+    "StackServer": ".contract",
+    "run": ".runner",
+}
+#: Subpackages reachable as attributes after a bare ``import netstack`` (``netstack.dns.serve``).
+_SUBMODULES = frozenset({"dhcp", "dns", "link", "testing", "tls"})
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module, __name__), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, *_SUBMODULES})

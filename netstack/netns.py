@@ -196,6 +196,41 @@ class Namespace:
             stdin=None if input is not None else subprocess.DEVNULL,
         )
 
+    async def arun(
+        self, *argv: str, check: bool = True, timeout: float = 30.0, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """:meth:`run` for asyncio: the same arguments, result and errors, awaited without
+        blocking the event loop (so that a netstack stack on the same loop can answer the
+        command). The output is decoded as UTF-8, undecodable bytes replaced; on timeout, or
+        when the caller is cancelled, the command is killed and waited for.
+        """
+        import asyncio
+
+        args = self._exec_argv(argv)
+        proc = await asyncio.create_subprocess_exec(
+            *args,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            async with asyncio.timeout(timeout):
+                out, err = await proc.communicate(input.encode() if input is not None else None)
+        except BaseException as exc:  # the timeout, or the caller cancelled: no orphan left
+            if proc.returncode is None:
+                proc.kill()
+                await asyncio.shield(proc.wait())
+            if isinstance(exc, TimeoutError):
+                raise subprocess.TimeoutExpired(args, timeout) from None
+            raise
+        assert proc.returncode is not None
+        result = subprocess.CompletedProcess(
+            args, proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+        )
+        if check:
+            result.check_returncode()
+        return result
+
     def popen(self, *argv: str, **kwargs: Any) -> subprocess.Popen[Any]:
         """Start a command inside the namespace without waiting for it.
 

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -139,3 +141,26 @@ def test_serve_sandbox_answers_the_kernel() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("command", ["", "demo", "serve", "ping", "bench"])
+def test_help_is_plain_text(command: str) -> None:
+    """``netstack --help`` and each command's: argparse prints help as it is, so no
+    reStructuredText (``literals``, :roles:) and a description and help for every option."""
+    result = run_cli(*([command] if command else []), "--help", timeout=60)
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert "`" not in text and not re.search(r":[a-z]+:", text), text
+    assert text.count("\n\n") >= 2, text  # usage, the description, the options
+    from netstack.cli import _parser
+
+    parser = _parser()
+    if command:
+        parser = next(
+            action.choices[command]
+            for action in parser._actions
+            if isinstance(action, argparse._SubParsersAction)
+        )
+    assert parser.description, command
+    missing = [a.dest for a in parser._actions if not a.help and a.dest != "command"]
+    assert missing == [], missing

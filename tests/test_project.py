@@ -48,3 +48,27 @@ def test_run_is_exported() -> None:
 
     assert netstack.run is netstack.runner.run
     assert "run" in netstack.__all__
+
+
+def test_license_changelog_and_urls() -> None:
+    """What a user checks before trusting a package: its license (the file pyproject names),
+    a changelog in Keep a Changelog's form, and where the project lives."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]
+    license_text = (ROOT / "LICENSE").read_text()
+    assert license_text.startswith("MIT License") and "netstack contributors" in license_text
+    urls = project["urls"]
+    assert {"Homepage", "Source", "Changelog", "Issues"} <= set(urls)
+    assert all(url.startswith("https://") for url in urls.values())
+    assert urls["Changelog"].endswith("/CHANGELOG.md")
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert "https://keepachangelog.com/" in changelog
+    versions = re.findall(r"^## \[([^\]]+)\]", changelog, re.M)
+    assert versions[0] == "Unreleased" and project["version"] in versions
+    for version in versions:  # each heading links somewhere
+        assert re.search(rf"^\[{re.escape(version)}\]: https://", changelog, re.M), version
+    for section in re.findall(r"^### (\w+)", changelog, re.M):
+        assert section in {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}

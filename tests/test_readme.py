@@ -1,13 +1,19 @@
-"""Every code block of README.md is run, each bounded in time:
+"""Every code block of README.md is run, each bounded in time, and a block of a kind none of
+these tests runs fails ``test_every_block_is_run``:
 
 * ```python blocks that define ``test_`` functions are pytest examples: they run through
-  pytester in a child pytest, configured by the README's ```toml block;
+  pytester in a child pytest, configured by the README's ```toml block (pytest-asyncio's
+  default strict mode), and again in auto mode;
 * the other ```python blocks are programs: each runs in a child interpreter, which must exit
   0 with nothing on stderr (no traceback, no warning, no error logged by the event loop);
+* the ```toml block is the pytest configuration the examples run with;
 * ```sh blocks: ``make`` targets must exist (``make -n``); ``netstack`` command lines must
   parse, and run to a clean exit -- ``sudo`` ones as root (skipped otherwise, failed in CI),
   ``serve`` until the Ctrl-C it says stops it; a line naming a TAP device (``--tap``) is only
-  parsed, since a test may create TAP devices only inside a namespace of its own.
+  parsed, since a test may create TAP devices only inside a namespace of its own; ``python
+  examples/...`` and ``pytest examples/...`` run from the repository's root; ``pip install``
+  lines install nothing here, but the extras and packages they name must be the project's;
+* the block without a language is the layout: every path it lists exists.
 """
 
 from __future__ import annotations
@@ -65,9 +71,23 @@ def readme_blocks() -> list[Block]:
     return blocks
 
 
+def kind(block: Block) -> str | None:
+    """Which test runs ``block`` (None: none does)."""
+    if block.lang == "python":
+        return "pytest" if "def test_" in block.text else "program"
+    if block.lang == "toml" and "[tool.pytest.ini_options]" in block.text:
+        return "pytest-config"
+    if block.lang == "sh":
+        return "shell"
+    if block.lang == "" and block.text.startswith("netstack/"):
+        return "layout"
+    return None
+
+
 BLOCKS = readme_blocks()
-PYTEST_EXAMPLES = [b for b in BLOCKS if b.lang == "python" and "def test_" in b.text]
-PROGRAMS = [b for b in BLOCKS if b.lang == "python" and "def test_" not in b.text]
+PYTEST_EXAMPLES = [b for b in BLOCKS if kind(b) == "pytest"]
+PROGRAMS = [b for b in BLOCKS if kind(b) == "program"]
+LAYOUTS = [b for b in BLOCKS if kind(b) == "layout"]
 SHELL_LINES = [
     pytest.param(
         line,
@@ -75,19 +95,32 @@ SHELL_LINES = [
         marks=[pytest.mark.peers] if line.startswith("sudo ") else [],
     )
     for b in BLOCKS
-    if b.lang == "sh"
+    if kind(b) == "shell"
     for line in b.text.splitlines()
     if line.split("#")[0].strip()
 ]
 
 
-def test_every_block_is_covered() -> None:
-    """Each block is of a kind this module runs (a new kind needs a test here first)."""
-    assert {b.lang for b in BLOCKS} <= {"python", "sh", "toml", ""}, BLOCKS
-    for block in BLOCKS:
-        if block.lang == "":  # only the layout listing is not code
-            assert block.text.startswith("netstack/"), block
-    assert PROGRAMS and PYTEST_EXAMPLES and SHELL_LINES
+def test_every_block_is_run() -> None:
+    """Each block is of a kind a test here runs (a new kind needs a test here first)."""
+    unrun = [b.id for b in BLOCKS if kind(b) is None]
+    assert unrun == [], f"README blocks no test runs: {unrun}"
+    assert PROGRAMS and PYTEST_EXAMPLES and SHELL_LINES and LAYOUTS
+    assert [b.line for b in BLOCKS if kind(b) == "pytest-config"], "no pytest configuration"
+
+
+def test_the_first_example_is_a_program() -> None:
+    """The first python block, the one a reader tries first, is run as a program."""
+    first = next(b for b in BLOCKS if b.lang == "python")
+    assert first in PROGRAMS and "netstack.run(main())" in first.text
+
+
+@pytest.mark.parametrize("block", LAYOUTS, ids=lambda b: b.id)
+def test_layout(block: Block) -> None:
+    """Every path the layout lists exists."""
+    paths = [line.split()[0] for line in block.text.splitlines() if line[:1].strip()]
+    missing = [p for p in paths if not (ROOT / p.rstrip(";,")).exists()]
+    assert paths and missing == [], missing
 
 
 @pytest.mark.parametrize("block", PROGRAMS, ids=lambda b: b.id)
@@ -109,9 +142,15 @@ def pytest_configuration() -> str:
     return tomls[0].text
 
 
+@pytest.mark.parametrize("mode", ["strict", "auto"])
 @pytest.mark.parametrize("block", PYTEST_EXAMPLES, ids=lambda b: b.id)
-def test_pytest_example(block: Block, pytester: pytest.Pytester) -> None:
-    (pytester.path / "pyproject.toml").write_text(pytest_configuration())
+def test_pytest_example(block: Block, mode: str, pytester: pytest.Pytester) -> None:
+    """As the README configures pytest (strict mode), and in auto mode."""
+    configuration = pytest_configuration()
+    assert "asyncio_mode" not in configuration  # pytest-asyncio's default: strict
+    if mode == "auto":
+        configuration += 'asyncio_mode = "auto"\n'
+    (pytester.path / "pyproject.toml").write_text(configuration)
     pytester.makepyfile(test_readme_example=block.text)
     tests = re.findall(r"^async def (test_\w+)|^def (test_\w+)", block.text, re.M)
     result = pytester.runpytest_subprocess("-rs", timeout=BLOCK_TIMEOUT)
@@ -131,6 +170,12 @@ def test_shell_line(line: str, tmp_path: Path) -> None:
     privileged = argv[0] == "sudo"
     if privileged:
         argv = argv[1:]
+    if argv[:2] == ["pip", "install"]:
+        check_install(argv[2:])
+        return
+    if argv[0] in ("python", "pytest"):
+        run_example(argv, privileged)
+        return
     if argv[0] == "make":
         if shutil.which("make") is None:
             pytest.skip("make is not installed")
@@ -154,6 +199,37 @@ def test_shell_line(line: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     if args.command == "demo" and args.pcap:
         assert (tmp_path / args.pcap).stat().st_size > 0
+
+
+def check_install(targets: list[str]) -> None:
+    """``pip install .[extra]`` names extras of this project; ``pip install name`` a package
+    its ``test`` extra lists (nothing is installed here)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    test_packages = {re.split(r"[<>=\[ ]", d, maxsplit=1)[0] for d in extras["test"]}
+    for target in targets:
+        if target.startswith("."):
+            wanted = re.fullmatch(r"\.(?:\[([a-z,]+)\])?", target)
+            assert wanted, target
+            named = wanted.group(1).split(",") if wanted.group(1) else []
+            assert set(named) <= set(extras), f"no extra {named} in {sorted(extras)}"
+        else:
+            assert target in test_packages, f"{target} is not among {sorted(test_packages)}"
+
+
+def run_example(argv: list[str], privileged: bool) -> None:
+    """``python examples/X.py`` or ``pytest examples/test_X.py``, from the repository's root
+    (examples/ is the place; tests/test_examples.py checks what each does)."""
+    assert argv[1].startswith("examples/") and (ROOT / argv[1]).is_file(), argv
+    if privileged:
+        require_net_admin()
+    if argv[0] == "pytest":
+        command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *argv[1:]]
+    else:
+        command = [sys.executable, *argv[1:]]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                            timeout=BLOCK_TIMEOUT)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def serve_until_interrupted(command: list[str], cwd: Path) -> None:

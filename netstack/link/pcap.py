@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, NamedTuple, Protocol
+from typing import Any, BinaryIO, NamedTuple, Protocol, Self
 
 from ..errors import LinkError, ParseError
 from .base import Buffer, FrameCallback, Link, LinkStats, MacAddress
@@ -45,6 +45,8 @@ __all__ = [
     "PcapLink",
     "PcapRecord",
     "PcapWriter",
+    "PcapngInterface",
+    "PcapngWriter",
     "read_pcap",
 ]
 
@@ -85,8 +87,18 @@ _BT_SPB = 3
 _BT_EPB = 6
 
 _OPT_ENDOFOPT = 0
+_SHB_USERAPPL = 4
+_IF_NAME = 2
 _IF_TSRESOL = 9
 _IF_TSOFFSET = 14
+
+# The writer's blocks, little-endian: block type and total length, then the fixed body.
+_PCAPNG_HEAD = struct.Struct("<II")
+_PCAPNG_SHB_BODY = struct.Struct("<IHHq")  # byte-order magic, version 1.0, length unknown
+_PCAPNG_IDB_BODY = struct.Struct("<HHI")
+_PCAPNG_EPB_HEAD = struct.Struct("<IIIIIII")  # type, length, interface, ts high/low, lengths
+_PCAPNG_OPTION = struct.Struct("<HH")
+_U32LE = struct.Struct("<I")
 
 # Minimum total lengths: 12 bytes of framing plus the fixed part of the body.
 _MIN_SHB_LEN = 28
@@ -103,12 +115,15 @@ class PcapRecord(NamedTuple):
         linktype: the link type of the interface it was captured on (1 for Ethernet).
         data: the captured bytes, possibly fewer than ``orig_len``.
         orig_len: the packet's length on the wire.
+        interface: the index of the pcapng interface it was captured on (0 in a libpcap
+            file, which has one).
     """
 
     timestamp: float
     linktype: int
     data: bytes
     orig_len: int
+    interface: int = 0
 
 
 class _Readable(Protocol):
@@ -127,7 +142,69 @@ PathLike = str | os.PathLike[str]
 # -- writing ---------------------------------------------------------------------------------
 
 
-class PcapWriter:
+class _CaptureFile:
+    """The file under a capture writer: opened from a path (and closed with the writer) or
+    a file object (flushed, but left open)."""
+
+    __slots__ = ("_file", "_owned", "_closed")
+
+    def __init__(self, path_or_fileobj: PathLike | _Writable) -> None:
+        self._closed = False
+        self._file: _Writable
+        self._owned: BinaryIO | None = None
+        if isinstance(path_or_fileobj, str | os.PathLike):
+            self._file = self._owned = open(path_or_fileobj, "wb", buffering=_WRITE_BUFFER)
+        else:
+            self._file = path_or_fileobj
+
+    def _start(self, header: bytes) -> None:
+        try:
+            self._file.write(header)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has been called."""
+        return self._closed
+
+    def flush(self) -> None:
+        """Push buffered records to the operating system; does nothing once closed.
+
+        Raises:
+            OSError: writing to the file failed.
+        """
+        if not self._closed:
+            self._file.flush()
+
+    def close(self) -> None:
+        """Flush, and close the file if the writer opened it. Safe to call more than once.
+
+        Raises:
+            OSError: writing the last records failed.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if self._owned is not None:
+            self._owned.close()
+        else:
+            self._file.flush()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class PcapWriter(_CaptureFile):
     """Writes packets to a libpcap file.
 
     Args:
@@ -145,7 +222,7 @@ class PcapWriter:
         OSError: the file cannot be created or written.
     """
 
-    __slots__ = ("_file", "_owned", "_closed", "_units", "linktype", "snaplen", "nanosecond")
+    __slots__ = ("_units", "linktype", "snaplen", "nanosecond")
 
     def __init__(
         self,
@@ -163,24 +240,9 @@ class PcapWriter:
         self.snaplen = snaplen
         self.nanosecond = nanosecond
         self._units = 1_000_000_000 if nanosecond else 1_000_000
-        self._closed = False
-        self._file: _Writable
-        self._owned: BinaryIO | None = None
-        if isinstance(path_or_fileobj, str | os.PathLike):
-            self._file = self._owned = open(path_or_fileobj, "wb", buffering=_WRITE_BUFFER)
-        else:
-            self._file = path_or_fileobj
+        super().__init__(path_or_fileobj)
         magic = _PCAP_MAGIC_NS if nanosecond else _PCAP_MAGIC_US
-        try:
-            self._file.write(_PCAP_FILE_HEADER.pack(magic, *_PCAP_VERSION, 0, 0, snaplen, linktype))
-        except BaseException:
-            self.close()
-            raise
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` has been called."""
-        return self._closed
+        self._start(_PCAP_FILE_HEADER.pack(magic, *_PCAP_VERSION, 0, 0, snaplen, linktype))
 
     def write(self, frame: Buffer, timestamp: float) -> None:
         """Append one packet.
@@ -213,39 +275,168 @@ class PcapWriter:
         else:
             write(frame)
 
-    def flush(self) -> None:
-        """Push buffered records to the operating system; does nothing once closed.
+
+def _option(code: int, value: bytes) -> bytes:
+    """One pcapng option: code, length, value padded to 32 bits (pcapng 3.5)."""
+    return _PCAPNG_OPTION.pack(code, len(value)) + value + bytes(-len(value) % 4)
+
+
+def _block(block_type: int, body: bytes) -> bytes:
+    """A whole pcapng block: type, total length, body, total length (pcapng 3.1)."""
+    length = 12 + len(body)
+    return _PCAPNG_HEAD.pack(block_type, length) + body + _U32LE.pack(length)
+
+
+class PcapngWriter(_CaptureFile):
+    """Writes a pcapng file with any number of interfaces, so one file can hold a whole
+    network (one interface per link), as Wireshark shows it.
+
+    The file is one little-endian section: a Section Header Block, then an Interface
+    Description Block for each :meth:`add_interface` (named with ``if_name``, its timestamp
+    unit in ``if_tsresol``), and an Enhanced Packet Block per packet. :func:`read_pcap` reads
+    it back, with each record's ``interface``.
+
+    Args:
+        path_or_fileobj: a path (created or truncated, closed by :meth:`close`) or a binary
+            file object opened for writing (flushed, but left open, by :meth:`close`).
+        application: written as the section's ``shb_userappl`` option.
+
+    Raises:
+        OSError: the file cannot be created or written.
+    """
+
+    __slots__ = ("_interfaces", "path")
+
+    def __init__(
+        self, path_or_fileobj: PathLike | _Writable, *, application: str = "netstack"
+    ) -> None:
+        self._interfaces: list[PcapngInterface] = []
+        self.path = (
+            Path(path_or_fileobj) if isinstance(path_or_fileobj, str | os.PathLike) else None
+        )
+        super().__init__(path_or_fileobj)
+        body = _PCAPNG_SHB_BODY.pack(0x1A2B3C4D, 1, 0, -1)
+        body += _option(_SHB_USERAPPL, application.encode()) + _option(_OPT_ENDOFOPT, b"")
+        self._start(_block(0x0A0D0D0A, body))
+
+    @property
+    def interfaces(self) -> list[PcapngInterface]:
+        """The interfaces added so far, in order (their index is their pcapng id)."""
+        return list(self._interfaces)
+
+    def add_interface(
+        self,
+        name: str,
+        *,
+        linktype: int = LINKTYPE_ETHERNET,
+        snaplen: int = 262144,
+        nanosecond: bool = False,
+    ) -> PcapngInterface:
+        """Describe one more interface; returns the handle that writes its packets.
+
+        Args:
+            name: the interface's name (``if_name``), e.g. the link's or host's name.
+            linktype: the link type of its packets; 1 is Ethernet.
+            snaplen: the most bytes kept of each packet.
+            nanosecond: nanosecond timestamps (``if_tsresol`` 9) instead of microseconds.
 
         Raises:
+            ValueError: the writer is closed, or ``linktype``/``snaplen`` is out of range.
             OSError: writing to the file failed.
         """
-        if not self._closed:
-            self._file.flush()
+        if self._closed:
+            raise ValueError("add_interface on a closed PcapngWriter")
+        if not 0 <= linktype <= 0xFFFF:
+            raise ValueError("linktype must be between 0 and 65535")
+        if not 1 <= snaplen <= MAX_BLOCK_LEN:
+            raise ValueError(f"snaplen must be between 1 and {MAX_BLOCK_LEN}")
+        options = _option(_IF_NAME, name.encode())
+        options += _option(_IF_TSRESOL, bytes((9 if nanosecond else 6,)))
+        body = _PCAPNG_IDB_BODY.pack(linktype, 0, snaplen) + options + _option(0, b"")
+        self._file.write(_block(_BT_IDB, body))
+        iface = PcapngInterface(self, len(self._interfaces), name, snaplen, nanosecond)
+        self._interfaces.append(iface)
+        return iface
 
-    def close(self) -> None:
-        """Flush, and close the file if the writer opened it. Safe to call more than once.
+    def write(self, frame: Buffer, timestamp: float, interface: int = 0) -> None:
+        """Append one packet seen on ``interface`` (an index from :meth:`add_interface`).
 
         Raises:
-            OSError: writing the last records failed.
+            ValueError: the writer is closed, the interface is unknown, or ``timestamp`` is
+                negative or not finite.
+            OSError: writing to the file failed.
         """
         if self._closed:
-            return
-        self._closed = True
-        if self._owned is not None:
-            self._owned.close()
-        else:
-            self._file.flush()
+            raise ValueError("write to a closed PcapngWriter")
+        if not 0 <= interface < len(self._interfaces):
+            raise ValueError(f"unknown interface {interface}")
+        self._interfaces[interface].write(frame, timestamp)
 
-    def __enter__(self) -> PcapWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+    def _write_packet(
+        self, interface: int, snaplen: int, units: int, frame: Buffer, timestamp: float
     ) -> None:
-        self.close()
+        if self._closed:
+            raise ValueError("write to a closed PcapngWriter")
+        if not 0.0 <= timestamp < 1.8e10:  # beyond year 2500 is not a time
+            raise ValueError(f"timestamp {timestamp!r} does not fit in a pcapng block")
+        length = frame.nbytes if isinstance(frame, memoryview) else len(frame)
+        caplen = length if length <= snaplen else snaplen
+        pad = -caplen % 4
+        total = 32 + caplen + pad
+        ticks = round(timestamp * units)
+        write = self._file.write
+        write(
+            _PCAPNG_EPB_HEAD.pack(
+                _BT_EPB, total, interface, ticks >> 32, ticks & 0xFFFFFFFF, caplen, length
+            )
+        )
+        write(memoryview(frame).cast("B")[:caplen] if caplen < length else frame)
+        write(bytes(pad) + _U32LE.pack(total))
+
+
+class PcapngInterface:
+    """One interface of a :class:`PcapngWriter`: writes its packets, with the same
+    ``write(frame, timestamp)`` / ``flush()`` / ``close()`` as :class:`PcapWriter`.
+    ``close()`` only stops this handle; the file stays open until the writer is closed."""
+
+    __slots__ = ("writer", "index", "name", "_snaplen", "_units", "_closed")
+
+    def __init__(
+        self, writer: PcapngWriter, index: int, name: str, snaplen: int, nanosecond: bool
+    ) -> None:
+        self.writer = writer
+        self.index = index
+        self.name = name
+        self._snaplen = snaplen
+        self._units = 1_000_000_000 if nanosecond else 1_000_000
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or self.writer.closed
+
+    def write(self, frame: Buffer, timestamp: float) -> None:
+        """Append one packet on this interface.
+
+        Raises:
+            ValueError: this handle or the writer is closed, or the timestamp is out of range.
+            OSError: writing to the file failed.
+        """
+        if self._closed:
+            raise ValueError(f"write to closed interface {self.name!r}")
+        self.writer._write_packet(self.index, self._snaplen, self._units, frame, timestamp)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        """Stop writing on this interface (its blocks so far are flushed)."""
+        if not self._closed:
+            self._closed = True
+            self.writer.flush()
+
+    def __repr__(self) -> str:
+        return f"<PcapngInterface {self.index} {self.name!r}>"
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -442,7 +633,7 @@ def _read_block(
         caplen = min(orig_len, len(body) - 4)
         if iface.snaplen:
             caplen = min(caplen, iface.snaplen)
-        return PcapRecord(0.0, iface.linktype, body[4 : 4 + caplen], orig_len)
+        return PcapRecord(0.0, iface.linktype, body[4 : 4 + caplen], orig_len, 0)
     if code == _BT_PB:
         iface_id, _drops, high, low, caplen, orig_len = order.pb.unpack_from(body, 0)
         return _packet(body, 20, interfaces, iface_id, (high << 32) | low, caplen, orig_len)
@@ -466,7 +657,7 @@ def _packet(
         raise ParseError("captured_length_overrun", f"{caplen} bytes in a {len(body)}-byte body")
     iface = interfaces[iface_id]
     timestamp = iface.offset + ticks / iface.units
-    return PcapRecord(timestamp, iface.linktype, body[start : start + caplen], orig_len)
+    return PcapRecord(timestamp, iface.linktype, body[start : start + caplen], orig_len, iface_id)
 
 
 def _parse_interface(body: bytes, order: _Order) -> _Interface:
@@ -507,7 +698,7 @@ def _sync_transmit(link: object) -> Callable[[bytes | bytearray], None] | None:
 
 
 class PcapLink:
-    """A link that records every frame it sends and receives in a libpcap file.
+    """A link that records every frame it sends and receives in a libpcap or pcapng file.
 
     It wraps any :class:`~netstack.link.base.Link` and otherwise behaves exactly like it:
     ``mac``, ``mtu``, ``stats()``, ``reset_stats()`` and every other public attribute are the
@@ -521,27 +712,53 @@ class PcapLink:
 
     Args:
         link: the link to record.
-        path: the capture file to create (an existing file is replaced).
+        path: the capture file to create (an existing file is replaced): libpcap, or pcapng
+            when its name ends in ``.pcapng``; or a :class:`PcapngWriter` shared by several
+            links, each recorded as its own interface of one file.
         nanosecond: write nanosecond timestamps instead of microsecond ones.
+        name: the pcapng interface's name; the link's MAC address when ``None``.
 
     Raises:
         OSError: the capture file cannot be created.
     """
 
-    __slots__ = ("_link", "_writer", "path")
+    __slots__ = ("_link", "_writer", "_owned_writer", "path")
 
-    def __new__(cls, link: Link, path: PathLike, *, nanosecond: bool = False) -> PcapLink:
+    def __new__(
+        cls,
+        link: Link,
+        path: PathLike | PcapngWriter,
+        *,
+        nanosecond: bool = False,
+        name: str | None = None,
+    ) -> PcapLink:
         target: type[PcapLink] = cls
         if cls is PcapLink and _sync_transmit(link) is not None:
             target = _TransmittingPcapLink
         return object.__new__(target)
 
-    def __init__(self, link: Link, path: PathLike, *, nanosecond: bool = False) -> None:
+    def __init__(
+        self,
+        link: Link,
+        path: PathLike | PcapngWriter,
+        *,
+        nanosecond: bool = False,
+        name: str | None = None,
+    ) -> None:
         self._link = link
-        self.path = Path(path)
-        self._writer: PcapWriter | None = PcapWriter(
-            self.path, linktype=LINKTYPE_ETHERNET, nanosecond=nanosecond
-        )
+        self._owned_writer: PcapngWriter | None = None
+        self._writer: PcapWriter | PcapngInterface | None
+        label = name if name is not None else str(link.mac)
+        if isinstance(path, PcapngWriter):
+            self.path = path.path
+            self._writer = path.add_interface(label, nanosecond=nanosecond)
+        elif Path(path).suffix == ".pcapng":
+            self.path = Path(path)
+            self._owned_writer = PcapngWriter(self.path)
+            self._writer = self._owned_writer.add_interface(label, nanosecond=nanosecond)
+        else:
+            self.path = Path(path)
+            self._writer = PcapWriter(self.path, linktype=LINKTYPE_ETHERNET, nanosecond=nanosecond)
 
     @property
     def link(self) -> Link:
@@ -661,6 +878,9 @@ class PcapLink:
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
+        owned, self._owned_writer = self._owned_writer, None
+        if owned is not None:
+            owned.close()
 
     @property
     def recording(self) -> bool:
@@ -683,8 +903,15 @@ class _TransmittingPcapLink(PcapLink):
 
     __slots__ = ("_inner_transmit",)
 
-    def __init__(self, link: Link, path: PathLike, *, nanosecond: bool = False) -> None:
-        super().__init__(link, path, nanosecond=nanosecond)
+    def __init__(
+        self,
+        link: Link,
+        path: PathLike | PcapngWriter,
+        *,
+        nanosecond: bool = False,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(link, path, nanosecond=nanosecond, name=name)
         transmit = _sync_transmit(link)
         if transmit is None:  # pragma: no cover - __new__ checked it
             raise TypeError(f"{link!r} has no synchronous transmit()")

@@ -20,10 +20,9 @@ import asyncio
 import asyncio.sslproto
 import contextlib
 import ssl as ssl_module
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
-
-from .config import TLSConfig
 
 _P = TypeVar("_P", bound=asyncio.BaseProtocol)
 
@@ -61,6 +60,14 @@ class OpenSSLProtocol(asyncio.sslproto.SSLProtocol):
         return super()._get_extra_info(name, default)
 
 
+def _is_tls_config(ssl: Any) -> bool:
+    """Whether ``ssl`` is a :class:`netstack.tls.TLSConfig`, without importing it: one can
+    exist only once its module is imported, and importing it would load ``cryptography``,
+    which TLS with OpenSSL does not need."""
+    config = sys.modules.get(f"{__package__}.config")
+    return config is not None and isinstance(ssl, config.TLSConfig)
+
+
 def client_context(ssl: Any) -> Any:
     """What ``ssl=`` means for a client: ``True`` is the default verifying context."""
     if ssl is True:
@@ -75,7 +82,7 @@ def check_ssl(ssl: Any, *, server_side: bool) -> None:
         TypeError: neither an ``ssl.SSLContext``, a ``netstack.tls.TLSConfig`` nor (for a
             client) ``True``.
     """
-    if isinstance(ssl, (ssl_module.SSLContext, TLSConfig)):
+    if isinstance(ssl, ssl_module.SSLContext) or _is_tls_config(ssl):
         return
     if ssl is True and not server_side:
         return
@@ -101,7 +108,7 @@ def make_tls_protocol(
     """The protocol to put on a TCP transport so that ``app_protocol`` speaks TLS over it.
     The application's transport is :func:`app_transport` of the result; ``waiter`` completes
     when the handshake did (or fails with its error)."""
-    if isinstance(ssl, TLSConfig):
+    if _is_tls_config(ssl):  # netstack's engine, on cryptography: imported only for it
         from .driver import TLSProtocol  # type: ignore[import-not-found,unused-ignore]
 
         return TLSProtocol(

@@ -18,7 +18,14 @@ from hypothesis import strategies as st
 from netstack.errors import LinkError, ParseError
 from netstack.link.base import Buffer, FrameCallback, Link, LinkStats, MacAddress
 from netstack.link.memory import MemoryLink
-from netstack.link.pcap import LINKTYPE_ETHERNET, PcapLink, PcapRecord, PcapWriter, read_pcap
+from netstack.link.pcap import (
+    LINKTYPE_ETHERNET,
+    PcapLink,
+    PcapngWriter,
+    PcapRecord,
+    PcapWriter,
+    read_pcap,
+)
 
 # -- helpers ---------------------------------------------------------------------------------
 
@@ -420,9 +427,9 @@ def test_pcapng_interfaces_sections_and_unknown_blocks() -> None:
         + epb(">", 0, 9 * 10**6, b"sll")
     )
     assert read_all(data) == [
-        PcapRecord(5.0, 101, b"raw-ip", 6),
-        PcapRecord(7.0, 1, frame(1), 60),
-        PcapRecord(9.0, 113, b"sll", 3),
+        PcapRecord(5.0, 101, b"raw-ip", 6, interface=1),
+        PcapRecord(7.0, 1, frame(1), 60, interface=0),
+        PcapRecord(9.0, 113, b"sll", 3, interface=0),  # ids count from each section
     ]
 
 
@@ -749,4 +756,94 @@ async def test_tshark_reads_a_pcap_link_capture(tmp_path: Path, nanosecond: bool
         [str(len(frames[0])), "0x0806"],
         [str(len(frames[1])), "0x0800"],
         [str(len(frames[2])), "0x0800"],
+    ]
+
+
+# -- pcapng: one file, an interface per link ---------------------------------------------------
+@pytest.mark.parametrize("nanosecond", [False, True], ids=["usec", "nsec"])
+def test_pcapng_writer_round_trip_with_interfaces(tmp_path: Path, nanosecond: bool) -> None:
+    path = tmp_path / "net.pcapng"
+    with PcapngWriter(path) as writer:
+        a = writer.add_interface("a", nanosecond=nanosecond)
+        b = writer.add_interface("b", snaplen=40)
+        assert (a.index, b.index) == (0, 1) and writer.interfaces == [a, b]
+        a.write(frame(1), 1700000000.25)
+        b.write(memoryview(frame(2, 100)), 1700000000.5)  # cut to 40 bytes
+        writer.write(frame(3, 61), 1700000001.000001, interface=0)  # 61: padded to 64
+    records = list(read_pcap(path))
+    assert [r.interface for r in records] == [0, 1, 0]
+    assert [r.data for r in records] == [frame(1), frame(2, 100)[:40], frame(3, 61)]
+    assert [r.orig_len for r in records] == [60, 100, 61]
+    assert records[0].timestamp == pytest.approx(1700000000.25, abs=1e-6)
+    assert records[2].timestamp == pytest.approx(1700000001.000001, abs=1e-6)
+
+
+def test_pcapng_writer_misuse(tmp_path: Path) -> None:
+    writer = PcapngWriter(io.BytesIO())
+    with pytest.raises(ValueError, match="unknown interface"):
+        writer.write(frame(1), 1.0)
+    iface = writer.add_interface("x")
+    with pytest.raises(ValueError):
+        writer.add_interface("y", linktype=70000)
+    with pytest.raises(ValueError):
+        iface.write(frame(1), -1.0)
+    iface.close()
+    with pytest.raises(ValueError, match="closed interface"):
+        iface.write(frame(1), 1.0)
+    writer.close()
+    writer.close()
+    with pytest.raises(ValueError):
+        writer.add_interface("z")
+
+
+async def test_pcap_links_share_one_pcapng_file(tmp_path: Path) -> None:
+    inner_a, inner_b = MemoryLink.pair()
+    path = tmp_path / "pair.pcapng"
+    writer = PcapngWriter(path)
+    link_a = PcapLink(inner_a, writer, name="host-a")
+    link_b = PcapLink(inner_b, writer, name="host-b")
+    assert link_a.path == link_b.path == path
+    got: list[bytes] = []
+    listener = asyncio.create_task(link_b.listen(lambda f: got.append(bytes(f))))
+    await _spin()
+    link_a.transmit(frame(1))
+    await _spin()
+    await link_a.disconnect()
+    await link_b.disconnect()
+    await asyncio.wait_for(listener, 1.0)
+    assert got == [frame(1)]
+    assert not writer.closed  # the links leave the shared file open
+    writer.close()
+    # The frame is in the file twice: sent on host-a's interface, received on host-b's.
+    assert [(r.interface, r.data) for r in read_pcap(path)] == [(0, frame(1)), (1, frame(1))]
+
+
+async def test_pcap_link_pcapng_by_suffix(tmp_path: Path) -> None:
+    inner_a, _ = MemoryLink.pair()
+    link = PcapLink(inner_a, tmp_path / "one.pcapng")
+    link.transmit(frame(7))
+    link.close()
+    assert (tmp_path / "one.pcapng").read_bytes()[:4] == b"\x0a\x0d\x0d\x0a"
+    assert [r.data for r in read_pcap(tmp_path / "one.pcapng")] == [frame(7)]
+
+
+async def test_tshark_reads_a_pcapng_network(tmp_path: Path) -> None:
+    tshark = _tshark()
+    path = tmp_path / "net.pcapng"
+    with PcapngWriter(path) as writer:
+        left = writer.add_interface("left")
+        right = writer.add_interface("right", nanosecond=True)
+        left.write(arp_request(), 1700000000.0)
+        right.write(ipv4_udp(b"x" * 1000), 1700000000.123456789)
+    result = subprocess.run(
+        [tshark, "-n", "-r", str(path), "-T", "fields", "-e", "frame.interface_name",
+         "-e", "frame.len", "-e", "eth.type"],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = [line.split("\t") for line in result.stdout.splitlines()]
+    assert lines == [
+        ["left", str(len(arp_request())), "0x0806"],
+        ["right", str(len(ipv4_udp(b"x" * 1000))), "0x0800"],
     ]

@@ -1,4 +1,5 @@
-"""The stream conformance suite (``conformance.py``) run unchanged over every backend:
+"""The stream conformance suite (:mod:`netstack.testing.conformance`) run unchanged over every
+backend, one test per check:
 
 * ``memory``: netstack to netstack over an in-memory cable (the ``stack_pair`` fixture);
 * ``memory-ipv6``: the same over IPv6 (fd00::1 to fd00::2);
@@ -17,20 +18,24 @@ The TAP backends need root (``tap_netns``); without it they skip, unless
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from conformance import CHECKS, DIRECTIONAL_CHECKS, DIRECTIONS, Agent, Harness, RemoteEndpoint
 
 from netstack import HostStack, Stack, StackConfig
 from netstack.link import MemoryLink
 from netstack.proto.ipv6.addrconf import AddrconfConfig
 from netstack.proto.ipv6.layer import IPv6Config
-
-#: The bound on a whole check (its steps are bounded more tightly).
-CHECK_TIMEOUT = 60.0
+from netstack.testing.conformance import (
+    CHECKS,
+    DIRECTIONAL_CHECKS,
+    DIRECTIONS,
+    Agent,
+    Harness,
+    RemoteEndpoint,
+    run_check,
+)
 
 BACKENDS = [
     "memory",
@@ -132,8 +137,7 @@ def _name(fn: Callable[..., Awaitable[None]]) -> str:
 
 @pytest.mark.parametrize("check", CHECKS, ids=_name)
 async def test_stream(harness: Harness, check: Callable[[Harness], Awaitable[None]]) -> None:
-    async with asyncio.timeout(CHECK_TIMEOUT):
-        await check(harness)
+    await run_check(harness, check)
 
 
 @pytest.mark.parametrize("direction", DIRECTIONS)
@@ -141,5 +145,4 @@ async def test_stream(harness: Harness, check: Callable[[Harness], Awaitable[Non
 async def test_stream_direction(
     harness: Harness, check: Callable[[Harness, str], Awaitable[None]], direction: str
 ) -> None:
-    async with asyncio.timeout(CHECK_TIMEOUT):
-        await check(harness, direction)
+    await run_check(harness, check, direction)

@@ -1,49 +1,64 @@
-"""A reusable stream conformance suite (after trio's testing kit): async checks of what an
-``asyncio.StreamReader``/``StreamWriter`` connection must do, run unchanged against every
-stream implementation netstack has or talks to.
+"""The stream conformance suite: what an ``asyncio.StreamReader``/``StreamWriter`` connection
+must do, as async checks any transport can run (trio's ``check_two_way_stream`` is the
+precedent). netstack runs it unchanged against every stream implementation it has or talks
+to; a transport of your own runs it the same way::
 
-The harness
------------
-A check takes a :class:`Harness`: two *endpoints* and the address at which the client
-endpoint reaches the server endpoint. An endpoint is anything with the two calls netstack's
-``Stack`` shares with asyncio::
+    from netstack.testing.conformance import check_two_way_stream
+
+    async def make_pair():
+        ...  # connect two fresh ends of your transport
+        return (client_reader, client_writer), (server_reader, server_writer)
+
+    async def test_my_transport():
+        await check_two_way_stream(make_pair)   # raises AssertionError naming the check
+
+:func:`check_two_way_stream` runs every check that needs only connected pairs (sizes from
+1 byte to 4 MiB both ways, readexactly beyond the reader's limit, byte-at-a-time writes,
+writelines, the read helpers at EOF, half-close, EOF that repeats, drain() backpressure,
+close and abort, writes after close, full duplex, ping-pong, peer and socket names, 50
+connections at once). :func:`check_endpoints` runs those and the ones that need listening
+servers (``Server.close()`` keeping accepted connections, ``serve_forever()`` cancelled,
+refused connections), given a client and a server *endpoint*: anything with the two calls
+netstack's ``Stack`` shares with asyncio::
 
     server = await endpoint.start_server(cb, host, port)      # server.addresses, close(), ...
     reader, writer = await endpoint.open_connection(host, port)
 
-``Harness.connect()`` makes a connected pair ``(client_reader, client_writer, server_reader,
-server_writer)`` from them; checks that exercise listening (server close, serve_forever,
-refused connections) use the endpoints directly. Every wait is bounded with
-``asyncio.timeout``; no check asserts anything about time.
+To run the checks one by one (one pytest test each, say), :data:`CHECKS`,
+:data:`DIRECTIONAL_CHECKS` and :data:`DIRECTIONS` list them, :data:`LISTENING_CHECKS` those
+that need endpoints, and :class:`Harness` is what each takes (:meth:`Harness.of_pairs` over a
+factory of pairs). Every wait is bounded with ``asyncio.timeout``; no check asserts anything
+about time.
 
-The backends (see ``test_conformance.py``):
+netstack's own backends (``tests/streams/test_conformance.py``): netstack to netstack in
+memory (IPv4, IPv6, netstack's TLS), HostStack on loopback (the operating system's sockets,
+which also shows the checks agree with the kernel and asyncio), and netstack over TAP with the
+Linux kernel as the peer, in both directions.
 
-* netstack over an in-memory link: ``Stack`` to ``Stack`` (both ends under test);
-* HostStack on loopback: ``HostStack`` to itself (the operating system's sockets, which
-  also shows the checks themselves agree with the kernel and asyncio);
-* netstack over TAP with the Linux kernel as the peer, in both directions (netstack client
-  to kernel server, and kernel client to netstack server).
-
+The remote peer
+---------------
 For TAP the far end runs in another network namespace, so it cannot hand us Python objects.
-The design: the reference peer is this very file run as ``python conformance.py agent``
-inside the namespace (``ip netns exec``). The *agent* is plain asyncio on the kernel's
-sockets; it reads one JSON request per line on stdin (``listen``, ``connect``, ``read``,
-``readexactly``, ``write``, ``write_eof``, ``drain``, ``abort``, ``serve_forever``, ...,
-bytes in base64) and answers per line on stdout, plus events (a connection was accepted; the
-write buffer's size after each write). In the test process, :class:`RemoteEndpoint`,
-:class:`RemoteServer`, :class:`RemoteReader` and :class:`RemoteWriter` are proxies with the
-``StreamReader``/``StreamWriter``/``Server`` methods the checks use, each call relayed to the
-agent. So every check runs byte for byte the same code whichever end is the kernel:
-``writer.write()`` on a proxy is a ``write()`` on a kernel socket's asyncio transport in the
-namespace, and TCP segments between netstack and the kernel cross the TAP device. A cancelled
-proxy call (a check's ``asyncio.timeout`` firing) cancels the agent's operation too. Calls
-that are synchronous in asyncio (``write``, ``close``, ``abort``, ``server.close()``) are sent
-without waiting, in order; an error the agent meets in one is kept and fails the test at
-teardown. Before it opens a connection the harness waits until the agent has handled all of
-them (:meth:`Harness.settle`), so that a server closed by a check is closed before the next
-connection attempt, as it is at once with local sockets.
+The reference peer is this very file run as ``python conformance.py agent`` inside the
+namespace (``ip netns exec``; :meth:`Agent.argv` is the command). The *agent* is plain asyncio
+on the kernel's sockets; it reads one JSON request per line on stdin (``listen``,
+``connect``, ``read``, ``readexactly``, ``write``, ``write_eof``, ``drain``, ``abort``,
+``serve_forever``, ..., bytes in base64) and answers per line on stdout, plus events (a
+connection was accepted; the write buffer's size after each write). In the test process,
+:class:`RemoteEndpoint`, :class:`RemoteServer`, :class:`RemoteReader` and
+:class:`RemoteWriter` are proxies with the ``StreamReader``/``StreamWriter``/``Server``
+methods the checks use, each call relayed to the agent. So every check runs byte for byte the
+same code whichever end is the kernel: ``writer.write()`` on a proxy is a ``write()`` on a
+kernel socket's asyncio transport in the namespace, and TCP segments between netstack and the
+kernel cross the TAP device. A cancelled proxy call (a check's ``asyncio.timeout`` firing)
+cancels the agent's operation too. Calls that are synchronous in asyncio (``write``,
+``close``, ``abort``, ``server.close()``) are sent without waiting, in order; an error the
+agent meets in one is kept and fails the test at teardown. Before it opens a connection the
+harness waits until the agent has handled all of them (:meth:`Harness.settle`), so that a
+server closed by a check is closed before the next connection attempt, as it is at once with
+local sockets.
 
-This module uses only the standard library, so the agent starts with any Python.
+This module uses only the standard library (no netstack import), so the agent starts with
+any Python.
 """
 
 from __future__ import annotations
@@ -65,10 +80,16 @@ __all__ = [
     "CHECKS",
     "DIRECTIONS",
     "DIRECTIONAL_CHECKS",
+    "LISTENING_CHECKS",
     "Agent",
     "Harness",
     "Pair",
+    "PairFactory",
     "RemoteEndpoint",
+    "check_endpoints",
+    "check_two_way_stream",
+    "run_check",
+    "run_suite",
 ]
 
 #: The bound on one step of a check (a connect, a read, a drain ...).
@@ -87,6 +108,12 @@ READEXACTLY_BOUND = 3.0
 CONCURRENT = 50
 #: Lines from the agent can carry a few MiB (base64).
 LINE_LIMIT = 64 << 20
+#: The bound on one whole check in :func:`check_two_way_stream` and :func:`check_endpoints`.
+CHECK_TIMEOUT = 60.0
+
+#: What :func:`check_two_way_stream` takes: an async callable returning the two ends of a
+#: fresh connection, ``((client_reader, client_writer), (server_reader, server_writer))``.
+PairFactory = Callable[[], Awaitable[tuple[tuple[Any, Any], tuple[Any, Any]]]]
 
 
 # =============================================================================================
@@ -156,24 +183,41 @@ class Listening:
 
 @dataclass
 class Harness:
-    """What a check runs on: a client endpoint, a server endpoint, and addresses."""
+    """What a check runs on: a client endpoint, a server endpoint, and addresses; or only a
+    factory of connected pairs (:meth:`of_pairs`), for the checks that need no server."""
 
     name: str
-    client: Any
-    server: Any
+    client: Any = None
+    server: Any = None
     #: Where the client endpoint reaches the server endpoint.
-    server_host: str
+    server_host: str | None = None
     #: The ``host`` the server endpoint listens on (None: every address).
     listen_host: str | None = None
     #: More keyword arguments for ``open_connection`` and ``start_server`` (``ssl=``...).
     client_kwargs: dict[str, Any] = field(default_factory=dict)
     server_kwargs: dict[str, Any] = field(default_factory=dict)
+    #: Makes connected pairs instead of the endpoints (see :meth:`of_pairs`).
+    pairs: PairFactory | None = None
     _default: Listening | None = None
     _listenings: list[Listening] = field(default_factory=list)
     _writers: list[Any] = field(default_factory=list)
+    _making: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @classmethod
+    def of_pairs(cls, make_pair: PairFactory, name: str = "pairs") -> Harness:
+        """A harness whose connections come from ``make_pair`` (see :data:`PairFactory`);
+        it runs every check but the :data:`LISTENING_CHECKS`."""
+        return cls(name, pairs=make_pair)
+
+    @property
+    def has_endpoints(self) -> bool:
+        """Whether the harness can listen (the :data:`LISTENING_CHECKS` need it)."""
+        return self.client is not None and self.server is not None
 
     async def listen(self) -> Listening:
         """Start a fresh server on the server endpoint (an ephemeral port)."""
+        if not self.has_endpoints:
+            raise TypeError(f"harness {self.name!r} has no endpoints to listen on")
         listening = Listening()
         async with asyncio.timeout(STEP):
             listening.server = await self.server.start_server(
@@ -203,7 +247,15 @@ class Harness:
                 await settle()
 
     async def connect(self, listening: Listening | None = None) -> Pair:
-        """A connected pair, through ``listening`` or the harness's own server."""
+        """A connected pair: from the pair factory, else through ``listening`` or the
+        harness's own server."""
+        if self.pairs is not None and listening is None:
+            # One call at a time, even when a check connects many at once: a factory that
+            # takes the next accepted connection off a queue then pairs the right ends.
+            async with self._making, asyncio.timeout(STEP):
+                (reader, writer), (server_reader, server_writer) = await self.pairs()
+            self._writers += [writer, server_writer]
+            return Pair(reader, writer, server_reader, server_writer)
         if listening is None:
             if self._default is None:
                 self._default = await self.listen()
@@ -299,11 +351,18 @@ CHECKS: list[Check] = []
 #: Checks run once per harness and direction (``"c2s"``: client writes, server reads).
 DIRECTIONAL_CHECKS: list[DirectionalCheck] = []
 DIRECTIONS = ("c2s", "s2c")
+#: The checks of :data:`CHECKS` that need a harness with endpoints (they start servers).
+LISTENING_CHECKS: list[Check] = []
 
 
 def check(fn: Check) -> Check:
     CHECKS.append(fn)
     return fn
+
+
+def listening_check(fn: Check) -> Check:
+    LISTENING_CHECKS.append(fn)
+    return check(fn)
 
 
 def directional(fn: DirectionalCheck) -> DirectionalCheck:
@@ -627,8 +686,10 @@ async def check_extra_info(h: Harness) -> None:
     assert _addr(cw.get_extra_info("sockname")) == _addr(sw.get_extra_info("peername"))
     assert _addr(cw.get_extra_info("peername")) == _addr(sw.get_extra_info("sockname"))
     host, port = _addr(cw.get_extra_info("peername"))
-    assert host == str(ipaddress.ip_address(h.server_host))
-    assert h._default is not None and port == h._default.port
+    if h.server_host is not None:
+        assert host == str(ipaddress.ip_address(h.server_host))
+    if h._default is not None:
+        assert port == h._default.port
     assert cw.get_extra_info("no such thing", "dflt") == "dflt"
     await _close(cw, sw)
 
@@ -652,7 +713,7 @@ async def check_many_connections(h: Harness) -> None:
         await asyncio.gather(*(one(i) for i in range(CONCURRENT)))
 
 
-@check
+@listening_check
 async def check_server_close_keeps_connections(h: Harness) -> None:
     """Server.close() stops accepting (a new connection is refused) while the connections
     it accepted go on both ways; wait_closed() returns once they are closed."""
@@ -672,7 +733,7 @@ async def check_server_close_keeps_connections(h: Harness) -> None:
     assert not server.is_serving()
 
 
-@check
+@listening_check
 async def check_serve_forever_cancel(h: Harness) -> None:
     """serve_forever() serves until cancelled; cancelling raises CancelledError in the task,
     closes the server, and new connections are refused."""
@@ -700,7 +761,7 @@ async def check_serve_forever_cancel(h: Harness) -> None:
     await _expect_refused(h, listening.port)
 
 
-@check
+@listening_check
 async def check_connection_refused(h: Harness) -> None:
     """Connecting to a port nobody listens on raises ConnectionRefusedError, repeatedly."""
     listening = await h.listen()
@@ -710,6 +771,94 @@ async def check_connection_refused(h: Harness) -> None:
         await listening.server.wait_closed()
     for _ in range(3):
         await _expect_refused(h, port)
+
+
+# =============================================================================================
+# Running the suite
+# =============================================================================================
+async def run_check(h: Harness, check: Callable[..., Awaitable[None]], *args: str) -> None:
+    """One check on ``h``, bounded by :data:`CHECK_TIMEOUT`; a failure carries a note naming
+    the check (and direction)."""
+    what = " ".join([check.__name__, *args])
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT):
+            await check(h, *args)
+    except BaseException as exc:
+        exc.add_note(f"conformance check {what} on {h.name}")
+        raise
+
+
+async def run_suite(h: Harness) -> None:
+    """Every check that ``h`` can run, in order, stopping at the first failure."""
+    try:
+        for one in CHECKS:
+            if one in LISTENING_CHECKS and not h.has_endpoints:
+                continue
+            await run_check(h, one)
+        for directional_check in DIRECTIONAL_CHECKS:
+            for direction in DIRECTIONS:
+                await run_check(h, directional_check, direction)
+    finally:
+        await h.aclose()
+
+
+async def check_two_way_stream(make_pair: PairFactory, *, name: str = "pairs") -> None:
+    """Run every check that needs only connected pairs on the connections ``make_pair``
+    makes (a fresh one per call; a check may ask for many at once).
+
+    Args:
+        make_pair: an async callable returning ``((client_reader, client_writer),
+            (server_reader, server_writer))``, two ends of one new connection, shaped like
+            asyncio's ``StreamReader``/``StreamWriter``; the writer's ``transport`` needs
+            ``abort()``, ``get_write_buffer_size()`` and ``get_write_buffer_limits()``. It is
+            never called again before its previous call returned.
+        name: what the failure notes call the transport.
+
+    Raises:
+        AssertionError: a check failed (a note names it); other exceptions of the stream
+            (a ``TimeoutError`` from a step that never completed, say) come through as
+            raised, with the same note.
+    """
+    await run_suite(Harness.of_pairs(make_pair, name))
+
+
+async def check_endpoints(
+    client: Any,
+    server: Any,
+    server_host: str,
+    *,
+    listen_host: str | None = None,
+    client_kwargs: dict[str, Any] | None = None,
+    server_kwargs: dict[str, Any] | None = None,
+    name: str = "endpoints",
+) -> None:
+    """Run every check, servers included, with connections from ``client`` to ``server``.
+
+    Args:
+        client: what connects: ``await client.open_connection(host, port, **client_kwargs)``.
+        server: what listens: ``await server.start_server(cb, listen_host, 0,
+            **server_kwargs)``, a server with ``addresses``, ``close()``, ``wait_closed()``,
+            ``serve_forever()`` and ``is_serving()``.
+        server_host: the address at which ``client`` reaches ``server``.
+        listen_host: the ``host`` to listen on (``None``: every address).
+        client_kwargs: more keyword arguments for ``open_connection`` (``ssl=``...).
+        server_kwargs: more keyword arguments for ``start_server``.
+        name: what the failure notes call the transport.
+
+    Raises:
+        AssertionError: a check failed (a note names it).
+    """
+    await run_suite(
+        Harness(
+            name,
+            client,
+            server,
+            server_host,
+            listen_host,
+            client_kwargs=dict(client_kwargs or {}),
+            server_kwargs=dict(server_kwargs or {}),
+        )  # fmt: skip
+    )
 
 
 # =============================================================================================
