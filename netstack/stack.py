@@ -687,7 +687,7 @@ class Stack:
 
         # The connections reset while the link still carries their resets.
         gone = OSError(errno.ENETDOWN, f"interface {iface.name} was removed")
-        tcp_driver.abort_all(self, gone, through)
+        tcp_driver.fail_where(self, gone, through)
         iface.removed = True
         self._interfaces.remove(iface)
         self.ipv4.remove_interface(index)

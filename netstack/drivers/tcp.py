@@ -343,11 +343,14 @@ class TcpTransport(asyncio.Transport):
         else:
             self._close(exc)
 
+    def fail_with(self, exc: Exception) -> None:
+        """Reset the connection, its protocol hearing ``exc`` rather than the quiet end the
+        reset reports (the interface it ran over went away)."""
+        self._connection_lost(exc)
+        self._abort(None)
+
     def _abort(self, exc: Exception | None) -> None:
         self._closing = True
-        if exc is not None:
-            # The protocol hears ``exc``, not the quiet end the reset below reports.
-            self._connection_lost(exc)
         now = self._loop.time()
         self._conn.abort(now)
         self._stack.tcp.call(self._conn, now)
@@ -609,19 +612,28 @@ async def connect(
     return transport, protocol
 
 
-def abort_all(
-    core: TcpCore, exc: Exception, which: Callable[[TcpConnection], bool] | None = None
+def abort_all(core: TcpCore, exc: Exception) -> None:
+    """Reset every connection (the stack is closing); a transport's protocol hears ``exc``."""
+    _reset(core, lambda conn: True, lambda transport: transport.abort_with(exc))
+
+
+def fail_where(core: TcpCore, exc: Exception, which: Callable[[TcpConnection], bool]) -> None:
+    """Reset the connections ``which`` picks (an interface went away); a transport's protocol
+    hears ``exc``."""
+    _reset(core, which, lambda transport: transport.fail_with(exc))
+
+
+def _reset(
+    core: TcpCore, which: Callable[[TcpConnection], bool], end: Callable[[TcpTransport], None]
 ) -> None:
-    """Reset every connection (the stack is closing), or those ``which`` picks (an interface
-    went away); a transport's protocol hears ``exc``."""
     tcp = core.tcp
     loop = core.loop
     for conn in list(tcp.connections.values()):
-        if which is not None and not which(conn):
+        if not which(conn):
             continue
         transport = conn.user
         if isinstance(transport, TcpTransport):
-            transport.abort_with(exc)
+            end(transport)
         else:
             conn.abort(loop.time())
             tcp.call(conn, loop.time())
