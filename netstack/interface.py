@@ -92,11 +92,6 @@ class Interface:
             "tx_queue_dropped": self.queued.dropped if self.queued else 0,
         }
 
-    def reset_stats(self) -> None:
-        self.link.reset_stats()
-        self.ethernet.reset_stats()
-        self.arp.reset_stats()
-
     def __repr__(self) -> str:
         addrs = ", ".join(str(a) for a in self.addresses) or "no address"
         gone = " removed" if self.removed else ""

@@ -432,15 +432,15 @@ class Stack:
         self._pinger.fail_all(ClosedError("the stack was closed"))
         self._timer.cancel()
         for iface in self._interfaces:
-            await self._stop(iface)
+            await self._stop(iface, iface.close_link)
         await asyncio.sleep(0)  # let connection_lost callbacks run
 
-    async def _stop(self, iface: Interface) -> None:
+    async def _stop(self, iface: Interface, disconnect: bool) -> None:
         """Stop an interface's transmit queue and receive loop, and disconnect its link
-        unless it was given with ``close_link=False``."""
+        with ``disconnect``."""
         if iface.queued is not None:
             await iface.queued.close()
-        if iface.close_link:
+        if disconnect:
             with contextlib.suppress(Exception):
                 await iface.link.disconnect()
         task = iface.listen_task
@@ -625,14 +625,20 @@ class Stack:
             iface6 = parse_ip_interface(ipv6)
             if iface6.version != 6:
                 raise ValueError(f"ipv6={ipv6!r} is not an IPv6 address")
-        self._next_index += 1
-        index = self._next_index
+        index = self._next_index + 1
         if name is None:
             name = f"eth{index - 1}"
         if not isinstance(name, str) or not name or name.isdigit() or "%" in name:
             raise ValueError(f"an interface name is a string that is not a number: {name!r}")
         if any(i.name == name for i in self._interfaces):
             raise ValueError(f"an interface is called {name!r} already")
+        # Addresses the stack has, or networks of other interfaces, refused before anything
+        # is made.
+        if iface4 is not None:
+            self.ipv4.check_address(iface4.ip.packed, iface4.network.prefixlen, index)
+        if iface6 is not None:
+            self.ipv6.check_address(iface6.ip.packed, iface6.network.prefixlen, index)
+        self._next_index = index
         transmit, queued = self._transmitter(link)
         ethernet = EthernetLayer(link.mac, transmit, index)
         arp = ArpLayer(ethernet, self.config.arp)
@@ -657,8 +663,9 @@ class Stack:
                 await self.wait_ipv6_ready(interface=iface)
             self.touch()
         except BaseException:
+            # The link stays the caller's: it is not disconnected.
             if not self._closed and not iface.removed:
-                await self.remove_interface(iface)
+                await self._detach(iface, disconnect=False)
             raise
         return iface
 
@@ -674,6 +681,9 @@ class Stack:
         iface = self.interface(interface)
         if len(self._interfaces) == 1:
             raise ValueError("a stack keeps one interface at least: close() it instead")
+        await self._detach(iface, disconnect=iface.close_link)
+
+    async def _detach(self, iface: Interface, *, disconnect: bool) -> None:
         index = iface.index
         if self.dhcp is not None and iface is self._interfaces[0]:
             with contextlib.suppress(Exception):
@@ -693,7 +703,7 @@ class Stack:
         self.ipv4.remove_interface(index)
         self.ipv6.remove_interface(index)
         self._registry_changed()
-        await self._stop(iface)
+        await self._stop(iface, disconnect)
         self._addrconf_changed.set()
         self.touch()
 

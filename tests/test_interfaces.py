@@ -349,8 +349,12 @@ async def test_bad_input(nets: Nets) -> None:
         a.add_address("198.18.2.1/24", interface="eth0")
     with pytest.raises(ValueError, match="overlaps"):
         a.add_address("fd00:1::9/64", interface="eth1")
-    # The failed add_interface left nothing behind.
+    # The failed add_interface left nothing behind, and the link is still the caller's.
     assert [i.name for i in a.interfaces] == ["eth0", "eth1"]
+    third = await a.add_interface(link, ipv4="198.18.3.1/24")
+    assert third.index == 3 and third.name == "eth2"
+    await a.remove_interface(third)
+    link, _ = MemoryLink.pair()
     # The link of an interface, a name in use, a name that is a number.
     with pytest.raises(ValueError, match="already"):
         await a.add_interface(a.link)

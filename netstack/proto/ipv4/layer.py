@@ -272,21 +272,8 @@ class IPv4Layer(Layer):
             ValueError: a bad prefix length, an address the host has already, a network
                 that overlaps one of another interface, or no such interface.
         """
-        if not 0 <= prefix <= 32:
-            raise ValueError(f"prefix length must be 0..32, got {prefix}")
         iface = self.interface(ifindex)
-        if ip in self._local:
-            raise ValueError(f"{ipaddress.IPv4Address(ip)} is already configured")
-        addr = _Address.make(ip, prefix, iface.index)
-        for other in self._addresses:
-            if other.ifindex != iface.index and (
-                addr.net & other.mask == other.net or other.net & addr.mask == addr.net
-            ):
-                raise ValueError(
-                    f"{ipaddress.IPv4Interface((ip, prefix)).network} overlaps "
-                    f"{ipaddress.IPv4Interface((other.ip, other.prefix)).network} of another "
-                    "interface"
-                )
+        addr = self.check_address(ip, prefix, iface.index)
         self._addresses.append(addr)
         iface.addresses.append(addr)
         self._local.add(ip)
@@ -297,6 +284,30 @@ class IPv4Layer(Layer):
         self._routes.add(addr.net, prefix, None, iface.index, 0, ip)
         self._routes_changed()
         iface.arp.announce(ip, now)
+
+    def check_address(self, ip: bytes, prefix: int, ifindex: int) -> _Address:
+        """What :meth:`add_address` would add to interface ``ifindex`` (which need not be
+        attached yet).
+
+        Raises:
+            ValueError: a bad prefix length, an address the host has already, or a network
+                that overlaps one of another interface.
+        """
+        if not 0 <= prefix <= 32:
+            raise ValueError(f"prefix length must be 0..32, got {prefix}")
+        if ip in self._local:
+            raise ValueError(f"{ipaddress.IPv4Address(ip)} is already configured")
+        addr = _Address.make(ip, prefix, ifindex)
+        for other in self._addresses:
+            if other.ifindex != ifindex and (
+                addr.net & other.mask == other.net or other.net & addr.mask == addr.net
+            ):
+                raise ValueError(
+                    f"{ipaddress.IPv4Interface((ip, prefix)).network} overlaps "
+                    f"{ipaddress.IPv4Interface((other.ip, other.prefix)).network} of another "
+                    "interface"
+                )
+        return addr
 
     def remove_address(self, ip: bytes, iface: IPv4Iface | None = None) -> None:
         addr = next((a for a in self._addresses if a.ip == ip), None)

@@ -11,10 +11,11 @@ option action bits and reports Parameter Problems (RFC 8200 4.2, 4.4); fragments
 
 Send (RFC 4861 5.2, "conceptual sending algorithm"): the destination is on-link (link-local,
 an on-link prefix, a prefix of one of our addresses, or a static on-link route) or goes to a
-router (a static route, else a default router learnt from Router Advertisements); the source
-is chosen by RFC 6724 5. Datagrams larger than the path MTU are fragmented at the source
-(RFC 8200 4.5, 5), with unpredictable Identification values (RFC 7739). The path MTU comes
-from Packet Too Big messages (RFC 8201) and ages out after 10 minutes (RFC 8201 5.3).
+router (a static route, or a default router learnt from Router Advertisements), the longest
+prefix winning, then the lowest metric; the source is chosen by RFC 6724 5. Datagrams larger
+than the path MTU are fragmented at the source (RFC 8200 4.5, 5), with unpredictable
+Identification values (RFC 7739). The path MTU comes from Packet Too Big messages (RFC 8201)
+and ages out after 10 minutes (RFC 8201 5.3).
 
 Neighbour discovery (RFC 4861 7): the neighbour cache is the same NUD machine as ARP's
 (:class:`~..neighbour.cache.NeighbourCache`, whose states are RFC 4861 7.3.2's), driven by
@@ -22,6 +23,13 @@ Neighbor Solicitations and Advertisements; address configuration (link-local, SL
 router and prefix lists) is the :class:`~.addrconf.Addrconf` machine; multicast listening is
 reported with MLD by the :class:`~..mld.listener.MulticastListener` machine: MLDv2 (RFC 3810), or
 MLDv1 while an MLDv1 querier is present (RFC 3810 8.2.1).
+
+Interfaces: the layer serves every interface of the host, each an :class:`IPv6Iface` with
+what RFC 4861 6.3.2 keeps per interface (MTU, hop limit, neighbour cache, address
+configuration, groups and MLD); routing is one table over all of them. A link-local
+destination needs its interface (RFC 4007 6), named by a zone unless IPv6 runs on only one;
+every packet is handed up with the interface it came in on, and neighbour discovery and MLD
+messages are handled by that interface's machines.
 """
 
 from __future__ import annotations
@@ -381,22 +389,33 @@ class IPv6Layer(Layer):
                 one of another interface, or no such interface.
         """
         iface = self.interface(ifindex)
-        if self.owner(ip) is not None:
-            raise ValueError(f"{_fmt(ip)} is already configured")
-        if not is_link_local(ip) and 0 <= prefix <= 128:
-            mine = ipaddress.IPv6Network((ip, prefix), strict=False)
-            for other in self.interfaces.values():
-                if other is iface:
-                    continue
-                for info in other.addrconf.addresses:
-                    if info.origin is not ac.Origin.STATIC:
-                        continue
-                    theirs = ipaddress.IPv6Network((info.address, info.prefix_len), strict=False)
-                    if mine.overlaps(theirs):
-                        raise ValueError(f"{mine} overlaps {theirs} of another interface")
+        self.check_address(ip, prefix, iface.index)
         self.start(now, iface.index)
         iface.addrconf.add_static(ip, prefix, now, dad=dad)
         self._after_addrconf(iface, now)
+
+    def check_address(self, ip: bytes, prefix: int, ifindex: int) -> None:
+        """Whether :meth:`add_address` may add a static address to interface ``ifindex``
+        (which need not be attached yet).
+
+        Raises:
+            ValueError: an address the host has already, or a prefix that overlaps the
+                prefix of a static address of another interface.
+        """
+        if self.owner(ip) is not None:
+            raise ValueError(f"{_fmt(ip)} is already configured")
+        if is_link_local(ip) or not 0 <= prefix <= 128:
+            return  # the link-local prefix is on every link; a bad length is Addrconf's
+        mine = ipaddress.IPv6Network((ip, prefix), strict=False)
+        for other in self.interfaces.values():
+            if other.index == ifindex:
+                continue
+            for info in other.addrconf.addresses:
+                if info.origin is not ac.Origin.STATIC:
+                    continue
+                theirs = ipaddress.IPv6Network((info.address, info.prefix_len), strict=False)
+                if mine.overlaps(theirs):
+                    raise ValueError(f"{mine} overlaps {theirs} of another interface")
 
     def remove_address(self, ip: bytes, now: float) -> None:
         """Remove an address of any interface.
