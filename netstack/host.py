@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import ipaddress
 import os
 import socket
@@ -42,6 +43,7 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 
+from . import happy_eyeballs
 from .errors import ClosedError
 from .proto.checksum import checksum
 from .proto.icmp.oserror import to_oserror, to_oserror6
@@ -343,17 +345,26 @@ class HostStack:
             server_hostname: the name to check the server's certificate against.
             local_port: the local port; a shorthand for ``local_addr`` on every address.
             kwargs: more keyword arguments for :meth:`asyncio.loop.create_connection`
-                (``family``, ``happy_eyeballs_delay``, ...).
+                (``family``, ``ssl_handshake_timeout``, ...), and netstack's own:
+                ``nodelay``, ``keepalive`` and ``congestion`` (``"newreno"`` or
+                ``"cubic"``), set as socket options (``TCP_NODELAY``, ``SO_KEEPALIVE``,
+                ``TCP_CONGESTION``). ``happy_eyeballs_delay``, ``interleave`` and
+                ``all_errors`` are carried out here (RFC 8305, :mod:`netstack.happy_eyeballs`),
+                with asyncio's meaning on any loop (uvloop's takes none of them).
 
         Returns:
             ``(transport, protocol)`` once connected.
 
         Raises:
+            TypeError: a keyword argument the loop's ``create_connection`` does not take.
             ConnectionRefusedError: nothing listens there.
             TimeoutError: the peer did not answer.
-            OSError: no route, unreachable, the local port is taken, ...
-            ValueError: a bad argument (both ``local_addr`` and ``local_port``, or an
-                ``ssl`` that is not an :class:`ssl.SSLContext`).
+            OSError: no route, unreachable, the local port is taken, a socket option the
+                operating system refuses, ...
+            ExceptionGroup: every attempt failed, with ``all_errors=True``.
+            ValueError: a bad argument (both ``local_addr`` and ``local_port``, an
+                ``ssl`` that is not an :class:`ssl.SSLContext`, an unknown congestion
+                control).
             ClosedError: the stack is closed.
         """
         self._check_open()
@@ -366,8 +377,13 @@ class HostStack:
             return await connect_tls(
                 self.loop, self.create_connection, protocol_factory, ssl, name,
                 kwargs.pop("ssl_handshake_timeout", None), host, port,
+                shutdown_timeout=kwargs.pop("ssl_shutdown_timeout", None),
                 local_addr=local_addr, local_port=local_port, **kwargs,
             )  # fmt: skip
+        options = _socket_options(kwargs)
+        delay = happy_eyeballs.attempt_delay(kwargs.pop("happy_eyeballs_delay", None))
+        first_count = happy_eyeballs.first_family_count(kwargs.pop("interleave", None), delay)
+        all_errors = bool(kwargs.pop("all_errors", False))
         if local_port is not None:
             if local_addr is not None:
                 raise ValueError("give local_addr or local_port, not both")
@@ -380,6 +396,16 @@ class HostStack:
         protocol: _P
         try:
             loop: Any = self.loop  # asyncio checks host/port/sock itself; typeshed is stricter
+            if host is not None and (delay is not None or first_count or all_errors):
+                # The race runs here, on sockets; the winner becomes the connection.
+                sock = await self._race(
+                    host, port, local_addr, delay, first_count, all_errors,
+                    kwargs.pop("family", 0), kwargs.pop("proto", 0), kwargs.pop("flags", 0),
+                )  # fmt: skip
+                if ssl and server_hostname is None:
+                    server_hostname = host
+                host = port = local_addr = None
+                kwargs["sock"] = sock
             transport, protocol = await loop.create_connection(
                 lambda: self._track(protocol_factory(), self._transports),
                 host,
@@ -389,6 +415,11 @@ class HostStack:
                 server_hostname=server_hostname,
                 **kwargs,
             )
+            try:
+                _set_options(transport.get_extra_info("socket"), options)
+            except BaseException:
+                transport.abort()
+                raise
         except BaseException:
             self._counters["connections_failed"] += 1
             raise
@@ -396,6 +427,61 @@ class HostStack:
         # Also when the protocol could not be tracked (then only weakly: nothing would let go).
         self._transports.add(transport, hold=False)
         return transport, protocol
+
+    async def _race(
+        self,
+        host: str,
+        port: Any,
+        local_addr: tuple[str | None, int] | None,
+        delay: float | None,
+        first_count: int | None,
+        all_errors: bool,
+        family: int,
+        proto: int,
+        flags: int,
+    ) -> socket.socket:
+        """A connected socket to ``host``: its addresses tried as RFC 8305 says
+        (:func:`netstack.happy_eyeballs.race`), each from ``local_addr`` when given.
+
+        Raises:
+            OSError, ExceptionGroup: no address took the connection.
+        """
+        loop = self.loop
+        infos = await loop.getaddrinfo(
+            host, port, family=family, type=socket.SOCK_STREAM, proto=proto, flags=flags
+        )
+        if not infos:
+            raise OSError("getaddrinfo() returned empty list")
+        local_infos = None
+        if local_addr is not None:
+            local_infos = await loop.getaddrinfo(
+                *local_addr, family=family, type=socket.SOCK_STREAM, proto=proto, flags=flags
+            )
+            if not local_infos:
+                raise OSError("getaddrinfo() returned empty list")
+        if first_count is not None:
+            infos = happy_eyeballs.interleave(infos, first_count, lambda info: int(info[0]))
+
+        async def attempt(info: Any) -> socket.socket:
+            fam, kind, proto_, _, address = info
+            sock = socket.socket(fam, kind, proto_)
+            try:
+                sock.setblocking(False)
+                if local_infos is not None:
+                    mine = [i[4] for i in local_infos if i[0] == fam]
+                    if not mine:
+                        raise OSError(f"no matching local address with family={fam} found")
+                    sock.bind(mine[0])
+                await loop.sock_connect(sock, address)
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+
+        attempts = [functools.partial(attempt, info) for info in infos]
+        return await happy_eyeballs.race(
+            attempts, delay, all_errors=all_errors, discard=socket.socket.close
+        )
 
     async def open_connection(
         self,
@@ -464,24 +550,33 @@ class HostStack:
             backlog: the listen queue's length.
             sock: an already bound socket to listen on (``host`` and ``port`` must be unset).
             start_serving: accept connections at once.
-            kwargs: more keyword arguments for :meth:`asyncio.loop.create_server`.
+            kwargs: more keyword arguments for :meth:`asyncio.loop.create_server`, and
+                netstack's ``nodelay``, ``keepalive`` (also as Python 3.13's
+                ``keep_alive``) and ``congestion``, set on the listening sockets, whose
+                connections inherit them.
 
         Returns:
             The :class:`HostServer`.
 
         Raises:
-            OSError: the address is in use or not this host's.
+            TypeError: a keyword argument the loop's ``create_server`` does not take.
+            OSError: the address is in use or not this host's, or a socket option the
+                operating system refuses.
             ValueError: a bad argument.
             ClosedError: the stack is closed.
         """
         self._check_open()
         _check_ssl(ssl)
+        if "keep_alive" in kwargs:
+            kwargs.setdefault("keepalive", kwargs.pop("keep_alive"))
+        socket_options = _socket_options(kwargs)
         if is_tls_config(ssl):
             from .tls.stream import tls_server_factory
 
             protocol_factory = tls_server_factory(
-                self.loop, protocol_factory, ssl, kwargs.pop("ssl_handshake_timeout", None)
-            )
+                self.loop, protocol_factory, ssl, kwargs.pop("ssl_handshake_timeout", None),
+                kwargs.pop("ssl_shutdown_timeout", None),
+            )  # fmt: skip
             ssl = None
         holder: list[HostServer] = []
 
@@ -512,6 +607,12 @@ class HostStack:
             loop: Any = self.loop  # typeshed's overloads forbid host and sock both None
             servers.append(await loop.create_server(factory, host, port, sock=sock, **options))
         host_server = HostServer(servers)
+        try:
+            for listening_socket in host_server.sockets:
+                _set_options(listening_socket, socket_options)
+        except BaseException:
+            host_server.close()
+            raise
         holder.append(host_server)
         self._servers.add(host_server)
         self._counters["servers_started"] += 1
@@ -759,6 +860,40 @@ def _abort(transport: asyncio.BaseTransport) -> None:
     # had to flush its buffer first has finished: the connection is gone then anyway.
     with contextlib.suppress(AttributeError):
         abort()
+
+
+#: netstack's congestion controls by the names Linux gives them (``TCP_CONGESTION``).
+_CONGESTION = {"newreno": b"reno", "cubic": b"cubic"}
+
+
+def _socket_options(kwargs: dict[str, Any]) -> list[tuple[int, int, int | bytes]]:
+    """Take netstack's per-connection options out of ``kwargs`` (which then holds only
+    what the loop's method takes): the socket options that carry them out.
+
+    Raises:
+        ValueError: an unknown congestion control.
+    """
+    out: list[tuple[int, int, int | bytes]] = []
+    nodelay = kwargs.pop("nodelay", None)
+    if nodelay is not None:
+        out.append((socket.IPPROTO_TCP, socket.TCP_NODELAY, int(bool(nodelay))))
+    keepalive = kwargs.pop("keepalive", None)
+    if keepalive is not None:
+        out.append((socket.SOL_SOCKET, socket.SO_KEEPALIVE, int(bool(keepalive))))
+    congestion = kwargs.pop("congestion", None)
+    if congestion is not None:
+        if congestion not in _CONGESTION:
+            raise ValueError(
+                f"unknown congestion control {congestion!r}; have {sorted(_CONGESTION)}"
+            )
+        out.append((socket.IPPROTO_TCP, socket.TCP_CONGESTION, _CONGESTION[congestion]))
+    return out
+
+
+def _set_options(sock: Any, options: list[tuple[int, int, int | bytes]]) -> None:
+    """Set socket options on a socket (or asyncio's or uvloop's stand-in for one)."""
+    for level, name, value in options:
+        sock.setsockopt(level, name, value)
 
 
 def _check_ssl(ssl: Any) -> None:

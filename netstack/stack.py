@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
+import functools
 import ipaddress
 import logging
 import random
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
+from . import happy_eyeballs
 from .addressing import (
     ANY4,
     ANY6,
@@ -81,7 +83,12 @@ from .proto.tcp.congestion import make_controller
 from .proto.tcp.connection import TcpConfig, TcpConnection
 from .proto.tcp.layer import TcpLayer, TcpLimits
 from .proto.udp.layer import DUAL, UdpLayer
-from .streams import NetstackStreamWriter, open_stream_connection, stream_server_factory
+from .streams import (
+    NetstackStreamWriter,
+    check_keywords,
+    open_stream_connection,
+    stream_server_factory,
+)
 
 if TYPE_CHECKING:
     from .dns import Resolver
@@ -1042,6 +1049,7 @@ class Stack:
         reuse_port: bool | None = None,
         allow_broadcast: bool | None = None,
         sock: Any = None,
+        reuse_address: bool | None = None,
     ) -> tuple[DatagramTransport, _P]:
         """A UDP endpoint, as :meth:`asyncio.loop.create_datagram_endpoint`.
 
@@ -1053,12 +1061,16 @@ class Stack:
                 and only that peer's datagrams arrive. A link-local IPv6 host names its
                 interface with a zone (``fe80::1%eth1``) or ``(host, port, 0, scope_id)``.
             allow_broadcast: allow sending to broadcast addresses.
+            family, proto, flags: as asyncio takes them (``proto`` 0 or ``IPPROTO_UDP``).
+            reuse_address: ``True`` is refused, as asyncio refuses it (SO_REUSEADDR on UDP
+                lets another process take the port's datagrams).
 
         Returns:
             ``(transport, protocol)``.
 
         Raises:
             ValueError: a bad address or port, or an option netstack does not support.
+            socket.gaierror: a ``proto`` other than UDP's, or unknown ``flags``.
             AddressInUseError: the local port is taken.
             OSError: ``EADDRNOTAVAIL`` for a local address that is not this host's.
         """
@@ -1069,6 +1081,13 @@ class Stack:
             raise ValueError("sock= is not supported: netstack endpoints have no OS socket")
         if reuse_port:
             raise ValueError("reuse_port is not supported")
+        if reuse_address:
+            raise ValueError(
+                "reuse_address=True is not supported for UDP (asyncio refuses it too: "
+                "another socket could take this port's datagrams)"
+            )
+        _check_proto(proto, socket.IPPROTO_UDP)
+        _check_flags(flags, family)
         remote: tuple[bytes, int] | None = None
         scope = 0
         if remote_addr is not None:
@@ -1144,22 +1163,44 @@ class Stack:
         congestion: str | None = None,
         keepalive: bool | None = None,
         ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+        happy_eyeballs_delay: float | None = None,
+        interleave: int | None = None,
+        all_errors: bool = False,
         **kwargs: Any,
     ) -> tuple[asyncio.Transport, _P]:
         """Open a TCP connection, as :meth:`asyncio.loop.create_connection`.
 
         Args:
-            protocol_factory: makes the :class:`asyncio.Protocol`.
+            protocol_factory: makes the :class:`asyncio.Protocol` (once, for the connection
+                that was made).
             ssl: TLS over the connection: an :class:`ssl.SSLContext` (OpenSSL), a
                 :class:`netstack.tls.TLSConfig` (netstack's own TLS 1.3), or ``True`` for
                 the default verifying OpenSSL context.
             server_hostname: the name the server's certificate must carry, and SNI (default:
                 ``host``).
             ssl_handshake_timeout: seconds the TLS handshake may take (default 60).
+            ssl_shutdown_timeout: seconds a closing TLS connection waits for the peer's
+                close (default 30).
             host: the peer's IPv4 or IPv6 address, or a name: its addresses are tried in
-                turn, IPv6 first. A link-local IPv6 address names its interface with a zone
-                (``fe80::1%eth1``) on a stack with several.
+                the order the resolver gives (RFC 6724), each after the one before failed. A
+                link-local IPv6 address names its interface with a zone (``fe80::1%eth1``) on
+                a stack with several.
             port: the peer's port.
+            family: ``AF_INET`` or ``AF_INET6`` for only that family's addresses.
+            proto: 0 or ``IPPROTO_TCP``.
+            flags: ``getaddrinfo`` flags for ``host``: ``AI_NUMERICHOST`` (no name lookup)
+                and ``AI_ADDRCONFIG`` (only families this host has an address of) are
+                honoured; ``AI_PASSIVE``, ``AI_CANONNAME`` and ``AI_NUMERICSERV`` change
+                nothing for a connection.
+            happy_eyeballs_delay: race the addresses (RFC 8305): the next attempt starts
+                this many seconds after the one before (at least 10 ms) or as soon as it
+                failed, and the first to connect wins (asyncio recommends 0.25).
+            interleave: RFC 8305's First Address Family Count: the addresses of both
+                families take turns, this many of the first family first (default 1 with
+                ``happy_eyeballs_delay``, else the resolver's order).
+            all_errors: when every attempt failed, raise an :class:`ExceptionGroup` of
+                their errors.
             local_addr: ``(host, port)`` to connect from.
             local_port: the local port (shorthand for ``local_addr=(None, port)``).
             nodelay: turn Nagle's algorithm off (like ``TCP_NODELAY``).
@@ -1171,28 +1212,44 @@ class Stack:
             ``(transport, protocol)`` once the handshake completed.
 
         Raises:
+            TypeError: a keyword argument asyncio's ``create_connection`` does not take
+                either (as asyncio's).
             ConnectionRefusedError: the peer answered with a reset (no listener).
             TimeoutError: no answer after the SYN retries.
-            OSError: no route, unreachable, or too many connections.
-            socket.gaierror: ``host`` is a name that does not resolve.
+            OSError: no route, unreachable, or too many connections; ``Multiple
+                exceptions: ...`` when the addresses of a name failed differently.
+            ExceptionGroup: every attempt failed, with ``all_errors=True``.
+            socket.gaierror: ``host`` is a name that does not resolve (or a name with
+                ``AI_NUMERICHOST``), a ``proto`` other than TCP's, or unknown ``flags``.
             ssl.SSLError: the TLS handshake failed (``ssl.SSLCertVerificationError`` for a
                 certificate that does not verify; netstack's TLS raises its alert classes,
                 which subclass ``ssl.SSLError``).
-            ValueError: a bad address or port, or an unsupported option.
+            ValueError: a bad address or port, a TLS option without ``ssl``, or an
+                unsupported option.
         """
+        check_keywords("create_connection", kwargs)
         self._check_open()
+        delay = happy_eyeballs.attempt_delay(happy_eyeballs_delay)
+        first_count = happy_eyeballs.first_family_count(interleave, delay)
         if ssl is not None and ssl is not False:
             return await self._tls_connection(
                 protocol_factory, host, port, ssl, server_hostname, ssl_handshake_timeout,
-                family=family, sock=sock, local_addr=local_addr, local_port=local_port,
-                nodelay=nodelay, congestion=congestion, keepalive=keepalive, **kwargs,
+                ssl_shutdown_timeout, family=family, proto=proto, flags=flags, sock=sock,
+                local_addr=local_addr, local_port=local_port, nodelay=nodelay,
+                congestion=congestion, keepalive=keepalive,
+                happy_eyeballs_delay=happy_eyeballs_delay, interleave=interleave,
+                all_errors=all_errors,
             )  # fmt: skip
-        if server_hostname is not None:
-            raise ValueError("server_hostname is only meaningful with ssl")
+        _only_with_ssl(
+            server_hostname=server_hostname, ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )  # fmt: skip
         if sock is not None:
             raise ValueError("sock= is not supported: netstack connections have no OS socket")
         if family not in (0, socket.AF_INET, socket.AF_INET6):
             raise ValueError("family must be AF_INET, AF_INET6 or 0")
+        _check_proto(proto, socket.IPPROTO_TCP)
+        _check_flags(flags, family)
         if host is None or port is None:
             raise ValueError("host and port are required")
         dport = parse_port(port, allow_zero=False)
@@ -1205,11 +1262,19 @@ class Stack:
             candidates = [ip]
             if family and (len(candidates[0]) == 4) != (family == socket.AF_INET):
                 raise ValueError(f"host {host!r} is not of the address family asked for")
+        elif flags & socket.AI_NUMERICHOST:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         else:
-            # A name: the stack's resolver, IPv6 first (RFC 6724 6); each address in turn.
+            # A name: the stack's resolver, sorted as RFC 6724 (6) says.
             names = await self.resolve(host, family=family)
             candidates = [parse_ip(a, what="host") for a in names]
-        errors: list[OSError] = []
+        if flags & socket.AI_ADDRCONFIG:
+            candidates = [ip for ip in candidates if self._has_family(len(ip))]
+            if not candidates:
+                raise socket.gaierror(socket.EAI_ADDRFAMILY, f"no address of {host}'s family")
+        if first_count is not None:
+            candidates = happy_eyeballs.interleave(candidates, first_count, len)
+        attempts = []
         for dst in candidates:
             src: bytes | None = None
             sport = 0
@@ -1227,15 +1292,23 @@ class Stack:
                     src = chosen
             if local_port is not None:
                 sport = parse_port(local_port)
-            try:
-                return await tcp_driver.connect(
-                    self, protocol_factory, dst, dport, src, sport, config, scope
-                )
-            except OSError as exc:
-                errors.append(exc)
-        if len(errors) == 1 or len({str(e) for e in errors}) == 1:
-            raise errors[0]
-        raise OSError(f"Multiple exceptions: {', '.join(str(e) for e in errors)}")
+            attempts.append(
+                functools.partial(tcp_driver.handshake, self, dst, dport, src, sport, config, scope)
+            )
+        opened = await happy_eyeballs.race(
+            attempts, delay, all_errors=all_errors,
+            discard=functools.partial(tcp_driver.abandon, self),
+        )  # fmt: skip
+        return tcp_driver.adopt(self, opened, protocol_factory)
+
+    def _has_family(self, length: int) -> bool:
+        """Whether this host has an address of the family of addresses ``length`` bytes long
+        (``AI_ADDRCONFIG``: loopback and link-local addresses do not count)."""
+        for address in self.addresses:
+            ip = address.ip
+            if len(ip.packed) == length and not ip.is_loopback and not ip.is_link_local:
+                return True
+        return False
 
     async def _tls_connection(
         self,
@@ -1245,6 +1318,7 @@ class Stack:
         ssl: Any,
         server_hostname: str | None,
         handshake_timeout: float | None,
+        shutdown_timeout: float | None,
         **kwargs: Any,
     ) -> tuple[asyncio.Transport, _P]:
         # As asyncio does: without server_hostname, the name asked for is the one checked.
@@ -1253,7 +1327,7 @@ class Stack:
 
         return await connect_tls(
             self.loop, self.create_connection, protocol_factory, ssl, name, handshake_timeout,
-            host, port, **kwargs,
+            host, port, shutdown_timeout=shutdown_timeout, **kwargs,
         )  # fmt: skip
 
     async def open_connection(
@@ -1304,6 +1378,8 @@ class Stack:
         congestion: str | None = None,
         keepalive: bool | None = None,
         ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+        keep_alive: bool | None = None,
         **kwargs: Any,
     ) -> Server:
         """Listen for TCP connections, as :meth:`asyncio.loop.create_server`.
@@ -1312,28 +1388,49 @@ class Stack:
             protocol_factory: makes one :class:`asyncio.Protocol` per connection.
             host: the local address; ``None``, ``""`` or ``"0.0.0.0"`` for all.
             port: the port; 0 for an ephemeral one (see ``server.addresses``).
+            family: ``AF_INET`` or ``AF_INET6`` (with no host: every address of it).
+            flags: ``getaddrinfo`` flags, as asyncio takes them (``host`` is an address,
+                so they change nothing; unknown ones are refused).
             backlog: connections that may be half-open (the SYN queue); beyond it,
                 SYN cookies answer.
+            ssl, ssl_handshake_timeout, ssl_shutdown_timeout: TLS on every connection, as
+                in :meth:`create_connection`.
+            reuse_address: accepted (a netstack listener never waits for old connections
+                to end); ``reuse_port=True`` is refused.
             nodelay, congestion, keepalive: for every accepted connection, as in
-                :meth:`create_connection`.
+                :meth:`create_connection`; ``keep_alive`` is Python 3.13's name of
+                ``keepalive``.
 
         Raises:
+            TypeError: a keyword argument asyncio's ``create_server`` does not take either.
             AddressInUseError: the port is taken.
-            ValueError: a bad address or port, or an unsupported option.
+            ValueError: a bad address or port, a TLS option without ``ssl``, or an
+                unsupported option.
         """
+        check_keywords("create_server", kwargs)
         self._check_open()
         if ssl is not None and ssl is not False:
             from .tls.stream import tls_server_factory
 
             protocol_factory = tls_server_factory(
-                self.loop, protocol_factory, ssl, ssl_handshake_timeout
+                self.loop, protocol_factory, ssl, ssl_handshake_timeout, ssl_shutdown_timeout
+            )
+        else:
+            _only_with_ssl(
+                ssl_handshake_timeout=ssl_handshake_timeout,
+                ssl_shutdown_timeout=ssl_shutdown_timeout,
             )
         if sock is not None:
             raise ValueError("sock= is not supported: netstack servers have no OS socket")
         if family not in (0, socket.AF_INET, socket.AF_INET6):
             raise ValueError("family must be AF_INET, AF_INET6 or 0")
+        _check_flags(flags, family)
         if reuse_port:
             raise ValueError("reuse_port is not supported")
+        if keep_alive is not None:
+            if keepalive is not None and bool(keepalive) != bool(keep_alive):
+                raise ValueError("keepalive and keep_alive disagree")
+            keepalive = keep_alive
         hosts = list(host) if isinstance(host, (list, tuple)) else [host]
         if not hosts:
             raise ValueError("host must not be an empty list")
@@ -1439,6 +1536,56 @@ def _is_literal(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _only_with_ssl(**options: Any) -> None:
+    """asyncio's refusal of a TLS option without ``ssl=``.
+
+    Raises:
+        ValueError: one of ``options`` is set.
+    """
+    for name, value in options.items():
+        if value is not None:
+            raise ValueError(f"{name} is only meaningful with ssl")
+
+
+def _check_proto(proto: int, expected: int) -> None:
+    """``proto`` as getaddrinfo checks it for asyncio: 0 or the transport's own.
+
+    Raises:
+        socket.gaierror: another protocol (``EAI_SOCKTYPE``, as getaddrinfo).
+    """
+    if proto not in (0, expected):
+        raise socket.gaierror(socket.EAI_SOCKTYPE, f"ai_socktype not supported (proto={proto})")
+
+
+#: getaddrinfo flags that change nothing for netstack: AI_PASSIVE and AI_NUMERICSERV concern
+#: what a host or port may be (netstack's are addresses and numbers), AI_CANONNAME only the
+#: name getaddrinfo reports; AI_NUMERICHOST and AI_ADDRCONFIG are honoured where a name is
+#: looked up (create_connection).
+#: An int: the complement of an IntFlag keeps only the flags the class knows.
+_KNOWN_FLAGS = int(
+    socket.AI_PASSIVE | socket.AI_CANONNAME | socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
+    | socket.AI_ADDRCONFIG | socket.AI_V4MAPPED | socket.AI_ALL
+)  # fmt: skip
+
+
+def _check_flags(flags: int, family: int) -> None:
+    """The getaddrinfo ``flags`` of a loop method, checked.
+
+    Raises:
+        ValueError: ``AI_V4MAPPED`` or ``AI_ALL`` with ``AF_INET6`` (IPv4-mapped IPv6
+            addresses, which netstack does not speak; without AF_INET6 they change
+            nothing, as in getaddrinfo).
+        socket.gaierror: unknown flags (``EAI_BADFLAGS``, as getaddrinfo).
+    """
+    if isinstance(flags, bool) or not isinstance(flags, int) or flags & ~_KNOWN_FLAGS:
+        raise socket.gaierror(socket.EAI_BADFLAGS, f"Bad value for ai_flags: {flags!r}")
+    if family == socket.AF_INET6:
+        for flag in (socket.AI_V4MAPPED, socket.AI_ALL):
+            if flags & flag:
+                raise ValueError(f"{flag.name} is not supported: netstack has no "
+                                 "IPv4-mapped IPv6 addresses")  # fmt: skip
 
 
 def _split_addr(addr: object, what: str, *, scoped: bool = False) -> tuple[Any, Any]:

@@ -3,9 +3,10 @@ the host's (:class:`netstack.HostStack`), with either TLS engine.
 
 :func:`open_stream_connection` and :func:`stream_server_factory` are what
 ``asyncio.open_connection`` and ``asyncio.start_server`` do around ``create_connection`` and
-``create_server``; :class:`NetstackStreamWriter` is the writer both stacks hand out.
-:func:`is_tls_config` tells the engines apart without importing :mod:`netstack.tls` (and so
-``cryptography``), which plain TCP never loads.
+``create_server``; :class:`NetstackStreamWriter` is the writer both stacks hand out, to
+clients and to a server's callback alike. :func:`is_tls_config` tells the engines apart
+without importing :mod:`netstack.tls` (and so ``cryptography``), which plain TCP never loads.
+:func:`check_keywords` refuses a keyword argument a method does not take, as Python does.
 
 The TCP driver that was here (``TcpTransport``, ``Server``, ``ListeningSocket``) is
 :mod:`netstack.drivers.tcp`; the old names still import from this module.
@@ -14,11 +15,12 @@ The TCP driver that was here (``TcpTransport``, ``Server``, ``ListeningSocket``)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = [
     "NetstackStreamWriter",
+    "check_keywords",
     "is_tls_config",
     "open_stream_connection",
     "stream_server_factory",
@@ -48,14 +50,26 @@ class NetstackStreamWriter(asyncio.StreamWriter):
         *,
         server_hostname: str | None = None,
         ssl_handshake_timeout: float | None = None,
-        **kwargs: Any,
+        ssl_shutdown_timeout: float | None = None,
     ) -> None:
         from .tls.stream import writer_start_tls
 
         await writer_start_tls(
             self, sslcontext, server_hostname=server_hostname,
             ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
         )  # fmt: skip
+
+
+def check_keywords(method: str, kwargs: Mapping[str, Any]) -> None:
+    """Refuse what is left of a method's ``**kwargs`` (kept in its signature for the
+    contract's sake) as Python refuses an unknown keyword argument.
+
+    Raises:
+        TypeError: ``kwargs`` is not empty.
+    """
+    for name in kwargs:
+        raise TypeError(f"{method}() got an unexpected keyword argument {name!r}")
 
 
 def is_tls_config(ssl: Any) -> bool:
@@ -90,10 +104,22 @@ def stream_server_factory(
     limit: int,
 ) -> Callable[[], asyncio.StreamReaderProtocol]:
     """The protocol factory of ``asyncio.start_server``: one reader and protocol per
-    connection, calling ``client_connected_cb(reader, writer)``."""
+    connection, calling ``client_connected_cb(reader, writer)``.
+
+    The writer is a :class:`NetstackStreamWriter`, so that the server's
+    ``writer.start_tls()`` works on any loop and with either engine (asyncio's StreamWriter
+    asks the loop's ``start_tls``, which on uvloop takes only uvloop's transports). asyncio's
+    protocol makes the writer itself; it becomes a NetstackStreamWriter, the subclass that
+    changes nothing else, before the callback sees it (the same object: a second writer
+    would close the connection when the first is collected, on Python 3.13)."""
+
+    def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Any:
+        if type(writer) is asyncio.StreamWriter:
+            writer.__class__ = NetstackStreamWriter
+        return client_connected_cb(reader, writer)
 
     def factory() -> asyncio.StreamReaderProtocol:
         reader = asyncio.StreamReader(limit=limit, loop=loop)
-        return asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
+        return asyncio.StreamReaderProtocol(reader, connected, loop=loop)
 
     return factory

@@ -17,13 +17,27 @@ on sockets): :meth:`TcpTransport.write_urgent` sends data marked urgent; a proto
 advances, ``mark`` being the offset in the received stream where the urgent data ends;
 ``get_extra_info("urgent_mark")`` gives the latest mark (None before any), which, compared
 with the bytes read so far, says how much urgent data remains to be read.
+
+asyncio's loop methods take these transports as they take their own: a
+:class:`TcpTransport` is a flow-control transport that asyncio's ``loop.sendfile`` sends a
+file over (its fallback: the file in chunks, paced by ``pause_writing``/``resume_writing``)
+and that ``loop.start_tls`` upgrades. :meth:`TcpTransport.sendfile` does the same on any event
+loop (uvloop implements ``loop.sendfile`` for no transport). ``pause_reading()`` holds back
+everything from the moment it returns, also what arrived in the same burst of segments.
+
+:func:`handshake` and :func:`adopt` open a connection in two steps, so that several attempts
+can race (RFC 8305) and only the winner gets a protocol: the handshake alone, then the
+transport and the protocol, with what arrived in between.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
+from asyncio.constants import _SendfileMode
+from asyncio.transports import _FlowControlMixin
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
@@ -43,14 +57,18 @@ from ..proto.tcp.connection import (
 from ..proto.tcp.layer import Listener, TcpLayer
 
 __all__ = [
+    "Handshake",
     "ListeningSocket",
     "Server",
     "TcpCore",
     "TcpTransport",
     "abort_all",
+    "abandon",
+    "adopt",
     "after_input",
     "connect",
     "deliver_event",
+    "handshake",
 ]
 
 _P = TypeVar("_P", bound=asyncio.BaseProtocol)
@@ -68,6 +86,10 @@ log = logging.getLogger("netstack.streams")
 #: Default water marks of the write buffer (unsent + unacknowledged bytes).
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
+#: Bytes :meth:`TcpTransport.sendfile` reads from the file at a time.
+SENDFILE_CHUNK = 64 * 1024
+#: Events that keep their order with the data: held while reading is paused.
+_IN_ORDER = (DataReceived, EofReceived, ConnectionClosed, UrgentDataReceived)
 
 
 def _feed_buffered(protocol: asyncio.BufferedProtocol, data: bytes) -> None:
@@ -84,12 +106,24 @@ def _feed_buffered(protocol: asyncio.BufferedProtocol, data: bytes) -> None:
         view = view[n:]
 
 
-class TcpTransport(asyncio.Transport):
-    """The asyncio face of one TCP connection."""
+class TcpTransport(_FlowControlMixin):
+    """The asyncio face of one TCP connection.
+
+    A flow-control transport as asyncio's socket transports are (``_FlowControlMixin``:
+    ``_protocol_paused``, ``_high_water``, ``_low_water``), which is what asyncio's
+    ``loop.sendfile`` asks of a transport it sends a file over."""
 
     #: asyncio's ``loop.start_tls`` (and so ``StreamWriter.start_tls`` on asyncio's own loop)
     #: upgrades transports that say this; :func:`netstack.tls.stream.start_tls` does it on any.
     _start_tls_compatible = True
+    #: asyncio's ``loop.sendfile`` sends a file over transports that say this, in chunks
+    #: (there is no kernel socket for ``os.sendfile``).
+    _sendfile_compatible = _SendfileMode.FALLBACK
+
+    _loop: asyncio.AbstractEventLoop
+    _protocol_paused: bool
+    _high_water: int
+    _low_water: int
 
     def __init__(
         self,
@@ -99,9 +133,8 @@ class TcpTransport(asyncio.Transport):
         *,
         server: Server | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(None, stack.loop)
         self._stack = stack
-        self._loop = stack.loop
         self._conn = conn
         self._protocol = protocol
         self._server = server
@@ -110,15 +143,25 @@ class TcpTransport(asyncio.Transport):
         self._lost = False
         self._eof_written = False
         self._reading = True
-        self._writing_paused = False
-        self._high = HIGH_WATER
-        self._low = LOW_WATER
+        self._high_water = HIGH_WATER
+        self._low_water = LOW_WATER
         self._connected = False
-        self.waiter: asyncio.Future[None] | None = None
         self._writes_after_loss = 0
+        #: Events that arrived after pause_reading() in the burst it was called in.
+        self._held: list[Event] = []
+        #: sendfile() waiting for the write buffer to drain.
+        self._space_waiters: list[asyncio.Future[None]] = []
 
     # -- events from the TCP layer ------------------------------------------------------------
     def tcp_event(self, event: Event) -> None:
+        if (self._held or not self._reading) and isinstance(event, _IN_ORDER):
+            # Reading was paused in this burst (asyncio's promise: no data_received after
+            # pause_reading() returns); the connection holds whatever comes later.
+            self._held.append(event)
+            return
+        self._deliver(event)
+
+    def _deliver(self, event: Event) -> None:
         protocol = self._protocol
         try:
             if isinstance(event, DataReceived):
@@ -132,20 +175,14 @@ class TcpTransport(asyncio.Transport):
                 if self._server is not None:
                     self._server._attach(self)
                 protocol.connection_made(self)
-                if self.waiter is not None and not self.waiter.done():
-                    self.waiter.set_result(None)
             elif isinstance(event, EofReceived):
                 if not self._lost:
                     keep_open = protocol.eof_received()  # type: ignore[attr-defined]
                     if not keep_open:
                         self.close()
             elif isinstance(event, ConnectionReset):
-                if self.waiter is not None and not self.waiter.done():
-                    self.waiter.set_exception(event.error)
-                    self._lost = True
-                    self._conn.user = None
-                else:
-                    self._connection_lost(event.error)
+                self._held.clear()  # a reset discards what was not read
+                self._connection_lost(event.error)
             elif isinstance(event, ConnectionClosed):
                 self._connection_lost(None)
             elif isinstance(event, UrgentDataReceived):
@@ -160,8 +197,10 @@ class TcpTransport(asyncio.Transport):
     def after_input(self) -> None:
         """Called after the connection processed input: acknowledged data may let the
         protocol write again."""
-        if self._writing_paused and self._conn.buffered <= self._low:
-            self._writing_paused = False
+        if self._space_waiters and self._conn.buffered <= self._low_water:
+            self._wake_space_waiters()
+        if self._protocol_paused and self._conn.buffered <= self._low_water:
+            self._protocol_paused = False
             try:
                 self._protocol.resume_writing()
             except (SystemExit, KeyboardInterrupt):
@@ -175,6 +214,7 @@ class TcpTransport(asyncio.Transport):
         self._lost = True
         self._closing = True
         self._conn.user = None
+        self._wake_space_waiters()
         if self._server is not None:
             self._server._detach(self)
         if self._connected:
@@ -245,8 +285,8 @@ class TcpTransport(asyncio.Transport):
             return
         stack.tcp.call(self._conn, now)
         stack.touch()
-        if not self._writing_paused and self._conn.buffered > self._high:
-            self._writing_paused = True
+        if not self._protocol_paused and self._conn.buffered > self._high_water:
+            self._protocol_paused = True
             try:
                 self._protocol.pause_writing()
             except (SystemExit, KeyboardInterrupt):
@@ -273,7 +313,7 @@ class TcpTransport(asyncio.Transport):
         return self._conn.buffered if not self._lost else 0
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
-        return (self._low, self._high)
+        return (self._low_water, self._high_water)
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         if high is None:
@@ -282,7 +322,63 @@ class TcpTransport(asyncio.Transport):
             low = high // 4
         if not high >= low >= 0:
             raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high, self._low = high, low
+        self._high_water, self._low_water = high, low
+
+    async def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        """Send ``count`` bytes of ``file`` from ``offset`` (to its end with None), as
+        ``loop.sendfile(transport, file, offset, count)`` does, on any event loop: the file
+        is read in chunks in the loop's default executor, each written when the write
+        buffer is below its high-water mark. The file's position is after the last byte
+        sent, also when it fails.
+
+        Returns:
+            The number of bytes sent.
+
+        Raises:
+            ValueError: ``file`` is not open in binary mode, or a bad ``offset``/``count``.
+            RuntimeError: the transport is closing.
+            ConnectionError: the connection was lost during the transfer.
+        """
+        if "b" not in getattr(file, "mode", "b"):
+            raise ValueError("file should be opened in binary mode")
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise ValueError(f"offset must be a non-negative integer (got {offset!r})")
+        if count is not None and (
+            isinstance(count, bool) or not isinstance(count, int) or count <= 0
+        ):
+            raise ValueError(f"count must be a positive integer (got {count!r})")
+        if self.is_closing():
+            raise RuntimeError("Transport is closing")
+        loop = self._loop
+        if offset:
+            file.seek(offset)
+        sent = 0
+        try:
+            while count is None or sent < count:
+                size = SENDFILE_CHUNK if count is None else min(SENDFILE_CHUNK, count - sent)
+                chunk = await loop.run_in_executor(None, file.read, size)
+                if not chunk:
+                    break
+                while self._conn.buffered > self._high_water and not self._lost:
+                    waiter: asyncio.Future[None] = loop.create_future()
+                    self._space_waiters.append(waiter)
+                    await waiter
+                if self.is_closing():
+                    raise self._conn.error or ConnectionResetError(
+                        errno.ECONNRESET, "the connection was closed during sendfile"
+                    )
+                self.write(chunk)
+                sent += len(chunk)
+        finally:
+            if sent and hasattr(file, "seek"):
+                file.seek(offset + sent)
+        return sent
+
+    def _wake_space_waiters(self) -> None:
+        waiters, self._space_waiters = self._space_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     # -- asyncio.ReadTransport ----------------------------------------------------------------
     def is_reading(self) -> bool:
@@ -303,6 +399,9 @@ class TcpTransport(asyncio.Transport):
         self._loop.call_soon(self._resume_now)
 
     def _resume_now(self) -> None:
+        held = self._held
+        while held and self._reading and not self._lost:
+            self._deliver(held.pop(0))
         if not self._reading or self._lost:
             return
         now = self._loop.time()
@@ -394,15 +493,17 @@ class TcpTransport(asyncio.Transport):
 
 
 class ListeningSocket:
-    """What code usually asks of a listening socket: its name, family and type."""
+    """What code usually asks of a listening socket: its name, family and type, as
+    asyncio's server sockets give them (``AF_INET6`` and a 4-tuple name for IPv6)."""
 
-    family = socket.AF_INET
     type = socket.SOCK_STREAM
+    proto = socket.IPPROTO_TCP
 
-    def __init__(self, name: tuple[str, int]) -> None:
-        self._name = name
+    def __init__(self, ip: bytes, port: int) -> None:
+        self.family = socket.AF_INET if len(ip) == 4 else socket.AF_INET6
+        self._name = sockaddr(ip, port)
 
-    def getsockname(self) -> tuple[str, int]:
+    def getsockname(self) -> tuple[str, int] | tuple[str, int, int, int]:
         return self._name
 
     def fileno(self) -> int:
@@ -483,7 +584,7 @@ class Server(asyncio.AbstractServer):
     def sockets(self) -> tuple[ListeningSocket, ...]:
         """Socket-like stand-ins (``getsockname()``), for code written against
         :attr:`asyncio.Server.sockets`; there is no operating-system socket."""
-        return tuple(ListeningSocket(addr) for addr in self.addresses)
+        return tuple(ListeningSocket(ip, self._port) for ip in self._local_ips)
 
     @property
     def port(self) -> int:
@@ -578,6 +679,98 @@ def after_input(conn: TcpConnection) -> None:
         transport.after_input()
 
 
+class Handshake:
+    """One connection opened by :func:`handshake`, before it has a transport: ``done``
+    when it connected (or failed), and the events that came after, until :func:`adopt`
+    gives it a transport (the connection itself forgets its user when it closes)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, conn: TcpConnection) -> None:
+        self.conn = conn
+        self.done: asyncio.Future[None] = loop.create_future()
+        self.events: list[Event] = []
+        conn.user = self
+
+    def tcp_event(self, event: Event) -> None:
+        if self.done.done():
+            self.events.append(event)
+        elif isinstance(event, Connected):
+            self.events.append(event)
+            self.done.set_result(None)
+        elif isinstance(event, ConnectionReset):
+            self.done.set_exception(event.error)
+        elif isinstance(event, ConnectionClosed):  # aborted under it
+            self.fail(ConnectionAbortedError(errno.ECONNABORTED, "the connection was aborted"))
+
+    def fail(self, exc: Exception) -> None:
+        if not self.done.done():
+            self.done.set_exception(exc)
+
+    def after_input(self) -> None:
+        pass
+
+
+async def handshake(
+    core: TcpCore,
+    dst: bytes,
+    dport: int,
+    src: bytes | None,
+    sport: int,
+    config: TcpConfig | None,
+    scope: int = 0,
+) -> Handshake:
+    """Open one connection to ``(dst, dport)`` (``scope``: the interface of a link-local
+    IPv6 ``dst``) and wait for the handshake; :func:`adopt` gives the connection its
+    transport and protocol. Cancelled, it aborts the connection.
+
+    Raises:
+        ConnectionRefusedError, TimeoutError, OSError: the connection failed.
+    """
+    loop = core.loop
+    conn = core.tcp.connect((dst, dport), loop.time(), local_ip=src, local_port=sport,
+                            config=config, scope=scope)  # fmt: skip
+    opened = Handshake(loop, conn)
+    core.touch()
+    try:
+        await opened.done
+    except BaseException:
+        abandon(core, opened)
+        raise
+    return opened
+
+
+def abandon(core: TcpCore, opened: Handshake) -> None:
+    """Abort a connection :func:`handshake` opened that no transport took (an attempt that
+    lost the race, or was cancelled)."""
+    conn = opened.conn
+    if conn.user is opened:
+        conn.user = None
+    if conn.state.value != "CLOSED":
+        now = core.loop.time()
+        conn.abort(now)
+        core.tcp.call(conn, now)
+        core.touch()
+
+
+def adopt(
+    core: TcpCore, opened: Handshake, protocol_factory: Callable[[], _P]
+) -> tuple[TcpTransport, _P]:
+    """The transport and protocol of a connection :func:`handshake` opened: the protocol
+    is made now, and hears ``connection_made`` and what arrived since the handshake.
+
+    Raises:
+        Exception: what ``protocol_factory`` raised (the connection is aborted).
+    """
+    try:
+        protocol = protocol_factory()
+    except BaseException:
+        abandon(core, opened)
+        raise
+    transport = TcpTransport(core, opened.conn, protocol)
+    for event in opened.events:
+        transport.tcp_event(event)
+    return transport, protocol
+
+
 async def connect(
     core: TcpCore,
     protocol_factory: Callable[[], _P],
@@ -589,42 +782,31 @@ async def connect(
     scope: int = 0,
 ) -> tuple[TcpTransport, _P]:
     """Open one connection to ``(dst, dport)`` (``scope``: the interface of a link-local
-    IPv6 ``dst``) and wait for the handshake.
+    IPv6 ``dst``): :func:`handshake`, then :func:`adopt`.
 
     Raises:
         ConnectionRefusedError, TimeoutError, OSError: the connection failed.
     """
-    loop = core.loop
-    protocol = protocol_factory()
-    conn = core.tcp.connect((dst, dport), loop.time(), local_ip=src, local_port=sport,
-                            config=config, scope=scope)  # fmt: skip
-    transport = TcpTransport(core, conn, protocol)
-    waiter: asyncio.Future[None] = loop.create_future()
-    transport.waiter = waiter
-    core.touch()
-    try:
-        await waiter
-    except BaseException:
-        if conn.state.value != "CLOSED":
-            conn.abort(loop.time())
-            core.tcp.call(conn, loop.time())
-        raise
-    return transport, protocol
+    opened = await handshake(core, dst, dport, src, sport, config, scope)
+    return adopt(core, opened, protocol_factory)
 
 
 def abort_all(core: TcpCore, exc: Exception) -> None:
     """Reset every connection (the stack is closing); a transport's protocol hears ``exc``."""
-    _reset(core, lambda conn: True, lambda transport: transport.abort_with(exc))
+    _reset(core, exc, lambda conn: True, lambda transport: transport.abort_with(exc))
 
 
 def fail_where(core: TcpCore, exc: Exception, which: Callable[[TcpConnection], bool]) -> None:
     """Reset the connections ``which`` picks (an interface went away); a transport's protocol
     hears ``exc``."""
-    _reset(core, which, lambda transport: transport.fail_with(exc))
+    _reset(core, exc, which, lambda transport: transport.fail_with(exc))
 
 
 def _reset(
-    core: TcpCore, which: Callable[[TcpConnection], bool], end: Callable[[TcpTransport], None]
+    core: TcpCore,
+    exc: Exception,
+    which: Callable[[TcpConnection], bool],
+    end: Callable[[TcpTransport], None],
 ) -> None:
     tcp = core.tcp
     loop = core.loop
@@ -635,5 +817,7 @@ def _reset(
         if isinstance(transport, TcpTransport):
             end(transport)
         else:
+            if isinstance(transport, Handshake):
+                transport.fail(exc)
             conn.abort(loop.time())
             tcp.call(conn, loop.time())

@@ -14,6 +14,8 @@ import asyncio
 import logging
 import os
 import weakref
+from asyncio.constants import _SendfileMode
+from asyncio.transports import _FlowControlMixin
 from typing import Any, cast
 
 from .config import TLSConfig
@@ -61,7 +63,12 @@ class TLSProtocol(asyncio.Protocol):
         server_hostname: str | None,
         handshake_timeout: float | None = None,
         call_connection_made: bool = True,
+        shutdown_timeout: float | None = None,
     ) -> None:
+        if shutdown_timeout is not None and not shutdown_timeout > 0:
+            raise ValueError(
+                f"ssl_shutdown_timeout should be a positive number, got {shutdown_timeout}"
+            )
         self._loop = loop
         self._app = app_protocol
         self._config = config
@@ -70,6 +77,9 @@ class TLSProtocol(asyncio.Protocol):
         self._server_hostname = server_hostname
         self._call_connection_made = call_connection_made
         self._timeout = 60.0 if handshake_timeout is None else handshake_timeout
+        #: How long a closed connection waits for the peer's FIN (asyncio's
+        #: ssl_shutdown_timeout).
+        self._linger_time = LINGER if shutdown_timeout is None else shutdown_timeout
         session = None
         if not server_side and server_hostname:
             session = _SESSIONS.get(config, {}).get(server_hostname)
@@ -149,10 +159,12 @@ class TLSProtocol(asyncio.Protocol):
             self._loop.call_soon(self._app.connection_lost, exc)
 
     def pause_writing(self) -> None:
+        self._app_transport._protocol_paused = True
         if self._app_connected:
             self._app.pause_writing()
 
     def resume_writing(self) -> None:
+        self._app_transport._protocol_paused = False
         if self._app_connected:
             self._app.resume_writing()
 
@@ -237,7 +249,7 @@ class TLSProtocol(asyncio.Protocol):
             # transports raise ENOTCONN from shutdown()); the socket must go with it now.
             transport.close()
             return
-        self._linger_timer = self._loop.call_later(LINGER, transport.close)
+        self._linger_timer = self._loop.call_later(self._linger_time, transport.close)
 
     def _handshake_timed_out(self) -> None:
         self._timer = None
@@ -250,11 +262,18 @@ class TLSProtocol(asyncio.Protocol):
             self._timer = None
 
 
-class TLSTransport(asyncio.Transport):
-    """The application's transport over netstack's TLS."""
+class TLSTransport(_FlowControlMixin):
+    """The application's transport over netstack's TLS.
+
+    A flow-control transport, as asyncio's own SSL transport is (``_protocol_paused`` says
+    whether the TCP transport below paused the application), so that asyncio's
+    ``loop.sendfile`` sends a file over it, in chunks that are encrypted as they go."""
+
+    _sendfile_compatible = _SendfileMode.FALLBACK
+    _protocol_paused: bool
 
     def __init__(self, protocol: TLSProtocol) -> None:
-        super().__init__()
+        super().__init__(None, protocol._loop)
         self._tls = protocol
         self._closing = False
         self._eof_written = False

@@ -104,23 +104,27 @@ def make_tls_protocol(
     waiter: asyncio.Future[None] | None,
     handshake_timeout: float | None = None,
     call_connection_made: bool = True,
+    shutdown_timeout: float | None = None,
 ) -> Any:
     """The protocol to put on a TCP transport so that ``app_protocol`` speaks TLS over it.
     The application's transport is :func:`app_transport` of the result; ``waiter`` completes
-    when the handshake did (or fails with its error)."""
+    when the handshake did (or fails with its error). ``shutdown_timeout`` is asyncio's
+    ``ssl_shutdown_timeout``: how long a closing connection waits for the peer."""
     if _is_tls_config(ssl):  # netstack's engine, on cryptography: imported only for it
         from .driver import TLSProtocol  # type: ignore[import-not-found,unused-ignore]
 
         return TLSProtocol(
             loop, app_protocol, ssl, waiter, server_side=server_side,
             server_hostname=server_hostname, handshake_timeout=handshake_timeout,
-            call_connection_made=call_connection_made,
+            call_connection_made=call_connection_made, shutdown_timeout=shutdown_timeout,
         )  # fmt: skip
     pending: Any = waiter  # asyncio's SSLProtocol accepts None (no one waits)
     timeout: Any = handshake_timeout
+    shutdown: Any = shutdown_timeout
     return OpenSSLProtocol(
         loop, app_protocol, ssl, pending, server_side, server_hostname,
         call_connection_made=call_connection_made, ssl_handshake_timeout=timeout,
+        ssl_shutdown_timeout=shutdown,
     )  # fmt: skip
 
 
@@ -138,6 +142,7 @@ async def start_tls(
     server_side: bool = False,
     server_hostname: str | None = None,
     ssl_handshake_timeout: float | None = None,
+    ssl_shutdown_timeout: float | None = None,
 ) -> asyncio.Transport:
     """Upgrade a connection to TLS, as :meth:`asyncio.loop.start_tls` does, on any event loop
     (uvloop's ``start_tls`` takes only its own transports).
@@ -156,6 +161,7 @@ async def start_tls(
     tls = make_tls_protocol(
         loop, protocol, ssl, server_side=server_side, server_hostname=server_hostname,
         waiter=waiter, handshake_timeout=ssl_handshake_timeout, call_connection_made=False,
+        shutdown_timeout=ssl_shutdown_timeout,
     )  # fmt: skip
     # Paused until the TLS protocol is attached, so that no byte reaches it before
     # connection_made (what asyncio's start_tls does).
@@ -180,6 +186,7 @@ async def writer_start_tls(
     *,
     server_hostname: str | None = None,
     ssl_handshake_timeout: float | None = None,
+    ssl_shutdown_timeout: float | None = None,
 ) -> None:
     """:meth:`asyncio.StreamWriter.start_tls` for a writer over netstack's TCP, on any event
     loop: the writer (and its reader) carry on over TLS."""
@@ -189,6 +196,7 @@ async def writer_start_tls(
     new = await start_tls(
         writer.transport, protocol, ssl, server_side=server_side,
         server_hostname=server_hostname, ssl_handshake_timeout=ssl_handshake_timeout,
+        ssl_shutdown_timeout=ssl_shutdown_timeout,
     )  # fmt: skip
     writer._transport = new  # type: ignore[attr-defined]
     protocol._replace_writer(writer)
@@ -202,11 +210,12 @@ async def connect_tls(
     server_hostname: str | None,
     handshake_timeout: float | None,
     *args: Any,
+    shutdown_timeout: float | None = None,
     **kwargs: Any,
 ) -> tuple[asyncio.Transport, _P]:
     """A TLS client connection over any plain ``create_connection`` (netstack's, or the
     event loop's for ``HostStack`` with netstack's TLS): ``(transport, protocol)`` once the
-    handshake is done.
+    handshake is done; ``shutdown_timeout`` is asyncio's ``ssl_shutdown_timeout``.
 
     Raises:
         ssl.SSLError: the handshake failed (the TCP connection is closed).
@@ -221,6 +230,7 @@ async def connect_tls(
         tls = make_tls_protocol(
             loop, app, context, server_side=False, server_hostname=server_hostname or None,
             waiter=waiter, handshake_timeout=handshake_timeout,
+            shutdown_timeout=shutdown_timeout,
         )  # fmt: skip
         made.append((tls, app, waiter))
         return tls  # type: ignore[no-any-return]
@@ -240,6 +250,7 @@ def tls_server_factory(
     protocol_factory: Callable[[], asyncio.BaseProtocol],
     ssl: Any,
     handshake_timeout: float | None,
+    shutdown_timeout: float | None = None,
 ) -> Callable[[], asyncio.BaseProtocol]:
     """Wrap a server's protocol factory so that every connection speaks TLS first."""
     check_ssl(ssl, server_side=True)
@@ -248,6 +259,7 @@ def tls_server_factory(
         tls: asyncio.BaseProtocol = make_tls_protocol(
             loop, protocol_factory(), ssl, server_side=True, server_hostname=None,
             waiter=None, handshake_timeout=handshake_timeout,
+            shutdown_timeout=shutdown_timeout,
         )  # fmt: skip
         return tls
 

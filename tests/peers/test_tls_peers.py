@@ -143,6 +143,44 @@ def _whoami(who: list[str]) -> Any:
     return whoami
 
 
+async def test_openssl_starttls_smtp_against_netstack_servers(
+    tap_stack: Stack, tap_netns: TapSandbox, pki: Pki
+) -> None:
+    """``openssl s_client -starttls smtp`` against a netstack server that upgrades with
+    asyncio's own ``writer.start_tls()`` (on uvloop too, and with netstack's engine)."""
+    for engine, config in server_configs(pki):
+        lines: list[bytes] = []
+        server = await tap_stack.start_server(_smtp_with_starttls(config, lines), port=4433)
+        try:
+            out = await s_client(
+                tap_netns, pki, "-starttls", "smtp", "-quiet", data=b"NOOP over tls\n"
+            )
+        finally:
+            server.close()
+        assert "250 netstack read: NOOP over tls" in out, (engine, out)
+        assert lines == [b"NOOP over tls\n"], engine
+
+
+def _smtp_with_starttls(config: Any, lines: list[bytes]) -> Any:
+    """An SMTP-like server that offers STARTTLS, upgrades with ``writer.start_tls``, and
+    answers the first line read over TLS (noted in ``lines``)."""
+
+    async def smtp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 netstack.test ESMTP\r\n")
+        assert (await reader.readline()).upper().startswith(b"EHLO")
+        writer.write(b"250-netstack.test\r\n250 STARTTLS\r\n")
+        assert (await reader.readline()).upper().startswith(b"STARTTLS")
+        writer.write(b"220 2.0.0 ready to start TLS\r\n")
+        await writer.drain()
+        await writer.start_tls(config)
+        lines.append(await reader.readline())
+        writer.write(b"250 netstack read: " + lines[-1])
+        await writer.drain()
+        writer.close()
+
+    return smtp
+
+
 async def test_client_certificates_with_s_client(
     tap_stack: Stack, tap_netns: TapSandbox, pki: Pki
 ) -> None:
