@@ -15,7 +15,7 @@ $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test,lint,uvloop,tls]'
+	$(BIN)/python -m pip install -q -e '.[test,lint,uvloop,tls,ecosystem]'
 	touch $@ $(VENV)/.installed-demo
 
 demo: $(VENV)/.installed-demo

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .interface import Interface
     from .runner import run
     from .stack import Stack, StackConfig
+    from .switch import use
 
 __version__ = "0.1.0"
 
@@ -50,6 +51,7 @@ __all__ = [
     "StackServer",
     "__version__",
     "run",
+    "use",
 ]
 
 #: Where each name of the API is defined, imported when first asked for.
@@ -61,6 +63,7 @@ _LAZY = {
     "StackConfig": ".stack",
     "StackServer": ".contract",
     "run": ".runner",
+    "use": ".switch",
 }
 #: Subpackages reachable as attributes after a bare ``import netstack`` (``netstack.dns.serve``).
 _SUBMODULES = frozenset({"dhcp", "dns", "link", "testing", "tls"})

@@ -55,6 +55,7 @@ from .streams import (
     open_stream_connection,
     stream_server_factory,
 )
+from .switch import unpatched
 
 __all__ = ["HostServer", "HostStack"]
 
@@ -395,7 +396,9 @@ class HostStack:
         transport: asyncio.Transport
         protocol: _P
         try:
-            loop: Any = self.loop  # asyncio checks host/port/sock itself; typeshed is stricter
+            # The loop's own method, also under netstack.use(this stack); asyncio checks
+            # host/port/sock itself, typeshed is stricter.
+            create_connection: Any = unpatched(self.loop, "create_connection")
             if host is not None and (delay is not None or first_count or all_errors):
                 # The race runs here, on sockets; the winner becomes the connection.
                 sock = await self._race(
@@ -406,7 +409,7 @@ class HostStack:
                     server_hostname = host
                 host = port = local_addr = None
                 kwargs["sock"] = sock
-            transport, protocol = await loop.create_connection(
+            transport, protocol = await create_connection(
                 lambda: self._track(protocol_factory(), self._transports),
                 host,
                 port,
@@ -591,12 +594,15 @@ class HostStack:
         options: dict[str, Any] = dict(
             ssl=ssl, backlog=backlog, start_serving=start_serving, **kwargs
         )
+        # The loop's own method, also under netstack.use(this stack); typeshed's overloads
+        # forbid host and sock both None.
+        create_server: Any = unpatched(self.loop, "create_server")
         servers: list[asyncio.Server] = []
         if sock is None and host in (None, "") and port == 0 and "family" not in kwargs:
             listening = _dual_stack_sockets(kwargs.get("reuse_address"))
             try:
                 for one in listening:
-                    servers.append(await self.loop.create_server(factory, sock=one, **options))
+                    servers.append(await create_server(factory, sock=one, **options))
             except BaseException:
                 for started in servers:
                     started.close()
@@ -604,8 +610,7 @@ class HostStack:
                     one.close()
                 raise
         else:
-            loop: Any = self.loop  # typeshed's overloads forbid host and sock both None
-            servers.append(await loop.create_server(factory, host, port, sock=sock, **options))
+            servers.append(await create_server(factory, host, port, sock=sock, **options))
         host_server = HostServer(servers)
         try:
             for listening_socket in host_server.sockets:
@@ -691,8 +696,9 @@ class HostStack:
             local_addr, family = _wildcard_for(remote_host, family, local_addr[1])
         transport: asyncio.DatagramTransport
         protocol: _P
-        loop: Any = self.loop  # local_addr's host is a str by now; typeshed cannot tell
-        transport, protocol = await loop.create_datagram_endpoint(
+        # local_addr's host is a str by now; typeshed cannot tell
+        create_datagram_endpoint: Any = unpatched(self.loop, "create_datagram_endpoint")
+        transport, protocol = await create_datagram_endpoint(
             protocol_factory, local_addr=local_addr, remote_addr=remote_addr, family=family,
             proto=proto, flags=flags, reuse_port=reuse_port, allow_broadcast=allow_broadcast,
             sock=sock, **kwargs,
@@ -743,7 +749,8 @@ class HostStack:
             ClosedError: the stack is closed.
         """
         self._check_open()
-        infos = await self.loop.getaddrinfo(name, None, family=family, type=socket.SOCK_STREAM)
+        getaddrinfo = unpatched(self.loop, "getaddrinfo")
+        infos = await getaddrinfo(name, None, family=family, type=socket.SOCK_STREAM)
         out: list[str] = []
         for fam, _, _, _, sockaddr in sorted(infos, key=lambda i: i[0] != socket.AF_INET6):
             address = str(sockaddr[0])
@@ -755,7 +762,7 @@ class HostStack:
         try:
             ip = ipaddress.ip_address(host)
         except ValueError:
-            infos = await self.loop.getaddrinfo(host, None, type=socket.SOCK_RAW)
+            infos = await unpatched(self.loop, "getaddrinfo")(host, None, type=socket.SOCK_RAW)
             if not infos:
                 raise OSError(errno.EHOSTUNREACH, f"no address for {host}") from None
             family, _, _, _, sockaddr = infos[0]

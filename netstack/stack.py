@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import errno
 import functools
@@ -384,8 +385,10 @@ class Stack:
         return stack
 
     async def _start(self, iface: Interface) -> None:
+        # In a context of its own: the link's callbacks are the stack's, not those of the code
+        # that opened it (under netstack.use, say).
         iface.listen_task = self.loop.create_task(
-            self._listen(iface), name=f"netstack-rx-{iface.link!r}"
+            self._listen(iface), name=f"netstack-rx-{iface.link!r}", context=contextvars.Context()
         )
         # One turn of the loop: the task's first step registers the frame callback, so
         # nothing sent to this host from now on is missed.

@@ -35,8 +35,8 @@ DRIVER_IMPORTERS = frozenset(
         "netstack._typecheck",
     }
 )
-#: Shared by every driver (the machine timer).
-DRIVER_HELPERS = frozenset({"netstack.drivers.timer"})
+#: Shared by every driver (the machine timer, the socket-like stand-ins of the transports).
+DRIVER_HELPERS = frozenset({"netstack.drivers.timer", "netstack.drivers.sockets"})
 #: What the drivers are, by module.
 EXTRA_DRIVERS = frozenset({"netstack.tls.stream", "netstack.tls.driver"})
 #: The names a driver gives the stack it runs on.

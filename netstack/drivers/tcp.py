@@ -18,6 +18,17 @@ advances, ``mark`` being the offset in the received stream where the urgent data
 ``get_extra_info("urgent_mark")`` gives the latest mark (None before any), which, compared
 with the bytes read so far, says how much urgent data remains to be read.
 
+As on asyncio's own transports, a protocol's callbacks run in the :mod:`contextvars` context
+of the code that made the connection: a copy of the caller's for ``create_connection``, a copy
+of the server's (taken when it was created) for every connection a server accepts. Frames
+arrive in whatever context the link delivers them from (on an in-memory link, the sender's),
+so without this a server's handlers would see the context variables of whoever sent to it
+(:func:`netstack.use`'s choice of stack among them).
+
+``get_extra_info("socket")`` is a :class:`~netstack.drivers.sockets.TransportSocket`: names,
+family, and the options ``TCP_NODELAY``, ``SO_KEEPALIVE``, ``TCP_KEEPIDLE``,
+``TCP_KEEPINTVL``, ``TCP_KEEPCNT`` of this connection alone (:meth:`TcpTransport.set_options`).
+
 asyncio's loop methods take these transports as they take their own: a
 :class:`TcpTransport` is a flow-control transport that asyncio's ``loop.sendfile`` sends a
 file over (its fallback: the file in chunks, paced by ``pause_writing``/``resume_writing``)
@@ -33,6 +44,7 @@ transport and the protocol, with what arrived in between.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import errno
 import logging
 import socket
@@ -55,6 +67,7 @@ from ..proto.tcp.connection import (
     UrgentDataReceived,
 )
 from ..proto.tcp.layer import Listener, TcpLayer
+from .sockets import TCP_OPTIONS, TCP_SUPPORTED, TransportSocket, common_option, unsupported
 
 __all__ = [
     "Handshake",
@@ -82,6 +95,9 @@ class TcpCore(Core, Protocol):
 
 
 log = logging.getLogger("netstack.streams")
+
+#: What a transport or server that will call nothing more keeps as its context.
+_EMPTY_CONTEXT = contextvars.Context()
 
 #: Default water marks of the write buffer (unsent + unacknowledged bytes).
 HIGH_WATER = 256 * 1024
@@ -132,12 +148,19 @@ class TcpTransport(_FlowControlMixin):
         protocol: asyncio.BaseProtocol,
         *,
         server: Server | None = None,
+        context: contextvars.Context | None = None,
     ) -> None:
         super().__init__(None, stack.loop)
         self._stack = stack
         self._conn = conn
         self._protocol = protocol
         self._server = server
+        #: Where the protocol's callbacks run (see the module's docstring); entered once,
+        #: not again by a callback that makes the connection report more (an abort).
+        self._context = context if context is not None else contextvars.copy_context()
+        self._in_context = False
+        self._socket: TransportSocket | None = None
+        self._reuse_address = 0
         conn.user = self
         self._closing = False
         self._lost = False
@@ -154,6 +177,18 @@ class TcpTransport(_FlowControlMixin):
 
     # -- events from the TCP layer ------------------------------------------------------------
     def tcp_event(self, event: Event) -> None:
+        """Hand one event of the connection to the protocol, in the connection's context
+        (entered once: an event a callback causes on its own connection is handled inside)."""
+        if self._in_context:
+            self._event(event)
+            return
+        self._in_context = True
+        try:
+            self._context.run(self._event, event)
+        finally:
+            self._in_context = False
+
+    def _event(self, event: Event) -> None:
         if (self._held or not self._reading) and isinstance(event, _IN_ORDER):
             # Reading was paused in this burst (asyncio's promise: no data_received after
             # pause_reading() returns); the connection holds whatever comes later.
@@ -201,12 +236,22 @@ class TcpTransport(_FlowControlMixin):
             self._wake_space_waiters()
         if self._protocol_paused and self._conn.buffered <= self._low_water:
             self._protocol_paused = False
+            if self._in_context:
+                self._resume_writing()
+                return
+            self._in_context = True
             try:
-                self._protocol.resume_writing()
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal error: protocol.resume_writing() failed")
+                self._context.run(self._resume_writing)
+            finally:
+                self._in_context = False
+
+    def _resume_writing(self) -> None:
+        try:
+            self._protocol.resume_writing()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.resume_writing() failed")
 
     def _connection_lost(self, exc: Exception | None) -> None:
         if self._lost:
@@ -218,7 +263,7 @@ class TcpTransport(_FlowControlMixin):
         if self._server is not None:
             self._server._detach(self)
         if self._connected:
-            self._loop.call_soon(self._call_connection_lost, exc)
+            self._loop.call_soon(self._call_connection_lost, exc, context=self._context)
 
     def _call_connection_lost(self, exc: Exception | None) -> None:
         try:
@@ -234,6 +279,9 @@ class TcpTransport(_FlowControlMixin):
                     "protocol": self._protocol,
                 }
             )
+        finally:
+            # Nothing more will be called: let go of what the context holds.
+            self._context = _EMPTY_CONTEXT
 
     def _fatal_error(self, exc: BaseException, message: str) -> None:
         self._loop.call_exception_handler(
@@ -396,7 +444,17 @@ class TcpTransport(_FlowControlMixin):
         self._reading = True
         # Held data is delivered on the next turn of the loop, never from inside this call:
         # asyncio's StreamReader resumes reading and only then sets up its waiter.
-        self._loop.call_soon(self._resume_now)
+        self._loop.call_soon(self._resume_in_context)
+
+    def _resume_in_context(self) -> None:
+        if self._in_context:
+            self._resume_now()
+            return
+        self._in_context = True
+        try:
+            self._context.run(self._resume_now)
+        finally:
+            self._in_context = False
 
     def _resume_now(self) -> None:
         held = self._held
@@ -476,7 +534,67 @@ class TcpTransport(_FlowControlMixin):
             return conn.urgent_mark
         if name == "stack":
             return self._stack
+        if name == "socket":
+            if self._socket is None:
+                self._socket = TransportSocket(self, socket.SOCK_STREAM)
+            return self._socket
         return default
+
+    # -- options (what get_extra_info("socket").setsockopt reaches) --------------------------
+    def set_options(
+        self,
+        *,
+        nodelay: bool | None = None,
+        keepalive: bool | None = None,
+        keepalive_idle: float | None = None,
+        keepalive_interval: float | None = None,
+        keepalive_count: int | None = None,
+    ) -> None:
+        """Change this connection's options (those of ``TcpConfig`` with these names): Nagle
+        off (``TCP_NODELAY``: what it held goes out now), keep-alive and its timings.
+
+        Raises:
+            ValueError: a time that is not positive, or fewer than one probe.
+        """
+        given = {
+            "nodelay": nodelay, "keepalive": keepalive, "keepalive_idle": keepalive_idle,
+            "keepalive_interval": keepalive_interval, "keepalive_count": keepalive_count,
+        }  # fmt: skip
+        changes = {name: value for name, value in given.items() if value is not None}
+        if not changes or self._lost:
+            return
+        now = self._loop.time()
+        self._conn.set_options(now, **changes)
+        self._stack.tcp.call(self._conn, now)
+        self._stack.touch()
+
+    def set_socket_option(self, level: int, option: int, value: int) -> None:
+        """``setsockopt`` of :class:`~netstack.drivers.sockets.TransportSocket`."""
+        field = TCP_OPTIONS.get((level, option))
+        if field is not None:
+            changes: dict[str, Any] = {field: value}
+            if field in ("nodelay", "keepalive"):
+                changes[field] = bool(value)
+            self.set_options(**changes)
+        elif (level, option) == (socket.SOL_SOCKET, socket.SO_REUSEADDR):
+            self._reuse_address = int(bool(value))
+        else:
+            raise unsupported(level, option, TCP_SUPPORTED)
+
+    def get_socket_option(self, level: int, option: int) -> int:
+        """``getsockopt`` of :class:`~netstack.drivers.sockets.TransportSocket`."""
+        field = TCP_OPTIONS.get((level, option))
+        if field is not None:
+            return int(getattr(self._conn.config, field))
+        key = (level, option)
+        if key == (socket.SOL_SOCKET, socket.SO_REUSEADDR):
+            return self._reuse_address
+        if key == (socket.IPPROTO_TCP, socket.TCP_MAXSEG):
+            return int(self._conn.mss)
+        common = common_option(level, option, self.get_extra_info("sockname"), socket.SOCK_STREAM)
+        if common is None:
+            raise unsupported(level, option, TCP_SUPPORTED)
+        return common
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         return self._protocol
@@ -537,6 +655,9 @@ class Server(asyncio.AbstractServer):
         self._transports: set[TcpTransport] = set()
         self._waiters: list[asyncio.Future[None]] | None = []
         self._serving_forever: asyncio.Future[None] | None = None
+        #: The context of the code that made the server: each connection's protocol is made
+        #: and called in a copy of it (asyncio's servers do the same).
+        self._context = contextvars.copy_context()
         if start_serving:
             self._start()
 
@@ -558,14 +679,15 @@ class Server(asyncio.AbstractServer):
             raise
 
     def _accept(self, conn: TcpConnection) -> bool:
+        context = self._context.copy()
         try:
-            protocol = self._factory()
+            protocol = context.run(self._factory)
         except Exception as exc:
             self._loop.call_exception_handler(
                 {"message": "protocol_factory raised", "exception": exc}
             )
             return False
-        TcpTransport(self._stack, conn, protocol, server=self)
+        TcpTransport(self._stack, conn, protocol, server=self, context=context)
         return True
 
     def _attach(self, transport: TcpTransport) -> None:
@@ -604,6 +726,9 @@ class Server(asyncio.AbstractServer):
         open_listeners = [listener for listener in self._listeners if not listener.closed]
         for listener in open_listeners:
             self._stack.tcp.unlisten(listener)
+        if self._listeners:
+            # No connection will be accepted any more: let go of what the context holds.
+            self._context = _EMPTY_CONTEXT
         if open_listeners:
             self._stack.touch()
         if self._serving_forever is not None and not self._serving_forever.done():

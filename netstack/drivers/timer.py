@@ -6,11 +6,16 @@ when the timer fires the machines get ``now`` clamped to the deadline it was arm
 event loop may fire a timer a little early (uvloop's clock and timers tick in whole
 milliseconds), and a machine handed a ``now`` just short of its deadline would do nothing and
 ask for the same deadline again.
+
+The timer fires in a :mod:`contextvars` context of its own, never in that of whichever
+application code happened to make the machines ask for a deadline (``netstack.use``'s choice
+of stack would otherwise live on in the timer for as long as it is re-armed).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import math
 from collections.abc import Callable
 
@@ -25,12 +30,13 @@ class MachineTimer:
         fire: called with ``now`` (at least the deadline) when the timer expires.
     """
 
-    __slots__ = ("_loop", "_fire", "_handle", "at")
+    __slots__ = ("_loop", "_fire", "_handle", "_context", "at")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, fire: Callable[[float], None]) -> None:
         self._loop = loop
         self._fire = fire
         self._handle: asyncio.TimerHandle | None = None
+        self._context = contextvars.Context()
         #: The deadline armed for; ``math.inf`` when not armed.
         self.at = math.inf
 
@@ -62,7 +68,7 @@ class MachineTimer:
 
     def _arm(self, at: float) -> None:
         self.at = at
-        self._handle = self._loop.call_at(at, self._expired)
+        self._handle = self._loop.call_at(at, self._expired, context=self._context)
 
     def _expired(self) -> None:
         self._handle = None

@@ -7,12 +7,19 @@ for a connected endpoint reach ``protocol.error_received``; misuse of the API (b
 port out of range, a closed endpoint) raises at the call. A link-local IPv6 peer needs its
 interface: a zone in the host (``"fe80::1%eth1"``) or the scope id of a 4-tuple names it, and a
 datagram from one arrives with its interface as the scope id, as a socket reports it.
+
+The protocol's callbacks run in a copy of the :mod:`contextvars` context of the code that made
+the endpoint, as on asyncio's transports (see :mod:`netstack.drivers.tcp`).
+``get_extra_info("socket")`` is a :class:`~netstack.drivers.sockets.TransportSocket` whose
+``SO_BROADCAST`` is the endpoint's ``allow_broadcast``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import errno
+import socket
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -21,6 +28,7 @@ from ..core import Core
 from ..errors import ClosedError
 from ..proto.ip.dual import DualIP
 from ..proto.udp.layer import UdpLayer
+from .sockets import UDP_SUPPORTED, TransportSocket, common_option, unsupported
 
 __all__ = ["DatagramTransport", "UdpCore"]
 
@@ -67,23 +75,45 @@ class DatagramTransport(asyncio.DatagramTransport):
         self.remote_scope = remote_scope
         self._allow_broadcast = allow_broadcast
         self._closing = False
+        self._context = contextvars.copy_context()
+        self._in_context = False
+        self._socket: TransportSocket | None = None
+        self._reuse_address = 0
 
     # -- the UDP layer's Endpoint interface ----------------------------------------------------
     def deliver(self, data: memoryview, src: bytes, port: int, ifindex: int = 0) -> None:
         if self._closing:
             return
+        self._in_own_context(self._datagram_received, bytes(data), sockaddr(src, port, ifindex))
+
+    def _datagram_received(self, data: bytes, addr: Any) -> None:
         try:
-            self._protocol.datagram_received(bytes(data), sockaddr(src, port, ifindex))
+            self._protocol.datagram_received(data, addr)
         except Exception as exc:
             self._report(exc, "datagram_received")
 
     def error(self, exc: OSError) -> None:
         if self._closing:
             return
+        self._in_own_context(self._error_received, exc)
+
+    def _error_received(self, exc: OSError) -> None:
         try:
             self._protocol.error_received(exc)
         except Exception as inner:
             self._report(inner, "error_received")
+
+    def _in_own_context(self, callback: Callable[..., None], *args: Any) -> None:
+        """Call the protocol in the endpoint's context (entered once: an error a callback's
+        own ``sendto`` reports comes back here while it is entered)."""
+        if self._in_context:
+            callback(*args)
+            return
+        self._in_context = True
+        try:
+            self._context.run(callback, *args)
+        finally:
+            self._in_context = False
 
     def _report(self, exc: BaseException, what: str) -> None:
         self._loop.call_exception_handler(
@@ -162,7 +192,8 @@ class DatagramTransport(asyncio.DatagramTransport):
         self._stack.udp.unbind(self)
         if self._on_closed is not None:
             self._on_closed(self)
-        self._loop.call_soon(self._protocol.connection_lost, None)
+        self._loop.call_soon(self._protocol.connection_lost, None, context=self._context)
+        self._context = contextvars.Context()  # nothing more will be called in it
 
     def abort(self) -> None:
         self.close()
@@ -179,7 +210,31 @@ class DatagramTransport(asyncio.DatagramTransport):
             return sockaddr(*self.remote, self.remote_scope) if self.remote else default
         if name == "stack":
             return self._stack
+        if name == "socket":
+            if self._socket is None:
+                self._socket = TransportSocket(self, socket.SOCK_DGRAM)
+            return self._socket
         return default
+
+    def set_socket_option(self, level: int, option: int, value: int) -> None:
+        """``setsockopt`` of :class:`~netstack.drivers.sockets.TransportSocket`."""
+        if (level, option) == (socket.SOL_SOCKET, socket.SO_BROADCAST):
+            self._allow_broadcast = bool(value)
+        elif (level, option) == (socket.SOL_SOCKET, socket.SO_REUSEADDR):
+            self._reuse_address = int(bool(value))
+        else:
+            raise unsupported(level, option, UDP_SUPPORTED)
+
+    def get_socket_option(self, level: int, option: int) -> int:
+        """``getsockopt`` of :class:`~netstack.drivers.sockets.TransportSocket`."""
+        if (level, option) == (socket.SOL_SOCKET, socket.SO_BROADCAST):
+            return int(self._allow_broadcast)
+        if (level, option) == (socket.SOL_SOCKET, socket.SO_REUSEADDR):
+            return self._reuse_address
+        common = common_option(level, option, self.get_extra_info("sockname"), socket.SOCK_DGRAM)
+        if common is None:
+            raise unsupported(level, option, UDP_SUPPORTED)
+        return common
 
     def get_write_buffer_size(self) -> int:
         return 0  # datagrams are handed to the link at once, never buffered here

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import logging
 import secrets
 from collections.abc import Callable, Sequence
@@ -278,7 +279,10 @@ class QueuedTransmitter:
             return
         self._queue.append(frame)
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            # A context of its own, not that of the code whose frame happened to go first.
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), context=contextvars.Context()
+            )
         self._wakeup.set()
 
     async def _run(self) -> None:

@@ -1,9 +1,11 @@
 """The machine timer every driver uses (netstack.drivers.timer), on a scripted loop: a
-deadline reached early by the loop's clock still reaches the machine as its deadline."""
+deadline reached early by the loop's clock still reaches the machine as its deadline, and the
+timer fires in a context of its own, not in that of the code that armed it."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import math
 from typing import Any, cast
 
@@ -11,8 +13,10 @@ from netstack.drivers.timer import MachineTimer
 
 
 class Handle:
-    def __init__(self, loop: ScriptedLoop, when: float, callback: Any) -> None:
-        self.loop, self.when, self.callback = loop, when, callback
+    def __init__(
+        self, loop: ScriptedLoop, when: float, callback: Any, context: contextvars.Context
+    ) -> None:
+        self.loop, self.when, self.callback, self.context = loop, when, callback, context
         self.cancelled = False
 
     def cancel(self) -> None:
@@ -20,7 +24,8 @@ class Handle:
 
 
 class ScriptedLoop:
-    """``time()`` and ``call_at()`` only; the test says when a handle fires."""
+    """``time()`` and ``call_at()`` only (as asyncio's: the callback runs in ``context``, by
+    default a copy of the caller's); the test says when a handle fires."""
 
     def __init__(self) -> None:
         self.now = 0.0
@@ -29,8 +34,12 @@ class ScriptedLoop:
     def time(self) -> float:
         return self.now
 
-    def call_at(self, when: float, callback: Any) -> Handle:
-        handle = Handle(self, when, callback)
+    def call_at(
+        self, when: float, callback: Any, *, context: contextvars.Context | None = None
+    ) -> Handle:
+        handle = Handle(
+            self, when, callback, context if context is not None else contextvars.copy_context()
+        )
         self.handles.append(handle)
         return handle
 
@@ -42,7 +51,7 @@ class ScriptedLoop:
         [handle] = [h for h in self.handles if not h.cancelled]
         self.handles.remove(handle)
         self.now = at
-        handle.callback()
+        handle.context.run(handle.callback)
 
 
 def make() -> tuple[ScriptedLoop, MachineTimer, list[float]]:
@@ -99,3 +108,20 @@ def test_cancel() -> None:
     timer.rearm(1.0)
     timer.cancel()
     assert loop.pending() == [] and timer.at == math.inf and fired == []
+
+
+def test_fires_in_a_context_of_its_own() -> None:
+    """What the code that armed the timer had in its context variables (netstack.use's
+    choice of stack, say) is not what the machines run in, nor kept by the timer."""
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="none")
+    loop = ScriptedLoop()
+    seen: list[str] = []
+    timer = MachineTimer(cast(asyncio.AbstractEventLoop, loop), lambda now: seen.append(var.get()))
+
+    def arm() -> None:
+        var.set("the caller's")
+        timer.rearm(1.0)
+
+    contextvars.copy_context().run(arm)
+    loop.fire(1.0)
+    assert seen == ["none"]

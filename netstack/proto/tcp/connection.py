@@ -816,6 +816,44 @@ class TcpConnection:
             if diff(self._advertisable_edge(), self._rcv_adv) > 0:
                 self._send_ack(now)
 
+    #: The options a user may change on an open connection (what ``setsockopt`` reaches).
+    OPTIONS = frozenset(
+        {"nodelay", "keepalive", "keepalive_idle", "keepalive_interval", "keepalive_count"}
+    )
+
+    def set_options(self, now: float, **changes: Any) -> None:
+        """Change options of this connection alone (``TCP_NODELAY``, ``SO_KEEPALIVE``,
+        ``TCP_KEEPIDLE``, ``TCP_KEEPINTVL``, ``TCP_KEEPCNT``), as ``setsockopt`` does.
+
+        Turning Nagle off sends what it was holding back, as Linux does. Keep-alive
+        (RFC 9293 3.8.4, RFC 1122 4.2.3.6) starts counting the idle time from now; turning
+        it off stops the probes.
+
+        Raises:
+            TypeError: an option not in :attr:`OPTIONS`.
+            ValueError: a time that is not positive, or fewer than one probe.
+        """
+        unknown = set(changes) - self.OPTIONS
+        if unknown:
+            raise TypeError(f"not a connection option: {', '.join(sorted(unknown))}")
+        for name in ("keepalive_idle", "keepalive_interval"):
+            if name in changes and not changes[name] > 0:
+                raise ValueError(f"{name} must be positive, got {changes[name]!r}")
+        count = changes.get("keepalive_count", 1)
+        if count < 1:
+            raise ValueError(f"keepalive_count must be at least 1, got {count!r}")
+        old = self.config
+        self.config = new = dataclasses.replace(old, **changes)
+        if not new.keepalive:
+            self._keepalive_at = None
+            self._keepalive_probes = 0
+        elif self.state in SYNCHRONIZED and self.state is not State.TIME_WAIT:
+            if not old.keepalive or new.keepalive_idle != old.keepalive_idle:
+                self._keepalive_probes = 0
+                self._keepalive_at = now + new.keepalive_idle
+        if new.nodelay and not old.nodelay and self.state in _SENDING:
+            self._push(now)
+
     # == segment arrival (RFC 9293 3.10.7) ========================================================
     def receive(
         self,

@@ -525,6 +525,62 @@ def test_traffic_postpones_keepalive() -> None:
     assert [s.seq for s in out] == [BASE - 1]
 
 
+# -- options changed on an open connection (setsockopt) ----------------------------------------
+
+
+def test_keepalive_turned_on_later_probes_after_the_idle_time() -> None:
+    """SO_KEEPALIVE on an established connection: the idle time counts from then, with the
+    connection's own timings (TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT)."""
+    p = open_active(PLAIN)
+    conn = p.conn
+    assert conn.poll_at() is None
+    conn.set_options(5.0, keepalive=True, keepalive_idle=10.0, keepalive_interval=2.0,
+                     keepalive_count=2)  # fmt: skip
+    assert conn.poll_at() == pytest.approx(15.0)
+    out = p.run_timers(17.0)
+    assert [(s.seq, s.payload) for s in out] == [(BASE - 1, b""), (BASE - 1, b"")]
+    p.tick(conn.poll_at())
+    assert p.now == pytest.approx(19.0)
+    assert conn.state is State.CLOSED
+    (ev,) = events(conn)
+    assert isinstance(ev, ConnectionReset) and isinstance(ev.error, TimeoutError)
+
+
+def test_keepalive_turned_off_stops_the_probes() -> None:
+    p = open_active(KA)
+    conn = p.conn
+    p.tick(conn.poll_at())  # one probe out
+    conn.set_options(p.now, keepalive=False)
+    assert conn.poll_at() is None
+    p.run_timers(100_000.0)
+    assert conn.state is State.ESTABLISHED
+
+
+def test_nodelay_turned_on_sends_what_nagle_held() -> None:
+    """TCP_NODELAY set while Nagle holds a small segment sends it at once (as Linux's
+    tcp_push_pending_frames on setsockopt)."""
+    p = open_active(PLAIN)
+    conn = p.conn
+    conn.send(b"a" * 10, 1.0)
+    assert payloads(drain(conn)) == [(0, 10)]
+    conn.send(b"b" * 10, 1.0)
+    assert drain(conn) == []  # held: a small segment is unacknowledged
+    conn.set_options(1.0, nodelay=True)
+    assert payloads(drain(conn)) == [(10, 10)]
+    assert conn.config.nodelay and not PLAIN.nodelay  # this connection's alone
+
+
+def test_set_options_refuses_what_it_cannot_do() -> None:
+    conn = open_active(PLAIN).conn
+    with pytest.raises(TypeError):
+        conn.set_options(1.0, recv_buffer=1)
+    with pytest.raises(ValueError):
+        conn.set_options(1.0, keepalive_idle=0)
+    with pytest.raises(ValueError):
+        conn.set_options(1.0, keepalive_count=0)
+    assert conn.config == PLAIN
+
+
 # -- the out-of-order queue --------------------------------------------------------------------
 
 
