@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from . import tls as tls
     from .contract import NetworkStack, StackServer
     from .host import HostStack
+    from .interface import Interface
     from .runner import run
     from .stack import Stack, StackConfig
     from .switch import use
@@ -38,6 +39,7 @@ __all__ = [
     "AddressInUseError",
     "ClosedError",
     "HostStack",
+    "Interface",
     "LinkError",
     "MessageTooLargeError",
     "NetstackError",
@@ -55,6 +57,7 @@ __all__ = [
 #: Where each name of the API is defined, imported when first asked for.
 _LAZY = {
     "HostStack": ".host",
+    "Interface": ".interface",
     "NetworkStack": ".contract",
     "Stack": ".stack",
     "StackConfig": ".stack",

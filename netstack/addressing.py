@@ -13,14 +13,17 @@ from typing import Any
 __all__ = [
     "InterfaceAddress",
     "InterfaceAddress6",
+    "Route",
     "format_ip",
     "format_ipv4",
     "parse_ip",
     "parse_ip_interface",
+    "parse_ip_network",
     "parse_ipv4",
     "parse_ipv4_interface",
     "parse_port",
     "sockaddr",
+    "split_zone",
 ]
 
 ANY4 = b"\x00\x00\x00\x00"
@@ -45,9 +48,18 @@ def format_ipv4(ip: bytes) -> str:
     return socket.inet_ntoa(ip)
 
 
+def split_zone(host: str) -> tuple[str, str | None]:
+    """``"fe80::1%eth1"`` -> ``("fe80::1", "eth1")``: an IPv6 literal and its zone (RFC 4007
+    11), which names the interface of a link-local address; None without one."""
+    if ":" in host and "%" in host:
+        literal, zone = host.split("%", 1)
+        return literal, zone
+    return host, None
+
+
 def parse_ip(host: object, *, what: str = "address") -> bytes:
     """An IPv4 (4 bytes) or IPv6 (16 bytes) literal. A zone (``fe80::1%eth0``) is accepted
-    and ignored: a stack has one link.
+    and not returned (:func:`split_zone` reads it).
 
     Raises:
         ValueError: not a string holding an IP address.
@@ -72,12 +84,16 @@ def format_ip(ip: bytes) -> str:
     return socket.inet_ntoa(ip) if len(ip) == 4 else socket.inet_ntop(socket.AF_INET6, ip)
 
 
-def sockaddr(ip: bytes, port: int) -> tuple[str, int] | tuple[str, int, int, int]:
+def sockaddr(
+    ip: bytes, port: int, scope_id: int = 0
+) -> tuple[str, int] | tuple[str, int, int, int]:
     """The address tuple asyncio's sockets give: ``(host, port)`` for IPv4,
-    ``(host, port, flowinfo, scope_id)`` for IPv6."""
+    ``(host, port, flowinfo, scope_id)`` for IPv6; the scope (the index of the interface)
+    only for a link-local address, as Linux gives it."""
     if len(ip) == 4:
         return (socket.inet_ntoa(ip), port)
-    return (socket.inet_ntop(socket.AF_INET6, ip), port, 0, 0)
+    link_local = ip[0] == 0xFE and ip[1] & 0xC0 == 0x80
+    return (socket.inet_ntop(socket.AF_INET6, ip), port, 0, scope_id if link_local else 0)
 
 
 def parse_port(port: object, *, allow_zero: bool = True) -> int:
@@ -117,6 +133,20 @@ def parse_ipv4_interface(text: object) -> ipaddress.IPv4Interface:
     return iface
 
 
+def parse_ip_network(text: object) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """``"198.18.9.0/24"`` or ``"fd00:9::/64"`` (host bits must be zero).
+
+    Raises:
+        ValueError: anything else.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"a network must be a string like '198.18.9.0/24', got {text!r}")
+    try:
+        return ipaddress.ip_network(text)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a network: {exc}") from None
+
+
 def parse_ip_interface(text: object) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
     """``"a.b.c.d/len"`` or ``"fd00::2/64"`` (a bare IPv6 address means /128).
 
@@ -142,11 +172,20 @@ class InterfaceAddress6(ipaddress.IPv6Interface):
 
     state: str
     origin: str
+    #: The name of the stack's interface the address is on.
+    interface: str | None
 
-    def __init__(self, address: Any, state: str = "preferred", origin: str = "static") -> None:
+    def __init__(
+        self,
+        address: Any,
+        state: str = "preferred",
+        origin: str = "static",
+        interface: str | None = None,
+    ) -> None:
         super().__init__(address)
         self.state = state
         self.origin = origin
+        self.interface = interface
 
     def __repr__(self) -> str:
         return f"InterfaceAddress6('{self}', state='{self.state}', origin='{self.origin}')"
@@ -158,10 +197,63 @@ class InterfaceAddress(ipaddress.IPv4Interface):
     through "tentative" and "deprecated")."""
 
     state: str
+    #: The name of the stack's interface the address is on.
+    interface: str | None
 
-    def __init__(self, address: Any, state: str = "preferred") -> None:
+    def __init__(
+        self, address: Any, state: str = "preferred", interface: str | None = None
+    ) -> None:
         super().__init__(address)
         self.state = state
+        self.interface = interface
 
     def __repr__(self) -> str:
         return f"InterfaceAddress('{self}', state='{self.state}')"
+
+
+class Route(tuple):  # type: ignore[type-arg]
+    """One route of the stack: ``(network, gateway, source)`` as before there were several
+    interfaces (a 3-tuple still: code that unpacks three names keeps working), with the
+    ``interface`` it leaves by (its name; None where the stack finds it when sending) and
+    its ``metric`` as attributes. ``gateway`` is None for an on-link route; ``source`` is the
+    address a connected route belongs to."""
+
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network
+    gateway: ipaddress.IPv4Address | ipaddress.IPv6Address | None
+    source: ipaddress.IPv4Address | ipaddress.IPv6Address | None
+    interface: str | None
+    metric: int
+
+    def __new__(
+        cls,
+        network: ipaddress.IPv4Network | ipaddress.IPv6Network,
+        gateway: ipaddress.IPv4Address | ipaddress.IPv6Address | None,
+        source: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None,
+        interface: str | None = None,
+        metric: int = 0,
+    ) -> Route:
+        self = super().__new__(cls, (network, gateway, source))
+        self.network, self.gateway, self.source = network, gateway, source
+        self.interface = interface
+        self.metric = metric
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Route):
+            return tuple.__eq__(self, other) and (self.interface, self.metric) == (
+                other.interface,
+                other.metric,
+            )
+        return tuple.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash((tuple(self), self.interface, self.metric))
+
+    def __repr__(self) -> str:
+        return (
+            f"Route(network={self.network!r}, gateway={self.gateway!r}, "
+            f"source={self.source!r}, interface={self.interface!r}, metric={self.metric})"
+        )

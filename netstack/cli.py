@@ -177,10 +177,16 @@ async def _demo(pcap: str | None, seed: int) -> int:
             if pcap and name == "alpha":
                 link = capture = PcapLink(link, pcap)
             links.append(link)
-        # Opened together: each waits for IPv6 duplicate address detection (RFC 4862 5.4).
-        # No router answers on this network, so one router solicitation each, sent at once:
-        # no frame later on depends on the clock, and the lossy part below replays exactly.
-        config = StackConfig(ipv6=IPv6Config(addrconf=AddrconfConfig(max_rtr_solicitations=1)))
+        # Opened together: each waits for IPv6 duplicate address detection (RFC 4862 5.4),
+        # its waits shortened for a memory network. No router answers on this network, so one
+        # router solicitation each, sent at once: no frame later on depends on the clock, and
+        # the lossy part below replays exactly.
+        config = StackConfig(
+            ipv6=IPv6Config(
+                addrconf=AddrconfConfig(max_rtr_solicitations=1, retrans_timer=0.1,
+                                        max_rtr_solicitation_delay=0.1)
+            )
+        )  # fmt: skip
         opened = await asyncio.gather(
             *(
                 Stack.open(link, ipv4=f"198.18.0.{i}/24", ipv6=f"fd00:198:18::{i}/64",
@@ -355,6 +361,54 @@ async def _demo(pcap: str | None, seed: int) -> int:
         await writer.wait_closed()
         report.line(f"beta's echo server listens on {echo6.addresses}")
         echo6.close()
+
+        report.section("Several interfaces: alpha joins a second network, epsilon is on it")
+        near, far = MemoryLink.pair()
+        # epsilon opens while alpha adds the interface: both wait for IPv6 DAD at once.
+        epsilon, eth1 = await asyncio.gather(
+            Stack.open(far, ipv4="198.18.2.2/24", ipv6="fd00:198:2::2/64", hostname="epsilon",
+                       config=config),
+            alpha.add_interface(near, ipv4="198.18.2.1/24", ipv6="fd00:198:2::1/64"),
+        )  # fmt: skip
+        hosts["epsilon"] = epsilon
+        for iface in alpha.interfaces:
+            shown = ", ".join(str(a) for a in iface.addresses if not a.ip.is_link_local)
+            report.line(f"alpha {iface.name} (index {iface.index}) {iface.mac}  {shown}")
+        for target, who in (
+            ("198.18.0.2", "beta"),
+            ("198.18.2.2", "epsilon"),
+            ("fd00:198:18::2", "beta"),
+            ("fd00:198:2::2", "epsilon"),
+        ):
+            before = {i.name: i.stats()["link"]["tx_packets"] for i in alpha.interfaces}
+            rtt = await alpha.ping(target)
+            out_of = [
+                i.name for i in alpha.interfaces if i.stats()["link"]["tx_packets"] > before[i.name]
+            ]
+            # Like connect(2) on a UDP socket: the source address the stack picks for it.
+            probe, _ = await alpha.create_datagram_endpoint(
+                asyncio.DatagramProtocol, remote_addr=(target, 9)
+            )
+            source = probe.get_extra_info("sockname")[0]
+            probe.close()
+            report.line(f"ping alpha -> {who:7} {target:15} out of {'+'.join(out_of)}, "
+                        f"from {source}: {_ms(rtt)}")  # fmt: skip
+        epsilon_ll = next(
+            str(a.ip) for a in epsilon.addresses if a.version == 6 and a.ip.is_link_local
+        )
+        rtt = await alpha.ping(f"{epsilon_ll}%{eth1.name}")
+        report.line(f"ping alpha -> {epsilon_ll}%{eth1.name} (link-local, zone): {_ms(rtt)}")
+        echo_far = await epsilon.start_server(_tcp_echo, port=7)
+        reader, writer = await alpha.open_connection("198.18.2.2", 7)
+        writer.write(b"hello across eth1\n")
+        line = await asyncio.wait_for(reader.readline(), 2.0)
+        sock = writer.get_extra_info("sockname")
+        report.line(f"TCP echo alpha {sock[0]}:{sock[1]} -> epsilon: {line!r}")
+        writer.close()
+        await writer.wait_closed()
+        echo_far.close()
+        routes = [f"{r.network} {r.interface}" for r in alpha.routes if r.network.version == 4]
+        report.line(f"alpha's IPv4 routes: {', '.join(routes)}")
 
         report.section("DHCP (RFC 2131) and DNS (RFC 1035): gamma serves both, delta joins")
         zone = {

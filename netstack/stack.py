@@ -1,14 +1,21 @@
-"""The :class:`Stack`: netstack's layers composed over one link, driven by asyncio.
+"""The :class:`Stack`: netstack's layers composed over one link or several, driven by asyncio.
 
 This module is the composition root. Layering follows MirageOS: each layer is handed the
 layers below it (Ethernet over the link, ARP and IPv4 over Ethernet, ICMP, UDP and TCP over
-IPv4 and IPv6), and every callback between layers, or from a layer up to a driver, is set in
-one place (:meth:`Stack._wire`). The layers are sans-IO; the drivers (:mod:`netstack.drivers`:
-TCP, UDP, ping, DHCP) turn them into asyncio objects and are typed against the narrow
-protocols of :mod:`netstack.core`, which the stack satisfies. The stack owns one receive loop
-on the link and one timer (:class:`~netstack.drivers.timer.MachineTimer`) re-armed from the
-layers' ``poll_at()`` once per turn of the event loop in which something happened; the layer
-registry serves statistics and deadlines alike.
+IPv4 and IPv6, TCP and UDP through the one dual-family facade), and every callback between
+layers, or from a layer up to a driver, is set in one place (:meth:`Stack._wire`, and
+:meth:`Stack._wire_link` for what belongs to one interface). The layers are sans-IO; the
+drivers (:mod:`netstack.drivers`: TCP, UDP, ping, DHCP) turn them into asyncio objects and are
+typed against the narrow protocols of :mod:`netstack.core`, which the stack satisfies. The
+stack owns one receive loop per interface and one timer
+(:class:`~netstack.drivers.timer.MachineTimer`) re-armed from the layers' ``poll_at()`` once
+per turn of the event loop in which something happened; the layer registry serves statistics
+and deadlines alike.
+
+A stack has one interface or more (:class:`~netstack.interface.Interface`): each a link with
+its Ethernet layer, ARP and neighbour caches, addresses, and IPv6 address configuration and
+MLD. The IPv4 and IPv6 layers serve them all, with one routing table each (longest prefix,
+then lowest metric), and tell the layers above on which interface each packet came in.
 
 The receive path is plain calls: link callback -> Ethernet -> IPv4 -> UDP -> the protocol's
 ``datagram_received``. Sending is plain calls too, down to the link's ``transmit`` when it has
@@ -38,13 +45,16 @@ from .addressing import (
     ANY6,
     InterfaceAddress,
     InterfaceAddress6,
+    Route,
     format_ip,
     format_ipv4,
     parse_ip,
     parse_ip_interface,
+    parse_ip_network,
     parse_ipv4,
     parse_ipv4_interface,
     parse_port,
+    split_zone,
 )
 from .core import Rng
 from .drivers import tcp as tcp_driver
@@ -53,6 +63,7 @@ from .drivers.tcp import Server
 from .drivers.timer import MachineTimer
 from .drivers.udp import DatagramTransport
 from .errors import AddressInUseError, ClosedError, LinkError
+from .interface import Interface, link_stats
 from .link.base import Link, QueuedTransmitter
 from .proto.arp.layer import ArpLayer
 from .proto.dhcp.client import DhcpClientConfig
@@ -60,15 +71,17 @@ from .proto.ethernet.layer import EthernetLayer
 from .proto.ethernet.wire import EtherType
 from .proto.icmp.layer import IcmpConfig, IcmpLayer
 from .proto.icmpv6.layer import Icmp6Config, Icmp6Layer
-from .proto.ipv4.layer import IPv4Config, IPv4Layer, RouteEntry
+from .proto.ip.dual import DualIP
+from .proto.ipv4.layer import IPv4Config, IPv4Layer
 from .proto.ipv4.wire import IpProto
 from .proto.ipv6 import addrconf
+from .proto.ipv6.addressing import is_link_local
 from .proto.ipv6.layer import IPv6Config, IPv6Layer
 from .proto.ipv6.wire import NextHeader
 from .proto.layer import Layer
 from .proto.neighbour.cache import NeighbourConfig
 from .proto.tcp.congestion import make_controller
-from .proto.tcp.connection import TcpConfig
+from .proto.tcp.connection import TcpConfig, TcpConnection
 from .proto.tcp.layer import TcpLayer, TcpLimits
 from .proto.udp.layer import DUAL, UdpLayer
 from .streams import (
@@ -82,7 +95,7 @@ if TYPE_CHECKING:
     from .dns import Resolver
     from .drivers.dhcp import DhcpClientDriver
 
-__all__ = ["Stack", "StackConfig"]
+__all__ = ["Interface", "Stack", "StackConfig"]
 
 log = logging.getLogger("netstack.stack")
 
@@ -118,13 +131,15 @@ class StackConfig:
 
 
 class Stack:
-    """A TCP/IP host on one link. Create it with :meth:`open`; use it as an async context
-    manager or call :meth:`close`.
+    """A TCP/IP host on one link or several. Create it with :meth:`open` (its first
+    interface) and add more with :meth:`add_interface`; use it as an async context manager
+    or call :meth:`close`.
 
     This class is the composition root: it makes every layer, hands each the layers below
     it, wires every callback between layers and from layers to drivers (:meth:`_wire`, the
-    one place that does), keeps the layers in one registry for statistics and deadlines, and
-    satisfies the narrow :class:`netstack.core.Core` protocols its drivers are typed against.
+    one place that does, with :meth:`_wire_link` for each interface), keeps the layers in one
+    registry for statistics and deadlines, and satisfies the narrow
+    :class:`netstack.core.Core` protocols its drivers are typed against.
     """
 
     def __init__(
@@ -139,52 +154,49 @@ class Stack:
         if not isinstance(link, Link):
             raise TypeError(f"{link!r} does not implement the netstack Link interface")
         self.loop = asyncio.get_running_loop()
-        self.link = link
         self.config = config or StackConfig()
         self.hostname = hostname
-        self._close_link = close_link
         self._rng: Rng = rng if rng is not None else random.SystemRandom()
-        transmit = getattr(link, "transmit", None)
-        self._queued: QueuedTransmitter | None = None
-        if not callable(transmit):
-            self._queued = QueuedTransmitter(link)
-            transmit = self._queued.transmit
         # The layers, each handed the layers below it (the order of the draws from the rng
-        # is part of what a seeded run repeats).
-        self.ethernet = EthernetLayer(link.mac, transmit)
-        self.arp = ArpLayer(self.ethernet, self.config.arp)
+        # is part of what a seeded run repeats). The first interface's Ethernet layer and
+        # ARP are made with the shared layers; others come with add_interface.
+        index = self._next_index = 1
+        transmit, queued = self._transmitter(link)
+        ethernet = EthernetLayer(link.mac, transmit, index)
+        arp = ArpLayer(ethernet, self.config.arp)
         self.ipv4 = IPv4Layer(
-            self.ethernet, self.arp, mtu=link.mtu, rng=self._rng, config=self.config.ipv4
+            ethernet, arp, mtu=link.mtu, rng=self._rng, config=self.config.ipv4, ifindex=index
         )
         self.icmp = IcmpLayer(self.ipv4, self.config.icmp)
         self.ipv6 = IPv6Layer(
-            self.ethernet,
+            ethernet,
             mtu=link.mtu,
             rng=self._rng,
             secret=self._rng.getrandbits(256).to_bytes(32, "big"),
             config=self.config.ipv6,
+            ifindex=index,
         )
         self.icmp6 = Icmp6Layer(self.ipv6, self.config.icmp6)
-        self.udp = UdpLayer(self.ipv4, self.icmp, self._rng, self.ipv6, self.icmp6)
+        #: IPv4 and IPv6 behind one face, for TCP, UDP and ping.
+        self.ip = DualIP(self.ipv4, self.icmp, self.ipv6, self.icmp6)
+        self.udp = UdpLayer(self.ip, self._rng)
         self.tcp = TcpLayer(
-            self.ipv4,
-            self.icmp,
-            self._rng,
-            config=self.config.tcp,
-            limits=self.config.tcp_limits,
-            ip6=self.ipv6,
-            icmp6=self.icmp6,
+            self.ip, self._rng, config=self.config.tcp, limits=self.config.tcp_limits
         )
-        #: The layer registry: every layer once, in the order :meth:`stats` reports them;
-        #: :meth:`reset_stats` resets them all, and those with deadlines are polled and
-        #: timed out in this order.
-        self._layers: tuple[Layer, ...] = (
-            self.ethernet, self.arp, self.ipv4, self.icmp, self.ipv6, self.icmp6, self.udp,
-            self.tcp,
+        first = Interface(
+            "eth0", index, link, ethernet, arp, self.ipv4.interface(index),
+            self.ipv6.interface(index), self.ipv6, queued, close_link,
         )  # fmt: skip
-        timed = [layer for layer in self._layers if isinstance(layer, _Timed)]
-        self._poll_ats = tuple(layer.poll_at for layer in timed)
-        self._timeouts = tuple(layer.handle_timeout for layer in timed)
+        self._interfaces: list[Interface] = [first]
+        #: The layers every interface shares, in the order :meth:`stats` reports them
+        #: (after the interfaces' Ethernet layers and ARP).
+        self._shared: tuple[Layer, ...] = (
+            self.ipv4, self.icmp, self.ipv6, self.icmp6, self.udp, self.tcp,
+        )  # fmt: skip
+        self._layers: tuple[Layer, ...] = ()
+        self._poll_ats: tuple[Callable[[], float | None], ...] = ()
+        self._timeouts: tuple[Callable[[float], None], ...] = ()
+        self._registry_changed()
         # The drivers.
         self._pinger = Pinger(self, self._rng)
         self._servers: set[Server] = set()
@@ -201,18 +213,40 @@ class Stack:
         self.dhcp: DhcpClientDriver | None = None
         self._addrconf_changed = asyncio.Event()
         self._rearm_scheduled = False
-        self._listen_task: asyncio.Task[None] | None = None
         self._closed = False
         self.internal_errors = 0
         self.loopback_packets = 0
         self._wire()
 
+    @staticmethod
+    def _transmitter(link: Link) -> tuple[Callable[[bytearray], None], QueuedTransmitter | None]:
+        """The link's own ``transmit`` when it has one, else a queue drained by a task."""
+        transmit = getattr(link, "transmit", None)
+        if callable(transmit):
+            return transmit, None
+        queued = QueuedTransmitter(link)
+        return queued.transmit, queued
+
+    def _registry_changed(self) -> None:
+        """The layer registry: every interface's Ethernet layer and ARP, then the shared
+        layers; :meth:`stats` reports them in this order (one entry per name, summed over
+        the interfaces), :meth:`reset_stats` resets them all, and those with deadlines are
+        polled and timed out in this order."""
+        per_link: list[Layer] = []
+        for iface in self._interfaces:
+            per_link += (iface.ethernet, iface.arp)
+        self._layers = (*per_link, *self._shared)
+        timed = [layer for layer in self._layers if isinstance(layer, _Timed)]
+        self._poll_ats = tuple(layer.poll_at for layer in timed)
+        self._timeouts = tuple(layer.handle_timeout for layer in timed)
+
     def _wire(self) -> None:
         """Every callback between layers, and from layers up to drivers, set here and
         nowhere else (MirageOS applies its functors in one place; no layer's constructor
         reaches into another layer)."""
-        self._wire_link(self.ethernet, self.arp)
-        ip4, icmp, ip6, icmp6 = self.ipv4, self.icmp, self.ipv6, self.icmp6
+        for iface in self._interfaces:
+            self._wire_link(iface)
+        ip4, icmp, ip6, icmp6, ip = self.ipv4, self.icmp, self.ipv6, self.icmp6, self.ip
         udp, tcp = self.udp, self.tcp
         # IPv4 and IPv6 demultiplex by protocol; ICMP and ICMPv6 report what they cannot
         # deliver (RFC 1122 3.2.2.1, RFC 4443 3.1, 3.3, 3.4).
@@ -227,15 +261,19 @@ class Stack:
         ip6.on_parameter_problem = icmp6.parameter_problem
         ip6.on_reassembly_timeout = icmp6.reassembly_timeout
         ip6.on_neighbour_failed = icmp6.neighbour_failed
-        # ICMP errors go to the transport whose datagram they quote (RFC 1122 3.2.2).
-        icmp.error_handlers[IpProto.UDP] = udp.icmp_error
-        icmp.unresolved_handlers[IpProto.UDP] = udp.unresolved
-        icmp6.error_handlers[NextHeader.UDP] = udp.icmp6_error
-        icmp6.unresolved_handlers[NextHeader.UDP] = udp.unresolved
-        icmp.error_handlers[IpProto.TCP] = tcp.icmp_error
-        icmp.unresolved_handlers[IpProto.TCP] = tcp.unresolved
-        icmp6.error_handlers[NextHeader.TCP] = tcp.icmp6_error
-        icmp6.unresolved_handlers[NextHeader.TCP] = tcp.unresolved6
+        # ICMP errors go to the transport whose datagram they quote (RFC 1122 3.2.2),
+        # through the dual-family facade, which gives them one shape for both families.
+        for proto in (IpProto.UDP, IpProto.TCP, IpProto.ICMP):
+            icmp.error_handlers[proto] = ip.icmp_error
+        for next_header in (NextHeader.UDP, NextHeader.TCP, NextHeader.ICMPV6):
+            icmp6.error_handlers[next_header] = ip.icmp6_error
+        for proto in (IpProto.UDP, IpProto.TCP):
+            icmp.unresolved_handlers[proto] = ip.unresolved
+            icmp6.unresolved_handlers[proto] = ip.unresolved6
+        ip.error_handlers[IpProto.UDP] = udp.ip_error
+        ip.unresolved_handlers[IpProto.UDP] = udp.unresolved
+        ip.error_handlers[IpProto.TCP] = tcp.ip_error
+        ip.unresolved_handlers[IpProto.TCP] = tcp.ip_unresolved
         # Up to the drivers: TCP's events to its transports (acknowledgements held until
         # _rearm flushes them, once per turn of the loop), echo replies and the errors
         # quoting an echo request to ping, loopback and address configuration to the stack.
@@ -245,22 +283,24 @@ class Stack:
         pinger = self._pinger
         icmp.on_echo_reply = pinger.echo_reply
         icmp6.on_echo_reply = pinger.echo_reply
-        icmp.error_handlers[IpProto.ICMP] = pinger.echo_error
-        icmp6.error_handlers[NextHeader.ICMPV6] = pinger.echo_error6
+        ip.error_handlers[IpProto.ICMP] = pinger.echo_error
+        ip.error_handlers[NextHeader.ICMPV6] = pinger.echo_error
         ip4.loopback = self._loopback
         ip6.loopback = self._loopback
         ip6.on_addrconf_event = self._on_addrconf_event
 
-    def _wire_link(self, eth: EthernetLayer, arp: ArpLayer) -> None:
-        """The callbacks of what belongs to one link (its Ethernet layer and ARP) into the
-        layers every link shares: what a stack with several interfaces does once for each."""
-        # Ethernet demultiplexes by EtherType (RFC 894, RFC 826, RFC 2464).
+    def _wire_link(self, iface: Interface) -> None:
+        """The callbacks of what belongs to one interface (its Ethernet layer and ARP) into
+        the layers every interface shares."""
+        eth, arp = iface.ethernet, iface.arp
+        # Ethernet demultiplexes by EtherType (RFC 894, RFC 826, RFC 2464), and hands each
+        # frame up with the interface's index.
         eth.handlers[EtherType.ARP] = arp.receive
         eth.handlers[EtherType.IPV4] = self.ipv4.receive
         eth.handlers[EtherType.IPV6] = self.ipv6.receive
-        # ARP asks IPv4 which of its addresses a request goes out from, and tells ICMP of
-        # the datagrams stranded by a neighbour that never answered.
-        arp.source_selector = self.ipv4.arp_source
+        # ARP asks IPv4 which of the interface's addresses a request goes out from, and
+        # tells ICMP of the datagrams stranded by a neighbour that never answered.
+        arp.source_selector = iface.ip4.source_for
         arp.on_failed = self.icmp.neighbour_failed
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -319,7 +359,7 @@ class Stack:
         stack = cls(link, config=config, rng=rng, hostname=hostname, close_link=close_link)
         stack._static_dns = static_dns
         try:
-            await stack._start()
+            await stack._start(stack._interfaces[0])
             if iface is not None:
                 stack.add_address(str(iface))
             if gw is not None:
@@ -344,23 +384,23 @@ class Stack:
             raise
         return stack
 
-    async def _start(self) -> None:
+    async def _start(self, iface: Interface) -> None:
         # In a context of its own: the link's callbacks are the stack's, not those of the code
         # that opened it (under netstack.use, say).
-        self._listen_task = self.loop.create_task(
-            self._listen(), name=f"netstack-rx-{self.link!r}", context=contextvars.Context()
+        iface.listen_task = self.loop.create_task(
+            self._listen(iface), name=f"netstack-rx-{iface.link!r}", context=contextvars.Context()
         )
         # One turn of the loop: the task's first step registers the frame callback, so
         # nothing sent to this host from now on is missed.
         await asyncio.sleep(0)
 
-    async def _listen(self) -> None:
+    async def _listen(self, iface: Interface) -> None:
         try:
-            await self.link.listen(self._on_frame)
+            await iface.link.listen(self._frame_handler(iface.ethernet))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.error("link %r failed: %s", self.link, exc)
+            log.error("link %r failed: %s", iface.link, exc)
             self._pinger.fail_all(LinkError(f"the link failed: {exc}"))
 
     async def __aenter__(self) -> Stack:
@@ -384,8 +424,8 @@ class Stack:
         return self._rng
 
     async def close(self) -> None:
-        """Close every endpoint, fail every waiter, stop the receive loop and (unless
-        ``close_link=False``) disconnect the link. Safe to call twice."""
+        """Close every endpoint, fail every waiter, stop the receive loops and (unless
+        ``close_link=False``) disconnect the links. Safe to call twice."""
         if self._closed:
             return
         if self.dhcp is not None:
@@ -401,32 +441,50 @@ class Stack:
         tcp_driver.abort_all(self, gone)
         self._pinger.fail_all(ClosedError("the stack was closed"))
         self._timer.cancel()
-        if self._queued is not None:
-            await self._queued.close()
-        if self._close_link:
+        for iface in self._interfaces:
+            await self._stop(iface, iface.close_link)
+        await asyncio.sleep(0)  # let connection_lost callbacks run
+
+    async def _stop(self, iface: Interface, disconnect: bool) -> None:
+        """Stop an interface's transmit queue and receive loop, and disconnect its link
+        with ``disconnect``."""
+        if iface.queued is not None:
+            await iface.queued.close()
+        if disconnect:
             with contextlib.suppress(Exception):
-                await self.link.disconnect()
-        task = self._listen_task
+                await iface.link.disconnect()
+        task = iface.listen_task
         if task is not None and not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await asyncio.sleep(0)  # let connection_lost callbacks run
 
     def _check_open(self) -> None:
         if self._closed:
             raise ClosedError("the stack is closed")
 
     # -- the receive path and time -------------------------------------------------------------
+    def _frame_handler(self, eth: EthernetLayer) -> Callable[[memoryview], None]:
+        """The frame callback of one interface's link (a closure: no call more per frame
+        than a bound method would cost)."""
+        receive = eth.receive
+        loop = self.loop
+
+        def on_frame(frame: memoryview) -> None:
+            try:
+                receive(frame, loop.time())
+            except Exception:  # a bug: count it, never let it into the event loop
+                self.internal_errors += 1
+                log.exception("internal error while receiving a frame")
+            if not self._rearm_scheduled:
+                self._rearm_scheduled = True
+                loop.call_soon(self._rearm)
+
+        return on_frame
+
     def _on_frame(self, frame: memoryview) -> None:
-        try:
-            self.ethernet.receive(frame, self.loop.time())
-        except Exception:  # a bug: count it, never let it into the event loop
-            self.internal_errors += 1
-            log.exception("internal error while receiving a frame")
-        if not self._rearm_scheduled:
-            self._rearm_scheduled = True
-            self.loop.call_soon(self._rearm)
+        """A frame as if from the first interface's link."""
+        self._frame_handler(self._interfaces[0].ethernet)(frame)
 
     def touch(self) -> None:
         """Something may have set a new deadline, or left an acknowledgement to flush:
@@ -460,22 +518,203 @@ class Stack:
             log.exception("internal error in a timer")
         self._rearm()
 
-    def _loopback(self, frame: bytearray) -> None:
+    def _loopback(self, frame: bytearray, ifindex: int) -> None:
         self.loopback_packets += 1
-        self.loop.call_soon(self._loopback_deliver, frame)
+        self.loop.call_soon(self._loopback_deliver, frame, ifindex)
 
-    def _loopback_deliver(self, frame: bytearray) -> None:
+    def _loopback_deliver(self, frame: bytearray, ifindex: int) -> None:
+        """A datagram to one of our own addresses, received as if on interface
+        ``ifindex``."""
         if self._closed:
             return
+        iface = next((i for i in self._interfaces if i.index == ifindex), None)
+        if iface is None:
+            return  # the interface went away meanwhile
         try:
             view = memoryview(frame)[14:]
+            mac = iface.ethernet.mac
             if view and view[0] >> 4 == 6:
-                self.ipv6.receive(view, self.ethernet.mac, False, self.loop.time())
+                self.ipv6.receive(view, mac, False, self.loop.time(), ifindex)
             else:
-                self.ipv4.receive(view, self.ethernet.mac, False, self.loop.time())
+                self.ipv4.receive(view, mac, False, self.loop.time(), ifindex)
         except Exception:
             self.internal_errors += 1
             log.exception("internal error in loopback delivery")
+        self.touch()
+
+    # -- interfaces ----------------------------------------------------------------------------
+    @property
+    def interfaces(self) -> list[Interface]:
+        """The interfaces, the first (made by :meth:`open`) first."""
+        return list(self._interfaces)
+
+    @property
+    def link(self) -> Link:
+        """The first interface's link."""
+        return self._interfaces[0].link
+
+    @property
+    def ethernet(self) -> EthernetLayer:
+        """The first interface's Ethernet layer."""
+        return self._interfaces[0].ethernet
+
+    @property
+    def arp(self) -> ArpLayer:
+        """The first interface's ARP."""
+        return self._interfaces[0].arp
+
+    @property
+    def mac(self) -> str:
+        """The first interface's Ethernet address."""
+        return self._interfaces[0].mac
+
+    def interface(self, key: Interface | str | int) -> Interface:
+        """The interface ``key`` names: the object itself, its name (``"eth1"``) or its index
+        (the scope id of its link-local addresses).
+
+        Raises:
+            ValueError: no such interface on this stack.
+        """
+        for iface in self._interfaces:
+            if key is iface or (
+                not isinstance(key, (Interface, bool)) and (key == iface.name or key == iface.index)
+            ):
+                return iface
+        raise ValueError(f"{key!r} is not an interface of this stack")
+
+    def scope_id(self, zone: str | int) -> int:
+        """The index of the interface a zone names (RFC 4007 11: ``fe80::1%eth1`` or
+        ``fe80::1%2``; a socket address's scope id).
+
+        Raises:
+            ValueError: no such interface on this stack.
+        """
+        if isinstance(zone, str) and zone.isdigit():
+            zone = int(zone)
+        return self.interface(zone).index
+
+    async def add_interface(
+        self,
+        link: Link,
+        *,
+        ipv4: str | None = None,
+        ipv6: str | None = None,
+        name: str | None = None,
+        close_link: bool = True,
+    ) -> Interface:
+        """Attach another link: an interface with its own Ethernet layer, ARP and neighbour
+        caches, addresses and IPv6 address configuration.
+
+        Args:
+            link: any :class:`~netstack.link.Link` no interface of this stack uses.
+            ipv4: the interface's address and prefix length, ``"198.18.2.1/24"``; its network
+                becomes a connected route out of this interface.
+            ipv6: an address with prefix length, or ``"auto"`` (SLAAC); either turns IPv6 on
+                for this interface (a link-local address of its own, router solicitation).
+            name: what to call it (default ``eth<n>``); a zone (``fe80::1%eth1``) names it.
+            close_link: disconnect ``link`` when the interface is removed or the stack closes.
+
+        Returns once duplicate address detection has finished for the link-local and static
+        IPv6 addresses, as :meth:`open` does.
+
+        Raises:
+            TypeError: ``link`` is not a link.
+            ValueError: a malformed address, one the stack has already, a network that
+                overlaps another interface's, a link or name in use.
+            AddressInUseError: duplicate address detection found the static IPv6 address in
+                use on the link.
+        """
+        self._check_open()
+        if not isinstance(link, Link):
+            raise TypeError(f"{link!r} does not implement the netstack Link interface")
+        if any(i.link is link for i in self._interfaces):
+            raise ValueError(f"{link!r} is already an interface of this stack")
+        iface4 = parse_ipv4_interface(ipv4) if ipv4 is not None else None
+        iface6 = None
+        if ipv6 is not None and ipv6 != "auto":
+            iface6 = parse_ip_interface(ipv6)
+            if iface6.version != 6:
+                raise ValueError(f"ipv6={ipv6!r} is not an IPv6 address")
+        index = self._next_index + 1
+        if name is None:
+            name = f"eth{index - 1}"
+        if not isinstance(name, str) or not name or name.isdigit() or "%" in name:
+            raise ValueError(f"an interface name is a string that is not a number: {name!r}")
+        if any(i.name == name for i in self._interfaces):
+            raise ValueError(f"an interface is called {name!r} already")
+        # Addresses the stack has, or networks of other interfaces, refused before anything
+        # is made.
+        if iface4 is not None:
+            self.ipv4.check_address(iface4.ip.packed, iface4.network.prefixlen, index)
+        if iface6 is not None:
+            self.ipv6.check_address(iface6.ip.packed, iface6.network.prefixlen, index)
+        self._next_index = index
+        transmit, queued = self._transmitter(link)
+        ethernet = EthernetLayer(link.mac, transmit, index)
+        arp = ArpLayer(ethernet, self.config.arp)
+        ip4 = self.ipv4.add_interface(index, ethernet, arp, link.mtu)
+        ip6 = self.ipv6.add_interface(index, ethernet, link.mtu, name.encode())
+        iface = Interface(name, index, link, ethernet, arp, ip4, ip6, self.ipv6, queued,
+                          close_link)  # fmt: skip
+        self._interfaces.append(iface)
+        self._registry_changed()
+        self._wire_link(iface)
+        try:
+            await self._start(iface)
+            now = self.loop.time()
+            if iface4 is not None:
+                self.ipv4.add_address(iface4.ip.packed, iface4.network.prefixlen, now, index)
+            if ipv6 is not None:
+                self.ipv6.start(now, index)
+                if iface6 is not None:
+                    self.ipv6.add_address(iface6.ip.packed, iface6.network.prefixlen, now,
+                                          ifindex=index)  # fmt: skip
+                self.touch()
+                await self.wait_ipv6_ready(interface=iface)
+            self.touch()
+        except BaseException:
+            # The link stays the caller's: it is not disconnected.
+            if not self._closed and not iface.removed:
+                await self._detach(iface, disconnect=False)
+            raise
+        return iface
+
+    async def remove_interface(self, interface: Interface | str | int) -> None:
+        """Detach an interface: its addresses and every route out of it go, the TCP
+        connections through it (or from one of its addresses) fail with ``ENETDOWN``, its
+        link is disconnected (unless added with ``close_link=False``).
+
+        Raises:
+            ValueError: not an interface of this stack, or its last one.
+        """
+        self._check_open()
+        iface = self.interface(interface)
+        if len(self._interfaces) == 1:
+            raise ValueError("a stack keeps one interface at least: close() it instead")
+        await self._detach(iface, disconnect=iface.close_link)
+
+    async def _detach(self, iface: Interface, *, disconnect: bool) -> None:
+        index = iface.index
+        if self.dhcp is not None and iface is self._interfaces[0]:
+            with contextlib.suppress(Exception):
+                await self.dhcp.close()
+            self.dhcp = None
+        mine = {a.ip for a in iface.ip4.addresses} | iface.ip6.local | iface.ip6.tentative
+
+        def through(conn: TcpConnection) -> bool:
+            out = conn.route.iface if conn.route is not None else None
+            return (out is not None and out.index == index) or conn.local[0] in mine
+
+        # The connections reset while the link still carries their resets.
+        gone = OSError(errno.ENETDOWN, f"interface {iface.name} was removed")
+        tcp_driver.fail_where(self, gone, through)
+        iface.removed = True
+        self._interfaces.remove(iface)
+        self.ipv4.remove_interface(index)
+        self.ipv6.remove_interface(index)
+        self._registry_changed()
+        await self._stop(iface, disconnect)
+        self._addrconf_changed.set()
         self.touch()
 
     # -- addresses and routes ------------------------------------------------------------------
@@ -483,23 +722,30 @@ class Stack:
     def addresses(self) -> list[InterfaceAddress | InterfaceAddress6]:
         """This host's addresses: :class:`ipaddress.IPv4Interface` and
         :class:`ipaddress.IPv6Interface` objects that also have a ``state`` ("preferred";
-        IPv6 addresses may be "tentative", "deprecated" or "duplicate")."""
-        out: list[InterfaceAddress | InterfaceAddress6] = [
-            InterfaceAddress(str(a)) for a in self.ipv4.addresses
-        ]
-        for info in self.ipv6.addrconf.addresses:
-            text = f"{format_ip(info.address)}/{info.prefix_len}"
-            origin = info.origin.name.lower().replace("_", "-")
-            out.append(InterfaceAddress6(text, info.state.value, origin))
-        return out
+        IPv6 addresses may be "tentative", "deprecated" or "duplicate") and the name of their
+        ``interface``. IPv4 addresses first, the first interface's first."""
+        every = [a for iface in self._interfaces for a in iface.addresses]
+        return [a for a in every if a.version == 4] + [a for a in every if a.version == 6]
 
     @property
-    def routes(self) -> list[RouteEntry]:
-        """The routing table, longest prefix first: (network, gateway or None, source); IPv4
-        routes, then IPv6 ones (static, on-link prefixes, default routers)."""
-        out = list(self.ipv4.routes)
-        for network, gateway in self.ipv6.routes:
-            out.append(RouteEntry(network, gateway, None))  # type: ignore[arg-type]
+    def routes(self) -> list[Route]:
+        """The routing table: ``(network, gateway or None, source)`` tuples with the
+        ``interface`` (name) and ``metric`` of each as attributes; IPv4 routes, longest prefix
+        first, then IPv6 ones (static, then each interface's on-link prefixes and default
+        routers)."""
+        names = {i.index: i.name for i in self._interfaces}
+        out = []
+        for r in self.ipv4.route_table:
+            out.append(Route(
+                ipaddress.IPv4Network((r.net, r.prefix)),
+                ipaddress.IPv4Address(r.gateway) if r.gateway else None,
+                ipaddress.IPv4Address(r.source) if r.source else None,
+                names.get(r.ifindex) if r.ifindex is not None else None,
+                r.metric,
+            ))  # fmt: skip
+        for network, gateway, ifindex, metric in self.ipv6.route_table:
+            name = names.get(ifindex) if ifindex is not None else None
+            out.append(Route(network, gateway, None, name, metric))
         return out
 
     @property
@@ -538,41 +784,49 @@ class Stack:
         self._check_open()
         return await self.dns.resolve(name, family)
 
-    async def wait_ipv6_ready(self, timeout: float | None = None) -> None:
-        """Wait until no link-local or static IPv6 address is tentative any more.
+    async def wait_ipv6_ready(
+        self, timeout: float | None = None, *, interface: Interface | str | int | None = None
+    ) -> None:
+        """Wait until no link-local or static IPv6 address (of ``interface``, or of any
+        interface) is tentative any more.
 
         Raises:
             AddressInUseError: a static address turned out to be a duplicate.
             TimeoutError: still tentative after ``timeout`` seconds.
+            ValueError: not an interface of this stack.
         """
         limit = self.config.ipv6_ready_timeout if timeout is None else timeout
+        only = self.interface(interface) if interface is not None else None
         async with asyncio.timeout(limit):
             while True:
                 waiting = False
-                for info in self.ipv6.addrconf.addresses:
-                    if info.origin is addrconf.Origin.SLAAC:
-                        continue
-                    if info.state is addrconf.AddressState.TENTATIVE:
-                        waiting = True
-                    elif (
-                        info.state is addrconf.AddressState.DUPLICATE
-                        and info.origin is addrconf.Origin.STATIC
-                    ):
-                        raise AddressInUseError(
-                            f"{format_ip(info.address)} is already used on the link "
-                            "(duplicate address detection)"
-                        )
+                for iface in self._interfaces if only is None else [only]:
+                    if iface.removed:
+                        raise ValueError(f"interface {iface.name} was removed")
+                    for info in iface.ip6.addrconf.addresses:
+                        if info.origin is addrconf.Origin.SLAAC:
+                            continue
+                        if info.state is addrconf.AddressState.TENTATIVE:
+                            waiting = True
+                        elif (
+                            info.state is addrconf.AddressState.DUPLICATE
+                            and info.origin is addrconf.Origin.STATIC
+                        ):
+                            raise AddressInUseError(
+                                f"{format_ip(info.address)} is already used on the link "
+                                "(duplicate address detection)"
+                            )
                 if not waiting:
                     return
                 self._addrconf_changed.clear()
                 await self._addrconf_changed.wait()
 
-    def _on_addrconf_event(self, event: object) -> None:
+    def _on_addrconf_event(self, event: object, ifindex: int) -> None:
         if isinstance(event, addrconf.DnsServersChanged):
             self.ipv6_dns_servers = tuple(format_ip(a) for a in event.servers)
         elif isinstance(event, addrconf.SearchDomainsChanged):
             self._learn_search_domains(event.domains)
-        log.debug("ipv6: %s", event)
+        log.debug("ipv6 on interface %d: %s", ifindex, event)
         self._addrconf_changed.set()
 
     def _learn_search_domains(self, domains: tuple[str, ...]) -> None:
@@ -587,27 +841,28 @@ class Stack:
         search[:] = [d for d in search if d not in old or d in domains]
         search.extend(d for d in domains if d not in search)
 
-    @property
-    def mac(self) -> str:
-        return str(self.link.mac)
-
-    def add_address(self, address: str) -> None:
+    def add_address(self, address: str, interface: Interface | str | int | None = None) -> None:
         """Add ``"a.b.c.d/len"`` (announced with gratuitous ARP) or ``"fd00::2/64"`` (which
-        turns IPv6 on and is tentative until duplicate address detection finishes).
+        turns IPv6 on and is tentative until duplicate address detection finishes) to
+        ``interface`` (default: the first).
 
         Raises:
-            ValueError: malformed, or already configured.
+            ValueError: malformed, already configured, a network that overlaps another
+                interface's, or not an interface of this stack.
         """
         self._check_open()
         iface = parse_ip_interface(address)
+        index = self.interface(interface).index if interface is not None else 0
         if iface.version == 6:
-            self.ipv6.add_address(iface.ip.packed, iface.network.prefixlen, self.loop.time())
+            self.ipv6.add_address(iface.ip.packed, iface.network.prefixlen, self.loop.time(),
+                                  ifindex=index)  # fmt: skip
         else:
-            self.ipv4.add_address(iface.ip.packed, iface.network.prefixlen, self.loop.time())
+            self.ipv4.add_address(iface.ip.packed, iface.network.prefixlen, self.loop.time(),
+                                  index)  # fmt: skip
         self.touch()
 
     def remove_address(self, address: str) -> None:
-        """Remove an address (given with or without its prefix length)."""
+        """Remove an address (given with or without its prefix length), of any interface."""
         self._check_open()
         ip = ipaddress.ip_interface(address).ip
         if ip.version == 6:
@@ -617,25 +872,29 @@ class Stack:
             self.ipv4.remove_address(ip.packed)
 
     def set_gateway(self, gateway: str | None) -> None:
-        """Set (or with None remove) the default route.
+        """Set (or with None remove) the default route: the one-interface shortcut of
+        ``add_route("0.0.0.0/0", gateway)`` that first removes every other IPv4 default
+        route (an IPv6 gateway replaces the static IPv6 default routes).
 
         Raises:
             ValueError: the gateway is not on a configured network.
         """
         self._check_open()
         if gateway is not None and ":" in gateway:
-            gw6 = parse_ip(gateway, what="gateway")
+            literal, zone = split_zone(gateway)
+            gw6 = parse_ip(literal, what="gateway")
             default6 = ipaddress.IPv6Network("::/0")
-            for network, old in self.ipv6.routes:
+            for network, old, _, _ in self.ipv6.route_table:
                 if network == default6 and old is not None:
-                    with contextlib.suppress(ValueError):
+                    with contextlib.suppress(ValueError):  # a router's: not ours to remove
                         self.ipv6.remove_route(default6, old.packed)
-            self.ipv6.add_route(default6, gw6)
+            self.ipv6.add_route(default6, gw6, self._gateway6_interface(gw6, zone, None))
             return
         default = ipaddress.IPv4Network("0.0.0.0/0")
-        for r in self.ipv4.routes:
-            if r.network == default:
-                self.ipv4.remove_route(default, r.gateway.packed if r.gateway else None)
+        for r in self.ipv4.route_table:
+            if r.prefix == 0:
+                with contextlib.suppress(ValueError):  # gone with an earlier one
+                    self.ipv4.remove_route(default, r.gateway, r.ifindex)
         if gateway is None:
             return
         gw = parse_ipv4(gateway, what="gateway")
@@ -643,23 +902,91 @@ class Stack:
             raise ValueError(f"gateway {gateway} is not on any configured network")
         self.ipv4.add_route(default, gw)
 
-    def add_route(self, network: str, gateway: str | None) -> None:
+    def add_route(
+        self,
+        network: str,
+        gateway: str | None = None,
+        interface: Interface | str | int | None = None,
+        metric: int = 0,
+    ) -> None:
         """Route ``network`` (``"a.b.c.d/len"`` or ``"fd00:1::/64"``) via ``gateway``, or
-        on-link when None."""
+        on-link when None, out of ``interface``. Without an interface, the one on whose
+        network the gateway (for an on-link route, the destination) lies is found when
+        sending. Routes are chosen by longest prefix, then lowest ``metric``.
+
+        Raises:
+            ValueError: a malformed network or gateway, one of another family than the
+                network, a link-local IPv6 gateway without its interface on a stack with
+                several, a negative metric, or an interface not on this stack.
+        """
         self._check_open()
-        if ":" in network:
-            net6 = ipaddress.IPv6Network(network)
-            self.ipv6.add_route(net6, parse_ip(gateway, what="gateway") if gateway else None)
-            return
-        net = ipaddress.IPv4Network(network)
-        self.ipv4.add_route(net, parse_ipv4(gateway, what="gateway") if gateway else None)
+        net, gw, index = self._route_args(network, gateway, interface)
+        if isinstance(metric, bool) or not isinstance(metric, int) or metric < 0:
+            raise ValueError(f"metric must be an int >= 0, got {metric!r}")
+        if isinstance(net, ipaddress.IPv6Network):
+            self.ipv6.add_route(net, gw, index, metric)
+        else:
+            self.ipv4.add_route(net, gw, index, metric)
+
+    def remove_route(
+        self,
+        network: str,
+        gateway: str | None = None,
+        interface: Interface | str | int | None = None,
+    ) -> None:
+        """Remove the routes to ``network`` via ``gateway`` (out of ``interface``, when
+        given) that :meth:`add_route` (or :meth:`set_gateway`, or DHCP) made.
+
+        Raises:
+            ValueError: no such route, or bad arguments as for :meth:`add_route`.
+        """
+        self._check_open()
+        net, gw, index = self._route_args(network, gateway, interface)
+        if isinstance(net, ipaddress.IPv6Network):
+            self.ipv6.remove_route(net, gw, index)
+        else:
+            self.ipv4.remove_route(net, gw, index)
+
+    def _route_args(
+        self, network: str, gateway: str | None, interface: Interface | str | int | None
+    ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, bytes | None, int | None]:
+        net = parse_ip_network(network)
+        index = self.interface(interface).index if interface is not None else None
+        if gateway is None:
+            return net, None, index
+        if not isinstance(gateway, str):
+            raise ValueError(f"gateway must be a string, got {gateway!r}")
+        literal, zone = split_zone(gateway)
+        gw = parse_ip(literal, what="gateway")
+        if (len(gw) == 16) != (net.version == 6):
+            raise ValueError(f"gateway {gateway} is not of the family of {network}")
+        if len(gw) == 16:
+            index = self._gateway6_interface(gw, zone, index)
+        return net, gw, index
+
+    def _gateway6_interface(self, gw: bytes, zone: str | None, index: int | None) -> int | None:
+        """The interface of an IPv6 gateway: its zone's, or the one given; a link-local
+        gateway needs one when the stack has more than one interface (RFC 4007 6)."""
+        if zone is not None:
+            by_zone = self.scope_id(zone)
+            if index is not None and index != by_zone:
+                raise ValueError(f"gateway zone %{zone} is not interface {index}")
+            return by_zone
+        if index is None and is_link_local(gw) and len(self._interfaces) > 1:
+            raise ValueError(
+                f"gateway {format_ip(gw)} is link-local: give its interface "
+                "(interface= or a zone, fe80::1%eth1)"
+            )
+        return index
 
     # -- ICMP echo -----------------------------------------------------------------------------
     async def ping(self, host: str, *, timeout: float = 1.0, size: int = 56) -> float:
         """Send one ICMP echo request and wait for the reply.
 
         Args:
-            host: an IPv4 or IPv6 address, or a name (resolved by :attr:`dns`).
+            host: an IPv4 or IPv6 address, or a name (resolved by :attr:`dns`); a link-local
+                IPv6 address names its interface with a zone (``fe80::1%eth1``) on a stack
+                with several.
             timeout: seconds to wait.
             size: bytes of echo data (as ``ping -s``); larger than the MTU means fragments.
 
@@ -674,14 +1001,20 @@ class Stack:
         self._check_open()
         if isinstance(host, str) and not _is_literal(host):
             host = (await self.resolve(host))[0]
-        dst = parse_ip(host, what="host")
-        return await self._pinger.ping(dst, host, timeout, size)
+        dst, scope = self._scoped(host, "host")
+        return await self._pinger.ping(dst, host, timeout, size, scope)
 
-    def _net(self, ip: bytes) -> IPv4Layer | IPv6Layer:
-        return self.ipv4 if len(ip) == 4 else self.ipv6
+    def _scoped(self, host: object, what: str) -> tuple[bytes, int]:
+        """An address literal and the interface its zone names (0 without one).
 
-    def _is_local(self, ip: bytes) -> bool:
-        return self.ipv4.is_local(ip) if len(ip) == 4 else self.ipv6.is_local(ip)
+        Raises:
+            ValueError: a malformed address, or a zone that names no interface.
+        """
+        if not isinstance(host, str):
+            raise ValueError(f"{what} must be a string, got {type(host).__name__}")
+        literal, zone = split_zone(host)
+        ip = parse_ip(literal, what=what)
+        return ip, self.scope_id(zone) if zone is not None else 0
 
     def _local_ip(self, host: str | None, family: int, what: str) -> bytes:
         """The address to bind for ``host``: a wildcard (of both families for None or "" with
@@ -697,12 +1030,12 @@ class Stack:
             if family == socket.AF_INET6:
                 return ANY6
             return DUAL
-        ip = parse_ip(host, what=what)
+        ip, _ = self._scoped(host, what)
         if family and (len(ip) == 4) != (family == socket.AF_INET):
             raise ValueError(f"{what} {host!r} is not of the address family asked for")
         if ip in (ANY4, ANY6):
             return ip
-        if not self._is_local(ip) and not (len(ip) == 4 and ip in self.ipv4._broadcasts):
+        if not self.ip.is_local(ip) and not (len(ip) == 4 and ip in self.ipv4._broadcasts):
             raise OSError(errno.EADDRNOTAVAIL, f"{host} is not an address of this host")
         return ip
 
@@ -728,7 +1061,8 @@ class Stack:
             local_addr: ``(host, port)`` to bind; host ``None``/``""``/``"0.0.0.0"`` for
                 every address, port 0 for an ephemeral one.
             remote_addr: ``(host, port)`` to connect to: ``sendto(data)`` needs no address
-                and only that peer's datagrams arrive.
+                and only that peer's datagrams arrive. A link-local IPv6 host names its
+                interface with a zone (``fe80::1%eth1``) or ``(host, port, 0, scope_id)``.
             allow_broadcast: allow sending to broadcast addresses.
             family, proto, flags: as asyncio takes them (``proto`` 0 or ``IPPROTO_UDP``).
             reuse_address: ``True`` is refused, as asyncio refuses it (SO_REUSEADDR on UDP
@@ -758,12 +1092,16 @@ class Stack:
         _check_proto(proto, socket.IPPROTO_UDP)
         _check_flags(flags, family)
         remote: tuple[bytes, int] | None = None
+        scope = 0
         if remote_addr is not None:
-            host, port = _split_addr(remote_addr, "remote_addr")
+            host, port = _split_addr(remote_addr, "remote_addr", scoped=True)
             if isinstance(host, str) and not _is_literal(host):
                 wanted = family if family in (socket.AF_INET, socket.AF_INET6) else 0
                 host = (await self.resolve(host, family=wanted))[0]
-            remote = (parse_ip(host, what="remote host"), parse_port(port, allow_zero=False))
+            ip, scope = self._scoped(host, "remote host")
+            if isinstance(remote_addr, tuple) and len(remote_addr) == 4 and remote_addr[3]:
+                scope = self.scope_id(remote_addr[3])
+            remote = (ip, parse_port(port, allow_zero=False))
             if not family:
                 family = socket.AF_INET if len(remote[0]) == 4 else socket.AF_INET6
         local_ip, local_port = (ANY4 if family != socket.AF_INET6 else ANY6), 0
@@ -778,12 +1116,18 @@ class Stack:
                 raise ValueError("local_addr and remote_addr are of different address families")
             if local_ip in (ANY4, ANY6, DUAL):
                 # Like connect(2) on a UDP socket: the source address is chosen now.
-                local_ip = self._net(remote[0]).route(remote[0]).src
+                local_ip = self.ip.route(remote[0], None, scope).src
         protocol = protocol_factory()
         if not isinstance(protocol, asyncio.DatagramProtocol):
             raise TypeError("protocol_factory must return an asyncio.DatagramProtocol")
         transport = DatagramTransport(
-            self, protocol, local_ip, remote, bool(allow_broadcast), self._endpoints.discard
+            self,
+            protocol,
+            local_ip,
+            remote,
+            bool(allow_broadcast),
+            self._endpoints.discard,
+            scope,
         )
         transport.local_port = self.udp.bind(transport, local_ip, local_port)
         self._endpoints.add(transport)
@@ -842,7 +1186,9 @@ class Stack:
             ssl_shutdown_timeout: seconds a closing TLS connection waits for the peer's
                 close (default 30).
             host: the peer's IPv4 or IPv6 address, or a name: its addresses are tried in
-                the order the resolver gives (RFC 6724), each after the one before failed.
+                the order the resolver gives (RFC 6724), each after the one before failed. A
+                link-local IPv6 address names its interface with a zone (``fe80::1%eth1``) on
+                a stack with several.
             port: the peer's port.
             family: ``AF_INET`` or ``AF_INET6`` for only that family's addresses.
             proto: 0 or ``IPPROTO_TCP``.
@@ -913,8 +1259,10 @@ class Stack:
         config = self._tcp_config(nodelay, congestion, keepalive)
         if not isinstance(host, str):
             raise ValueError(f"host must be a string, got {type(host).__name__}")
+        scope = 0
         if _is_literal(host):
-            candidates = [parse_ip(host, what="host")]
+            ip, scope = self._scoped(host, "host")
+            candidates = [ip]
             if family and (len(candidates[0]) == 4) != (family == socket.AF_INET):
                 raise ValueError(f"host {host!r} is not of the address family asked for")
         elif flags & socket.AI_NUMERICHOST:
@@ -948,7 +1296,7 @@ class Stack:
             if local_port is not None:
                 sport = parse_port(local_port)
             attempts.append(
-                functools.partial(tcp_driver.handshake, self, dst, dport, src, sport, config)
+                functools.partial(tcp_driver.handshake, self, dst, dport, src, sport, config, scope)
             )
         opened = await happy_eyeballs.race(
             attempts, delay, all_errors=all_errors,
@@ -1126,36 +1474,58 @@ class Stack:
 
     # -- statistics ----------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
-        """Counters per layer, each with its drops by reason."""
-        link_stats = self.link.stats()
-        as_dict = getattr(link_stats, "as_dict", None)
-        out: dict[str, Any] = {"link": as_dict() if callable(as_dict) else dict(vars(link_stats))}
+        """Counters per layer, each with its drops by reason: the link, Ethernet and ARP
+        summed over the interfaces, then the shared layers; ``"interfaces"`` holds each
+        interface's own (:meth:`Interface.stats`), by name."""
+        out: dict[str, Any] = {"link": {}}
+        for iface in self._interfaces:
+            _add_counts(out["link"], link_stats(iface.link))
         for layer in self._layers:
-            out[layer.name] = layer.stats()
+            if layer.name in out:
+                _add_counts(out[layer.name], layer.stats())
+            else:
+                out[layer.name] = layer.stats()
         out["stack"] = {
             "internal_errors": self.internal_errors,
             "loopback_packets": self.loopback_packets,
             "endpoints": len(self._endpoints),
-            "tx_queue_dropped": self._queued.dropped if self._queued else 0,
+            "tx_queue_dropped": sum(i.queued.dropped for i in self._interfaces if i.queued),
         }
+        out["interfaces"] = {iface.name: iface.stats() for iface in self._interfaces}
         return out
 
     def reset_stats(self) -> None:
-        """Zero the counters of the link and of every layer."""
+        """Zero the counters of the links and of every layer."""
         for layer in self._layers:
             layer.reset_stats()
-        self.link.reset_stats()
+        for iface in self._interfaces:
+            iface.link.reset_stats()
 
     def arp_table(self) -> list[tuple[str, str | None, str]]:
-        """The ARP cache as (address, MAC or None, state)."""
+        """The ARP caches as (address, MAC or None, state), the first interface's first."""
         return [
             (format_ipv4(ip), mac.hex(":") if mac else None, state.value)
-            for ip, mac, state in self.arp.cache.entries()
+            for iface in self._interfaces
+            for ip, mac, state in iface.arp.cache.entries()
         ]
 
     def __repr__(self) -> str:
         addrs = ", ".join(str(a) for a in self.ipv4.addresses) or "no address"
-        return f"<Stack {self.link.mac} {addrs}{' closed' if self._closed else ''}>"
+        more = f" +{len(self._interfaces) - 1} interfaces" if len(self._interfaces) > 1 else ""
+        return f"<Stack {self.mac} {addrs}{more}{' closed' if self._closed else ''}>"
+
+
+def _add_counts(into: dict[str, Any], more: dict[str, Any]) -> None:
+    """Add the counters of ``more`` to those of ``into`` (numbers summed, nested dicts such
+    as ``drops`` merged; what is neither stays as ``into`` has it)."""
+    for key, value in more.items():
+        mine = into.get(key)
+        if key not in into:
+            into[key] = dict(value) if isinstance(value, dict) else value
+        elif isinstance(value, dict) and isinstance(mine, dict):
+            _add_counts(mine, value)
+        elif isinstance(value, int) and isinstance(mine, int) and not isinstance(value, bool):
+            into[key] = mine + value
 
 
 def _is_literal(host: str) -> bool:
@@ -1221,7 +1591,9 @@ def _check_flags(flags: int, family: int) -> None:
                                  "IPv4-mapped IPv6 addresses")  # fmt: skip
 
 
-def _split_addr(addr: object, what: str) -> tuple[Any, Any]:
-    if not isinstance(addr, tuple) or len(addr) != 2:
+def _split_addr(addr: object, what: str, *, scoped: bool = False) -> tuple[Any, Any]:
+    """``(host, port)``, or with ``scoped`` also an IPv6 ``(host, port, flowinfo, scope_id)``
+    (whose scope id the caller reads)."""
+    if not isinstance(addr, tuple) or not (len(addr) == 2 or (scoped and len(addr) == 4)):
         raise ValueError(f"{what} must be a (host, port) tuple, got {addr!r}")
     return addr[0], addr[1]

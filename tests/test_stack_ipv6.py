@@ -182,7 +182,9 @@ async def test_tcp_over_ipv6_and_dual_stack_server(pair6: tuple[Stack, Stack]) -
         reader, writer = await a.open_connection(host, 8080)
         peer = writer.get_extra_info("peername")
         if ":" in host:
-            assert peer == (host, 8080, 0, 0)
+            # A link-local address carries the scope id of its interface, as a socket's does.
+            scope = a.interfaces[0].index if host.startswith("fe80:") else 0
+            assert peer == (host, 8080, 0, scope)
             assert len(writer.get_extra_info("sockname")) == 4
         else:
             assert peer == (host, 8080)

@@ -166,10 +166,13 @@ def _send(
 ) -> None:
     """One UDP datagram with the route given: a link broadcast, a frame to ``mac`` (no ARP),
     or the routing table's choice."""
+    # Out of the interface that has the source address (a server's, on the pool's network);
+    # a client without an address yet runs on the stack's first interface.
+    iface = stack.ipv4.owner(src) or stack.ipv4.interface(0)
     if broadcast:
-        route = OutRoute(src, LIMITED_BROADCAST, LIMITED_BROADCAST, BROADCAST_MAC)
+        route = OutRoute(src, LIMITED_BROADCAST, LIMITED_BROADCAST, BROADCAST_MAC, iface=iface)
     elif mac is not None:
-        route = OutRoute(src, dst, dst, mac)
+        route = OutRoute(src, dst, dst, mac, iface=iface)
     else:
         route = stack.ipv4.route(dst, None if src == ANY4 else src)
     try:

@@ -1,9 +1,9 @@
 """The ICMP echo driver: ``ping`` over ICMP (RFC 792) and ICMPv6 (RFC 4443 4.1, 4.2).
 
-:class:`Pinger` sends echo requests through the ICMP layers and keeps a future per request
-until its reply arrives (the composition root hands the layers' echo replies and the errors
-quoting an echo request to :meth:`Pinger.echo_reply`, :meth:`Pinger.echo_error` and
-:meth:`Pinger.echo_error6`). A reply must come from the address asked, carry the data sent,
+:class:`Pinger` sends echo requests through the dual-family IP facade and keeps a future per
+request until its reply arrives (the composition root hands the ICMP layers' echo replies to
+:meth:`Pinger.echo_reply`, and the errors quoting an echo request, through the facade, to
+:meth:`Pinger.echo_error`). A reply must come from the address asked, carry the data sent,
 and match identifier and sequence number; anything else is a counted drop of the ICMP layer.
 """
 
@@ -14,34 +14,27 @@ import time
 from typing import Protocol
 
 from ..core import Core, Rng
-from ..proto.icmp.layer import IcmpLayer, to_oserror
+from ..proto.icmp.layer import IcmpLayer
 from ..proto.icmp.wire import IcmpType
-from ..proto.icmpv6.layer import Icmp6Layer, Quoted6, to_oserror6
 from ..proto.icmpv6.wire import Icmp6Type
-from ..proto.ipv4.layer import IPv4Layer
-from ..proto.ipv4.wire import IPv4Header
-from ..proto.ipv6.layer import IPv6Layer
+from ..proto.ip.dual import DualIP
 
 __all__ = ["PingCore", "Pinger"]
 
 #: The largest echo payload (65 535 less the IPv4 and ICMP headers), as ``ping -s``.
 MAX_SIZE = 65507
+#: The type of an echo request, by the length of the family's addresses.
+_ECHO_REQUEST = {4: IcmpType.ECHO_REQUEST, 16: Icmp6Type.ECHO_REQUEST}
 
 
 class PingCore(Core, Protocol):
     """What the ping driver needs of a stack."""
 
     @property
-    def ipv4(self) -> IPv4Layer: ...
-
-    @property
-    def ipv6(self) -> IPv6Layer: ...
+    def ip(self) -> DualIP: ...
 
     @property
     def icmp(self) -> IcmpLayer: ...
-
-    @property
-    def icmp6(self) -> Icmp6Layer: ...
 
 
 class Pinger:
@@ -53,8 +46,9 @@ class Pinger:
         self._ident = rng.getrandbits(16)
         self._seq = rng.getrandbits(16)
 
-    async def ping(self, dst: bytes, host: str, timeout: float, size: int) -> float:
-        """Send one echo request to ``dst`` (4 or 16 bytes) and wait for the reply.
+    async def ping(self, dst: bytes, host: str, timeout: float, size: int, scope: int = 0) -> float:
+        """Send one echo request to ``dst`` (4 or 16 bytes; ``scope``: the interface of a
+        link-local IPv6 address) and wait for the reply.
 
         Returns:
             The round-trip time in seconds.
@@ -79,10 +73,7 @@ class Pinger:
         # milliseconds, coarser than a round trip on a memory link.
         sent = time.perf_counter()
         try:
-            if len(dst) == 4:
-                core.icmp.send_echo_request(dst, key[0], key[1], data, loop.time())
-            else:
-                core.icmp6.send_echo_request(dst, key[0], key[1], data, loop.time())
+            core.ip.send_echo_request(dst, key[0], key[1], data, loop.time(), scope)
             core.touch()
             async with asyncio.timeout(timeout):
                 received = await fut
@@ -108,7 +99,8 @@ class Pinger:
             icmp.drop("echo_reply_unexpected", (ident, seq))
             return
         fut, dst, sent = entry
-        if src != dst and not (self._is_local(src) and self._is_local(dst)) and dst[0] != 0xFF:
+        is_local = core.ip.is_local
+        if src != dst and not (is_local(src) and is_local(dst)) and dst[0] != 0xFF:
             icmp.drop("echo_reply_wrong_source", src)
             return
         if data != sent:
@@ -118,28 +110,17 @@ class Pinger:
             fut.set_result(time.perf_counter())
 
     def echo_error(
-        self, type_: int, code: int, rest: int, inner: IPv4Header, payload: memoryview, now: float
-    ) -> None:
-        if payload[0] == IcmpType.ECHO_REQUEST:
-            self._fail(payload, to_oserror(type_, code))
-
-    def echo_error6(
-        self, type_: int, code: int, rest: int, inner: Quoted6, payload: memoryview, now: float
-    ) -> None:
-        if payload[0] == Icmp6Type.ECHO_REQUEST:
-            self._fail(payload, to_oserror6(type_, code))
-
-    def _fail(self, request: memoryview, exc: OSError | None) -> None:
+        self, src: bytes, dst: bytes, request: memoryview, exc: OSError | None,
+        room: int | None, now: float,
+    ) -> None:  # fmt: skip
         """An ICMP or ICMPv6 error quoting one of our echo requests fails its ``ping()``."""
+        if request[0] != _ECHO_REQUEST[len(src)]:
+            return
         ident = int.from_bytes(request[4:6], "big")
         seq = int.from_bytes(request[6:8], "big")
         entry = self._pings.get((ident, seq))
         if entry is not None and exc is not None and not entry[0].done():
             entry[0].set_exception(exc)
-
-    def _is_local(self, ip: bytes) -> bool:
-        core = self._core
-        return core.ipv4.is_local(ip) if len(ip) == 4 else core.ipv6.is_local(ip)
 
 
 def _pattern(size: int) -> bytes:

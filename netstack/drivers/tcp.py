@@ -500,6 +500,12 @@ class TcpTransport(_FlowControlMixin):
         else:
             self._close(exc)
 
+    def fail_with(self, exc: Exception) -> None:
+        """Reset the connection, its protocol hearing ``exc`` rather than the quiet end the
+        reset reports (the interface it ran over went away)."""
+        self._connection_lost(exc)
+        self._abort(None)
+
     def _abort(self, exc: Exception | None) -> None:
         self._closing = True
         now = self._loop.time()
@@ -511,12 +517,17 @@ class TcpTransport(_FlowControlMixin):
     def is_closing(self) -> bool:
         return self._closing
 
+    def _scope(self) -> int:
+        """The index of the connection's interface: the scope id of a link-local address."""
+        route = self._conn.route
+        return route.iface.index if route is not None and route.iface is not None else 0
+
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         conn = self._conn
         if name == "peername":
-            return sockaddr(conn.remote[0], conn.remote[1])
+            return sockaddr(conn.remote[0], conn.remote[1], self._scope())
         if name == "sockname":
-            return sockaddr(conn.local[0], conn.local[1])
+            return sockaddr(conn.local[0], conn.local[1], self._scope())
         if name == "connection":
             return conn
         if name == "urgent_mark":
@@ -830,16 +841,18 @@ async def handshake(
     src: bytes | None,
     sport: int,
     config: TcpConfig | None,
+    scope: int = 0,
 ) -> Handshake:
-    """Open one connection to ``(dst, dport)`` and wait for the handshake; :func:`adopt`
-    gives the connection its transport and protocol. Cancelled, it aborts the connection.
+    """Open one connection to ``(dst, dport)`` (``scope``: the interface of a link-local
+    IPv6 ``dst``) and wait for the handshake; :func:`adopt` gives the connection its
+    transport and protocol. Cancelled, it aborts the connection.
 
     Raises:
         ConnectionRefusedError, TimeoutError, OSError: the connection failed.
     """
     loop = core.loop
     conn = core.tcp.connect((dst, dport), loop.time(), local_ip=src, local_port=sport,
-                            config=config)  # fmt: skip
+                            config=config, scope=scope)  # fmt: skip
     opened = Handshake(loop, conn)
     core.touch()
     try:
@@ -891,24 +904,43 @@ async def connect(
     src: bytes | None,
     sport: int,
     config: TcpConfig | None,
+    scope: int = 0,
 ) -> tuple[TcpTransport, _P]:
-    """Open one connection to ``(dst, dport)``: :func:`handshake`, then :func:`adopt`.
+    """Open one connection to ``(dst, dport)`` (``scope``: the interface of a link-local
+    IPv6 ``dst``): :func:`handshake`, then :func:`adopt`.
 
     Raises:
         ConnectionRefusedError, TimeoutError, OSError: the connection failed.
     """
-    opened = await handshake(core, dst, dport, src, sport, config)
+    opened = await handshake(core, dst, dport, src, sport, config, scope)
     return adopt(core, opened, protocol_factory)
 
 
 def abort_all(core: TcpCore, exc: Exception) -> None:
     """Reset every connection (the stack is closing); a transport's protocol hears ``exc``."""
+    _reset(core, exc, lambda conn: True, lambda transport: transport.abort_with(exc))
+
+
+def fail_where(core: TcpCore, exc: Exception, which: Callable[[TcpConnection], bool]) -> None:
+    """Reset the connections ``which`` picks (an interface went away); a transport's protocol
+    hears ``exc``."""
+    _reset(core, exc, which, lambda transport: transport.fail_with(exc))
+
+
+def _reset(
+    core: TcpCore,
+    exc: Exception,
+    which: Callable[[TcpConnection], bool],
+    end: Callable[[TcpTransport], None],
+) -> None:
     tcp = core.tcp
     loop = core.loop
     for conn in list(tcp.connections.values()):
+        if not which(conn):
+            continue
         transport = conn.user
         if isinstance(transport, TcpTransport):
-            transport.abort_with(exc)
+            end(transport)
         else:
             if isinstance(transport, Handshake):
                 transport.fail(exc)

@@ -4,7 +4,9 @@
 ``loop.create_datagram_endpoint`` works unchanged. As with asyncio's socket transports,
 network errors of a send (no route, datagram too large, broadcast not allowed) and ICMP errors
 for a connected endpoint reach ``protocol.error_received``; misuse of the API (bad address,
-port out of range, a closed endpoint) raises at the call.
+port out of range, a closed endpoint) raises at the call. A link-local IPv6 peer needs its
+interface: a zone in the host (``"fe80::1%eth1"``) or the scope id of a 4-tuple names it, and a
+datagram from one arrives with its interface as the scope id, as a socket reports it.
 
 The protocol's callbacks run in a copy of the :mod:`contextvars` context of the code that made
 the endpoint, as on asyncio's transports (see :mod:`netstack.drivers.tcp`).
@@ -21,11 +23,10 @@ import socket
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ..addressing import ANY4, ANY6, parse_ip, parse_port, sockaddr
+from ..addressing import ANY4, ANY6, parse_ip, parse_port, sockaddr, split_zone
 from ..core import Core
 from ..errors import ClosedError
-from ..proto.ipv4.layer import IPv4Layer
-from ..proto.ipv6.layer import IPv6Layer
+from ..proto.ip.dual import DualIP
 from ..proto.udp.layer import UdpLayer
 from .sockets import UDP_SUPPORTED, TransportSocket, common_option, unsupported
 
@@ -39,10 +40,10 @@ class UdpCore(Core, Protocol):
     def udp(self) -> UdpLayer: ...
 
     @property
-    def ipv4(self) -> IPv4Layer: ...
+    def ip(self) -> DualIP: ...
 
-    @property
-    def ipv6(self) -> IPv6Layer: ...
+    def scope_id(self, zone: str | int) -> int:
+        """The index of the interface a zone names (``"eth1"`` or ``"2"``)."""
 
 
 BROADCAST_MAC = b"\xff" * 6
@@ -60,6 +61,7 @@ class DatagramTransport(asyncio.DatagramTransport):
         remote: tuple[bytes, int] | None,
         allow_broadcast: bool,
         on_closed: Callable[[DatagramTransport], None] | None = None,
+        remote_scope: int = 0,
     ) -> None:
         super().__init__()
         self._stack = stack
@@ -69,6 +71,8 @@ class DatagramTransport(asyncio.DatagramTransport):
         self.local_ip = local_ip
         self.local_port = 0
         self.remote = remote
+        #: The interface of a link-local ``remote``.
+        self.remote_scope = remote_scope
         self._allow_broadcast = allow_broadcast
         self._closing = False
         self._context = contextvars.copy_context()
@@ -77,10 +81,10 @@ class DatagramTransport(asyncio.DatagramTransport):
         self._reuse_address = 0
 
     # -- the UDP layer's Endpoint interface ----------------------------------------------------
-    def deliver(self, data: memoryview, src: bytes, port: int) -> None:
+    def deliver(self, data: memoryview, src: bytes, port: int, ifindex: int = 0) -> None:
         if self._closing:
             return
-        self._in_own_context(self._datagram_received, bytes(data), sockaddr(src, port))
+        self._in_own_context(self._datagram_received, bytes(data), sockaddr(src, port, ifindex))
 
     def _datagram_received(self, data: bytes, addr: Any) -> None:
         try:
@@ -137,26 +141,28 @@ class DatagramTransport(asyncio.DatagramTransport):
         if self._closing:
             raise ClosedError("sendto() on a closed UDP endpoint")
         if self.remote is not None:
-            if addr is not None and self._parse_addr(addr) != self.remote:
+            if addr is not None and self._parse_addr(addr)[:2] != self.remote:
                 raise ValueError(
                     f"Invalid address: must be None or {self.get_extra_info('peername')}"
                 )
             dst, port = self.remote
+            scope = self.remote_scope
         elif addr is None:
             raise ValueError("sendto() needs an address on an endpoint without remote_addr")
         else:
-            dst, port = self._parse_addr(addr)
+            dst, port, scope = self._parse_addr(addr)
         stack = self._stack
         local = self.local_ip
         try:
-            if len(dst) == 4:
-                if len(local) == 16:
-                    raise OSError(errno.EAFNOSUPPORT, "an IPv4 destination on an IPv6 endpoint")
-                route = stack.ipv4.route(dst, local if len(local) == 4 and local != ANY4 else None)
-            else:
-                if len(local) == 4:
-                    raise OSError(errno.EAFNOSUPPORT, "an IPv6 destination on an IPv4 endpoint")
-                route = stack.ipv6.route(dst, local if local and local != ANY6 else None)
+            if len(dst) != len(local) and local:
+                raise OSError(
+                    errno.EAFNOSUPPORT,
+                    "an IPv4 destination on an IPv6 endpoint"
+                    if len(dst) == 4
+                    else "an IPv6 destination on an IPv4 endpoint",
+                )
+            src = local if local and local != ANY4 and local != ANY6 else None
+            route = stack.ip.route(dst, src, scope)
             if route.mac == BROADCAST_MAC and not self._allow_broadcast:
                 raise PermissionError(errno.EACCES, "Permission denied (allow_broadcast=False)")
             stack.udp.send(route, self.local_port, port, data, self._loop.time())
@@ -165,11 +171,19 @@ class DatagramTransport(asyncio.DatagramTransport):
             self.error(exc)
         stack.touch()
 
-    @staticmethod
-    def _parse_addr(addr: Any) -> tuple[bytes, int]:
+    def _parse_addr(self, addr: Any) -> tuple[bytes, int, int]:
+        """``(host, port)`` or ``(host, port, flowinfo, scope_id)``: the address, the port,
+        and the interface a zone (``host%zone``) or the scope id names (0 for none)."""
         if not isinstance(addr, tuple) or len(addr) < 2:
             raise ValueError(f"address must be a (host, port) tuple, got {addr!r}")
-        return parse_ip(addr[0], what="host"), parse_port(addr[1], allow_zero=False)
+        if not isinstance(addr[0], str):
+            raise ValueError(f"host must be a string, got {type(addr[0]).__name__}")
+        literal, zone = split_zone(addr[0])
+        ip = parse_ip(literal, what="host")
+        scope = self._stack.scope_id(zone) if zone is not None else 0
+        if len(addr) == 4 and addr[3]:
+            scope = self._stack.scope_id(addr[3])
+        return ip, parse_port(addr[1], allow_zero=False), scope
 
     def close(self) -> None:
         if self._closing:
@@ -193,7 +207,7 @@ class DatagramTransport(asyncio.DatagramTransport):
             # socket does.
             return sockaddr(self.local_ip or ANY6, self.local_port)
         if name == "peername":
-            return sockaddr(*self.remote) if self.remote else default
+            return sockaddr(*self.remote, self.remote_scope) if self.remote else default
         if name == "stack":
             return self._stack
         if name == "socket":

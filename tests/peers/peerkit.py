@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import random
 import re
 from collections.abc import AsyncIterator
@@ -33,6 +34,16 @@ async def in_netns(sandbox: TapSandbox, *argv: str, timeout: float = TIMEOUT) ->
     text = out.decode(errors="replace")
     assert proc.returncode == 0, f"{argv} exited {proc.returncode}:\n{text}"
     return text
+
+
+async def kernel_link_local(sandbox: TapSandbox) -> str:
+    """The link-local address of the kernel's side of the TAP device."""
+    out = await in_netns(sandbox, "ip", "-j", "-6", "addr", "show", "dev", sandbox.dev)
+    for iface in json.loads(out):
+        for addr in iface.get("addr_info", []):
+            if addr.get("scope") == "link":
+                return str(addr["local"])
+    raise AssertionError(f"no link-local address on {sandbox.dev}: {out}")
 
 
 async def tshark_problems(tshark: str, capture: Path, which: str) -> str:

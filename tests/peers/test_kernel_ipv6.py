@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -21,6 +20,7 @@ from peerkit import (
     HttpServer,
     body,
     in_netns,
+    kernel_link_local,
     peer,
     read_to_eof,
     sha256,
@@ -59,15 +59,6 @@ async def stack6(tap_netns: TapSandbox, tmp_path: Path) -> AsyncIterator[Stack]:
 
 def link_local(stack: Stack) -> str:
     return next(str(a.ip) for a in stack.addresses if a.version == 6 and a.ip.is_link_local)
-
-
-async def kernel_link_local(sandbox: TapSandbox) -> str:
-    out = await in_netns(sandbox, "ip", "-j", "-6", "addr", "show", "dev", sandbox.dev)
-    for iface in json.loads(out):
-        for addr in iface.get("addr_info", []):
-            if addr.get("scope") == "link":
-                return str(addr["local"])
-    raise AssertionError(f"no link-local address on {sandbox.dev}: {out}")
 
 
 async def test_kernel_pings_netstack(stack6: Stack, tap_netns: TapSandbox, tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ from netstack.proto.ethernet.layer import EthernetLayer
 from netstack.proto.ethernet.wire import ETHERNET_HEADER_LEN
 from netstack.proto.icmp.layer import IcmpLayer
 from netstack.proto.icmpv6.layer import Icmp6Layer
+from netstack.proto.ip.dual import DualIP
 from netstack.proto.ipv4 import wire as ipv4
 from netstack.proto.ipv4.layer import IPv4Layer, OutRoute
 from netstack.proto.ipv6 import wire as ipv6
@@ -68,7 +69,8 @@ class Host:
         self.icmp = IcmpLayer(self.ipv4)
         self.ipv6 = IPv6Layer(self.eth, mtu=1500, rng=random.Random(6), secret=bytes(32))
         self.icmp6 = Icmp6Layer(self.ipv6)
-        self.tcp = TcpLayer(self.ipv4, self.icmp, random.Random(7), ip6=self.ipv6, icmp6=self.icmp6)
+        self.ip = DualIP(self.ipv4, self.icmp, self.ipv6, self.icmp6)
+        self.tcp = TcpLayer(self.ip, random.Random(7))
         self.ipv4.add_address(OUR4, 24, 0.0)
         self.ipv6.add_address(OUR6, 64, 0.0, dad=False)
         self.delivered: list[tuple[Any, bytes]] = []
@@ -77,7 +79,9 @@ class Host:
             self.ipv6.protocols[proto] = self._deliver
         self.frames.clear()
 
-    def _deliver(self, header: Any, payload: memoryview, now: float, to_group: bool) -> None:
+    def _deliver(
+        self, header: Any, payload: memoryview, now: float, to_group: bool, ifindex: int = 0
+    ) -> None:
         self.delivered.append((header, bytes(payload)))
 
 

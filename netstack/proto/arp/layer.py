@@ -56,7 +56,7 @@ class ArpLayer(Layer):
         super().__init__()
         self.eth = eth
         self.cache: NeighbourCache[bytearray] = NeighbourCache(config)
-        #: The IPv4 addresses this host answers for (kept by the IPv4 layer).
+        #: The IPv4 addresses this host answers for on this link (kept by the IPv4 layer).
         self.addresses: set[bytes] = set()
         self.on_failed: FailedHandler | None = None
         #: Picks the sender address for a request to a target (set by the IPv4 layer).
@@ -74,7 +74,9 @@ class ArpLayer(Layer):
         self._last_defence: dict[bytes, float] = {}
 
     # -- receive ---------------------------------------------------------------------------
-    def receive(self, data: memoryview, src_mac: bytes, group: bool, now: float) -> None:
+    def receive(
+        self, data: memoryview, src_mac: bytes, group: bool, now: float, ifindex: int = 0
+    ) -> None:
         try:
             pkt = parse(data)
         except ParseError as exc:

@@ -18,8 +18,8 @@ from .wire import ETHERNET_HEADER_LEN, MIN_ETHERTYPE, EtherType, parse
 
 __all__ = ["EthernetLayer", "Handler"]
 
-#: handler(payload, source MAC, sent to a group address, now)
-Handler = Callable[[memoryview, bytes, bool, float], None]
+#: handler(payload, source MAC, sent to a group address, now, the interface's index)
+Handler = Callable[[memoryview, bytes, bool, float, int], None]
 Transmit = Callable[[bytearray], None]
 
 _HEADER = struct.Struct("!6s6sH")
@@ -30,10 +30,13 @@ class EthernetLayer(Layer):
     name = "ethernet"
     _COUNTERS = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes")
 
-    def __init__(self, mac: bytes, transmit: Transmit) -> None:
+    def __init__(self, mac: bytes, transmit: Transmit, ifindex: int = 0) -> None:
         super().__init__()
         self.mac = bytes(mac)
         self.transmit = transmit
+        #: The index of the interface this layer serves, handed up with every frame (the
+        #: network layers tell their upper layers where a packet came in).
+        self.ifindex = ifindex
         self.handlers: dict[int, Handler] = {}
         self.rx_packets = self.rx_bytes = self.tx_packets = self.tx_bytes = 0
 
@@ -57,7 +60,7 @@ class EthernetLayer(Layer):
             return
         self.rx_packets += 1
         self.rx_bytes += n
-        handler(frame[ETHERNET_HEADER_LEN:], src, group, now)
+        handler(frame[ETHERNET_HEADER_LEN:], src, group, now, self.ifindex)
 
     def _unhandled(self, frame: memoryview, ethertype: int) -> None:
         if ethertype < MIN_ETHERTYPE:

@@ -6,7 +6,9 @@ RFC 1122 3.2.2: an ICMP error is never sent about an ICMP error, a datagram sent
 broadcast or multicast address (IP or link layer), a fragment other than the first, or a
 datagram whose source is not a single host. Echo requests to a broadcast address are ignored,
 as Linux does by default (icmp_echo_ignore_broadcasts; RFC 1122 3.2.2.6 allows it).
-A received error is believed only when the datagram it quotes came from this host.
+A received error is believed only when the datagram it quotes came from this host. Echo
+replies and errors go out of the interface the datagram they answer came in on, when a route
+through it reaches the sender.
 """
 
 from __future__ import annotations
@@ -81,7 +83,9 @@ class IcmpLayer(Layer):
         self.errors_received = self.errors_sent = self.errors_rate_limited = 0
 
     # -- receive ---------------------------------------------------------------------------
-    def receive(self, header: IPv4Header, data: memoryview, now: float, to_group: bool) -> None:
+    def receive(
+        self, header: IPv4Header, data: memoryview, now: float, to_group: bool, ifindex: int = 0
+    ) -> None:
         try:
             icmp, body = parse(data)
         except ParseError as exc:
@@ -97,7 +101,7 @@ class IcmpLayer(Layer):
             if to_group and self.config.echo_ignore_broadcasts:
                 self._drop("echo_to_broadcast")
                 return
-            self._echo_reply(header, icmp.rest, body, now)
+            self._echo_reply(header, icmp.rest, body, now, ifindex)
         elif t == IcmpType.ECHO_REPLY:
             self.echo_replies_received += 1
             if self.on_echo_reply is not None:
@@ -133,11 +137,13 @@ class IcmpLayer(Layer):
         handler(type_, code, rest, inner, inner_payload, now)
 
     # -- send ------------------------------------------------------------------------------
-    def _echo_reply(self, request: IPv4Header, rest: int, body: memoryview, now: float) -> None:
+    def _echo_reply(
+        self, request: IPv4Header, rest: int, body: memoryview, now: float, ifindex: int
+    ) -> None:
         # RFC 1122 3.2.2.6: the reply's source is the request's specific destination, and
         # the data is returned entire.
         try:
-            route = self.ip.route(request.src, src=request.dst)
+            route = self.ip.route(request.src, src=request.dst, via=ifindex)
         except NoRouteError as exc:
             self._drop("no_route", exc)
             return
@@ -175,9 +181,10 @@ class IcmpLayer(Layer):
         *,
         to_group: bool = False,
         rest: int = 0,
+        ifindex: int = 0,
     ) -> None:
-        """Report a problem with a received datagram to its sender, if RFC 1122 3.2.2
-        allows it and the rate limit has room."""
+        """Report a problem with a received datagram (that came in on interface ``ifindex``,
+        0 if none) to its sender, if RFC 1122 3.2.2 allows it and the rate limit has room."""
         src = header.src
         if (
             to_group
@@ -193,7 +200,9 @@ class IcmpLayer(Layer):
             self.errors_rate_limited += 1
             return
         try:
-            route = self.ip.route(src, src=header.dst if self.ip.is_local(header.dst) else None)
+            route = self.ip.route(
+                src, src=header.dst if self.ip.is_local(header.dst) else None, via=ifindex
+            )
         except NoRouteError as exc:
             self._drop("no_route", exc)
             return
@@ -209,9 +218,11 @@ class IcmpLayer(Layer):
 
     # -- errors the IPv4 and ARP layers raise ----------------------------------------------
     def protocol_unreachable(
-        self, header: IPv4Header, payload: memoryview, now: float, to_group: bool
-    ) -> None:
-        self.send_error(IcmpType.DEST_UNREACHABLE, 2, header, payload, now, to_group=to_group)
+        self, header: IPv4Header, payload: memoryview, now: float, to_group: bool,
+        ifindex: int = 0,
+    ) -> None:  # fmt: skip
+        self.send_error(IcmpType.DEST_UNREACHABLE, 2, header, payload, now, to_group=to_group,
+                        ifindex=ifindex)  # fmt: skip
 
     def reassembly_timeout(self, expired: Expired, now: float) -> None:
         # RFC 792 (Time Exceeded, code 1), only when fragment zero arrived (RFC 1122 3.3.2).

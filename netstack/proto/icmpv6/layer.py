@@ -8,7 +8,9 @@ multicast address or sent as a link-layer multicast (except Packet Too Big and a
 Problem code 2 about an unrecognised option whose action bits ask for one), or about a packet
 whose source does not name a single node. 2.4 (f): errors are rate limited (token bucket).
 Echo requests to a multicast address are answered from a unicast address of ours, as Linux
-does by default (RFC 4443 4.2).
+does by default (RFC 4443 4.2). Echo replies and errors go out of the interface the packet they
+answer came in on (which a link-local sender needs, RFC 4007 6); neighbour discovery and MLD
+messages go to the IPv6 layer with that interface.
 """
 
 from __future__ import annotations
@@ -105,7 +107,9 @@ class Icmp6Layer(Layer):
         self.packet_too_big_received = 0
 
     # -- receive ---------------------------------------------------------------------------
-    def receive(self, header: IPv6Header, data: memoryview, now: float, to_group: bool) -> None:
+    def receive(
+        self, header: IPv6Header, data: memoryview, now: float, to_group: bool, ifindex: int = 0
+    ) -> None:
         try:
             icmp, body = parse(data)
         except ParseError as exc:
@@ -121,21 +125,21 @@ class Icmp6Layer(Layer):
             if to_group and self.config.echo_ignore_multicast:
                 self._drop("echo_to_multicast")
                 return
-            self._echo_reply(header, icmp.rest, body, now, to_group)
+            self._echo_reply(header, icmp.rest, body, now, to_group, ifindex)
         elif t == Icmp6Type.ECHO_REPLY:
             self.echo_replies_received += 1
             if self.on_echo_reply is not None:
                 self.on_echo_reply(header.src, icmp.ident, icmp.sequence, body, now)
         elif t in _NDP:
-            self.ip.receive_ndp(header, icmp, body, now)
+            self.ip.receive_ndp(header, icmp, body, now, ifindex)
         elif t == Icmp6Type.MLD_QUERY:
-            self.ip.receive_mld_query(header, icmp, body, now)
+            self.ip.receive_mld_query(header, icmp, body, now, ifindex)
         elif t < 128:
             self.errors_received += 1
             self._dispatch_error(t, icmp.code, icmp.rest, body, now)
         elif t == Icmp6Type.MLD_REPORT:
             # Another listener's MLDv1 Report: it suppresses ours in MLDv1 mode (RFC 2710 4).
-            self.ip.receive_mld_report(header, icmp, body, now)
+            self.ip.receive_mld_report(header, icmp, body, now, ifindex)
         elif t in (Icmp6Type.MLD_DONE, Icmp6Type.MLDV2_REPORT):
             pass  # for routers (RFC 3810 6: MLDv2 reports never suppress)
         else:
@@ -177,12 +181,14 @@ class Icmp6Layer(Layer):
 
     # -- send ------------------------------------------------------------------------------
     def _echo_reply(
-        self, request: IPv6Header, rest: int, body: memoryview, now: float, to_group: bool
-    ) -> None:
+        self, request: IPv6Header, rest: int, body: memoryview, now: float, to_group: bool,
+        ifindex: int,
+    ) -> None:  # fmt: skip
         # RFC 4443 4.2: the reply's source is the request's destination when that was a
         # unicast address of ours, else one of our unicast addresses; the data is returned.
         try:
-            route = self.ip.route(request.src, src=None if to_group else request.dst)
+            route = self.ip.route(request.src, src=None if to_group else request.dst,
+                                  scope=ifindex, via=ifindex)  # fmt: skip
         except NoRouteError as exc:
             self._drop("no_route", exc)
             return
@@ -194,15 +200,16 @@ class Icmp6Layer(Layer):
         self.ip.output(frame, route, NextHeader.ICMPV6, now)
 
     def send_echo_request(
-        self, dst: bytes, ident: int, sequence: int, data: bytes, now: float
+        self, dst: bytes, ident: int, sequence: int, data: bytes, now: float, scope: int = 0
     ) -> None:
-        """Send an echo request (fragmented when larger than the path MTU).
+        """Send an echo request (fragmented when larger than the path MTU); ``scope`` is the
+        interface of a link-local ``dst``.
 
         Raises:
             NoRouteError: no route to ``dst``.
             MessageTooLargeError: larger than 65 535 bytes of payload.
         """
-        route = self.ip.route(dst)
+        route = self.ip.route(dst, scope=scope)
         frame = bytearray(HEADROOM6 + ICMPV6_HEADER_LEN + len(data))
         frame[HEADROOM6 + ICMPV6_HEADER_LEN :] = data
         build_into(frame, HEADROOM6, Icmp6Type.ECHO_REQUEST, 0, (ident << 16) | sequence,
@@ -222,10 +229,12 @@ class Icmp6Layer(Layer):
         to_group: bool = False,
         rest: int = 0,
         packet: memoryview | bytes | None = None,
+        ifindex: int = 0,
     ) -> None:
-        """Report a problem with a received packet to its sender, if RFC 4443 2.4 allows it
-        and the rate limit has room. ``packet`` is the invoking packet from its IPv6 header
-        on; without it the header is rebuilt in front of ``payload``."""
+        """Report a problem with a received packet (that came in on interface ``ifindex``, 0
+        if none) to its sender, if RFC 4443 2.4 allows it and the rate limit has room.
+        ``packet`` is the invoking packet from its IPv6 header on; without it the header is
+        rebuilt in front of ``payload``."""
         src = header.src
         allowed_to_group = type_ == Icmp6Type.PACKET_TOO_BIG or (
             type_ == Icmp6Type.PARAMETER_PROBLEM and code == 2
@@ -243,7 +252,10 @@ class Icmp6Layer(Layer):
             self.errors_rate_limited += 1
             return
         try:
-            route = self.ip.route(src, src=header.dst if self.ip.is_local(header.dst) else None)
+            route = self.ip.route(
+                src, src=header.dst if self.ip.is_local(header.dst) else None, scope=ifindex,
+                via=ifindex,
+            )  # fmt: skip
         except NoRouteError as exc:
             self._drop("no_route", exc)
             return
@@ -258,10 +270,11 @@ class Icmp6Layer(Layer):
     # -- errors the IPv6 layer raises ------------------------------------------------------
     def parameter_problem(
         self, header: IPv6Header, packet: memoryview, exc: ParameterProblem, now: float,
-        to_group: bool,
+        to_group: bool, ifindex: int = 0,
     ) -> None:  # fmt: skip
         self.send_error(Icmp6Type.PARAMETER_PROBLEM, exc.code, header, b"", now,
-                        to_group=to_group, rest=exc.pointer, packet=packet)  # fmt: skip
+                        to_group=to_group, rest=exc.pointer, packet=packet,
+                        ifindex=ifindex)  # fmt: skip
 
     @staticmethod
     def _is_icmp_error(packet: memoryview | bytes) -> bool:

@@ -7,10 +7,18 @@ dropped (a host does not forward); fragments go through :class:`~.reassembly.Rea
 Options are walked for well-formedness and otherwise ignored (RFC 1122 3.2.1.8 lets a host
 ignore the ones it does not implement).
 
-Send: the route gives the source address and the next hop (on-link, or a gateway by longest
-prefix match); datagrams larger than the link MTU are fragmented (RFC 791 3.2, "Fragmentation")
-unless Don't Fragment is set. Identification values come from per-destination counters with
-random starts (RFC 6864 4, RFC 7739 5.3), so they reveal nothing about other traffic.
+Interfaces (RFC 1122 3.3.4, a multihomed host): the layer serves every interface of the host,
+each an :class:`IPv4Iface` (its Ethernet layer and ARP, its MTU and addresses); the routing
+table is one, its entries naming their interface. A datagram is accepted on any interface for
+any address of the host (the "weak end system" model of RFC 1122 3.3.4.2, as Linux), and the
+upper layers are told the interface it came in on. ARP answers on each interface only for that
+interface's addresses.
+
+Send: the route gives the interface, the source address and the next hop (on-link, or a
+gateway by longest prefix match, then lowest metric); datagrams larger than the interface's MTU
+are fragmented (RFC 791 3.2, "Fragmentation") unless Don't Fragment is set. Identification
+values come from per-destination counters with random starts (RFC 6864 4, RFC 7739 5.3), so
+they reveal nothing about other traffic.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from ...errors import MessageTooLargeError, NoRouteError, ParseError
 from ..arp.layer import ArpLayer
 from ..ethernet.layer import EthernetLayer
 from ..ethernet.wire import ETHERNET_HEADER_LEN, EtherType
+from ..ip.route import InterfaceTable, Output, OutRoute, RouteTable, TableEntry
 from ..layer import Layer
 from .reassembly import Expired, Reassembler, ReassemblyConfig
 from .wire import (
@@ -39,7 +48,7 @@ from .wire import (
     parse,
 )
 
-__all__ = ["HEADROOM", "IPv4Config", "IPv4Layer", "OutRoute", "RouteEntry"]
+__all__ = ["HEADROOM", "IPv4Config", "IPv4Iface", "IPv4Layer", "OutRoute", "RouteEntry"]
 
 #: Bytes in front of a transport header in a frame: Ethernet and an option-less IPv4 header.
 HEADROOM = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN
@@ -50,8 +59,8 @@ BROADCAST_MAC = b"\xff" * 6
 
 _HEADER = struct.Struct("!BBHHHBBH4s4s")
 
-#: handler(header, payload, now, sent to a broadcast/multicast address)
-UpperHandler = Callable[[IPv4Header, memoryview, float, bool], None]
+#: handler(header, payload, now, sent to a broadcast/multicast address, input interface)
+UpperHandler = Callable[[IPv4Header, memoryview, float, bool, int], None]
 
 
 class Rng(Protocol):
@@ -63,17 +72,6 @@ class IPv4Config:
     #: Default TTL (RFC 1700 / IANA recommends 64).
     ttl: int = 64
     reassembly: ReassemblyConfig = field(default_factory=ReassemblyConfig)
-
-
-class OutRoute(NamedTuple):
-    """Where a datagram to ``dst`` goes: from ``src`` via ``next_hop``; ``mac`` is set for
-    broadcast and multicast destinations, ``local`` for this host's own addresses."""
-
-    src: bytes
-    dst: bytes
-    next_hop: bytes
-    mac: bytes | None = None
-    local: bool = False
 
 
 class RouteEntry(NamedTuple):
@@ -91,22 +89,55 @@ class _Address:
     net: int
     mask: int
     broadcast: bytes
+    ifindex: int
 
     @classmethod
-    def make(cls, ip: bytes, prefix: int) -> _Address:
+    def make(cls, ip: bytes, prefix: int, ifindex: int) -> _Address:
         mask = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
         net = int.from_bytes(ip, "big") & mask
         bcast = (net | (~mask & 0xFFFFFFFF)).to_bytes(4, "big")
-        return cls(ip, prefix, net, mask, bcast)
+        return cls(ip, prefix, net, mask, bcast, ifindex)
 
 
-@dataclass(slots=True)
-class _Route:
-    net: int
-    mask: int
-    prefix: int
-    gateway: bytes | None
-    source: bytes | None
+class IPv4Iface:
+    """IPv4 on one interface: its Ethernet layer and ARP, MTU and addresses. A route out of
+    it carries it (:attr:`OutRoute.iface`): ``headroom`` and ``output`` are what a transport
+    sends with, whatever the family."""
+
+    __slots__ = ("addresses", "arp", "eth", "headroom", "index", "mtu", "output")
+
+    def __init__(self, index: int, eth: EthernetLayer, arp: ArpLayer, mtu: int,
+                 output: Output) -> None:  # fmt: skip
+        #: Bytes in front of a transport header in a frame.
+        self.headroom = HEADROOM
+        self.index = index
+        self.eth = eth
+        self.arp = arp
+        self.mtu = mtu
+        #: The layer's ``output``, bound once.
+        self.output = output
+        #: This interface's addresses, in the order they were added.
+        self.addresses: list[_Address] = []
+
+    def source_for(self, target: bytes) -> bytes:
+        """The address to send from to ``target`` on this link: ours on its subnet, else our
+        first, else 0.0.0.0 (an ARP request's sender, RFC 826; RFC 1122 3.3.4.3)."""
+        i = int.from_bytes(target, "big")
+        for a in self.addresses:
+            if i & a.mask == a.net:
+                return a.ip
+        return self.addresses[0].ip if self.addresses else ANY
+
+    def on_link(self, ip: bytes) -> bytes | None:
+        """Our address on the subnet of ``ip``, if ``ip`` is on one of this link's subnets."""
+        i = int.from_bytes(ip, "big")
+        for a in self.addresses:
+            if i & a.mask == a.net:
+                return a.ip
+        return None
+
+    def __repr__(self) -> str:
+        return f"<IPv4Iface {self.index}>"
 
 
 def _is_multicast(ip: bytes) -> bool:
@@ -144,27 +175,31 @@ class IPv4Layer(Layer):
         mtu: int,
         rng: Rng,
         config: IPv4Config | None = None,
+        ifindex: int = 1,
     ) -> None:
+        """The layer with its first interface, ``ifindex``, on ``eth`` and ``arp``; more
+        come with :meth:`add_interface`."""
         super().__init__()
-        self.eth = eth
-        self.arp = arp
-        self.mtu = mtu
         self.config = config or IPv4Config()
         self.protocols: dict[int, UpperHandler] = {}
         #: Called with a datagram for a protocol nobody handles (ICMP answers it).
         self.on_unknown_protocol: UpperHandler | None = None
         #: Called when a datagram's reassembly timed out (ICMP may report it).
         self.on_reassembly_timeout: Callable[[Expired, float], None] | None = None
-        #: Delivers a frame to this host itself, later (set by the driver).
-        self.loopback: Callable[[bytearray], None] | None = None
+        #: Delivers a frame to this host itself, later, as if it came in on the interface
+        #: given (set by the driver).
+        self.loopback: Callable[[bytearray, int], None] | None = None
         #: Accept unicast datagrams to any address (a DHCP client before it has one).
         self.accept_any_unicast = False
         self.groups: set[bytes] = {bytes((224, 0, 0, 1))}  # all-hosts, RFC 1112 4
+        #: The interfaces by index.
+        self.interfaces: InterfaceTable[IPv4Iface] = InterfaceTable("IPv4")
+        self._by_index = self.interfaces.by_index
         self._addresses: list[_Address] = []
-        self._local: set[bytes] = arp.addresses
+        self._local: set[bytes] = set()
         self._broadcasts: set[bytes] = {LIMITED_BROADCAST}
-        self._routes: list[_Route] = []
-        self._route_cache: dict[tuple[bytes, bytes | None], OutRoute] = {}
+        self._routes = RouteTable(32)
+        self._route_cache: dict[tuple[bytes, bytes | None, int], OutRoute[IPv4Iface]] = {}
         self._header_sums: dict[tuple[bytes, bytes, int, int], int] = {}
         self._rng = rng
         self._ident_key = rng.getrandbits(64)
@@ -173,64 +208,173 @@ class IPv4Layer(Layer):
         self.rx_packets = self.rx_bytes = self.tx_packets = self.tx_bytes = 0
         self.fragments_received = self.reassembled = self.fragments_sent = 0
         self.fragmented = self.delivered = 0
+        self.interfaces.attach(ifindex, IPv4Iface(ifindex, eth, arp, mtu, self.output))
+
+    # -- interfaces ------------------------------------------------------------------------
+    def add_interface(self, ifindex: int, eth: EthernetLayer, arp: ArpLayer, mtu: int) -> IPv4Iface:
+        """IPv4 on another interface (no address yet).
+
+        Raises:
+            ValueError: ``ifindex`` is taken (or not positive).
+        """
+        iface = IPv4Iface(ifindex, eth, arp, mtu, self.output)
+        self.interfaces.attach(ifindex, iface)
+        return iface
+
+    def remove_interface(self, ifindex: int) -> None:
+        """Forget an interface: its addresses, and every route out of it.
+
+        Raises:
+            ValueError: no such interface, or it is the last one.
+        """
+        iface = self.interfaces.detach(ifindex)
+        for a in list(iface.addresses):
+            self.remove_address(a.ip, iface)
+        self._routes.remove_where(lambda e: e.ifindex == ifindex)
+        self._routes_changed()
+
+    def interface(self, ifindex: int) -> IPv4Iface:
+        """The interface ``ifindex`` (0: the first).
+
+        Raises:
+            ValueError: no such interface.
+        """
+        return self.interfaces.find(ifindex)
+
+    @property
+    def _first(self) -> IPv4Iface:
+        return self.interfaces.first
+
+    @property
+    def eth(self) -> EthernetLayer:
+        """The first interface's Ethernet layer."""
+        return self._first.eth
+
+    @property
+    def arp(self) -> ArpLayer:
+        """The first interface's ARP."""
+        return self._first.arp
+
+    @property
+    def mtu(self) -> int:
+        """The first interface's MTU (a DHCP lease may lower it, RFC 2132 5.1)."""
+        return self._first.mtu
+
+    @mtu.setter
+    def mtu(self, value: int) -> None:
+        self._first.mtu = value
 
     # -- configuration ---------------------------------------------------------------------
-    def add_address(self, ip: bytes, prefix: int, now: float) -> None:
+    def add_address(self, ip: bytes, prefix: int, now: float, ifindex: int = 0) -> None:
+        """Add ``ip``/``prefix`` to interface ``ifindex`` (0: the first) and announce it.
+
+        Raises:
+            ValueError: a bad prefix length, an address the host has already, a network
+                that overlaps one of another interface, or no such interface.
+        """
+        iface = self.interface(ifindex)
+        addr = self.check_address(ip, prefix, iface.index)
+        self._addresses.append(addr)
+        iface.addresses.append(addr)
+        self._local.add(ip)
+        iface.arp.addresses.add(ip)
+        if prefix < 31:  # RFC 3021: /31 and /32 have no broadcast address
+            self._broadcasts.add(addr.broadcast)
+        # The connected route (RFC 1122 3.3.1.1: the destination is on the attached network).
+        self._routes.add(addr.net, prefix, None, iface.index, 0, ip)
+        self._routes_changed()
+        iface.arp.announce(ip, now)
+
+    def check_address(self, ip: bytes, prefix: int, ifindex: int) -> _Address:
+        """What :meth:`add_address` would add to interface ``ifindex`` (which need not be
+        attached yet).
+
+        Raises:
+            ValueError: a bad prefix length, an address the host has already, or a network
+                that overlaps one of another interface.
+        """
         if not 0 <= prefix <= 32:
             raise ValueError(f"prefix length must be 0..32, got {prefix}")
         if ip in self._local:
             raise ValueError(f"{ipaddress.IPv4Address(ip)} is already configured")
-        addr = _Address.make(ip, prefix)
-        self._addresses.append(addr)
-        self._local.add(ip)
-        if prefix < 31:  # RFC 3021: /31 and /32 have no broadcast address
-            self._broadcasts.add(addr.broadcast)
-        self._routes.append(_Route(addr.net, addr.mask, prefix, None, ip))
-        self._routes_changed()
-        self.arp.announce(ip, now)
+        addr = _Address.make(ip, prefix, ifindex)
+        for other in self._addresses:
+            if other.ifindex != ifindex and (
+                addr.net & other.mask == other.net or other.net & addr.mask == addr.net
+            ):
+                raise ValueError(
+                    f"{ipaddress.IPv4Interface((ip, prefix)).network} overlaps "
+                    f"{ipaddress.IPv4Interface((other.ip, other.prefix)).network} of another "
+                    "interface"
+                )
+        return addr
 
-    def remove_address(self, ip: bytes) -> None:
+    def remove_address(self, ip: bytes, iface: IPv4Iface | None = None) -> None:
         addr = next((a for a in self._addresses if a.ip == ip), None)
         if addr is None:
             raise ValueError(f"{ipaddress.IPv4Address(ip)} is not configured")
+        if iface is None:
+            iface = self.interfaces[addr.ifindex]
         self._addresses.remove(addr)
+        iface.addresses.remove(addr)
         self._local.discard(ip)
+        iface.arp.addresses.discard(ip)
         self._broadcasts = {LIMITED_BROADCAST} | {
             a.broadcast for a in self._addresses if a.prefix < 31
         }
-        self._routes = [r for r in self._routes if r.source != ip or r.gateway is not None]
+        self._routes.remove_where(lambda e: e.source == ip and e.gateway is None)
         self._routes_changed()
 
-    def add_route(self, network: ipaddress.IPv4Network, gateway: bytes | None) -> None:
-        mask = int(network.netmask)
-        self._routes.append(
-            _Route(int(network.network_address), mask, network.prefixlen, gateway, None)
-        )
+    def add_route(
+        self,
+        network: ipaddress.IPv4Network,
+        gateway: bytes | None,
+        ifindex: int | None = None,
+        metric: int = 0,
+    ) -> None:
+        """Route ``network`` via ``gateway`` (None: on-link) out of interface ``ifindex``
+        (None: the one whose network holds the gateway, or the destination, when sending).
+
+        Raises:
+            ValueError: no such interface.
+        """
+        if ifindex is not None:
+            self.interface(ifindex)
+        self._routes.add(int(network.network_address), network.prefixlen, gateway, ifindex,
+                         metric)  # fmt: skip
         self._routes_changed()
 
-    def remove_route(self, network: ipaddress.IPv4Network, gateway: bytes | None) -> None:
-        before = len(self._routes)
-        net = int(network.network_address)
-        self._routes = [
-            r
-            for r in self._routes
-            if not (r.net == net and r.prefix == network.prefixlen and r.gateway == gateway)
-        ]
-        if len(self._routes) == before:
+    def remove_route(
+        self, network: ipaddress.IPv4Network, gateway: bytes | None, ifindex: int | None = None
+    ) -> None:
+        n = self._routes.remove(int(network.network_address), network.prefixlen, gateway, ifindex)
+        if not n:
             raise ValueError(f"no route to {network} via {gateway!r}")
         self._routes_changed()
 
     def _routes_changed(self) -> None:
-        # Longest prefix first; among equals, on-link before gateways.
-        self._routes.sort(key=lambda r: (-r.prefix, r.gateway is not None))
         self._route_cache.clear()
 
     @property
     def addresses(self) -> list[ipaddress.IPv4Interface]:
         return [ipaddress.IPv4Interface((a.ip, a.prefix)) for a in self._addresses]
 
+    def addresses_of(self, ifindex: int) -> list[ipaddress.IPv4Interface]:
+        return [
+            ipaddress.IPv4Interface((a.ip, a.prefix)) for a in self.interface(ifindex).addresses
+        ]
+
+    def owner(self, ip: bytes) -> IPv4Iface | None:
+        """The interface that has the address ``ip``."""
+        for a in self._addresses:
+            if a.ip == ip:
+                return self.interfaces[a.ifindex]
+        return None
+
     @property
     def routes(self) -> list[RouteEntry]:
+        """The routing table, best first: (network, gateway or None, source of a connected
+        route)."""
         out = []
         for r in self._routes:
             network = ipaddress.IPv4Network((r.net, r.prefix))
@@ -239,62 +383,84 @@ class IPv4Layer(Layer):
             out.append(RouteEntry(network, gateway, source))
         return out
 
+    @property
+    def route_table(self) -> list[TableEntry]:
+        """The routing table's entries (with interface and metric), best first."""
+        return list(self._routes)
+
     def is_local(self, ip: bytes) -> bool:
         return ip in self._local or _is_loopback(ip)
 
     # -- routing ---------------------------------------------------------------------------
-    def route(self, dst: bytes, src: bytes | None = None) -> OutRoute:
-        """Where to send a datagram for ``dst``.
+    def route(self, dst: bytes, src: bytes | None = None, via: int = 0) -> OutRoute[IPv4Iface]:
+        """Where to send a datagram for ``dst`` (from ``src``, if given); with ``via``, out
+        of that interface if any route through it matches, else as the table says.
 
         Raises:
             NoRouteError: no route matches, or no source address exists for it.
         """
-        key = (dst, src)
+        key = (dst, src, via)
         cached = self._route_cache.get(key)
         if cached is not None:
             return cached
-        r = self._lookup(dst, src)
+        r = None
+        if via:
+            try:
+                r = self._lookup(dst, src, via)
+            except NoRouteError:
+                pass
+        if r is None:
+            r = self._lookup(dst, src, 0)
         if len(self._route_cache) >= 4096:
             self._route_cache.clear()
         self._route_cache[key] = r
         return r
 
-    def _lookup(self, dst: bytes, src: bytes | None) -> OutRoute:
+    def _lookup(self, dst: bytes, src: bytes | None, via: int) -> OutRoute[IPv4Iface]:
         if dst in self._local or _is_loopback(dst):
-            return OutRoute(src or dst, dst, dst, local=True)
-        if dst == LIMITED_BROADCAST:
+            return OutRoute(src or dst, dst, dst, local=True, iface=self.owner(dst) or self._first)
+        if dst == LIMITED_BROADCAST or _is_multicast(dst):
             # RFC 1122 3.3.6: limited broadcast goes to the attached network, with a source
-            # of our own, or 0.0.0.0 before any is configured (RFC 2131 4.1).
-            source = src or (self._addresses[0].ip if self._addresses else ANY)
-            return OutRoute(source, dst, dst, BROADCAST_MAC)
-        if _is_multicast(dst):
-            source = src or (self._addresses[0].ip if self._addresses else ANY)
-            return OutRoute(source, dst, dst, multicast_mac(dst))
+            # of our own, or 0.0.0.0 before any is configured (RFC 2131 4.1). Out of the
+            # interface asked for, else the source's, else the first.
+            iface = self._by_index.get(via) or (src and self.owner(src)) or self._first
+            source = src or (iface.addresses[0].ip if iface.addresses else ANY)
+            mac = BROADCAST_MAC if dst == LIMITED_BROADCAST else multicast_mac(dst)
+            return OutRoute(source, dst, dst, mac, iface=iface)
         d = int.from_bytes(dst, "big")
-        for r in self._routes:
-            if d & r.mask != r.net:
-                continue
+        for r in self._routes.matches(d):
             next_hop = r.gateway or dst
-            chosen = src or r.source or self._source_on_link(next_hop)
-            if chosen is None:
+            if r.ifindex is not None:
+                iface = self.interfaces[r.ifindex]
+                on_link = iface.on_link(next_hop)
+            else:
+                # The interface on whose network the next hop lies (RFC 1122 3.3.1.2).
+                found, on_link = self._on_link(next_hop)
+                if found is None:
+                    continue
+                iface = found
+            if via and iface.index != via:
                 continue
+            chosen = src or r.source or on_link
+            if chosen is None:
+                if r.ifindex is None or not iface.addresses:
+                    continue
+                chosen = iface.addresses[0].ip  # a route out of an interface: its address
             if r.gateway is None and dst in self._broadcasts:
-                return OutRoute(chosen, dst, dst, BROADCAST_MAC)
-            return OutRoute(chosen, dst, next_hop)
+                return OutRoute(chosen, dst, dst, BROADCAST_MAC, iface=iface)
+            return OutRoute(chosen, dst, next_hop, iface=iface)
         raise NoRouteError(f"no route to {ipaddress.IPv4Address(dst)}")
 
-    def _source_on_link(self, ip: bytes) -> bytes | None:
+    def _on_link(self, ip: bytes) -> tuple[IPv4Iface | None, bytes | None]:
         i = int.from_bytes(ip, "big")
         for a in self._addresses:
             if i & a.mask == a.net:
-                return a.ip
-        return None
+                return self.interfaces[a.ifindex], a.ip
+        return None, None
 
     def arp_source(self, target: bytes) -> bytes:
-        found = self._source_on_link(target)
-        if found is not None:
-            return found
-        return self._addresses[0].ip if self._addresses else ANY
+        """The first interface's ARP sender address for ``target``."""
+        return self._first.source_for(target)
 
     def _ident(self, dst: bytes, proto: int) -> int:
         i = hash((dst, proto, self._ident_key)) & 0xFF
@@ -305,7 +471,7 @@ class IPv4Layer(Layer):
     def output(
         self,
         frame: bytearray,
-        route: OutRoute,
+        route: OutRoute[IPv4Iface],
         proto: int,
         now: float,
         *,
@@ -323,7 +489,8 @@ class IPv4Layer(Layer):
         if total > 65535:
             raise MessageTooLargeError(f"IPv4 datagram of {total} bytes exceeds 65535")
         ttl = self.config.ttl if ttl is None else ttl
-        if total <= self.mtu or route.local:
+        iface = route.iface or self._first
+        if total <= iface.mtu or route.local:
             if df and not tos:
                 # RFC 6864 4.1: an atomic datagram's Identification may be anything; 0 needs
                 # no per-destination counter. The checksum is folded from a per-route sum.
@@ -343,11 +510,11 @@ class IPv4Layer(Layer):
                 )  # fmt: skip
             self.tx_packets += 1
             self.tx_bytes += total
-            self._link_output(frame, route, now)
+            self._link_output(frame, route, iface, now)
             return
         if df:
-            raise MessageTooLargeError(f"{total} bytes exceed the MTU {self.mtu} with DF set")
-        self._fragment(frame, route, proto, self._ident(route.dst, proto), ttl, tos, now)
+            raise MessageTooLargeError(f"{total} bytes exceed the MTU {iface.mtu} with DF set")
+        self._fragment(frame, route, iface, proto, self._ident(route.dst, proto), ttl, tos, now)
 
     def _header_sum(self, src: bytes, dst: bytes, ttl: int, proto: int) -> int:
         """The ones'-complement sum of a DF header's fixed words (all but Total Length)."""
@@ -361,7 +528,8 @@ class IPv4Layer(Layer):
     def _fragment(
         self,
         frame: bytearray,
-        route: OutRoute,
+        route: OutRoute[IPv4Iface],
+        iface: IPv4Iface,
         proto: int,
         ident: int,
         ttl: int,
@@ -371,7 +539,7 @@ class IPv4Layer(Layer):
         """RFC 791 3.2 "Fragmentation": pieces of a multiple of 8 bytes, MF on all but the
         last; every fragment is sent, or (with no neighbour) queued, in order."""
         payload = memoryview(frame)[HEADROOM:]
-        step = (self.mtu - IPV4_HEADER_LEN) & ~7
+        step = (iface.mtu - IPV4_HEADER_LEN) & ~7
         n = len(payload)
         self.fragmented += 1
         for offset in range(0, n, step):
@@ -387,21 +555,26 @@ class IPv4Layer(Layer):
             self.tx_packets += 1
             self.fragments_sent += 1
             self.tx_bytes += len(piece) - ETHERNET_HEADER_LEN
-            self._link_output(piece, route, now)
+            self._link_output(piece, route, iface, now)
 
-    def _link_output(self, frame: bytearray, route: OutRoute, now: float) -> None:
+    def _link_output(
+        self, frame: bytearray, route: OutRoute[IPv4Iface], iface: IPv4Iface, now: float
+    ) -> None:
         if route.local:
             if self.loopback is None:
                 self._drop("no_loopback")
                 return
-            self.loopback(frame)
+            self.loopback(frame, iface.index)
         elif route.mac is not None:
-            self.eth.send(frame, route.mac, EtherType.IPV4)
+            iface.eth.send(frame, route.mac, EtherType.IPV4)
         else:
-            self.arp.output(frame, route.next_hop, now)
+            iface.arp.output(frame, route.next_hop, now)
 
     # -- receive ---------------------------------------------------------------------------
-    def receive(self, data: memoryview, src_mac: bytes, group: bool, now: float) -> None:
+    def receive(
+        self, data: memoryview, src_mac: bytes, group: bool, now: float, ifindex: int = 0
+    ) -> None:
+        """A datagram from the Ethernet layer of interface ``ifindex`` (0: the first)."""
         n = len(data)
         if n >= IPV4_HEADER_LEN and data[0] == 0x45:
             # The common case, no options: the same checks as parse() and checksum_ok(),
@@ -449,14 +622,14 @@ class IPv4Layer(Layer):
                 self._drop("not_member", dst)
                 return
             to_group = True
-        elif _is_loopback(dst) and src_mac == self.eth.mac:
+        elif _is_loopback(dst) and src_mac == self._mac(ifindex):
             to_group = False  # our own loopback delivery
         elif self.accept_any_unicast and not group:
             to_group = False
         else:
             self._drop("not_for_us", dst)
             return
-        if src in self._local and src_mac != self.eth.mac:
+        if src in self._local and src_mac != self._mac(ifindex):
             # Our own address as the source, from the wire: spoofed or a conflict.
             self._drop("own_source", src)
             return
@@ -476,10 +649,15 @@ class IPv4Layer(Layer):
         if handler is None:
             self._drop("unknown_protocol", header.proto)
             if self.on_unknown_protocol is not None:
-                self.on_unknown_protocol(header, payload, now, to_group)
+                self.on_unknown_protocol(header, payload, now, to_group, ifindex)
             return
         self.delivered += 1
-        handler(header, payload, now, to_group)
+        handler(header, payload, now, to_group, ifindex)
+
+    def _mac(self, ifindex: int) -> bytes | None:
+        """The MAC of interface ``ifindex`` (None for one removed)."""
+        iface = self._by_index.get(ifindex)
+        return iface.eth.mac if iface is not None else None
 
     # -- time ------------------------------------------------------------------------------
     def poll_at(self) -> float | None:

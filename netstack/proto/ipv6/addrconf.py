@@ -492,16 +492,26 @@ class Addrconf:
         on-link (RFC 5942 4, rule 1); only the L flag does."""
         if is_link_local(dst) or is_multicast(dst):
             return True
+        return self.on_link_length(dst) is not None
+
+    def on_link_length(self, dst: bytes) -> int | None:
+        """The length of the longest on-link prefix holding ``dst`` (the Prefix List and the
+        prefixes of static addresses, as :meth:`on_link`; the link-local prefix counts as
+        /64), or None when it is not on-link: what a host with several interfaces compares
+        to find the link of a destination (longest match, RFC 4861 5.2)."""
+        if is_link_local(dst):
+            return 64
         d = int.from_bytes(dst, "big")
+        best: int | None = None
         for prefix, plen in self._prefixes:
-            if _in_prefix(d, prefix, plen):
-                return True
+            if _in_prefix(d, prefix, plen) and (best is None or plen > best):
+                best = plen
         for e in self._entries.values():
             i = e.info
             if i.origin is Origin.STATIC and i.state in _ASSIGNED:
-                if _in_prefix(d, i.address, i.prefix_len):
-                    return True
-        return False
+                if _in_prefix(d, i.address, i.prefix_len) and (best is None or i.prefix_len > best):
+                    best = i.prefix_len
+        return best
 
     @property
     def dns_servers(self) -> tuple[bytes, ...]:

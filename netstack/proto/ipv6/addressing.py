@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import ipaddress
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import NamedTuple
 
 __all__ = [
@@ -357,7 +357,10 @@ class Candidate(NamedTuple):
     preferred: bool
 
 
-def _prefer_source(a: Candidate, b: Candidate, dst: bytes, d_scope: int, d_label: int) -> bool:
+def _prefer_source(
+    a: Candidate, b: Candidate, dst: bytes, d_scope: int, d_label: int,
+    outgoing: Collection[bytes] | None = None,
+) -> bool:  # fmt: skip
     """True when RFC 6724 5 prefers ``a`` to ``b`` as the source for ``dst``; False when it
     prefers ``b`` or neither."""
     # Rule 1: prefer the same address.
@@ -374,9 +377,14 @@ def _prefer_source(a: Candidate, b: Candidate, dst: bytes, d_scope: int, d_label
     # Rule 3: avoid deprecated addresses.
     if a.preferred != b.preferred:
         return a.preferred
-    # Rules 4 (home addresses), 5 (outgoing interface: there is one), 5.5 (next hop) and 7
-    # (temporary addresses) do not apply to a single-interface host without Mobile IPv6 or
-    # temporary addresses.
+    # Rule 5: prefer an address of the outgoing interface (when the caller passes candidates
+    # of several).
+    if outgoing is not None:
+        oa, ob = a.address in outgoing, b.address in outgoing
+        if oa != ob:
+            return oa
+    # Rules 4 (home addresses), 5.5 (next hop) and 7 (temporary addresses) do not apply to
+    # a host without Mobile IPv6 or temporary addresses.
     # Rule 6: prefer a matching label.
     la, lb = label(a.address) == d_label, label(b.address) == d_label
     if la != lb:
@@ -388,19 +396,22 @@ def _prefer_source(a: Candidate, b: Candidate, dst: bytes, d_scope: int, d_label
     )
 
 
-def select_source(dst: bytes, candidates: Sequence[Candidate]) -> bytes | None:
+def select_source(
+    dst: bytes, candidates: Sequence[Candidate], outgoing: Collection[bytes] | None = None
+) -> bytes | None:
     """The source address RFC 6724 5 picks for ``dst`` among ``candidates`` (rules 1, 2, 3, 6
-    and 8; ties go to the earlier candidate), or None when there are none.
+    and 8, and rule 5 when ``outgoing`` names the outgoing interface's addresses; ties go to
+    the earlier candidate), or None when there are none.
 
     The caller passes only addresses that may be used: not tentative, not duplicate
-    (RFC 4862 5.4), on the outgoing interface (rule 5 is the caller's).
+    (RFC 4862 5.4), and on the outgoing interface unless ``outgoing`` is given.
     """
     if not candidates:
         return None
     d_scope, d_label = scope(dst), label(dst)
     best = candidates[0]
     for c in candidates[1:]:
-        if _prefer_source(c, best, dst, d_scope, d_label):
+        if _prefer_source(c, best, dst, d_scope, d_label, outgoing):
             best = c
     return best.address
 

@@ -11,10 +11,11 @@ option action bits and reports Parameter Problems (RFC 8200 4.2, 4.4); fragments
 
 Send (RFC 4861 5.2, "conceptual sending algorithm"): the destination is on-link (link-local,
 an on-link prefix, a prefix of one of our addresses, or a static on-link route) or goes to a
-router (a static route, else a default router learnt from Router Advertisements); the source
-is chosen by RFC 6724 5. Datagrams larger than the path MTU are fragmented at the source
-(RFC 8200 4.5, 5), with unpredictable Identification values (RFC 7739). The path MTU comes
-from Packet Too Big messages (RFC 8201) and ages out after 10 minutes (RFC 8201 5.3).
+router (a static route, or a default router learnt from Router Advertisements), the longest
+prefix winning, then the lowest metric; the source is chosen by RFC 6724 5. Datagrams larger
+than the path MTU are fragmented at the source (RFC 8200 4.5, 5), with unpredictable
+Identification values (RFC 7739). The path MTU comes from Packet Too Big messages (RFC 8201)
+and ages out after 10 minutes (RFC 8201 5.3).
 
 Neighbour discovery (RFC 4861 7): the neighbour cache is the same NUD machine as ARP's
 (:class:`~..neighbour.cache.NeighbourCache`, whose states are RFC 4861 7.3.2's), driven by
@@ -22,6 +23,13 @@ Neighbor Solicitations and Advertisements; address configuration (link-local, SL
 router and prefix lists) is the :class:`~.addrconf.Addrconf` machine; multicast listening is
 reported with MLD by the :class:`~..mld.listener.MulticastListener` machine: MLDv2 (RFC 3810), or
 MLDv1 while an MLDv1 querier is present (RFC 3810 8.2.1).
+
+Interfaces: the layer serves every interface of the host, each an :class:`IPv6Iface` with
+what RFC 4861 6.3.2 keeps per interface (MTU, hop limit, neighbour cache, address
+configuration, groups and MLD); routing is one table over all of them. A link-local
+destination needs its interface (RFC 4007 6), named by a zone unless IPv6 runs on only one;
+every packet is handed up with the interface it came in on, and neighbour discovery and MLD
+messages are handled by that interface's machines.
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ from ...errors import MessageTooLargeError, NoRouteError, ParseError
 from ..ethernet.layer import EthernetLayer
 from ..ethernet.wire import ETHERNET_HEADER_LEN, EtherType
 from ..icmpv6.wire import Icmp6Header, Icmp6Type
-from ..ipv4.layer import OutRoute
+from ..ip.route import InterfaceTable, Output, OutRoute, RouteTable
 from ..layer import Layer
 from ..mld import listener as mldl
 from ..mld import wire as mld
@@ -75,7 +83,7 @@ from .wire import (
     walk,
 )
 
-__all__ = ["HEADROOM6", "IPv6Config", "IPv6Layer"]
+__all__ = ["HEADROOM6", "IPv6Config", "IPv6Iface", "IPv6Layer"]
 
 _T = TypeVar("_T")
 
@@ -86,10 +94,10 @@ LOOPBACK = bytes(15) + b"\x01"
 
 _HEADER = struct.Struct("!IHBB16s16s")
 
-#: handler(header, payload, now, sent to a multicast address)
-UpperHandler = Callable[[IPv6Header, memoryview, float, bool], None]
-#: handler(header, the packet from its IPv6 header on, problem, now, to a group)
-ProblemHandler = Callable[[IPv6Header, memoryview, ParameterProblem, float, bool], None]
+#: handler(header, payload, now, sent to a multicast address, input interface)
+UpperHandler = Callable[[IPv6Header, memoryview, float, bool, int], None]
+#: handler(header, the packet from its IPv6 header on, problem, now, to a group, interface)
+ProblemHandler = Callable[[IPv6Header, memoryview, ParameterProblem, float, bool, int], None]
 
 #: The Hop-by-Hop header an MLD report carries (RFC 3810 5: Router Alert, RFC 2711),
 #: Next Header ICMPv6, padded to 8 bytes with PadN.
@@ -129,20 +137,68 @@ class IPv6Config:
     mld: mldl.MldConfig = field(default_factory=mldl.MldConfig)
 
 
-@dataclass(slots=True)
-class _StaticRoute:
-    net: int
-    mask: int
-    prefix: int
-    gateway: bytes | None
-
-
-def _mask(prefix: int) -> int:
-    return ((1 << 128) - 1) ^ ((1 << (128 - prefix)) - 1)
+#: The metric of a default route learnt from a Router Advertisement: after a static default
+#: route of the default metric (Linux gives RA routes 1024 too, and user routes 1024).
+RA_ROUTE_METRIC = 1024
 
 
 def _fmt(ip: bytes) -> str:
     return str(ipaddress.IPv6Address(ip))
+
+
+class IPv6Iface:
+    """IPv6 on one interface (RFC 4861 6.3.2's host variables and more): its Ethernet layer,
+    MTU and hop limit, neighbour cache, address configuration, multicast groups and MLD.
+    A route out of it carries it (:attr:`OutRoute.iface`): ``headroom`` and ``output`` are
+    what a transport sends with, whatever the family."""
+
+    __slots__ = (
+        "addrconf", "enabled", "eth", "groups", "headroom", "hop_limit", "index", "link_mtu",
+        "local", "mld", "mtu", "neighbours", "output", "tentative",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        index: int,
+        eth: EthernetLayer,
+        *,
+        mtu: int,
+        rng: Rng,
+        secret: bytes,
+        config: IPv6Config,
+        output: Output,
+        net_iface: bytes = b"eth0",
+    ) -> None:
+        #: Bytes in front of a transport header in a frame.
+        self.headroom = HEADROOM6
+        self.index = index
+        self.eth = eth
+        #: The layer's ``output``, bound once.
+        self.output = output
+        #: IPv6 runs on this interface (:meth:`IPv6Layer.start`).
+        self.enabled = False
+        self.link_mtu = mtu
+        #: The MTU of this link for IPv6 (an RA's MTU option may lower it, RFC 4861 6.3.4).
+        self.mtu = mtu
+        self.hop_limit = config.hop_limit
+        self.neighbours: NeighbourCache[bytearray] = NeighbourCache(config.neighbour)
+        self.addrconf = ac.Addrconf(eth.mac, config=config.addrconf, rng=rng, secret=secret,
+                                    link_mtu=mtu, net_iface=net_iface)  # fmt: skip
+        #: MLD: what is reported of ``groups``, in which version (RFC 3810, RFC 2710).
+        self.mld = mldl.MulticastListener(rng, config.mld)
+        #: Groups this interface listens to, with a count of users (all-nodes always).
+        self.groups: dict[bytes, int] = {ALL_NODES: 1}
+        #: Assigned and tentative addresses of this interface.
+        self.local: set[bytes] = set()
+        self.tentative: set[bytes] = set()
+
+    def link_local(self) -> bytes:
+        """An assigned link-local address, or :: (the source of MLD messages and Router
+        Solicitations before one is valid, RFC 3810 5.2.13, RFC 4861 4.1)."""
+        return next((a for a in self.local if is_link_local(a)), UNSPECIFIED)
+
+    def __repr__(self) -> str:
+        return f"<IPv6Iface {self.index}{'' if self.enabled else ' off'}>"
 
 
 class IPv6Layer(Layer):
@@ -173,15 +229,12 @@ class IPv6Layer(Layer):
         rng: Rng,
         secret: bytes,
         config: IPv6Config | None = None,
+        ifindex: int = 1,
     ) -> None:
+        """The layer with its first interface, ``ifindex``, on ``eth`` (IPv6 off until
+        :meth:`start`); more come with :meth:`add_interface`."""
         super().__init__()
-        self.eth = eth
         self.config = config or IPv6Config()
-        self.link_mtu = mtu
-        #: The MTU of this link for IPv6 (an RA's MTU option may lower it, RFC 4861 6.3.4).
-        self.mtu = mtu
-        self.hop_limit = self.config.hop_limit
-        self.enabled = False
         self.protocols: dict[int, UpperHandler] = {}
         #: Called with a datagram whose upper-layer protocol nobody handles.
         self.on_parameter_problem: ProblemHandler | None = None
@@ -189,26 +242,29 @@ class IPv6Layer(Layer):
         self.on_reassembly_timeout: Callable[[Expired, float], None] | None = None
         #: Called with the frames that could not be sent because a neighbour never answered.
         self.on_neighbour_failed: Callable[[bytes, list[bytearray], float], None] | None = None
-        #: Called with every address-configuration event (the driver logs and keeps DNS).
-        self.on_addrconf_event: Callable[[object], None] | None = None
-        #: Delivers a frame to this host itself, later (set by the driver).
-        self.loopback: Callable[[bytearray], None] | None = None
-        self.neighbours: NeighbourCache[bytearray] = NeighbourCache(self.config.neighbour)
-        self.addrconf = ac.Addrconf(eth.mac, config=self.config.addrconf, rng=rng, secret=secret,
-                                    link_mtu=mtu)  # fmt: skip
-        self.reassembler = Reassembler(self.config.reassembly)
+        #: Called with every address-configuration event and its interface (the driver logs
+        #: and keeps DNS).
+        self.on_addrconf_event: Callable[[object, int], None] | None = None
+        #: Delivers a frame to this host itself, later, as if it came in on the interface
+        #: given (set by the driver).
+        self.loopback: Callable[[bytearray, int], None] | None = None
         self._rng = rng
-        #: Groups this host listens to, with a count of users (all-nodes always).
-        self.groups: dict[bytes, int] = {ALL_NODES: 1}
+        self._secret = secret
+        #: The interfaces by index.
+        self.interfaces: InterfaceTable[IPv6Iface] = InterfaceTable("IPv6")
+        self._by_index = self.interfaces.by_index
+        self._make_iface(ifindex, eth, mtu, b"eth0")
+        self.reassembler = Reassembler(self.config.reassembly)
         self._local: set[bytes] = set()
         self._tentative: set[bytes] = set()
-        self._routes: list[_StaticRoute] = []
-        self._route_cache: dict[tuple[bytes, bytes | None], OutRoute] = {}
+        self._routes = RouteTable(128)
+        self._route_cache: dict[tuple[bytes, bytes | None, int, int], OutRoute[IPv6Iface]] = {}
+        #: The interfaces IPv6 runs on.
+        self._enabled: list[IPv6Iface] = []
         self._pmtu: dict[bytes, tuple[int, float]] = {}
-        #: RFC 4861 8.3: destinations a router redirected (to a better next hop).
-        self._redirects: dict[bytes, bytes] = {}
-        #: MLD: what is reported of ``groups``, in which version (RFC 3810, RFC 2710).
-        self.mld = mldl.MulticastListener(rng, self.config.mld)
+        #: RFC 4861 8.3: destinations a router redirected (to a better next hop, on the
+        #: interface the Redirect came in on).
+        self._redirects: dict[bytes, tuple[bytes, int]] = {}
         self._known_upper = frozenset((NextHeader.TCP, NextHeader.UDP, NextHeader.ICMPV6))
         self.rx_packets = self.rx_bytes = self.tx_packets = self.tx_bytes = 0
         self.fragments_received = self.reassembled = self.fragments_sent = 0
@@ -217,164 +273,403 @@ class IPv6Layer(Layer):
         self.mld_v1_reports_sent = self.mld_dones_sent = 0
         self.parameter_problems = 0
 
-    # -- configuration ---------------------------------------------------------------------
-    def start(self, now: float) -> None:
-        """Turn IPv6 on: a link-local address (with DAD) and router solicitations."""
-        if self.enabled:
-            return
-        self.enabled = True
-        self.addrconf.start(now)
-        self._after_addrconf(now)
+    # -- interfaces ------------------------------------------------------------------------
+    def _make_iface(self, ifindex: int, eth: EthernetLayer, mtu: int, name: bytes) -> IPv6Iface:
+        iface = IPv6Iface(ifindex, eth, mtu=mtu, rng=self._rng, secret=self._secret,
+                          config=self.config, output=self.output, net_iface=name)  # fmt: skip
+        self.interfaces.attach(ifindex, iface)
+        return iface
 
-    def add_address(self, ip: bytes, prefix: int, now: float, *, dad: bool = True) -> None:
-        """Add a static address; it is tentative until DAD finishes.
+    def add_interface(self, ifindex: int, eth: EthernetLayer, mtu: int, name: bytes) -> IPv6Iface:
+        """IPv6 on another interface (off until :meth:`start`). ``name`` is RFC 7217's
+        Net_Iface, which makes its stable addresses differ from other interfaces'.
 
         Raises:
-            ValueError: a bad or duplicate address or prefix length.
+            ValueError: ``ifindex`` is taken (or not positive).
         """
-        self.start(now)
-        self.addrconf.add_static(ip, prefix, now, dad=dad)
-        self._after_addrconf(now)
+        if ifindex <= 0 or ifindex in self.interfaces:
+            raise ValueError(f"interface index {ifindex} is taken or invalid")  # no rng draw
+        return self._make_iface(ifindex, eth, mtu, name)
 
-    def remove_address(self, ip: bytes, now: float) -> None:
-        self.addrconf.remove(ip, now)
-        self._after_addrconf(now)
+    def remove_interface(self, ifindex: int) -> None:
+        """Forget an interface: its addresses, neighbours and groups, and every route out
+        of it.
 
-    def add_route(self, network: ipaddress.IPv6Network, gateway: bytes | None) -> None:
-        self._routes.append(
-            _StaticRoute(int(network.network_address), _mask(network.prefixlen),
-                         network.prefixlen, gateway)
-        )  # fmt: skip
-        self._routes.sort(key=lambda r: (-r.prefix, r.gateway is not None))
+        Raises:
+            ValueError: no such interface, or it is the last one.
+        """
+        iface = self.interfaces.detach(ifindex)
+        iface.enabled = False
+        self._enabled_changed()
+        self._routes.remove_where(lambda e: e.ifindex == ifindex)
+        self._redirects = {d: r for d, r in self._redirects.items() if r[1] != ifindex}
+        self._update_local()
+
+    def interface(self, ifindex: int) -> IPv6Iface:
+        """The interface ``ifindex`` (0: the first).
+
+        Raises:
+            ValueError: no such interface.
+        """
+        return self.interfaces.find(ifindex)
+
+    @property
+    def _first(self) -> IPv6Iface:
+        return self.interfaces.first
+
+    def owner(self, ip: bytes) -> IPv6Iface | None:
+        """The interface that has the address ``ip`` (assigned or tentative)."""
+        for iface in self.interfaces.values():
+            if ip in iface.local or ip in iface.tentative:
+                return iface
+        return None
+
+    # The first interface's parts, by their old names.
+    @property
+    def enabled(self) -> bool:
+        """IPv6 runs on some interface."""
+        return bool(self._enabled)
+
+    def _enabled_changed(self) -> None:
+        self._enabled = [i for i in self.interfaces.values() if i.enabled]
         self._route_cache.clear()
 
-    def remove_route(self, network: ipaddress.IPv6Network, gateway: bytes | None) -> None:
-        before = len(self._routes)
-        net = int(network.network_address)
-        self._routes = [
-            r for r in self._routes
-            if not (r.net == net and r.prefix == network.prefixlen and r.gateway == gateway)
-        ]  # fmt: skip
-        if len(self._routes) == before:
+    @property
+    def eth(self) -> EthernetLayer:
+        return self._first.eth
+
+    @property
+    def neighbours(self) -> NeighbourCache[bytearray]:
+        return self._first.neighbours
+
+    @property
+    def addrconf(self) -> ac.Addrconf:
+        return self._first.addrconf
+
+    @property
+    def mld(self) -> mldl.MulticastListener:
+        return self._first.mld
+
+    @property
+    def groups(self) -> dict[bytes, int]:
+        return self._first.groups
+
+    @property
+    def mtu(self) -> int:
+        return self._first.mtu
+
+    @property
+    def link_mtu(self) -> int:
+        return self._first.link_mtu
+
+    @property
+    def hop_limit(self) -> int:
+        return self._first.hop_limit
+
+    # -- configuration ---------------------------------------------------------------------
+    def start(self, now: float, ifindex: int = 0) -> None:
+        """Turn IPv6 on on interface ``ifindex`` (0: the first): a link-local address (with
+        DAD) and router solicitations."""
+        iface = self.interface(ifindex)
+        if iface.enabled:
+            return
+        iface.enabled = True
+        self._enabled_changed()
+        iface.addrconf.start(now)
+        self._after_addrconf(iface, now)
+
+    def add_address(
+        self, ip: bytes, prefix: int, now: float, *, dad: bool = True, ifindex: int = 0
+    ) -> None:
+        """Add a static address to interface ``ifindex`` (0: the first), turning IPv6 on
+        there; it is tentative until DAD finishes.
+
+        Raises:
+            ValueError: a bad or duplicate address or prefix length, a prefix that overlaps
+                one of another interface, or no such interface.
+        """
+        iface = self.interface(ifindex)
+        self.check_address(ip, prefix, iface.index)
+        self.start(now, iface.index)
+        iface.addrconf.add_static(ip, prefix, now, dad=dad)
+        self._after_addrconf(iface, now)
+
+    def check_address(self, ip: bytes, prefix: int, ifindex: int) -> None:
+        """Whether :meth:`add_address` may add a static address to interface ``ifindex``
+        (which need not be attached yet).
+
+        Raises:
+            ValueError: an address the host has already, or a prefix that overlaps the
+                prefix of a static address of another interface.
+        """
+        if self.owner(ip) is not None:
+            raise ValueError(f"{_fmt(ip)} is already configured")
+        if is_link_local(ip) or not 0 <= prefix <= 128:
+            return  # the link-local prefix is on every link; a bad length is Addrconf's
+        mine = ipaddress.IPv6Network((ip, prefix), strict=False)
+        for other in self.interfaces.values():
+            if other.index == ifindex:
+                continue
+            for info in other.addrconf.addresses:
+                if info.origin is not ac.Origin.STATIC:
+                    continue
+                theirs = ipaddress.IPv6Network((info.address, info.prefix_len), strict=False)
+                if mine.overlaps(theirs):
+                    raise ValueError(f"{mine} overlaps {theirs} of another interface")
+
+    def remove_address(self, ip: bytes, now: float) -> None:
+        """Remove an address of any interface.
+
+        Raises:
+            ValueError: no interface has it.
+        """
+        for iface in self.interfaces.values():
+            if any(info.address == ip for info in iface.addrconf.addresses):
+                iface.addrconf.remove(ip, now)
+                self._after_addrconf(iface, now)
+                return
+        raise ValueError(f"{_fmt(ip)} is not configured")
+
+    def add_route(
+        self,
+        network: ipaddress.IPv6Network,
+        gateway: bytes | None,
+        ifindex: int | None = None,
+        metric: int = 0,
+    ) -> None:
+        """Route ``network`` via ``gateway`` (None: on-link) out of interface ``ifindex``
+        (None: found when sending, from the gateway or destination).
+
+        Raises:
+            ValueError: no such interface.
+        """
+        if ifindex is not None:
+            self.interface(ifindex)
+        self._routes.add(int(network.network_address), network.prefixlen, gateway, ifindex,
+                         metric)  # fmt: skip
+        self._route_cache.clear()
+
+    def remove_route(
+        self, network: ipaddress.IPv6Network, gateway: bytes | None, ifindex: int | None = None
+    ) -> None:
+        n = self._routes.remove(int(network.network_address), network.prefixlen, gateway, ifindex)
+        if not n:
             raise ValueError(f"no route to {network} via {gateway!r}")
         self._route_cache.clear()
 
     @property
     def routes(self) -> list[tuple[ipaddress.IPv6Network, ipaddress.IPv6Address | None]]:
-        """Static routes, then on-link prefixes, then default routers."""
-        out: list[tuple[ipaddress.IPv6Network, ipaddress.IPv6Address | None]] = []
+        """Static routes, then on-link prefixes, then default routers: (network, gateway)."""
+        return [(network, gateway) for network, gateway, _, _ in self.route_table]
+
+    @property
+    def route_table(
+        self,
+    ) -> list[tuple[ipaddress.IPv6Network, ipaddress.IPv6Address | None, int | None, int]]:
+        """(network, gateway, interface index, metric) of the static routes, then of each
+        interface's on-link prefixes, then of its default routers."""
+        out: list[tuple[ipaddress.IPv6Network, ipaddress.IPv6Address | None, int | None, int]]
+        out = []
         if not self.enabled:
             return out
         for r in self._routes:
             gw = ipaddress.IPv6Address(r.gateway) if r.gateway else None
-            out.append((ipaddress.IPv6Network((r.net, r.prefix)), gw))
-        # RFC 5942 4: a SLAAC address says nothing about its prefix being on-link; static
-        # addresses and the prefixes advertised with the L flag do.
-        out.append((ipaddress.IPv6Network("fe80::/64"), None))
-        for info in self.addrconf.addresses:
-            if info.origin is not ac.Origin.STATIC:
-                continue
-            net = ipaddress.IPv6Network((info.address, info.prefix_len), strict=False)
-            if (net, None) not in out:
-                out.append((net, None))
-        for prefix, plen in self.addrconf.on_link_prefixes:
-            net = ipaddress.IPv6Network((prefix, plen), strict=False)
-            if (net, None) not in out:
-                out.append((net, None))
+            out.append((ipaddress.IPv6Network((r.net, r.prefix)), gw, r.ifindex, r.metric))
+        link_local = ipaddress.IPv6Network("fe80::/64")
         default = ipaddress.IPv6Network("::/0")
-        for router in self.addrconf.default_routers(0.0):
-            out.append((default, ipaddress.IPv6Address(router)))
+        for iface in self.interfaces.values():
+            if not iface.enabled:
+                continue
+            nets = [link_local]
+            # RFC 5942 4: a SLAAC address says nothing about its prefix being on-link;
+            # static addresses and the prefixes advertised with the L flag do.
+            for info in iface.addrconf.addresses:
+                if info.origin is ac.Origin.STATIC:
+                    net = ipaddress.IPv6Network((info.address, info.prefix_len), strict=False)
+                    if net not in nets:
+                        nets.append(net)
+            for prefix, plen in iface.addrconf.on_link_prefixes:
+                net = ipaddress.IPv6Network((prefix, plen), strict=False)
+                if net not in nets:
+                    nets.append(net)
+            out.extend((net, None, iface.index, 0) for net in nets)
+            for router in iface.addrconf.default_routers(0.0):
+                out.append((default, ipaddress.IPv6Address(router), iface.index, RA_ROUTE_METRIC))
         return out
 
     def is_local(self, ip: bytes) -> bool:
         return ip in self._local or ip == LOOPBACK
 
-    def join(self, group: bytes, now: float) -> None:
-        """Listen to a multicast group (and report it with MLDv2)."""
-        n = self.groups.get(group, 0)
-        if n == 0 and len(self.groups) >= self.config.max_groups:
+    def join(self, group: bytes, now: float, ifindex: int = 0) -> None:
+        """Listen to a multicast group on interface ``ifindex`` (0: the first), and report it
+        with MLDv2."""
+        iface = self.interface(ifindex)
+        n = iface.groups.get(group, 0)
+        if n == 0 and len(iface.groups) >= self.config.max_groups:
             raise ValueError("too many multicast groups")
-        self.groups[group] = n + 1
+        iface.groups[group] = n + 1
         if n == 0:
-            self.mld.join(group, now)
-            self._send_mld(now)
+            iface.mld.join(group, now)
+            self._send_mld(iface, now)
 
-    def leave(self, group: bytes, now: float) -> None:
-        n = self.groups.get(group, 0)
+    def leave(self, group: bytes, now: float, ifindex: int = 0) -> None:
+        iface = self.interface(ifindex)
+        n = iface.groups.get(group, 0)
         if n <= 1:
-            if self.groups.pop(group, None) is not None:
-                self.mld.leave(group, now)
-                self._send_mld(now)
+            if iface.groups.pop(group, None) is not None:
+                iface.mld.leave(group, now)
+                self._send_mld(iface, now)
         else:
-            self.groups[group] = n - 1
+            iface.groups[group] = n - 1
 
     # -- routing ---------------------------------------------------------------------------
-    def route(self, dst: bytes, src: bytes | None = None) -> OutRoute:
-        """Where to send a datagram for ``dst``.
+    def route(
+        self, dst: bytes, src: bytes | None = None, scope: int = 0, via: int = 0
+    ) -> OutRoute[IPv6Iface]:
+        """Where to send a datagram for ``dst`` (from ``src``, if given). ``scope`` is the
+        zone of a link-local (or multicast) destination: the index of its interface, which a
+        stack with IPv6 on more than one interface needs (RFC 4007 6). With ``via``, out of
+        that interface if any route through it matches, else as the table says.
 
         Raises:
-            NoRouteError: no route, or no usable source address.
+            NoRouteError: no route, a link-local destination without its interface, or no
+                usable source address.
         """
-        key = (dst, src)
+        key = (dst, src, scope, via)
         cached = self._route_cache.get(key)
         if cached is not None:
             return cached
-        r = self._lookup(dst, src)
+        r = None
+        if via:
+            try:
+                r = self._lookup(dst, src, scope, via)
+            except NoRouteError:
+                pass
+        if r is None:
+            r = self._lookup(dst, src, scope, 0)
         if len(self._route_cache) >= 4096:
             self._route_cache.clear()
         self._route_cache[key] = r
         return r
 
-    def _source(self, dst: bytes) -> bytes | None:
-        return select_source(dst, self.addrconf.candidates())
-
-    def _lookup(self, dst: bytes, src: bytes | None) -> OutRoute:
-        if not self.enabled:
+    def _lookup(self, dst: bytes, src: bytes | None, scope: int, via: int) -> OutRoute[IPv6Iface]:
+        enabled = self._enabled
+        if not enabled:
             raise NoRouteError("IPv6 is not enabled on this stack")
         if dst in self._local or dst == LOOPBACK:
-            return OutRoute(src or dst, dst, dst, local=True)
+            return OutRoute(src or dst, dst, dst, local=True, iface=self.owner(dst) or enabled[0])
         if dst[0] == 0xFF:
-            source = src or self._source(dst) or UNSPECIFIED
-            return OutRoute(source, dst, dst, multicast_mac(dst))
-        chosen = src or self._source(dst)
+            iface = self._zone(dst, scope or via, enabled)
+            source = src or self._source(dst, iface, enabled) or UNSPECIFIED
+            return OutRoute(source, dst, dst, multicast_mac(dst), iface=iface)
+        redirected = self._redirects.get(dst)
+        if redirected is not None and redirected[1] in self.interfaces:
+            iface = self.interfaces[redirected[1]]
+            next_hop = redirected[0]
+        elif is_link_local(dst):
+            # RFC 4007 6: a link-local address means something only on its link.
+            iface = self._zone(dst, scope or via, enabled)
+            next_hop = dst
+        else:
+            iface, next_hop = self._best(dst, via, enabled)
+        chosen = src or self._source(dst, iface, enabled)
         if chosen is None:
             raise NoRouteError(f"no IPv6 source address for {_fmt(dst)}")
-        redirected = self._redirects.get(dst)
-        if redirected is not None:
-            return OutRoute(chosen, dst, redirected)
-        d = int.from_bytes(dst, "big")
-        for r in self._routes:
-            if d & r.mask == r.net:
-                return OutRoute(chosen, dst, r.gateway or dst)
-        if is_link_local(dst) or self.addrconf.on_link(dst):
-            return OutRoute(chosen, dst, dst)
-        routers = self.addrconf.default_routers(0.0)
-        if routers:
-            # RFC 4861 6.3.6: prefer a router known to be reachable.
-            for router in routers:
-                state = self.neighbours.state(router)
-                if state is not None and state is not NeighbourState.INCOMPLETE:
-                    return OutRoute(chosen, dst, router)
-            return OutRoute(chosen, dst, routers[0])
-        raise NoRouteError(f"no route to {_fmt(dst)}")
+        return OutRoute(chosen, dst, next_hop, iface=iface)
 
-    def path_mtu(self, dst: bytes, now: float | None = None) -> int:
-        """The MTU towards ``dst``: the link's, or less after a Packet Too Big."""
+    def _zone(self, dst: bytes, zone: int, enabled: list[IPv6Iface]) -> IPv6Iface:
+        """The interface of a link-local or multicast destination: the one its zone names;
+        without a zone, the only interface with IPv6 (a multicast destination: the first)."""
+        if zone:
+            iface = self._by_index.get(zone)
+            if iface is None or not iface.enabled:
+                raise NoRouteError(f"no IPv6 interface {zone} for {_fmt(dst)}")
+            return iface
+        if len(enabled) == 1 or dst[0] == 0xFF:
+            return enabled[0]
+        raise NoRouteError(
+            f"{_fmt(dst)} is a link-local address: name its interface (a scope id, as "
+            f"{_fmt(dst)}%{enabled[0].index})"
+        )
+
+    def _best(self, dst: bytes, via: int, enabled: list[IPv6Iface]) -> tuple[IPv6Iface, bytes]:
+        """RFC 4861 5.2's next-hop determination over every interface: the longest prefix,
+        then the lowest metric, then on-link before a router, among the static routes, each
+        interface's on-link prefixes and its default routers (preferring routers known to be
+        reachable, RFC 4861 6.3.6)."""
+        best: tuple[tuple[int, int, int, int], IPv6Iface, bytes] | None = None
+        d = int.from_bytes(dst, "big")
+        for r in self._routes.matches(d):
+            hop = r.gateway or dst
+            iface = self._by_index.get(r.ifindex) if r.ifindex is not None else (
+                self._on_link_iface(hop, enabled)
+            )  # fmt: skip
+            if iface is None or not iface.enabled or (via and iface.index != via):
+                continue
+            best = ((-r.prefix, r.metric, r.gateway is not None, 0), iface, hop)
+            break  # the table is in order: the first usable static route is its best
+        for iface in enabled:
+            if via and iface.index != via:
+                continue
+            plen = iface.addrconf.on_link_length(dst)
+            if plen is not None:
+                key = (-plen, 0, 0, 1)
+                if best is None or key < best[0]:
+                    best = (key, iface, dst)
+            for router in iface.addrconf.default_routers(0.0):
+                state = iface.neighbours.state(router)
+                reachable = state is not None and state is not NeighbourState.INCOMPLETE
+                key = (0, RA_ROUTE_METRIC, 1, 2 if reachable else 3)
+                if best is None or key < best[0]:
+                    best = (key, iface, router)
+        if best is None:
+            raise NoRouteError(f"no route to {_fmt(dst)}")
+        return best[1], best[2]
+
+    def _on_link_iface(self, ip: bytes, enabled: list[IPv6Iface]) -> IPv6Iface | None:
+        """The interface ``ip`` is on-link on (for a route that names none): link-local
+        addresses and those of no interface's prefixes go to the first."""
+        if not is_link_local(ip):
+            for iface in enabled:
+                if iface.addrconf.on_link(ip):
+                    return iface
+        return enabled[0] if enabled else None
+
+    def _source(self, dst: bytes, iface: IPv6Iface, enabled: list[IPv6Iface]) -> bytes | None:
+        """RFC 6724 5 over the addresses of every interface, rule 5 preferring those of the
+        outgoing one (a host may send from any of its addresses, RFC 1122 3.3.4.2), but never
+        another interface's link-local address (RFC 4007 6)."""
+        mine = iface.addrconf.candidates()
+        if len(enabled) == 1 or is_link_local(dst):
+            return select_source(dst, mine)
+        others = [
+            c
+            for i in enabled
+            if i is not iface
+            for c in i.addrconf.candidates()
+            if not is_link_local(c.address)
+        ]
+        return select_source(dst, mine + others, {c.address for c in mine})
+
+    def path_mtu(self, dst: bytes, now: float | None = None, iface: IPv6Iface | None = None) -> int:
+        """The MTU towards ``dst`` out of ``iface`` (default: the first interface): the
+        link's, or less after a Packet Too Big."""
+        link = (iface or self._first).mtu
         entry = self._pmtu.get(dst)
         if entry is None:
-            return self.mtu
+            return link
         mtu, until = entry
         if now is not None and now >= until:
             del self._pmtu[dst]  # RFC 8201 5.3: try the link MTU again
-            return self.mtu
-        return min(mtu, self.mtu)
+            return link
+        return min(mtu, link)
 
     def packet_too_big(self, dst: bytes, mtu: int, now: float) -> int | None:
         """A Packet Too Big said ``mtu`` for ``dst``: lower the path MTU (RFC 8201 4-5).
         Returns the new path MTU, or None when nothing changed."""
         # RFC 8201 5: never below the IPv6 minimum link MTU, never raised by a PTB.
         mtu = max(mtu, MIN_MTU)
-        if mtu >= self.path_mtu(dst, now):
+        if mtu >= self.path_mtu(dst, now, self._iface_to(dst)):
             return None
         if len(self._pmtu) >= self.config.pmtu_entries:
             oldest = min(self._pmtu, key=lambda k: self._pmtu[k][1])
@@ -382,11 +677,18 @@ class IPv6Layer(Layer):
         self._pmtu[dst] = (mtu, now + self.config.pmtu_timeout)
         return mtu
 
+    def _iface_to(self, dst: bytes) -> IPv6Iface | None:
+        """The interface a datagram to ``dst`` leaves by, if there is a route."""
+        try:
+            return self.route(dst).iface
+        except NoRouteError:
+            return None
+
     # -- send ------------------------------------------------------------------------------
     def output(
         self,
         frame: bytearray,
-        route: OutRoute,
+        route: OutRoute[IPv6Iface],
         proto: int,
         now: float,
         *,
@@ -404,34 +706,36 @@ class IPv6Layer(Layer):
         plen = len(frame) - HEADROOM6
         if plen > 65535:
             raise MessageTooLargeError(f"IPv6 payload of {plen} bytes exceeds 65535")
+        iface = route.iface or self._first
         if hop_limit is None:
             # RFC 3493 5.2: multicast defaults to one hop.
-            hop_limit = 1 if route.mac is not None else self.hop_limit
-        if route.local or plen + IPV6_HEADER_LEN <= self.path_mtu(route.dst, now):
+            hop_limit = 1 if route.mac is not None else iface.hop_limit
+        if route.local or plen + IPV6_HEADER_LEN <= self.path_mtu(route.dst, now, iface):
             _HEADER.pack_into(
                 frame, ETHERNET_HEADER_LEN, 0x60000000 | (tclass << 20), plen, proto, hop_limit,
                 route.src, route.dst,
             )  # fmt: skip
             self.tx_packets += 1
             self.tx_bytes += plen + IPV6_HEADER_LEN
-            self._link_output(frame, route, now)
+            self._link_output(frame, route, iface, now)
             return
         if df:
             raise MessageTooLargeError(
                 f"{plen + IPV6_HEADER_LEN} bytes exceed the path MTU "
-                f"{self.path_mtu(route.dst)} to {_fmt(route.dst)}"
+                f"{self.path_mtu(route.dst, None, iface)} to {_fmt(route.dst)}"
             )
-        self._fragment(frame, route, proto, hop_limit, tclass, now)
+        self._fragment(frame, route, iface, proto, hop_limit, tclass, now)
 
     def _fragment(
-        self, frame: bytearray, route: OutRoute, proto: int, hop_limit: int, tclass: int,
-        now: float,
+        self, frame: bytearray, route: OutRoute[IPv6Iface], iface: IPv6Iface, proto: int,
+        hop_limit: int, tclass: int, now: float,
     ) -> None:  # fmt: skip
         """RFC 8200 4.5: the unfragmentable part is the fixed header; every fragment but the
         last carries a multiple of 8 bytes; one Identification per datagram, unpredictable
         (RFC 7739 5)."""
         payload = memoryview(frame)[HEADROOM6:]
-        step = (self.path_mtu(route.dst, now) - IPV6_HEADER_LEN - FRAGMENT_HEADER_LEN) & ~7
+        mtu = self.path_mtu(route.dst, now, iface)
+        step = (mtu - IPV6_HEADER_LEN - FRAGMENT_HEADER_LEN) & ~7
         ident = self._rng.getrandbits(32)
         n = len(payload)
         self.fragmented += 1
@@ -450,29 +754,31 @@ class IPv6Layer(Layer):
             self.tx_packets += 1
             self.fragments_sent += 1
             self.tx_bytes += len(piece) - ETHERNET_HEADER_LEN
-            self._link_output(piece, route, now)
+            self._link_output(piece, route, iface, now)
 
-    def _link_output(self, frame: bytearray, route: OutRoute, now: float) -> None:
+    def _link_output(
+        self, frame: bytearray, route: OutRoute[IPv6Iface], iface: IPv6Iface, now: float
+    ) -> None:
         if route.local:
             if self.loopback is None:
                 self._drop("no_loopback")
                 return
-            self.loopback(frame)
+            self.loopback(frame, iface.index)
         elif route.mac is not None:
-            self.eth.send(frame, route.mac, EtherType.IPV6)
+            iface.eth.send(frame, route.mac, EtherType.IPV6)
         else:
-            mac = self.neighbours.resolve(route.next_hop, frame, now)
+            mac = iface.neighbours.resolve(route.next_hop, frame, now)
             if mac is not None:
-                self.eth.send(frame, mac, EtherType.IPV6)
+                iface.eth.send(frame, mac, EtherType.IPV6)
             else:
-                self._flush_neighbours(now)
+                self._flush_neighbours(iface, now)
 
     def _send_icmp6(
-        self, message: bytes, src: bytes, dst: bytes, now: float, *, mac: bytes | None = None,
-        hop_limit: int = 255, hop_by_hop: bytes = b"",
+        self, iface: IPv6Iface, message: bytes, src: bytes, dst: bytes, now: float, *,
+        mac: bytes | None = None, hop_limit: int = 255, hop_by_hop: bytes = b"",
     ) -> None:  # fmt: skip
-        """Send an NDP or MLD message (built with its checksum) straight to ``mac``, a
-        multicast destination, or through neighbour resolution."""
+        """Send an NDP or MLD message (built with its checksum) out of ``iface``: straight to
+        ``mac``, to a multicast destination, or through neighbour resolution."""
         extra = len(hop_by_hop)
         frame = bytearray(HEADROOM6 + extra + len(message))
         if extra:
@@ -484,15 +790,19 @@ class IPv6Layer(Layer):
         self.tx_packets += 1
         self.tx_bytes += len(frame) - ETHERNET_HEADER_LEN
         if dst[0] == 0xFF:
-            self.eth.send(frame, multicast_mac(dst), EtherType.IPV6)
+            iface.eth.send(frame, multicast_mac(dst), EtherType.IPV6)
         elif mac is not None:
-            self.eth.send(frame, mac, EtherType.IPV6)
+            iface.eth.send(frame, mac, EtherType.IPV6)
         else:
-            self._link_output(frame, OutRoute(src, dst, dst), now)
+            self._link_output(frame, OutRoute(src, dst, dst, iface=iface), iface, now)
 
     # -- receive ---------------------------------------------------------------------------
-    def receive(self, data: memoryview, src_mac: bytes, group: bool, now: float) -> None:
-        if not self.enabled:
+    def receive(
+        self, data: memoryview, src_mac: bytes, group: bool, now: float, ifindex: int = 0
+    ) -> None:
+        """A packet from the Ethernet layer of interface ``ifindex`` (0: the first)."""
+        iface = self._by_index.get(ifindex)
+        if iface is None or not iface.enabled:
             self._drop("disabled")
             return
         n = len(data)
@@ -508,13 +818,18 @@ class IPv6Layer(Layer):
             self._drop("bad_source", _fmt(src))
             return
         if dst in self._local:
+            if dst[0] == 0xFE and dst[1] & 0xC0 == 0x80 and dst not in iface.local:
+                # RFC 4007 6: the link-local address of another interface means nothing
+                # on this link.
+                self._drop("not_for_us", _fmt(dst))
+                return
             to_group = False
         elif dst[0] == 0xFF:
-            if dst not in self.groups:
+            if dst not in iface.groups:
                 self._drop("not_member", _fmt(dst))
                 return
             to_group = True
-        elif dst == LOOPBACK and src_mac == self.eth.mac:
+        elif dst == LOOPBACK and src_mac == iface.eth.mac:
             to_group = False
         elif dst in self._tentative:
             # RFC 4862 5.4: packets to a tentative address are discarded (DAD's own
@@ -527,24 +842,25 @@ class IPv6Layer(Layer):
         if group and not to_group:
             self._drop("link_multicast_unicast", _fmt(dst))
             return
-        if src in self._local and src_mac != self.eth.mac:
+        if src in self._local and src_mac != iface.eth.mac:
             self._drop("own_source", _fmt(src))
             return
         self.rx_packets += 1
         self.rx_bytes += IPV6_HEADER_LEN + plen
+        ifindex = iface.index
         header = new_ipv6_header(((vtf >> 20) & 0xFF, vtf & 0xFFFFF, plen, nh, hlim, src, dst))
         payload = data[IPV6_HEADER_LEN : IPV6_HEADER_LEN + plen]
         if nh == NextHeader.TCP or nh == NextHeader.UDP:
             handler = self.protocols.get(nh)
             if handler is not None:
                 self.delivered += 1
-                handler(header, payload, now, to_group)
+                handler(header, payload, now, to_group, ifindex)
                 return
         packet = data[: IPV6_HEADER_LEN + plen]
         try:
             chain = walk(nh, payload, to_group, known_upper=self._known_upper)
         except ParameterProblem as exc:
-            self._problem(header, packet, exc, now, to_group)
+            self._problem(header, packet, exc, now, to_group, ifindex)
             return
         except ParseError as exc:
             self._drop(exc.reason, exc)
@@ -556,13 +872,13 @@ class IPv6Layer(Layer):
                 self._problem(
                     header, packet,
                     ParameterProblem("incomplete_header_chain", 3, 0, send_icmp=True),
-                    now, to_group,
+                    now, to_group, ifindex,
                 )  # fmt: skip
                 return
             try:
                 done = self.reassembler.receive(header, packet, chain, now)
             except ParameterProblem as exc:
-                self._problem(header, packet, exc, now, to_group)
+                self._problem(header, packet, exc, now, to_group, ifindex)
                 return
             if done is None:
                 return
@@ -580,7 +896,7 @@ class IPv6Layer(Layer):
             if chain.fragment is not None:
                 self._drop("nested_fragment")
                 return
-        self._deliver(header, payload, packet, chain, now, to_group)
+        self._deliver(header, payload, packet, chain, now, to_group, ifindex)
 
     def _first_fragment_complete(self, chain: Chain, payload: memoryview) -> bool:
         assert chain.fragment is not None
@@ -594,7 +910,7 @@ class IPv6Layer(Layer):
 
     def _deliver(
         self, header: IPv6Header, payload: memoryview, packet: memoryview, chain: Chain,
-        now: float, to_group: bool,
+        now: float, to_group: bool, ifindex: int,
     ) -> None:  # fmt: skip
         upper = chain.upper
         if upper == NextHeader.NO_NEXT:
@@ -607,27 +923,34 @@ class IPv6Layer(Layer):
             self._problem(
                 header, packet,
                 ParameterProblem("unknown_protocol", 1, chain.next_header_pointer, True),
-                now, to_group, count=False,
+                now, to_group, ifindex, count=False,
             )  # fmt: skip
             return
         self.delivered += 1
-        handler(header, payload[chain.offset :], now, to_group)
+        handler(header, payload[chain.offset :], now, to_group, ifindex)
 
     def _problem(
         self, header: IPv6Header, packet: memoryview, exc: ParameterProblem, now: float,
-        to_group: bool, *, count: bool = True,
+        to_group: bool, ifindex: int, *, count: bool = True,
     ) -> None:  # fmt: skip
         self.parameter_problems += 1
         if count:
             self._drop(exc.reason, exc)
         if exc.send_icmp and self.on_parameter_problem is not None:
-            self.on_parameter_problem(header, packet, exc, now, to_group)
+            self.on_parameter_problem(header, packet, exc, now, to_group, ifindex)
 
     # -- neighbour discovery (RFC 4861) and MLD (RFC 3810), from the ICMPv6 layer --------
     def receive_ndp(
-        self, header: IPv6Header, icmp: Icmp6Header, body: memoryview, now: float
-    ) -> None:
-        """An NDP message whose ICMPv6 checksum held."""
+        self, header: IPv6Header, icmp: Icmp6Header, body: memoryview, now: float,
+        ifindex: int = 0,
+    ) -> None:  # fmt: skip
+        """An NDP message whose ICMPv6 checksum held, received on interface ``ifindex``:
+        neighbour discovery is one link's business (RFC 4861 1), and its answers go out of
+        the interface the question came in on."""
+        iface = self._by_index.get(ifindex)
+        if iface is None:
+            self._drop("ndp_no_interface")
+            return
         self.ndp_received += 1
         t = icmp.type
         try:
@@ -635,22 +958,22 @@ class IPv6Layer(Layer):
                 ns = ndp.parse_neighbor_solicit(icmp, body)
                 reason = ndp.validate_ip(t, header.hop_limit, header.src, header.dst, ns)
                 if reason is None:
-                    self._on_solicit(header, ns, now)
+                    self._on_solicit(iface, header, ns, now)
             elif t == Icmp6Type.NEIGHBOR_ADVERT:
                 na = ndp.parse_neighbor_advert(icmp, body)
                 reason = ndp.validate_ip(t, header.hop_limit, header.src, header.dst, na)
                 if reason is None:
-                    self._on_advert(header, na, now)
+                    self._on_advert(iface, header, na, now)
             elif t == Icmp6Type.ROUTER_ADVERT:
                 ra = ndp.parse_router_advert(icmp, body)
                 reason = ndp.validate_ip(t, header.hop_limit, header.src, header.dst, ra)
                 if reason is None:
-                    self._on_router_advert(header, ra, now)
+                    self._on_router_advert(iface, header, ra, now)
             elif t == Icmp6Type.REDIRECT:
                 rd = ndp.parse_redirect(icmp, body)
                 reason = ndp.validate_ip(t, header.hop_limit, header.src, header.dst, rd)
                 if reason is None:
-                    reason = self._on_redirect(header, rd, now)
+                    reason = self._on_redirect(iface, header, rd, now)
             else:  # a Router Solicitation: for routers only (RFC 4861 6.2.6)
                 reason = "router_solicit_ignored"
         except ParseError as exc:
@@ -659,97 +982,122 @@ class IPv6Layer(Layer):
         if reason is not None:
             self._drop(f"ndp_{reason}")
             return
-        self._after_addrconf(now)
-        self._flush_neighbours(now)
+        self._after_addrconf(iface, now)
+        self._flush_neighbours(iface, now)
 
-    def _on_solicit(self, header: IPv6Header, ns: ndp.NeighborSolicit, now: float) -> None:
+    def _on_solicit(
+        self, iface: IPv6Iface, header: IPv6Header, ns: ndp.NeighborSolicit, now: float
+    ) -> None:
         target, src = ns.target, header.src
-        if self.addrconf.is_tentative(target):
+        conf = iface.addrconf
+        if conf.is_tentative(target):
             if src == UNSPECIFIED:
                 # RFC 4862 5.4.3: another node is doing DAD for the same address.
-                self.addrconf.receive_dad_solicit(target, now)
+                conf.receive_dad_solicit(target, now)
             return  # from a unicast source: discard (RFC 4862 5.4.3)
-        if self.addrconf.assigned(target) is None:
+        if conf.assigned(target) is None:
             self._drop("ndp_not_our_target", _fmt(target))
             return
         if src == UNSPECIFIED:
             # RFC 4861 7.2.4: answer DAD to all-nodes, not solicited.
-            self._advertise(target, ALL_NODES, None, solicited=False, now=now)
+            self._advertise(iface, target, ALL_NODES, None, solicited=False, now=now)
             return
         if ns.source_mac is not None:
             # RFC 4861 7.2.3: create or update the sender's entry (STALE if it changed).
-            self.neighbours.update(src, ns.source_mac, now, solicited=False, create=True)
-        self._advertise(target, src, ns.source_mac, solicited=True, now=now)
+            iface.neighbours.update(src, ns.source_mac, now, solicited=False, create=True)
+        self._advertise(iface, target, src, ns.source_mac, solicited=True, now=now)
 
     def _advertise(
-        self, target: bytes, dst: bytes, mac: bytes | None, *, solicited: bool, now: float
-    ) -> None:
+        self, iface: IPv6Iface, target: bytes, dst: bytes, mac: bytes | None, *,
+        solicited: bool, now: float,
+    ) -> None:  # fmt: skip
         msg = ndp.build_neighbor_advert(
-            target, dst, target, self.eth.mac, router=False, solicited=solicited, override=True
+            target, dst, target, iface.eth.mac, router=False, solicited=solicited, override=True
         )
         self.ndp_sent += 1
-        self._send_icmp6(msg, target, dst, now, mac=mac)
+        self._send_icmp6(iface, msg, target, dst, now, mac=mac)
 
-    def _on_advert(self, header: IPv6Header, na: ndp.NeighborAdvert, now: float) -> None:
+    def _on_advert(
+        self, iface: IPv6Iface, header: IPv6Header, na: ndp.NeighborAdvert, now: float
+    ) -> None:
         target = na.target
-        if self.addrconf.is_tentative(target):
-            self.addrconf.receive_advert(target, now)  # RFC 4862 5.4.4
+        conf = iface.addrconf
+        if conf.is_tentative(target):
+            conf.receive_advert(target, now)  # RFC 4862 5.4.4
             return
-        if self.addrconf.assigned(target) is not None:
-            if na.target_mac != self.eth.mac:
+        if conf.assigned(target) is not None:
+            if na.target_mac != iface.eth.mac:
                 self._log.warning("address conflict: %s is also claimed by %s", _fmt(target),
                                   na.target_mac.hex(":") if na.target_mac else "?")  # fmt: skip
-                self.addrconf.receive_advert(target, now)
+                conf.receive_advert(target, now)
             return
-        self.neighbours.advert(
+        iface.neighbours.advert(
             target, na.target_mac, now, solicited=na.solicited, override=na.override
         )
 
-    def _on_redirect(self, header: IPv6Header, rd: ndp.Redirect, now: float) -> str | None:
+    def _on_redirect(
+        self, iface: IPv6Iface, header: IPv6Header, rd: ndp.Redirect, now: float
+    ) -> str | None:
         """RFC 4861 8.3: believe a Redirect only from the router this host uses for that
-        destination (8.1); then send to the target (a better router, or the destination
-        itself, on-link) and learn its link-layer address (STALE, unless it is known)."""
+        destination (8.1), on this link; then send to the target (a better router, or the
+        destination itself, on-link) and learn its link-layer address (STALE, unless it is
+        known)."""
         if not self.config.accept_redirects:
             return "redirect_ignored"
         try:
-            current = self.route(rd.destination)
+            current = self.route(rd.destination, scope=iface.index)
         except NoRouteError:
             return "redirect_no_route"
-        if current.next_hop != header.src or current.next_hop == rd.destination:
+        if (
+            current.iface is not iface
+            or current.next_hop != header.src
+            or current.next_hop == rd.destination
+        ):
             return "redirect_not_from_router"  # RFC 4861 8.1
         if len(self._redirects) >= self.config.pmtu_entries:
             self._redirects.pop(next(iter(self._redirects)))
-        self._redirects[rd.destination] = rd.target
+        self._redirects[rd.destination] = (rd.target, iface.index)
         self._route_cache.clear()
         if rd.target_mac is not None:
-            self.neighbours.update(rd.target, rd.target_mac, now, solicited=False, create=True)
+            iface.neighbours.update(rd.target, rd.target_mac, now, solicited=False, create=True)
         return None
 
-    def _on_router_advert(self, header: IPv6Header, ra: ndp.RouterAdvert, now: float) -> None:
+    def _on_router_advert(
+        self, iface: IPv6Iface, header: IPv6Header, ra: ndp.RouterAdvert, now: float
+    ) -> None:
         if ra.source_mac is not None:
             # RFC 4861 6.3.4: the source link-layer address creates or updates the entry.
-            self.neighbours.update(header.src, ra.source_mac, now, solicited=False, create=True)
-        self.addrconf.receive_router_advert(header.src, ra, now)
+            iface.neighbours.update(header.src, ra.source_mac, now, solicited=False, create=True)
+        iface.addrconf.receive_router_advert(header.src, ra, now)
 
     def receive_mld_query(
-        self, header: IPv6Header, icmp: Icmp6Header, body: memoryview, now: float
-    ) -> None:
-        """A Multicast Listener Query of either version, for the MLD machine; queries must
-        come from a link-local source with hop limit 1 (RFC 3810 5.1.14)."""
+        self, header: IPv6Header, icmp: Icmp6Header, body: memoryview, now: float,
+        ifindex: int = 0,
+    ) -> None:  # fmt: skip
+        """A Multicast Listener Query of either version, for the MLD machine of the
+        interface it came in on; queries must come from a link-local source with hop limit
+        1 (RFC 3810 5.1.14)."""
+        iface = self._by_index.get(ifindex)
+        if iface is None:
+            return
         if not is_link_local(header.src) or header.hop_limit != 1:
             self._drop("mld_bad_query")
             return
         query = self._mld_parse(mld.parse_query, icmp, body)
         if query is not None:
-            self.mld.receive_query(query, now)
+            iface.mld.receive_query(query, now)
 
     def receive_mld_report(
-        self, header: IPv6Header, icmp: Icmp6Header, body: memoryview, now: float
-    ) -> None:
+        self, header: IPv6Header, icmp: Icmp6Header, body: memoryview, now: float,
+        ifindex: int = 0,
+    ) -> None:  # fmt: skip
         """Another listener's MLDv1 Report: in MLDv1 mode it suppresses ours (RFC 2710 4)."""
+        iface = self._by_index.get(ifindex)
+        if iface is None:
+            return
         group = self._mld_parse(mld.parse_v1, icmp, body)
         if group is not None:
-            self.mld.receive_report(group, now)
+            iface.mld.receive_report(group, now)
 
     def _mld_parse(
         self, parse: Callable[[Icmp6Header, memoryview], _T], icmp: Icmp6Header, body: memoryview
@@ -760,14 +1108,14 @@ class IPv6Layer(Layer):
             self._drop(f"mld_{exc.reason}", exc)
             return None
 
-    def _send_mld(self, now: float) -> None:
-        """Send what the MLD machine asked for: from a link-local address, or :: while none
-        is valid yet (RFC 3810 5.2.13, RFC 3590 4), hop limit 1 and a Router Alert (RFC 3810
-        5, RFC 2710 3). Nothing while IPv6 is off."""
-        messages = self.mld.messages_to_send()
-        if not messages or not self.enabled:
+    def _send_mld(self, iface: IPv6Iface, now: float) -> None:
+        """Send what an interface's MLD machine asked for: from a link-local address, or ::
+        while none is valid yet (RFC 3810 5.2.13, RFC 3590 4), hop limit 1 and a Router
+        Alert (RFC 3810 5, RFC 2710 3). Nothing while IPv6 is off there."""
+        messages = iface.mld.messages_to_send()
+        if not messages or not iface.enabled:
             return
-        src = next((a for a in self._local if is_link_local(a)), UNSPECIFIED)
+        src = iface.link_local()
         for m in messages:
             if isinstance(m, mldl.SendV2Report):
                 msg, dst = mld.build_report(src, m.records), ALL_MLDV2_ROUTERS
@@ -780,69 +1128,74 @@ class IPv6Layer(Layer):
                 dst = ALL_ROUTERS
                 msg = mld.build_v1(Icmp6Type.MLD_DONE, src, dst, m.group)
                 self.mld_dones_sent += 1
-            self._send_icmp6(msg, src, dst, now, hop_limit=1, hop_by_hop=_ROUTER_ALERT_HBH)
+            self._send_icmp6(iface, msg, src, dst, now, hop_limit=1, hop_by_hop=_ROUTER_ALERT_HBH)
 
     # -- address configuration -------------------------------------------------------------
-    def _after_addrconf(self, now: float) -> None:
-        """Carry out what the addrconf machine asked for and apply its events."""
-        conf = self.addrconf
+    def _after_addrconf(self, iface: IPv6Iface, now: float) -> None:
+        """Carry out what an interface's addrconf machine asked for and apply its events."""
+        conf = iface.addrconf
         for action in conf.actions_to_send():
             if isinstance(action, ac.JoinGroup):
-                self.join(action.group, now)
+                self.join(action.group, now, iface.index)
             elif isinstance(action, ac.LeaveGroup):
-                self.leave(action.group, now)
+                self.leave(action.group, now, iface.index)
             elif isinstance(action, ac.SendDadSolicit):
                 # RFC 4862 5.4.2: from ::, to the target's solicited-node group, no SLLA.
                 group = solicited_node(action.target)
                 msg = ndp.build_neighbor_solicit(UNSPECIFIED, group, action.target, None)
                 self.ndp_sent += 1
-                self._send_icmp6(msg, UNSPECIFIED, group, now)
+                self._send_icmp6(iface, msg, UNSPECIFIED, group, now)
             elif isinstance(action, ac.SendRouterSolicit):
-                src = next((a for a in self._local if is_link_local(a)), UNSPECIFIED)
-                mac = self.eth.mac if src != UNSPECIFIED else None
+                src = iface.link_local()
+                mac = iface.eth.mac if src != UNSPECIFIED else None
                 msg = ndp.build_router_solicit(src, ALL_ROUTERS, mac)
                 self.ndp_sent += 1
-                self._send_icmp6(msg, src, ALL_ROUTERS, now)
+                self._send_icmp6(iface, msg, src, ALL_ROUTERS, now)
         changed = False
         while (event := conf.next_event()) is not None:
             changed = True
             if isinstance(event, ac.MtuChanged):
-                self.mtu = min(event.mtu, self.link_mtu)
+                iface.mtu = min(event.mtu, iface.link_mtu)
             elif isinstance(event, ac.HopLimitChanged):
-                self.hop_limit = event.hop_limit
+                iface.hop_limit = event.hop_limit
             elif isinstance(event, ac.ReachableTimeChanged):
-                self.neighbours.config = dataclasses.replace(
-                    self.neighbours.config, reachable_time=event.seconds
+                iface.neighbours.config = dataclasses.replace(
+                    iface.neighbours.config, reachable_time=event.seconds
                 )
             elif isinstance(event, ac.RetransTimerChanged):
-                self.neighbours.config = dataclasses.replace(
-                    self.neighbours.config, retrans_time=event.seconds
+                iface.neighbours.config = dataclasses.replace(
+                    iface.neighbours.config, retrans_time=event.seconds
                 )
             elif isinstance(event, ac.DuplicateAddress):
                 self._log.warning("duplicate address detected: %s", _fmt(event.address))
             if self.on_addrconf_event is not None:
-                self.on_addrconf_event(event)
+                self.on_addrconf_event(event, iface.index)
         if changed:
-            self._local = {i.address for i in conf.addresses if conf.assigned(i.address)}
-            self._tentative = {i.address for i in conf.addresses if conf.is_tentative(i.address)}
-            self._route_cache.clear()
+            iface.local = {i.address for i in conf.addresses if conf.assigned(i.address)}
+            iface.tentative = {i.address for i in conf.addresses if conf.is_tentative(i.address)}
+            self._update_local()
 
-    def _flush_neighbours(self, now: float) -> None:
-        cache = self.neighbours
+    def _update_local(self) -> None:
+        self._local = set().union(*(i.local for i in self.interfaces.values()))
+        self._tentative = set().union(*(i.tentative for i in self.interfaces.values()))
+        self._route_cache.clear()
+
+    def _flush_neighbours(self, iface: IPv6Iface, now: float) -> None:
+        cache = iface.neighbours
         for target, mac in cache.requests_to_send():
             # RFC 4861 7.2.2: multicast to the solicited-node group, or unicast to probe.
             dst = solicited_node(target) if mac is None else target
-            src = self._source(target)
+            src = select_source(target, iface.addrconf.candidates())
             if src is None:
                 self._drop("ndp_no_source")
                 continue
-            msg = ndp.build_neighbor_solicit(src, dst, target, self.eth.mac)
+            msg = ndp.build_neighbor_solicit(src, dst, target, iface.eth.mac)
             self.ndp_sent += 1
-            self._send_icmp6(msg, src, dst, now, mac=mac)
+            self._send_icmp6(iface, msg, src, dst, now, mac=mac)
         while (event := cache.next_event()) is not None:
             if isinstance(event, NeighbourResolved):
                 for frame in event.packets:
-                    self.eth.send(frame, event.mac, EtherType.IPV6)
+                    iface.eth.send(frame, event.mac, EtherType.IPV6)
             elif isinstance(event, NeighbourFailed):
                 self._log.debug("no answer from %s", _fmt(event.ip))
                 if self.on_neighbour_failed is not None and event.packets:
@@ -851,47 +1204,72 @@ class IPv6Layer(Layer):
     # -- time ------------------------------------------------------------------------------
     def poll_at(self) -> float | None:
         at = math.inf
-        for t in (
-            self.reassembler.poll_at(),
-            self.neighbours.poll_at(),
-            self.addrconf.poll_at(),
-            self.mld.poll_at(),
-        ):
-            if t is not None and t < at:
-                at = t
+        t = self.reassembler.poll_at()
+        if t is not None:
+            at = t
+        for iface in self._enabled:
+            for t in (iface.neighbours.poll_at(), iface.addrconf.poll_at(), iface.mld.poll_at()):
+                if t is not None and t < at:
+                    at = t
         return None if at == math.inf else at
 
     def handle_timeout(self, now: float) -> None:
-        if not self.enabled:
+        if not self._enabled:
             return
         for expired in self.reassembler.handle_timeout(now):
             if self.on_reassembly_timeout is not None:
                 self.on_reassembly_timeout(expired, now)
-        self.neighbours.handle_timeout(now)
-        self._flush_neighbours(now)
-        self.addrconf.handle_timeout(now)
-        self._after_addrconf(now)
-        self.mld.handle_timeout(now)
-        self._send_mld(now)
+        for iface in list(self._enabled):
+            iface.neighbours.handle_timeout(now)
+            self._flush_neighbours(iface, now)
+            iface.addrconf.handle_timeout(now)
+            self._after_addrconf(iface, now)
+            iface.mld.handle_timeout(now)
+            self._send_mld(iface, now)
 
     def reset_stats(self) -> None:
         super().reset_stats()
         self.reassembler.drops.clear()
-        self.neighbours.drops.clear()
+        for iface in self.interfaces.values():
+            iface.neighbours.drops.clear()
 
     def stats(self) -> dict[str, Any]:
         out = super().stats()
         out["reassembling"] = len(self.reassembler)
         out["reassembly_bytes"] = self.reassembler.buffered_bytes
-        out["neighbours"] = len(self.neighbours)
-        out["pending_packets"] = self.neighbours.pending_packets
-        out["groups"] = len(self.groups)
-        out["mld_version"] = self.mld.version
+        ifaces = list(self.interfaces.values())
+        out["neighbours"] = sum(len(i.neighbours) for i in ifaces)
+        out["pending_packets"] = sum(i.neighbours.pending_packets for i in ifaces)
+        out["groups"] = sum(len(i.groups) for i in ifaces)
+        out["mld_version"] = self._first.mld.version
         drops: dict[str, int] = out["drops"]
         for reason, n in self.reassembler.drops.items():
             drops[f"reassembly_{reason}"] = n
-        for reason, n in self.neighbours.drops.items():
-            drops[f"ndp_{reason}"] = drops.get(f"ndp_{reason}", 0) + n
-        for reason, n in self.addrconf.drops.items():
-            drops[f"addrconf_{reason}"] = n
+        for iface in ifaces:
+            _merge_iface_drops(iface, drops)
         return out
+
+    def iface_stats(self, ifindex: int) -> dict[str, Any]:
+        """What belongs to one interface: whether IPv6 runs there, its MTU and hop limit,
+        neighbours, groups and MLD version, and the drops of its neighbour cache and address
+        configuration."""
+        iface = self.interface(ifindex)
+        drops: dict[str, int] = {}
+        _merge_iface_drops(iface, drops)
+        return {
+            "enabled": iface.enabled,
+            "mtu": iface.mtu,
+            "hop_limit": iface.hop_limit,
+            "neighbours": len(iface.neighbours),
+            "pending_packets": iface.neighbours.pending_packets,
+            "groups": len(iface.groups),
+            "mld_version": iface.mld.version,
+            "drops": drops,
+        }
+
+
+def _merge_iface_drops(iface: IPv6Iface, drops: dict[str, int]) -> None:
+    for reason, n in iface.neighbours.drops.items():
+        drops[f"ndp_{reason}"] = drops.get(f"ndp_{reason}", 0) + n
+    for reason, n in iface.addrconf.drops.items():
+        drops[f"addrconf_{reason}"] = drops.get(f"addrconf_{reason}", 0) + n

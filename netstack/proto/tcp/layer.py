@@ -12,6 +12,11 @@ quotes a sequence number in flight.
 
 Connections report to the driver through one callback, ``on_event(connection, event)``; the
 layer keeps one heap of deadlines so the driver needs one timer for all connections.
+
+IPv4 and IPv6 are one facade (:class:`~..ip.dual.DualIP`). A connection keeps its route, which
+carries the interface it leaves by and through it the family's headroom and send function:
+segments go out with no question of family. Segments arrive with the index of the interface
+they came in on; a passive open answers a link-local peer on that interface (RFC 4007 6).
 """
 
 from __future__ import annotations
@@ -24,21 +29,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from ...errors import AddressInUseError, NoRouteError, ParseError
+from ...errors import AddressInUseError, ParseError
 from ..checksum import pseudo_header_sum
-from ..icmp.layer import IcmpLayer, to_oserror
 from ..icmp.ratelimit import TokenBucket
-from ..icmp.wire import IcmpType, UnreachableCode
-from ..icmpv6.layer import Icmp6Layer, Quoted6, to_oserror6
-from ..icmpv6.wire import Icmp6Type
-from ..ipv4.layer import HEADROOM, IPv4Layer, OutRoute
-from ..ipv4.wire import IpProto, IPv4Header
-from ..ipv6.layer import HEADROOM6, IPv6Layer
+from ..ip.dual import ANY4, ANY6, WILDCARD, DualIP, Route
+from ..ipv4.wire import IPV4_HEADER_LEN, IpProto, IPv4Header
 from ..ipv6.wire import IPv6Header
 from ..layer import Layer
 from .connection import (
-    DEFAULT_MSS,
-    DEFAULT_MSS6,
     Connected,
     ConnectionClosed,
     ConnectionReset,
@@ -62,8 +60,7 @@ from .wire import (
 
 __all__ = ["Listener", "TcpLayer", "TcpLimits"]
 
-ANY = b"\x00\x00\x00\x00"
-ANY6 = bytes(16)
+ANY = ANY4
 EPHEMERAL = range(49152, 65536)
 FIN, SYN, RST, ACK = int(Flags.FIN), int(Flags.SYN), int(Flags.RST), int(Flags.ACK)
 
@@ -119,20 +116,14 @@ class TcpLayer(Layer):
 
     def __init__(
         self,
-        ip: IPv4Layer,
-        icmp: IcmpLayer,
+        ip: DualIP,
         rng: Rng,
         *,
         config: TcpConfig | None = None,
         limits: TcpLimits | None = None,
-        ip6: IPv6Layer | None = None,
-        icmp6: Icmp6Layer | None = None,
     ) -> None:
         super().__init__()
         self.ip = ip
-        self.icmp = icmp
-        self.ip6 = ip6
-        self.icmp6 = icmp6
         self.config = config or TcpConfig()
         self.limits = limits or TcpLimits()
         self._rng = rng
@@ -151,7 +142,7 @@ class TcpLayer(Layer):
         self._deferred: dict[TcpConnection, None] = {}
         #: Connections whose events are being handed out (see _flush).
         self._dispatching: set[TcpConnection] = set()
-        self._pseudo_sums: dict[OutRoute, int] = {}
+        self._pseudo_sums: dict[Route, int] = {}
         self._tiebreak = itertools.count()
         self._challenges = TokenBucket(self.limits.challenge_acks_per_second, 100)
         self.rx_segments = self.tx_segments = self.active_opens = self.passive_opens = 0
@@ -160,21 +151,10 @@ class TcpLayer(Layer):
         self.timeouts = self.fast_recoveries = self.loss_probes = self.undos = 0
         self.dsacks_sent = 0
 
-    def _net(self, addr: bytes) -> IPv4Layer | IPv6Layer:
-        """The network layer of ``addr``'s family (4 or 16 bytes)."""
-        if len(addr) == 4:
-            return self.ip
-        if self.ip6 is None:
-            raise NoRouteError("IPv6 is not available on this stack")
-        return self.ip6
-
-    def _mss_for(self, remote: bytes, now: float | None = None) -> int:
-        """The MSS to offer: the (path) MTU less the IP and TCP headers (RFC 9293 3.7.1)."""
-        if len(remote) == 4:
-            return self.ip.mtu - 40
-        if self.ip6 is None:
-            return 1220
-        return self.ip6.path_mtu(remote, now) - 60
+    def _mss_for(self, route: Route, now: float | None = None) -> int:
+        """The MSS to offer along ``route``: the (path) MTU less the IP and TCP headers (RFC
+        9293 3.7.1)."""
+        return self.ip.room(route, now) - TCP_HEADER_LEN
 
     # -- opening ---------------------------------------------------------------------------
     def listen(
@@ -218,16 +198,18 @@ class TcpLayer(Layer):
         local_ip: bytes | None = None,
         local_port: int = 0,
         config: TcpConfig | None = None,
+        scope: int = 0,
     ) -> TcpConnection:
-        """An active open (RFC 9293 3.10.1): SYN-SENT, the SYN on its way.
+        """An active open (RFC 9293 3.10.1): SYN-SENT, the SYN on its way. ``scope``: the
+        interface of a link-local IPv6 peer.
 
         Raises:
             NoRouteError: no route to ``remote``.
             AddressInUseError: the 4-tuple exists, or no ephemeral port is free.
             OSError: too many connections (``ENOBUFS``).
         """
-        route = self._net(remote[0]).route(
-            remote[0], local_ip if local_ip not in (None, ANY, ANY6) else None
+        route = self.ip.route(
+            remote[0], local_ip if local_ip not in (None, ANY, ANY6) else None, scope
         )
         src = route.src
         if local_port == 0:
@@ -239,7 +221,7 @@ class TcpLayer(Layer):
             raise OSError(errno.ENOBUFS, "too many TCP connections")
         local = (src, local_port)
         conn = TcpConnection.connect(
-            local, remote, now, self._conn_params(local, remote, now, config)
+            local, remote, now, self._conn_params(local, remote, route, now, config)
         )
         self._register(key, conn, route)
         self.active_opens += 1
@@ -250,13 +232,14 @@ class TcpLayer(Layer):
         self,
         local: tuple[bytes, int],
         remote: tuple[bytes, int],
+        route: Route,
         now: float,
         config: TcpConfig | None,
         iss: int | None = None,
     ) -> TcpParams:
         return TcpParams(
             iss=self._isn.isn(local, remote, now) if iss is None else iss,
-            mss=self._mss_for(remote[0], now),
+            mss=self._mss_for(route, now),
             config=config or self.config,
             # RFC 7323 5.4 / RFC 6191: one timestamp clock per pair of hosts (as Linux does),
             # so a new connection's timestamps are newer than an old one's in TIME-WAIT.
@@ -264,7 +247,7 @@ class TcpLayer(Layer):
             challenge_limiter=self._challenges.allow,
         )
 
-    def _register(self, key: Key, conn: TcpConnection, route: OutRoute) -> None:
+    def _register(self, key: Key, conn: TcpConnection, route: Route) -> None:
         conn.defer_acks = self.coalesce_acks
         self.connections[key] = conn
         conn.route = route
@@ -285,9 +268,7 @@ class TcpLayer(Layer):
         raise AddressInUseError("no free ephemeral TCP port")
 
     def _port_free(self, local_ip: bytes, port: int, remote: tuple[bytes, int] | None) -> bool:
-        if (local_ip, port) in self.listeners or (ANY if len(local_ip) == 4 else ANY6, port) in (
-            self.listeners
-        ):
+        if (local_ip, port) in self.listeners or (WILDCARD[len(local_ip)], port) in self.listeners:
             return False
         if remote is None:
             return not any(k[1] == port for k in self.connections)
@@ -295,8 +276,9 @@ class TcpLayer(Layer):
 
     # -- receive ---------------------------------------------------------------------------
     def receive(
-        self, header: IPv4Header | IPv6Header, data: memoryview, now: float, to_group: bool
-    ) -> None:
+        self, header: IPv4Header | IPv6Header, data: memoryview, now: float, to_group: bool,
+        ifindex: int = 0,
+    ) -> None:  # fmt: skip
         if to_group:
             self._drop("to_broadcast")  # RFC 1122 4.2.3.10
             return
@@ -359,15 +341,13 @@ class TcpLayer(Layer):
                 self._drop("no_flags")
             else:
                 self._listen_segment(listener, header, sport, dport, seq, ack, flags, window,
-                                     opts, payload, now, iss_floor)  # fmt: skip
+                                     opts, payload, now, ifindex, iss_floor)  # fmt: skip
             return
         self._drop("no_connection", dport)
-        self._reset_for(header, sport, dport, seq, ack, flags, len(payload), now)
+        self._reset_for(header, sport, dport, seq, ack, flags, len(payload), now, ifindex)
 
     def _listener_for(self, ip: bytes, port: int) -> Listener | None:
-        listener = self.listeners.get((ip, port)) or self.listeners.get(
-            (ANY if len(ip) == 4 else ANY6, port)
-        )
+        listener = self.listeners.get((ip, port)) or self.listeners.get((WILDCARD[len(ip)], port))
         return listener if listener is not None and not listener.closed else None
 
     def _time_wait_reopens(self, conn: TcpConnection, seq: int, opts: TcpOptions) -> bool:
@@ -389,10 +369,12 @@ class TcpLayer(Layer):
         opts: TcpOptions,
         payload: memoryview,
         now: float,
+        ifindex: int,
         iss_floor: int | None = None,
     ) -> None:
-        """RFC 9293 3.10.7.2, LISTEN. ``iss_floor``: the lowest ISN the connection may take
-        (a TIME-WAIT 4-tuple being reused)."""
+        """RFC 9293 3.10.7.2, LISTEN, for a segment that came in on interface ``ifindex``.
+        ``iss_floor``: the lowest ISN the connection may take (a TIME-WAIT 4-tuple being
+        reused)."""
         if flags & RST:
             self._drop("rst_to_listener")
             return
@@ -400,14 +382,15 @@ class TcpLayer(Layer):
         remote = (header.src, sport)
         if flags & ACK:
             if not flags & SYN and self.limits.syn_cookies and listener.cookies_sent:
-                conn = self._cookie_ack(listener, local, remote, seq, ack, window, opts, now)
+                conn = self._cookie_ack(listener, local, remote, seq, ack, window, opts, now,
+                                        ifindex)  # fmt: skip
                 if conn is not None:
                     if payload or flags & FIN:
                         conn.receive(seq, ack, flags, window, opts, payload, now)
                     self._flush(conn, now)
                     return
             self._drop("ack_to_listener")
-            self._reset_for(header, sport, dport, seq, ack, flags, len(payload), now)
+            self._reset_for(header, sport, dport, seq, ack, flags, len(payload), now, ifindex)
             return
         if not flags & SYN:
             self._drop("listener_no_syn")
@@ -419,20 +402,19 @@ class TcpLayer(Layer):
             if not self.limits.syn_cookies:
                 self._drop("syn_queue_full")
                 return
-            self._send_cookie(listener, local, remote, seq, opts, header, now)
+            self._send_cookie(listener, local, remote, seq, opts, now, ifindex)
             return
-        params = self._conn_params(local, remote, now, listener.config)
+        try:
+            route = self.ip.route(header.src, header.dst, ifindex)
+        except OSError as exc:
+            self._drop("no_route", exc)
+            return
+        params = self._conn_params(local, remote, route, now, listener.config)
         if iss_floor is not None and diff(params.iss, iss_floor) < 0:
             params = replace(params, iss=iss_floor)
         conn = TcpConnection.accept(local, remote, seq, window, opts, now, params)
         conn.listener = listener
         listener.half_open.add(conn)
-        try:
-            route = self._net(header.src).route(header.src, src=header.dst)
-        except OSError as exc:
-            self._drop("no_route", exc)
-            listener.half_open.discard(conn)
-            return
         self._register((header.dst, dport, header.src, sport), conn, route)
         self.passive_opens += 1
         self._flush(conn, now)
@@ -444,11 +426,18 @@ class TcpLayer(Layer):
         remote: tuple[bytes, int],
         seq: int,
         opts: TcpOptions,
-        header: IPv4Header | IPv6Header,
         now: float,
+        ifindex: int,
     ) -> None:
-        default = DEFAULT_MSS if len(header.src) == 4 else DEFAULT_MSS6
-        mss = min(opts.mss or default, self._mss_for(header.src, now))
+        try:
+            route = self.ip.route(remote[0], local[0], ifindex)
+        except OSError as exc:
+            self._drop("no_route", exc)
+            return
+        # RFC 9293 3.7.1: without an MSS option, what every path carries.
+        default = self.ip.min_room(remote[0]) - TCP_HEADER_LEN
+        ours = self._mss_for(route, now)
+        mss = min(opts.mss or default, ours)
         config = listener.config
         timestamp: tuple[int, int] | None = None
         wscale: int | None = None
@@ -467,14 +456,8 @@ class TcpLayer(Layer):
         iss = self._isn.cookie(local, remote, seq, mss, now, bits)
         listener.cookies_sent += 1
         self.syn_cookies_sent += 1
-        try:
-            route = self._net(header.src).route(header.src, src=header.dst)
-        except OSError as exc:
-            self._drop("no_route", exc)
-            return
         options = emit_options(
-            mss=self._mss_for(header.src, now), wscale=wscale, sack_permitted=sack,
-            timestamp=timestamp,
+            mss=ours, wscale=wscale, sack_permitted=sack, timestamp=timestamp,
         )  # fmt: skip
         seg = Segment(iss, add(seq, 1), SYN | ACK, min(config.recv_buffer, 0xFFFF), options)
         self._transmit(route, local[1], remote[1], seg, now)
@@ -489,6 +472,7 @@ class TcpLayer(Layer):
         window: int,
         opts: TcpOptions,
         now: float,
+        ifindex: int,
     ) -> TcpConnection | None:
         iss = add(ack, -1)
         irs = add(seq, -1)
@@ -498,16 +482,16 @@ class TcpLayer(Layer):
             return None
         if len(self.connections) >= self.limits.max_connections:
             return None
-        params = self._conn_params(local, remote, now, listener.config, iss)
+        try:
+            route = self.ip.route(remote[0], local[0], ifindex)
+        except OSError:
+            return None
+        params = self._conn_params(local, remote, route, now, listener.config, iss)
         conn = TcpConnection.from_cookie(
             local, remote, params, irs=irs, peer_mss=cookie.mss, window=window, now=now,
             peer_wscale=cookie.wscale, sack=cookie.sack,
             ts_recent=opts.ts_val if cookie.timestamps else None,
         )  # fmt: skip
-        try:
-            route = self._net(remote[0]).route(remote[0], src=local[0])
-        except OSError:
-            return None
         self._register((local[0], local[1], remote[0], remote[1]), conn, route)
         self.syn_cookies_accepted += 1
         self.passive_opens += 1
@@ -524,12 +508,13 @@ class TcpLayer(Layer):
         flags: int,
         length: int,
         now: float,
+        ifindex: int = 0,
     ) -> None:
         """RFC 9293 3.10.7.1: the reset that answers a segment for no connection."""
         if flags & RST:
             return
         try:
-            route = self._net(header.src).route(header.src, src=header.dst)
+            route = self.ip.route(header.src, header.dst, ifindex)
         except OSError:
             return
         if flags & ACK:
@@ -610,16 +595,17 @@ class TcpLayer(Layer):
         if self.on_event is not None:
             self.on_event(conn, event)
 
-    def _transmit(self, route: OutRoute, sport: int, dport: int, seg: Segment, now: float) -> None:
+    def _transmit(self, route: Route, sport: int, dport: int, seg: Segment, now: float) -> None:
         """Build the frame of one segment (wire.build_into's work, with the pseudo-header
-        sum of the route cached) and hand it to IPv4 or IPv6. The pseudo-header sums of both
-        families are the same expression while the length fits 16 bits (RFC 8200 8.1)."""
+        sum of the route cached) and hand it to the route's interface, IPv4 or IPv6. The
+        pseudo-header sums of both families are the same expression while the length fits 16
+        bits (RFC 8200 8.1)."""
         options = seg.options
         payload = seg.payload
         olen = len(options)
         length = TCP_HEADER_LEN + olen + len(payload)
-        v4 = len(route.dst) == 4
-        room = HEADROOM if v4 else HEADROOM6
+        iface = route.iface or self.ip.first_iface(route.dst)
+        room = iface.headroom
         frame = bytearray(room + length)
         data_at = room + TCP_HEADER_LEN + olen
         if olen:
@@ -642,10 +628,7 @@ class TcpLayer(Layer):
         self.tx_segments += 1
         try:
             # RFC 1191 / RFC 8201: TCP never fragments and learns the path MTU from ICMP.
-            if v4:
-                self.ip.output(frame, route, IpProto.TCP, now, df=True)
-            elif self.ip6 is not None:
-                self.ip6.output(frame, route, IpProto.TCP, now, df=True)
+            iface.output(frame, route, IpProto.TCP, now, df=True)
         except OSError as exc:
             self._drop("output_error", exc)
 
@@ -714,38 +697,35 @@ class TcpLayer(Layer):
             self._flush(conn, now)
 
     # -- ICMP ------------------------------------------------------------------------------
-    def icmp_error(
-        self, type_: int, code: int, rest: int, inner: IPv4Header, payload: memoryview,
-        now: float,
+    def ip_error(
+        self, src: bytes, dst: bytes, payload: memoryview, exc: OSError | None,
+        room: int | None, now: float,
     ) -> None:  # fmt: skip
-        conn = self._quoted_connection(inner.src, inner.dst, payload)
+        """An ICMP or ICMPv6 error quoting a segment from ``src`` to ``dst`` (the facade's
+        shape): soft or hard per RFC 1122 4.2.3.9 and RFC 5461, or a new path MTU (RFC 1191,
+        RFC 8201) when ``room`` is set."""
+        conn = self._quoted_connection(src, dst, payload)
         if conn is None:
             return
-        if type_ == IcmpType.DEST_UNREACHABLE and code == UnreachableCode.FRAGMENTATION_NEEDED:
-            mtu = rest & 0xFFFF
-            if mtu == 0:
-                mtu = max(68, inner.total_length - 40)  # RFC 1191 5: a guess for old routers
-            conn.icmp_error(OSError(errno.EMSGSIZE, "fragmentation needed"), now, mtu=mtu)
+        if room is not None:
+            # The connection counts 40 bytes of headers (RFC 1191's MTU less 40 is its MSS):
+            # IPv6's 20 more come off the room here (RFC 8201 5.4).
+            if exc is None:
+                exc = OSError(errno.EMSGSIZE, "packet too big")
+            conn.icmp_error(exc, now, mtu=room + IPV4_HEADER_LEN)
         else:
-            exc = to_oserror(type_, code)
             if exc is None:
                 return
             conn.icmp_error(exc, now)
         self._flush(conn, now)
 
-    def unresolved(
-        self, type_: int, code: int, rest: int, inner: IPv4Header, payload: memoryview,
-        now: float,
+    def ip_unresolved(
+        self, src: bytes, dst: bytes, payload: memoryview, exc: OSError | None,
+        room: int | None, now: float,
     ) -> None:  # fmt: skip
-        """A segment lost because ARP found nobody at its next hop (RFC 1122 2.3.2.2)."""
-        self._local_error(inner.src, inner.dst, payload, to_oserror(type_, code), now)
-
-    def unresolved6(
-        self, type_: int, code: int, rest: int, inner: Quoted6, payload: memoryview,
-        now: float,
-    ) -> None:  # fmt: skip
-        """A segment lost because neighbour discovery found nobody (RFC 4861 7.2.2)."""
-        self._local_error(inner.src, inner.dst, payload, to_oserror6(type_, code), now)
+        """A segment lost because ARP or neighbour discovery found nobody at its next hop
+        (RFC 1122 2.3.2.2, RFC 4861 7.2.2)."""
+        self._local_error(src, dst, payload, exc, now)
 
     def _local_error(
         self, src: bytes, dst: bytes, payload: memoryview, exc: OSError | None, now: float
@@ -772,25 +752,6 @@ class TcpLayer(Layer):
             self._drop("icmp_bad_seq")
             return None
         return conn
-
-    def icmp6_error(
-        self, type_: int, code: int, rest: int, inner: Quoted6, payload: memoryview,
-        now: float,
-    ) -> None:  # fmt: skip
-        conn = self._quoted_connection(inner.src, inner.dst, payload)
-        if conn is None:
-            return
-        if type_ == Icmp6Type.PACKET_TOO_BIG:
-            # RFC 8201 5.4: the new path MTU (the IPv6 layer kept it, floored at 1280) less
-            # the 20 bytes of header IPv6 needs beyond IPv4's, as the connection counts 40.
-            mtu = self._mss_for(inner.dst, now) + 40
-            conn.icmp_error(OSError(errno.EMSGSIZE, "packet too big"), now, mtu=mtu)
-        else:
-            exc = to_oserror6(type_, code)
-            if exc is None:
-                return
-            conn.icmp_error(exc, now)
-        self._flush(conn, now)
 
     def stats(self) -> dict[str, Any]:
         out = super().stats()

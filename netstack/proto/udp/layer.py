@@ -12,7 +12,10 @@ A zero checksum means the sender computed none (RFC 768); over IPv4 it is accept
 65 536, so one checksum routine serves both.
 
 Endpoints bind to a specific address, to "any IPv4 address" (0.0.0.0), to "any IPv6 address"
-(::), or to any address of both families (``DUAL``, like a dual-stack socket).
+(::), or to any address of both families (``DUAL``, like a dual-stack socket). The layer sees
+IPv4 and IPv6 through one facade (:class:`~..ip.dual.DualIP`); a route carries the family's
+headroom and send function, and every datagram arrives with the index of the interface it came
+in on, which an endpoint hears with it (the scope of a link-local source).
 """
 
 from __future__ import annotations
@@ -20,21 +23,15 @@ from __future__ import annotations
 from typing import Protocol
 
 from ...errors import AddressInUseError, MessageTooLargeError, ParseError
-from ..icmp.layer import IcmpLayer, to_oserror
-from ..icmp.wire import IcmpType, UnreachableCode
-from ..icmpv6.layer import Icmp6Layer, Quoted6, to_oserror6
-from ..icmpv6.wire import Icmp6Type, UnreachableCode6
-from ..ipv4.layer import HEADROOM, IPv4Layer, OutRoute
+from ..ip.dual import ANY4, ANY6, WILDCARD, DualIP, Route
 from ..ipv4.wire import IpProto, IPv4Header
-from ..ipv6.layer import HEADROOM6, IPv6Layer
 from ..ipv6.wire import IPv6Header
 from ..layer import Layer
 from .wire import UDP_HEADER_LEN, build_into, checksum_ok, parse
 
 __all__ = ["ANY", "ANY6", "DUAL", "EPHEMERAL_PORTS", "MAX_PAYLOAD", "Endpoint", "UdpLayer"]
 
-ANY = b"\x00\x00\x00\x00"
-ANY6 = bytes(16)
+ANY = ANY4
 #: Bound to every address of both families.
 DUAL = b""
 #: RFC 6335 6: the Dynamic and/or Private Ports.
@@ -54,8 +51,8 @@ class Endpoint(Protocol):
     local_port: int
     remote: tuple[bytes, int] | None
 
-    def deliver(self, data: memoryview, src: bytes, port: int) -> None:
-        """A datagram arrived."""
+    def deliver(self, data: memoryview, src: bytes, port: int, ifindex: int) -> None:
+        """A datagram arrived (on interface ``ifindex``)."""
 
     def error(self, exc: OSError) -> None:
         """An ICMP error about a datagram this endpoint sent."""
@@ -65,19 +62,9 @@ class UdpLayer(Layer):
     name = "udp"
     _COUNTERS = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "no_checksum", "no_port")
 
-    def __init__(
-        self,
-        ip: IPv4Layer,
-        icmp: IcmpLayer,
-        rng: Rng,
-        ip6: IPv6Layer | None = None,
-        icmp6: Icmp6Layer | None = None,
-    ) -> None:
+    def __init__(self, ip: DualIP, rng: Rng) -> None:
         super().__init__()
         self.ip = ip
-        self.icmp = icmp
-        self.ip6 = ip6
-        self.icmp6 = icmp6
         self._rng = rng
         self._ports: dict[int, list[Endpoint]] = {}
         self.rx_packets = self.rx_bytes = self.tx_packets = self.tx_bytes = 0
@@ -128,34 +115,32 @@ class UdpLayer(Layer):
 
     # -- send ------------------------------------------------------------------------------
     def send(
-        self, route: OutRoute, src_port: int, dst_port: int, data: bytes | bytearray | memoryview,
+        self, route: Route, src_port: int, dst_port: int, data: bytes | bytearray | memoryview,
         now: float,
     ) -> None:  # fmt: skip
         """Send one datagram along ``route``.
 
         Raises:
-            MessageTooLargeError: more than 65 507 bytes of data.
+            MessageTooLargeError: more than 65 507 bytes of data (65 527 over IPv6).
         """
         n = len(data)
-        v4 = len(route.dst) == 4
-        limit = MAX_PAYLOAD if v4 else 65535 - UDP_HEADER_LEN
+        limit = self.ip.max_payload(route.dst) - UDP_HEADER_LEN
         if n > limit:
             raise MessageTooLargeError(f"UDP datagram of {n} bytes exceeds {limit}")
-        room = HEADROOM if v4 else HEADROOM6
+        iface = route.iface or self.ip.first_iface(route.dst)
+        room = iface.headroom
         frame = bytearray(room + UDP_HEADER_LEN + n)
         frame[room + UDP_HEADER_LEN :] = data
         build_into(frame, room, src_port, dst_port, route.src, route.dst)
         self.tx_packets += 1
         self.tx_bytes += n
-        if v4:
-            self.ip.output(frame, route, IpProto.UDP, now)
-        elif self.ip6 is not None:
-            self.ip6.output(frame, route, IpProto.UDP, now)
+        iface.output(frame, route, IpProto.UDP, now)
 
     # -- receive ---------------------------------------------------------------------------
     def receive(
-        self, header: IPv4Header | IPv6Header, data: memoryview, now: float, to_group: bool
-    ) -> None:
+        self, header: IPv4Header | IPv6Header, data: memoryview, now: float, to_group: bool,
+        ifindex: int = 0,
+    ) -> None:  # fmt: skip
         try:
             udp, payload = parse(data)
         except ParseError as exc:
@@ -176,19 +161,19 @@ class UdpLayer(Layer):
             src, dst, sport = header.src, header.dst, udp.src_port
             if to_group:
                 delivered = False
-                wild = ANY if len(dst) == 4 else ANY6
+                wild = WILDCARD[len(dst)]
                 for e in list(bound):
                     local = e.local_ip
                     if (local == dst or local == wild or local == DUAL) and (
                         e.remote is None or e.remote == (src, sport)
                     ):
-                        e.deliver(payload, src, sport)
+                        e.deliver(payload, src, sport, ifindex)
                         delivered = True
                 if delivered:
                     return
             else:
                 best = None
-                wild = ANY if len(dst) == 4 else ANY6
+                wild = WILDCARD[len(dst)]
                 for e in bound:
                     local = e.local_ip
                     if local != dst and local != wild and local != DUAL:
@@ -201,51 +186,37 @@ class UdpLayer(Layer):
                     if best is None or local == dst:
                         best = e
                 if best is not None:
-                    best.deliver(payload, src, sport)
+                    best.deliver(payload, src, sport, ifindex)
                     return
         self.no_port += 1
         self._drop("no_port", udp.dst_port)
-        if isinstance(header, IPv4Header):
-            self.icmp.send_error(
-                IcmpType.DEST_UNREACHABLE, UnreachableCode.PORT, header, data, now,
-                to_group=to_group,
-            )  # fmt: skip
-        elif self.icmp6 is not None:
-            self.icmp6.send_error(
-                Icmp6Type.DEST_UNREACHABLE, UnreachableCode6.PORT, header, data, now,
-                to_group=to_group,
-            )  # fmt: skip
+        self.ip.port_unreachable(header, data, now, to_group, ifindex)
 
-    def icmp_error(
-        self, type_: int, code: int, rest: int, inner: IPv4Header, payload: memoryview,
-        now: float,
+    def ip_error(
+        self, src: bytes, dst: bytes, payload: memoryview, exc: OSError | None,
+        room: int | None, now: float,
     ) -> None:  # fmt: skip
-        self._report(to_oserror(type_, code), inner.src, inner.dst, payload)
-
-    def icmp6_error(
-        self, type_: int, code: int, rest: int, inner: Quoted6, payload: memoryview,
-        now: float,
-    ) -> None:  # fmt: skip
-        self._report(to_oserror6(type_, code), inner.src, inner.dst, payload)
+        """An ICMP or ICMPv6 error about a datagram from ``src`` to ``dst`` whose first bytes
+        are ``payload``, to the endpoint that sent it."""
+        self._report(exc, src, dst, payload)
 
     def unresolved(
-        self, type_: int, code: int, rest: int, inner: object, payload: memoryview, now: float
-    ) -> None:
+        self, src: bytes, dst: bytes, payload: memoryview, exc: OSError | None,
+        room: int | None, now: float,
+    ) -> None:  # fmt: skip
         """A datagram lost because address resolution found nobody at its next hop: a
         counted drop, and no error for the endpoint -- Linux reports this "host unreachable"
         to no UDP socket, connected or not, unless it asked with IP_RECVERR."""
         self._drop("unresolved")
 
     def _report(self, exc: OSError | None, src: bytes, dst: bytes, payload: memoryview) -> None:
-        """An ICMP or ICMPv6 error about a datagram from ``src`` to ``dst`` whose first bytes
-        are ``payload``, to the endpoint that sent it."""
         if exc is None:
             return
         # The quoted UDP header's Length describes the whole datagram, of which only the
         # first bytes are quoted: only the ports are read.
         src_port = int.from_bytes(payload[0:2], "big")
         dst_port = int.from_bytes(payload[2:4], "big")
-        wild = ANY if len(src) == 4 else ANY6
+        wild = WILDCARD[len(src)]
         for e in list(self._ports.get(src_port, ())):
             # Like Linux: only a connected socket hears about errors (no IP_RECVERR here).
             if e.remote == (dst, dst_port) and e.local_ip in (wild, DUAL, src):
@@ -258,5 +229,5 @@ def _overlap(a: bytes, b: bytes) -> bool:
         return True
     if len(a) != len(b):
         return False
-    wild = ANY if len(a) == 4 else ANY6
+    wild = WILDCARD[len(a)]
     return a == wild or b == wild

@@ -126,6 +126,23 @@ def test_rule_3_avoid_deprecated() -> None:
     assert chosen == "2001:db8:1::2"
 
 
+def test_rule_5_prefers_the_outgoing_interface() -> None:
+    """Over several interfaces: after rules 1 to 3, an address of the outgoing interface;
+    rule 2 still puts a global address of another interface before a link-local one of the
+    outgoing interface for a global destination."""
+    mine, other = cand("2001:db8:1::1"), cand("2001:db8:2::1")
+    for order in ([mine, other], [other, mine]):
+        chosen = select_source(a("2001:db8:2::9"), order, {mine.address})
+        assert chosen == mine.address  # rule 5 before rule 8's longer match
+    assert select_source(a("2001:db8:2::9"), [other, mine]) == other.address  # rule 8 alone
+    ll = cand("fe80::1")
+    assert select_source(a("2001:db8::9"), [ll, other], {ll.address}) == other.address
+    deprecated = cand("2001:db8:1::2", deprecated=True)
+    assert select_source(a("2001:db8::9"), [deprecated, other], {deprecated.address}) == (
+        other.address
+    )  # rule 3 first
+
+
 def test_rule_6_beats_rule_8() -> None:
     # 2002:cb00::1 (6to4, label 2) shares 15 bits with 2003::1 (label 1), 2400::1 (label 1) only
     # 5: the matching label wins although its prefix match is shorter.

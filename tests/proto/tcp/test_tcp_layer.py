@@ -21,9 +21,12 @@ from netstack.proto.ethernet.layer import EthernetLayer
 from netstack.proto.ethernet.wire import ETHERNET_HEADER_LEN, EtherType
 from netstack.proto.icmp.layer import IcmpLayer
 from netstack.proto.icmp.wire import build_into as icmp_build_into
+from netstack.proto.icmpv6.layer import Icmp6Layer
+from netstack.proto.ip.dual import DualIP
 from netstack.proto.ipv4.layer import IPv4Layer
 from netstack.proto.ipv4.wire import IpProto, build_header_into
 from netstack.proto.ipv4.wire import parse as ip_parse
+from netstack.proto.ipv6.layer import IPv6Layer
 from netstack.proto.tcp.connection import (
     Connected,
     ConnectionReset,
@@ -93,7 +96,10 @@ class Host:
         self.arp = ArpLayer(self.eth)
         self.ip = IPv4Layer(self.eth, self.arp, mtu=mtu, rng=random.Random(seed))
         self.icmp = IcmpLayer(self.ip)
-        self.tcp = TcpLayer(self.ip, self.icmp, random.Random(seed), config=config, limits=limits)
+        # IPv6 is composed (the facade has both families) but never turned on.
+        self.ip6 = IPv6Layer(self.eth, mtu=mtu, rng=random.Random(seed), secret=bytes(32))
+        self.ip46 = DualIP(self.ip, self.icmp, self.ip6, Icmp6Layer(self.ip6))
+        self.tcp = TcpLayer(self.ip46, random.Random(seed), config=config, limits=limits)
         # Wired as netstack.Stack wires them (IPv4 only).
         self.eth.handlers[EtherType.ARP] = self.arp.receive
         self.eth.handlers[EtherType.IPV4] = self.ip.receive
@@ -103,8 +109,10 @@ class Host:
         self.ip.protocols[IpProto.TCP] = self.tcp.receive
         self.ip.on_unknown_protocol = self.icmp.protocol_unreachable
         self.ip.on_reassembly_timeout = self.icmp.reassembly_timeout
-        self.icmp.error_handlers[IpProto.TCP] = self.tcp.icmp_error
-        self.icmp.unresolved_handlers[IpProto.TCP] = self.tcp.unresolved
+        self.icmp.error_handlers[IpProto.TCP] = self.ip46.icmp_error
+        self.icmp.unresolved_handlers[IpProto.TCP] = self.ip46.unresolved
+        self.ip46.error_handlers[IpProto.TCP] = self.tcp.ip_error
+        self.ip46.unresolved_handlers[IpProto.TCP] = self.tcp.ip_unresolved
         self.ip.add_address(OUR_IP, 24, 0.0)
         self.arp.cache.add_static(PEER_IP, PEER_MAC, 0.0)
         self.frames.clear()  # the ARP announcement
