@@ -138,6 +138,13 @@ async def race(
     Raises:
         OSError, ExceptionGroup: every attempt failed (:func:`connect_error`).
     """
+    if len(attempts) == 1:
+        # One address, nothing to race: connect without staggered_race's tasks (asyncio's
+        # create_connection does the same), which a connection rate would pay for.
+        try:
+            return await attempts[0]()
+        except Exception as exc:  # as staggered_race collects them
+            raise connect_error([exc], all_errors) from None
     succeeded: list[_T] = []
 
     def keeping(attempt: Callable[[], Awaitable[_T]]) -> Callable[[], Awaitable[_T]]:
