@@ -349,10 +349,7 @@ class TcpTransport(_FlowControlMixin):
         if self._eof_written or self._closing:
             return
         self._eof_written = True
-        now = self._loop.time()
-        self._conn.shutdown(now)
-        self._stack.tcp.call(self._conn, now)
-        self._stack.touch()
+        self._drive(self._conn.shutdown)
 
     def can_write_eof(self) -> bool:
         return True
@@ -462,8 +459,13 @@ class TcpTransport(_FlowControlMixin):
             self._deliver(held.pop(0))
         if not self._reading or self._lost:
             return
+        self._drive(self._conn.resume_reading)
+
+    def _drive(self, step: Callable[[float], object]) -> None:
+        """Apply one application call to the connection machine (``step(now)``), then let
+        the TCP layer send what it produced and re-arm the stack's timer."""
         now = self._loop.time()
-        self._conn.resume_reading(now)
+        step(now)
         self._stack.tcp.call(self._conn, now)
         self._stack.touch()
 
@@ -475,10 +477,7 @@ class TcpTransport(_FlowControlMixin):
     def _close(self, exc: Exception | None) -> None:
         """FIN after what was written; ``connection_lost(exc)`` follows at once."""
         self._closing = True
-        now = self._loop.time()
-        self._conn.close(now)
-        self._stack.tcp.call(self._conn, now)
-        self._stack.touch()
+        self._drive(self._conn.close)
         self._connection_lost(exc)
 
     def abort(self) -> None:
@@ -508,10 +507,7 @@ class TcpTransport(_FlowControlMixin):
 
     def _abort(self, exc: Exception | None) -> None:
         self._closing = True
-        now = self._loop.time()
-        self._conn.abort(now)
-        self._stack.tcp.call(self._conn, now)
-        self._stack.touch()
+        self._drive(self._conn.abort)
         self._connection_lost(exc)
 
     def is_closing(self) -> bool:
@@ -563,10 +559,7 @@ class TcpTransport(_FlowControlMixin):
         changes = {name: value for name, value in given.items() if value is not None}
         if not changes or self._lost:
             return
-        now = self._loop.time()
-        self._conn.set_options(now, **changes)
-        self._stack.tcp.call(self._conn, now)
-        self._stack.touch()
+        self._drive(lambda now: self._conn.set_options(now, **changes))
 
     def set_socket_option(self, level: int, option: int, value: int) -> None:
         """``setsockopt`` of :class:`~netstack.drivers.sockets.TransportSocket`."""
