@@ -450,14 +450,16 @@ class HostStack:
             OSError, ExceptionGroup: no address took the connection.
         """
         loop = self.loop
-        infos = await loop.getaddrinfo(
+        getaddrinfo: Any = unpatched(loop, "getaddrinfo")
+        sock_connect: Any = unpatched(loop, "sock_connect")
+        infos = await getaddrinfo(
             host, port, family=family, type=socket.SOCK_STREAM, proto=proto, flags=flags
         )
         if not infos:
             raise OSError("getaddrinfo() returned empty list")
         local_infos = None
         if local_addr is not None:
-            local_infos = await loop.getaddrinfo(
+            local_infos = await getaddrinfo(
                 *local_addr, family=family, type=socket.SOCK_STREAM, proto=proto, flags=flags
             )
             if not local_infos:
@@ -475,7 +477,7 @@ class HostStack:
                     if not mine:
                         raise OSError(f"no matching local address with family={fam} found")
                     sock.bind(mine[0])
-                await loop.sock_connect(sock, address)
+                await sock_connect(sock, address)
             except BaseException:
                 sock.close()
                 raise

@@ -13,6 +13,9 @@ so under the switch those methods answer from the stack:
   :class:`socket.gaierror` codes;
 - ``start_tls``: netstack's TLS upgrade for netstack's transports (either engine, either
   loop);
+- ``sendfile``: on uvloop (which implements it for no transport) the file goes over a
+  netstack transport in chunks, as asyncio's own loop does it (outside the switch,
+  ``transport.sendfile(file)`` does the same on any loop);
 - ``sock_connect`` on a socket object records the target and opens the connection on the
   stack, and ``create_connection(sock=...)`` then hands it over (what aiohappyeyeballs, and so
   aiohttp's client, do); a datagram socket's ``sock_connect`` records its peer for
@@ -23,7 +26,9 @@ so under the switch those methods answer from the stack:
 
 A :class:`~netstack.HostStack` is the loop's own network: under it these calls go through the
 host stack's methods (so its ``close()`` and ``stats()`` see them) and the socket calls stay
-the loop's.
+the loop's. A HostStack's methods called by name inside a switch of a netstack stack reach the
+host's network all the same, and what they make (connections, servers, their handlers) runs
+outside the switch, as code that was never under it.
 
 What the switch does not take over is refused, never passed to the host's network in
 silence: under a :class:`~netstack.Stack`, ``sock_sendto`` on an operating-system socket and
@@ -57,6 +62,7 @@ import logging
 import socket
 import ssl as ssl_module
 import weakref
+from asyncio.constants import _SendfileMode
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
@@ -84,6 +90,7 @@ PATCHED = (
     "create_server",
     "create_datagram_endpoint",
     "start_tls",
+    "sendfile",
     "getaddrinfo",
     "getnameinfo",
     "sock_connect",
@@ -256,13 +263,27 @@ def _patch_for(loop: asyncio.AbstractEventLoop) -> _LoopPatch:
 
 def unpatched(loop: asyncio.AbstractEventLoop, name: str) -> Any:
     """The loop's own method ``name``, also while a switch has replaced it (what a
-    :class:`~netstack.HostStack` calls, being the loop's network itself)."""
+    :class:`~netstack.HostStack` calls, being the loop's network itself), run outside
+    every switch."""
     patch = _patches.get(loop)
-    if patch is not None:
-        original = patch.originals.get(name)
-        if original is not None:
-            return original
-    return getattr(loop, name)
+    original = None if patch is None else patch.originals.get(name)
+    if original is None:
+        return getattr(loop, name)
+    if _current.get() is None:
+        return original
+
+    # Under a switch, asyncio's own methods still look up ``self.getaddrinfo`` and
+    # ``self.sock_connect`` (happy eyeballs' racing tasks too): they run with no switch, and
+    # what they make (transports, servers and their handlers) keeps that context, the host's.
+    async def outside(*args: Any, **kwargs: Any) -> Any:
+        token = _current.set(None)
+        try:
+            return await original(*args, **kwargs)
+        finally:
+            _current.reset(token)
+
+    outside.__wrapped__ = original  # type: ignore[attr-defined]
+    return outside
 
 
 def _method(patch: _LoopPatch, name: str, original: Any) -> Callable[..., Awaitable[Any]]:
@@ -896,6 +917,31 @@ async def _start_tls(stack: NetworkStack, original: Any, *args: Any, **kwargs: A
     )  # fmt: skip
 
 
+async def _sendfile(stack: NetworkStack, original: Any, *args: Any, **kwargs: Any) -> Any:
+    """``loop.sendfile``: asyncio's loop sends a file over netstack's transports itself (its
+    fallback, in chunks paced by flow control); uvloop implements it for no transport, so
+    the switch runs the same fallback there for the transports asyncio's would take."""
+    a = _arguments("sendfile", args, kwargs)
+    loop, transport = stack.loop, a["transport"]
+    if isinstance(loop, asyncio.BaseEventLoop) or (
+        getattr(transport, "_sendfile_compatible", None) is not _SendfileMode.FALLBACK
+    ):
+        return await original(*args, **kwargs)
+    # asyncio's BaseEventLoop.sendfile, in its order and words.
+    if transport.is_closing():
+        raise RuntimeError("Transport is closing")
+    if not a["fallback"]:
+        raise RuntimeError(
+            f"fallback is disabled and native sendfile is not supported for transport {transport!r}"
+        )
+    file, offset, count = a["file"], a["offset"], a["count"]
+    own = getattr(transport, "sendfile", None)
+    if own is not None:  # a TcpTransport's, the same algorithm without the protocol swap
+        return await own(file, offset, count)
+    fallback: Any = asyncio.BaseEventLoop._sendfile_fallback  # type: ignore[attr-defined]
+    return await fallback(loop, transport, file, offset, count)
+
+
 async def _getaddrinfo(stack: NetworkStack, original: Any, *args: Any, **kwargs: Any) -> Any:
     if not isinstance(stack, Stack):
         return await original(*args, **kwargs)
@@ -970,6 +1016,7 @@ _IMPLEMENTATIONS: dict[str, Callable[..., Awaitable[Any]]] = {
     "create_server": _create_server,
     "create_datagram_endpoint": _create_datagram_endpoint,
     "start_tls": _start_tls,
+    "sendfile": _sendfile,
     "getaddrinfo": _getaddrinfo,
     "getnameinfo": _getnameinfo,
     "sock_connect": _sock_connect,

@@ -15,9 +15,12 @@ import asyncio
 import contextvars
 import errno
 import gc
+import inspect
 import os
+import select
 import socket
 import ssl
+import stat
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,7 @@ import aiohappyeyeballs
 import pytest
 
 import netstack
-from netstack import HostStack, Stack
+from netstack import HostStack, NetworkStack, Stack
 from netstack.switch import PATCHED, active_stack, unpatched
 from netstack.testing import Network
 
@@ -278,7 +281,10 @@ async def test_loop_restored_after_exit_also_on_exception(stack_pair: tuple[Stac
     originals = {name: getattr(loop, name) for name in PATCHED if hasattr(loop, name)}
     with pytest.raises(ConnectionRefusedError), netstack.use(a):  # refused at once
         assert patched(loop) == set(originals)
-        assert unpatched(loop, "create_connection") == originals["create_connection"]
+        # The loop's own, run outside the switch.
+        assert (
+            inspect.unwrap(unpatched(loop, "create_connection")) == originals["create_connection"]
+        )
         await asyncio.open_connection(B, 1)  # nothing listens: the stack's refusal
     await eventually_restored(loop)
     assert {name: getattr(loop, name) for name in originals} == originals
@@ -584,17 +590,60 @@ async def test_socket_options_reach_the_connection(stack_pair: tuple[Stack, Stac
     assert info.value.errno == errno.ENOPROTOOPT and "SO_SNDBUF" not in str(info.value)
     with pytest.raises(ValueError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 0)
-    # No descriptor: -1, which everything that wants one refuses.
-    assert sock.fileno() == -1
+    # No socket descriptor: what fileno() gives is no socket, refused as one.
     with pytest.raises(OSError) as info:
-        os.fstat(sock.fileno())
-    assert info.value.errno == errno.EBADF
-    with pytest.raises(ValueError):
         socket.socket(fileno=sock.fileno())
+    assert info.value.errno == errno.ENOTSOCK
+    assert not stat.S_ISSOCK(os.fstat(sock.fileno()).st_mode)
     with pytest.raises(OSError):
         sock.dup()
     assert not hasattr(sock, "send") and not hasattr(sock, "close")
     writer.close()
+    server.close()
+
+
+def readable(fd: int) -> bool:
+    """What httpcore asks of an idle pooled connection (``poll`` with no wait)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+async def test_descriptor_polls_as_a_socket_would(stack_pair: tuple[Stack, Stack]) -> None:
+    """``get_extra_info("socket").fileno()`` is a descriptor that polls readable when a read
+    would return at once, as a kernel socket's does under asyncio: data held while reading
+    is paused (anyio pauses between reads), the end of the stream, a loss; and -1 once the
+    transport is closed. httpcore keeps a pooled connection only if it is not readable."""
+    a, b = stack_pair
+    peers: list[asyncio.StreamWriter] = []
+
+    async def keep(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peers.append(writer)
+
+    server = await b.start_server(keep, port=7)
+    async with asyncio.timeout(STEP):
+        reader, writer = await a.open_connection(B, 7)
+        while not peers:
+            await asyncio.sleep(0.01)
+        sock = writer.get_extra_info("socket")
+        fd = sock.fileno()
+        assert fd >= 0 and sock.fileno() == fd and not readable(fd)
+        writer.transport.pause_reading()
+        peers[0].write(b"while paused")
+        while not readable(fd):
+            await asyncio.sleep(0.01)
+        writer.transport.resume_reading()
+        assert await reader.readexactly(12) == b"while paused"
+        assert not readable(fd)
+        peers[0].write(b"while reading")
+        assert await reader.readexactly(13) == b"while reading"
+        assert not readable(fd)
+        peers[0].close()
+        assert await reader.read() == b""
+        assert readable(fd)  # the end of the stream stays readable
+        writer.close()
+        await writer.wait_closed()
+        assert sock.fileno() == -1
     server.close()
 
 
@@ -646,6 +695,46 @@ async def test_writer_start_tls_both_sides(
     server.close()
 
 
+@pytest.mark.parametrize("secure", [False, True], ids=["plain", "tls"])
+async def test_loop_sendfile_under_the_switch(
+    trio: tuple[Stack, Stack, Stack],
+    tls: tuple[ssl.SSLContext, ssl.SSLContext],
+    tmp_path: Path,
+    secure: bool,
+) -> None:
+    """``loop.sendfile(transport, file)`` on a netstack transport (plain, and the one an
+    OpenSSL server hands its application) on either loop: uvloop implements it for no
+    transport of its own, the switch sends the file in chunks as asyncio's fallback does;
+    ``fallback=False`` is refused as asyncio refuses it."""
+    a, _, c = trio
+    server_ctx, client_ctx = tls
+    data = os.urandom(300_001)
+    path = tmp_path / "file.bin"
+    path.write_bytes(data)
+    sent: list[int] = []
+
+    async def serve_file(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        with path.open("rb") as f:
+            with pytest.raises(RuntimeError, match="fallback is disabled"):
+                await loop.sendfile(writer.transport, f, fallback=False)
+            sent.append(await loop.sendfile(writer.transport, f, 1, len(data) - 1))
+            sent.append(f.tell())
+        writer.close()
+
+    with netstack.use(c):
+        server = await asyncio.start_server(serve_file, port=80, ssl=server_ctx if secure else None)
+    with netstack.use(a):
+        async with asyncio.timeout(STEP):
+            reader, writer = await asyncio.open_connection(
+                "c.test", 80, ssl=client_ctx if secure else None
+            )
+            assert await reader.read() == data[1:]
+            writer.close()
+    assert sent == [len(data) - 1, len(data)]
+    server.close()
+
+
 # -- HostStack under the switch -------------------------------------------------------------------
 async def test_host_stack_under_the_switch() -> None:
     """The loop's own network, through the HostStack's methods (its stats count them); the
@@ -681,6 +770,39 @@ async def test_host_stack_under_the_switch() -> None:
         server.close()
     # uvloop's transports keep the context they were made in while they exist, closed or not.
     del server, transport, sender, sink
+    await eventually_restored(loop)
+
+
+async def test_host_stack_inside_a_netstack_switch(stack_pair: tuple[Stack, Stack]) -> None:
+    """A HostStack called by name inside ``netstack.use(stack)`` still reaches the loop's own
+    network: asyncio's ``create_connection`` looks up ``self.getaddrinfo`` and
+    ``self.sock_connect`` (also in happy eyeballs' racing tasks), which must not be the
+    switch's. What runs in the host's connections is the host's (the context that made them).
+    Loopback only."""
+    a, _ = stack_pair
+    loop = asyncio.get_running_loop()
+    seen: list[NetworkStack | None] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(active_stack())
+        writer.write(b"host")
+        await writer.drain()
+        writer.close()
+
+    async with HostStack() as host, asyncio.timeout(STEP):
+        with netstack.use(a):
+            server = await host.start_server(handler, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            for target, extra in (("127.0.0.1", {}), ("localhost", {"happy_eyeballs_delay": 0.25})):
+                reader, writer = await host.open_connection(target, port, **extra)
+                assert writer.get_extra_info("socket").fileno() >= 0
+                assert await reader.read() == b"host"
+                writer.close()
+            assert "127.0.0.1" in await host.resolve("localhost")  # the system's, not a's
+            assert active_stack() is a  # the block's own code still has the switch
+            server.close()
+    assert seen == [None, None]
+    del server, reader, writer
     await eventually_restored(loop)
 
 

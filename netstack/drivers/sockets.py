@@ -15,25 +15,33 @@ transport and carries the options it knows to the connection:
   protocol).
 
 Any other option raises :class:`OSError` ``ENOPROTOOPT`` naming the ones supported, never a
-silent no-op. There is no file descriptor: :meth:`TransportSocket.fileno` returns ``-1``, the
-value of a closed socket, which every call that takes a descriptor refuses (``os.sendfile``
-and ``os.fstat`` with ``EBADF``, ``socket.socket(fileno=-1)`` and ``select`` with
-``ValueError``). Like asyncio's, it has no I/O methods (``send``, ``recv``, ``close``, ...);
-``dup()``, ``get_inheritable()`` and ``shutdown()``, which asyncio's pass to the descriptor,
-raise ``OSError`` ``EOPNOTSUPP`` saying to use the transport.
+silent no-op. There is no socket descriptor. For a TCP connection :meth:`TransportSocket.fileno`
+gives a :class:`Readiness` descriptor (an ``eventfd``, made on the first call) that ``poll`` /
+``select`` see readable when a read would return at once, as a kernel socket's under asyncio:
+data held while reading is paused, the end of the stream, a lost connection (httpcore keeps a
+pooled connection only while its descriptor is not readable). It is no socket:
+``socket.socket(fileno=)`` and ``getsockopt`` on it fail with ``ENOTSOCK``, ``os.fstat`` shows
+no socket; nothing can be read from it or written to it through netstack. Once the transport
+is closed, and for UDP always, ``fileno()`` is ``-1``, the value of a closed socket, which
+every call that takes a descriptor refuses. Like asyncio's, it has no I/O methods (``send``,
+``recv``, ``close``, ...); ``dup()``, ``get_inheritable()`` and ``shutdown()``, which asyncio's
+pass to the descriptor, raise ``OSError`` ``EOPNOTSUPP`` saying to use the transport.
 """
 
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import struct
+import weakref
 from typing import Any, NoReturn, Protocol
 
 __all__ = [
     "TCP_OPTIONS",
     "TCP_SUPPORTED",
     "UDP_SUPPORTED",
+    "Readiness",
     "SocketOwner",
     "TransportSocket",
     "common_option",
@@ -114,6 +122,39 @@ def unsupported(level: int, option: int, supported: list[str]) -> OSError:
     )
 
 
+class Readiness:
+    """A descriptor that polls readable while ``set(True)``: an ``eventfd`` counter at 1 or 0
+    (Linux; :meth:`open` gives None where there is none). Closed by :meth:`close`, or when it
+    is collected."""
+
+    __slots__ = ("__weakref__", "_close", "fd", "ready")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.ready = False
+        self._close = weakref.finalize(self, os.close, fd)
+
+    @classmethod
+    def open(cls) -> Readiness | None:
+        make = getattr(os, "eventfd", None)
+        if make is None:
+            return None
+        return cls(make(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC))
+
+    def set(self, ready: bool) -> None:
+        if ready is self.ready or self.fd < 0:
+            return
+        self.ready = ready
+        if ready:
+            os.eventfd_write(self.fd, 1)
+        else:
+            os.eventfd_read(self.fd)
+
+    def close(self) -> None:
+        self.fd = -1
+        self._close()
+
+
 class SocketOwner(Protocol):
     """What a transport offers its :class:`TransportSocket`."""
 
@@ -160,8 +201,10 @@ class TransportSocket:
         return name
 
     def fileno(self) -> int:
-        """``-1``: there is no operating-system descriptor (see the module's docstring)."""
-        return -1
+        """The connection's :class:`Readiness` descriptor, or ``-1`` (see the module's
+        docstring)."""
+        readiness = getattr(self._owner, "readiness_fd", None)
+        return -1 if readiness is None else int(readiness())
 
     def gettimeout(self) -> float:
         return 0.0

@@ -67,7 +67,14 @@ from ..proto.tcp.connection import (
     UrgentDataReceived,
 )
 from ..proto.tcp.layer import Listener, TcpLayer
-from .sockets import TCP_OPTIONS, TCP_SUPPORTED, TransportSocket, common_option, unsupported
+from .sockets import (
+    TCP_OPTIONS,
+    TCP_SUPPORTED,
+    Readiness,
+    TransportSocket,
+    common_option,
+    unsupported,
+)
 
 __all__ = [
     "Handshake",
@@ -160,6 +167,10 @@ class TcpTransport(_FlowControlMixin):
         self._context = context if context is not None else contextvars.copy_context()
         self._in_context = False
         self._socket: TransportSocket | None = None
+        #: What ``get_extra_info("socket").fileno()`` gives, once asked for; closed with
+        #: the transport (-1 from then on).
+        self._readiness: Readiness | None = None
+        self._eof_seen = False
         self._reuse_address = 0
         conn.user = self
         self._closing = False
@@ -211,6 +222,7 @@ class TcpTransport(_FlowControlMixin):
                     self._server._attach(self)
                 protocol.connection_made(self)
             elif isinstance(event, EofReceived):
+                self._eof_seen = True
                 if not self._lost:
                     keep_open = protocol.eof_received()  # type: ignore[attr-defined]
                     if not keep_open:
@@ -232,6 +244,8 @@ class TcpTransport(_FlowControlMixin):
     def after_input(self) -> None:
         """Called after the connection processed input: acknowledged data may let the
         protocol write again."""
+        if self._readiness is not None:
+            self._update_readiness()
         if self._space_waiters and self._conn.buffered <= self._low_water:
             self._wake_space_waiters()
         if self._protocol_paused and self._conn.buffered <= self._low_water:
@@ -262,8 +276,32 @@ class TcpTransport(_FlowControlMixin):
         self._wake_space_waiters()
         if self._server is not None:
             self._server._detach(self)
+        if self._readiness is not None:
+            self._readiness.set(True)
         if self._connected:
             self._loop.call_soon(self._call_connection_lost, exc, context=self._context)
+        elif self._readiness is not None:
+            self._readiness.close()
+
+    # -- the descriptor of get_extra_info("socket").fileno() -----------------------------------
+    def readiness_fd(self) -> int:
+        """A descriptor that polls readable when a read would return at once (held data,
+        the end of the stream, a loss), as a kernel socket's does; -1 once closed."""
+        readiness = self._readiness
+        if readiness is None:
+            if self._lost:
+                return -1
+            readiness = self._readiness = Readiness.open()
+            if readiness is None:
+                return -1
+            self._update_readiness()
+        return readiness.fd
+
+    def _update_readiness(self) -> None:
+        assert self._readiness is not None
+        self._readiness.set(
+            self._lost or self._eof_seen or bool(self._held) or self._conn.holds_input
+        )
 
     def _call_connection_lost(self, exc: Exception | None) -> None:
         try:
@@ -282,6 +320,8 @@ class TcpTransport(_FlowControlMixin):
         finally:
             # Nothing more will be called: let go of what the context holds.
             self._context = _EMPTY_CONTEXT
+            if self._readiness is not None:
+                self._readiness.close()  # a closed socket's fileno(): -1
 
     def _fatal_error(self, exc: BaseException, message: str) -> None:
         self._loop.call_exception_handler(
@@ -460,6 +500,8 @@ class TcpTransport(_FlowControlMixin):
         if not self._reading or self._lost:
             return
         self._drive(self._conn.resume_reading)
+        if self._readiness is not None:
+            self._update_readiness()
 
     def _drive(self, step: Callable[[float], object]) -> None:
         """Apply one application call to the connection machine (``step(now)``), then let

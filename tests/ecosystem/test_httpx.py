@@ -81,20 +81,44 @@ async def test_http(net: Net) -> None:
                 assert digest.hexdigest() == hashlib.sha256(expected).hexdigest()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="httpcore checks an idle pooled connection with poll() on "
-    "get_extra_info('socket').fileno() and takes a socket without a descriptor (-1, "
-    "netstack's) for one the server closed: every request opens a new connection",
-)
 @pytest.mark.usefixtures("server")
 async def test_keep_alive(net: Net) -> None:
+    """httpcore keeps a pooled connection while ``poll()`` on its socket's ``fileno()`` says
+    nothing is readable (netstack's readiness descriptor), and drops one the server closed."""
     async with asyncio.timeout(STEP):
         with netstack.use(net.client):
             async with httpx.AsyncClient(base_url="http://server.test:8080") as client:
                 for _ in range(3):
                     assert (await client.get("/")).status_code == 200
     assert net.server.stats()["tcp"]["passive_opens"] == 1
+
+
+async def test_pooled_connection_the_server_closed(net: Net) -> None:
+    """A server that closes each connection after one response while saying keep-alive:
+    httpcore sees the pooled connection readable (its end of stream) and opens a new one
+    instead of failing on the dead one."""
+    closed: list[asyncio.Event] = []
+
+    async def one_response(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        closed[-1].set()
+
+    with netstack.use(net.server):
+        server = await asyncio.start_server(one_response, SERVER_IP, 8081)
+    async with asyncio.timeout(STEP):
+        with netstack.use(net.client):
+            async with httpx.AsyncClient(base_url="http://server.test:8081") as client:
+                for _ in range(3):
+                    closed.append(asyncio.Event())
+                    assert (await client.get("/")).text == "ok"
+                    await closed[-1].wait()
+                    await asyncio.sleep(0.05)  # the FIN reaches the client
+    assert net.server.stats()["tcp"]["passive_opens"] == 3
+    server.close()
 
 
 @pytest.mark.usefixtures("server")

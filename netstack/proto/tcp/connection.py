@@ -796,6 +796,11 @@ class TcpConnection:
                 self._emit(Segment(self.snd_max, 0, RST_I, 0))
         self._terminate(None)
 
+    @property
+    def holds_input(self) -> bool:
+        """Whether received data or events are held while reading is paused."""
+        return bool(self._held or self._after_held)
+
     def pause_reading(self) -> None:
         """Hold received data instead of delivering it; the window closes as it fills."""
         self._reading = False
