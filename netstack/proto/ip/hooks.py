@@ -1,0 +1,82 @@
+"""Where a router's packet filter and NAT see the IP datagrams the stack handles: the hook
+points, their verdicts, and the interface the IP layers call.
+
+The points are those of Linux's netfilter, which the firewall rules people write are phrased
+in (a datagram for this host: PREROUTING then INPUT; one forwarded: PREROUTING, FORWARD,
+POSTROUTING; one this host sends: OUTPUT then POSTROUTING):
+
+- ``PREROUTING``: every datagram received on an interface, before the route is chosen
+  (destination NAT rewrites here, so the route is chosen for the new destination);
+- ``INPUT``: a datagram for one of the stack's own addresses, before its transport sees it;
+- ``FORWARD``: a datagram routed from one interface to another (the filter's main place);
+- ``OUTPUT``: a datagram the stack's own transports send, before its route is final;
+- ``POSTROUTING``: every datagram about to leave, once the interface is known (source NAT
+  and masquerade rewrite here).
+
+A :class:`PacketHooks` object sees each datagram as a mutable ``bytearray`` that starts at the
+IP header and ends with the datagram (no link header, no trailer). It may rewrite addresses,
+ports, identifiers and checksums in place (NAT), never the length. Its :class:`Verdict` says
+what becomes of the datagram; for the two rejections the IP layer answers as RFC 1812 5.2.7.1
+and RFC 4443 3.1 say a router does (ICMP Destination Unreachable, "communication
+administratively prohibited": IPv4 type 3 code 13, ICMPv6 type 1 code 1) or, for TCP, with a
+reset (RFC 9293 3.10.7.1's answer to a segment nobody takes), and counts it. The IP layers call
+the hooks only while some are installed (``None`` otherwise), so a stack without a filter or
+NAT pays one test per datagram.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Protocol
+
+__all__ = ["Hook", "PacketHooks", "Verdict"]
+
+
+class Hook(enum.IntEnum):
+    """A point on a datagram's way through the stack (netstack's names are netfilter's)."""
+
+    PREROUTING = 0
+    INPUT = 1
+    FORWARD = 2
+    OUTPUT = 3
+    POSTROUTING = 4
+
+
+class Verdict(enum.IntEnum):
+    """What a hook decided for one datagram."""
+
+    #: Go on (possibly rewritten).
+    ACCEPT = 0
+    #: Discard without a word (counted by the hook's owner and by the IP layer).
+    DROP = 1
+    #: Discard, answering the source with ICMP "administratively prohibited".
+    REJECT_ICMP = 2
+    #: Discard, answering a TCP segment with a reset (other protocols: as REJECT_ICMP).
+    REJECT_RESET = 3
+
+
+class PacketHooks(Protocol):
+    """What the IP layers call at each :class:`Hook` while hooks are installed."""
+
+    def run(
+        self,
+        hook: Hook,
+        datagram: bytearray,
+        ingress: int | None,
+        egress: int | None,
+        now: float,
+    ) -> Verdict:
+        """Decide on (and possibly rewrite) one IP datagram.
+
+        Args:
+            hook: where the datagram is.
+            datagram: the IP datagram, header first; rewritten in place by NAT.
+            ingress: the index of the interface it came in on (None for the stack's own).
+            egress: the index of the interface it leaves by (None before the route is
+                chosen, and at INPUT).
+            now: the loop's time, for flow time-outs.
+
+        Never raises on a datagram's contents: a malformed one is the hook's to drop and
+        count.
+        """
+        ...
