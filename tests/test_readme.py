@@ -234,8 +234,9 @@ def run_example(argv: list[str], privileged: bool) -> None:
 
 def serve_until_interrupted(command: list[str], cwd: Path) -> None:
     """Start ``netstack serve``, wait until it serves, then Ctrl-C: it stops cleanly."""
+    # faulthandler: a stop that hangs shows where (SIGABRT dumps every thread's stack).
     proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=dict(os.environ))  # fmt: skip
+                            text=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"})  # fmt: skip
     try:
         assert proc.stdout is not None
         ready, _, _ = select.select([proc.stdout], [], [], BLOCK_TIMEOUT)
@@ -243,7 +244,12 @@ def serve_until_interrupted(command: list[str], cwd: Path) -> None:
         first = proc.stdout.readline()
         assert "serving on" in first, first + (proc.stderr.read() if proc.stderr else "")
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        try:
+            out, err = proc.communicate(timeout=BLOCK_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            out, err = proc.communicate(timeout=10)
+            pytest.fail(f"netstack serve did not stop on Ctrl-C:\n{out}\n{err}")
     finally:
         if proc.poll() is None:
             proc.kill()
