@@ -84,11 +84,18 @@ class DatagramTransport(asyncio.DatagramTransport):
     def deliver(self, data: memoryview, src: bytes, port: int, ifindex: int = 0) -> None:
         if self._closing:
             return
-        self._in_own_context(self._datagram_received, bytes(data), sockaddr(src, port, ifindex))
-
-    def _datagram_received(self, data: bytes, addr: Any) -> None:
+        # _in_own_context's steps inline: this runs once per datagram.
+        callback = self._protocol.datagram_received
+        addr = sockaddr(src, port, ifindex)
         try:
-            self._protocol.datagram_received(data, addr)
+            if self._in_context:
+                callback(bytes(data), addr)
+                return
+            self._in_context = True
+            try:
+                self._context.run(callback, bytes(data), addr)
+            finally:
+                self._in_context = False
         except Exception as exc:
             self._report(exc, "datagram_received")
 
@@ -162,7 +169,9 @@ class DatagramTransport(asyncio.DatagramTransport):
                     else "an IPv6 destination on an IPv4 endpoint",
                 )
             src = local if local and local != ANY4 and local != ANY6 else None
-            route = stack.ip.route(dst, src, scope)
+            # DualIP.route's choice, inline: this runs once per datagram.
+            ip = stack.ip
+            route = ip.v4.route(dst, src) if len(dst) == 4 else ip.v6.route(dst, src, scope)
             if route.mac == BROADCAST_MAC and not self._allow_broadcast:
                 raise PermissionError(errno.EACCES, "Permission denied (allow_broadcast=False)")
             stack.udp.send(route, self.local_port, port, data, self._loop.time())
@@ -178,9 +187,13 @@ class DatagramTransport(asyncio.DatagramTransport):
             raise ValueError(f"address must be a (host, port) tuple, got {addr!r}")
         if not isinstance(addr[0], str):
             raise ValueError(f"host must be a string, got {type(addr[0]).__name__}")
-        literal, zone = split_zone(addr[0])
-        ip = parse_ip(literal, what="host")
-        scope = self._stack.scope_id(zone) if zone is not None else 0
+        host = addr[0]
+        if "%" in host:
+            literal, zone = split_zone(host)
+            ip = parse_ip(literal, what="host")
+            scope = self._stack.scope_id(zone) if zone is not None else 0
+        else:
+            ip, scope = parse_ip(host, what="host"), 0
         if len(addr) == 4 and addr[3]:
             scope = self._stack.scope_id(addr[3])
         return ip, parse_port(addr[1], allow_zero=False), scope

@@ -124,9 +124,10 @@ class UdpLayer(Layer):
             MessageTooLargeError: more than 65 507 bytes of data (65 527 over IPv6).
         """
         n = len(data)
-        limit = self.ip.max_payload(route.dst) - UDP_HEADER_LEN
-        if n > limit:
-            raise MessageTooLargeError(f"UDP datagram of {n} bytes exceeds {limit}")
+        if n > MAX_PAYLOAD:  # the smaller (IPv4) bound; the family decides above it
+            limit = self.ip.max_payload(route.dst) - UDP_HEADER_LEN
+            if n > limit:
+                raise MessageTooLargeError(f"UDP datagram of {n} bytes exceeds {limit}")
         iface = route.iface or self.ip.first_iface(route.dst)
         room = iface.headroom
         frame = bytearray(room + UDP_HEADER_LEN + n)
