@@ -520,10 +520,10 @@ class Responder:
         found = None
         if answers is not None:
             found = question_key(wire, udp=udp, encrypted=encrypted, udp_payload=self.udp_payload)
-        if found is None:
+        if answers is None or found is None:
             return self._respond(wire, flags, udp, encrypted)[0]
         key, name_end = found
-        cached = answers.get(key)  # type: ignore[union-attr]
+        cached = answers.get(key)
         if cached is not None:
             rcodes = self.rcodes
             rcodes[cached.rcode] = rcodes.get(cached.rcode, 0) + 1
@@ -535,7 +535,7 @@ class Responder:
         truncated, omitted = self.truncated, self.additional_omitted
         out, cacheable = self._respond(wire, flags, udp, encrypted)
         if cacheable and out is not None:
-            answers.put(  # type: ignore[union-attr]
+            answers.put(
                 key, name_end, out, rcode=self._last_rcode,
                 truncated=self.truncated != truncated,
                 additional_omitted=self.additional_omitted != omitted,
