@@ -244,6 +244,34 @@ def test_record_order_still_varies_from_hit_to_hit() -> None:
     assert len(answers) == 1
 
 
+def test_every_header_flag_and_opt_field_outside_the_key_gives_the_same_bytes() -> None:
+    # The header bits after the opcode (AA, TC, RD, RA, Z, AD, CD, RCODE), the OPT's Z
+    # flags, a payload size above the server's and the options the cache lets through:
+    # hits and the long way agree on every combination.
+    cached, uncached = fresh(), fresh(cached=0)
+    base = query_wire("web.example.test.", edns=0)
+    for byte2 in range(8):
+        for byte3 in (0x00, 0x0F, 0x10, 0x20, 0x40, 0x80, 0xF0, 0xFF):  # each bit, RCODE
+            wire = base[:2] + bytes((byte2, byte3)) + base[4:]
+            assert cached.respond(wire, udp=True) == uncached.respond(wire, udp=True)
+    options: list[list[dns.edns.Option]] = [
+        [],
+        [dns.edns.GenericOption(65001, b"xyz")],
+        [dns.edns.CookieOption(b"12345678", b"")],
+        [dns.edns.NSIDOption(b"")],
+    ]
+    for payload in (1232, 1500, 65535):
+        for ednsflags in (0, 0x8000, 0x0001, 0x7FFF, 0xFFFF):
+            for opts in options:
+                query = dns.message.make_query(
+                    "mail.example.test.", "MX", use_edns=0, payload=payload,
+                    ednsflags=ednsflags, options=opts,
+                )  # fmt: skip
+                wire = query.to_wire()
+                assert cached.respond(wire, udp=True) == uncached.respond(wire, udp=True)
+    assert cached.answers is not None and cached.answers.misses == 3  # web; MX with DO, without
+
+
 def test_a_hit_does_not_parse_with_dnspython(monkeypatch: pytest.MonkeyPatch) -> None:
     responder = fresh()
     first = responder.respond(query_wire("web.example.test."), udp=True)
