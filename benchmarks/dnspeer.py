@@ -29,6 +29,9 @@ def main(argv: list[str]) -> int:
     sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.connect((host, port))
     sock.setblocking(False)
+    # The queries after their ID, built once: the client's own cost per query stays small,
+    # so what is measured is the server.
+    tails = [query(0, name)[2:] for name in names]
     pending: dict[int, float] = {}
     next_id = 0
     sent = answered = lost = 0
@@ -36,7 +39,7 @@ def main(argv: list[str]) -> int:
     def send() -> None:
         nonlocal next_id, sent
         next_id = (next_id + 1) & 0xFFFF
-        sock.send(query(next_id, names[next_id % len(names)]))
+        sock.send(next_id.to_bytes(2, "big") + tails[next_id % len(tails)])
         pending[next_id] = time.monotonic()
         sent += 1
 
@@ -44,6 +47,7 @@ def main(argv: list[str]) -> int:
     end = start + seconds
     for _ in range(window):
         send()
+    scanned = start
     while (now := time.monotonic()) < end:
         ready, _, _ = select.select([sock], [], [], 0.05)
         if ready:
@@ -57,6 +61,9 @@ def main(argv: list[str]) -> int:
                     if pending.pop(ident, None) is not None:
                         answered += 1
                         send()
+        if now - scanned < 0.05:
+            continue
+        scanned = now
         for ident, at in list(pending.items()):
             if now - at > 0.5:
                 del pending[ident]

@@ -126,7 +126,7 @@ SANS_IO_ELSEWHERE = [
         "errors.py",
         "certs.py",
     )
-] + [PACKAGE_ROOT / "dns" / "cache.py"]
+] + [PACKAGE_ROOT / "dns" / name for name in ("cache.py", "answers.py")]
 
 
 def proto_modules() -> list[Path]:
@@ -148,6 +148,7 @@ def test_proto_modules_exist() -> None:
         "netstack.tls.wire",
         "netstack.tls.connection",
         "netstack.dns.cache",
+        "netstack.dns.answers",
     ):
         assert expected in names
 

@@ -210,10 +210,12 @@ class DnsCache:
         A positive entry replaces a cached NXDOMAIN for the same name.
         """
         ttl = _clamp(int(rrset.ttl), self.max_ttl)
+        name = rrset.name
         if ttl == 0 or len(rrset) == 0:
+            # Not kept, but newer than what was (RFC 2181 5.4.1): the older entry goes.
+            self._remove((name, int(rrset.rdtype)))
             self.not_cached += 1
             return False
-        name = rrset.name
         self._remove((name, _ANY_TYPE))
         self._store((name, int(rrset.rdtype)), _Stored(EntryKind.POSITIVE, rrset, None, now + ttl))
         return True
@@ -239,6 +241,9 @@ class DnsCache:
             return False
         ttl = _clamp(negative_ttl(soa), self.max_negative_ttl)
         if ttl == 0:
+            # Not kept, but it denies what was (RFC 2181 5.4.1; RFC 2308 5).
+            self.remove(name, None if nxdomain else rdtype)
+            self._remove((name, _ANY_TYPE))
             self.not_cached += 1
             return False
         if nxdomain:

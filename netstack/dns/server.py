@@ -53,6 +53,11 @@ What it follows:
   gives way, 6.2.3), an idle timeout between messages and a deadline for each message, so
   connections that trickle bytes are closed.
 
+Answers are kept in their wire form per question (:mod:`netstack.dns.answers`): a question
+asked again is answered by patching the query's ID, RD bit and question bytes (its 0x20
+mixed case) into the kept answer, byte for byte what dnspython would render; changing the
+data through :meth:`DnsServer.set_records` or :meth:`DnsServer.reload` forgets them.
+
 Nothing a client sends raises out of the server: dnspython's parse errors are caught at the
 boundary, answered with FORMERR when the header allows it, and counted.
 
@@ -105,6 +110,8 @@ import dns.rdatatype
 import dns.rrset
 import dns.zone
 
+from .answers import AnswerCache, question_key
+
 __all__ = [
     "DEFAULT_TTL",
     "Authority",
@@ -149,6 +156,8 @@ BURST = 200.0
 SLIP = 2
 #: CNAMEs followed within the zones served before the answer stops (loops stop sooner).
 MAX_CNAME_CHAIN = 8
+#: Answers kept in their wire form (:class:`~netstack.dns.answers.AnswerCache`).
+CACHED_ANSWERS = 10_000
 
 _HEADER_LEN = 12
 _QR = int(dns.flags.QR)
@@ -437,12 +446,44 @@ class Responder:
     """Wire bytes of a query in, wire bytes of the answer out (or None: nothing to send),
     with every check around :class:`Authority` and counters of what happened.
 
+    Answers to plain queries are kept in their wire form (:class:`AnswerCache`), so the same
+    question asked again is answered by patching the query's ID, RD bit and question bytes
+    into the kept answer, without dnspython (:mod:`netstack.dns.answers` says which queries
+    and why the result is the same bytes). Setting :attr:`authority` empties that cache.
+
+    Args:
+        authority: the answering logic.
+        udp_payload: the largest UDP answer sent (RFC 6891 6.2.5).
+        cached_answers: answers kept at most (0: none, every query answered the long way).
+
     Never raises on anything a client sends.
     """
 
-    def __init__(self, authority: Authority, *, udp_payload: int = UDP_PAYLOAD) -> None:
+    @property
+    def authority(self) -> Authority:
+        """The answering logic; a new one (new zone data) empties the answer cache."""
+        return self._authority
+
+    @authority.setter
+    def authority(self, authority: Authority) -> None:
+        self._authority = authority
+        if self.answers is not None:
+            self.answers.clear()
+
+    def __init__(
+        self,
+        authority: Authority,
+        *,
+        udp_payload: int = UDP_PAYLOAD,
+        cached_answers: int = CACHED_ANSWERS,
+    ) -> None:
+        #: Pre-rendered answers (:mod:`netstack.dns.answers`); None with ``cached_answers``
+        #: 0, when every query is answered the long way.
+        self.answers = AnswerCache(cached_answers) if cached_answers > 0 else None
         self.authority = authority
         self.udp_payload = max(CLASSIC_UDP_SIZE, udp_payload)
+        self._last_rcode = ""
+        self._last_varies = False
         self.queries = {"udp": 0, "tcp": 0}
         self.rcodes: dict[str, int] = {}
         self.drops: dict[str, int] = {}
@@ -475,24 +516,56 @@ class Responder:
             self.drop("not_a_query")
             return None
         self.queries["udp" if udp else "tcp"] += 1
+        answers = self.answers
+        found = None
+        if answers is not None:
+            found = question_key(wire, udp=udp, encrypted=encrypted, udp_payload=self.udp_payload)
+        if answers is None or found is None:
+            return self._respond(wire, flags, udp, encrypted)[0]
+        key, name_end = found
+        cached = answers.get(key)
+        if cached is not None:
+            rcodes = self.rcodes
+            rcodes[cached.rcode] = rcodes.get(cached.rcode, 0) + 1
+            if cached.truncated:
+                self.truncated += 1
+            if cached.additional_omitted:
+                self.additional_omitted += 1
+            return cached.render(wire, name_end)
+        truncated, omitted = self.truncated, self.additional_omitted
+        out, cacheable = self._respond(wire, flags, udp, encrypted)
+        if cacheable and out is not None:
+            answers.put(
+                key, name_end, out, rcode=self._last_rcode,
+                truncated=self.truncated != truncated,
+                additional_omitted=self.additional_omitted != omitted,
+                varies=self._last_varies,
+            )  # fmt: skip
+        return out
+
+    def _respond(
+        self, wire: bytes, flags: int, udp: bool, encrypted: bool
+    ) -> tuple[bytes | None, bool]:
+        """The answer by dnspython, and whether it is the same for every query of the same
+        question key (an answer rendered from the zones, not an error about the message)."""
         if dns.opcode.from_flags(flags) != dns.opcode.QUERY:
-            return self._not_implemented(wire)
+            return self._not_implemented(wire), False
         try:
             query = dns.message.from_wire(wire)
         except dns.message.BadEDNS:
             self.malformed += 1
-            return self._bad_edns(wire)
+            return self._bad_edns(wire), False
         except Exception as exc:  # dnspython raises many kinds on malformed wire
             self.malformed += 1
             log.debug("malformed query: %r", exc)
-            return self._header_only(wire, dns.rcode.FORMERR)
+            return self._header_only(wire, dns.rcode.FORMERR), False
         try:
             response = self._answer(query)
-            return self._render(query, response, udp, encrypted)
+            return self._render(query, response, udp, encrypted), True
         except Exception:  # a bug: count it, answer SERVFAIL, never let it into the loop
             log.exception("internal error answering a query")
             self.drop("internal_error")
-            return self._header_only(wire, dns.rcode.SERVFAIL)
+            return self._header_only(wire, dns.rcode.SERVFAIL), False
 
     def slip(self, wire: bytes) -> bytes | None:
         """The answer to a query over the rate limit that slips: TC=1 with the header, the
@@ -564,6 +637,7 @@ class Responder:
         encrypted: bool = False,
     ) -> bytes:
         limit = self._limit(query, udp)
+        self._last_varies = False
         if encrypted and response.opt is not None and _padded(query):
             # RFC 7830 4 and RFC 8467 4.1: a padded query over an encrypted transport gets
             # a padded answer, in blocks of 468 bytes. Never on cleartext: padding there
@@ -578,6 +652,7 @@ class Responder:
                 return self._error(query, dns.rcode.SERVFAIL).to_wire(max_size=65535)
         if out and len(out) <= limit:
             self._count(response.rcode())
+            self._last_varies = _varies(response)
             return out
         if response.additional:
             # RFC 2181 9: additional records may go without setting TC.
@@ -586,6 +661,7 @@ class Responder:
             out = response.to_wire(max_size=65535)
             if len(out) <= limit:
                 self._count(response.rcode())
+                self._last_varies = _varies(response)
                 return out
         # RFC 1035 4.2.1, RFC 2181 9: TC with nothing but the question (and OPT, RFC 6891 7);
         # the client asks again over TCP.
@@ -648,6 +724,7 @@ class Responder:
     def _count(self, rcode: int) -> None:
         text = dns.rcode.to_text(rcode)  # type: ignore[arg-type]
         self.rcodes[text] = self.rcodes.get(text, 0) + 1
+        self._last_rcode = text
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -660,7 +737,15 @@ class Responder:
             "additional_omitted": self.additional_omitted,
             "malformed": self.malformed,
             "drops": dict(self.drops),
+            "answer_cache": self.answers.stats() if self.answers is not None else {},
         }
+
+
+def _varies(response: dns.message.Message) -> bool:
+    """Whether dnspython renders ``response`` differently each time: it puts the records of
+    an RRset in a new random order on every rendering."""
+    sections = (response.answer, response.authority, response.additional)
+    return any(len(rrset) > 1 for section in sections for rrset in section)
 
 
 def _padded(query: dns.message.Message) -> bool:
@@ -982,6 +1067,12 @@ class DnsServer:
             zone.replace_rdataset(owner, rdataset)
         else:
             zone.delete_rdataset(owner, kind)
+        self.reload()
+
+    def reload(self) -> None:
+        """Answer from the zones' data as it is now: after changing the
+        :class:`dns.zone.Zone` objects in :attr:`zones` in place (:meth:`set_records` does
+        this itself). Answers kept in their wire form are forgotten."""
         self.authority = Authority(self.zones, udp_payload=self.authority.udp_payload)
         self.responder.authority = self.authority
 

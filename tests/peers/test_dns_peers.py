@@ -105,6 +105,32 @@ async def test_dig_queries_netstack(
     assert dns_server.stats()[key] >= 5
 
 
+@pytest.mark.parametrize("transport", ["+notcp", "+tcp"])
+async def test_dig_gets_kept_answers_with_its_own_case_and_flags(
+    tap_netns: TapSandbox, dns_server: DnsServer, transport: str
+) -> None:
+    # Answers kept in wire form (netstack/dns/answers.py): the second and third questions are
+    # answered from the first one's bytes, with dig's ID, its RD bit and its question as it
+    # wrote it (0x20 mixed case, draft-vixie-dnsext-dns0x20); dig's EDNS cookie rides along.
+    require_program("dig")
+    first = ""
+    for flag, name, rd in (
+        ("+rec", "www.example.test", True),
+        ("+norec", "WwW.ExAmPlE.tEsT", False),
+        ("+rec", "WWW.EXAMPLE.TEST", True),
+    ):
+        out = await dig(tap_netns, transport, flag, name, "A")
+        first = first or out
+        assert status(out) == "NOERROR" and "aa" in flags(out)
+        assert ("rd" in flags(out)) == rd
+        assert section(out, "QUESTION").split() == [f";{name}.", "IN", "A"]
+        # Names compressed into the question read in its case, as the long way renders them.
+        assert section(out, "ANSWER").lower() == section(first, "ANSWER").lower()
+        assert "EDNS: version: 0" in out
+    assert "web.example.test." in section(first, "ANSWER")
+    assert dns_server.stats()["answer_cache"]["hits"] == 2
+
+
 async def test_dig_several_queries_on_one_tcp_connection(
     tap_netns: TapSandbox, dns_server: DnsServer
 ) -> None:
