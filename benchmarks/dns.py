@@ -7,8 +7,10 @@ the kernel's sockets (:class:`netstack.HostStack`, 127.0.0.1, an ephemeral port)
 comparison.
 
 ``dns_tap_qps`` (answers/s): ``dnspeer.py`` on the kernel's sockets in the TAP namespace keeps
-32 queries in flight to netstack's server at 198.18.0.2:53; the comparison is the same
-client against the same server code on HostStack over 127.0.0.1.
+32 queries in flight to netstack's server at 198.18.0.2:53; the comparisons are the same
+client against the same server code on HostStack over 127.0.0.1, and against NSD (impl
+``nsd``, one server process, the same zone) on 198.18.0.53 in a namespace of its own, the
+client beside it.
 
 ``dns_cache_hit`` (µs per call): ``await resolver.resolve("www.example.test")`` once the
 answer is cached (A and AAAA), against ``loop.getaddrinfo("localhost")`` (the operating
@@ -150,6 +152,81 @@ async def run_tap_qps(emit: Emitter, settings: Settings) -> None:
     )  # fmt: skip
 
 
+def _zone_text(zone: dict[str, dict[str, list[tuple[str, str]]]]) -> tuple[str, str]:
+    """The origin and the master-file text (RFC 1035 5) of a zone given as :data:`ZONE`."""
+    ((origin, names),) = zone.items()
+    lines = [f"$ORIGIN {origin}", "$TTL 300"]
+    for name, records in names.items():
+        lines += [f"{name} IN {rtype} {data}" for rtype, data in records]
+    return origin, "\n".join(lines) + "\n"
+
+
+NSD_ADDRESS = "198.18.0.53"
+
+
+async def run_nsd_qps(emit: Emitter, settings: Settings) -> None:
+    """The reference for ``dns_tap_qps``: NSD answering the same zone to the same client."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from netstack.netns import Namespace
+
+    nsd = shutil.which("nsd")
+    if nsd is None:
+        emit.skip("dns_tap_qps", "nsd", "answers/s", "nsd is not installed (Debian: nsd)")
+        return
+    seconds = settings.tap_seconds
+    log("dns_tap_qps nsd in a namespace")
+    origin, text = _zone_text(ZONE)
+    with tempfile.TemporaryDirectory(prefix="netstack-nsd-") as tmp:
+        Path(tmp, "zone").write_text(text)
+        Path(tmp, "nsd.conf").write_text(
+            "server:\n"
+            f"  ip-address: {NSD_ADDRESS}\n  port: 53\n  server-count: 1\n"
+            f'  username: ""\n  chroot: ""\n  database: ""\n  zonesdir: "{tmp}"\n'
+            f'  pidfile: "{tmp}/nsd.pid"\n  xfrdfile: "{tmp}/xfrd.state"\n'
+            f'  zonelistfile: "{tmp}/zone.list"\n  logfile: "{tmp}/nsd.log"\n'
+            "remote-control:\n  control-enable: no\n"
+            f'zone:\n  name: "{origin}"\n  zonefile: "{tmp}/zone"\n'
+        )
+        ns = Namespace.create()
+        try:
+            ns.ip("link", "set", "lo", "up")
+            ns.ip("addr", "add", f"{NSD_ADDRESS}/32", "dev", "lo")
+            server = ns.popen(nsd, "-d", "-c", f"{tmp}/nsd.conf",
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+            try:
+                # Until NSD answers (it loads the zone first).
+                for _ in range(20):
+                    probe = _start_dns_peer(ns, NSD_ADDRESS, 53, 0.2)
+                    try:
+                        if (await probe.json(10.0))["answered"]:
+                            break
+                    finally:
+                        probe.kill()
+                    await asyncio.sleep(0.1)
+                runs = []
+                for _ in range(settings.repeats):
+                    peer = _start_dns_peer(ns, NSD_ADDRESS, 53, seconds)
+                    try:
+                        runs.append(await peer.json(seconds + 30))
+                    finally:
+                        peer.kill()
+            finally:
+                server.kill()
+                server.wait(timeout=5.0)
+        finally:
+            ns.delete()
+    version = subprocess.run([nsd, "-v"], capture_output=True, text=True, timeout=5.0)
+    emit.emit_summary(
+        "dns_tap_qps", "nsd", "answers/s",
+        summarize([r["answered"] / r["seconds"] for r in runs]), window=32,
+        lost=sum(r["lost"] for r in runs), server_count=1,
+        version=(version.stderr or version.stdout).split("\n")[0].strip(), loop=None,
+    )  # fmt: skip
+
+
 async def run_cache_hit(emit: Emitter, settings: Settings) -> None:
     log(f"dns_cache_hit on {emit.loop}")
     calls = 2000 if settings.quick else 20000
@@ -206,6 +283,7 @@ async def run_dns(emit: Emitter, settings: Settings, names: set[str]) -> None:
     if "dns_tap_qps" in names:
         if have_net_admin():
             await run_tap_qps(emit, settings)
+            await run_nsd_qps(emit, settings)
         else:
             emit.emit("dns_tap_qps", IMPL_TAP, None, "answers/s", skipped="needs root")
     if "dns_cache_hit" in names:
