@@ -88,6 +88,14 @@ def sink(host: str, port: int, max_seconds: float) -> dict[str, Any]:
     lsock.settimeout(max_seconds)
     _ready(lsock)
     conn, _ = lsock.accept()
+    result = _read_to_eof(conn, max_seconds)
+    lsock.close()
+    return result
+
+
+def _read_to_eof(conn: socket.socket, max_seconds: float) -> dict[str, Any]:
+    """Read ``conn`` (``recv_into`` a 1 MiB buffer) until EOF, then close it; the bytes and
+    the seconds from now to EOF."""
     start = time.monotonic()
     deadline = start + max_seconds
     conn.settimeout(IO_TIMEOUT)
@@ -101,7 +109,6 @@ def sink(host: str, port: int, max_seconds: float) -> dict[str, Any]:
         total += n
     elapsed = time.monotonic() - start
     conn.close()
-    lsock.close()
     return {"bytes": total, "seconds": round(elapsed, 6)}
 
 
@@ -185,20 +192,7 @@ def source(host: str, port: int, seconds: float) -> dict[str, Any]:
 
 
 def fetch(host: str, port: int, max_seconds: float) -> dict[str, Any]:
-    sock = socket.create_connection((host, port), timeout=IO_TIMEOUT)
-    start = time.monotonic()
-    deadline = start + max_seconds
-    buf = bytearray(READ)
-    recv_into = sock.recv_into
-    total = 0
-    while time.monotonic() < deadline:
-        n = recv_into(buf)
-        if not n:
-            break
-        total += n
-    elapsed = time.monotonic() - start
-    sock.close()
-    return {"bytes": total, "seconds": round(elapsed, 6)}
+    return _read_to_eof(socket.create_connection((host, port), timeout=IO_TIMEOUT), max_seconds)
 
 
 def give(host: str, port: int, seconds: float, max_seconds: float) -> dict[str, Any]:

@@ -274,43 +274,48 @@ def slirp_version() -> str:
     return "; ".join(lines)
 
 
-async def bulk_slirp(emit: Emitter, settings: Settings) -> None:
-    reason = slirp_unavailable_reason()
+@contextlib.contextmanager
+def slirp_setup(mtu: int) -> Iterator[tuple[Namespace, Namespace, str, dict[str, Any]]]:
+    with slirp_path(mtu) as path:
+        yield (
+            path.client,
+            path.host,
+            SLIRP_SERVER,
+            {"version": slirp_version(), "host_side_routes": path.routes()},
+        )
+
+
+@contextlib.contextmanager
+def veth_setup(mtu: int) -> Iterator[tuple[Namespace, Namespace, str, dict[str, Any]]]:
+    with veth_pair(mtu) as pair:
+        yield pair.a, pair.b, KERNEL_B, {"offloads": "default"}
+
+
+#: (the client's namespace, the server's, the server's address, fields for the line)
+KernelSetup = Callable[[int], contextlib.AbstractContextManager[
+    tuple[Namespace, Namespace, str, dict[str, Any]]
+]]  # fmt: skip
+
+
+async def bulk_kernel(
+    emit: Emitter, settings: Settings, impl: str, reason: str | None, setup: KernelSetup
+) -> None:
+    """The same client against ``tcppeer sink`` / ``give`` behind slirp4netns or a veth
+    pair (no event loop of ours involved: ``loop`` null)."""
     for mtu in (1500, JUMBO):
         if reason is not None:
             for direction in DIRECTIONS:
-                emit.skip("usermode_bulk", "slirp4netns", "Mbit/s", reason,
+                emit.skip("usermode_bulk", impl, "Mbit/s", reason,
                           direction=direction, mtu=mtu, loop=None)  # fmt: skip
             continue
-        with slirp_path(mtu) as path:
-            serve = kernel_server(path.host, SLIRP_SERVER, settings.tap_seconds)
+        with setup(mtu) as (client, server, host, fields):
+            serve = kernel_server(server, host, settings.tap_seconds)
             for direction in DIRECTIONS:
-                log(f"usermode_bulk slirp4netns mtu {mtu} {direction}")
-                r = await transfers(path.client, SLIRP_SERVER, serve, direction, settings)
+                log(f"usermode_bulk {impl} mtu {mtu} {direction}")
+                r = await transfers(client, host, serve, direction, settings)
                 emit.emit_summary(
-                    "usermode_bulk", "slirp4netns", "Mbit/s", r.pop("summary"),
-                    direction=direction, mtu=mtu, client="tcppeer", loop=None, **r,
-                    version=slirp_version(), host_side_routes=path.routes(),
-                )  # fmt: skip
-
-
-async def bulk_veth(emit: Emitter, settings: Settings) -> None:
-    reason = veth_unavailable_reason()
-    for mtu in (1500, JUMBO):
-        if reason is not None:
-            for direction in DIRECTIONS:
-                emit.skip("usermode_bulk", "kernel-veth", "Mbit/s", reason,
-                          direction=direction, mtu=mtu, loop=None)  # fmt: skip
-            continue
-        with veth_pair(mtu) as pair:
-            serve = kernel_server(pair.b, KERNEL_B, settings.tap_seconds)
-            for direction in DIRECTIONS:
-                log(f"usermode_bulk kernel-veth mtu {mtu} {direction}")
-                r = await transfers(pair.a, KERNEL_B, serve, direction, settings)
-                emit.emit_summary(
-                    "usermode_bulk", "kernel-veth", "Mbit/s", r.pop("summary"),
-                    direction=direction, mtu=mtu, client="tcppeer", loop=None,
-                    offloads="default", **r,
+                    "usermode_bulk", impl, "Mbit/s", r.pop("summary"), direction=direction,
+                    mtu=mtu, client="tcppeer", loop=None, **fields, **r,
                 )  # fmt: skip
 
 
@@ -387,8 +392,10 @@ async def run_usermode(emit: Emitter, settings: Settings, names: set[str], *, fi
     if "usermode_bulk" in names:
         await bulk_netstack(emit, settings)
         if first:
-            await bulk_slirp(emit, settings)
-            await bulk_veth(emit, settings)
+            await bulk_kernel(emit, settings, "slirp4netns", slirp_unavailable_reason(),
+                              slirp_setup)  # fmt: skip
+            await bulk_kernel(emit, settings, "kernel-veth", veth_unavailable_reason(),
+                              veth_setup)  # fmt: skip
     if "usermode_connect" in names:
         await run_connect(emit, settings, first)
     if "usermode_dns" in names:

@@ -737,6 +737,15 @@ def test_icmp_quoting_a_sequence_number_not_in_flight_is_ignored() -> None:
     assert drops(host).get("icmp_bad_seq") == 1
 
 
+def fragmentation_needed(host: Host, now: float, total: int, seq: int, mtu: int) -> None:
+    """An ICMP "fragmentation needed" (next-hop MTU ``mtu``) quoting our segment ``seq``
+    of ``total`` bytes."""
+    quoted = bytearray(28)
+    build_header_into(quoted, 0, total, 1, 0x4000, 64, IpProto.TCP, OUR_IP, PEER_IP)
+    struct.pack_into("!HHI", quoted, 20, PORT, PEER_PORT, seq)
+    host.inject_icmp(now, 3, 4, bytes(quoted), rest=mtu)
+
+
 def test_icmp_fragmentation_needed_lowers_the_mss() -> None:
     host = Host()
     host.listen()
@@ -744,10 +753,7 @@ def test_icmp_fragmentation_needed_lowers_the_mss() -> None:
     conn.send(b"x" * 3000, 2.0)
     host.tcp.call(conn, 2.0)
     first = [o for o in host.sent() if o.payload][0]
-    quoted = bytearray(28)
-    build_header_into(quoted, 0, 1500, 1, 0x4000, 64, IpProto.TCP, OUR_IP, PEER_IP)
-    struct.pack_into("!HHI", quoted, 20, PORT, PEER_PORT, first.seq)
-    host.inject_icmp(2.1, 3, 4, bytes(quoted), rest=1200)  # next-hop MTU 1200
+    fragmentation_needed(host, 2.1, 1500, first.seq, 1200)  # next-hop MTU 1200
     assert conn.mss == 1160
     resent = [o for o in host.sent() if o.payload]
     assert [(o.seq, len(o.payload)) for o in resent] == [(first.seq, 1160)]
@@ -764,10 +770,7 @@ def test_a_path_mtu_learnt_from_fragmentation_needed_is_kept_for_the_destination
     conn.send(b"x" * 20000, 2.0)
     host.tcp.call(conn, 2.0)
     first = [o for o in host.sent() if o.payload][0]
-    quoted = bytearray(28)
-    build_header_into(quoted, 0, 9000, 1, 0x4000, 64, IpProto.TCP, OUR_IP, PEER_IP)
-    struct.pack_into("!HHI", quoted, 20, PORT, PEER_PORT, first.seq)
-    host.inject_icmp(2.1, 3, 4, bytes(quoted), rest=1500)
+    fragmentation_needed(host, 2.1, 9000, first.seq, 1500)
     assert conn.mss == 1460
     # A new connection from the same peer: the SYN-ACK offers what the path carries.
     out = host.inject(3.0, SYN, seq=90000, sport=PEER_PORT + 1, options=emit_options(mss=8960))
