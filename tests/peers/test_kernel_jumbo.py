@@ -11,6 +11,7 @@ import asyncio
 import errno
 import hashlib
 import os
+import pathlib
 import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -18,10 +19,10 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
 import pytest
-from peerkit import body, in_netns
+from peerkit import body, in_netns, tshark_count, tshark_problems
 
 from netstack import Stack
-from netstack.link import TapLink
+from netstack.link import PcapLink, TapLink
 from netstack.netns import Namespace, open_tap_in_namespace
 from netstack.testing import TapSandbox, require_net_admin, require_program
 
@@ -143,15 +144,18 @@ async def netstack_to_kernel(ns: Namespace, stack: Stack, host: str, size: int) 
 
 
 @asynccontextmanager
-async def jumbo_tap(mtu: int) -> AsyncIterator[tuple[Namespace, TapLink, Stack]]:
+async def jumbo_tap(
+    mtu: int, capture: pathlib.Path | None = None
+) -> AsyncIterator[tuple[Namespace, TapLink, Stack]]:
     """The kernel at 198.18.0.1/24 and fd00:198:18::1/64 on a TAP device of MTU ``mtu``,
-    netstack at .2 on the other end."""
+    netstack at .2 on the other end (recording what it sends and receives in ``capture``)."""
     require_net_admin()
     ns = Namespace.create()
     try:
         link = open_tap_in_namespace(ns, mtu=mtu)
         assert link.mtu == mtu
-        async with await Stack.open(link, ipv4=f"{N4}/24", ipv6=f"{N6}/64") as stack:
+        wire = PcapLink(link, capture) if capture is not None else link
+        async with await Stack.open(wire, ipv4=f"{N4}/24", ipv6=f"{N6}/64") as stack:
             yield ns, link, stack
     finally:
         ns.delete()
@@ -159,10 +163,12 @@ async def jumbo_tap(mtu: int) -> AsyncIterator[tuple[Namespace, TapLink, Stack]]
 
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("mtu", [9000, 65520])
-async def test_tcp_both_ways_at_jumbo_mtu(mtu: int, family: str) -> None:
+async def test_tcp_both_ways_at_jumbo_mtu(mtu: int, family: str, tmp_path: pathlib.Path) -> None:
+    tshark = require_program("tshark")
     kernel, local = _addrs(family)
     headers = 40 if family == "ipv4" else 60
-    async with jumbo_tap(mtu) as (ns, link, stack):
+    capture = tmp_path / "jumbo.pcap"
+    async with jumbo_tap(mtu, capture) as (ns, link, stack):
         await stack.ping(kernel, timeout=5.0)
         rx0 = stack.stats()["link"]
         kernel_mss, netstack_mss = await kernel_to_netstack(ns, stack, local, BULK)
@@ -179,6 +185,12 @@ async def test_tcp_both_ways_at_jumbo_mtu(mtu: int, family: str) -> None:
         assert mtu - headers - 12 <= netstack_mss <= mtu - headers, netstack_mss
         frames = rx2["tx_packets"] - rx1["tx_packets"]
         assert (rx2["tx_bytes"] - rx1["tx_bytes"]) / frames > mtu / 2, frames
+        mac = stack.link.mac
+    # Every jumbo frame netstack wrote has valid IP and TCP checksums (tshark, PEERS.md).
+    ours = f"eth.src == {mac}"
+    assert await tshark_problems(tshark, capture, ours) == ""
+    big = await tshark_count(tshark, capture, f"{ours} && frame.len > {mtu - 100}")
+    assert big > BULK // mtu // 2, big
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -206,6 +218,56 @@ async def test_ping_of_the_largest_unfragmented_size_both_ways(mtu: int, family:
             timeout=TIMEOUT, check=False,
         )  # fmt: skip
         assert proc.returncode != 0 and "message too long" in proc.stderr, proc
+
+
+UDP_CLIENT = """
+import random, socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+fam = socket.AF_INET6 if ':' in host else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM)
+s.settimeout(5)
+for size in map(int, sys.argv[3:]):
+    data = random.Random(size).randbytes(size)
+    s.sendto(data, (host, port))
+    echo, _ = s.recvfrom(70000)
+    assert echo == data, (size, len(echo))
+print('ok', flush=True)
+"""
+
+
+class _UdpEcho(asyncio.DatagramProtocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        self.transport.sendto(data, addr)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("mtu", [9000, 65520])
+async def test_udp_datagrams_up_to_64k_both_ways(mtu: int, family: str) -> None:
+    """The kernel sends UDP datagrams of one frame and of several fragments to netstack's
+    echo server; netstack sends them back, fragmenting those larger than the MTU."""
+    kernel, local = _addrs(family)
+    headers = 28 if family == "ipv4" else 48
+    largest = 65507 if family == "ipv4" else 65527
+    sizes = sorted({mtu - headers, 20000, largest})
+    async with jumbo_tap(mtu) as (ns, link, stack):
+        await stack.ping(kernel, timeout=5.0)
+        transport, _ = await stack.create_datagram_endpoint(_UdpEcho, local_addr=(local, 7007))
+        try:
+            before = stack.stats()[family]
+            out = await ns.arun(sys.executable, "-I", "-c", UDP_CLIENT, local, "7007",
+                                *map(str, sizes), timeout=TIMEOUT)  # fmt: skip
+            assert out.stdout.strip() == "ok", out
+            after = stack.stats()[family]
+            # One frame for the datagram that fits; fragments for the others, both ways.
+            fragmented = sum(1 for n in sizes if n > mtu - headers)
+            assert after["reassembled"] - before["reassembled"] == fragmented
+            assert after["fragmented"] - before["fragmented"] == fragmented
+        finally:
+            transport.close()
 
 
 # -- mixed MTUs: routers in between ------------------------------------------------------------
