@@ -103,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--loop", choices=LOOPS, default="asyncio")
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--payload", type=int, default=64)
-    parser.add_argument("--mtu", type=int, default=1500, help="tcp_*: the memory link's or the TAP device's MTU")
+    parser.add_argument("--mtu", type=int, default=1500, help="tcp_*: the link's MTU")
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--sort", choices=("tottime", "cumulative"), default="tottime")
     args = parser.parse_args(argv)
