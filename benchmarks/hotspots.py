@@ -9,7 +9,7 @@ transfer over a memory link of ``--mtu``, sender and receiver in this process, a
 ``tcp_bulk_memory``); ``tcp_connect`` (sequential connection cycles over a memory link, as
 ``tcp_connect_rate``); ``tcp_send_tap`` and ``tcp_recv_tap`` (root: netstack's sender, or its
 receiver, alone in this process against the kernel over TAP, as ``tcp_bulk_tap``; the profile
-separates the two halves of the bulk path).
+separates the two halves of the bulk path; ``--mtu`` sets the TAP device's MTU).
 
 This is a diagnostic, not a measurement: cProfile slows Python code down several times (C
 code, such as the event loop of uvloop, much less), so only the proportions mean anything.
@@ -58,7 +58,7 @@ async def _tcp_case(case: str, seconds: float, mtu: int, profiler: cProfile.Prof
             profiler.disable()
             server.close()
         return f"tcp_connect: {run.done} cycles in {run.seconds:.2f} s (profiled)"
-    async with tap_sandbox() as box:
+    async with tap_sandbox(mtu=mtu) as box:
         if case == "tcp_send_tap":
             profiler.enable()
             r = await tcp.to_sink(box.ns, KERNEL_A, box.stack.open_connection, seconds)
@@ -103,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--loop", choices=LOOPS, default="asyncio")
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--payload", type=int, default=64)
-    parser.add_argument("--mtu", type=int, default=1500, help="tcp_bulk: the memory link's MTU")
+    parser.add_argument("--mtu", type=int, default=1500, help="tcp_*: the link's MTU")
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--sort", choices=("tottime", "cumulative"), default="tottime")
     args = parser.parse_args(argv)

@@ -58,9 +58,10 @@ class VethPair:
 
 
 @contextlib.contextmanager
-def veth_pair() -> Iterator[VethPair]:
-    """Two namespaces joined by a veth pair created directly inside them; both are deleted
-    (with every process in them) on the way out, also after an error."""
+def veth_pair(mtu: int | None = None) -> Iterator[VethPair]:
+    """Two namespaces joined by a veth pair created directly inside them (of MTU ``mtu``,
+    the kernel's default when ``None``); both are deleted (with every process in them) on
+    the way out, also after an error."""
     made: list[Namespace] = []
     try:
         a = Namespace.create()
@@ -71,6 +72,9 @@ def veth_pair() -> Iterator[VethPair]:
         dev_a, dev_b = f"nsb{os.getpid()}a{n}"[:15], f"nsb{os.getpid()}b{n}"[:15]
         # Created inside the namespaces, so the pair never appears in the caller's.
         a.ip("link", "add", dev_a, "type", "veth", "peer", "name", dev_b, "netns", b.name)
+        if mtu is not None:
+            a.ip("link", "set", dev_a, "mtu", str(mtu))
+            b.ip("link", "set", dev_b, "mtu", str(mtu))
         a.ip("addr", "add", f"{KERNEL_A}/24", "dev", dev_a)
         b.ip("addr", "add", f"{KERNEL_B}/24", "dev", dev_b)
         a.ip("link", "set", dev_a, "up")

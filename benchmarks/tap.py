@@ -39,6 +39,7 @@ ARP is resolved before anything is timed (a ping each way).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -83,17 +84,38 @@ class TapSandbox:
     stack: Stack
 
 
+def tap_offload_option() -> str | None:
+    """The keyword with which :func:`~netstack.netns.open_tap_in_namespace` switches the
+    TAP link's offloads, or ``None`` when this netstack's TAP link has none."""
+    params = inspect.signature(open_tap_in_namespace).parameters
+    return "offload" if "offload" in params else None
+
+
 @asynccontextmanager
-async def tap_sandbox() -> AsyncIterator[TapSandbox]:
+async def tap_sandbox(
+    *, mtu: int | None = None, offload: bool | None = None
+) -> AsyncIterator[TapSandbox]:
     """A namespace with the kernel at 198.18.0.1/24 and fd00:198:18::1/64 on a TAP device
     and netstack at 198.18.0.2/24 and fd00:198:18::2/64 on its other end; all of it removed
-    on the way out."""
+    on the way out. ``mtu``: the device's MTU (the kernel's default when ``None``);
+    ``offload``: the link's offloads on or off (the link's default when ``None``).
+
+    Raises:
+        ValueError: ``offload`` given, but this TAP link has no offloads.
+    """
+    link_options: dict[str, Any] = {}
+    if offload is not None:
+        option = tap_offload_option()
+        if option is None:
+            raise ValueError("TapLink has no offloads")
+        link_options[option] = offload
     async with AsyncExitStack() as exits:
         ns = Namespace.create()
         exits.callback(ns.delete)  # runs last: after the stack has closed the device
         link = open_tap_in_namespace(
-            ns, kernel_ipv4=f"{KERNEL_A}/24", kernel_ipv6=f"{KERNEL6_A}/64"
-        )
+            ns, kernel_ipv4=f"{KERNEL_A}/24", kernel_ipv6=f"{KERNEL6_A}/64", mtu=mtu,
+            **link_options,
+        )  # fmt: skip
         exits.callback(link.close)
         stack = await Stack.open(link, ipv4=f"{KERNEL_B}/24", ipv6=f"{KERNEL6_B}/64")
         exits.push_async_callback(stack.close)

@@ -10,8 +10,15 @@ listen print ``ready PORT`` first (PORT is the port bound, useful with port 0).
 buffer) until EOF; print ``{"bytes", "seconds"}``, ``seconds`` from accept to EOF.
 
 ``source HOST PORT SECONDS``: connect, ``sendall`` 64 KiB chunks for SECONDS, half-close,
-wait for the peer's EOF; print ``{"bytes", "seconds", "connect_seconds"}``, ``seconds`` from
-connected to the last ``sendall`` returning.
+wait for the peer's EOF; print ``{"bytes", "seconds", "connect_seconds", "seconds_to_eof"}``,
+``seconds`` from connected to the last ``sendall`` returning, ``seconds_to_eof`` from
+connected to the peer's EOF (everything sent was received by then).
+
+``fetch HOST PORT MAX_SECONDS``: connect and read (``recv_into`` a 1 MiB buffer) until EOF;
+print ``{"bytes", "seconds"}``, ``seconds`` from connected to EOF.
+
+``give HOST PORT SECONDS MAX_SECONDS``: accept one connection, ``sendall`` 64 KiB chunks for
+SECONDS, half-close, wait for the peer's EOF; print ``{"bytes", "seconds"}``.
 
 ``echo HOST PORT MAX_SECONDS SIZE``: an asyncio server; per connection: read exactly SIZE
 bytes, write them back, close (the server closes first, as an HTTP/1.0 server does). Runs
@@ -81,6 +88,14 @@ def sink(host: str, port: int, max_seconds: float) -> dict[str, Any]:
     lsock.settimeout(max_seconds)
     _ready(lsock)
     conn, _ = lsock.accept()
+    result = _read_to_eof(conn, max_seconds)
+    lsock.close()
+    return result
+
+
+def _read_to_eof(conn: socket.socket, max_seconds: float) -> dict[str, Any]:
+    """Read ``conn`` (``recv_into`` a 1 MiB buffer) until EOF, then close it; the bytes and
+    the seconds from now to EOF."""
     start = time.monotonic()
     deadline = start + max_seconds
     conn.settimeout(IO_TIMEOUT)
@@ -94,7 +109,6 @@ def sink(host: str, port: int, max_seconds: float) -> dict[str, Any]:
         total += n
     elapsed = time.monotonic() - start
     conn.close()
-    lsock.close()
     return {"bytes": total, "seconds": round(elapsed, 6)}
 
 
@@ -167,8 +181,39 @@ def source(host: str, port: int, seconds: float) -> dict[str, Any]:
     sock.shutdown(socket.SHUT_WR)
     while sock.recv(65536):  # until the receiver has taken everything and closed
         pass
+    to_eof = time.monotonic() - start
     sock.close()
-    return {"bytes": total, "seconds": round(elapsed, 6), "connect_seconds": round(start - t0, 6)}
+    return {
+        "bytes": total,
+        "seconds": round(elapsed, 6),
+        "connect_seconds": round(start - t0, 6),
+        "seconds_to_eof": round(to_eof, 6),
+    }
+
+
+def fetch(host: str, port: int, max_seconds: float) -> dict[str, Any]:
+    return _read_to_eof(socket.create_connection((host, port), timeout=IO_TIMEOUT), max_seconds)
+
+
+def give(host: str, port: int, seconds: float, max_seconds: float) -> dict[str, Any]:
+    lsock = _listener(host, port)
+    lsock.settimeout(max_seconds)
+    _ready(lsock)
+    conn, _ = lsock.accept()
+    conn.settimeout(IO_TIMEOUT)
+    start = time.monotonic()
+    chunk = bytes(CHUNK)
+    total = 0
+    while time.monotonic() < start + seconds:
+        conn.sendall(chunk)
+        total += CHUNK
+    conn.shutdown(socket.SHUT_WR)
+    while conn.recv(65536):
+        pass
+    elapsed = time.monotonic() - start
+    conn.close()
+    lsock.close()
+    return {"bytes": total, "seconds": round(elapsed, 6)}
 
 
 async def _echo(host: str, port: int, max_seconds: float, size: int) -> dict[str, Any]:
@@ -294,6 +339,10 @@ def main(argv: list[str]) -> int:
         result = sink(args[0], int(args[1]), float(args[2]))
     elif cmd == "source" and len(args) == 3:
         result = source(args[0], int(args[1]), float(args[2]))
+    elif cmd == "fetch" and len(args) == 3:
+        result = fetch(args[0], int(args[1]), float(args[2]))
+    elif cmd == "give" and len(args) == 4:
+        result = give(args[0], int(args[1]), float(args[2]), float(args[3]))
     elif cmd == "recvgaps" and len(args) == 3:
         result = recvgaps(args[0], int(args[1]), float(args[2]))
     elif cmd == "sendn" and len(args) == 3:

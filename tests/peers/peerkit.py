@@ -62,6 +62,17 @@ async def tshark_problems(tshark: str, capture: Path, which: str) -> str:
     return out.decode().strip()
 
 
+async def tshark_count(tshark: str, capture: Path, which: str) -> int:
+    """How many frames of ``capture`` match the display filter ``which``."""
+    proc = await asyncio.create_subprocess_exec(
+        tshark, "-n", "-r", str(capture), "-Y", which,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60.0)
+    assert proc.returncode == 0, err.decode()
+    return len(out.decode().splitlines())
+
+
 def body(size: int, seed: int = 2544) -> bytes:
     """Deterministic bytes without a short period, so a misplaced segment changes the hash."""
     return random.Random(seed).randbytes(size)

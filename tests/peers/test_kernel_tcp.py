@@ -26,6 +26,7 @@ from peerkit import (
     peer,
     read_to_eof,
     sha256,
+    tshark_count,
     tshark_problems,
     wait_listening,
 )
@@ -314,16 +315,6 @@ async def test_closed_port_refuses_quickly(tap_stack: Stack) -> None:
 
 
 # -- 7. tshark and the kernel's counters -------------------------------------------------------
-
-
-async def tshark_count(tshark: str, capture: Path, which: str) -> int:
-    proc = await asyncio.create_subprocess_exec(
-        tshark, "-n", "-r", str(capture), "-Y", which,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 60.0)
-    assert proc.returncode == 0, err.decode()
-    return len(out.decode().splitlines())
 
 
 async def test_every_tcp_segment_decodes_in_tshark(tap_netns: TapSandbox, tmp_path: Path) -> None:

@@ -85,10 +85,12 @@ class DualIP:
         return WILDCARD[len(ip)]
 
     def room(self, route: Route, now: float | None = None) -> int:
-        """The bytes a packet along ``route`` carries above the IP header: the interface's
-        MTU, or for IPv6 the path MTU (RFC 8201), less the IP header."""
+        """The bytes a packet along ``route`` carries above the IP header: the path MTU
+        (the interface's, or less once a router said so: RFC 1191, RFC 8201) less the IP
+        header."""
         if len(route.dst) == 4:
-            return (route.iface or self.v4.interface(0)).mtu - IPV4_HEADER_LEN
+            iface4 = route.iface if isinstance(route.iface, IPv4Iface) else None
+            return self.v4.path_mtu(route.dst, now, iface4) - IPV4_HEADER_LEN
         iface6 = route.iface if isinstance(route.iface, IPv6Iface) else None
         return self.v6.path_mtu(route.dst, now, iface6) - IPV6_HEADER_LEN
 
@@ -149,7 +151,11 @@ class DualIP:
             mtu = rest & 0xFFFF
             if mtu == 0:
                 mtu = max(68, inner.total_length - 40)  # RFC 1191 5: a guess for old routers
-            room = mtu - IPV4_HEADER_LEN
+            # Remembered for the destination (RFC 1191 5), so that later connections start
+            # from it; the room reported is what the message said either way (the transport
+            # believes only a lower one).
+            lowered = self.v4.fragmentation_needed(inner.dst, mtu, now)
+            room = (mtu if lowered is None else lowered) - IPV4_HEADER_LEN
         self._dispatch(self.error_handlers, inner.proto, inner.src, inner.dst, payload,
                        to_oserror(type_, code), room, now)  # fmt: skip
 

@@ -33,6 +33,7 @@ from ...errors import MessageTooLargeError, NoRouteError, ParseError
 from ..arp.layer import ArpLayer
 from ..ethernet.layer import EthernetLayer
 from ..ethernet.wire import ETHERNET_HEADER_LEN, EtherType
+from ..ip.pmtu import PathMtuCache
 from ..ip.route import InterfaceTable, Output, OutRoute, RouteTable, TableEntry
 from ..layer import Layer
 from .reassembly import Expired, Reassembler, ReassemblyConfig
@@ -72,6 +73,10 @@ class IPv4Config:
     #: Default TTL (RFC 1700 / IANA recommends 64).
     ttl: int = 64
     reassembly: ReassemblyConfig = field(default_factory=ReassemblyConfig)
+    #: RFC 1191 6.3: a path MTU learnt from "fragmentation needed" is kept this long (it
+    #: suggests 10 minutes), then the link's MTU is tried again.
+    pmtu_timeout: float = 600.0
+    pmtu_entries: int = 1024
 
 
 class RouteEntry(NamedTuple):
@@ -205,6 +210,8 @@ class IPv4Layer(Layer):
         self._ident_key = rng.getrandbits(64)
         self._idents = [rng.getrandbits(16) for _ in range(256)]
         self.reassembler = Reassembler(self.config.reassembly)
+        # RFC 1191 3: never below 68 octets (RFC 791's minimum).
+        self._pmtu = PathMtuCache(68, self.config.pmtu_timeout, self.config.pmtu_entries)
         self.rx_packets = self.rx_bytes = self.tx_packets = self.tx_bytes = 0
         self.fragments_received = self.reassembled = self.fragments_sent = 0
         self.fragmented = self.delivered = 0
@@ -457,6 +464,21 @@ class IPv4Layer(Layer):
             if i & a.mask == a.net:
                 return self.interfaces[a.ifindex], a.ip
         return None, None
+
+    def path_mtu(self, dst: bytes, now: float | None = None, iface: IPv4Iface | None = None) -> int:
+        """The MTU towards ``dst`` out of ``iface`` (default: the first interface): the
+        link's, or less after a "fragmentation needed" (RFC 1191)."""
+        return self._pmtu.get(dst, (iface or self._first).mtu, now)
+
+    def fragmentation_needed(self, dst: bytes, mtu: int, now: float) -> int | None:
+        """A router could forward only ``mtu`` bytes towards ``dst`` (RFC 1191 4): lower
+        the path MTU, which new connections to ``dst`` then start from (RFC 1191 5).
+        Returns the new path MTU, or None when nothing changed."""
+        try:
+            iface = self.route(dst).iface or self._first
+        except NoRouteError:
+            iface = self._first
+        return self._pmtu.lower(dst, mtu, iface.mtu, now)
 
     def arp_source(self, target: bytes) -> bytes:
         """The first interface's ARP sender address for ``target``."""

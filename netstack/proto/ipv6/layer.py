@@ -46,6 +46,7 @@ from ...errors import MessageTooLargeError, NoRouteError, ParseError
 from ..ethernet.layer import EthernetLayer
 from ..ethernet.wire import ETHERNET_HEADER_LEN, EtherType
 from ..icmpv6.wire import Icmp6Header, Icmp6Type
+from ..ip.pmtu import PathMtuCache
 from ..ip.route import InterfaceTable, Output, OutRoute, RouteTable
 from ..layer import Layer
 from ..mld import listener as mldl
@@ -261,7 +262,8 @@ class IPv6Layer(Layer):
         self._route_cache: dict[tuple[bytes, bytes | None, int, int], OutRoute[IPv6Iface]] = {}
         #: The interfaces IPv6 runs on.
         self._enabled: list[IPv6Iface] = []
-        self._pmtu: dict[bytes, tuple[int, float]] = {}
+        # RFC 8201 4: never below the IPv6 minimum link MTU.
+        self._pmtu = PathMtuCache(MIN_MTU, self.config.pmtu_timeout, self.config.pmtu_entries)
         #: RFC 4861 8.3: destinations a router redirected (to a better next hop, on the
         #: interface the Redirect came in on).
         self._redirects: dict[bytes, tuple[bytes, int]] = {}
@@ -654,28 +656,12 @@ class IPv6Layer(Layer):
     def path_mtu(self, dst: bytes, now: float | None = None, iface: IPv6Iface | None = None) -> int:
         """The MTU towards ``dst`` out of ``iface`` (default: the first interface): the
         link's, or less after a Packet Too Big."""
-        link = (iface or self._first).mtu
-        entry = self._pmtu.get(dst)
-        if entry is None:
-            return link
-        mtu, until = entry
-        if now is not None and now >= until:
-            del self._pmtu[dst]  # RFC 8201 5.3: try the link MTU again
-            return link
-        return min(mtu, link)
+        return self._pmtu.get(dst, (iface or self._first).mtu, now)
 
     def packet_too_big(self, dst: bytes, mtu: int, now: float) -> int | None:
         """A Packet Too Big said ``mtu`` for ``dst``: lower the path MTU (RFC 8201 4-5).
         Returns the new path MTU, or None when nothing changed."""
-        # RFC 8201 5: never below the IPv6 minimum link MTU, never raised by a PTB.
-        mtu = max(mtu, MIN_MTU)
-        if mtu >= self.path_mtu(dst, now, self._iface_to(dst)):
-            return None
-        if len(self._pmtu) >= self.config.pmtu_entries:
-            oldest = min(self._pmtu, key=lambda k: self._pmtu[k][1])
-            del self._pmtu[oldest]
-        self._pmtu[dst] = (mtu, now + self.config.pmtu_timeout)
-        return mtu
+        return self._pmtu.lower(dst, mtu, (self._iface_to(dst) or self._first).mtu, now)
 
     def _iface_to(self, dst: bytes) -> IPv6Iface | None:
         """The interface a datagram to ``dst`` leaves by, if there is a route."""

@@ -737,6 +737,15 @@ def test_icmp_quoting_a_sequence_number_not_in_flight_is_ignored() -> None:
     assert drops(host).get("icmp_bad_seq") == 1
 
 
+def fragmentation_needed(host: Host, now: float, total: int, seq: int, mtu: int) -> None:
+    """An ICMP "fragmentation needed" (next-hop MTU ``mtu``) quoting our segment ``seq``
+    of ``total`` bytes."""
+    quoted = bytearray(28)
+    build_header_into(quoted, 0, total, 1, 0x4000, 64, IpProto.TCP, OUR_IP, PEER_IP)
+    struct.pack_into("!HHI", quoted, 20, PORT, PEER_PORT, seq)
+    host.inject_icmp(now, 3, 4, bytes(quoted), rest=mtu)
+
+
 def test_icmp_fragmentation_needed_lowers_the_mss() -> None:
     host = Host()
     host.listen()
@@ -744,13 +753,39 @@ def test_icmp_fragmentation_needed_lowers_the_mss() -> None:
     conn.send(b"x" * 3000, 2.0)
     host.tcp.call(conn, 2.0)
     first = [o for o in host.sent() if o.payload][0]
-    quoted = bytearray(28)
-    build_header_into(quoted, 0, 1500, 1, 0x4000, 64, IpProto.TCP, OUR_IP, PEER_IP)
-    struct.pack_into("!HHI", quoted, 20, PORT, PEER_PORT, first.seq)
-    host.inject_icmp(2.1, 3, 4, bytes(quoted), rest=1200)  # next-hop MTU 1200
+    fragmentation_needed(host, 2.1, 1500, first.seq, 1200)  # next-hop MTU 1200
     assert conn.mss == 1160
     resent = [o for o in host.sent() if o.payload]
     assert [(o.seq, len(o.payload)) for o in resent] == [(first.seq, 1160)]
+
+
+def test_a_path_mtu_learnt_from_fragmentation_needed_is_kept_for_the_destination() -> None:
+    """RFC 1191 5: the path MTU belongs to the path, so the next connection to the same
+    destination offers and uses the lower MSS from its SYN on; RFC 1191 6.3: after the
+    timeout the link's MTU is tried again."""
+    host = Host(mtu=9000)
+    host.listen()
+    conn, synack = handshake(host, options=emit_options(mss=8960))
+    assert parse_options(synack.tcp.options).mss == 8960
+    conn.send(b"x" * 20000, 2.0)
+    host.tcp.call(conn, 2.0)
+    first = [o for o in host.sent() if o.payload][0]
+    fragmentation_needed(host, 2.1, 9000, first.seq, 1500)
+    assert conn.mss == 1460
+    # A new connection from the same peer: the SYN-ACK offers what the path carries.
+    out = host.inject(3.0, SYN, seq=90000, sport=PEER_PORT + 1, options=emit_options(mss=8960))
+    (synack2,) = [o for o in out if o.tcp.flags & SYN]
+    assert parse_options(synack2.tcp.options).mss == 1460
+    # And a connection this host opens to it sends 1460-byte segments from the start.
+    host.sent()
+    host.tcp.connect((PEER_IP, 8080), 3.0)
+    (syn,) = [o for o in host.sent() if o.tcp.flags & SYN]
+    assert parse_options(syn.tcp.options).mss == 1460
+    # Ten minutes on, the estimate has gone: the link's MTU again.
+    out = host.inject(2.1 + 601, SYN, seq=190000, sport=PEER_PORT + 2,
+                      options=emit_options(mss=8960))  # fmt: skip
+    (synack3,) = [o for o in out if o.tcp.flags & SYN]
+    assert parse_options(synack3.tcp.options).mss == 8960
 
 
 def test_application_writing_from_its_data_callback() -> None:
