@@ -83,8 +83,8 @@ async def test_tcp_bulk_both_ways_in_jumbo_segments(mtu: int, family: tuple[str,
             # (the ACKs the sender also sends are few: the receiver ACKs, not the sender).
             assert frames < 2 * BULK // client_mss + 50, (frames, client_mss)
             assert (after["tx_bytes"] - before["tx_bytes"]) / frames > mtu / 2
-        for s in (a, b):
-            assert s.stats()["tcp"]["retransmits"] == 0
+        # Retransmissions are not asserted on: a loop starved by a busy machine may let a
+        # retransmission timer fire before the ACK is read, with nothing lost.
     finally:
         await b.close()
         await a.close()
@@ -164,10 +164,9 @@ async def test_mss_clamps_when_the_two_ends_mtus_differ(
             assert body == data
             assert client_mss == server_mss <= small - ip_header - 20
             assert client_mss >= small - ip_header - 20 - 12
-        # Nothing was too big for the far end's port.
+        # Nothing was too big for the far end's port. (Retransmissions are not counted here:
+        # on a starved loop a timer may fire before an ACK is read, with nothing lost.)
         assert [(x.stats().rx_dropped, x.stats().tx_dropped) for x in (a_link, b_link)] == dropped
-        for s in (a, b):
-            assert s.stats()["tcp"]["retransmits"] == 0
     finally:
         await b.close()
         await a.close()
