@@ -372,3 +372,54 @@ async def test_router_advertisements_configure_a_slaac_host() -> None:
         for s in (a, r, b):
             if s is not None:
                 await s.close()
+
+
+async def test_mangled_traffic_is_counted_never_raised(net: Net) -> None:
+    """Forwarded traffic is untrusted: valid frames with random bytes changed, truncated or
+    extended, both families, fragments among them (seeded). The router never fails, and
+    every IPv4 frame it forwards to B has a correct header checksum."""
+    import random
+
+    from netstack.proto.checksum import verify
+
+    rng = random.Random(1812)
+    rmac, amac = mac(net.r), mac(net.a)
+    a4, b4 = bytes([198, 18, 1, 2]), bytes([198, 18, 2, 2])
+    import ipaddress
+
+    a6 = ipaddress.IPv6Address("fd00:1::2").packed
+    b6 = ipaddress.IPv6Address("fd00:2::2").packed
+    seen: list[bytes] = []
+    b_link = net.links[3]
+    original = b_link._deliver  # type: ignore[attr-defined]
+
+    def spy(frame: memoryview) -> None:
+        seen.append(bytes(frame))
+        original(frame)
+
+    b_link._deliver = spy  # type: ignore[attr-defined]
+    inject = net.links[0].transmit
+    for i in range(600):
+        base = bytearray(
+            ipv4_frame(rmac, amac, a4, b4) if i % 2 else ipv6_frame(rmac, amac, a6, b6)
+        )
+        if i % 7 == 0 and i % 2:
+            base[14 + 6] = 0x20 | rng.randrange(0, 0x20)  # MF and an offset: a fragment
+        for _ in range(rng.randrange(1, 4)):
+            at = rng.randrange(14, len(base))
+            base[at] = rng.randrange(256)
+        if rng.random() < 0.2:
+            base = base[: rng.randrange(14, len(base))]
+        elif rng.random() < 0.2:
+            base += rng.randbytes(rng.randrange(1, 40))
+        inject(base)
+        if i % 50 == 0:
+            await asyncio.sleep(0)
+    await asyncio.sleep(0.2)
+    assert net.r.stats()["stack"]["internal_errors"] == 0
+    assert net.r.stats()["forward"]["forwarded4"] + net.r.stats()["forward"]["forwarded6"] > 0
+    assert any(f[12:14] == b"\x08\x00" for f in seen)
+    for frame in seen:
+        if frame[12:14] == b"\x08\x00":
+            hlen = (frame[14] & 0x0F) * 4
+            assert verify(frame[14 : 14 + hlen])
