@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 import pytest
-from peerkit import peer, tshark_problems, wait_listening
+from peerkit import in_netns, peer, tshark_problems, wait_listening
 
 from netstack import Stack, StackConfig
 from netstack.link import PcapLink
@@ -37,21 +37,7 @@ FAST = StackConfig(
 
 
 async def run(ns: Namespace, *argv: str, check: bool = True, timeout: float = 30) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        "ip", "netns", "exec", ns.name, *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    text = out.decode(errors="replace")
-    if check:
-        assert proc.returncode == 0, f"{argv} exited {proc.returncode}:\n{text}"
-    return text
+    return await in_netns(TapSandbox(ns, None), *argv, timeout=timeout, check=check)  # type: ignore[arg-type]
 
 
 def received(ping_output: str) -> int:

@@ -64,7 +64,7 @@ from ..ipv4.wire import (
 from ..ipv6.wire import IPV6_HEADER_LEN, IPv6Header, new_ipv6_header
 from ..layer import Layer
 from ..ndp import wire as ndp
-from .hooks import Hook, PacketHooks, Verdict
+from .hooks import Hook, PacketHooks, Verdict, run_hook
 
 if TYPE_CHECKING:
     from ..icmp.layer import IcmpLayer
@@ -397,11 +397,7 @@ class Forwarder(Layer):
         egress: int | None, now: float, v6: bool,
     ) -> bool:  # fmt: skip
         """Run ``hook``; True to go on, else the verdict has been acted on."""
-        verdict = hooks.run(hook, buf, ingress, egress, now)
-        if verdict == Verdict.ACCEPT:
-            return True
-        self.verdict(verdict, hook, buf, ingress, now, v6)
-        return False
+        return run_hook(hooks, hook, buf, ingress, egress, now, None, self.verdict, v6)
 
     def verdict(
         self, verdict: Verdict, hook: Hook, buf: bytearray, ingress: int | None, now: float,

@@ -51,9 +51,10 @@ forwarder's (``<point>_<verdict>``, ``hook_dropped``, ``hook_rejected``), and ac
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["Hook", "PacketHooks", "Verdict"]
+__all__ = ["Hook", "PacketHooks", "Verdict", "VerdictHandler", "run_hook"]
 
 
 class Hook(enum.IntEnum):
@@ -104,3 +105,28 @@ class PacketHooks(Protocol):
         count.
         """
         ...
+
+
+#: on_verdict(verdict, hook, datagram, input interface or None, now, is IPv6)
+VerdictHandler = Callable[[Verdict, Hook, bytearray, "int | None", float, bool], None]
+
+
+class _Counts(Protocol):
+    def drop(self, reason: str, detail: object = ..., /) -> None: ...
+
+
+def run_hook(
+    hooks: PacketHooks, hook: Hook, datagram: bytearray, ingress: int | None,
+    egress: int | None, now: float, counts: _Counts | None, on_verdict: VerdictHandler | None,
+    v6: bool,
+) -> bool:  # fmt: skip
+    """Run ``hook``: True to go on; otherwise the datagram is counted as dropped in
+    ``counts`` (``hook_<point>``) and the verdict handed to ``on_verdict``."""
+    verdict = hooks.run(hook, datagram, ingress, egress, now)
+    if verdict == Verdict.ACCEPT:
+        return True
+    if counts is not None:
+        counts.drop(f"hook_{hook.name.lower()}")
+    if on_verdict is not None:
+        on_verdict(verdict, hook, datagram, ingress, now, v6)
+    return False

@@ -33,7 +33,7 @@ from ...errors import MessageTooLargeError, NoRouteError, ParseError
 from ..arp.layer import ArpLayer
 from ..ethernet.layer import EthernetLayer
 from ..ethernet.wire import ETHERNET_HEADER_LEN, EtherType
-from ..ip.hooks import Hook, PacketHooks, Verdict
+from ..ip.hooks import Hook, PacketHooks, VerdictHandler, run_hook
 from ..ip.route import InterfaceTable, Output, OutRoute, RouteTable, TableEntry
 from ..layer import Layer
 from .fragment import datagram4, fragment4
@@ -65,8 +65,6 @@ _HEADER = struct.Struct("!BBHHHBBH4s4s")
 UpperHandler = Callable[[IPv4Header, memoryview, float, bool, int], None]
 #: forward(datagram, header, came as link broadcast, now, input interface)
 ForwardHandler = Callable[[memoryview | bytearray, IPv4Header, bool, float, int], None]
-#: on_verdict(verdict, hook, datagram, input interface or None, now, is IPv6)
-VerdictHandler = Callable[[Verdict, Hook, bytearray, int | None, float, bool], None]
 
 
 class Rng(Protocol):
@@ -573,15 +571,7 @@ class IPv4Layer(Layer):
         self, hooks: PacketHooks, hook: Hook, buf: bytearray, ingress: int | None,
         egress: int | None, now: float,
     ) -> bool:  # fmt: skip
-        """Run ``hook`` on ``buf``: True to go on; otherwise the verdict was counted and
-        acted on (:attr:`on_verdict`)."""
-        verdict = hooks.run(hook, buf, ingress, egress, now)
-        if verdict == Verdict.ACCEPT:
-            return True
-        self._drop(f"hook_{hook.name.lower()}")
-        if self.on_verdict is not None:
-            self.on_verdict(verdict, hook, buf, ingress, now, False)
-        return False
+        return run_hook(hooks, hook, buf, ingress, egress, now, self, self.on_verdict, False)
 
     def _header_sum(self, src: bytes, dst: bytes, ttl: int, proto: int) -> int:
         """The ones'-complement sum of a DF header's fixed words (all but Total Length)."""

@@ -46,7 +46,7 @@ from ...errors import MessageTooLargeError, NoRouteError, ParseError
 from ..ethernet.layer import EthernetLayer
 from ..ethernet.wire import ETHERNET_HEADER_LEN, EtherType
 from ..icmpv6.wire import Icmp6Header, Icmp6Type
-from ..ip.hooks import Hook, PacketHooks, Verdict
+from ..ip.hooks import Hook, PacketHooks, VerdictHandler, run_hook
 from ..ip.route import InterfaceTable, Output, OutRoute, RouteTable
 from ..layer import Layer
 from ..mld import listener as mldl
@@ -99,8 +99,6 @@ _HEADER = struct.Struct("!IHBB16s16s")
 UpperHandler = Callable[[IPv6Header, memoryview, float, bool, int], None]
 #: forward(the packet from its IPv6 header on, came as link multicast, now, input interface)
 ForwardHandler = Callable[[memoryview | bytearray, bool, float, int], None]
-#: on_verdict(verdict, hook, packet, input interface or None, now, is IPv6)
-VerdictHandler = Callable[[Verdict, Hook, bytearray, int | None, float, bool], None]
 #: on_router_solicit(interface, solicitation's IPv6 header, solicitation, now)
 SolicitHandler = Callable[["IPv6Iface", IPv6Header, ndp.RouterSolicit, float], None]
 #: handler(header, the packet from its IPv6 header on, problem, now, to a group, interface)
@@ -785,15 +783,7 @@ class IPv6Layer(Layer):
         self, hooks: PacketHooks, hook: Hook, buf: bytearray, ingress: int | None,
         egress: int | None, now: float,
     ) -> bool:  # fmt: skip
-        """Run ``hook`` on ``buf``: True to go on; otherwise the verdict was counted and
-        acted on (:attr:`on_verdict`)."""
-        verdict = hooks.run(hook, buf, ingress, egress, now)
-        if verdict == Verdict.ACCEPT:
-            return True
-        self._drop(f"hook_{hook.name.lower()}")
-        if self.on_verdict is not None:
-            self.on_verdict(verdict, hook, buf, ingress, now, True)
-        return False
+        return run_hook(hooks, hook, buf, ingress, egress, now, self, self.on_verdict, True)
 
     def _fragment(
         self, frame: bytearray, route: OutRoute[IPv6Iface], iface: IPv6Iface, proto: int,
