@@ -423,3 +423,33 @@ async def test_mangled_traffic_is_counted_never_raised(net: Net) -> None:
         if frame[12:14] == b"\x08\x00":
             hlen = (frame[14] & 0x0F) * 4
             assert verify(frame[14 : 14 + hlen])
+
+
+@pytest.mark.parametrize("redirects", [False, True])
+async def test_redirects_only_when_asked(redirects: bool) -> None:
+    """RFC 1812 5.2.7.2, RFC 4861 8.2: a datagram that leaves by the interface it came in
+    on, from a source on that link, prompts a Redirect only with ``send_redirects``; it is
+    forwarded either way."""
+    from netstack.link import Switch
+
+    switch = Switch()
+    a = await Stack.open(switch.port(), ipv4="198.18.1.2/24", ipv6="fd00:1::2/64", config=FAST)
+    r = await Stack.open(switch.port(), ipv4="198.18.1.1/24", ipv6="fd00:1::1/64", config=FAST)
+    c = await Stack.open(switch.port(), ipv4="198.18.1.3/24", ipv6="fd00:1::3/64", config=FAST)
+    try:
+        await c.add_interface(MemoryLink.pair()[0], ipv4="198.18.7.1/24", ipv6="fd00:7::1/64")
+        a.add_route("198.18.7.0/24", "198.18.1.1")
+        a.add_route("fd00:7::/64", "fd00:1::1")
+        r.add_route("198.18.7.0/24", "198.18.1.3")
+        r.add_route("fd00:7::/64", "fd00:1::3")
+        r.forwarding = True
+        r.send_redirects = redirects
+        assert r.send_redirects is redirects
+        for dst in ("198.18.7.1", "fd00:7::1"):
+            assert await a.ping(dst, timeout=2) > 0
+        fwd = r.stats()["forward"]
+        assert fwd["forwarded4"] >= 1 and fwd["forwarded6"] >= 1
+        assert fwd["redirects_sent"] == (2 if redirects else 0)
+    finally:
+        for s in (a, r, c):
+            await s.close()
