@@ -59,8 +59,8 @@ from ..ipv4.wire import (
     OFFSET_MASK,
     IPv4Header,
     iter_options,
-    new_ipv4_header,
 )
+from ..ipv4.wire import parse as parse4
 from ..ipv6.wire import IPV6_HEADER_LEN, IPv6Header, new_ipv6_header
 from ..layer import Layer
 from ..ndp import wire as ndp
@@ -423,8 +423,7 @@ class Forwarder(Layer):
         hlen = (buf[0] & 0x0F) << 2
         if len(buf) < hlen or hlen < IPV4_HEADER_LEN:
             raise ParseError("reject_malformed", "short datagram")
-        f = struct.unpack_from("!BBHHHBBH4s4s", buf, 0)
-        header = new_ipv4_header((*f[1:], bytes(buf[IPV4_HEADER_LEN:hlen])))
+        header, _ = parse4(buf)  # raises ParseError on what a hook left malformed
         if (verdict == Verdict.REJECT_RESET and header.proto == _TCP
                 and not header.flags_fragment & OFFSET_MASK):  # fmt: skip
             rst = tcp_reset_for(buf, hlen, False)
