@@ -19,6 +19,7 @@ from types import FrameType
 from .codecs import run_codecs
 from .common import LOOPS, Emitter, Settings, log, loop_factory, machine_info
 from .dns import run_dns
+from .forward import run_forward
 from .loss import run_loss
 from .micro import run_micro
 from .ping import run_ping
@@ -45,6 +46,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "tls": ("tls_handshakes", "tls_bulk"),
     "loss": ("tcp_loss",),
     "usermode": USERMODE,
+    "forward": ("forward_rate", "forward_tcp"),
 }
 ALL = tuple(name for names in GROUPS.values() for name in names)
 #: What runs without ``--only``: every group but ``usermode``, the side-by-side comparison,
@@ -107,6 +109,8 @@ async def _on_loop(emit: Emitter, settings: Settings, names: set[str], first: bo
         await run_loss(emit, settings)
     if names & set(USERMODE):
         await run_usermode(emit, settings, names, first=first)
+    if names & set(GROUPS["forward"]):
+        await run_forward(emit, settings, names)
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

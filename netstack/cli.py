@@ -410,6 +410,32 @@ async def _demo(pcap: str | None, seed: int) -> int:
         routes = [f"{r.network} {r.interface}" for r in alpha.routes if r.network.version == 4]
         report.line(f"alpha's IPv4 routes: {', '.join(routes)}")
 
+        report.section("Forwarding (RFC 1812, RFC 8200): alpha routes between its networks")
+        alpha.forwarding = True
+        beta.add_route("198.18.0.0/16", "198.18.0.1")
+        beta.add_route("fd00:198:2::/64", "fd00:198:18::1")
+        epsilon.add_route("0.0.0.0/0", "198.18.2.1")
+        epsilon.add_route("::/0", "fd00:198:2::1")
+        for target in ("198.18.2.2", "fd00:198:2::2"):
+            rtt = await beta.ping(target)
+            report.line(f"ping beta -> epsilon {target:15} through alpha: {_ms(rtt)}")
+        echo_far = await epsilon.start_server(_tcp_echo, port=7)
+        reader, writer = await beta.open_connection("fd00:198:2::2", 7)
+        writer.write(b"routed by alpha\n")
+        line = await asyncio.wait_for(reader.readline(), 2.0)
+        report.line(f"TCP echo beta -> epsilon over IPv6: {line!r}")
+        writer.close()
+        await writer.wait_closed()
+        echo_far.close()
+        try:
+            await beta.ping("198.18.9.9", timeout=1.0)
+        except OSError as exc:
+            report.line(f"ping beta -> 198.18.9.9 (alpha has no route): {exc.strerror or exc}")
+        fwd = alpha.stats()["forward"]
+        report.line(f"alpha forwarded {fwd['forwarded4']} IPv4 and {fwd['forwarded6']} IPv6 "
+                    f"datagrams, {fwd['no_route']} without a route")  # fmt: skip
+        alpha.forwarding = False
+
         report.section("DHCP (RFC 2131) and DNS (RFC 1035): gamma serves both, delta joins")
         zone = {
             "demo.test.": {

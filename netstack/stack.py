@@ -72,13 +72,17 @@ from .proto.ethernet.wire import EtherType
 from .proto.icmp.layer import IcmpConfig, IcmpLayer
 from .proto.icmpv6.layer import Icmp6Config, Icmp6Layer
 from .proto.ip.dual import DualIP
+from .proto.ip.forward import Forwarder
+from .proto.ip.hooks import PacketHooks
 from .proto.ipv4.layer import IPv4Config, IPv4Layer
 from .proto.ipv4.wire import IpProto
 from .proto.ipv6 import addrconf
-from .proto.ipv6.addressing import is_link_local
-from .proto.ipv6.layer import IPv6Config, IPv6Layer
-from .proto.ipv6.wire import NextHeader
+from .proto.ipv6.addressing import ALL_ROUTERS, is_link_local
+from .proto.ipv6.layer import IPv6Config, IPv6Iface, IPv6Layer
+from .proto.ipv6.radv import AdvertConfig, RouterAdvertiser
+from .proto.ipv6.wire import IPv6Header, NextHeader
 from .proto.layer import Layer
+from .proto.ndp.wire import RouterSolicit
 from .proto.neighbour.cache import NeighbourConfig
 from .proto.tcp.congestion import make_controller
 from .proto.tcp.connection import TcpConfig, TcpConnection
@@ -190,8 +194,13 @@ class Stack:
         self._interfaces: list[Interface] = [first]
         #: The layers every interface shares, in the order :meth:`stats` reports them
         #: (after the interfaces' Ethernet layers and ARP).
+        #: Forwarding between the interfaces (off until :attr:`forwarding` is set) and the
+        #: verdicts of installed packet hooks; Router Advertisements (:meth:`advertise`).
+        self.forwarder = Forwarder(self.ipv4, self.icmp, self.ipv6, self.icmp6)
+        self.radv = RouterAdvertiser(self._send_ndp, self._rng)
         self._shared: tuple[Layer, ...] = (
-            self.ipv4, self.icmp, self.ipv6, self.icmp6, self.udp, self.tcp,
+            self.ipv4, self.icmp, self.ipv6, self.icmp6, self.udp, self.tcp, self.forwarder,
+            self.radv,
         )  # fmt: skip
         self._layers: tuple[Layer, ...] = ()
         self._poll_ats: tuple[Callable[[], float | None], ...] = ()
@@ -288,6 +297,11 @@ class Stack:
         ip4.loopback = self._loopback
         ip6.loopback = self._loopback
         ip6.on_addrconf_event = self._on_addrconf_event
+        # The packet hooks' rejections (ICMP, or a TCP reset sent through IP's output), and
+        # Router Solicitations to the advertiser.
+        ip4.on_verdict = ip6.on_verdict = self.forwarder.verdict
+        self.forwarder.send_reset = self._send_reset
+        ip6.on_router_solicit = self._on_router_solicit
 
     def _wire_link(self, iface: Interface) -> None:
         """The callbacks of what belongs to one interface (its Ethernet layer and ARP) into
@@ -712,6 +726,7 @@ class Stack:
         self._interfaces.remove(iface)
         self.ipv4.remove_interface(index)
         self.ipv6.remove_interface(index)
+        self.radv.forget(index)
         self._registry_changed()
         await self._stop(iface, disconnect)
         self._addrconf_changed.set()
@@ -870,6 +885,137 @@ class Stack:
             self.touch()
         else:
             self.ipv4.remove_address(ip.packed)
+
+    # -- forwarding, packet hooks, router advertisements ---------------------------------------
+    @property
+    def forwarding(self) -> bool:
+        """Whether the stack routes IPv4 and IPv6 between its interfaces (RFC 1812, RFC 8200;
+        :mod:`netstack.proto.ip.forward` says what it forwards and what it drops). Off by
+        default: a host drops datagrams that are not for it."""
+        return self.ipv4.forward is not None
+
+    @forwarding.setter
+    def forwarding(self, on: bool) -> None:
+        if not isinstance(on, bool):
+            raise ValueError(f"forwarding is True or False, not {on!r}")
+        fwd = self.forwarder
+        self.ipv4.forward = fwd.forward4 if on else None
+        self.ipv6.forward = fwd.forward6 if on else None
+        # RFC 4861 4.4: a router's Neighbor Advertisements carry the Router flag.
+        self.ipv6.is_router = on
+
+    @property
+    def send_redirects(self) -> bool:
+        """Whether a forwarding stack sends ICMP / ICMPv6 Redirects (RFC 1812 5.2.7.2,
+        RFC 4861 8.2); off by default."""
+        return self.forwarder.config.send_redirects
+
+    @send_redirects.setter
+    def send_redirects(self, on: bool) -> None:
+        self.forwarder.config.send_redirects = bool(on)
+
+    @property
+    def packet_hooks(self) -> PacketHooks | None:
+        """The :class:`~netstack.proto.ip.hooks.PacketHooks` the IP layers call at the five
+        hook points (the packet filter and NAT install theirs here; None: no hooks, and no
+        cost). One object: a filter and a NAT together install one that calls both."""
+        return self.forwarder.hooks
+
+    @packet_hooks.setter
+    def packet_hooks(self, hooks: PacketHooks | None) -> None:
+        if hooks is not None and not callable(getattr(hooks, "run", None)):
+            raise TypeError(f"{hooks!r} has no run(hook, datagram, ingress, egress, now)")
+        self.forwarder.hooks = self.ipv4.hooks = self.ipv6.hooks = hooks
+
+    def advertise(
+        self,
+        interface: Interface | str | int,
+        *,
+        prefixes: list[str] | None = None,
+        dns: list[str] | None = None,
+        mtu: int | None = None,
+        router_lifetime: int = 1800,
+        max_interval: float = 600.0,
+    ) -> None:
+        """Send IPv6 Router Advertisements on ``interface`` and answer Router Solicitations
+        there (RFC 4861 6.2), so SLAAC hosts on its link configure themselves: ``prefixes``
+        (default: the /64 networks of the interface's own global addresses) on-link and,
+        for /64s, for autonomous configuration; ``dns`` as RDNSS (RFC 8106); ``mtu`` as the
+        MTU option; ``router_lifetime`` 0 says "not a default router". Calling it again
+        replaces the configuration. Set :attr:`forwarding` for the hosts' traffic to go on.
+
+        Raises:
+            ValueError: IPv6 is not on for the interface, a malformed prefix or server, or a
+                value out of RFC 4861 6.2.1's ranges.
+        """
+        self._check_open()
+        iface = self.interface(interface)
+        ip6 = iface.ip6
+        if not ip6.enabled:
+            raise ValueError(f"IPv6 is not on for {iface.name}")
+        if prefixes is None:
+            nets = {
+                ipaddress.IPv6Interface((a.address, 64)).network
+                for a in ip6.addrconf.addresses
+                if not is_link_local(a.address) and a.prefix_len == 64
+            }
+        else:
+            nets = set()
+            for text in prefixes:
+                net = parse_ip_network(text)
+                if not isinstance(net, ipaddress.IPv6Network):
+                    raise ValueError(f"{text!r} is not an IPv6 prefix")
+                nets.add(net)
+        servers = []
+        for text in dns or ():
+            server = parse_ip(text, what="dns server")
+            if len(server) != 16:
+                raise ValueError(f"{text!r} is not an IPv6 address")
+            servers.append(server)
+        config = AdvertConfig(
+            prefixes=[(n.network_address.packed, n.prefixlen) for n in sorted(nets)],
+            dns=servers, mtu=mtu, router_lifetime=router_lifetime, max_interval=max_interval,
+        )  # fmt: skip
+        now = self.loop.time()
+        self.radv.start(ip6, iface.link.mac, config, now)
+        # RFC 4291 2.8: a router listens to all-routers, where solicitations go.
+        if ALL_ROUTERS not in ip6.groups:
+            self.ipv6.join(ALL_ROUTERS, now, iface.index)
+        self.touch()
+
+    def stop_advertising(self, interface: Interface | str | int) -> None:
+        """Stop the Router Advertisements on ``interface``, with a last one that withdraws
+        this router (RFC 4861 6.2.5)."""
+        iface = self.interface(interface)
+        self.radv.stop(iface.index, self.loop.time())
+
+    def _send_ndp(self, index: int, message: bytes, src: bytes, dst: bytes, now: float) -> None:
+        iface = self.ipv6.interfaces.get(index)
+        if iface is not None:
+            self.ipv6.send_ndp(iface, message, src, dst, now)
+
+    def _on_router_solicit(
+        self, iface: IPv6Iface, header: IPv6Header, rs: RouterSolicit, now: float
+    ) -> None:
+        self.radv.receive_solicit(iface.index, header.src, now)
+
+    def _send_reset(
+        self, segment: bytes, src: bytes, dst: bytes, ingress: int | None, now: float
+    ) -> None:
+        """A TCP reset a hook's REJECT_RESET asked for, from ``src`` (the rejected segment's
+        destination) to ``dst``."""
+        try:
+            if len(dst) == 4:
+                route4 = self.ipv4.route(dst, via=ingress or 0)._replace(src=src)
+                frame = bytearray(route4.iface.headroom if route4.iface else 34)
+                frame += segment
+                self.ipv4.output(frame, route4, IpProto.TCP, now)
+            else:
+                route6 = self.ipv6.route(dst, scope=ingress or 0, via=ingress or 0)
+                frame = bytearray(54) + segment
+                self.ipv6.output(frame, route6._replace(src=src), NextHeader.TCP, now)
+        except OSError as exc:
+            self.forwarder.drop("reset_no_route", exc)
 
     def set_gateway(self, gateway: str | None) -> None:
         """Set (or with None remove) the default route: the one-interface shortcut of

@@ -402,7 +402,8 @@ async def test_one_interface_stack_keeps_its_shapes() -> None:
         assert await a.ping("198.18.0.2") > 0
         stats = a.stats()
         assert list(stats) == [
-            "link", "ethernet", "arp", "ipv4", "icmp", "ipv6", "icmpv6", "udp", "tcp", "stack",
+            "link", "ethernet", "arp", "ipv4", "icmp", "ipv6", "icmpv6", "udp", "tcp", "forward",
+            "radv", "stack",
             "interfaces",
         ]  # fmt: skip
         assert stats["interfaces"]["eth0"]["link"] == stats["link"]

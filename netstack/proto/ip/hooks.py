@@ -22,14 +22,39 @@ administratively prohibited": IPv4 type 3 code 13, ICMPv6 type 1 code 1) or, for
 reset (RFC 9293 3.10.7.1's answer to a segment nobody takes), and counts it. The IP layers call
 the hooks only while some are installed (``None`` otherwise), so a stack without a filter or
 NAT pays one test per datagram.
+
+Installing: ``stack.packet_hooks = hooks`` (``None`` removes them) sets the same object on the
+IPv4 layer, the IPv6 layer and the forwarder (``ipv4.hooks``, ``ipv6.hooks``,
+``forwarder.hooks``); a filter and a NAT together install one object that calls both in the
+order netfilter's priorities give (NAT's PREROUTING before the filter's FORWARD, and so on).
+Where each point is called, and what it sees:
+
+- PREROUTING: in the IP layers' ``receive``, after the header is checked (version, lengths,
+  IPv4 checksum) and before the destination is looked at; every datagram, fragments one by
+  one (nothing is reassembled before it), loopback deliveries too. The datagram the hook
+  returns is parsed again, so a rewritten destination decides local delivery or forwarding.
+- INPUT: just before the transport (TCP, UDP, ICMP) gets a datagram for this host, after
+  reassembly: IPv4 sees the whole datagram with a fresh header (no fragment fields), IPv6 the
+  fixed header followed directly by the upper-layer message (extension headers left out).
+- FORWARD and POSTROUTING (forwarded): in :class:`~.forward.Forwarder`, after the TTL and
+  route checks, before the MTU check and fragmentation; the TTL is decremented after them.
+- OUTPUT and POSTROUTING (this host's own): in the IP layers' ``output``, on the whole
+  datagram before fragmentation; a destination rewritten at OUTPUT is routed again.
+- Not seen: ARP, and IPv6 neighbour discovery and MLD messages (a link's own business, as
+  Linux's filter usually lets them by).
+
+A verdict other than ACCEPT is counted in the IP layer's drops (``hook_<point>``) and the
+forwarder's (``<point>_<verdict>``, ``hook_dropped``, ``hook_rejected``), and acted on by
+:meth:`~.forward.Forwarder.verdict`.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["Hook", "PacketHooks", "Verdict"]
+__all__ = ["Hook", "PacketHooks", "Verdict", "VerdictHandler", "run_hook"]
 
 
 class Hook(enum.IntEnum):
@@ -80,3 +105,28 @@ class PacketHooks(Protocol):
         count.
         """
         ...
+
+
+#: on_verdict(verdict, hook, datagram, input interface or None, now, is IPv6)
+VerdictHandler = Callable[[Verdict, Hook, bytearray, "int | None", float, bool], None]
+
+
+class _Counts(Protocol):
+    def drop(self, reason: str, detail: object = ..., /) -> None: ...
+
+
+def run_hook(
+    hooks: PacketHooks, hook: Hook, datagram: bytearray, ingress: int | None,
+    egress: int | None, now: float, counts: _Counts | None, on_verdict: VerdictHandler | None,
+    v6: bool,
+) -> bool:  # fmt: skip
+    """Run ``hook``: True to go on; otherwise the datagram is counted as dropped in
+    ``counts`` (``hook_<point>``) and the verdict handed to ``on_verdict``."""
+    verdict = hooks.run(hook, datagram, ingress, egress, now)
+    if verdict == Verdict.ACCEPT:
+        return True
+    if counts is not None:
+        counts.drop(f"hook_{hook.name.lower()}")
+    if on_verdict is not None:
+        on_verdict(verdict, hook, datagram, ingress, now, v6)
+    return False

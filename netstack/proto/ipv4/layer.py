@@ -33,9 +33,11 @@ from ...errors import MessageTooLargeError, NoRouteError, ParseError
 from ..arp.layer import ArpLayer
 from ..ethernet.layer import EthernetLayer
 from ..ethernet.wire import ETHERNET_HEADER_LEN, EtherType
+from ..ip.hooks import Hook, PacketHooks, VerdictHandler, run_hook
 from ..ip.pmtu import PathMtuCache
 from ..ip.route import InterfaceTable, Output, OutRoute, RouteTable, TableEntry
 from ..layer import Layer
+from .fragment import datagram4, fragment4
 from .reassembly import Expired, Reassembler, ReassemblyConfig
 from .wire import (
     FLAG_DF,
@@ -62,6 +64,8 @@ _HEADER = struct.Struct("!BBHHHBBH4s4s")
 
 #: handler(header, payload, now, sent to a broadcast/multicast address, input interface)
 UpperHandler = Callable[[IPv4Header, memoryview, float, bool, int], None]
+#: forward(datagram, header, came as link broadcast, now, input interface)
+ForwardHandler = Callable[[memoryview | bytearray, IPv4Header, bool, float, int], None]
 
 
 class Rng(Protocol):
@@ -196,6 +200,13 @@ class IPv4Layer(Layer):
         self.loopback: Callable[[bytearray, int], None] | None = None
         #: Accept unicast datagrams to any address (a DHCP client before it has one).
         self.accept_any_unicast = False
+        #: Where a datagram for none of our addresses goes while the stack forwards
+        #: (:class:`~..ip.forward.Forwarder`); None: dropped, as a host does.
+        self.forward: ForwardHandler | None = None
+        #: The packet filter's and NAT's hooks (:mod:`..ip.hooks`), None while none are
+        #: installed, and what acts on their verdicts.
+        self.hooks: PacketHooks | None = None
+        self.on_verdict: VerdictHandler | None = None
         self.groups: set[bytes] = {bytes((224, 0, 0, 1))}  # all-hosts, RFC 1112 4
         #: The interfaces by index.
         self.interfaces: InterfaceTable[IPv4Iface] = InterfaceTable("IPv4")
@@ -512,6 +523,9 @@ class IPv4Layer(Layer):
             raise MessageTooLargeError(f"IPv4 datagram of {total} bytes exceeds 65535")
         ttl = self.config.ttl if ttl is None else ttl
         iface = route.iface or self._first
+        if self.hooks is not None:
+            self._output_hooked(self.hooks, frame, route, iface, proto, now, ttl, df, tos)
+            return
         if total <= iface.mtu or route.local:
             if df and not tos:
                 # RFC 6864 4.1: an atomic datagram's Identification may be anything; 0 needs
@@ -537,6 +551,49 @@ class IPv4Layer(Layer):
         if df:
             raise MessageTooLargeError(f"{total} bytes exceed the MTU {iface.mtu} with DF set")
         self._fragment(frame, route, iface, proto, self._ident(route.dst, proto), ttl, tos, now)
+
+    def _output_hooked(
+        self, hooks: PacketHooks, frame: bytearray, route: OutRoute[IPv4Iface],
+        iface: IPv4Iface, proto: int, now: float, ttl: int, df: bool, tos: int,
+    ) -> None:  # fmt: skip
+        """:meth:`output` with hooks installed: the whole datagram passes OUTPUT (a new
+        destination is routed again) and POSTROUTING, then leaves, fragmented if needed."""
+        total = len(frame) - ETHERNET_HEADER_LEN
+        if df and total > iface.mtu and not route.local:
+            raise MessageTooLargeError(f"{total} bytes exceed the MTU {iface.mtu} with DF set")
+        build_header_into(
+            frame, ETHERNET_HEADER_LEN, total, self._ident(route.dst, proto),
+            FLAG_DF if df else 0, ttl, proto, route.src, route.dst, tos,
+        )  # fmt: skip
+        buf = frame[ETHERNET_HEADER_LEN:]
+        if not self._run_hooks(hooks, Hook.OUTPUT, buf, None, iface.index, now):
+            return
+        dst = bytes(buf[16:20])
+        if dst != route.dst:
+            try:
+                route = self.route(dst, bytes(buf[12:16]))
+            except NoRouteError as exc:
+                self._drop("no_route", exc)
+                return
+            iface = route.iface or self._first
+        if not self._run_hooks(hooks, Hook.POSTROUTING, buf, None, iface.index, now):
+            return
+        self.tx_packets += 1
+        self.tx_bytes += total
+        if total <= iface.mtu or route.local:
+            frame[ETHERNET_HEADER_LEN:] = buf
+            self._link_output(frame, route, iface, now)
+            return
+        self.fragmented += 1
+        for piece in fragment4(memoryview(buf), iface.mtu):
+            self.fragments_sent += 1
+            self._link_output(piece, route, iface, now)
+
+    def _run_hooks(
+        self, hooks: PacketHooks, hook: Hook, buf: bytearray, ingress: int | None,
+        egress: int | None, now: float,
+    ) -> bool:  # fmt: skip
+        return run_hook(hooks, hook, buf, ingress, egress, now, self, self.on_verdict, False)
 
     def _header_sum(self, src: bytes, dst: bytes, ttl: int, proto: int) -> int:
         """The ones'-complement sum of a DF header's fixed words (all but Total Length)."""
@@ -582,6 +639,7 @@ class IPv4Layer(Layer):
     def _link_output(
         self, frame: bytearray, route: OutRoute[IPv4Iface], iface: IPv4Iface, now: float
     ) -> None:
+        """Hand a frame whose IPv4 header is complete to its next hop (or to this host)."""
         if route.local:
             if self.loopback is None:
                 self._drop("no_loopback")
@@ -591,6 +649,9 @@ class IPv4Layer(Layer):
             iface.eth.send(frame, route.mac, EtherType.IPV4)
         else:
             iface.arp.output(frame, route.next_hop, now)
+
+    #: What the forwarding path sends its frames with.
+    link_output = _link_output
 
     # -- receive ---------------------------------------------------------------------------
     def receive(
@@ -627,6 +688,17 @@ class IPv4Layer(Layer):
             except ParseError as exc:
                 self._drop(exc.reason, exc)
                 return
+        hooks = self.hooks
+        if hooks is not None:
+            buf = bytearray(data[: header.total_length])
+            if not self._run_hooks(hooks, Hook.PREROUTING, buf, ifindex, None, now):
+                return
+            try:  # NAT may have rewritten it
+                header, payload = parse(buf)
+            except ParseError as exc:
+                self._drop(exc.reason, exc)
+                return
+            data = memoryview(buf)
         src, dst = header.src, header.dst
         # RFC 1122 3.2.1.3: a host MUST silently discard a datagram whose source is a
         # broadcast or multicast address ("class E" 240/4 included, RFC 1122 3.2.1.3(g)).
@@ -648,6 +720,12 @@ class IPv4Layer(Layer):
             to_group = False  # our own loopback delivery
         elif self.accept_any_unicast and not group:
             to_group = False
+        elif self.forward is not None:
+            if src in self._local:
+                self._drop("own_source", src)
+                return
+            self.forward(data if hooks is None else buf, header, group, now, ifindex)
+            return
         else:
             self._drop("not_for_us", dst)
             return
@@ -667,6 +745,15 @@ class IPv4Layer(Layer):
             self.reassembled += 1
             header, whole = done
             payload = memoryview(whole)
+        if hooks is not None:
+            buf = datagram4(header, payload)
+            if not self._run_hooks(hooks, Hook.INPUT, buf, ifindex, None, now):
+                return
+            try:
+                header, payload = parse(buf)
+            except ParseError as exc:
+                self._drop(exc.reason, exc)
+                return
         handler = self.protocols.get(header.proto)
         if handler is None:
             self._drop("unknown_protocol", header.proto)

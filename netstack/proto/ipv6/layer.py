@@ -46,6 +46,7 @@ from ...errors import MessageTooLargeError, NoRouteError, ParseError
 from ..ethernet.layer import EthernetLayer
 from ..ethernet.wire import ETHERNET_HEADER_LEN, EtherType
 from ..icmpv6.wire import Icmp6Header, Icmp6Type
+from ..ip.hooks import Hook, PacketHooks, VerdictHandler, run_hook
 from ..ip.pmtu import PathMtuCache
 from ..ip.route import InterfaceTable, Output, OutRoute, RouteTable
 from ..layer import Layer
@@ -97,6 +98,10 @@ _HEADER = struct.Struct("!IHBB16s16s")
 
 #: handler(header, payload, now, sent to a multicast address, input interface)
 UpperHandler = Callable[[IPv6Header, memoryview, float, bool, int], None]
+#: forward(the packet from its IPv6 header on, came as link multicast, now, input interface)
+ForwardHandler = Callable[[memoryview | bytearray, bool, float, int], None]
+#: on_router_solicit(interface, solicitation's IPv6 header, solicitation, now)
+SolicitHandler = Callable[["IPv6Iface", IPv6Header, ndp.RouterSolicit, float], None]
 #: handler(header, the packet from its IPv6 header on, problem, now, to a group, interface)
 ProblemHandler = Callable[[IPv6Header, memoryview, ParameterProblem, float, bool, int], None]
 
@@ -249,6 +254,19 @@ class IPv6Layer(Layer):
         #: Delivers a frame to this host itself, later, as if it came in on the interface
         #: given (set by the driver).
         self.loopback: Callable[[bytearray, int], None] | None = None
+        #: Where a packet for none of our addresses goes while the stack forwards
+        #: (:class:`~..ip.forward.Forwarder`); None: dropped, as a host does.
+        self.forward: ForwardHandler | None = None
+        #: The packet filter's and NAT's hooks (:mod:`..ip.hooks`), None while none are
+        #: installed, and what acts on their verdicts.
+        self.hooks: PacketHooks | None = None
+        self.on_verdict: VerdictHandler | None = None
+        #: Router Solicitations go here (the router advertiser), else they are ignored
+        #: (RFC 4861 6.2.6: for routers only).
+        self.on_router_solicit: SolicitHandler | None = None
+        #: This node is a router: its Neighbor Advertisements say so (RFC 4861 4.4, the R
+        #: flag; a host that saw it advertise as a router drops it as one if not, 7.2.5).
+        self.is_router = False
         self._rng = rng
         self._secret = secret
         #: The interfaces by index.
@@ -696,6 +714,12 @@ class IPv6Layer(Layer):
         if hop_limit is None:
             # RFC 3493 5.2: multicast defaults to one hop.
             hop_limit = 1 if route.mac is not None else iface.hop_limit
+        if self.hooks is not None:
+            hooked = self._output_hooked(self.hooks, frame, route, iface, proto, hop_limit,
+                                         tclass, now)  # fmt: skip
+            if hooked is None:
+                return
+            route, iface = hooked
         if route.local or plen + IPV6_HEADER_LEN <= self.path_mtu(route.dst, now, iface):
             _HEADER.pack_into(
                 frame, ETHERNET_HEADER_LEN, 0x60000000 | (tclass << 20), plen, proto, hop_limit,
@@ -711,6 +735,41 @@ class IPv6Layer(Layer):
                 f"{self.path_mtu(route.dst, None, iface)} to {_fmt(route.dst)}"
             )
         self._fragment(frame, route, iface, proto, hop_limit, tclass, now)
+
+    def _output_hooked(
+        self, hooks: PacketHooks, frame: bytearray, route: OutRoute[IPv6Iface],
+        iface: IPv6Iface, proto: int, hop_limit: int, tclass: int, now: float,
+    ) -> tuple[OutRoute[IPv6Iface], IPv6Iface] | None:  # fmt: skip
+        """The OUTPUT and POSTROUTING hooks over the whole packet (its header built here;
+        :meth:`output` builds it again from the route, which follows what the hooks
+        rewrote): the route to send by, or None when a hook ended the packet."""
+        plen = len(frame) - HEADROOM6
+        _HEADER.pack_into(frame, ETHERNET_HEADER_LEN, 0x60000000 | (tclass << 20), plen, proto,
+                          hop_limit, route.src, route.dst)  # fmt: skip
+        buf = frame[ETHERNET_HEADER_LEN:]
+        if not self._run_hooks(hooks, Hook.OUTPUT, buf, None, iface.index, now):
+            return None
+        dst = bytes(buf[24:40])
+        if dst != route.dst:
+            try:
+                route = self.route(dst, bytes(buf[8:24]))
+            except NoRouteError as exc:
+                self._drop("no_route", exc)
+                return None
+            iface = route.iface or self._first
+        if not self._run_hooks(hooks, Hook.POSTROUTING, buf, None, iface.index, now):
+            return None
+        src = bytes(buf[8:24])
+        if src != route.src:
+            route = route._replace(src=src)
+        frame[ETHERNET_HEADER_LEN:] = buf
+        return route, iface
+
+    def _run_hooks(
+        self, hooks: PacketHooks, hook: Hook, buf: bytearray, ingress: int | None,
+        egress: int | None, now: float,
+    ) -> bool:  # fmt: skip
+        return run_hook(hooks, hook, buf, ingress, egress, now, self, self.on_verdict, True)
 
     def _fragment(
         self, frame: bytearray, route: OutRoute[IPv6Iface], iface: IPv6Iface, proto: int,
@@ -759,6 +818,16 @@ class IPv6Layer(Layer):
             else:
                 self._flush_neighbours(iface, now)
 
+    #: What the forwarding path sends its frames with.
+    link_output = _link_output
+
+    def send_ndp(self, iface: IPv6Iface, message: bytes, src: bytes, dst: bytes,
+                 now: float) -> None:  # fmt: skip
+        """Send a neighbour discovery message (built with its checksum) out of ``iface``
+        with hop limit 255 (RFC 4861 4): a Router Advertisement, a Redirect."""
+        self.ndp_sent += 1
+        self._send_icmp6(iface, message, src, dst, now)
+
     def _send_icmp6(
         self, iface: IPv6Iface, message: bytes, src: bytes, dst: bytes, now: float, *,
         mac: bytes | None = None, hop_limit: int = 255, hop_by_hop: bytes = b"",
@@ -803,6 +872,13 @@ class IPv6Layer(Layer):
         if src[0] == 0xFF:
             self._drop("bad_source", _fmt(src))
             return
+        hooks = self.hooks
+        if hooks is not None:
+            buf = bytearray(data[: IPV6_HEADER_LEN + plen])
+            if not self._run_hooks(hooks, Hook.PREROUTING, buf, iface.index, None, now):
+                return
+            data = memoryview(buf)  # NAT may have rewritten it (never its length)
+            src, dst = bytes(buf[8:24]), bytes(buf[24:40])
         if dst in self._local:
             if dst[0] == 0xFE and dst[1] & 0xC0 == 0x80 and dst not in iface.local:
                 # RFC 4007 6: the link-local address of another interface means nothing
@@ -822,6 +898,13 @@ class IPv6Layer(Layer):
             # messages go to the solicited-node group).
             self._drop("tentative_destination", _fmt(dst))
             return
+        elif self.forward is not None:
+            if src in self._local:
+                self._drop("own_source", _fmt(src))
+                return
+            self.forward(data[: IPV6_HEADER_LEN + plen] if hooks is None else buf, group, now,
+                         iface.index)  # fmt: skip
+            return
         else:
             self._drop("not_for_us", _fmt(dst))
             return
@@ -836,7 +919,7 @@ class IPv6Layer(Layer):
         ifindex = iface.index
         header = new_ipv6_header(((vtf >> 20) & 0xFF, vtf & 0xFFFFF, plen, nh, hlim, src, dst))
         payload = data[IPV6_HEADER_LEN : IPV6_HEADER_LEN + plen]
-        if nh == NextHeader.TCP or nh == NextHeader.UDP:
+        if (nh == NextHeader.TCP or nh == NextHeader.UDP) and hooks is None:
             handler = self.protocols.get(nh)
             if handler is not None:
                 self.delivered += 1
@@ -902,6 +985,20 @@ class IPv6Layer(Layer):
         if upper == NextHeader.NO_NEXT:
             self.delivered += 1
             return
+        if self.hooks is not None:
+            # INPUT sees the fixed header and the upper-layer message (extension headers,
+            # a reassembly's fragment headers, left out), as the transport will.
+            upper_data = payload[chain.offset :]
+            buf = bytearray(IPV6_HEADER_LEN + len(upper_data))
+            header._replace(payload_length=len(upper_data), next_header=upper).emit_into(buf)
+            buf[IPV6_HEADER_LEN:] = upper_data
+            if not self._run_hooks(self.hooks, Hook.INPUT, buf, ifindex, None, now):
+                return
+            vtf, plen, _, hlim, src, dst = _HEADER.unpack_from(buf, 0)
+            header = new_ipv6_header(((vtf >> 20) & 0xFF, vtf & 0xFFFFF, plen, upper, hlim,
+                                      src, dst))  # fmt: skip
+            payload = memoryview(buf)[IPV6_HEADER_LEN:]
+            chain = chain._replace(offset=0)
         handler = self.protocols.get(upper)
         if handler is None:
             self._drop("unknown_protocol", upper)
@@ -960,8 +1057,17 @@ class IPv6Layer(Layer):
                 reason = ndp.validate_ip(t, header.hop_limit, header.src, header.dst, rd)
                 if reason is None:
                     reason = self._on_redirect(iface, header, rd, now)
-            else:  # a Router Solicitation: for routers only (RFC 4861 6.2.6)
-                reason = "router_solicit_ignored"
+            elif self.on_router_solicit is None:
+                reason = "router_solicit_ignored"  # for routers only (RFC 4861 6.2.6)
+            else:
+                rs = ndp.parse_router_solicit(icmp, body)
+                reason = ndp.validate_ip(t, header.hop_limit, header.src, header.dst, rs)
+                if reason is None:
+                    if rs.source_mac is not None and header.src != UNSPECIFIED:
+                        # RFC 4861 6.2.6: the source link-layer address updates the cache.
+                        iface.neighbours.update(header.src, rs.source_mac, now,
+                                                solicited=False, create=True)  # fmt: skip
+                    self.on_router_solicit(iface, header, rs, now)
         except ParseError as exc:
             self._drop(f"ndp_{exc.reason}", exc)
             return
@@ -998,7 +1104,13 @@ class IPv6Layer(Layer):
         solicited: bool, now: float,
     ) -> None:  # fmt: skip
         msg = ndp.build_neighbor_advert(
-            target, dst, target, iface.eth.mac, router=False, solicited=solicited, override=True
+            target,
+            dst,
+            target,
+            iface.eth.mac,
+            router=self.is_router,
+            solicited=solicited,
+            override=True,
         )
         self.ndp_sent += 1
         self._send_icmp6(iface, msg, target, dst, now, mac=mac)
