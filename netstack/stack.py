@@ -64,7 +64,9 @@ from .drivers.timer import MachineTimer
 from .drivers.udp import DatagramTransport
 from .errors import AddressInUseError, ClosedError, LinkError
 from .interface import Interface, link_stats
+from .link import offload
 from .link.base import Link, QueuedTransmitter
+from .link.offload import FrameMeta, offloads_of
 from .proto.arp.layer import ArpLayer
 from .proto.dhcp.client import DhcpClientConfig
 from .proto.ethernet.layer import EthernetLayer
@@ -163,6 +165,7 @@ class Stack:
         index = self._next_index = 1
         transmit, queued = self._transmitter(link)
         ethernet = EthernetLayer(link.mac, transmit, index)
+        ethernet.offloads = offloads_of(link)
         arp = ArpLayer(ethernet, self.config.arp)
         self.ipv4 = IPv4Layer(
             ethernet, arp, mtu=link.mtu, rng=self._rng, config=self.config.ipv4, ifindex=index
@@ -396,7 +399,13 @@ class Stack:
 
     async def _listen(self, iface: Interface) -> None:
         try:
-            await iface.link.listen(self._frame_handler(iface.ethernet))
+            link = iface.link
+            on_frame = self._frame_handler(iface.ethernet)
+            if offloads_of(link):
+                on_offload = self._offload_frame_handler(iface.ethernet, on_frame)
+                await link.listen(on_frame, on_offload_frame=on_offload)  # type: ignore[call-arg]
+            else:
+                await link.listen(on_frame)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -481,6 +490,35 @@ class Stack:
                 loop.call_soon(self._rearm)
 
         return on_frame
+
+    def _offload_frame_handler(
+        self, eth: EthernetLayer, on_frame: Callable[[memoryview], None]
+    ) -> Callable[[memoryview, FrameMeta], None]:
+        """The callback for frames that come with offload metadata: bad metadata is a
+        counted drop (``offload_*`` in the Ethernet layer's drops), a trusted checksum is
+        not verified again, a TCP super-segment goes up whole (TCP takes segments larger
+        than the MSS), UDP super-datagrams are cut into their datagrams first."""
+        ip = self.ip
+
+        def on_offload_frame(frame: memoryview, meta: FrameMeta) -> None:
+            reason = offload.check(frame, meta)
+            if reason is not None:
+                eth._drop(reason, meta)
+                return
+            if meta.gso_type & ~offload.GSO_ECN == offload.GSO_UDP_L4:
+                for piece in offload.segment(frame, meta):
+                    on_frame(memoryview(piece))
+                return
+            if not offload.csum_trusted(frame, meta):
+                on_frame(frame)
+                return
+            ip.csum_trusted = True
+            try:
+                on_frame(frame)
+            finally:
+                ip.csum_trusted = False
+
+        return on_offload_frame
 
     def _on_frame(self, frame: memoryview) -> None:
         """A frame as if from the first interface's link."""
@@ -651,6 +689,7 @@ class Stack:
         self._next_index = index
         transmit, queued = self._transmitter(link)
         ethernet = EthernetLayer(link.mac, transmit, index)
+        ethernet.offloads = offloads_of(link)
         arp = ArpLayer(ethernet, self.config.arp)
         ip4 = self.ipv4.add_interface(index, ethernet, arp, link.mtu)
         ip6 = self.ipv6.add_interface(index, ethernet, link.mtu, name.encode())

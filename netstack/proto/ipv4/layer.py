@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from ...errors import MessageTooLargeError, NoRouteError, ParseError
+from ...link.offload import OffloadFrame
 from ..arp.layer import ArpLayer
 from ..ethernet.layer import EthernetLayer
 from ..ethernet.wire import ETHERNET_HEADER_LEN, EtherType
@@ -490,7 +491,8 @@ class IPv4Layer(Layer):
             raise MessageTooLargeError(f"IPv4 datagram of {total} bytes exceeds 65535")
         ttl = self.config.ttl if ttl is None else ttl
         iface = route.iface or self._first
-        if total <= iface.mtu or route.local:
+        # A super-segment (TSO) exceeds the MTU; the link cuts it into MTU-sized pieces.
+        if total <= iface.mtu or route.local or frame.__class__ is OffloadFrame:
             if df and not tos:
                 # RFC 6864 4.1: an atomic datagram's Identification may be anything; 0 needs
                 # no per-destination counter. The checksum is folded from a per-route sum.
