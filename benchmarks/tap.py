@@ -84,15 +84,16 @@ class TapSandbox:
 
 
 @asynccontextmanager
-async def tap_sandbox() -> AsyncIterator[TapSandbox]:
+async def tap_sandbox(offload: bool | None = None) -> AsyncIterator[TapSandbox]:
     """A namespace with the kernel at 198.18.0.1/24 and fd00:198:18::1/64 on a TAP device
     and netstack at 198.18.0.2/24 and fd00:198:18::2/64 on its other end; all of it removed
-    on the way out."""
+    on the way out. ``offload``: the TAP link's offloads (``TapLink.open``'s default when
+    ``None``)."""
     async with AsyncExitStack() as exits:
         ns = Namespace.create()
         exits.callback(ns.delete)  # runs last: after the stack has closed the device
         link = open_tap_in_namespace(
-            ns, kernel_ipv4=f"{KERNEL_A}/24", kernel_ipv6=f"{KERNEL6_A}/64"
+            ns, kernel_ipv4=f"{KERNEL_A}/24", kernel_ipv6=f"{KERNEL6_A}/64", offload=offload
         )
         exits.callback(link.close)
         stack = await Stack.open(link, ipv4=f"{KERNEL_B}/24", ipv6=f"{KERNEL6_B}/64")

@@ -389,6 +389,7 @@ def open_tap_in_namespace(
     dev: str | None = None,
     mtu: int | None = None,
     mac: MacAddress | None = None,
+    offload: bool | None = None,
 ) -> TapLink:
     """Create a TAP device whose kernel side lives in ``ns``, configured and up.
 
@@ -405,6 +406,8 @@ def open_tap_in_namespace(
         dev: the device name (15 characters at most); derived from the pid when ``None``.
         mtu: the device's MTU; the kernel's default (1500) when ``None``.
         mac: netstack's MAC address on the link; random when ``None``.
+        offload: the link's offloads, as :meth:`TapLink.open` takes them (``None``: on where
+            supported unless ``NETSTACK_OFFLOAD=0``).
 
     Returns:
         The link, not yet listening; disconnecting it deletes the device.
@@ -419,7 +422,7 @@ def open_tap_in_namespace(
     v6 = _check_safe(kernel_ipv6, SAFE_IPV6) if kernel_ipv6 is not None else None
     if dev is None:
         dev = f"nst{os.getpid()}t{next(_counter)}"
-    link = TapLink.open(dev, mtu=mtu, mac=mac)
+    link = TapLink.open(dev, mtu=mtu, mac=mac, offload=offload)
     try:
         ns.move_link(link.name)
         if v4 is not None:
