@@ -505,6 +505,9 @@ class Stack:
             if reason is not None:
                 eth._drop(reason, meta)
                 return
+            eth.rx_offloaded += 1
+            if meta.gso_type:
+                eth.rx_super += 1
             if meta.gso_type & ~offload.GSO_ECN == offload.GSO_UDP_L4:
                 for piece in offload.segment(frame, meta):
                     on_frame(memoryview(piece))

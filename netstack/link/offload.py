@@ -267,11 +267,13 @@ def segment(frame: bytes | bytearray | memoryview, meta: FrameMeta | None) -> li
     Raises:
         ValueError: the metadata does not fit the frame (see :func:`check`).
     """
-    if meta is None or (not meta.flags & NEEDS_CSUM and meta.gso_type == GSO_NONE):
+    if meta is None or (meta.flags == 0 and meta.gso_type == GSO_NONE):
         return [bytearray(frame)]
     reason = check(frame, meta)
     if reason is not None:
         raise ValueError(reason)
+    if not meta.flags & NEEDS_CSUM and meta.gso_type == GSO_NONE:
+        return [bytearray(frame)]  # DATA_VALID alone: nothing to do
     gso = meta.gso_type & ~GSO_ECN
     h = _headers(frame)
     assert not isinstance(h, str)  # check() parsed it

@@ -29,7 +29,7 @@ _TAGGED = (EtherType.VLAN, EtherType.QINQ, 0x9100)
 
 class EthernetLayer(Layer):
     name = "ethernet"
-    _COUNTERS = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes")
+    _COUNTERS = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "rx_offloaded", "rx_super")
 
     def __init__(self, mac: bytes, transmit: Transmit, ifindex: int = 0) -> None:
         super().__init__()
@@ -43,6 +43,9 @@ class EthernetLayer(Layer):
         #: ``offloads``); transports look here before building offloaded frames.
         self.offloads: Offloads = NO_OFFLOADS
         self.rx_packets = self.rx_bytes = self.tx_packets = self.tx_bytes = 0
+        #: Frames that came with offload metadata the stack honoured, and of those the
+        #: super-segments (GSO): counted by the driver that judges the metadata.
+        self.rx_offloaded = self.rx_super = 0
 
     def receive(self, frame: memoryview, now: float) -> None:
         n = len(frame)
