@@ -240,15 +240,24 @@ def tcp_stats(*stacks: Stack) -> dict[str, Any]:
     retransmits = 0
     drops: dict[str, int] = {}
     link_dropped = 0
+    #: Segments and frames each way, to show how many segments a super-segment carried.
+    frames = {"tx_segments": 0, "tx_super_segments": 0, "tx_frames": 0, "rx_segments": 0,
+              "rx_frames": 0, "rx_super": 0}  # fmt: skip
     for s in stacks:
         st = s.stats()
         retransmits += st["tcp"]["retransmits"]
+        frames["tx_segments"] += st["tcp"]["tx_segments"]
+        frames["tx_super_segments"] += st["tcp"].get("tx_super_segments", 0)
+        frames["rx_segments"] += st["tcp"]["rx_segments"]
+        frames["tx_frames"] += st["ethernet"]["tx_packets"]
+        frames["rx_frames"] += st["ethernet"]["rx_packets"]
+        frames["rx_super"] += st["ethernet"].get("rx_super", 0)
         for layer in ("ethernet", "ipv4", "tcp"):
             for reason, n in st[layer].get("drops", {}).items():
                 key = f"{layer}.{reason}"
                 drops[key] = drops.get(key, 0) + n
         link_dropped += st["link"].get("rx_dropped", 0) + st["link"].get("tx_dropped", 0)
-    return {"retransmits": retransmits, "drops": drops, "link_dropped": link_dropped}
+    return {"retransmits": retransmits, "drops": drops, "link_dropped": link_dropped, **frames}
 
 
 def stats_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -261,6 +270,11 @@ def stats_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]
         "retransmits": after["retransmits"] - before["retransmits"],
         "drops": drops,
         "link_dropped": after["link_dropped"] - before["link_dropped"],
+        **{
+            k: after[k] - before[k]
+            for k in after
+            if isinstance(after[k], int) and k not in ("retransmits", "link_dropped")
+        },  # fmt: skip
     }
 
 
@@ -287,10 +301,12 @@ async def netstack_memory(
     config: TcpConfig | None = None,
     nodelay: bool | None = None,
     family: str = "ipv4",
+    offload: bool = False,
 ) -> AsyncIterator[Endpoints]:
     """Two stacks on a memory cable: the client 198.18.0.1/24, the server 198.18.0.2/24
-    (with ``family="ipv6"``: fd00:198:18::1/64 and ::2/64, and the connections use those)."""
-    a_link, b_link = MemoryLink.pair(mtu=mtu)
+    (with ``family="ipv6"``: fd00:198:18::1/64 and ::2/64, and the connections use those);
+    ``offload``: the cable's virtual offload (super-segments cross it)."""
+    a_link, b_link = MemoryLink.pair(mtu=mtu, offload=offload)
     stack_config = StackConfig(tcp=config) if config is not None else None
     v6 = family == "ipv6"
     async with AsyncExitStack() as exits:
@@ -505,6 +521,15 @@ async def run_bulk_memory(emit: Emitter, settings: Settings) -> None:
         emit.emit_summary(
             "tcp_bulk_memory", IMPL_MEMORY, "Mbit/s", r.pop("summary"),
             mtu=mtu, nodelay=False, family="ipv6", **common, **r,
+        )  # fmt: skip
+    if True in settings.offload:
+        # The memory cable's virtual offload: TCP super-segments cross it whole.
+        log(f"tcp_bulk_memory netstack mtu 1500 offload on {emit.loop}")
+        async with netstack_memory(1500, offload=True) as ep:
+            r = await bulk_in_process(ep, seconds, repeats)
+        emit.emit_summary(
+            "tcp_bulk_memory", IMPL_MEMORY, "Mbit/s", r.pop("summary"),
+            mtu=1500, nodelay=False, offload=True, **common, **r,
         )  # fmt: skip
     log(f"tcp_bulk_memory kernel loopback on {emit.loop}")
     async with kernel_loopback() as ep:

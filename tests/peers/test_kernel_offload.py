@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import random
 import re
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -215,3 +216,41 @@ async def test_the_wire_carries_mtu_sized_frames_with_valid_checksums(tmp_path: 
     assert len(lengths) > 4 * MIB // 1500
     assert max(lengths) <= 1514, max(lengths)
     assert kernel.get("TcpInCsumErrors", 0) == 0
+
+
+UDP_GSO_SENDER = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_UDP, 103, 1000)  # UDP_SEGMENT: the kernel sends a UDP GSO train
+for i in range(20):
+    s.sendto(bytes([i]) * 3500, ("198.18.0.2", 9500))
+"""
+
+
+async def test_kernel_udp_segmentation_arrives_as_datagrams() -> None:
+    """With USO (Linux 6.2+), the kernel may hand the TAP one UDP super-datagram for a
+    ``UDP_SEGMENT`` send; netstack cuts it into the datagrams the sender meant."""
+    async with direct(True) as (stack, ns, link):
+        if not link.offloads.uso:
+            pytest.skip("this kernel's tun has no UDP segmentation offload")
+        got: list[bytes] = []
+        complete = asyncio.Event()
+
+        class Receiver(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+                got.append(data)
+                if len(got) == 80:
+                    complete.set()
+
+        transport, _ = await stack.create_datagram_endpoint(Receiver, local_addr=(NEAR, 9500))
+        try:
+            await output(ns, sys.executable, "-c", UDP_GSO_SENDER)
+            async with asyncio.timeout(10.0):
+                await complete.wait()
+        finally:
+            transport.close()
+        eth = stack.stats()["ethernet"]
+    # 3500 bytes in pieces of 1000: 1000, 1000, 1000, 500, twenty times.
+    assert [len(d) for d in got] == [1000, 1000, 1000, 500] * 20
+    assert got[::4] == [bytes([i]) * 1000 for i in range(20)]
+    assert eth["rx_super"] > 0, eth
