@@ -429,7 +429,7 @@ class TapLink(BaseLink):
         if self._vnet:
             self._set_rx_offloads(self._on_offload_frame is not None)
         loop = asyncio.get_running_loop()
-        loop.add_reader(self._fd, self._on_readable if not self._vnet else self._on_readable_vnet)
+        loop.add_reader(self._fd, self._on_readable)
         self._reader_loop = loop
 
     def _set_rx_offloads(self, on: bool) -> None:
@@ -455,32 +455,12 @@ class TapLink(BaseLink):
     def _on_readable(self) -> None:
         fd = self._fd
         deliver = self._deliver
-        buf = [self._rbuf]
-        view = self._rview
-        for _ in range(_READ_BATCH):
-            try:
-                n = os.readv(fd, buf)
-            except BlockingIOError:
-                return
-            except OSError as exc:
-                self._fail(exc)
-                return
-            if not n:
-                # tun never returns an empty frame from a live device; carrying on would
-                # spin the loop on a descriptor that stays readable.
-                self._fail(OSError(errno.ENODEV, "end of file on the TAP device"))
-                return
-            deliver(view[:n])
-            if self._reader_loop is None:  # the listener disconnected the link meanwhile
-                return
-
-    def _on_readable_vnet(self) -> None:
-        """As :meth:`_on_readable`, each frame behind its virtio_net_hdr."""
-        fd = self._fd
-        deliver = self._deliver
         deliver_offload = self._deliver_offload
         buf = [self._rbuf]
         view = self._rview
+        vnet = self._vnet
+        # With IFF_VNET_HDR, each frame comes behind its virtio_net_hdr.
+        skip = VNET_HDR_LEN if vnet else 0
         unpack = VNET_HDR.unpack_from
         for _ in range(_READ_BATCH):
             try:
@@ -490,19 +470,23 @@ class TapLink(BaseLink):
             except OSError as exc:
                 self._fail(exc)
                 return
-            if n <= VNET_HDR_LEN:
+            if n <= skip:
                 if not n:
+                    # tun never returns an empty frame from a live device; carrying on would
+                    # spin the loop on a descriptor that stays readable.
                     self._fail(OSError(errno.ENODEV, "end of file on the TAP device"))
                     return
                 self._stats.rx_dropped += 1  # a header without a frame
                 continue
-            flags, gso_type, hdr_len, gso_size, csum_start, csum_offset, _ = unpack(view)
-            frame = view[VNET_HDR_LEN:n]
-            if flags or gso_type:
-                deliver_offload(frame, FrameMeta(flags, gso_type, hdr_len, gso_size,
-                                                 csum_start, csum_offset))  # fmt: skip
+            if vnet:
+                flags, gso_type, hdr_len, gso_size, csum_start, csum_offset, _ = unpack(view)
+                if flags or gso_type:
+                    deliver_offload(view[skip:n], FrameMeta(flags, gso_type, hdr_len, gso_size,
+                                                            csum_start, csum_offset))  # fmt: skip
+                else:
+                    deliver(view[skip:n])
             else:
-                deliver(frame)
+                deliver(view[:n])
             if self._reader_loop is None:  # the listener disconnected the link meanwhile
                 return
 
