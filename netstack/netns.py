@@ -500,7 +500,12 @@ def have_net_admin() -> bool:
 
 
 def open_tap_behind_router(
-    router: Namespace, far: Namespace, *, loss_percent: int = 0, dev: str | None = None
+    router: Namespace,
+    far: Namespace,
+    *,
+    loss_percent: int = 0,
+    dev: str | None = None,
+    offload: bool | None = None,
 ) -> TapLink:
     """netstack on a TAP device whose kernel side is a router (namespace ``router``,
     198.18.0.1/24) that forwards to the kernel in ``far`` (198.18.1.2/24, over a veth pair
@@ -517,6 +522,7 @@ def open_tap_behind_router(
         far: the namespace of the far kernel end.
         loss_percent: 0 to 100.
         dev: the TAP device's name (derived from the pid when ``None``).
+        offload: the link's offloads, as :meth:`TapLink.open` takes them.
 
     Returns:
         The link (not yet listening).
@@ -527,7 +533,9 @@ def open_tap_behind_router(
     """
     if not 0 <= loss_percent <= 100:
         raise ValueError(f"loss_percent must be 0..100, not {loss_percent}")
-    link = open_tap_in_namespace(router, kernel_ipv4="198.18.0.1/24", kernel_ipv6=None, dev=dev)
+    link = open_tap_in_namespace(
+        router, kernel_ipv4="198.18.0.1/24", kernel_ipv6=None, dev=dev, offload=offload
+    )
     try:
         n = next(_counter)
         near, far_dev = f"nsr{os.getpid()}a{n}"[:15], f"nsr{os.getpid()}b{n}"[:15]
