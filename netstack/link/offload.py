@@ -66,6 +66,8 @@ GSO_ECN = 0x80
 VNET_HDR = struct.Struct("=BBHHHHH")
 
 _ETH = 14
+#: The most pieces a super-segment may be cut into: 64 KiB at TCP's smallest MSS (64).
+MAX_SEGMENTS = 1024
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")
 _IPV6 = struct.Struct("!IHBB16s16s")
 _TCP_SEQ = struct.Struct("!I")
@@ -208,10 +210,14 @@ def check(frame: memoryview | bytes | bytearray, meta: FrameMeta) -> str | None:
         if gso == GSO_UDP_L4 and headers.proto != _UDP:
             return "offload_gso_mismatch"
         if not meta.flags & NEEDS_CSUM:
-            # virtio 1.2 5.1.6.2.1: a GSO packet has its checksum left partial.
+            # Linux marks every GSO packet it hands a tun device NEEDS_CSUM (the pieces'
+            # checksums are computed when it is cut); without it there is nothing to trust.
             return "offload_gso_without_csum"
         if not 1 <= meta.gso_size <= 65535 - 40:
             return "offload_bad_gso_size"
+        if (headers.end - headers.l4 - headers.l4_len) // meta.gso_size > MAX_SEGMENTS:
+            # A tiny gso_size would make cutting the frame cost thousands of allocations.
+            return "offload_too_many_segments"
     return None
 
 

@@ -130,6 +130,7 @@ def test_sound_metadata_passes() -> None:
     [
         (tcp4(b"x" * 3000), tso4(0), "offload_bad_gso_size"),
         (tcp4(b"x" * 3000), tso4(70000), "offload_bad_gso_size"),
+        (tcp4(b"x" * 60000), tso4(8), "offload_too_many_segments"),
         (
             tcp4(b"x" * 3000),
             FrameMeta(NEEDS_CSUM, GSO_TCPV4, 54, 1000, 30, 16),
