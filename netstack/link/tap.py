@@ -355,7 +355,10 @@ class TapLink(BaseLink):
             self._enqueue(parts)
             return
         try:
-            os.writev(self._fd, parts)
+            if len(parts) == 1:
+                os.write(self._fd, parts[0])  # a plain frame: no iovec to build
+            else:
+                os.writev(self._fd, parts)
         except BlockingIOError:
             self._enqueue(parts)
             return
