@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import resource
 import signal
 import sys
@@ -85,6 +86,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="event loop (default: uvloop when installed, as netstack.run; "
         "NETSTACK_LOOP=asyncio forces asyncio); 'both' runs the loop-dependent part twice",
     )
+    parser.add_argument(
+        "--offload",
+        choices=("on", "off", "both"),
+        default="both",
+        help="TAP offloads (IFF_VNET_HDR, checksum, TSO) for tcp_bulk_tap: on, off, or both "
+        "one after the other (default)",
+    )
     return parser.parse_args(argv)
 
 
@@ -126,7 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     loops = list(LOOPS) if args.loop == "both" else [args.loop]
     for name in loops:
         loop_factory(name)  # fail early when uvloop is missing
-    settings = Settings.for_profile(args.quick)
+    settings = dataclasses.replace(
+        Settings.for_profile(args.quick),
+        offload={"on": (True,), "off": (False,), "both": (True, False)}[args.offload],
+    )
     signal.signal(signal.SIGTERM, _terminate)
 
     emit = Emitter()

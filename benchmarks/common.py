@@ -65,6 +65,8 @@ class Settings:
         tcp_idle: idle established connections opened for ``tcp_memory``.
         tcp_churn: connections opened and closed one batch after another for
             ``tcp_memory``'s RSS series.
+        offload: the TAP offload settings ``tcp_bulk_tap`` runs with (``--offload``): on
+            (IFF_VNET_HDR, checksum and TSO), off, or both one after the other.
     """
 
     quick: bool
@@ -81,6 +83,7 @@ class Settings:
     tcp_conn_seconds: float
     tcp_idle: int
     tcp_churn: int
+    offload: tuple[bool, ...] = (True, False)
 
     @classmethod
     def for_profile(cls, quick: bool) -> Settings:

@@ -389,6 +389,7 @@ def open_tap_in_namespace(
     dev: str | None = None,
     mtu: int | None = None,
     mac: MacAddress | None = None,
+    offload: bool | None = None,
 ) -> TapLink:
     """Create a TAP device whose kernel side lives in ``ns``, configured and up.
 
@@ -405,6 +406,8 @@ def open_tap_in_namespace(
         dev: the device name (15 characters at most); derived from the pid when ``None``.
         mtu: the device's MTU; the kernel's default (1500) when ``None``.
         mac: netstack's MAC address on the link; random when ``None``.
+        offload: the link's offloads, as :meth:`TapLink.open` takes them (``None``: on where
+            supported unless ``NETSTACK_OFFLOAD=0``).
 
     Returns:
         The link, not yet listening; disconnecting it deletes the device.
@@ -419,7 +422,7 @@ def open_tap_in_namespace(
     v6 = _check_safe(kernel_ipv6, SAFE_IPV6) if kernel_ipv6 is not None else None
     if dev is None:
         dev = f"nst{os.getpid()}t{next(_counter)}"
-    link = TapLink.open(dev, mtu=mtu, mac=mac)
+    link = TapLink.open(dev, mtu=mtu, mac=mac, offload=offload)
     try:
         ns.move_link(link.name)
         if v4 is not None:
@@ -497,7 +500,12 @@ def have_net_admin() -> bool:
 
 
 def open_tap_behind_router(
-    router: Namespace, far: Namespace, *, loss_percent: int = 0, dev: str | None = None
+    router: Namespace,
+    far: Namespace,
+    *,
+    loss_percent: int = 0,
+    dev: str | None = None,
+    offload: bool | None = None,
 ) -> TapLink:
     """netstack on a TAP device whose kernel side is a router (namespace ``router``,
     198.18.0.1/24) that forwards to the kernel in ``far`` (198.18.1.2/24, over a veth pair
@@ -514,6 +522,7 @@ def open_tap_behind_router(
         far: the namespace of the far kernel end.
         loss_percent: 0 to 100.
         dev: the TAP device's name (derived from the pid when ``None``).
+        offload: the link's offloads, as :meth:`TapLink.open` takes them.
 
     Returns:
         The link (not yet listening).
@@ -524,7 +533,9 @@ def open_tap_behind_router(
     """
     if not 0 <= loss_percent <= 100:
         raise ValueError(f"loss_percent must be 0..100, not {loss_percent}")
-    link = open_tap_in_namespace(router, kernel_ipv4="198.18.0.1/24", kernel_ipv6=None, dev=dev)
+    link = open_tap_in_namespace(
+        router, kernel_ipv4="198.18.0.1/24", kernel_ipv6=None, dev=dev, offload=offload
+    )
     try:
         n = next(_counter)
         near, far_dev = f"nsr{os.getpid()}a{n}"[:15], f"nsr{os.getpid()}b{n}"[:15]

@@ -64,7 +64,9 @@ from .drivers.timer import MachineTimer
 from .drivers.udp import DatagramTransport
 from .errors import AddressInUseError, ClosedError, LinkError
 from .interface import Interface, link_stats
+from .link import offload
 from .link.base import Link, QueuedTransmitter
+from .link.offload import NO_OFFLOADS, FrameMeta, offloads_of
 from .proto.arp.layer import ArpLayer
 from .proto.dhcp.client import DhcpClientConfig
 from .proto.ethernet.layer import EthernetLayer
@@ -167,6 +169,7 @@ class Stack:
         index = self._next_index = 1
         transmit, queued = self._transmitter(link)
         ethernet = EthernetLayer(link.mac, transmit, index)
+        ethernet.offloads = offloads_of(link)
         arp = ArpLayer(ethernet, self.config.arp)
         self.ipv4 = IPv4Layer(
             ethernet, arp, mtu=link.mtu, rng=self._rng, config=self.config.ipv4, ifindex=index
@@ -192,6 +195,8 @@ class Stack:
             self.ipv6.interface(index), self.ipv6, queued, close_link,
         )  # fmt: skip
         self._interfaces: list[Interface] = [first]
+        #: Forwarding or packet hooks on: offloads set aside (see _apply_offloads).
+        self._routing = False
         #: The layers every interface shares, in the order :meth:`stats` reports them
         #: (after the interfaces' Ethernet layers and ARP).
         #: Forwarding between the interfaces (off until :attr:`forwarding` is set) and the
@@ -410,7 +415,13 @@ class Stack:
 
     async def _listen(self, iface: Interface) -> None:
         try:
-            await iface.link.listen(self._frame_handler(iface.ethernet))
+            link = iface.link
+            on_frame = self._frame_handler(iface.ethernet)
+            if offloads_of(link):
+                on_offload = self._offload_frame_handler(iface.ethernet, on_frame)
+                await link.listen(on_frame, on_offload_frame=on_offload)  # type: ignore[call-arg]
+            else:
+                await link.listen(on_frame)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -495,6 +506,42 @@ class Stack:
                 loop.call_soon(self._rearm)
 
         return on_frame
+
+    def _offload_frame_handler(
+        self, eth: EthernetLayer, on_frame: Callable[[memoryview], None]
+    ) -> Callable[[memoryview, FrameMeta], None]:
+        """The callback for frames that come with offload metadata: bad metadata is a
+        counted drop (``offload_*`` in the Ethernet layer's drops), a trusted checksum is
+        not verified again, a TCP super-segment goes up whole (TCP takes segments larger
+        than the MSS), UDP super-datagrams are cut into their datagrams first."""
+        ip = self.ip
+
+        stack = self
+
+        def on_offload_frame(frame: memoryview, meta: FrameMeta) -> None:
+            reason = offload.check(frame, meta)
+            if reason is not None:
+                eth._drop(reason, meta)
+                return
+            eth.rx_offloaded += 1
+            if meta.gso_type:
+                eth.rx_super += 1
+            if stack._routing or meta.gso_type & ~offload.GSO_ECN == offload.GSO_UDP_L4:
+                # A router forwards, and its hooks rewrite, what the wire carries: the
+                # pieces, each with its checksum complete (verified again on the way up).
+                for piece in offload.segment(frame, meta):
+                    on_frame(memoryview(piece))
+                return
+            if not offload.csum_trusted(frame, meta):
+                on_frame(frame)
+                return
+            ip.csum_trusted = True
+            try:
+                on_frame(frame)
+            finally:
+                ip.csum_trusted = False
+
+        return on_offload_frame
 
     def _on_frame(self, frame: memoryview) -> None:
         """A frame as if from the first interface's link."""
@@ -665,6 +712,7 @@ class Stack:
         self._next_index = index
         transmit, queued = self._transmitter(link)
         ethernet = EthernetLayer(link.mac, transmit, index)
+        ethernet.offloads = NO_OFFLOADS if self._routing else offloads_of(link)
         arp = ArpLayer(ethernet, self.config.arp)
         ip4 = self.ipv4.add_interface(index, ethernet, arp, link.mtu)
         ip6 = self.ipv6.add_interface(index, ethernet, link.mtu, name.encode())
@@ -903,6 +951,7 @@ class Stack:
         self.ipv6.forward = fwd.forward6 if on else None
         # RFC 4861 4.4: a router's Neighbor Advertisements carry the Router flag.
         self.ipv6.is_router = on
+        self._apply_offloads()
 
     @property
     def send_redirects(self) -> bool:
@@ -926,6 +975,16 @@ class Stack:
         if hooks is not None and not callable(getattr(hooks, "run", None)):
             raise TypeError(f"{hooks!r} has no run(hook, datagram, ingress, egress, now)")
         self.forwarder.hooks = self.ipv4.hooks = self.ipv6.hooks = hooks
+        self._apply_offloads()
+
+    def _apply_offloads(self) -> None:
+        """Offloads serve a host's own traffic. A router (forwarding, or hooks that may
+        rewrite datagrams: NAT, the filter) takes and sends only what the wire carries:
+        super-segments cut and checksums completed in software on the way in, and none
+        built on the way out."""
+        self._routing = self.ipv4.forward is not None or self.forwarder.hooks is not None
+        for iface in self._interfaces:
+            iface.ethernet.offloads = NO_OFFLOADS if self._routing else offloads_of(iface.link)
 
     def advertise(
         self,

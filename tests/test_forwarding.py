@@ -43,9 +43,9 @@ class Net:
     links: list[MemoryLink] = field(default_factory=list)
 
 
-async def make_net(mtu2: int = 1500) -> Net:
-    a1, r1 = MemoryLink.pair()
-    r2, b2 = MemoryLink.pair(mtu=mtu2)
+async def make_net(mtu2: int = 1500, offload: bool = False) -> Net:
+    a1, r1 = MemoryLink.pair(offload=offload)
+    r2, b2 = MemoryLink.pair(mtu=mtu2, offload=offload)
     a = await Stack.open(a1, ipv4="198.18.1.2/24", gateway="198.18.1.1", ipv6="fd00:1::2/64",
                          config=FAST)  # fmt: skip
     r = await Stack.open(r1, ipv4="198.18.1.1/24", ipv6="fd00:1::1/64", config=FAST)
@@ -102,6 +102,32 @@ async def test_ping_and_tcp_through_the_router(net: Net, dst: str) -> None:
     writer.close()
     fwd = net.r.stats()["forward"]
     assert fwd["forwarded4" if "." in dst else "forwarded6"] > 10
+
+
+@pytest.mark.parametrize("dst", ["198.18.2.2", "fd00:2::2"])
+async def test_a_router_forwards_what_the_wire_carries_with_offloads(dst: str) -> None:
+    """Links with (virtual) offloads everywhere: the hosts exchange super-segments with partial
+    checksums, the router takes them as the wire's frames (cut, checksums complete) and sends
+    none, so nothing bigger than the MTU is forwarded or refused as too big."""
+    n = await make_net(offload=True)
+    try:
+        await echo_server(n.b)
+        reader, writer = await n.a.open_connection(dst, 7)
+        payload = bytes(range(256)) * 2000
+        writer.write(payload)
+        await writer.drain()
+        assert await asyncio.wait_for(reader.readexactly(len(payload)), 10) == payload
+        writer.close()
+        assert n.a.stats()["tcp"]["tx_super_segments"] > 0  # the hosts still offload
+        assert n.r.stats()["tcp"]["tx_super_segments"] == 0
+        fwd = n.r.stats()["forward"]
+        assert fwd["forwarded4" if "." in dst else "forwarded6"] > len(payload) // 1500
+        assert not any("too_big" in reason or "mtu" in reason for reason in fwd["drops"])
+        n.r.forwarding = False  # a host again: offloads back
+        assert n.r.interfaces[0].ethernet.offloads
+    finally:
+        for s in (n.a, n.r, n.b):
+            await s.close()
 
 
 async def test_a_host_does_not_forward(net: Net) -> None:

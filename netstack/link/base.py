@@ -24,11 +24,13 @@ from dataclasses import dataclass, fields
 from typing import Protocol, runtime_checkable
 
 from ..errors import LinkError
+from .offload import NEEDS_CSUM, NO_OFFLOADS, FrameMeta, Offloads, segment
 
 __all__ = [
     "BaseLink",
     "Buffer",
     "FrameCallback",
+    "OffloadFrameCallback",
     "Link",
     "LinkStats",
     "MacAddress",
@@ -40,6 +42,8 @@ log = logging.getLogger(__name__)
 
 Buffer = bytes | bytearray | memoryview
 FrameCallback = Callable[[memoryview], None]
+#: on_offload_frame(frame, meta): a frame with its offload metadata (see :mod:`.offload`).
+OffloadFrameCallback = Callable[[memoryview, FrameMeta], None]
 
 #: Destination, source and EtherType.
 ETHERNET_HEADER_LEN = 14
@@ -120,6 +124,15 @@ class Link(Protocol):
 
     ``mtu`` is the payload size of a frame, without the 14-byte Ethernet header. Errors are
     :class:`netstack.LinkError`; a link never fails silently.
+
+    Offloads are opt-in by capability: a link that can take or give more than whole,
+    checksummed, MTU-sized frames says so in an ``offloads`` attribute
+    (:class:`~netstack.link.offload.Offloads`), and only then is ``write``/``writev`` (and
+    ``transmit``) called with a second argument, ``meta``
+    (:class:`~netstack.link.offload.FrameMeta`: partial checksum, super-segment and its
+    ``gso_size``), and ``listen`` with ``on_offload_frame=``, a callback that takes
+    ``(frame, meta)`` for frames that come with metadata. A link without ``offloads`` is
+    never called either way.
     """
 
     mac: MacAddress
@@ -150,6 +163,8 @@ class BaseLink:
 
     mac: MacAddress
     mtu: int
+    #: What this link takes and gives beyond plain frames (none unless a subclass says so).
+    offloads: Offloads = NO_OFFLOADS
 
     def __init__(self, *, mac: MacAddress | None = None, mtu: int = 1500) -> None:
         if not 68 <= mtu <= 65535:
@@ -158,6 +173,7 @@ class BaseLink:
         self.mtu = mtu
         self._stats = LinkStats()
         self._on_frame: FrameCallback | None = None
+        self._on_offload_frame: OffloadFrameCallback | None = None
         self._closed = False
         self._listen_done: asyncio.Future[None] | None = None
 
@@ -166,8 +182,12 @@ class BaseLink:
     def max_frame_len(self) -> int:
         return self.mtu + ETHERNET_HEADER_LEN + _VLAN_TAG_LEN
 
-    def transmit(self, frame: bytes | bytearray) -> None:
+    def transmit(self, frame: bytes | bytearray, meta: FrameMeta | None = None) -> None:
         """Hand one whole frame to the link without waiting.
+
+        ``meta`` (only for a link whose ``offloads`` allow it) marks the frame's transport
+        checksum partial, or the frame a super-segment of up to 64 KiB to be cut into
+        ``meta.gso_size`` pieces (:mod:`netstack.link.offload`).
 
         The link takes ownership of ``frame``: the caller must not change it afterwards. This
         never blocks; a frame the link cannot queue is dropped and counted in ``tx_dropped``,
@@ -179,35 +199,48 @@ class BaseLink:
         """
         raise NotImplementedError
 
-    def _check_frame(self, length: int) -> None:
+    def _check_frame(self, length: int, meta: FrameMeta | None = None) -> None:
         if self._closed:
             raise LinkError(f"{self!r} is disconnected")
         if length < ETHERNET_HEADER_LEN:
             raise LinkError(f"a frame needs at least {ETHERNET_HEADER_LEN} bytes, got {length}")
+        if meta is not None:
+            if not self.offloads:
+                raise LinkError(f"{self!r} takes no offload metadata")
+            if meta.gso_type and length <= 65535 + ETHERNET_HEADER_LEN + _VLAN_TAG_LEN:
+                return  # a super-segment: the pieces are MTU-sized, not the frame
         if length > self.max_frame_len:
             raise LinkError(
                 f"frame of {length} bytes exceeds the link's MTU {self.mtu} (+ Ethernet header)"
             )
 
-    async def write(self, frame: Buffer) -> None:
-        self.transmit(bytes(frame))
+    async def write(self, frame: Buffer, meta: FrameMeta | None = None) -> None:
+        self.transmit(bytes(frame), meta)
 
-    async def writev(self, parts: Sequence[Buffer]) -> None:
-        self.transmit(b"".join(parts))
+    async def writev(self, parts: Sequence[Buffer], meta: FrameMeta | None = None) -> None:
+        self.transmit(b"".join(parts), meta)
 
     # -- receiving -------------------------------------------------------------------------
-    async def listen(self, on_frame: FrameCallback) -> None:
+    async def listen(
+        self, on_frame: FrameCallback, *, on_offload_frame: OffloadFrameCallback | None = None
+    ) -> None:
+        """Deliver frames until disconnected. ``on_offload_frame(frame, meta)`` gets the
+        frames that come with offload metadata; without it, such frames are cut and
+        completed in software first (:func:`netstack.link.offload.segment`), so a listener
+        that knows nothing of offloads sees only plain frames."""
         if self._closed:
             raise LinkError(f"{self!r} is disconnected")
         if self._on_frame is not None:
             raise LinkError(f"{self!r} already has a listener")
         self._on_frame = on_frame
+        self._on_offload_frame = on_offload_frame
         self._listen_done = asyncio.get_running_loop().create_future()
         self._start_listening()
         try:
             await self._listen_done
         finally:
             self._on_frame = None
+            self._on_offload_frame = None
             self._stop_listening()
 
     def _start_listening(self) -> None:
@@ -226,6 +259,30 @@ class BaseLink:
         self._stats.rx_bytes += len(frame)
         try:
             on_frame(memoryview(frame))
+        except Exception:  # a listener bug must not take the link down
+            log.exception("frame callback of %r raised", self)
+
+    def _deliver_offload(self, frame: bytes | bytearray | memoryview, meta: FrameMeta) -> None:
+        """Give one received frame with offload metadata to the listener: as it is when the
+        listener takes metadata, else as the plain frames the wire would have carried."""
+        on_offload = self._on_offload_frame
+        if on_offload is None or self._closed:
+            if not meta.flags & NEEDS_CSUM and not meta.gso_type:
+                self._deliver(frame)  # DATA_VALID alone: a hint the listener cannot take
+                return
+            try:
+                pieces = segment(frame, meta)
+            except ValueError as exc:
+                log.debug("%r dropped a frame with bad offload metadata: %s", self, exc)
+                self._stats.rx_dropped += 1
+                return
+            for piece in pieces:
+                self._deliver(piece)
+            return
+        self._stats.rx_packets += 1
+        self._stats.rx_bytes += len(frame)
+        try:
+            on_offload(memoryview(frame), meta)
         except Exception:  # a listener bug must not take the link down
             log.exception("frame callback of %r raised", self)
 
@@ -264,20 +321,22 @@ class QueuedTransmitter:
 
     def __init__(self, link: Link, *, limit: int = 1024) -> None:
         self._link = link
-        self._queue: collections.deque[bytes | bytearray] = collections.deque()
+        self._queue: collections.deque[tuple[bytes | bytearray, FrameMeta | None]] = (
+            collections.deque()
+        )
         self._limit = limit
         self._wakeup: asyncio.Event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
         self.error: BaseException | None = None
 
-    def transmit(self, frame: bytes | bytearray) -> None:
+    def transmit(self, frame: bytes | bytearray, meta: FrameMeta | None = None) -> None:
         if self.error is not None:
             raise LinkError(f"link write failed: {self.error}") from self.error
         if len(self._queue) >= self._limit:
             self.dropped += 1
             return
-        self._queue.append(frame)
+        self._queue.append((frame, meta))
         if self._task is None:
             # A context of its own, not that of the code whose frame happened to go first.
             self._task = asyncio.get_running_loop().create_task(
@@ -290,9 +349,12 @@ class QueuedTransmitter:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._queue:
-                frame = self._queue.popleft()
+                frame, meta = self._queue.popleft()
                 try:
-                    await self._link.write(frame)
+                    if meta is None:
+                        await self._link.write(frame)
+                    else:  # only for a link that advertised offloads
+                        await self._link.write(frame, meta)  # type: ignore[call-arg]
                 except Exception as exc:  # reported to the next transmit() call
                     log.warning("link write failed: %s", exc)
                     self.error = exc

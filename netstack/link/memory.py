@@ -19,10 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .base import BaseLink, MacAddress
+from .offload import FrameMeta, Offloads, segment
 
 __all__ = ["Impairment", "ImpairmentStats", "MemoryLink", "Switch"]
 
 Deliver = Callable[[bytes | bytearray], None]
+#: What crosses the cable: a frame, or a frame with its offload metadata.
+_Item = bytes | bytearray | tuple[bytes | bytearray, FrameMeta]
+#: The virtual offload of a memory link: partial checksums and TCP super-segments cross the
+#: cable as they are, like two virtio devices on one host.
+VIRTUAL_OFFLOADS = Offloads(csum=True, tso4=True, tso6=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +167,12 @@ class MemoryLink(BaseLink):
     """One end of an in-memory cable, or one port of a :class:`Switch`.
 
     Use :meth:`pair` for two hosts on one cable and :meth:`Switch.port` for more.
+
+    With ``offload=True`` the link advertises a virtual offload (:attr:`offloads`): a stack
+    hands it TCP super-segments of up to 64 KiB and leaves checksums partial, and a receiver
+    that takes offload metadata gets them as they are, so two stacks in one process exchange
+    super-segments. A receiver that does not, and any impairment, see the MTU-sized frames
+    with complete checksums that the wire would carry (cut in software).
     """
 
     def __init__(
@@ -170,10 +182,13 @@ class MemoryLink(BaseLink):
         mtu: int = 1500,
         impairment: Impairment | None = None,
         rx_limit: int = 4096,
+        offload: bool = False,
     ) -> None:
         super().__init__(mac=mac, mtu=mtu)
-        self._peer: Deliver | None = None
-        self._rx: collections.deque[bytes | bytearray] = collections.deque()
+        if offload:
+            self.offloads = VIRTUAL_OFFLOADS
+        self._peer: Callable[..., None] | None = None
+        self._rx: collections.deque[_Item] = collections.deque()
         self._rx_limit = rx_limit
         self._drain_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -186,12 +201,13 @@ class MemoryLink(BaseLink):
 
     @classmethod
     def pair(
-        cls, mtu: int = 1500, *, impairment: Impairment | None = None
+        cls, mtu: int = 1500, *, impairment: Impairment | None = None, offload: bool = False
     ) -> tuple[MemoryLink, MemoryLink]:
         """Two links joined by a cable. ``impairment`` applies to both directions, each with
-        its own random stream derived from the seed."""
-        a = cls(mtu=mtu)
-        b = cls(mtu=mtu)
+        its own random stream derived from the seed; ``offload`` gives both ends the virtual
+        offload (super-segments and partial checksums cross the cable)."""
+        a = cls(mtu=mtu, offload=offload)
+        b = cls(mtu=mtu, offload=offload)
         b._stream = "b"
         a._peer = b._receive
         b._peer = a._receive
@@ -225,17 +241,25 @@ class MemoryLink(BaseLink):
         return out
 
     # -- sending ---------------------------------------------------------------------------
-    def transmit(self, frame: bytes | bytearray) -> None:
-        self._check_frame(len(frame))
+    def transmit(self, frame: bytes | bytearray, meta: FrameMeta | None = None) -> None:
+        self._check_frame(len(frame), meta)
+        peer = self._peer
+        impairer = self._tx_impairer
+        if meta is not None and (impairer is not None or peer is None):
+            # An impairment acts on what the wire carries: the pieces, checksums complete.
+            for piece in segment(frame, meta):
+                self.transmit(piece)
+            return
         self._stats.tx_packets += 1
         self._stats.tx_bytes += len(frame)
-        peer = self._peer
         if peer is None:  # an unplugged cable
             self._stats.tx_dropped += 1
             return
-        impairer = self._tx_impairer
         if impairer is None:
-            peer(frame)
+            if meta is None:
+                peer(frame)
+            else:
+                peer(frame, meta)
         elif not self._impaired(impairer, frame, peer):
             self._stats.tx_dropped += 1
 
@@ -269,22 +293,34 @@ class MemoryLink(BaseLink):
             loop = self._loop = asyncio.get_running_loop()
         return loop
 
-    def _receive(self, frame: bytes | bytearray) -> None:
+    def _receive(self, frame: bytes | bytearray, meta: FrameMeta | None = None) -> None:
         """Entry point for frames arriving from the cable or the switch."""
         if self._closed or self._on_frame is None:
             self._stats.rx_dropped += 1
             return
         impairer = self._rx_impairer
+        if meta is not None:
+            if impairer is None:
+                self._enqueue((frame, meta))
+                return
+            try:
+                pieces = segment(frame, meta)
+            except ValueError:
+                self._stats.rx_dropped += 1
+                return
+            for piece in pieces:
+                self._receive(piece)
+            return
         if impairer is None:
             self._enqueue(frame)
         elif not self._impaired(impairer, frame, self._enqueue):
             self._stats.rx_dropped += 1
 
-    def _enqueue(self, frame: bytes | bytearray) -> None:
+    def _enqueue(self, item: _Item) -> None:
         if len(self._rx) >= self._rx_limit:
             self._stats.rx_dropped += 1
             return
-        self._rx.append(frame)
+        self._rx.append(item)
         if not self._drain_scheduled:
             self._drain_scheduled = True
             self._get_loop().call_soon(self._drain)
@@ -296,7 +332,11 @@ class MemoryLink(BaseLink):
         # Only the frames queued so far: frames that arrive meanwhile wait for the next turn
         # of the loop, so one busy link cannot starve the others.
         for _ in range(len(rx)):
-            deliver(memoryview(rx.popleft()).toreadonly())
+            item = rx.popleft()
+            if isinstance(item, tuple):
+                self._deliver_offload(memoryview(item[0]).toreadonly(), item[1])
+            else:
+                deliver(memoryview(item).toreadonly())
 
     def _stop_listening(self) -> None:
         self._rx.clear()
@@ -330,8 +370,11 @@ class Switch:
     on. Learned addresses age out after ``aging`` seconds.
     """
 
-    def __init__(self, *, mtu: int = 1500, aging: float = 300.0) -> None:
+    def __init__(self, *, mtu: int = 1500, aging: float = 300.0, offload: bool = False) -> None:
         self.mtu = mtu
+        #: Whether new ports get the memory link's virtual offload (super-segments cross
+        #: the switch whole to ports that take them).
+        self.offload = offload
         self.aging = aging
         self._ports: list[_Port] = []
         self._table: dict[bytes, tuple[_Port, float]] = {}
@@ -345,14 +388,20 @@ class Switch:
         mac: MacAddress | None = None,
         mtu: int | None = None,
         impairment: Impairment | None = None,
+        offload: bool | None = None,
     ) -> MemoryLink:
         """A new port, returned as the link a host plugs in. ``impairment`` applies to the
-        frames this host sends and to those it receives, each with its own random stream."""
-        link = MemoryLink(mac=mac, mtu=mtu if mtu is not None else self.mtu)
+        frames this host sends and to those it receives, each with its own random stream;
+        ``offload`` (the switch's setting when ``None``) the virtual offload."""
+        link = MemoryLink(
+            mac=mac,
+            mtu=mtu if mtu is not None else self.mtu,
+            offload=self.offload if offload is None else offload,
+        )
         link._impair_rx = True
         link._stream = f"port{len(self._ports)}"
         port = _Port(link, len(self._ports))
-        link._peer = lambda frame: self._forward(port, frame)
+        link._peer = lambda frame, meta=None: self._forward(port, frame, meta)
         self._ports.append(port)
         if impairment is not None:
             link.impairment = impairment
@@ -368,7 +417,9 @@ class Switch:
             loop = self._loop = asyncio.get_running_loop()
         return loop.time()
 
-    def _forward(self, ingress: _Port, frame: bytes | bytearray) -> None:
+    def _forward(
+        self, ingress: _Port, frame: bytes | bytearray, meta: FrameMeta | None = None
+    ) -> None:
         if len(frame) < 14:
             self.stats.filtered += 1
             return
@@ -388,9 +439,9 @@ class Switch:
                     self.stats.filtered += 1
                 else:
                     self.stats.forwarded += 1
-                    egress.link._receive(frame)
+                    egress.link._receive(frame, meta)
                 return
         self.stats.flooded += 1
         for port in self._ports:
             if port is not ingress:
-                port.link._receive(frame)
+                port.link._receive(frame, meta)

@@ -23,7 +23,10 @@ Formats:
 buffered file). :func:`read_pcap` reads either format, and raises :class:`ParseError` on a
 truncated or malformed file, with every length bounded before anything is read.
 :class:`PcapLink` wraps any :class:`~netstack.link.base.Link` and records every frame it sends
-and receives, like smoltcp's pcap middleware.
+and receives, like smoltcp's pcap middleware. Over a link with offloads it records what the
+wire carries: a super-segment is cut into its MTU-sized frames and a partial checksum is
+completed, in software, before it is written (the link itself still gets the frame and its
+metadata unchanged), so a capture always decodes with valid checksums.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ from types import TracebackType
 from typing import Any, BinaryIO, NamedTuple, Protocol, Self
 
 from ..errors import LinkError, ParseError
-from .base import Buffer, FrameCallback, Link, LinkStats, MacAddress
+from .base import Buffer, FrameCallback, Link, LinkStats, MacAddress, OffloadFrameCallback
+from .offload import FrameMeta, Offloads, offloads_of, segment
 
 __all__ = [
     "LINKTYPE_ETHERNET",
@@ -690,7 +694,7 @@ def _parse_interface(body: bytes, order: _Order) -> _Interface:
 # -- recording a link ------------------------------------------------------------------------
 
 
-def _sync_transmit(link: object) -> Callable[[bytes | bytearray], None] | None:
+def _sync_transmit(link: object) -> Callable[..., None] | None:
     transmit = getattr(link, "transmit", None)
     if not callable(transmit) or inspect.iscoroutinefunction(transmit):
         return None
@@ -783,44 +787,71 @@ class PcapLink:
     def mtu(self, value: int) -> None:
         self._link.mtu = value
 
-    def _record(self, frame: Buffer) -> None:
+    @property
+    def offloads(self) -> Offloads:
+        """The inner link's offloads (the capture records the frames the wire carries)."""
+        return offloads_of(self._link)
+
+    def _record(self, frame: Buffer, meta: FrameMeta | None = None) -> None:
         writer = self._writer
         if writer is None:
             return
         try:
-            writer.write(frame, time.time())
+            if meta is None:
+                writer.write(frame, time.time())
+                return
+            try:
+                pieces = segment(frame, meta)
+            except ValueError:
+                pieces = [bytearray(frame)]  # metadata the link will refuse: as it came
+            now = time.time()
+            for piece in pieces:
+                writer.write(piece, now)
         except OSError as exc:
             raise LinkError(f"recording to {self.path} failed: {exc}") from exc
 
-    async def write(self, frame: Buffer) -> None:
+    async def write(self, frame: Buffer, meta: FrameMeta | None = None) -> None:
         """Record one frame, then send it on the inner link.
 
         Args:
             frame: the whole Ethernet frame.
+            meta: its offload metadata (only for an inner link with offloads); the frames
+                the wire carries for it are recorded.
 
         Raises:
             LinkError: the inner link failed, or writing the capture failed.
         """
-        self._record(frame)
-        await self._link.write(frame)
+        self._record(frame, meta)
+        if meta is None:
+            await self._link.write(frame)
+        else:
+            await self._link.write(frame, meta)  # type: ignore[call-arg]
 
-    async def writev(self, parts: Sequence[Buffer]) -> None:
+    async def writev(self, parts: Sequence[Buffer], meta: FrameMeta | None = None) -> None:
         """Record the frame gathered from ``parts``, then send it on the inner link.
 
         Args:
             parts: pieces of ONE frame, in order.
+            meta: its offload metadata, as for :meth:`write`.
 
         Raises:
             LinkError: the inner link failed, or writing the capture failed.
         """
-        self._record(b"".join(parts))
-        await self._link.writev(parts)
+        self._record(b"".join(parts), meta)
+        if meta is None:
+            await self._link.writev(parts)
+        else:
+            await self._link.writev(parts, meta)  # type: ignore[call-arg]
 
-    async def listen(self, on_frame: FrameCallback) -> None:
+    async def listen(
+        self, on_frame: FrameCallback, *, on_offload_frame: OffloadFrameCallback | None = None
+    ) -> None:
         """Listen on the inner link, recording each frame before ``on_frame`` gets it.
 
         Args:
             on_frame: called with each received frame (a view valid only during the call).
+            on_offload_frame: called with frames that come with offload metadata (only
+                over an inner link with offloads); recorded as the wire's frames.
 
         Raises:
             LinkError: the inner link failed. A capture write failure is raised from the
@@ -834,7 +865,17 @@ class PcapLink:
             finally:
                 on_frame(frame)
 
-        await self._link.listen(recorded)
+        if on_offload_frame is None or not offloads_of(self._link):
+            await self._link.listen(recorded)
+            return
+
+        def recorded_offload(frame: memoryview, meta: FrameMeta) -> None:
+            try:
+                record(frame, meta)
+            finally:
+                on_offload_frame(frame, meta)
+
+        await self._link.listen(recorded, on_offload_frame=recorded_offload)  # type: ignore[call-arg]
 
     def stats(self) -> LinkStats:
         """The inner link's counters.
@@ -917,15 +958,20 @@ class _TransmittingPcapLink(PcapLink):
             raise TypeError(f"{link!r} has no synchronous transmit()")
         self._inner_transmit = transmit
 
-    def transmit(self, frame: bytes | bytearray) -> None:
+    def transmit(self, frame: bytes | bytearray, meta: FrameMeta | None = None) -> None:
         """Record one frame, then hand it to the inner link's ``transmit`` without waiting.
 
         Args:
             frame: the whole Ethernet frame; the inner link takes ownership of it.
+            meta: its offload metadata (only for an inner link with offloads); the frames
+                the wire carries for it are recorded.
 
         Raises:
             LinkError: the inner link refused the frame, or writing the capture failed.
         """
         if self._writer is not None:
-            self._record(frame)
-        self._inner_transmit(frame)
+            self._record(frame, meta)
+        if meta is None:
+            self._inner_transmit(frame)
+        else:
+            self._inner_transmit(frame, meta)

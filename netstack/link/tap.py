@@ -30,9 +30,11 @@ import logging
 import os
 import socket
 import struct
+from collections.abc import Sequence
 
 from ..errors import LinkError
-from .base import ETHERNET_HEADER_LEN, BaseLink, MacAddress
+from .base import ETHERNET_HEADER_LEN, BaseLink, Buffer, MacAddress
+from .offload import NO_OFFLOADS, VNET_HDR, FrameMeta, Offloads
 
 __all__ = ["TapLink"]
 
@@ -41,11 +43,11 @@ log = logging.getLogger(__name__)
 TUN_PATH = "/dev/net/tun"
 
 
-def _iow(kind: str, nr: int, size: int) -> int:
-    """``_IOW`` from ``asm-generic/ioctl.h`` (x86, arm, arm64, riscv, s390). Alpha, MIPS,
-    PowerPC and SPARC lay the direction bits out differently; netstack does not run there."""
-    write_dir = 1
-    return (write_dir << 30) | (size << 16) | (ord(kind) << 8) | nr
+def _iow(kind: str, nr: int, size: int, direction: int = 1) -> int:
+    """``_IOW`` from ``asm-generic/ioctl.h`` (x86, arm, arm64, riscv, s390); ``direction``
+    2 gives ``_IOR``. Alpha, MIPS, PowerPC and SPARC lay the direction bits out differently;
+    netstack does not run there."""
+    return (direction << 30) | (size << 16) | (ord(kind) << 8) | nr
 
 
 # From linux/if_tun.h: the ioctl that attaches the descriptor to a named interface
@@ -53,6 +55,22 @@ def _iow(kind: str, nr: int, size: int) -> int:
 TUNSETIFF = _iow("T", 202, 4)
 IFF_TAP = 0x0002  # Ethernet frames (IFF_TUN would be bare IP packets)
 IFF_NO_PI = 0x1000  # no 4-byte flags/protocol prefix before each frame
+IFF_VNET_HDR = 0x4000  # a struct virtio_net_hdr before each frame: offload metadata
+TUNGETFEATURES = _iow("T", 207, 4, direction=2)
+TUNSETOFFLOAD = _iow("T", 208, 4)
+TUNSETVNETHDRSZ = _iow("T", 216, 4)
+# TUNSETOFFLOAD takes its flags as the argument itself (not a pointer): what the kernel may
+# hand this device (and so netstack) unfinished.
+TUN_F_CSUM = 0x01  # partial checksums (required by all the others)
+TUN_F_TSO4 = 0x02
+TUN_F_TSO6 = 0x04
+TUN_F_USO4 = 0x20  # UDP segmentation offload, Linux 6.2 and later
+TUN_F_USO6 = 0x40
+#: The header netstack asks for (virtio_net_hdr_v1: the legacy 10 bytes and num_buffers).
+VNET_HDR_LEN = VNET_HDR.size
+#: ``NETSTACK_OFFLOAD=0`` in the environment turns offloads off for links opened with the
+#: default (a whole test or benchmark run without them).
+OFFLOAD_ENV = "NETSTACK_OFFLOAD"
 
 # From linux/sockios.h: read and set an interface's MTU through any socket.
 SIOCGIFMTU = 0x8921
@@ -65,10 +83,12 @@ IFNAMSIZ = 16
 # on 64-bit); the kernel copies all 40 bytes, so the buffer must be that long.
 _IFREQ_FLAGS = struct.Struct("16sH22x")
 _IFREQ_INT = struct.Struct("16si20x")
+_UINT = struct.Struct("I")
+_INT = struct.Struct("i")
 
 # Enough for the largest frame an interface can send (MTU 65535, Ethernet header, one VLAN
 # tag): the kernel truncates a frame that does not fit the read buffer without saying so.
-_READ_SIZE = 65535 + ETHERNET_HEADER_LEN + 4
+_READ_SIZE = 65535 + ETHERNET_HEADER_LEN + 4 + VNET_HDR_LEN
 #: Frames read per wake-up, so one busy device cannot starve the rest of the loop.
 _READ_BATCH = 64
 #: Frames that may wait for the kernel to take them, like a NIC's transmit ring.
@@ -122,6 +142,28 @@ def _interface_mtu(name: bytes, new_mtu: int | None) -> int:
     return mtu
 
 
+def _features(fd: int) -> int:
+    """TUNGETFEATURES: the IFF_* flags this kernel's tun driver supports."""
+    try:
+        result = fcntl.ioctl(fd, TUNGETFEATURES, _UINT.pack(0))
+    except OSError:
+        return 0
+    features: int = _UINT.unpack(result)[0]
+    return features
+
+
+def _has_uso(fd: int) -> bool:
+    """Whether the kernel knows TUN_F_USO4/6 (it refuses unknown flags with EINVAL)."""
+    try:
+        fcntl.ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_USO4 | TUN_F_USO6)
+    except OSError:
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.ioctl(fd, TUNSETOFFLOAD, 0)
+    return True
+
+
 class TapLink(BaseLink):
     """One end of a Linux TAP interface; the kernel's network stack is at the other end.
 
@@ -131,7 +173,15 @@ class TapLink(BaseLink):
 
     name: str
 
-    def __init__(self, fd: int, name: str, *, mac: MacAddress | None = None, mtu: int) -> None:
+    def __init__(
+        self,
+        fd: int,
+        name: str,
+        *,
+        mac: MacAddress | None = None,
+        mtu: int,
+        offloads: Offloads = NO_OFFLOADS,
+    ) -> None:
         """Wrap an already configured TAP descriptor; most code wants :meth:`open`.
 
         Args:
@@ -140,20 +190,37 @@ class TapLink(BaseLink):
             name: the interface's name.
             mac: netstack's MAC address on the link; random when ``None``.
             mtu: the interface's MTU.
+            offloads: what the descriptor was opened for: anything but none means it has
+                ``IFF_VNET_HDR`` with a 12-byte header (:data:`VNET_HDR_LEN`).
 
         Raises:
             ValueError: ``mtu`` out of range.
         """
         super().__init__(mac=mac, mtu=mtu)
+        self.offloads = offloads
+        self._vnet = bool(offloads)
+        #: The header of a plain frame: no flags, no GSO.
+        self._plain_hdr = VNET_HDR.pack(0, 0, 0, 0, 0, 0, 0)
+        # One buffer for every read: a frame is handed on as a view of it, valid during
+        # the listener's call (the Link contract), so reading costs no allocation.
+        self._rbuf = bytearray(_READ_SIZE)
+        self._rview = memoryview(self._rbuf)
         self._fd = fd
         self.name = name
-        self._tx_queue: collections.deque[bytes | bytearray] = collections.deque()
+        self._tx_queue: collections.deque[tuple[Buffer, ...]] = collections.deque()
         self._reader_loop: asyncio.AbstractEventLoop | None = None
         self._writer_loop: asyncio.AbstractEventLoop | None = None
         self._error: LinkError | None = None
 
     @classmethod
-    def open(cls, name: str, *, mac: MacAddress | None = None, mtu: int | None = None) -> TapLink:
+    def open(
+        cls,
+        name: str,
+        *,
+        mac: MacAddress | None = None,
+        mtu: int | None = None,
+        offload: bool | None = None,
+    ) -> TapLink:
         """Create (or attach to) the TAP interface ``name`` and return a link on it.
 
         The interface is created in the calling process's network namespace, down and without
@@ -166,6 +233,11 @@ class TapLink(BaseLink):
             mac: netstack's MAC address on the link; a random locally administered one when
                 ``None``. The kernel's side keeps its own address.
             mtu: set the interface's MTU to this; when ``None``, use the interface's MTU.
+            offload: ``IFF_VNET_HDR`` with checksum, TSO (IPv4 and IPv6) and, where the kernel
+                has it, USO offloads (:attr:`offloads`): TCP super-segments of up to 64 KiB
+                both ways, checksums left to whoever verifies or completes them. ``None``
+                (the default) turns them on where the kernel supports them, unless the
+                environment says ``NETSTACK_OFFLOAD=0``; ``False`` keeps plain frames.
 
         Returns:
             The link, not yet listening.
@@ -183,12 +255,28 @@ class TapLink(BaseLink):
         except OSError as exc:
             raise _open_error(exc, f"cannot open {TUN_PATH}") from exc
         try:
+            if offload is None:
+                offload = os.environ.get(OFFLOAD_ENV, "1").strip().lower() not in (
+                    "0", "no", "off", "false",
+                )  # fmt: skip
+            flags = IFF_TAP | IFF_NO_PI
+            if offload and _features(fd) & IFF_VNET_HDR:
+                flags |= IFF_VNET_HDR
             try:
-                result = fcntl.ioctl(
-                    fd, TUNSETIFF, _IFREQ_FLAGS.pack(raw_name, IFF_TAP | IFF_NO_PI)
-                )
+                result = fcntl.ioctl(fd, TUNSETIFF, _IFREQ_FLAGS.pack(raw_name, flags))
             except OSError as exc:
                 raise _open_error(exc, f"cannot create TAP device {name!r}") from exc
+            offloads = NO_OFFLOADS
+            if flags & IFF_VNET_HDR:
+                try:
+                    fcntl.ioctl(fd, TUNSETVNETHDRSZ, _INT.pack(VNET_HDR_LEN))
+                    # Nothing unfinished comes our way until a listener takes metadata.
+                    fcntl.ioctl(fd, TUNSETOFFLOAD, 0)
+                except OSError as exc:
+                    raise LinkError(
+                        exc.errno or errno.EIO, f"cannot set up offloads: {exc}"
+                    ) from exc
+                offloads = Offloads(csum=True, tso4=True, tso6=True, uso=_has_uso(fd))
             actual = _IFREQ_FLAGS.unpack(result)[0].split(b"\0", 1)[0].decode("ascii")
             # O_NONBLOCK at open() already covers this; set it again in case the driver or a
             # wrapper ignored it, because a blocking read would stall the whole event loop.
@@ -202,7 +290,7 @@ class TapLink(BaseLink):
                     else f"read {actual!r} MTU"
                 )
                 raise LinkError(exc.errno or errno.EIO, f"cannot {action}: {exc}") from exc
-            return cls(fd, actual, mac=mac, mtu=device_mtu)
+            return cls(fd, actual, mac=mac, mtu=device_mtu, offloads=offloads)
         except BaseException:
             os.close(fd)
             raise
@@ -221,38 +309,67 @@ class TapLink(BaseLink):
         return self._fd
 
     # -- sending ---------------------------------------------------------------------------
-    def transmit(self, frame: bytes | bytearray) -> None:
+    def transmit(self, frame: bytes | bytearray, meta: FrameMeta | None = None) -> None:
         """Write one frame to the device without waiting (see :meth:`BaseLink.transmit`).
+
+        With offloads, ``meta`` may leave the transport checksum to the kernel
+        (``NEEDS_CSUM``) and make the frame a super-segment the kernel cuts into
+        ``meta.gso_size`` pieces (``GSO_TCPV4``/``GSO_TCPV6``), as a NIC with TSO does.
 
         A frame the kernel cannot take right now waits in a queue of up to 1024 frames; beyond
         that, and while the interface is down (the kernel answers ``EIO``), frames are dropped
         and counted in ``tx_dropped``.
 
         Raises:
-            LinkError: the link is disconnected, the frame's size is wrong, or the device
-                has gone (for example its namespace was deleted).
+            LinkError: the link is disconnected, the frame's size is wrong, metadata was given
+                to a link without offloads, or the device has gone (for example its
+                namespace was deleted).
         """
-        self._check_frame(len(frame))
+        self._check_frame(len(frame), meta)
+        self._send((self._header(meta), frame) if self._vnet else (frame,), len(frame))
+
+    async def writev(self, parts: Sequence[Buffer], meta: FrameMeta | None = None) -> None:
+        """Send ONE frame gathered from ``parts`` with one ``writev`` system call: the
+        pieces (headers, payload views) are never joined in Python (``Mirage_net.writev``).
+
+        Raises:
+            LinkError: as :meth:`transmit`.
+        """
+        length = sum(len(p) for p in parts)
+        self._check_frame(length, meta)
+        if self._vnet:
+            self._send((self._header(meta), *parts), length)
+        else:
+            self._send(tuple(parts), length)
+
+    def _header(self, meta: FrameMeta | None) -> bytes:
+        if meta is None:
+            return self._plain_hdr
+        return VNET_HDR.pack(*meta, 0)
+
+    def _send(self, parts: tuple[Buffer, ...], length: int) -> None:
         if self._error is not None:
             raise self._error
-        queue = self._tx_queue
-        if queue:
+        if self._tx_queue:
             # Frames already waiting go first, or the kernel would see them out of order.
-            self._enqueue(frame)
+            self._enqueue(parts)
             return
         try:
-            os.write(self._fd, frame)
+            if len(parts) == 1:
+                os.write(self._fd, parts[0])  # a plain frame: no iovec to build
+            else:
+                os.writev(self._fd, parts)
         except BlockingIOError:
-            self._enqueue(frame)
+            self._enqueue(parts)
             return
         except OSError as exc:
             self._write_failed(exc)
             return
         # A tun write takes the whole frame or nothing, so there is no partial write.
         self._stats.tx_packets += 1
-        self._stats.tx_bytes += len(frame)
+        self._stats.tx_bytes += length
 
-    def _enqueue(self, frame: bytes | bytearray) -> None:
+    def _enqueue(self, parts: tuple[Buffer, ...]) -> None:
         if len(self._tx_queue) >= _TX_QUEUE_LIMIT:
             self._stats.tx_dropped += 1
             return
@@ -264,7 +381,8 @@ class TapLink(BaseLink):
                 return
             loop.add_writer(self._fd, self._flush)
             self._writer_loop = loop
-        self._tx_queue.append(frame)
+        # Views may point into buffers their owner reuses: a frame that waits owns its bytes.
+        self._tx_queue.append(tuple(p if isinstance(p, bytes) else bytes(p) for p in parts))
 
     def _flush(self) -> None:
         """Writer callback: send queued frames in order until the kernel pushes back again."""
@@ -272,9 +390,9 @@ class TapLink(BaseLink):
         fd = self._fd
         stats = self._stats
         while queue:
-            frame = queue[0]
+            parts = queue[0]
             try:
-                os.write(fd, frame)
+                os.writev(fd, parts)
             except BlockingIOError:
                 return
             except OSError as exc:
@@ -286,7 +404,7 @@ class TapLink(BaseLink):
                 continue
             queue.popleft()
             stats.tx_packets += 1
-            stats.tx_bytes += len(frame)
+            stats.tx_bytes += sum(len(p) for p in parts) - (VNET_HDR_LEN if self._vnet else 0)
         self._remove_writer()
 
     def _write_failed(self, exc: OSError) -> None:
@@ -311,9 +429,25 @@ class TapLink(BaseLink):
             if self._listen_done is not None:
                 self._listen_done.set_exception(self._error)
             return
+        if self._vnet:
+            self._set_rx_offloads(self._on_offload_frame is not None)
         loop = asyncio.get_running_loop()
         loop.add_reader(self._fd, self._on_readable)
         self._reader_loop = loop
+
+    def _set_rx_offloads(self, on: bool) -> None:
+        """What the kernel may hand over unfinished: everything the link advertises while a
+        listener takes metadata, else nothing (the kernel then completes checksums and
+        segments before the frame reaches the descriptor)."""
+        flags = 0
+        if on:
+            flags = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6
+            if self.offloads.uso:
+                flags |= TUN_F_USO4 | TUN_F_USO6
+        try:
+            fcntl.ioctl(self._fd, TUNSETOFFLOAD, flags)
+        except OSError as exc:
+            log.warning("%r: cannot set receive offloads: %s", self, exc)
 
     def _stop_listening(self) -> None:
         loop = self._reader_loop
@@ -324,20 +458,38 @@ class TapLink(BaseLink):
     def _on_readable(self) -> None:
         fd = self._fd
         deliver = self._deliver
+        deliver_offload = self._deliver_offload
+        buf = [self._rbuf]
+        view = self._rview
+        vnet = self._vnet
+        # With IFF_VNET_HDR, each frame comes behind its virtio_net_hdr.
+        skip = VNET_HDR_LEN if vnet else 0
+        unpack = VNET_HDR.unpack_from
         for _ in range(_READ_BATCH):
             try:
-                frame = os.read(fd, _READ_SIZE)
+                n = os.readv(fd, buf)
             except BlockingIOError:
                 return
             except OSError as exc:
                 self._fail(exc)
                 return
-            if not frame:
-                # tun never returns an empty frame from a live device; carrying on would
-                # spin the loop on a descriptor that stays readable.
-                self._fail(OSError(errno.ENODEV, "end of file on the TAP device"))
-                return
-            deliver(frame)
+            if n <= skip:
+                if not n:
+                    # tun never returns an empty frame from a live device; carrying on would
+                    # spin the loop on a descriptor that stays readable.
+                    self._fail(OSError(errno.ENODEV, "end of file on the TAP device"))
+                    return
+                self._stats.rx_dropped += 1  # a header without a frame
+                continue
+            if vnet:
+                flags, gso_type, hdr_len, gso_size, csum_start, csum_offset, _ = unpack(view)
+                if flags or gso_type:
+                    deliver_offload(view[skip:n], FrameMeta(flags, gso_type, hdr_len, gso_size,
+                                                            csum_start, csum_offset))  # fmt: skip
+                else:
+                    deliver(view[skip:n])
+            else:
+                deliver(view[:n])
             if self._reader_loop is None:  # the listener disconnected the link meanwhile
                 return
 

@@ -13,6 +13,7 @@ import struct
 from collections.abc import Callable
 
 from ...errors import ParseError
+from ...link.offload import NO_OFFLOADS, OffloadFrame, Offloads
 from ..layer import Layer
 from .wire import ETHERNET_HEADER_LEN, MIN_ETHERTYPE, EtherType, parse
 
@@ -20,7 +21,7 @@ __all__ = ["EthernetLayer", "Handler"]
 
 #: handler(payload, source MAC, sent to a group address, now, the interface's index)
 Handler = Callable[[memoryview, bytes, bool, float, int], None]
-Transmit = Callable[[bytearray], None]
+Transmit = Callable[..., None]
 
 _HEADER = struct.Struct("!6s6sH")
 _TAGGED = (EtherType.VLAN, EtherType.QINQ, 0x9100)
@@ -28,7 +29,7 @@ _TAGGED = (EtherType.VLAN, EtherType.QINQ, 0x9100)
 
 class EthernetLayer(Layer):
     name = "ethernet"
-    _COUNTERS = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes")
+    _COUNTERS = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "rx_offloaded", "rx_super")
 
     def __init__(self, mac: bytes, transmit: Transmit, ifindex: int = 0) -> None:
         super().__init__()
@@ -38,7 +39,13 @@ class EthernetLayer(Layer):
         #: network layers tell their upper layers where a packet came in).
         self.ifindex = ifindex
         self.handlers: dict[int, Handler] = {}
+        #: What the link takes beyond plain frames (set by the stack from the link's own
+        #: ``offloads``); transports look here before building offloaded frames.
+        self.offloads: Offloads = NO_OFFLOADS
         self.rx_packets = self.rx_bytes = self.tx_packets = self.tx_bytes = 0
+        #: Frames that came with offload metadata the stack honoured, and of those the
+        #: super-segments (GSO): counted by the driver that judges the metadata.
+        self.rx_offloaded = self.rx_super = 0
 
     def receive(self, frame: memoryview, now: float) -> None:
         n = len(frame)
@@ -80,4 +87,7 @@ class EthernetLayer(Layer):
         _HEADER.pack_into(frame, 0, dst, self.mac, ethertype)
         self.tx_packets += 1
         self.tx_bytes += len(frame)
-        self.transmit(frame)
+        if frame.__class__ is OffloadFrame:
+            self.transmit(frame, frame.meta)
+        else:
+            self.transmit(frame)

@@ -62,6 +62,10 @@ class DualIP:
         #: where a transport treats that apart (else its error handler hears of it).
         self.error_handlers: dict[int, ErrorHandler] = {}
         self.unresolved_handlers: dict[int, ErrorHandler] = {}
+        #: Set by the driver while it hands up one frame whose link vouched for the
+        #: transport checksum (offload metadata: verified, or partial and never on a wire);
+        #: TCP and UDP then skip verifying it. False for every other frame.
+        self.csum_trusted = False
 
     # -- addresses and routes --------------------------------------------------------------
     def route(self, dst: bytes, src: bytes | None = None, scope: int = 0) -> Route:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from ...errors import MessageTooLargeError, NoRouteError, ParseError
+from ...link.offload import OffloadFrame
 from ..arp.layer import ArpLayer
 from ..ethernet.layer import EthernetLayer
 from ..ethernet.wire import ETHERNET_HEADER_LEN, EtherType
@@ -526,7 +527,8 @@ class IPv4Layer(Layer):
         if self.hooks is not None:
             self._output_hooked(self.hooks, frame, route, iface, proto, now, ttl, df, tos)
             return
-        if total <= iface.mtu or route.local:
+        # A super-segment (TSO) exceeds the MTU; the link cuts it into MTU-sized pieces.
+        if total <= iface.mtu or route.local or frame.__class__ is OffloadFrame:
             if df and not tos:
                 # RFC 6864 4.1: an atomic datagram's Identification may be anything; 0 needs
                 # no per-destination counter. The checksum is folded from a per-route sum.

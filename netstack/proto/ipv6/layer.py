@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from ...errors import MessageTooLargeError, NoRouteError, ParseError
+from ...link.offload import OffloadFrame
 from ..ethernet.layer import EthernetLayer
 from ..ethernet.wire import ETHERNET_HEADER_LEN, EtherType
 from ..icmpv6.wire import Icmp6Header, Icmp6Type
@@ -720,7 +721,12 @@ class IPv6Layer(Layer):
             if hooked is None:
                 return
             route, iface = hooked
-        if route.local or plen + IPV6_HEADER_LEN <= self.path_mtu(route.dst, now, iface):
+        # A super-segment (TSO) exceeds the MTU; the link cuts it into MTU-sized pieces.
+        if (
+            route.local
+            or plen + IPV6_HEADER_LEN <= self.path_mtu(route.dst, now, iface)
+            or frame.__class__ is OffloadFrame
+        ):
             _HEADER.pack_into(
                 frame, ETHERNET_HEADER_LEN, 0x60000000 | (tclass << 20), plen, proto, hop_limit,
                 route.src, route.dst,

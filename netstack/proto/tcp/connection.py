@@ -1540,7 +1540,11 @@ class TcpConnection:
             return
         if seq == self.rcv_nxt:
             self._deliver(payload)
-            self._unacked_segments += 1
+            n = len(payload)
+            # A super-segment (from a link with receive offloads) is that many segments of
+            # the sender's: RFC 9293 3.8.6.3's "every second full-sized segment" counts them,
+            # as Linux counts received bytes against its MSS estimate.
+            self._unacked_segments += 1 if n <= self.mss_local else n // self.mss_local
             if self._reasm.segments:
                 self._drain_ooo(now)
                 self._ack_now = True  # RFC 5681 4.2: ACK at once when a hole fills

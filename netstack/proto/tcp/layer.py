@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ...errors import AddressInUseError, ParseError
+from ...link.offload import GSO_TCPV4, GSO_TCPV6, NEEDS_CSUM, FrameMeta, OffloadFrame
 from ..checksum import pseudo_header_sum
 from ..icmp.ratelimit import TokenBucket
 from ..ip.dual import ANY4, ANY6, WILDCARD, DualIP, Route
@@ -63,6 +64,7 @@ __all__ = ["Listener", "TcpLayer", "TcpLimits"]
 ANY = ANY4
 EPHEMERAL = range(49152, 65536)
 FIN, SYN, RST, ACK = int(Flags.FIN), int(Flags.SYN), int(Flags.RST), int(Flags.ACK)
+PSH = int(Flags.PSH)
 
 Key = tuple[bytes, int, bytes, int]
 _HEADER = struct.Struct("!HHIIHHHH")
@@ -104,6 +106,7 @@ class TcpLayer(Layer):
     _COUNTERS = (
         "rx_segments",
         "tx_segments",
+        "tx_super_segments",
         "active_opens",
         "passive_opens",
         "resets_sent",
@@ -146,6 +149,9 @@ class TcpLayer(Layer):
         self._tiebreak = itertools.count()
         self._challenges = TokenBucket(self.limits.challenge_acks_per_second, 100)
         self.rx_segments = self.tx_segments = self.active_opens = self.passive_opens = 0
+        #: Super-segments handed to a link with TSO (each counted in tx_segments as the
+        #: segments it carries).
+        self.tx_super_segments = 0
         self.resets_sent = self.retransmits = self.challenge_acks = 0
         self.syn_cookies_sent = self.syn_cookies_accepted = 0
         self.timeouts = self.fast_recoveries = self.loss_probes = self.undos = 0
@@ -293,12 +299,13 @@ class TcpLayer(Layer):
             self._drop("bad_data_offset" if hl < TCP_HEADER_LEN else "truncated", hl)
             return
         src, dst = header.src, header.dst
-        total = int.from_bytes(data, "big")
-        if n & 1:
-            total <<= 8
-        if (total + pseudo_header_sum(src, dst, 6, n)) % 0xFFFF:
-            self._drop("bad_checksum")
-            return
+        if not self.ip.csum_trusted:
+            total = int.from_bytes(data, "big")
+            if n & 1:
+                total <<= 8
+            if (total + pseudo_header_sum(src, dst, 6, n)) % 0xFFFF:
+                self._drop("bad_checksum")
+                return
         flags = off_flags & 0x0FFF
         if hl > TCP_HEADER_LEN:
             try:
@@ -532,10 +539,22 @@ class TcpLayer(Layer):
             route = conn.route
             if route is not None:
                 lport, rport = conn.local[1], conn.remote[1]
+                iface = route.iface
+                offloads = iface.eth.offloads if iface is not None and not route.local else None
+                if (
+                    offloads
+                    and len(segments) > 1
+                    and (offloads.tso4 if len(route.dst) == 4 else offloads.tso6)
+                ):
+                    self._send_super(route, lport, rport, segments, now)
+                    return self._note_deferred(conn)
                 for seg in segments:
                     if seg.flags & RST:
                         self.resets_sent += 1
                     self._transmit(route, lport, rport, seg, now)
+        self._note_deferred(conn)
+
+    def _note_deferred(self, conn: TcpConnection) -> None:
         if conn.ack_deferred:
             self._deferred[conn] = None
 
@@ -595,37 +614,117 @@ class TcpLayer(Layer):
         if self.on_event is not None:
             self.on_event(conn, event)
 
-    def _transmit(self, route: Route, sport: int, dport: int, seg: Segment, now: float) -> None:
+    def _send_super(
+        self, route: Route, sport: int, dport: int, segments: list[Segment], now: float
+    ) -> None:
+        """TSO: runs of full-sized segments that differ only in their sequence numbers (the
+        same ACK, window and options; PSH only on the last) go out as one super-segment of
+        up to 64 KiB with ``gso_size`` = their length, for the link (the kernel, or a memory
+        link's peer) to cut back into the same segments. The connection still made, and
+        keeps account of, every segment: congestion control, the RACK/SACK scoreboard and
+        retransmissions work per MSS as without offloads (a loss resends one MSS, not the
+        super-segment)."""
+        i = 0
+        n = len(segments)
+        iface = route.iface
+        headers = iface.headroom - 14 + TCP_HEADER_LEN if iface is not None else 60
+        transmit = self._transmit
+        while i < n:
+            first = segments[i]
+            size = len(first.payload)
+            j = i + 1
+            if size and first.flags == ACK:
+                budget = 65535 - headers - len(first.options) - size
+                seq, ack, window, options = first.seq, first.ack, first.window, first.options
+                while j < n and budget >= size:
+                    seg = segments[j]
+                    m = len(seg.payload)
+                    if (
+                        not 0 < m <= size
+                        or seg.seq != (seq + size * (j - i)) & 0xFFFFFFFF
+                        or seg.flags & ~PSH != ACK
+                        or seg.ack != ack
+                        or seg.window != window
+                        or seg.options != options
+                    ):
+                        break
+                    budget -= m
+                    j += 1
+                    if m < size or seg.flags & PSH:
+                        break  # a short or pushed segment ends the run, as it ends a write
+            if j - i > 1:
+                self._transmit(route, sport, dport, first, now, segments[i:j])
+            else:
+                if first.flags & RST:
+                    self.resets_sent += 1
+                transmit(route, sport, dport, first, now)
+            i = j
+
+    def _transmit(
+        self, route: Route, sport: int, dport: int, seg: Segment, now: float,
+        run: list[Segment] | None = None,
+    ) -> None:  # fmt: skip
         """Build the frame of one segment (wire.build_into's work, with the pseudo-header
         sum of the route cached) and hand it to the route's interface, IPv4 or IPv6. The
         pseudo-header sums of both families are the same expression while the length fits 16
         bits (RFC 8200 8.1)."""
         options = seg.options
-        payload = seg.payload
         olen = len(options)
-        length = TCP_HEADER_LEN + olen + len(payload)
         iface = route.iface or self.ip.first_iface(route.dst)
         room = iface.headroom
-        frame = bytearray(room + length)
         data_at = room + TCP_HEADER_LEN + olen
+        offloads = iface.eth.offloads
+        flags = seg.flags
+        if run is None:
+            payload = seg.payload
+            length = TCP_HEADER_LEN + olen + len(payload)
+            frame = (OffloadFrame if offloads.csum and not route.local else bytearray)(
+                room + length
+            )
+            if payload:
+                frame[data_at:] = payload
+        else:
+            # A super-segment: the run's payloads are consecutive, so they go in one after
+            # the other; the last one's PSH is the super-segment's (the link keeps it on the
+            # last piece only, as Linux's tcp_gso_segment does).
+            size = sum(len(part.payload) for part in run)
+            length = TCP_HEADER_LEN + olen + size
+            frame = OffloadFrame(room + length)
+            at = data_at
+            for part in run:
+                p = part.payload
+                frame[at : at + len(p)] = p
+                at += len(p)
+            flags = run[-1].flags
         if olen:
             frame[room + TCP_HEADER_LEN : data_at] = options
-        if payload:
-            frame[data_at:] = payload
         _HEADER.pack_into(frame, room, sport, dport, seg.seq, seg.ack,
-                          ((5 + (olen >> 2)) << 12) | seg.flags, seg.window, 0,
+                          ((5 + (olen >> 2)) << 12) | flags, seg.window, 0,
                           seg.urgent)  # fmt: skip
         base = self._pseudo_sums.get(route)
         if base is None:
             base = self._pseudo_sums[route] = pseudo_header_sum(route.src, route.dst, 6, 0)
             if len(self._pseudo_sums) > 4096:
                 self._pseudo_sums.clear()
-        total = int.from_bytes(memoryview(frame)[room:], "big")
-        if length & 1:
-            total <<= 8
-        s = (total + base + length) % 0xFFFF
-        _CHECKSUM.pack_into(frame, room + 16, 0xFFFF - s if s else 0)
-        self.tx_segments += 1
+        if frame.__class__ is OffloadFrame:
+            # The checksum is left to the link (NEEDS_CSUM): the field holds the folded
+            # pseudo-header sum, length included; the link sums from the TCP header on.
+            _CHECKSUM.pack_into(frame, room + 16, (base + length) % 0xFFFF)
+            if run is None:
+                frame.meta = FrameMeta(NEEDS_CSUM, 0, 0, 0, room, 16)
+            else:
+                gso = GSO_TCPV4 if len(route.dst) == 4 else GSO_TCPV6
+                frame.meta = FrameMeta(NEEDS_CSUM, gso, data_at, len(run[0].payload), room, 16)
+                self.tx_segments += len(run)
+                self.tx_super_segments += 1
+        else:
+            total = int.from_bytes(memoryview(frame)[room:], "big")
+            if length & 1:
+                total <<= 8
+            s = (total + base + length) % 0xFFFF
+            _CHECKSUM.pack_into(frame, room + 16, 0xFFFF - s if s else 0)
+        if run is None:
+            self.tx_segments += 1
         try:
             # RFC 1191 / RFC 8201: TCP never fragments and learns the path MTU from ICMP.
             iface.output(frame, route, IpProto.TCP, now, df=True)
