@@ -213,6 +213,9 @@ class Stack:
         self.dhcp: DhcpClientDriver | None = None
         self._addrconf_changed = asyncio.Event()
         self._rearm_scheduled = False
+        #: The scheduled _rearm, and whether it runs after what the frames since woke.
+        self._rearm_handle: asyncio.Handle | None = None
+        self._rearm_behind = False
         self._closed = False
         self.internal_errors = 0
         self.loopback_packets = 0
@@ -469,18 +472,37 @@ class Stack:
         than a bound method would cost)."""
         receive = eth.receive
         loop = self.loop
+        tcp = self.tcp
 
         def on_frame(frame: memoryview) -> None:
+            dispatched = tcp.events_dispatched
             try:
                 receive(frame, loop.time())
             except Exception:  # a bug: count it, never let it into the event loop
                 self.internal_errors += 1
                 log.exception("internal error while receiving a frame")
+            woke = tcp.events_dispatched != dispatched
             if not self._rearm_scheduled:
                 self._rearm_scheduled = True
-                loop.call_soon(self._rearm)
+                self._rearm_handle = loop.call_soon(self._rearm)
+                self._rearm_behind = woke
+            elif woke and not self._rearm_behind:
+                self._rearm_later()
 
         return on_frame
+
+    def _rearm_later(self) -> None:
+        """Move the scheduled :meth:`_rearm` behind what a frame's events just woke (an
+        application's task whose read completed, a server's new handler): what that sends
+        then carries the ACKs the frames asked for, which ``_rearm`` would otherwise send
+        first as pure ACKs. A burst that begins with a frame that woke nobody (a peer's
+        quick ACK before its request, as kernels send) needs it; at most once a burst, so a
+        burst of data costs no more handles."""
+        self._rearm_behind = True
+        handle = self._rearm_handle
+        if handle is not None:
+            handle.cancel()
+        self._rearm_handle = self.loop.call_soon(self._rearm)
 
     def _on_frame(self, frame: memoryview) -> None:
         """A frame as if from the first interface's link."""
@@ -492,7 +514,8 @@ class Stack:
         handing a machine a user's input)."""
         if not self._rearm_scheduled and not self._closed:
             self._rearm_scheduled = True
-            self.loop.call_soon(self._rearm)
+            self._rearm_handle = self.loop.call_soon(self._rearm)
+            self._rearm_behind = False
 
     def _poll_at(self) -> float | None:
         at = None
@@ -504,6 +527,7 @@ class Stack:
 
     def _rearm(self) -> None:
         self._rearm_scheduled = False
+        self._rearm_handle = None
         if self._closed:
             return
         self.tcp.flush_acks(self.loop.time())

@@ -142,6 +142,8 @@ class TcpLayer(Layer):
         self._deferred: dict[TcpConnection, None] = {}
         #: Connections whose events are being handed out (see _flush).
         self._dispatching: set[TcpConnection] = set()
+        #: Events handed out so far (the driver tells from it whether an input woke anyone).
+        self.events_dispatched = 0
         self._pseudo_sums: dict[Route, int] = {}
         self._tiebreak = itertools.count()
         self._challenges = TokenBucket(self.limits.challenge_acks_per_second, 100)
@@ -579,6 +581,7 @@ class TcpLayer(Layer):
                 self._rebuild_timers()
 
     def _dispatch(self, conn: TcpConnection, event: Event) -> None:
+        self.events_dispatched += 1
         listener: Listener | None = conn.listener
         if listener is not None:
             if isinstance(event, Connected):
