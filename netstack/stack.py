@@ -1289,13 +1289,13 @@ class Stack:
             candidates = [ip]
             if family and (len(candidates[0]) == 4) != (family == socket.AF_INET):
                 raise ValueError(f"host {host!r} is not of the address family asked for")
-        elif flags & socket.AI_NUMERICHOST:
+        elif flags & _AI_NUMERICHOST:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         else:
             # A name: the stack's resolver, sorted as RFC 6724 (6) says.
             names = await self.resolve(host, family=family)
             candidates = [parse_ip(a, what="host") for a in names]
-        if flags & socket.AI_ADDRCONFIG:
+        if flags & _AI_ADDRCONFIG:
             candidates = [ip for ip in candidates if self._has_family(len(ip))]
             if not candidates:
                 raise socket.gaierror(socket.EAI_ADDRFAMILY, f"no address of {host}'s family")
@@ -1595,6 +1595,11 @@ _KNOWN_FLAGS = int(
     socket.AI_PASSIVE | socket.AI_CANONNAME | socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
     | socket.AI_ADDRCONFIG | socket.AI_V4MAPPED | socket.AI_ALL
 )  # fmt: skip
+
+
+#: Plain ints: ``int & IntFlag`` goes through the flag class's Python-level ``__rand__``.
+_AI_NUMERICHOST = int(socket.AI_NUMERICHOST)
+_AI_ADDRCONFIG = int(socket.AI_ADDRCONFIG)
 
 
 def _check_flags(flags: int, family: int) -> None:

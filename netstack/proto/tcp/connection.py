@@ -111,6 +111,10 @@ class State(Enum):
     LAST_ACK = "LAST-ACK"
     TIME_WAIT = "TIME-WAIT"
 
+    # Members are singletons: identity hashes them as well as Enum's hash of the name does,
+    # in C (the state sets below are asked on every segment).
+    __hash__ = object.__hash__
+
 
 S = State
 #: The legal transitions (RFC 9293 Figure 5), plus the abort/reset/timeout exits to CLOSED.
