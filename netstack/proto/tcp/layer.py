@@ -563,6 +563,8 @@ class TcpLayer(Layer):
                 while event is not None:
                     self._dispatch(conn, event)
                     event = conn.next_event()
+            else:
+                conn.keep_events()  # left for a later flush: past the segments they view
         finally:
             dispatching.discard(conn)
         if conn.user is not None and self.on_flushed is not None:
