@@ -12,6 +12,11 @@ time, after a fixed set-up:
 - ``kernel-client``: the comparison for ``tap-client``: the same client on asyncio's own
   streams (kernel sockets) against ``tcppeer echo`` over 127.0.0.1.
 
+``tap-recv`` and ``tap-send`` count bulk transfer instead, ``N`` MiB over one connection
+(after a warm-up MiB on another): ``tcppeer sendn`` in the namespace to netstack's discard
+server, and netstack's writer (64 KiB ``write`` + ``drain``, then ``write_eof``) to ``tcppeer
+sink``; the figure is instructions per MiB.
+
 ``--callgrind`` runs the case twice under ``valgrind --tool=callgrind`` (not its peers),
 with ``N`` cycles and with none, and prints the difference per cycle: the instructions of
 one connection cycle, start-up and set-up subtracted. Without it the case runs once, so
@@ -32,9 +37,11 @@ from collections.abc import Sequence
 from . import tcp
 from .common import LOOPS, loop_factory
 from .sandbox import KERNEL_A, KERNEL_B
-from .tap import tap_sandbox
+from .tap import TapSandbox, tap_sandbox
 
-CASES = ("memory", "tap-client", "tap-server", "kernel-client")
+CASES = ("memory", "tap-client", "tap-server", "kernel-client", "tap-recv", "tap-send")
+#: What ``N`` counts: connection cycles, or MiB for the bulk cases.
+MIB = 1 << 20
 
 
 #: Cycles before the counted ones, in every run (first-use costs: imports, caches).
@@ -59,7 +66,44 @@ for _ in range(count):
 """
 
 
+async def _bulk(box: TapSandbox, case: str, n: int) -> None:
+    """``n`` MiB one way over TAP (the side in this process only)."""
+    if case == "tap-recv":
+        discard = tcp.Discard()
+        server = await box.stack.start_server(discard, KERNEL_B, tcp.PORT)
+        try:
+            peer = tcp.start_tcp_peer(box.ns, "sendn", KERNEL_B, str(tcp.PORT), str(n * MIB))
+            try:
+                received, _ = await discard.result()
+            finally:
+                peer.kill()
+        finally:
+            server.close()
+        if received != n * MIB:
+            raise RuntimeError(f"received {received} bytes of {n * MIB}")
+        return
+    peer = tcp.start_tcp_peer(box.ns, "sink", KERNEL_A, str(tcp.PORT), "600")
+    try:
+        port = await tcp.ready_port(peer)
+        reader, writer = await box.stack.open_connection(KERNEL_A, port)
+        chunk = bytes(tcp.CHUNK)
+        for _ in range(n * MIB // tcp.CHUNK):
+            writer.write(chunk)
+            await writer.drain()
+        writer.write_eof()
+        await reader.read()  # the sink closes after our EOF
+        writer.close()
+    finally:
+        peer.kill()
+
+
 async def _run(case: str, n: int) -> None:
+    if case in ("tap-recv", "tap-send"):
+        async with tap_sandbox() as box:
+            await _bulk(box, case, 1)
+            if n:
+                await _bulk(box, case, n)
+        return
     total = WARM_UP + n
     if case == "memory":
         async with tcp.netstack_memory() as ep:
@@ -136,7 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.callgrind:
         per = _callgrind(args.case, args.n, args.loop)
-        print(f"{args.case} {args.loop}: {per} instructions per connection cycle ({args.n} cycles)")
+        unit = "MiB" if args.case in ("tap-recv", "tap-send") else "connection cycle"
+        print(f"{args.case} {args.loop}: {per} instructions per {unit} ({args.n})")
         return 0
     with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
         runner.run(_run(args.case, args.n))
