@@ -227,6 +227,9 @@ class Stack:
         self.dhcp: DhcpClientDriver | None = None
         self._addrconf_changed = asyncio.Event()
         self._rearm_scheduled = False
+        #: The scheduled _rearm, and whether it runs after what the frames since woke.
+        self._rearm_handle: asyncio.Handle | None = None
+        self._rearm_behind = False
         self._closed = False
         self.internal_errors = 0
         self.loopback_packets = 0
@@ -494,16 +497,22 @@ class Stack:
         than a bound method would cost)."""
         receive = eth.receive
         loop = self.loop
+        tcp = self.tcp
 
         def on_frame(frame: memoryview) -> None:
+            dispatched = tcp.events_dispatched
             try:
                 receive(frame, loop.time())
             except Exception:  # a bug: count it, never let it into the event loop
                 self.internal_errors += 1
                 log.exception("internal error while receiving a frame")
+            woke = tcp.events_dispatched != dispatched
             if not self._rearm_scheduled:
                 self._rearm_scheduled = True
-                loop.call_soon(self._rearm)
+                self._rearm_handle = loop.call_soon(self._rearm)
+                self._rearm_behind = woke
+            elif woke and not self._rearm_behind:
+                self._rearm_later()
 
         return on_frame
 
@@ -543,6 +552,19 @@ class Stack:
 
         return on_offload_frame
 
+    def _rearm_later(self) -> None:
+        """Move the scheduled :meth:`_rearm` behind what a frame's events just woke (an
+        application's task whose read completed, a server's new handler): what that sends
+        then carries the ACKs the frames asked for, which ``_rearm`` would otherwise send
+        first as pure ACKs. A burst that begins with a frame that woke nobody (a peer's
+        quick ACK before its request, as kernels send) needs it; at most once a burst, so a
+        burst of data costs no more handles."""
+        self._rearm_behind = True
+        handle = self._rearm_handle
+        if handle is not None:
+            handle.cancel()
+        self._rearm_handle = self.loop.call_soon(self._rearm)
+
     def _on_frame(self, frame: memoryview) -> None:
         """A frame as if from the first interface's link."""
         self._frame_handler(self._interfaces[0].ethernet)(frame)
@@ -553,7 +575,8 @@ class Stack:
         handing a machine a user's input)."""
         if not self._rearm_scheduled and not self._closed:
             self._rearm_scheduled = True
-            self.loop.call_soon(self._rearm)
+            self._rearm_handle = self.loop.call_soon(self._rearm)
+            self._rearm_behind = False
 
     def _poll_at(self) -> float | None:
         at = None
@@ -565,6 +588,7 @@ class Stack:
 
     def _rearm(self) -> None:
         self._rearm_scheduled = False
+        self._rearm_handle = None
         if self._closed:
             return
         self.tcp.flush_acks(self.loop.time())
@@ -1470,13 +1494,13 @@ class Stack:
             candidates = [ip]
             if family and (len(candidates[0]) == 4) != (family == socket.AF_INET):
                 raise ValueError(f"host {host!r} is not of the address family asked for")
-        elif flags & socket.AI_NUMERICHOST:
+        elif flags & _AI_NUMERICHOST:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         else:
             # A name: the stack's resolver, sorted as RFC 6724 (6) says.
             names = await self.resolve(host, family=family)
             candidates = [parse_ip(a, what="host") for a in names]
-        if flags & socket.AI_ADDRCONFIG:
+        if flags & _AI_ADDRCONFIG:
             candidates = [ip for ip in candidates if self._has_family(len(ip))]
             if not candidates:
                 raise socket.gaierror(socket.EAI_ADDRFAMILY, f"no address of {host}'s family")
@@ -1776,6 +1800,11 @@ _KNOWN_FLAGS = int(
     socket.AI_PASSIVE | socket.AI_CANONNAME | socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
     | socket.AI_ADDRCONFIG | socket.AI_V4MAPPED | socket.AI_ALL
 )  # fmt: skip
+
+
+#: Plain ints: ``int & IntFlag`` goes through the flag class's Python-level ``__rand__``.
+_AI_NUMERICHOST = int(socket.AI_NUMERICHOST)
+_AI_ADDRCONFIG = int(socket.AI_ADDRCONFIG)
 
 
 def _check_flags(flags: int, family: int) -> None:

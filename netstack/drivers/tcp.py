@@ -115,7 +115,15 @@ SENDFILE_CHUNK = 64 * 1024
 _IN_ORDER = (DataReceived, EofReceived, ConnectionClosed, UrgentDataReceived)
 
 
-def _feed_buffered(protocol: asyncio.BufferedProtocol, data: bytes) -> None:
+def _kept(event: Event) -> Event:
+    """``event`` for keeping past the input that made it: a :class:`DataReceived` may
+    view the segment it came in (it is copied)."""
+    if type(event) is DataReceived and type(event.data) is not bytes:
+        return DataReceived(bytes(event.data))
+    return event
+
+
+def _feed_buffered(protocol: asyncio.BufferedProtocol, data: bytes | memoryview) -> None:
     """Hand ``data`` to a buffered protocol (asyncio's SSL protocol is one) through the
     buffers it offers, as asyncio's own transports do."""
     view = memoryview(data)
@@ -203,7 +211,7 @@ class TcpTransport(_FlowControlMixin):
         if (self._held or not self._reading) and isinstance(event, _IN_ORDER):
             # Reading was paused in this burst (asyncio's promise: no data_received after
             # pause_reading() returns); the connection holds whatever comes later.
-            self._held.append(event)
+            self._held.append(_kept(event))
             return
         self._deliver(event)
 
@@ -212,10 +220,19 @@ class TcpTransport(_FlowControlMixin):
         try:
             if isinstance(event, DataReceived):
                 if not self._lost:
-                    if isinstance(protocol, asyncio.BufferedProtocol):
-                        _feed_buffered(protocol, event.data)
+                    data = event.data
+                    if type(protocol) is asyncio.StreamReaderProtocol:
+                        # Its reader copies into its buffer at once: the segment's view
+                        # goes in as it is, so asyncio's copy is the only one.
+                        protocol.data_received(data)  # type: ignore[arg-type]
+                    elif isinstance(protocol, asyncio.BufferedProtocol):
+                        _feed_buffered(protocol, data)
                     else:
-                        protocol.data_received(event.data)  # type: ignore[attr-defined]
+                        # Other protocols may keep what they are given, and expect bytes
+                        # (as asyncio's transports hand out).
+                        protocol.data_received(  # type: ignore[attr-defined]
+                            data if type(data) is bytes else bytes(data)
+                        )
             elif isinstance(event, Connected):
                 self._connected = True
                 if self._server is not None:
@@ -852,7 +869,7 @@ class Handshake:
 
     def tcp_event(self, event: Event) -> None:
         if self.done.done():
-            self.events.append(event)
+            self.events.append(_kept(event))
         elif isinstance(event, Connected):
             self.events.append(event)
             self.done.set_result(None)

@@ -111,6 +111,10 @@ class State(Enum):
     LAST_ACK = "LAST-ACK"
     TIME_WAIT = "TIME-WAIT"
 
+    # Members are singletons: identity hashes them as well as Enum's hash of the name does,
+    # in C (the state sets below are asked on every segment).
+    __hash__ = object.__hash__
+
 
 S = State
 #: The legal transitions (RFC 9293 Figure 5), plus the abort/reset/timeout exits to CLOSED.
@@ -196,7 +200,10 @@ class Connected(NamedTuple):
 
 
 class DataReceived(NamedTuple):
-    data: bytes
+    """In-order data. ``data`` may be a view of the segment that brought it, valid until
+    the machine's next input: whoever keeps it past that copies it (``bytes(data)``)."""
+
+    data: bytes | memoryview
 
 
 class EofReceived(NamedTuple):
@@ -593,6 +600,14 @@ class TcpConnection:
 
     def next_event(self) -> Event | None:
         return self._events.popleft() if self._events else None
+
+    def keep_events(self) -> None:
+        """Copy the data of the events not yet taken out of the segments they view, for a
+        driver that leaves them queued past the input that made them."""
+        events = self._events
+        for i, event in enumerate(events):
+            if type(event) is DataReceived and type(event.data) is not bytes:
+                events[i] = DataReceived(bytes(event.data))
 
     def _emit(self, seg: Segment) -> None:
         self._out.append(seg)
@@ -1580,7 +1595,10 @@ class TcpConnection:
         self.rcv_nxt = add(self.rcv_nxt, n)
         self._rcv_total += n
         if self._reading and not self._held:
-            self._events.append(DataReceived(bytes(data)))
+            # No copy here: the driver hands the events out before the input returns, and
+            # a stream reader copies into its own buffer (STYLE: views flow only during
+            # the call; what is kept is copied, by whoever keeps it).
+            self._events.append(DataReceived(data))
         else:
             self._held += data
 

@@ -145,6 +145,8 @@ class TcpLayer(Layer):
         self._deferred: dict[TcpConnection, None] = {}
         #: Connections whose events are being handed out (see _flush).
         self._dispatching: set[TcpConnection] = set()
+        #: Events handed out so far (the driver tells from it whether an input woke anyone).
+        self.events_dispatched = 0
         self._pseudo_sums: dict[Route, int] = {}
         self._tiebreak = itertools.count()
         self._challenges = TokenBucket(self.limits.challenge_acks_per_second, 100)
@@ -580,6 +582,8 @@ class TcpLayer(Layer):
                 while event is not None:
                     self._dispatch(conn, event)
                     event = conn.next_event()
+            else:
+                conn.keep_events()  # left for a later flush: past the segments they view
         finally:
             dispatching.discard(conn)
         if conn.user is not None and self.on_flushed is not None:
@@ -598,6 +602,7 @@ class TcpLayer(Layer):
                 self._rebuild_timers()
 
     def _dispatch(self, conn: TcpConnection, event: Event) -> None:
+        self.events_dispatched += 1
         listener: Listener | None = conn.listener
         if listener is not None:
             if isinstance(event, Connected):

@@ -803,7 +803,7 @@ def test_application_writing_from_its_data_callback() -> None:
     def echo(c: TcpConnection, ev: object) -> None:
         host.events.append((c, ev))
         if isinstance(ev, DataReceived):
-            c.send(ev.data.upper(), 3.0)
+            c.send(bytes(ev.data).upper(), 3.0)  # data may view the segment
             host.tcp.call(c, 3.0)
 
     host.tcp.on_event = echo

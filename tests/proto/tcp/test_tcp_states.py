@@ -599,3 +599,25 @@ def test_every_state_change_is_in_the_table() -> None:
         State.CLOSED,
     ]
     assert_table_holds([State.CLOSED, *history])
+
+
+def test_data_event_views_the_segment_until_kept() -> None:
+    """In-order data is handed out as the segment's own view (no copy in the machine);
+    keep_events() copies what a driver leaves queued past the input, so a receive buffer
+    reused afterwards cannot change it."""
+    conn = TcpConnection.accept(
+        LOCAL, REMOTE, PEER_ISS, 30000, NO_OPTS, 0.0, TcpParams(iss=ISS, mss=1460, config=PLAIN)
+    )
+    drain(conn)
+    buf = bytearray(b"GET /")
+    conn.receive(PEER_ISS + 1, ISS + 1, ACK, 30000, NO_OPTS, memoryview(buf), 0.05)
+    assert conn.next_event() == Connected()
+    conn.keep_events()
+    buf[:] = b"XXXXX"  # the link reuses its buffer for the next frame
+    event = conn.next_event()
+    assert event == DataReceived(b"GET /") and type(event.data) is bytes
+    buf[:] = b"GET /"
+    conn.receive(PEER_ISS + 6, ISS + 1, ACK, 30000, NO_OPTS, memoryview(buf), 0.06)
+    event = conn.next_event()
+    assert isinstance(event, DataReceived) and type(event.data) is memoryview
+    assert event.data.obj is buf  # the segment itself: no copy made
