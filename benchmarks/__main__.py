@@ -21,6 +21,7 @@ from .common import LOOPS, Emitter, Settings, log, loop_factory, machine_info
 from .dns import run_dns
 from .loss import run_loss
 from .micro import run_micro
+from .nat import run_nat
 from .ping import run_ping
 from .setup import run_setup
 from .startup import run_startup
@@ -33,6 +34,7 @@ from .udp import run_udp
 GROUPS: dict[str, tuple[str, ...]] = {
     "micro": ("micro",),
     "codecs": ("codecs",),
+    "nat": ("nat",),
     "setup": ("netns_setup",),
     "startup": ("pytest_startup", "plugin_import"),
     "udp": ("udp_rate", "udp_echo"),
@@ -131,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_micro(emit, settings)
         if "codecs" in names:
             run_codecs(emit, settings)
+        if "nat" in names:
+            run_nat(emit, settings)
         if "netns_setup" in names:
             run_setup(emit, settings)
         if names & set(GROUPS["startup"]):
