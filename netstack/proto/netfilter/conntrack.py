@@ -101,7 +101,7 @@ class Entry:
 
     __slots__ = (
         "orig", "reply", "state", "replied", "expires", "dead", "dnat", "snat", "nat_done",
-        "mapping", "hairpin", "fins", "filed",
+        "mapping", "in_mapping", "hairpin", "fins", "filed",
     )  # fmt: skip
 
     def __init__(self, orig: Key, reply: Key, state: int, expires: float) -> None:
@@ -118,8 +118,10 @@ class Entry:
         self.snat = False
         #: The source-NAT decision was made (at the first POSTROUTING or INPUT).
         self.nat_done = False
-        #: The NAT's mapping this flow holds (released when the flow ends).
+        #: The NAT's mapping this flow's source was translated to, and the one that let it in
+        #: (endpoint-independent filtering): held while the flow lives.
         self.mapping: Any = None
+        self.in_mapping: Any = None
         #: The interface index whose external address a hairpinned flow is to come from.
         self.hairpin = 0
         #: Which directions sent a FIN (bit 0 original, bit 1 reply).

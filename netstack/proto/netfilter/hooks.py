@@ -53,6 +53,7 @@ _NEW, _ESTABLISHED, _RELATED, _INVALID = (
 )  # fmt: skip
 _SYN, _ACK = 0x02, 0x10
 _ACCEPT, _DROP = Verdict.ACCEPT, Verdict.DROP
+_MAX_CONTEXTS = 4
 
 
 class _Context:
@@ -86,7 +87,9 @@ class Netfilter(Layer):
     """
 
     name = "netfilter"
-    _COUNTERS = ("packets", "new_flows", "related", "invalid", "filtered", "rejected")
+    _COUNTERS = (
+        "packets", "new_flows", "related", "invalid", "filtered", "rejected", "context_misses",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -97,11 +100,14 @@ class Netfilter(Layer):
     ) -> None:
         super().__init__()
         self.packets = self.new_flows = self.related = self.invalid = 0
-        self.filtered = self.rejected = 0
+        self.filtered = self.rejected = self.context_misses = 0
         self.table = FlowTable(config or ConntrackConfig(), self._removed)
         self.nat = Nat(self.table, rng, addresses_of, resolve)
         self.filter = Filter(resolve)
-        self._ctx: _Context | None = None
+        #: The contexts of the datagrams on their way, latest last (a datagram's later hooks
+        #: may come after another datagram's first: an ICMP error the IP layer sends about
+        #: it, say). At most _MAX_CONTEXTS; an older one is found by dissecting again.
+        self._ctxs: list[_Context] = []
 
     def _removed(self, entry: Entry) -> None:
         self.nat.release(entry)
@@ -119,11 +125,15 @@ class Netfilter(Layer):
         try:
             if hook == _PREROUTING or hook == _OUTPUT:
                 return self._first(hook, datagram, ingress, egress, now)
-            ctx = self._ctx
-            if ctx is None or ctx.buf is not datagram:
-                ctx = self._classify(datagram, ingress, now, hook)
-                if ctx is None:
+            for ctx in reversed(self._ctxs):
+                if ctx.buf is datagram:
+                    break
+            else:
+                self.context_misses += 1
+                made = self._classify(datagram, ingress, now, hook)
+                if made is None:
                     return _DROP
+                ctx = made
             if hook == _POSTROUTING:
                 return self._postrouting(ctx, datagram, egress)
             verdict = self._filter("input" if hook == _INPUT else "forward", ctx, ingress, egress)
@@ -132,6 +142,7 @@ class Netfilter(Layer):
                 if entry is not None and not entry.nat_done:
                     entry.nat_done = True
                 self._translate_source(ctx, datagram)
+                self._forget(datagram)
             return verdict
         except ParseError as exc:  # a rewrite found the datagram other than dissected
             self._drop(exc.reason, exc)
@@ -156,7 +167,7 @@ class Netfilter(Layer):
         self, d: bytearray, ingress: int | None, now: float, hook: Hook
     ) -> _Context | None:
         self.packets += 1
-        self._ctx = None
+        self._forget(d)
         try:
             p = dissect(d)
         except ParseError as exc:
@@ -208,8 +219,19 @@ class Netfilter(Layer):
                 ctx = _Context(d, p, entry, direction, state, False)
         else:  # ICMP messages that are neither echo nor errors: not tracked, always new
             ctx = _Context(d, p, None, ORIG, _NEW, False)
-        self._ctx = ctx
+        ctxs = self._ctxs
+        if len(ctxs) >= _MAX_CONTEXTS:
+            del ctxs[0]
+        ctxs.append(ctx)
         return ctx
+
+    def _forget(self, d: bytearray) -> None:
+        """The datagram's way through the hooks ended (or starts again)."""
+        ctxs = self._ctxs
+        for i in range(len(ctxs) - 1, -1, -1):
+            if ctxs[i].buf is d:
+                del ctxs[i]
+                return
 
     def _new_flow(
         self, d: bytearray, p: Packet, key: tuple[int, bytes, int, bytes, int],
@@ -326,14 +348,14 @@ class Netfilter(Layer):
             if not self.nat.bind_source(entry, egress, len(entry.orig[1]) == 16):
                 self.table.remove(entry)
                 self._drop("nat_failed")
-                self._ctx = None
+                self._forget(d)
                 return _DROP
         if entry is None and p is not None and ctx.state != _RELATED:
             if not p.v6 and not self.nat.ensures_no_leak(p.src, egress):
                 self._drop("untranslated_leak")
                 return _DROP
         self._translate_source(ctx, d)
-        self._ctx = None
+        self._forget(d)
         return _ACCEPT
 
     # -- the filter ---------------------------------------------------------------------------
@@ -363,7 +385,7 @@ class Netfilter(Layer):
                 self.rejected += 1
             if ctx.new and ctx.entry is not None:
                 self.table.remove(ctx.entry)  # a refused flow leaves nothing behind
-            self._ctx = None
+            self._forget(ctx.buf)
         return verdict
 
     # -- the layer's timer and accounting -----------------------------------------------------

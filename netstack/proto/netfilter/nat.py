@@ -218,13 +218,13 @@ class Nat:
     # -- destination NAT (a new flow, at PREROUTING) ----------------------------------------
     def destination_for(
         self, proto: int, src: bytes, dst: bytes, dport: int, ingress: int | None
-    ) -> tuple[bytes, int, int] | None:
-        """Where a new flow to ``dst``:``dport`` goes instead, and the interface whose
-        external address it was to (for hairpinning); None when no forward or mapping takes
-        it (or filtering refuses it)."""
+    ) -> tuple[bytes, int, int, Mapping | None] | None:
+        """Where a new flow to ``dst``:``dport`` goes instead, the interface whose external
+        address it was to (for hairpinning) and the mapping that let it in; None when no
+        forward or mapping takes it (or filtering refuses it)."""
         for fwd in self._forwards.get((proto, dport), ()):
             if dst in self._addresses_of(fwd.ifindex):
-                return fwd.to_addr, fwd.to[1], fwd.ifindex
+                return fwd.to_addr, fwd.to[1], fwd.ifindex, None
         m = self._by_external.get((proto, dst, dport))
         if m is not None:
             masq = self.masquerades.get(m.ifindex)
@@ -234,19 +234,27 @@ class Nat:
                 src in m.remotes or (ingress != m.ifindex and m.external in m.remotes)
             ):
                 return None
-            return m.internal, m.iport, m.ifindex
+            return m.internal, m.iport, m.ifindex, m
         return None
 
     def apply_destination(
-        self, entry: Entry, to: tuple[bytes, int, int], ingress: int | None
+        self, entry: Entry, to: tuple[bytes, int, int, Mapping | None], ingress: int | None
     ) -> bool:
-        """Make ``entry`` a destination-translated flow; False on a clash of tuples."""
-        addr, port, ifindex = to
+        """Make ``entry`` a destination-translated flow; False on a clash of tuples. A flow
+        let in by a mapping holds it, as the mapping's own flows do (so its port is not given
+        to another endpoint while the flow lives)."""
+        addr, port, ifindex, m = to
         p, s, sp, _, _ = entry.orig
+        if not self._table.rekey_reply(entry, (p, addr, port, s, sp)):
+            self.clashes += 1
+            return False
         entry.dnat = True
         if ingress != ifindex:
             entry.hairpin = ifindex
-        return self._table.rekey_reply(entry, (p, addr, port, s, sp))
+        if m is not None:
+            entry.in_mapping = m
+            m.refs += 1
+        return True
 
     # -- source NAT (the first datagram at POSTROUTING) -------------------------------------
     def bind_source(self, entry: Entry, egress: int | None, v6: bool) -> bool:
@@ -342,13 +350,13 @@ class Nat:
 
     # -- the end of a flow --------------------------------------------------------------------
     def release(self, entry: Entry) -> None:
-        m = entry.mapping
-        if m is None:
-            return
-        entry.mapping = None
-        m.refs -= 1
-        if m.refs <= 0:
-            self._forget(m)
+        """A flow ended: the mappings it held are let go (and forgotten when unused)."""
+        for m in (entry.mapping, entry.in_mapping):
+            if m is not None:
+                m.refs -= 1
+                if m.refs <= 0:
+                    self._forget(m)
+        entry.mapping = entry.in_mapping = None
 
     def _forget(self, m: Mapping) -> None:
         if self._by_internal.get((m.proto, m.internal, m.iport, m.ifindex)) is m:

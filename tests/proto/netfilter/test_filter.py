@@ -150,3 +150,29 @@ def test_bad_rules_raise_and_change_nothing(rule: Rule) -> None:
     with pytest.raises(ValueError):
         nf.filter.replace([Rule("accept"), rule])
     assert nf.filter.rules == [Rule("drop")]
+
+
+def test_ipv6_extension_headers_and_fragments_are_walked() -> None:
+    from nfkit import a
+
+    from netstack.proto.ipv6 import wire as ip6
+
+    nf = make()
+    nf.filter.rules = [Rule("drop", proto="udp", dport=53)]
+    plain = udp6("fd00:1::5", 1000, "fd00:2::5", 53)
+    body = bytes(plain[40:])
+    # Hop-by-Hop (8 bytes of PadN) then a first fragment (M set) then UDP.
+    hbh = bytes([44, 0, 1, 4, 0, 0, 0, 0])
+    frag = bytes([17, 0, 0, 1]) + (77).to_bytes(4, "big")
+    d = bytearray(40) + hbh + frag + body
+    ip6.build_header_into(d, 0, len(d) - 40, 0, 64, a("fd00:1::5"), a("fd00:2::5"))
+    assert forward(nf, d, LAN, WAN) == Verdict.DROP
+    # A later fragment of an accepted datagram follows its flow.
+    ok = udp6("fd00:1::5", 1000, "fd00:2::5", 54)
+    first = bytearray(40) + bytes([17, 0, 0, 1]) + (78).to_bytes(4, "big") + bytes(ok[40:])
+    ip6.build_header_into(first, 0, len(first) - 40, 44, 64, a("fd00:1::5"), a("fd00:2::5"))
+    assert forward(nf, first, LAN, WAN) == Verdict.ACCEPT
+    later = bytearray(40) + bytes([17, 0, 0, 8 | 0]) + (78).to_bytes(4, "big") + b"x" * 16
+    ip6.build_header_into(later, 0, len(later) - 40, 44, 64, a("fd00:1::5"), a("fd00:2::5"))
+    assert forward(nf, later, LAN, WAN) == Verdict.ACCEPT
+    assert nf.stats()["drops"].get("fragment_without_flow", 0) == 0

@@ -89,6 +89,17 @@ def test_every_translated_datagram_translates_back(
     assert forward(nf, err, WAN, LAN) == Verdict.ACCEPT
     assert sums_ok(err)
     assert fields(bytes(err[28:])) == (host, sport, remote, dport)
+    # Inbound flows let in by endpoint-independent filtering, and hairpinned ones, included:
+    # when every flow has timed out, no mapping is left.
+    for host, sport, _, _, is_tcp in flows:
+        d = udp4("198.18.2.251", 7, ROUTER_WAN, seen.get((host, sport, is_tcp), 1))
+        forward(nf, d, WAN, LAN, 1.0)
+        h = udp4("198.18.1.251", 7, ROUTER_WAN, seen.get((host, sport, is_tcp), 1))
+        forward(nf, h, LAN, LAN, 1.0)
+    nf.handle_timeout(100_000.0)
+    nf.handle_timeout(100_000.0)
+    assert nf.stats()["conntrack"]["flows"] == 0
+    assert nf.stats()["nat"]["mappings"] == 0
 
 
 def test_memory_per_flow_is_bounded() -> None:

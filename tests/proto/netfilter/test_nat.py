@@ -353,3 +353,37 @@ def test_bad_configuration_raises_at_the_call() -> None:
         nf.nat.forward_port("sctp", 1, to=("198.18.1.1", 1), on=WAN)
     with pytest.raises(ValueError):
         nf.nat.forward_port("tcp", 1, to=("fd00::1", 1), on=WAN)
+
+
+def test_inbound_flows_hold_the_mapping_that_let_them_in() -> None:
+    nf = make()
+    nf.nat.masquerade(WAN, filtering="endpoint-independent")
+    out = udp4("198.18.1.10", 5000, "198.18.2.50", 53)
+    forward(nf, out, LAN, WAN, 0.0)
+    eport = fields(out)[1]
+    inbound = udp4("198.18.2.77", 9, ROUTER_WAN, eport)
+    forward(nf, inbound, WAN, LAN, 100.0)
+    assert fields(inbound)[2:] == ("198.18.1.10", 5000)
+    # The outbound flow times out; the inbound one keeps the port from other endpoints.
+    nf.handle_timeout(125.0)
+    assert nf.stats()["conntrack"]["flows"] == 1 and nf.stats()["nat"]["mappings"] == 1
+    answer = udp4("198.18.1.10", 5000, "198.18.2.77", 9)
+    forward(nf, answer, LAN, WAN, 126.0)
+    assert fields(answer)[:2] == (ROUTER_WAN, eport)
+    nf.handle_timeout(10_000.0)
+    assert nf.stats()["nat"]["mappings"] == 0
+
+
+def test_a_datagrams_later_hooks_after_another_datagrams_first() -> None:
+    nf = make()
+    nf.nat.forward_port("udp", 8080, to=("198.18.1.10", 80), on=WAN)
+    a_dgram = udp4("198.18.2.50", 3333, ROUTER_WAN, 8080)
+    assert nf.run(Hook.PREROUTING, a_dgram, WAN, None, 0.0) == Verdict.ACCEPT
+    # The IP layer sends something of its own before forwarding the first datagram.
+    own = echo4(ROUTER_WAN, "198.18.2.50", 5)
+    assert nf.run(Hook.OUTPUT, own, None, WAN, 0.0) == Verdict.ACCEPT
+    assert nf.run(Hook.POSTROUTING, own, None, WAN, 0.0) == Verdict.ACCEPT
+    assert nf.run(Hook.FORWARD, a_dgram, WAN, LAN, 0.0) == Verdict.ACCEPT
+    assert nf.run(Hook.POSTROUTING, a_dgram, WAN, LAN, 0.0) == Verdict.ACCEPT
+    assert fields(a_dgram) == ("198.18.2.50", 3333, "198.18.1.10", 80)
+    assert nf.stats()["conntrack"]["flows"] == 2 and nf.stats()["context_misses"] == 0
