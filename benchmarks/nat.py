@@ -36,6 +36,7 @@ from netstack.proto.tcp import wire as tcp
 from netstack.proto.udp import wire as udp
 
 from .common import Emitter, Settings, log, summarize
+from .micro import _time_statement
 
 __all__ = ["run_nat"]
 
@@ -82,18 +83,6 @@ def _through(nf: Netfilter, d: bytearray, ingress: int, egress: int) -> None:
     nf.run(Hook.PREROUTING, d, ingress, None, 0.0)
     nf.run(Hook.FORWARD, d, ingress, egress, 0.0)
     nf.run(Hook.POSTROUTING, d, ingress, egress, 0.0)
-
-
-def _time(stmt: str, ns: dict[str, Any], settings: Settings) -> list[float]:
-    timer = timeit.Timer(stmt, globals=ns)
-    number = 1
-    while True:
-        elapsed = timer.timeit(number)
-        if elapsed >= settings.micro_target / 5 or number >= 1_000_000:
-            break
-        number *= 10
-    number = max(1, int(number * settings.micro_target / max(elapsed, 1e-9)))
-    return [r / number * 1e9 for r in timer.repeat(repeat=settings.micro_repeats, number=number)]
 
 
 def _established(nf: Netfilter, out: bytes, back_of: Any) -> bytes:
@@ -150,7 +139,7 @@ def run_nat(emit: Emitter, settings: Settings) -> None:
                 "d = bytearray(t); nf.run(P, d, i, None, 0.0); nf.run(F, d, i, e, 0.0); "
                 "nf.run(O, d, i, e, 0.0)"
             )
-        samples = _time(stmt, ns, settings)
+        samples, _ = _time_statement(stmt, ns, settings)
         emit.emit("nat", "netstack", **summarize(samples), unit="ns/call", case=case, loop=None)
 
     # New flows: each a new source port (the table is big enough for every one).

@@ -303,36 +303,35 @@ class Netfilter(Layer):
 
     # -- translation --------------------------------------------------------------------------
     def _translate_destination(self, ctx: _Context, d: bytearray) -> None:
-        entry, p = ctx.entry, ctx.packet
-        if entry is None or p is None or not entry.rewrites_destination(ctx.direction):
-            return
-        _, ts, tsp, td, tdp = entry.target(ctx.direction)
-        if p.kind == KIND_ERROR:
-            inner = p.inner
-            assert inner is not None
-            set_address_only(d, p, False, td)
-            set_source(d, inner, td, tdp)
-            self._refill_icmp(d, p)
-        elif p.kind == KIND_LATER_FRAGMENT:
-            set_address_only(d, p, False, td)
-        else:
-            set_destination(d, p, td, tdp)
+        """The destination half of the flow's translation (PREROUTING, OUTPUT)."""
+        entry = ctx.entry
+        if entry is not None and entry.rewrites_destination(ctx.direction):
+            self._translate(ctx, entry, d, False)
 
     def _translate_source(self, ctx: _Context, d: bytearray) -> None:
-        entry, p = ctx.entry, ctx.packet
-        if entry is None or p is None or not entry.rewrites_source(ctx.direction):
+        """The source half (POSTROUTING, INPUT)."""
+        entry = ctx.entry
+        if entry is not None and entry.rewrites_source(ctx.direction):
+            self._translate(ctx, entry, d, True)
+
+    def _translate(self, ctx: _Context, entry: Entry, d: bytearray, source: bool) -> None:
+        """Rewrite the datagram's source (or destination) to the flow's target; in an ICMP
+        error, the outer address and the quoted datagram's other end (RFC 5508)."""
+        p = ctx.packet
+        if p is None:
             return
         _, ts, tsp, td, tdp = entry.target(ctx.direction)
+        addr, port = (ts, tsp) if source else (td, tdp)
         if p.kind == KIND_ERROR:
             inner = p.inner
             assert inner is not None
-            set_address_only(d, p, True, ts)
-            set_destination(d, inner, ts, tsp)
+            set_address_only(d, p, source, addr)
+            (set_destination if source else set_source)(d, inner, addr, port)
             self._refill_icmp(d, p)
         elif p.kind == KIND_LATER_FRAGMENT:
-            set_address_only(d, p, True, ts)
+            set_address_only(d, p, source, addr)
         else:
-            set_source(d, p, ts, tsp)
+            (set_source if source else set_destination)(d, p, addr, port)
 
     @staticmethod
     def _refill_icmp(d: bytearray, p: Packet) -> None:
