@@ -11,6 +11,10 @@ the filter's hook, which is after destination NAT and before source NAT (Linux's
 forwarding rule names a port forward's internal server, and a masqueraded client's own
 address.
 
+ICMP messages that are neither echo nor errors (router and neighbour discovery, MLD) are not
+tracked: their state is always ``new``, so an input chain that drops by default needs a rule
+for them (``input accept proto icmpv6``) for IPv6 to work.
+
 ``reject`` answers as a router does (RFC 1812 5.2.7.1: ICMP "communication administratively
 prohibited"; RFC 4443 3.1 for IPv6) or, for TCP, with a reset (RFC 9293 3.10.7.1);
 ``reject-icmp`` answers TCP with the ICMP error instead. The answers themselves are the IP

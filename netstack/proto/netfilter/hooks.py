@@ -343,6 +343,11 @@ class Netfilter(Layer):
 
     def _postrouting(self, ctx: _Context, d: bytearray, egress: int | None) -> Verdict:
         entry, p = ctx.entry, ctx.packet
+        if entry is not None and entry.dead:
+            # Evicted (or timed out) between this datagram's hooks: it belongs to no flow.
+            self._drop("flow_gone")
+            self._forget(d)
+            return _DROP
         if entry is not None and not entry.nat_done and ctx.direction == ORIG:
             if not self.nat.bind_source(entry, egress, len(entry.orig[1]) == 16):
                 self.table.remove(entry)

@@ -387,3 +387,17 @@ def test_a_datagrams_later_hooks_after_another_datagrams_first() -> None:
     assert nf.run(Hook.POSTROUTING, a_dgram, WAN, LAN, 0.0) == Verdict.ACCEPT
     assert fields(a_dgram) == ("198.18.2.50", 3333, "198.18.1.10", 80)
     assert nf.stats()["conntrack"]["flows"] == 2 and nf.stats()["context_misses"] == 0
+
+
+def test_a_flow_evicted_between_its_first_datagrams_hooks_is_not_revived() -> None:
+    nf = make(ConntrackConfig(max_flows=1))
+    nf.nat.masquerade(WAN)
+    first = udp4("198.18.1.10", 5000, "198.18.2.50", 53)
+    assert nf.run(Hook.PREROUTING, first, LAN, None, 0.0) == Verdict.ACCEPT
+    # Another new flow takes the only place (early drop) before the first one leaves.
+    other = udp4("198.18.1.11", 5000, "198.18.2.50", 53)
+    assert forward(nf, other, LAN, WAN, 0.0) == Verdict.ACCEPT
+    assert nf.run(Hook.POSTROUTING, first, LAN, WAN, 0.0) == Verdict.DROP
+    assert nf.stats()["drops"]["flow_gone"] == 1
+    assert nf.stats()["conntrack"]["flows"] == 1 and nf.stats()["nat"]["mappings"] == 1
+    assert len(nf.table.flows) == 2  # the one flow under its two tuples, nothing dead
