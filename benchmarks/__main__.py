@@ -23,6 +23,7 @@ from .dns import run_dns
 from .forward import run_forward
 from .loss import run_loss
 from .micro import run_micro
+from .nat import run_nat
 from .ping import run_ping
 from .setup import run_setup
 from .startup import run_startup
@@ -37,6 +38,7 @@ from .usermode import run_usermode
 GROUPS: dict[str, tuple[str, ...]] = {
     "micro": ("micro",),
     "codecs": ("codecs",),
+    "nat": ("nat",),
     "setup": ("netns_setup",),
     "startup": ("pytest_startup", "plugin_import"),
     "udp": ("udp_rate", "udp_echo"),
@@ -154,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_micro(emit, settings)
         if "codecs" in names:
             run_codecs(emit, settings)
+        if "nat" in names:
+            run_nat(emit, settings)
         if "netns_setup" in names:
             run_setup(emit, settings)
         if names & set(GROUPS["startup"]):

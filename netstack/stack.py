@@ -86,6 +86,7 @@ from .proto.ipv6.wire import IPv6Header, NextHeader
 from .proto.layer import Layer
 from .proto.ndp.wire import RouterSolicit
 from .proto.neighbour.cache import NeighbourConfig
+from .proto.netfilter import Filter, Nat, Netfilter
 from .proto.tcp.congestion import make_controller
 from .proto.tcp.connection import TcpConfig, TcpConnection
 from .proto.tcp.layer import TcpLayer, TcpLimits
@@ -233,6 +234,9 @@ class Stack:
         self._closed = False
         self.internal_errors = 0
         self.loopback_packets = 0
+        #: Connection tracking, NAT and the filter, made (and installed as
+        #: :attr:`packet_hooks`) once :attr:`nat` or :attr:`filter` is first used.
+        self._netfilter: Netfilter | None = None
         self._wire()
 
     @staticmethod
@@ -1700,6 +1704,41 @@ class Stack:
         """
         factory = stream_server_factory(self.loop, client_connected_cb, limit)
         return await self.create_server(factory, host, port, ssl=ssl, backlog=backlog, **kwargs)
+
+    # -- connection tracking, NAT, packet filter -------------------------------------------------
+    @property
+    def netfilter(self) -> Netfilter:
+        """Connection tracking, NAT and the packet filter (made and installed as
+        :attr:`packet_hooks` on first use; its counters are ``stats()["netfilter"]``)."""
+        if self._netfilter is None:
+            self._netfilter = Netfilter(self._rng, self._ipv4_addresses_of, self._ifindex)
+            self.packet_hooks = self._netfilter
+            self._shared = (*self._shared, self._netfilter)
+            self._registry_changed()
+        return self._netfilter
+
+    @property
+    def nat(self) -> Nat:
+        """The NAT: ``stack.nat.masquerade(iface)``, ``stack.nat.forward_port("tcp", 8080,
+        to=("198.18.1.10", 80), on=iface)``, ``stack.nat.remove(rule)``, ``.mappings``."""
+        return self.netfilter.nat
+
+    @property
+    def filter(self) -> Filter:
+        """The packet filter: ``stack.filter.rules = [Rule(...), ...]``,
+        ``set_policy(chain, action)``, ``load(text)``, ``counters()``."""
+        return self.netfilter.filter
+
+    def _ipv4_addresses_of(self, ifindex: int) -> list[bytes]:
+        for iface in self._interfaces:
+            if iface.index == ifindex:
+                return [a.ip for a in iface.ip4.addresses]
+        return []
+
+    def _ifindex(self, key: object) -> int:
+        if isinstance(key, (Interface, str, int)):
+            return self.interface(key).index
+        raise TypeError(f"{key!r} is not an Interface, an interface name or an index")
 
     # -- statistics ----------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:

@@ -479,3 +479,42 @@ async def test_redirects_only_when_asked(redirects: bool) -> None:
     finally:
         for s in (a, r, c):
             await s.close()
+
+
+async def test_masquerade_port_forward_and_filter_through_the_router(net: Net) -> None:
+    """The router's NAT and filter on its forwarding path (stack.nat / stack.filter are the
+    packet hooks the forwarder calls): a inside, b outside. b sees a's connections from the
+    router's outside address; a port forward on that address reaches a; a rule rejecting a
+    port answers with a reset, and rules replaced at run time keep the tracked flows."""
+    from netstack.proto.netfilter import Rule
+
+    outside = net.r.interfaces[1]
+    net.r.nat.masquerade(outside)
+    seen: list[str] = []
+
+    async def who(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(writer.get_extra_info("peername")[0])
+        writer.write(await reader.readline())
+        await writer.drain()
+        writer.close()
+
+    await net.b.start_server(who, port=80)
+    await net.a.start_server(who, port=8000)
+    async with asyncio.timeout(10):
+        reader, writer = await net.a.open_connection("198.18.2.2", 80)
+        writer.write(b"out\n")
+        assert await reader.readline() == b"out\n"
+        assert seen == ["198.18.2.1"]  # masqueraded to the router's outside address
+        net.r.nat.forward_port("tcp", 8080, to=("198.18.1.2", 8000), on=outside)
+        r2, w2 = await net.b.open_connection("198.18.2.1", 8080)
+        w2.write(b"in\n")
+        assert await r2.readline() == b"in\n"
+        assert seen[-1] == "198.18.2.2"
+        net.r.filter.rules = [Rule("reject", chain="forward", proto="tcp", dport=81)]
+        with pytest.raises(ConnectionRefusedError):
+            await net.a.open_connection("198.18.2.2", 81)
+    stats = net.r.stats()["netfilter"]
+    assert stats["nat"]["mappings"] >= 1 and stats["conntrack"]["flows"] >= 2
+    assert net.r.filter.counters()[0]["packets"] >= 1
+    writer.close()
+    w2.close()

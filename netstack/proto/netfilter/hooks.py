@@ -1,0 +1,435 @@
+"""Connection tracking, NAT and the packet filter composed behind one
+:class:`~netstack.proto.ip.hooks.PacketHooks`: what the IP layers call at each hook point.
+
+At each point, in Linux's order:
+
+- PREROUTING (received) and OUTPUT (sent by the stack): the datagram is dissected and found
+  in the flow table (or a flow is made for it: port forwards and endpoint-independent
+  mappings translate its destination here, so the route is chosen for the new one); a
+  destination translation is applied; at OUTPUT the filter's output chain decides;
+- FORWARD and INPUT: the filter's forward or input chain decides (on the addresses after
+  destination NAT, before source NAT); at INPUT a flow is settled as untranslated;
+- POSTROUTING: a new flow's source translation is decided (masquerade, hairpinning) and
+  applied.
+
+A flow dropped by the filter on its first datagram is forgotten at once. The hooks of one
+datagram are run one after another with the same ``bytearray``: what PREROUTING or OUTPUT
+found is kept for the later hooks of that datagram (found again from the datagram if the
+buffer is another one). Malformed datagrams are dropped and counted by reason; nothing raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ...errors import ParseError
+from ..checksum import checksum, verify
+from ..ip.hooks import Hook, Verdict
+from ..layer import Layer
+from .conntrack import ORIG, REPLY, ConntrackConfig, CtState, Entry, FlowTable, TcpState
+from .filter import Filter
+from .nat import Nat, Rng
+from .packet import (
+    KIND_ERROR,
+    KIND_FLOW,
+    KIND_LATER_FRAGMENT,
+    PROTO_ICMP,
+    PROTO_TCP,
+    Packet,
+    dissect,
+    set_address_only,
+    set_destination,
+    set_source,
+)
+
+__all__ = ["Netfilter"]
+
+_PREROUTING, _INPUT, _FORWARD, _OUTPUT, _POSTROUTING = (
+    Hook.PREROUTING, Hook.INPUT, Hook.FORWARD, Hook.OUTPUT, Hook.POSTROUTING,
+)  # fmt: skip
+_NEW, _ESTABLISHED, _RELATED, _INVALID = (
+    CtState.NEW, CtState.ESTABLISHED, CtState.RELATED, CtState.INVALID,
+)  # fmt: skip
+_SYN, _ACK = 0x02, 0x10
+_ACCEPT, _DROP = Verdict.ACCEPT, Verdict.DROP
+_MAX_CONTEXTS = 4
+
+
+class _Context:
+    """What the first hook of a datagram found, for its later hooks."""
+
+    __slots__ = ("buf", "packet", "entry", "direction", "state", "new")
+
+    def __init__(
+        self, buf: bytearray, packet: Packet | None, entry: Entry | None, direction: int,
+        state: int, new: bool,
+    ) -> None:  # fmt: skip
+        self.buf = buf
+        self.packet = packet
+        self.entry = entry
+        self.direction = direction
+        self.state = state
+        self.new = new
+
+
+class Netfilter(Layer):
+    """Connection tracking, NAT (:attr:`nat`) and the packet filter (:attr:`filter`), as one
+    :class:`~netstack.proto.ip.hooks.PacketHooks` (and one layer of the stack: ``stats()``
+    under ``"netfilter"``, time-outs through ``poll_at``/``handle_timeout``).
+
+    Args:
+        rng: for port allocation.
+        addresses_of: an interface index -> its IPv4 addresses (packed), the first the one
+            masquerading uses.
+        resolve: an Interface, name or index -> the index.
+        config: table bounds and time-outs.
+    """
+
+    name = "netfilter"
+    _COUNTERS = (
+        "packets", "new_flows", "related", "invalid", "filtered", "rejected", "context_misses",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        rng: Rng,
+        addresses_of: Callable[[int], Sequence[bytes]],
+        resolve: Callable[[object], int],
+        config: ConntrackConfig | None = None,
+    ) -> None:
+        super().__init__()
+        self.packets = self.new_flows = self.related = self.invalid = 0
+        self.filtered = self.rejected = self.context_misses = 0
+        self.table = FlowTable(config or ConntrackConfig(), self._removed)
+        self.nat = Nat(self.table, rng, addresses_of, resolve)
+        self.filter = Filter(resolve)
+        #: The contexts of the datagrams on their way, latest last (a datagram's later hooks
+        #: may come after another datagram's first: an ICMP error the IP layer sends about
+        #: it, say). At most _MAX_CONTEXTS; an older one is found by dissecting again.
+        self._ctxs: list[_Context] = []
+
+    def _removed(self, entry: Entry) -> None:
+        self.nat.release(entry)
+
+    # -- PacketHooks --------------------------------------------------------------------------
+    def run(
+        self,
+        hook: Hook,
+        datagram: bytearray,
+        ingress: int | None,
+        egress: int | None,
+        now: float,
+    ) -> Verdict:
+        """See :class:`netstack.proto.ip.hooks.PacketHooks`."""
+        try:
+            if hook == _PREROUTING or hook == _OUTPUT:
+                return self._first(hook, datagram, ingress, egress, now)
+            for ctx in reversed(self._ctxs):
+                if ctx.buf is datagram:
+                    break
+            else:
+                self.context_misses += 1
+                made = self._classify(datagram, ingress, now, hook)
+                if made is None:
+                    return _DROP
+                ctx = made
+            if hook == _POSTROUTING:
+                return self._postrouting(ctx, datagram, egress)
+            verdict = self._filter("input" if hook == _INPUT else "forward", ctx, ingress, egress)
+            if hook == _INPUT and verdict == _ACCEPT:
+                entry = ctx.entry
+                if entry is not None and not entry.nat_done:
+                    entry.nat_done = True
+                self._translate_source(ctx, datagram)
+                self._forget(datagram)
+            return verdict
+        except ParseError as exc:  # a rewrite found the datagram other than dissected
+            self._drop(exc.reason, exc)
+            return _DROP
+        except (IndexError, ValueError, KeyError) as exc:
+            self._drop("internal_error", exc)
+            return _DROP
+
+    def _first(
+        self, hook: Hook, d: bytearray, ingress: int | None, egress: int | None, now: float
+    ) -> Verdict:
+        ctx = self._classify(d, ingress, now, hook)
+        if ctx is None:
+            return _DROP
+        self._translate_destination(ctx, d)
+        if hook == _OUTPUT:
+            return self._filter("output", ctx, ingress, egress)
+        return _ACCEPT
+
+    # -- classification -----------------------------------------------------------------------
+    def _classify(
+        self, d: bytearray, ingress: int | None, now: float, hook: Hook
+    ) -> _Context | None:
+        self.packets += 1
+        self._forget(d)
+        try:
+            p = dissect(d)
+        except ParseError as exc:
+            self.invalid += 1
+            self._drop(exc.reason, exc)
+            return None
+        table = self.table
+        kind = p.kind
+        if kind == KIND_FLOW:
+            key = (p.proto, p.src, p.sport, p.dst, p.dport)
+            entry = table.flows.get(key)
+            if entry is not None and entry.expires <= now:
+                table.expired += 1
+                table.remove(entry)
+                entry = None
+            if entry is not None:
+                direction = ORIG if key == entry.orig else REPLY
+                if p.proto == PROTO_TCP and not table.tcp_step(entry, direction, p.tcp_flags):
+                    self.invalid += 1
+                    ctx = _Context(d, p, None, ORIG, _INVALID, False)
+                else:
+                    if direction == REPLY and not entry.replied:
+                        table.mark_replied(entry)
+                    table.touch(entry, now)
+                    state = _ESTABLISHED if entry.replied else _NEW
+                    ctx = _Context(d, p, entry, direction, state, False)
+            else:
+                made = self._new_flow(d, p, key, ingress, now, hook)
+                if made is None:
+                    return None
+                ctx = made
+            if p.fragment and ctx.entry is not None:
+                table.note_fragment(
+                    (p.v6, p.src, p.dst, p.proto, p.frag_id), ctx.entry, ctx.direction, now
+                )
+        elif kind == KIND_ERROR:
+            ctx = self._related(d, p)
+        elif kind == KIND_LATER_FRAGMENT:
+            hit = table.fragment_flow((p.v6, p.src, p.dst, p.proto, p.frag_id), now)
+            if hit is None:
+                # RFC 4787 (11) REQ-14 asks a NAT to take fragments out of order; one whose
+                # first fragment has not gone by cannot be placed without reassembly.
+                self.invalid += 1
+                self._drop("fragment_without_flow")
+                ctx = _Context(d, p, None, ORIG, _INVALID, False)
+            else:
+                entry, direction = hit
+                state = _ESTABLISHED if entry.replied else _NEW
+                ctx = _Context(d, p, entry, direction, state, False)
+        else:  # ICMP messages that are neither echo nor errors: not tracked, always new
+            ctx = _Context(d, p, None, ORIG, _NEW, False)
+        ctxs = self._ctxs
+        if len(ctxs) >= _MAX_CONTEXTS:
+            del ctxs[0]
+        ctxs.append(ctx)
+        return ctx
+
+    def _forget(self, d: bytearray) -> None:
+        """The datagram's way through the hooks ended (or starts again)."""
+        ctxs = self._ctxs
+        for i in range(len(ctxs) - 1, -1, -1):
+            if ctxs[i].buf is d:
+                del ctxs[i]
+                return
+
+    def _new_flow(
+        self, d: bytearray, p: Packet, key: tuple[int, bytes, int, bytes, int],
+        ingress: int | None, now: float, hook: Hook,
+    ) -> _Context | None:  # fmt: skip
+        table = self.table
+        proto = p.proto
+        if proto == PROTO_TCP and (p.tcp_flags & (_SYN | _ACK)) != _SYN:
+            # Not the start of a connection: nothing to track it from (RFC 9293 3.5).
+            self.invalid += 1
+            return _Context(d, p, None, ORIG, _INVALID, False)
+        if p.src == p.dst and p.sport == p.dport:
+            self.invalid += 1
+            self._drop("land")
+            return None
+        if not table.has_room(now):
+            self._drop("table_full")
+            return None
+        reply = (proto, p.dst, p.dport, p.src, p.sport)
+        entry = Entry(key, reply, TcpState.SYN_SENT if proto == PROTO_TCP else 0, now)
+        if not table.add(entry, now):
+            self._drop("tuple_clash")
+            return None
+        self.new_flows += 1
+        if hook == _PREROUTING and not p.v6:
+            to = self.nat.destination_for(proto, p.src, p.dst, p.dport, ingress)
+            if to is not None and not self.nat.apply_destination(entry, to, ingress):
+                table.remove(entry)
+                self._drop("nat_clash")
+                return None
+        return _Context(d, p, entry, ORIG, _NEW, True)
+
+    def _related(self, d: bytearray, p: Packet) -> _Context:
+        """An ICMP error: RELATED to the flow of the datagram it quotes (found by that
+        datagram's tuple reversed: the error travels as answers to it do), INVALID when it
+        quotes no flow or is not addressed to the quoted datagram's source."""
+        inner = p.inner
+        assert inner is not None
+        start, end = p.l4, p.end
+        if not (verify(d[start:end]) if not p.v6 else True):
+            self.invalid += 1
+            self._drop("icmp_checksum")
+            return _Context(d, p, None, ORIG, _INVALID, False)
+        table = self.table
+        entry = table.flows.get((inner.proto, inner.dst, inner.dport, inner.src, inner.sport))
+        if entry is not None:
+            direction = ORIG if entry.orig == (
+                inner.proto, inner.dst, inner.dport, inner.src, inner.sport
+            ) else REPLY  # fmt: skip
+            translate = True
+        else:
+            # The quoted datagram as it still is in the table: an error the stack itself makes
+            # about a datagram not yet translated (it goes back the way the datagram came).
+            entry = table.flows.get(inner.key())
+            if entry is None:
+                self.invalid += 1
+                self._drop("icmp_error_no_flow")
+                return _Context(d, p, None, ORIG, _INVALID, False)
+            direction = REPLY if entry.orig == inner.key() else ORIG
+            translate = False
+        if p.dst != inner.src:
+            # An error goes to the source of what it quotes; one that does not is about
+            # some other flow (RFC 5927 4's checks, from the router's place).
+            self.invalid += 1
+            self._drop("icmp_error_misaddressed")
+            return _Context(d, p, None, ORIG, _INVALID, False)
+        self.related += 1
+        return _Context(d, p, entry if translate else None, direction, _RELATED, False)
+
+    # -- translation --------------------------------------------------------------------------
+    def _translate_destination(self, ctx: _Context, d: bytearray) -> None:
+        """The destination half of the flow's translation (PREROUTING, OUTPUT)."""
+        entry = ctx.entry
+        if entry is not None and entry.rewrites_destination(ctx.direction):
+            self._translate(ctx, entry, d, False)
+
+    def _translate_source(self, ctx: _Context, d: bytearray) -> None:
+        """The source half (POSTROUTING, INPUT)."""
+        entry = ctx.entry
+        if entry is not None and entry.rewrites_source(ctx.direction):
+            self._translate(ctx, entry, d, True)
+
+    def _translate(self, ctx: _Context, entry: Entry, d: bytearray, source: bool) -> None:
+        """Rewrite the datagram's source (or destination) to the flow's target; in an ICMP
+        error, the outer address and the quoted datagram's other end (RFC 5508)."""
+        p = ctx.packet
+        if p is None:
+            return
+        _, ts, tsp, td, tdp = entry.target(ctx.direction)
+        addr, port = (ts, tsp) if source else (td, tdp)
+        if p.kind == KIND_ERROR:
+            inner = p.inner
+            assert inner is not None
+            set_address_only(d, p, source, addr)
+            (set_destination if source else set_source)(d, inner, addr, port)
+            self._refill_icmp(d, p)
+        elif p.kind == KIND_LATER_FRAGMENT:
+            set_address_only(d, p, source, addr)
+        else:
+            (set_source if source else set_destination)(d, p, addr, port)
+
+    @staticmethod
+    def _refill_icmp(d: bytearray, p: Packet) -> None:
+        """The ICMP checksum over the rewritten message (checked before it was rewritten)."""
+        c = p.l4 + 2
+        d[c] = d[c + 1] = 0
+        value = checksum(memoryview(d)[p.l4 : p.end])
+        d[c], d[c + 1] = value >> 8, value & 0xFF
+
+    def _postrouting(self, ctx: _Context, d: bytearray, egress: int | None) -> Verdict:
+        entry, p = ctx.entry, ctx.packet
+        if entry is not None and entry.dead:
+            # Evicted (or timed out) between this datagram's hooks: it belongs to no flow.
+            self._drop("flow_gone")
+            self._forget(d)
+            return _DROP
+        if entry is not None and not entry.nat_done and ctx.direction == ORIG:
+            if not self.nat.bind_source(entry, egress, len(entry.orig[1]) == 16):
+                self.table.remove(entry)
+                self._drop("nat_failed")
+                self._forget(d)
+                return _DROP
+        if entry is None and p is not None and ctx.state != _RELATED:
+            if not p.v6 and not self.nat.ensures_no_leak(p.src, egress):
+                self._drop("untranslated_leak")
+                return _DROP
+        self._translate_source(ctx, d)
+        self._forget(d)
+        return _ACCEPT
+
+    # -- the filter ---------------------------------------------------------------------------
+    def _filter(
+        self, chain: str, ctx: _Context, ingress: int | None, egress: int | None
+    ) -> Verdict:
+        f = self.filter
+        if not f.active:
+            return _ACCEPT
+        p = ctx.packet
+        if p is None:
+            return _ACCEPT
+        if p.kind == KIND_ERROR or p.kind == KIND_LATER_FRAGMENT:
+            sport = dport = -1
+        else:
+            sport = p.sport if p.sport_at >= 0 else -1
+            dport = p.dport if p.dport_at >= 0 else -1
+            if p.proto == PROTO_ICMP or p.proto == 58:
+                sport = dport = -1
+        verdict = f.decide(
+            chain, p.v6, p.proto, p.src, p.dst, sport, dport, p.icmp_type, ctx.state,
+            ingress, egress, p.end - p.start,
+        )  # fmt: skip
+        if verdict != _ACCEPT:
+            self.filtered += 1
+            if verdict != _DROP:
+                self.rejected += 1
+            if ctx.new and ctx.entry is not None:
+                self.table.remove(ctx.entry)  # a refused flow leaves nothing behind
+            self._forget(ctx.buf)
+        return verdict
+
+    # -- the layer's timer and accounting -----------------------------------------------------
+    def poll_at(self) -> float | None:
+        return self.table.poll_at()
+
+    def handle_timeout(self, now: float) -> None:
+        self.table.expire(now)
+
+    def flows(self) -> list[dict[str, Any]]:
+        """The tracked flows (for people and tests): tuples, state, translation."""
+        from ipaddress import ip_address
+
+        def show(key: tuple[int, bytes, int, bytes, int]) -> tuple[Any, ...]:
+            p, s, sp, d, dp = key
+            return (p, str(ip_address(s)), sp, str(ip_address(d)), dp)
+
+        seen: set[int] = set()
+        out = []
+        for entry in self.table.flows.values():
+            if id(entry) in seen:
+                continue
+            seen.add(id(entry))
+            out.append({
+                "orig": show(entry.orig), "reply": show(entry.reply),
+                "state": TcpState(entry.state).name if entry.state else None,
+                "replied": entry.replied, "snat": entry.snat, "dnat": entry.dnat,
+                "expires": entry.expires,
+            })  # fmt: skip
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        out = super().stats()
+        out["conntrack"] = self.table.stats()
+        out["nat"] = self.nat.stats()
+        out["filter"] = self.filter.stats()
+        return out
+
+    def reset_stats(self) -> None:
+        super().reset_stats()
+        self.table.reset_stats()
+        self.nat.reset_stats()
+        self.filter.reset_stats()
