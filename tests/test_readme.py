@@ -232,11 +232,18 @@ def run_example(argv: list[str], privileged: bool) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def serve_until_interrupted(command: list[str], cwd: Path) -> None:
     """Start ``netstack serve``, wait until it serves, then Ctrl-C: it stops cleanly."""
     # faulthandler: a stop that hangs shows where (SIGABRT dumps every thread's stack).
+    # SIGINT as at a terminal: a suite started in the background (`make test &` in a script)
+    # passes SIGINT on ignored, and Python then leaves Ctrl-C ignored.
     proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"})  # fmt: skip
+                            text=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"},
+                            preexec_fn=_default_sigint)  # fmt: skip
     try:
         assert proc.stdout is not None
         ready, _, _ = select.select([proc.stdout], [], [], BLOCK_TIMEOUT)
