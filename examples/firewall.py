@@ -21,14 +21,18 @@ Exits 0 when every flow went as the rules say.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import netstack
 import netstack.firewall
+from netstack.link import Link
 from netstack.netns import Namespace, open_tap_in_namespace
 
 HERE = Path(__file__).resolve().parent
@@ -91,27 +95,31 @@ async def dhcp_client(client: Namespace, dev: str, work: Path) -> str:
     return lease
 
 
-async def main() -> int:
-    for program in ("busybox", "curl", "dig", "dnsmasq", "ping"):
-        if shutil.which(program) is None:
-            print(f"{program} is needed", file=sys.stderr)
-            return 2
-    ok = True
+@dataclass
+class Network:
+    """The firewall between the two namespaces, and what the uplink's web servers log."""
 
-    def check(label: str, outcome: str, good: bool) -> None:
-        nonlocal ok
-        ok &= good
-        print(f"{label}: {outcome}{'' if good else '   <-- not as the rules say'}", flush=True)
+    fw: netstack.firewall.Firewall
+    client: Namespace
+    client_dev: str
+    uplink: Namespace
+    logs: dict[int, Path]
+    work: Path
 
-    with tempfile.TemporaryDirectory() as tmp, Namespace.create() as client, \
-            Namespace.create() as uplink:  # fmt: skip
-        work = Path(tmp)
+
+@contextlib.asynccontextmanager
+async def network(
+    work: Path, wrap: Callable[[Link], Link] = lambda link: link
+) -> AsyncIterator[Network]:
+    """Build the two namespaces, the servers and the firewall (each link passed through
+    ``wrap``: a test records them); delete everything afterwards."""
+    with Namespace.create() as client, Namespace.create() as uplink:
         lan_link = open_tap_in_namespace(client, kernel_ipv4=None, kernel_ipv6=None)
         up_link = open_tap_in_namespace(uplink, kernel_ipv4=f"{SERVER}/24", kernel_ipv6=None)
-        client_dev, uplink_dev = lan_link.name, up_link.name
+        uplink_dev = up_link.name
         fw = await netstack.firewall.start(
-            lan_link, up_link, lan="198.18.1.1/24", uplink="198.18.2.2/24", gateway=SERVER,
-            rules=(HERE / "firewall.rules").read_text(), domain="lan.test",
+            wrap(lan_link), wrap(up_link), lan="198.18.1.1/24", uplink="198.18.2.2/24",
+            gateway=SERVER, rules=(HERE / "firewall.rules").read_text(), domain="lan.test",
         )  # fmt: skip
         try:
             # The uplink's servers: the web on three ports (each logs who asked), a DNS server.
@@ -131,47 +139,66 @@ async def main() -> int:
                 "--log-queries", f"--log-facility={work / 'dnsmasq.log'}",
             )  # fmt: skip
             await wait_listening(uplink, [80, 8080, 8081, 53])
+            yield Network(fw, client, lan_link.name, uplink, logs, work)
+        finally:
+            await fw.close()
 
-            print(await dhcp_client(client, client_dev, work), flush=True)
+
+async def flows(net: Network) -> AsyncIterator[tuple[str, str, bool]]:
+    """Each flow the client tries: (what, what happened, whether the rules say so)."""
+    client = net.client
+    yield "dhcp", await dhcp_client(client, net.client_dev, net.work), True
+    status, out = await run(client, "dig", "+short", "+time=2", "+tries=2",
+                            "@198.18.1.1", "firewall.lan.test")  # fmt: skip
+    yield "dns from the firewall (firewall.lan.test)", out, out == "198.18.1.1"
+    status, out = await run(client, "dig", "+short", "+time=2", "+tries=2",
+                            f"@{SERVER}", "www.uplink.test")  # fmt: skip
+    yield "dns through the NAT (www.uplink.test at the uplink)", out, out == SERVER
+    status, out = await run(client, "ping", "-c", "3", "-i", "0.2", "-W", "2", SERVER)
+    summary = next((ln for ln in out.splitlines() if "received" in ln), out)
+    yield "ping the uplink", summary, status == 0
+    status, out = await run(client, "ping", "-c", "1", "-t", "1", "-W", "2", SERVER)
+    first = next((ln for ln in out.splitlines() if "From" in ln), out)
+    yield ("ping -t 1 (time exceeded from the firewall)", first,
+           "198.18.1.1" in first and "Time to live exceeded" in first)  # fmt: skip
+
+    status, out = await run(client, "curl", "-sS", "--max-time", "10", f"http://{SERVER}/")
+    yield "curl http://198.18.2.1/", out, out == "hello from the uplink"
+    await asyncio.sleep(0.2)  # the server's log line
+    requests = [ln for ln in net.logs[80].read_text().splitlines() if '"GET ' in ln]
+    seen = requests[0].split(" ", 1)[0] if requests else "nobody"
+    yield "the web server saw the client as", seen, seen == "198.18.2.2"
+    status, out = await run(client, "curl", "-sS", "--connect-timeout", "3",
+                            f"http://{SERVER}:8080/")  # fmt: skip
+    yield "curl port 8080 (reject)", out, status == 7  # failed at once: a reset
+    status, out = await run(client, "curl", "-sS", "--connect-timeout", "3",
+                            f"http://{SERVER}:8081/")  # fmt: skip
+    yield "curl port 8081 (drop)", out, status == 28  # timed out
+    for proto, port, expected in (("tcp", 8080, "refused"), ("tcp", 8081, "no answer"),
+                                  ("udp", 9999, "refused")):  # fmt: skip
+        status, out = await run(client, sys.executable, "-c", PROBE, proto, SERVER, str(port))
+        yield f"{proto} port {port} from a socket", out, out == expected
+    denied = sum('"GET ' in net.logs[p].read_text() for p in (8080, 8081))
+    yield "requests the servers on 8080 and 8081 saw", str(denied), denied == 0
+    status, out = await run(client, "curl", "-sS", "--connect-timeout", "3",
+                            "http://198.18.1.1:80/")  # fmt: skip
+    yield "curl the firewall itself (input policy drop)", out, status == 28
+
+
+async def main() -> int:
+    for program in ("busybox", "curl", "dig", "dnsmasq", "ping"):
+        if shutil.which(program) is None:
+            print(f"{program} is needed", file=sys.stderr)
+            return 2
+    ok = True
+    with tempfile.TemporaryDirectory() as tmp:
+        async with network(Path(tmp)) as net:
+            async for label, outcome, good in flows(net):
+                ok &= good
+                print(f"{label}: {outcome}{'' if good else '   <-- not as the rules say'}",
+                      flush=True)  # fmt: skip
+            fw = net.fw
             print(f"firewall DHCP leases: {[(r.address, r.mac) for r in fw.dhcp.leases]}")
-
-            status, out = await run(client, "dig", "+short", "+time=2", "+tries=2",
-                                    "@198.18.1.1", "firewall.lan.test")  # fmt: skip
-            check("dns from the firewall (firewall.lan.test)", out, out == "198.18.1.1")
-            status, out = await run(client, "dig", "+short", "+time=2", "+tries=2",
-                                    f"@{SERVER}", "www.uplink.test")  # fmt: skip
-            check("dns through the NAT (www.uplink.test at the uplink)", out, out == SERVER)
-            status, out = await run(client, "ping", "-c", "3", "-i", "0.2", "-W", "2", SERVER)
-            summary = next((ln for ln in out.splitlines() if "received" in ln), out)
-            check("ping the uplink", summary, status == 0)
-            status, out = await run(client, "ping", "-c", "1", "-t", "1", "-W", "2", SERVER)
-            first = next((ln for ln in out.splitlines() if "From" in ln), out)
-            check("ping -t 1 (time exceeded from the firewall)", first,
-                  "198.18.1.1" in first and "Time to live exceeded" in first)  # fmt: skip
-
-            status, out = await run(client, "curl", "-sS", "--max-time", "10", f"http://{SERVER}/")
-            check("curl http://198.18.2.1/", out, out == "hello from the uplink")
-            await asyncio.sleep(0.2)  # the server's log line
-            requests = [ln for ln in logs[80].read_text().splitlines() if '"GET ' in ln]
-            seen = requests[0].split(" ", 1)[0] if requests else "nobody"
-            check("the web server saw the client as", seen, seen == "198.18.2.2")
-            status, out = await run(client, "curl", "-sS", "--connect-timeout", "3",
-                                    f"http://{SERVER}:8080/")  # fmt: skip
-            check("curl port 8080 (reject)", out, status == 7)  # failed at once: a reset
-            status, out = await run(client, "curl", "-sS", "--connect-timeout", "3",
-                                    f"http://{SERVER}:8081/")  # fmt: skip
-            check("curl port 8081 (drop)", out, status == 28)  # timed out
-            for proto, port, expected in (("tcp", 8080, "refused"), ("tcp", 8081, "no answer"),
-                                          ("udp", 9999, "refused")):  # fmt: skip
-                status, out = await run(client, sys.executable, "-c", PROBE, proto, SERVER,
-                                        str(port))  # fmt: skip
-                check(f"{proto} port {port} from a socket", out, out == expected)
-            denied = sum('"GET ' in logs[p].read_text() for p in (8080, 8081))
-            check("requests the servers on 8080 and 8081 saw", str(denied), denied == 0)
-            status, out = await run(client, "curl", "-sS", "--connect-timeout", "3",
-                                    "http://198.18.1.1:80/")  # fmt: skip
-            check("curl the firewall itself (input policy drop)", out, status == 28)
-
             netfilter = fw.stack.stats()["netfilter"]
             print(f"NAT mappings made: {netfilter['nat']['mappings_created']}")
             for counter in fw.stack.filter.counters():
@@ -180,8 +207,6 @@ async def main() -> int:
                     print(f"  {counter['chain']:7} {rule.action:6} {counter['packets']:4} "
                           f"packets  {rule.comment}")  # fmt: skip
             print(f"firewall resident memory: {resident_mb():.1f} MB", flush=True)
-        finally:
-            await fw.close()
     print("all flows as the rules say" if ok else "some flows not as the rules say")
     return 0 if ok else 1
 
