@@ -613,6 +613,14 @@ async def _web_page(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) 
         writer.close()
 
 
+async def _wait(seconds: float | None) -> None:
+    """``seconds``, or until cancelled (Ctrl-C) when None."""
+    if seconds is not None:
+        await asyncio.sleep(seconds)
+    else:
+        await asyncio.Event().wait()
+
+
 async def _serve(args: argparse.Namespace) -> int:
     sandbox = None
     if args.sandbox:
@@ -654,10 +662,7 @@ async def _serve(args: argparse.Namespace) -> int:
                 leases = await dhcp_service.serve(stack, pool=args.dhcp)
                 print(f"DHCP serving {args.dhcp} ({leases.address})", flush=True)
             try:
-                if args.seconds is not None:
-                    await asyncio.sleep(args.seconds)
-                else:
-                    await asyncio.Event().wait()
+                await _wait(args.seconds)
             finally:
                 s = stack.stats()
                 print(
@@ -722,10 +727,7 @@ async def _firewall(args: argparse.Namespace) -> int:
             print(f"netstack firewall: clients on eth0 {args.lan}, uplink {args.uplink}"
                   f"{f' via {gateway}' if gateway else ''}; {len(fw.stack.filter.rules)} rules, "
                   f"DHCP {fw.dhcp.address}, DNS for {args.domain}", flush=True)  # fmt: skip
-            if args.seconds is not None:
-                await asyncio.sleep(args.seconds)
-            else:
-                await asyncio.Event().wait()
+            await _wait(args.seconds)
         finally:
             stats = fw.stats()
             conntrack = stats["netfilter"]["conntrack"]
@@ -813,6 +815,13 @@ DESCRIPTION = (
 )
 
 
+def _until_and_sandbox(parser: argparse.ArgumentParser, sandbox: str) -> None:
+    """The options of a command that runs until interrupted, on TAP devices or in a sandbox."""
+    parser.add_argument("--for", dest="seconds", type=float, metavar="SECONDS",
+                        help="stop after this long (default: until interrupted)")  # fmt: skip
+    parser.add_argument("--sandbox", action="store_true", help=sandbox)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="netstack", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"netstack {__version__}")
@@ -846,12 +855,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--http", type=int, metavar="PORT", help="a small HTTP server")
     serve.add_argument("--dns", metavar="ZONEFILE", help="serve a zone on port 53")
     serve.add_argument("--dhcp", metavar="FIRST-LAST", help="serve DHCP leases from a pool")
-    serve.add_argument("--for", dest="seconds", type=float, metavar="SECONDS",
-                       help="stop after this long (default: until interrupted)")  # fmt: skip
-    serve.add_argument(
-        "--sandbox",
-        action="store_true",
-        help="make a network namespace whose kernel is at 198.18.0.1 and serve it (root)",
+    _until_and_sandbox(
+        serve, "make a network namespace whose kernel is at 198.18.0.1 and serve it (root)"
     )
 
     bench = command(
@@ -912,13 +917,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="the clients' DNS domain (default: lan.test)")  # fmt: skip
     fw.add_argument("--dns", metavar="ZONEFILE",
                     help="the zone to serve instead of the built-in one")  # fmt: skip
-    fw.add_argument("--for", dest="seconds", type=float, metavar="SECONDS",
-                    help="stop after this long (default: until interrupted)")  # fmt: skip
-    fw.add_argument(
-        "--sandbox",
-        action="store_true",
-        help="the clients and the uplink in two new network namespaces (root)",
-    )
+    _until_and_sandbox(fw, "the clients and the uplink in two new network namespaces (root)")
     return parser
 
 
