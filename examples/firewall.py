@@ -11,7 +11,7 @@ the client. Both sides are Linux kernels in network namespaces of their own.
                                                                          dnsmasq (uplink.test)
 
 The uplink has no route to the client's network: whatever reaches it came through the
-masquerade. The client's own tools (curl, ping, dig, a Python UDP socket) try each flow, and the
+masquerade. The client's own tools (curl, ping, dig, Python sockets) try each flow, and the
 program prints what happened, what the servers saw and the firewall's per-rule counters, then
 its own resident memory. Every wait is bounded; the namespaces are deleted at the end.
 
@@ -59,7 +59,7 @@ except TimeoutError:
 
 
 def resident_mb() -> float:
-    """This process's resident memory (VmRSS), in MB."""
+    """This process's resident memory (VmRSS), in MiB."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
@@ -206,7 +206,7 @@ async def main() -> int:
                     rule = counter["rule"]
                     print(f"  {counter['chain']:7} {rule.action:6} {counter['packets']:4} "
                           f"packets  {rule.comment}")  # fmt: skip
-            print(f"firewall resident memory: {resident_mb():.1f} MB", flush=True)
+            print(f"firewall resident memory: {resident_mb():.1f} MiB", flush=True)
     print("all flows as the rules say" if ok else "some flows not as the rules say")
     return 0 if ok else 1
 

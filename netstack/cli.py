@@ -733,7 +733,7 @@ async def _firewall(args: argparse.Namespace) -> int:
             conntrack = stats["netfilter"]["conntrack"]
             print(f"forwarded {stats['forward']['forwarded4']}, flows tracked "
                   f"{conntrack['flows']}, DHCP leases {len(fw.dhcp.leases)}, resident memory "
-                  f"{_resident_mb():.1f} MB", flush=True)  # fmt: skip
+                  f"{_resident_mb():.1f} MiB", flush=True)  # fmt: skip
             for rule in stats["rules"]:
                 print(f"  {rule['packets']:8} packets  {rule['rule']}", flush=True)
             await fw.close()
