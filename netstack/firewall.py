@@ -21,8 +21,8 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from .drivers.dhcp import DhcpServerHandle
-from .drivers.dhcp import serve as serve_dhcp
+from .dhcp import DhcpServerHandle
+from .dhcp import serve as serve_dhcp
 from .interface import Interface
 from .link.base import Link
 from .stack import Stack
