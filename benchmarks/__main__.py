@@ -20,6 +20,7 @@ from types import FrameType
 from .codecs import run_codecs
 from .common import LOOPS, Emitter, Settings, log, loop_factory, machine_info
 from .dns import run_dns
+from .firewall import run_firewall_rss
 from .forward import run_forward
 from .loss import run_loss
 from .micro import run_micro
@@ -50,6 +51,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "loss": ("tcp_loss",),
     "usermode": USERMODE,
     "forward": ("forward_rate", "forward_tcp"),
+    "firewall": ("firewall_rss",),
 }
 ALL = tuple(name for names in GROUPS.values() for name in names)
 #: What runs without ``--only``: every group but ``usermode``, the side-by-side comparison,
@@ -162,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_setup(emit, settings)
         if names & set(GROUPS["startup"]):
             run_startup(emit, settings)
+        if "firewall_rss" in names:
+            run_firewall_rss(emit, settings, loops)
         for i, name in enumerate(loops):
             emit.loop = name
             with asyncio.Runner(loop_factory=loop_factory(name)) as runner:

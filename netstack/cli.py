@@ -5,6 +5,9 @@ netstack serve --tap DEV --ipv4 A/LEN [--echo PORT] [--http PORT] [--dns ZONE] [
                                          servers on a TAP device (or --sandbox)
 netstack ping HOST [-c N] [-s SIZE] ...  ICMP echo from a netstack host on a TAP device
 netstack bench [--seconds S] [--json]    a quick measurement on an in-memory link
+netstack firewall --lan-tap DEV --uplink-tap DEV [--rules FILE] ...
+                                         route, masquerade and filter between two TAP
+                                         devices, DHCP and DNS for the clients (or --sandbox)
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import ipaddress
 import os
 import signal
 import ssl
@@ -609,6 +613,14 @@ async def _web_page(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) 
         writer.close()
 
 
+async def _wait(seconds: float | None) -> None:
+    """``seconds``, or until cancelled (Ctrl-C) when None."""
+    if seconds is not None:
+        await asyncio.sleep(seconds)
+    else:
+        await asyncio.Event().wait()
+
+
 async def _serve(args: argparse.Namespace) -> int:
     sandbox = None
     if args.sandbox:
@@ -650,10 +662,7 @@ async def _serve(args: argparse.Namespace) -> int:
                 leases = await dhcp_service.serve(stack, pool=args.dhcp)
                 print(f"DHCP serving {args.dhcp} ({leases.address})", flush=True)
             try:
-                if args.seconds is not None:
-                    await asyncio.sleep(args.seconds)
-                else:
-                    await asyncio.Event().wait()
+                await _wait(args.seconds)
             finally:
                 s = stack.stats()
                 print(
@@ -664,6 +673,74 @@ async def _serve(args: argparse.Namespace) -> int:
     finally:
         if sandbox is not None:
             sandbox.delete()
+
+
+# -- firewall ---------------------------------------------------------------------------------
+def _resident_mb() -> float:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+async def _firewall(args: argparse.Namespace) -> int:
+    from . import firewall
+    from .link.tap import TapLink
+
+    rules = firewall.DEFAULT_RULES
+    if args.rules:
+        with open(args.rules) as file:
+            rules = file.read()
+    namespaces = []
+    lan_link: TapLink
+    uplink_link: TapLink
+    try:
+        if args.sandbox:
+            from .netns import Namespace, open_tap_in_namespace
+
+            namespaces = [Namespace.create(), Namespace.create()]
+            client, uplink = namespaces
+            lan_link = open_tap_in_namespace(client, kernel_ipv4=None, kernel_ipv6=None)
+            kernel = str(ipaddress.IPv4Interface(args.uplink).network.network_address + 1)
+            uplink_link = open_tap_in_namespace(
+                uplink, kernel_ipv4=f"{kernel}/24", kernel_ipv6=None
+            )
+            gateway = args.gateway or kernel
+            print(f"clients: namespace {client.name}, device {lan_link.name} (try: ip netns exec "
+                  f"{client.name} busybox udhcpc -i {lan_link.name} -q)", flush=True)  # fmt: skip
+            print(f"uplink: namespace {uplink.name}, the kernel at {kernel}", flush=True)
+        else:
+            if not args.lan_tap or not args.uplink_tap:
+                print("netstack firewall: give --lan-tap DEV and --uplink-tap DEV, or --sandbox")
+                return 2
+            lan_link, uplink_link = TapLink.open(args.lan_tap), TapLink.open(args.uplink_tap)
+            gateway = args.gateway
+        fw = await firewall.start(
+            lan_link, uplink_link, lan=args.lan, uplink=args.uplink, gateway=gateway,
+            rules=rules, pool=args.dhcp, domain=args.domain, zone=args.dns,
+        )  # fmt: skip
+        try:
+            print(f"netstack firewall: clients on eth0 {args.lan}, uplink {args.uplink}"
+                  f"{f' via {gateway}' if gateway else ''}; {len(fw.stack.filter.rules)} rules, "
+                  f"DHCP {fw.dhcp.address}, DNS for {args.domain}", flush=True)  # fmt: skip
+            await _wait(args.seconds)
+        finally:
+            stats = fw.stats()
+            conntrack = stats["netfilter"]["conntrack"]
+            print(f"forwarded {stats['forward']['forwarded4']}, flows tracked "
+                  f"{conntrack['flows']}, DHCP leases {len(fw.dhcp.leases)}, resident memory "
+                  f"{_resident_mb():.1f} MiB", flush=True)  # fmt: skip
+            for rule in stats["rules"]:
+                print(f"  {rule['packets']:8} packets  {rule['rule']}", flush=True)
+            await fw.close()
+        return 0
+    finally:
+        for ns in namespaces:
+            ns.delete()
 
 
 # -- bench ------------------------------------------------------------------------------------
@@ -738,6 +815,13 @@ DESCRIPTION = (
 )
 
 
+def _until_and_sandbox(parser: argparse.ArgumentParser, sandbox: str) -> None:
+    """The options of a command that runs until interrupted, on TAP devices or in a sandbox."""
+    parser.add_argument("--for", dest="seconds", type=float, metavar="SECONDS",
+                        help="stop after this long (default: until interrupted)")  # fmt: skip
+    parser.add_argument("--sandbox", action="store_true", help=sandbox)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="netstack", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"netstack {__version__}")
@@ -771,12 +855,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--http", type=int, metavar="PORT", help="a small HTTP server")
     serve.add_argument("--dns", metavar="ZONEFILE", help="serve a zone on port 53")
     serve.add_argument("--dhcp", metavar="FIRST-LAST", help="serve DHCP leases from a pool")
-    serve.add_argument("--for", dest="seconds", type=float, metavar="SECONDS",
-                       help="stop after this long (default: until interrupted)")  # fmt: skip
-    serve.add_argument(
-        "--sandbox",
-        action="store_true",
-        help="make a network namespace whose kernel is at 198.18.0.1 and serve it (root)",
+    _until_and_sandbox(
+        serve, "make a network namespace whose kernel is at 198.18.0.1 and serve it (root)"
     )
 
     bench = command(
@@ -812,6 +892,32 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="make a network namespace whose kernel is at 198.18.0.1 and ping it (root)",
     )
+
+    fw = command(
+        "firewall",
+        "route, masquerade and filter between two TAP devices (Ctrl-C to stop)",
+        "A firewall as MirageOS's QubesOS firewall: the clients on one TAP device (eth0), "
+        "the uplink on another; routes between them, masquerades the clients behind its "
+        "uplink address, filters with a rule file (the text form of netstack's packet filter; "
+        "by default the clients may use the web, DNS and ping, and nothing comes in), and "
+        "serves DHCP and DNS to the clients. With --sandbox, the two sides are throwaway "
+        "network namespaces (root).",
+    )
+    fw.add_argument("--lan-tap", metavar="DEV", help="the clients' TAP device")
+    fw.add_argument("--uplink-tap", metavar="DEV", help="the uplink's TAP device")
+    fw.add_argument("--lan", metavar="A.B.C.D/LEN", default="198.18.1.1/24",
+                    help="the address on the clients' side (default: 198.18.1.1/24)")  # fmt: skip
+    fw.add_argument("--uplink", metavar="A.B.C.D/LEN", default="198.18.2.2/24",
+                    help="the address on the uplink (default: 198.18.2.2/24)")  # fmt: skip
+    fw.add_argument("--gateway", metavar="A.B.C.D", help="the next router on the uplink")
+    fw.add_argument("--rules", metavar="FILE", help="the filter's rules (default: built in)")
+    fw.add_argument("--dhcp", metavar="FIRST-LAST",
+                    help="the DHCP pool (default: .100 to .199 of the clients' side)")  # fmt: skip
+    fw.add_argument("--domain", default="lan.test",
+                    help="the clients' DNS domain (default: lan.test)")  # fmt: skip
+    fw.add_argument("--dns", metavar="ZONEFILE",
+                    help="the zone to serve instead of the built-in one")  # fmt: skip
+    _until_and_sandbox(fw, "the clients and the uplink in two new network namespaces (root)")
     return parser
 
 
@@ -833,6 +939,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(_serve(args))
         if args.command == "bench":
             return run(_bench(args))
+        if args.command == "firewall":
+            return run(_firewall(args))
     except (NetstackError, OSError, ValueError) as exc:
         print(f"netstack {args.command}: {exc}", file=sys.stderr)
         return 1

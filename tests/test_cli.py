@@ -146,7 +146,68 @@ def test_serve_sandbox_answers_the_kernel() -> None:
         proc.wait(timeout=10)
 
 
-@pytest.mark.parametrize("command", ["", "demo", "serve", "ping", "bench"])
+def test_firewall_needs_links() -> None:
+    result = run_cli("firewall", "--lan-tap", "tap0")
+    assert result.returncode == 2
+    assert "--sandbox" in result.stdout
+
+
+def test_firewall_rejects_a_bad_rule_file(tmp_path: Path) -> None:
+    rules = tmp_path / "bad.rules"
+    rules.write_text("policy forward drop\nforward allow proto tcp\n")
+    result = run_cli("firewall", "--lan-tap", "tap0", "--uplink-tap", "tap1", "--rules",
+                     str(rules), "--dhcp", "198.18.1.100-198.18.1.120", "--for", "0")  # fmt: skip
+    # The rule file is read before any device is opened.
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "line 2" in result.stderr, result.stderr
+
+
+@pytest.mark.peers
+def test_firewall_sandbox_leases_and_masquerades(tmp_path: Path) -> None:
+    """The kernel in the clients' namespace takes a lease from the firewall (busybox udhcpc)
+    and pings the uplink's kernel through the masquerade (the built-in rules allow ping)."""
+    require_net_admin()
+    import shutil
+
+    if shutil.which("busybox") is None:
+        pytest.skip("busybox (udhcpc) is not installed")
+    script = tmp_path / "udhcpc.sh"  # gives the kernel the lease
+    script.write_text('#!/bin/sh\n[ "$1" = bound ] && ip addr add "$ip/$mask" dev "$interface" '
+                      '&& ip route add default via "$router"\nexit 0\n')  # fmt: skip
+    script.chmod(0o755)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "netstack", "firewall", "--sandbox", "--for", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, NETSTACK_LOOP=os.environ.get("NETSTACK_LOOP", "asyncio")),
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        clients = proc.stdout.readline()
+        namespace, dev = clients.split("namespace ", 1)[1].split(", device ")
+        dev = dev.split()[0]
+        proc.stdout.readline()  # the uplink
+        assert "netstack firewall: clients on eth0" in proc.stdout.readline()
+        lease = subprocess.run(
+            ["ip", "netns", "exec", namespace, "busybox", "udhcpc", "-i", dev, "-n", "-q",
+             "-s", str(script), "-t", "5", "-T", "1"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert "198.18.1.100" in lease.stdout + lease.stderr, lease
+        ping = subprocess.run(
+            ["ip", "netns", "exec", namespace, "ping", "-c", "2", "-i", "0.2", "-W", "2",
+             "198.18.2.1"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert "2 received" in ping.stdout, ping
+    finally:
+        proc.send_signal(2)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "DHCP leases 1" in out, out
+    assert "resident memory" in out, out
+
+
+@pytest.mark.parametrize("command", ["", "demo", "serve", "ping", "bench", "firewall"])
 def test_help_is_plain_text(command: str) -> None:
     """``netstack --help`` and each command's: argparse prints help as it is, so no
     reStructuredText (``literals``, :roles:) and a description and help for every option."""

@@ -30,7 +30,7 @@ def run_example(name: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_every_example_has_a_test() -> None:
-    tested = {"echo.py", "pinata.py", "aiohttp_tap.py", "test_lossy_network.py"}
+    tested = {"echo.py", "pinata.py", "aiohttp_tap.py", "test_lossy_network.py", "firewall.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
@@ -61,6 +61,18 @@ def test_aiohttp_on_a_tap() -> None:
     out = run_example("aiohttp_tap.py").stdout
     assert "hello curl, from aiohttp on netstack (you are 198.18.0.1)" in out, out
     assert "(100000 bytes) -> 100000 bytes back" in out, out
+
+
+@pytest.mark.peers
+def test_firewall() -> None:
+    """Run as a user runs it; tests/peers/test_firewall.py checks each flow and the frames."""
+    require_net_admin()
+    for program in ("busybox", "curl", "dig", "dnsmasq", "ping"):
+        require_program(program)
+    out = run_example("firewall.py").stdout
+    assert out.endswith("all flows as the rules say\n"), out
+    assert "the web server saw the client as: 198.18.2.2" in out, out
+    assert "firewall resident memory: " in out, out
 
 
 def test_lossy_network(pytester: pytest.Pytester) -> None:
