@@ -529,8 +529,6 @@ class Stack:
         than the MSS), UDP super-datagrams are cut into their datagrams first."""
         ip = self.ip
 
-        stack = self
-
         def on_offload_frame(frame: memoryview, meta: FrameMeta) -> None:
             reason = offload.check(frame, meta)
             if reason is not None:
@@ -539,7 +537,7 @@ class Stack:
             eth.rx_offloaded += 1
             if meta.gso_type:
                 eth.rx_super += 1
-            if stack._routing or meta.gso_type & ~offload.GSO_ECN == offload.GSO_UDP_L4:
+            if self._routing or meta.gso_type & ~offload.GSO_ECN == offload.GSO_UDP_L4:
                 # A router forwards, and its hooks rewrite, what the wire carries: the
                 # pieces, each with its checksum complete (verified again on the way up).
                 for piece in offload.segment(frame, meta):

@@ -267,14 +267,19 @@ class TcpTransport(_FlowControlMixin):
             self._wake_space_waiters()
         if self._protocol_paused and self._conn.buffered <= self._low_water:
             self._protocol_paused = False
-            if self._in_context:
-                self._resume_writing()
-                return
-            self._in_context = True
-            try:
-                self._context.run(self._resume_writing)
-            finally:
-                self._in_context = False
+            self._call_in_context(self._resume_writing)
+
+    def _call_in_context(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` in the connection's context, entered once (as :meth:`tcp_event`,
+        which keeps these steps inline: it runs once per event)."""
+        if self._in_context:
+            callback()
+            return
+        self._in_context = True
+        try:
+            self._context.run(callback)
+        finally:
+            self._in_context = False
 
     def _resume_writing(self) -> None:
         try:
@@ -498,17 +503,7 @@ class TcpTransport(_FlowControlMixin):
         self._reading = True
         # Held data is delivered on the next turn of the loop, never from inside this call:
         # asyncio's StreamReader resumes reading and only then sets up its waiter.
-        self._loop.call_soon(self._resume_in_context)
-
-    def _resume_in_context(self) -> None:
-        if self._in_context:
-            self._resume_now()
-            return
-        self._in_context = True
-        try:
-            self._context.run(self._resume_now)
-        finally:
-            self._in_context = False
+        self._loop.call_soon(self._call_in_context, self._resume_now)
 
     def _resume_now(self) -> None:
         held = self._held
