@@ -280,6 +280,11 @@ class TcpConnection:
         #: take_deferred_ack, once per batch of input (the driver's choice).
         self.defer_acks = False
         self.ack_deferred = False
+        #: Bytes of payload one segment of a bulk burst may carry (the driver sets it when
+        #: the link cuts super-segments itself, TSO): runs of full-sized segments then come
+        #: out of segments_to_send() as one Segment of several MSS, to be sent with a
+        #: segment size of ``mss``. 0: every segment is at most one MSS.
+        self.gso_max = 0
         self._events: collections.deque[Event] = collections.deque()
         # -- send sequence space (RFC 9293 3.3.1) --
         self.iss = iss
@@ -1848,21 +1853,30 @@ class TcpConnection:
         out = self._out
         new = _new_segment
         data_end = end
-        count = 0
         rack = self._rack
         records = rack.segments if rack is not None else None
-        while available - sent >= mss and limit - sent >= mss:
-            start = base + sent
-            sent += mss
-            seq = nxt
-            nxt = (nxt + mss) & MASK
-            flags = ACK_I | PSH_I if nxt == data_end else ACK_I
-            out.append(new((seq, ack, flags, window, options, buf[start : start + mss], 0)))
-            if records is not None:
-                records.append(SentSegment(seq, nxt, now))  # RFC 8985 6.1
-            count += 1
-        if not count:
+        # Full segments that fit both windows; with gso_max, up to that many bytes per
+        # Segment (the link cuts them back into these MSS-sized ones). The scoreboard
+        # keeps one record per MSS either way (RFC 8985 6.1): a loss resends one MSS.
+        count = min(available - sent, limit - sent) // mss
+        if count <= 0:
             return
+        per = max(1, self.gso_max // mss)
+        left = count
+        while left:
+            k = per if left > per else left
+            left -= k
+            start = base + sent
+            size = k * mss
+            sent += size
+            seq = nxt
+            nxt = (nxt + size) & MASK
+            flags = ACK_I | PSH_I if nxt == data_end else ACK_I
+            out.append(new((seq, ack, flags, window, options, buf[start : start + size], 0)))
+            if records is not None:
+                for i in range(k):
+                    a = (seq + i * mss) & MASK
+                    records.append(SentSegment(a, (a + mss) & MASK, now))
         self.segments_out += count
         self._last_ack_sent = ack
         self._ack_pending = self._ack_now = False

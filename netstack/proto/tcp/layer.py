@@ -69,6 +69,30 @@ PSH = int(Flags.PSH)
 Key = tuple[bytes, int, bytes, int]
 _HEADER = struct.Struct("!HHIIHHHH")
 _CHECKSUM = struct.Struct("!H")
+#: TcpConnection.gso_max is this less the interface's headroom: a super-segment's IP
+#: datagram (IP and TCP headers, up to 40 bytes of options, the payload) within 65 535
+#: bytes; the headroom counts the Ethernet header's 14 bytes as well.
+_GSO_MAX = 65535 + 14 - TCP_HEADER_LEN - 40
+
+
+def _cut(segments: list[Segment], mss: int) -> list[Segment]:
+    """``segments`` with every one of more than ``mss`` bytes cut into ``mss``-sized ones
+    (PSH on the last piece only, as a link's segmentation does)."""
+    out: list[Segment] = []
+    for seg in segments:
+        payload = seg.payload
+        if len(payload) <= mss:
+            out.append(seg)
+            continue
+        for at in range(0, len(payload), mss):
+            last = at + mss >= len(payload)
+            flags = seg.flags if last else seg.flags & ~PSH
+            out.append(
+                seg._replace(seq=add(seg.seq, at), flags=flags, payload=payload[at : at + mss])
+            )
+    return out
+
+
 EventHandler = Callable[[TcpConnection, Event], None]
 
 
@@ -543,13 +567,17 @@ class TcpLayer(Layer):
                 lport, rport = conn.local[1], conn.remote[1]
                 iface = route.iface
                 offloads = iface.eth.offloads if iface is not None and not route.local else None
-                if (
-                    offloads
-                    and len(segments) > 1
-                    and (offloads.tso4 if len(route.dst) == 4 else offloads.tso6)
-                ):
-                    self._send_super(route, lport, rport, segments, now)
-                    return self._note_deferred(conn)
+                if offloads and (offloads.tso4 if len(route.dst) == 4 else offloads.tso6):
+                    # The connection's next bursts may come as super-segments (TSO).
+                    conn.gso_max = _GSO_MAX - iface.headroom
+                    if len(segments) > 1 or len(segments[0].payload) > conn.mss:
+                        self._send_super(route, lport, rport, segments, conn.mss, now)
+                        return self._note_deferred(conn)
+                elif conn.gso_max:
+                    # The link stopped taking super-segments (forwarding turned on, say):
+                    # cut what the connection made for it.
+                    conn.gso_max = 0
+                    segments = _cut(segments, conn.mss)
                 for seg in segments:
                     if seg.flags & RST:
                         self.resets_sent += 1
@@ -620,15 +648,17 @@ class TcpLayer(Layer):
             self.on_event(conn, event)
 
     def _send_super(
-        self, route: Route, sport: int, dport: int, segments: list[Segment], now: float
-    ) -> None:
-        """TSO: runs of full-sized segments that differ only in their sequence numbers (the
-        same ACK, window and options; PSH only on the last) go out as one super-segment of
-        up to 64 KiB with ``gso_size`` = their length, for the link (the kernel, or a memory
-        link's peer) to cut back into the same segments. The connection still made, and
-        keeps account of, every segment: congestion control, the RACK/SACK scoreboard and
-        retransmissions work per MSS as without offloads (a loss resends one MSS, not the
-        super-segment)."""
+        self, route: Route, sport: int, dport: int, segments: list[Segment], mss: int,
+        now: float,
+    ) -> None:  # fmt: skip
+        """TSO: a segment of more than ``mss`` bytes (the connection's bulk burst, made
+        for :attr:`TcpConnection.gso_max`), and runs of full-sized segments that differ only
+        in their sequence numbers (the same ACK, window and options; PSH only on the last),
+        go out as one super-segment of up to 64 KiB with ``gso_size`` = the segment size,
+        for the link (the kernel, or a memory link's peer) to cut back into the same
+        segments. The connection still keeps account of every MSS: congestion control, the
+        RACK/SACK scoreboard and retransmissions work per MSS as without offloads (a loss
+        resends one MSS, not the super-segment)."""
         i = 0
         n = len(segments)
         iface = route.iface
@@ -637,6 +667,10 @@ class TcpLayer(Layer):
         while i < n:
             first = segments[i]
             size = len(first.payload)
+            if size > mss:
+                self._transmit(route, sport, dport, first, now, gso=mss)
+                i += 1
+                continue
             j = i + 1
             if size and first.flags == ACK:
                 budget = 65535 - headers - len(first.options) - size
@@ -667,7 +701,7 @@ class TcpLayer(Layer):
 
     def _transmit(
         self, route: Route, sport: int, dport: int, seg: Segment, now: float,
-        run: list[Segment] | None = None,
+        run: list[Segment] | None = None, gso: int = 0,
     ) -> None:  # fmt: skip
         """Build the frame of one segment (wire.build_into's work, with the pseudo-header
         sum of the route cached) and hand it to the route's interface, IPv4 or IPv6. The
@@ -683,7 +717,7 @@ class TcpLayer(Layer):
         if run is None:
             payload = seg.payload
             length = TCP_HEADER_LEN + olen + len(payload)
-            frame = (OffloadFrame if offloads.csum and not route.local else bytearray)(
+            frame = (OffloadFrame if gso or offloads.csum and not route.local else bytearray)(
                 room + length
             )
             if payload:
@@ -715,20 +749,25 @@ class TcpLayer(Layer):
             # The checksum is left to the link (NEEDS_CSUM): the field holds the folded
             # pseudo-header sum, length included; the link sums from the TCP header on.
             _CHECKSUM.pack_into(frame, room + 16, (base + length) % 0xFFFF)
-            if run is None:
-                frame.meta = FrameMeta(NEEDS_CSUM, 0, 0, 0, room, 16)
-            else:
-                gso = GSO_TCPV4 if len(route.dst) == 4 else GSO_TCPV6
-                frame.meta = FrameMeta(NEEDS_CSUM, gso, data_at, len(run[0].payload), room, 16)
+            if run is not None:
+                kind = GSO_TCPV4 if len(route.dst) == 4 else GSO_TCPV6
+                frame.meta = FrameMeta(NEEDS_CSUM, kind, data_at, len(run[0].payload), room, 16)
                 self.tx_segments += len(run)
                 self.tx_super_segments += 1
+            elif gso:
+                kind = GSO_TCPV4 if len(route.dst) == 4 else GSO_TCPV6
+                frame.meta = FrameMeta(NEEDS_CSUM, kind, data_at, gso, room, 16)
+                self.tx_segments += -(-len(seg.payload) // gso)
+                self.tx_super_segments += 1
+            else:
+                frame.meta = FrameMeta(NEEDS_CSUM, 0, 0, 0, room, 16)
         else:
             total = int.from_bytes(memoryview(frame)[room:], "big")
             if length & 1:
                 total <<= 8
             s = (total + base + length) % 0xFFFF
             _CHECKSUM.pack_into(frame, room + 16, 0xFFFF - s if s else 0)
-        if run is None:
+        if run is None and not gso:
             self.tx_segments += 1
         try:
             # RFC 1191 / RFC 8201: TCP never fragments and learns the path MTU from ICMP.
