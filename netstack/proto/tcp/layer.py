@@ -75,6 +75,34 @@ _CHECKSUM = struct.Struct("!H")
 _GSO_MAX = 65535 + 14 - TCP_HEADER_LEN - 40
 
 
+#: The most a coalesced segment holds (software GRO), and the least data a segment must
+#: carry to start one: the small segments of a request/response exchange go up at once.
+_GRO_MAX = 65535 - 60 - 60
+_GRO_MIN = 536
+
+
+class _Held:
+    """A data segment being coalesced with the ones that follow it (software GRO, as
+    Linux's tcp_gro_receive merges: the same connection, ACK, window and options, each next
+    in sequence and of the first one's size)."""
+
+    __slots__ = ("conn", "src", "dst", "sport", "dport", "seq", "end", "ack", "window",
+                 "opts", "options", "data", "size", "flags")  # fmt: skip
+
+    def __init__(
+        self, conn: TcpConnection, src: bytes, dst: bytes, sport: int, dport: int, seq: int,
+        ack: int, window: int, opts: TcpOptions, options: bytes, data: bytearray,
+    ) -> None:  # fmt: skip
+        self.conn = conn
+        self.src, self.dst, self.sport, self.dport = src, dst, sport, dport
+        self.seq = seq
+        self.size = len(data)
+        self.end = (seq + self.size) & 0xFFFFFFFF
+        self.ack, self.window, self.opts, self.options = ack, window, opts, options
+        self.data = data
+        self.flags = ACK
+
+
 def _cut(segments: list[Segment], mss: int) -> list[Segment]:
     """``segments`` with every one of more than ``mss`` bytes cut into ``mss``-sized ones
     (PSH on the last piece only, as a link's segmentation does)."""
@@ -131,6 +159,7 @@ class TcpLayer(Layer):
         "rx_segments",
         "tx_segments",
         "tx_super_segments",
+        "gro_merged",
         "active_opens",
         "passive_opens",
         "resets_sent",
@@ -167,6 +196,13 @@ class TcpLayer(Layer):
         #: received frames), so one ACK answers a burst, as GRO-based stacks do.
         self.coalesce_acks = False
         self._deferred: dict[TcpConnection, None] = {}
+        #: Receive coalescing (software GRO): consecutive full-sized data segments of one
+        #: connection in a batch of received frames go to it as one segment, handed over
+        #: by :meth:`flush_acks` at the end of the batch at the latest (the driver turns
+        #: it on: the batch must end in flush_acks).
+        self.gro = False
+        self.gro_merged = 0  # segments that went up as part of another
+        self._gro: _Held | None = None
         #: Connections whose events are being handed out (see _flush).
         self._dispatching: set[TcpConnection] = set()
         #: Events handed out so far (the driver tells from it whether an input woke anyone).
@@ -333,6 +369,31 @@ class TcpLayer(Layer):
                 self._drop("bad_checksum")
                 return
         flags = off_flags & 0x0FFF
+        held = self._gro
+        if held is not None:
+            size = n - hl
+            if (
+                seq == held.end
+                and flags & ~PSH == ACK
+                and 0 < size <= held.size
+                and sport == held.sport
+                and dport == held.dport
+                and ack == held.ack
+                and window == held.window
+                and src == held.src
+                and dst == held.dst
+                and data[TCP_HEADER_LEN:hl] == held.options
+                and len(held.data) + size <= _GRO_MAX
+            ):
+                held.data += data[hl:]
+                held.end = (seq + size) & 0xFFFFFFFF
+                held.flags |= flags
+                self.rx_segments += 1
+                self.gro_merged += 1
+                if flags & PSH or size < held.size:
+                    self._gro_flush(now)  # the end of a burst: up at once
+                return
+            self._gro_flush(now)
         if hl > TCP_HEADER_LEN:
             try:
                 opts = parse_options(bytes(data[TCP_HEADER_LEN:hl]))
@@ -360,6 +421,17 @@ class TcpLayer(Layer):
                 self._forget(conn)
                 conn = None
             if conn is not None:
+                if (
+                    self.gro
+                    and flags == ACK
+                    and len(payload) >= _GRO_MIN
+                    and conn.state is State.ESTABLISHED
+                ):
+                    # A full-sized segment of a burst, perhaps: wait for the next ones.
+                    raw = bytes(data[TCP_HEADER_LEN:hl])
+                    self._gro = _Held(conn, src, dst, sport, dport, seq, ack, window, opts,
+                                      raw, bytearray(payload))  # fmt: skip
+                    return
                 conn.receive(seq, ack, flags, window, opts, payload, now, urgent)
                 self._flush(conn, now)
                 return
@@ -794,11 +866,30 @@ class TcpLayer(Layer):
     # -- user calls through the layer ------------------------------------------------------
     def call(self, conn: TcpConnection, now: float) -> None:
         """Flush a connection after a user call (send, close, ...)."""
+        if self._gro is not None and self._gro.conn is conn:
+            self._gro_flush(now)
+        self._flush(conn, now)
+
+    def _gro_flush(self, now: float) -> None:
+        """Hand the coalesced segment to its connection."""
+        held = self._gro
+        if held is None:
+            return
+        self._gro = None
+        conn = held.conn
+        key = conn.key
+        if key is None or self.connections.get(key) is not conn:
+            return  # gone meanwhile (aborted by a callback): as if it came after
+        conn.receive(held.seq, held.ack, held.flags, held.window, held.opts,
+                     memoryview(held.data), now, 0)  # fmt: skip
         self._flush(conn, now)
 
     def flush_acks(self, now: float) -> None:
-        """Send the ACKs deferred while a batch of frames was processed: one per connection,
-        built now (GRO-like: one ACK answers a burst)."""
+        """End a batch of received frames: hand over the segment coalesced so far, then
+        send the ACKs deferred meanwhile: one per connection, built now (GRO-like: one ACK
+        answers a burst)."""
+        if self._gro is not None:
+            self._gro_flush(now)
         deferred = self._deferred
         if deferred:
             self._deferred = {}
@@ -830,6 +921,8 @@ class TcpLayer(Layer):
         return None
 
     def handle_timeout(self, now: float) -> None:
+        if self._gro is not None:
+            self._gro_flush(now)
         timers = self._timers
         while timers and timers[0][0] <= now:
             at, _, conn = heapq.heappop(timers)
