@@ -59,7 +59,7 @@ _MAX_CONTEXTS = 4
 class _Context:
     """What the first hook of a datagram found, for its later hooks."""
 
-    __slots__ = ("buf", "packet", "entry", "direction", "state", "new")
+    __slots__ = ("buf", "packet", "entry", "direction", "state", "new", "stray")
 
     def __init__(
         self, buf: bytearray, packet: Packet | None, entry: Entry | None, direction: int,
@@ -71,6 +71,8 @@ class _Context:
         self.direction = direction
         self.state = state
         self.new = new
+        #: The flow an INVALID segment was found in (out of its window, or out of place).
+        self.stray: Entry | None = None
 
 
 class Netfilter(Layer):
@@ -138,6 +140,14 @@ class Netfilter(Layer):
                 return self._postrouting(ctx, datagram, egress)
             verdict = self._filter("input" if hook == _INPUT else "forward", ctx, ingress, egress)
             if hook == _INPUT and verdict == _ACCEPT:
+                stray = ctx.stray
+                if stray is not None and (stray.snat or stray.dnat):
+                    # An invalid segment of a translated flow, untranslated: the tuple is
+                    # the NAT's, not the stack's, whose TCP would answer it with a reset
+                    # the flow's real end could take.
+                    self._drop("invalid_of_translated_flow")
+                    self._forget(datagram)
+                    return _DROP
                 entry = ctx.entry
                 if entry is not None and not entry.nat_done:
                     entry.nat_done = True
@@ -185,9 +195,12 @@ class Netfilter(Layer):
                 entry = None
             if entry is not None:
                 direction = ORIG if key == entry.orig else REPLY
-                if p.proto == PROTO_TCP and not table.tcp_step(entry, direction, p.tcp_flags):
+                if p.proto == PROTO_TCP and not table.tcp_segment(
+                    entry, direction, d, p.l4, p.end, p.tcp_flags
+                ):
                     self.invalid += 1
                     ctx = _Context(d, p, None, ORIG, _INVALID, False)
+                    ctx.stray = entry
                 else:
                     if direction == REPLY and not entry.replied:
                         table.mark_replied(entry)
@@ -255,6 +268,8 @@ class Netfilter(Layer):
         if not table.add(entry, now):
             self._drop("tuple_clash")
             return None
+        if proto == PROTO_TCP:
+            table.tcp_segment(entry, ORIG, d, p.l4, p.end, p.tcp_flags)  # its sequence space
         self.new_flows += 1
         if hook == _PREROUTING and not p.v6:
             to = self.nat.destination_for(proto, p.src, p.dst, p.dport, ingress)
