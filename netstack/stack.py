@@ -1710,6 +1710,8 @@ class Stack:
         :attr:`packet_hooks` on first use; its counters are ``stats()["netfilter"]``)."""
         if self._netfilter is None:
             self._netfilter = Netfilter(self._rng, self._ipv4_addresses_of, self._ifindex)
+            self._netfilter.tcp_takes = self.tcp.takes
+            self._netfilter.port_unreachable = self.forwarder.port_unreachable
             self.packet_hooks = self._netfilter
             self._shared = (*self._shared, self._netfilter)
             self._registry_changed()

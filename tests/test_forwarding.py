@@ -518,3 +518,24 @@ async def test_masquerade_port_forward_and_filter_through_the_router(net: Net) -
     assert net.r.filter.counters()[0]["packets"] >= 1
     writer.close()
     w2.close()
+
+
+async def test_unsolicited_syn_to_the_nat_is_held_then_answered_rfc5382_req4(net: Net) -> None:
+    """A connection attempt from outside to the masqueraded address, on a port no mapping
+    has: the router's own TCP does not refuse it at once (RFC 5382 REQ-4: not for 6
+    seconds, so a simultaneous open can still happen); once the hold is over (the router's
+    timer moved on by hand here) ICMP Port Unreachable refuses it."""
+    net.r.nat.masquerade(net.r.interfaces[1])
+    nf = net.r.netfilter
+    async with asyncio.timeout(10):
+        attempt = asyncio.ensure_future(net.b.open_connection("198.18.2.1", 20000))
+        while nf.stats()["syns_held"] == 0:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)
+        assert not attempt.done()  # no reset came back
+        assert net.r.stats()["tcp"]["tx_segments"] == 0
+        nf.handle_timeout(net.r.loop.time() + 6.0)
+        assert nf.stats()["syns_answered"] == 1
+        with pytest.raises(OSError) as refused:
+            await attempt
+    assert refused.value.errno == errno.ECONNREFUSED

@@ -434,6 +434,18 @@ class Forwarder(Layer):
                              memoryview(buf)[hlen:header.total_length], now,
                              ifindex=ingress or 0)  # fmt: skip
 
+    def port_unreachable(self, buf: bytearray, ingress: int | None, now: float) -> None:
+        """Answer the IPv4 datagram ``buf`` (addressed to this host, which came in on
+        ``ingress``) with ICMP Port Unreachable, later than it arrived: what a NAT sends for
+        an unsolicited SYN it held (RFC 5382 REQ-4)."""
+        try:
+            header, payload = parse4(buf)
+        except ParseError as exc:
+            self._drop("reject_malformed", exc)
+            return
+        self.icmp.send_error(IcmpType.DEST_UNREACHABLE, UnreachableCode.PORT, header,
+                             payload, now, ifindex=ingress or 0)  # fmt: skip
+
     def _reject6(self, verdict: Verdict, buf: bytearray, ingress: int | None,
                  now: float) -> None:  # fmt: skip
         if len(buf) < IPV6_HEADER_LEN:

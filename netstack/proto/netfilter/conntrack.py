@@ -123,10 +123,19 @@ class ConntrackConfig:
     #: Fragments after the first are matched to their flow for this long after the first.
     fragment: float = 30.0
     max_fragments: int = 1024
+    #: RFC 5382 REQ-4: an unsolicited inbound SYN to a masqueraded address is not answered
+    #: for this long (a simultaneous open's own SYN may yet go out); at most this many held.
+    syn_hold: float = 6.0
+    max_held_syns: int = 256
 
     def __post_init__(self) -> None:
-        if self.max_flows < 1 or self.sweep_batch < 1 or self.max_fragments < 1:
-            raise ValueError("conntrack bounds must be positive")
+        if (
+            self.max_flows < 1 or self.sweep_batch < 1 or self.max_fragments < 1
+            or self.max_held_syns < 0 or self.syn_hold < 6.0
+        ):  # fmt: skip
+            raise ValueError(
+                "conntrack bounds must be positive, syn_hold at least 6 s (RFC 5382 REQ-4)"
+            )
 
 
 class Entry:

@@ -51,7 +51,7 @@ _PREROUTING, _INPUT, _FORWARD, _OUTPUT, _POSTROUTING = (
 _NEW, _ESTABLISHED, _RELATED, _INVALID = (
     CtState.NEW, CtState.ESTABLISHED, CtState.RELATED, CtState.INVALID,
 )  # fmt: skip
-_SYN, _ACK = 0x02, 0x10
+_SYN, _RST, _ACK = 0x02, 0x04, 0x10
 _ACCEPT, _DROP = Verdict.ACCEPT, Verdict.DROP
 _MAX_CONTEXTS = 4
 
@@ -91,6 +91,7 @@ class Netfilter(Layer):
     name = "netfilter"
     _COUNTERS = (
         "packets", "new_flows", "related", "invalid", "filtered", "rejected", "context_misses",
+        "syns_held", "syns_superseded", "syns_answered",
     )  # fmt: skip
 
     def __init__(
@@ -103,9 +104,19 @@ class Netfilter(Layer):
         super().__init__()
         self.packets = self.new_flows = self.related = self.invalid = 0
         self.filtered = self.rejected = self.context_misses = 0
+        self.syns_held = self.syns_superseded = self.syns_answered = 0
         self.table = FlowTable(config or ConntrackConfig(), self._removed)
         self.nat = Nat(self.table, rng, addresses_of, resolve)
         self.filter = Filter(resolve)
+        #: Whether the stack's own TCP takes a SYN (local address, port, remote address,
+        #: port): a listener or a connection there. None: it takes none.
+        self.tcp_takes: Callable[[bytes, int, bytes, int], bool] | None = None
+        #: Answers a held SYN once its time is up: (the datagram, the interface it came in
+        #: on, now) -> ICMP Port Unreachable to its source. None: held SYNs end silently.
+        self.port_unreachable: Callable[[bytearray, int | None, float], None] | None = None
+        #: Unsolicited inbound SYNs held back (RFC 5382 REQ-4), by (source, source port,
+        #: destination, destination port), oldest first: (deadline, copy, ingress).
+        self._held: dict[tuple[bytes, int, bytes, int], tuple[float, bytearray, int | None]] = {}
         #: The contexts of the datagrams on their way, latest last (a datagram's later hooks
         #: may come after another datagram's first: an ICMP error the IP layer sends about
         #: it, say). At most _MAX_CONTEXTS; an older one is found by dissecting again.
@@ -147,6 +158,8 @@ class Netfilter(Layer):
                     # the flow's real end could take.
                     self._drop("invalid_of_translated_flow")
                     self._forget(datagram)
+                    return _DROP
+                if ctx.state == _NEW and self._hold_syn(ctx, datagram, ingress, now):
                     return _DROP
                 entry = ctx.entry
                 if entry is not None and not entry.nat_done:
@@ -316,6 +329,58 @@ class Netfilter(Layer):
         self.related += 1
         return _Context(d, p, entry if translate else None, direction, _RELATED, False)
 
+    # -- unsolicited SYNs (RFC 5382 REQ-4) ----------------------------------------------------
+    def _hold_syn(
+        self, ctx: _Context, d: bytearray, ingress: int | None, now: float
+    ) -> bool:  # fmt: skip
+        """RFC 5382 REQ-4: a NAT does not answer an unsolicited inbound SYN for 6 seconds; if
+        an outbound SYN of the same connection is translated meanwhile (a simultaneous open,
+        the way TCP hole punching works) the inbound one is dropped silently, otherwise it is
+        answered with ICMP Port Unreachable (type 3, code 3). A SYN to a masqueraded address
+        and a port of its range that the stack's own TCP does not take is held here (a copy,
+        at most ``max_held_syns``; beyond that new ones are dropped without a word, which
+        the requirement allows as well). True: held (or dropped), its flow forgotten."""
+        p, entry = ctx.packet, ctx.entry
+        if p is None or p.proto != PROTO_TCP or p.v6 or ingress is None:
+            return False
+        if (p.tcp_flags & (_SYN | _ACK | _RST)) != _SYN or ctx.direction != ORIG:
+            return False
+        if entry is None or entry.replied or entry.snat or entry.dnat:
+            return False
+        masq = self.nat.masquerades.get(ingress)
+        if masq is None or not masq.ports[0] <= p.dport <= masq.ports[1]:
+            return False
+        takes = self.tcp_takes
+        if takes is not None and takes(p.dst, p.dport, p.src, p.sport):
+            return False
+        if p.dst not in self.nat.addresses_of(ingress):
+            return False
+        self.table.remove(entry)  # the outbound SYN, if it comes, makes the flow
+        self._forget(d)
+        held = self._held
+        key = (p.src, p.sport, p.dst, p.dport)
+        if key in held:
+            return True  # a retransmission: the first one's time runs
+        if len(held) >= self.table.config.max_held_syns:
+            self._drop("syn_hold_full")
+            return True
+        held[key] = (now + self.table.config.syn_hold, bytearray(d), ingress)
+        self.syns_held += 1
+        return True
+
+    def _release_held(self, now: float) -> None:
+        """Answer the held SYNs whose time is up (the oldest first; all have the same hold)."""
+        held = self._held
+        while held:
+            key = next(iter(held))
+            deadline, d, ingress = held[key]
+            if deadline > now:
+                break
+            del held[key]
+            self.syns_answered += 1
+            if self.port_unreachable is not None:
+                self.port_unreachable(d, ingress, now)
+
     # -- translation --------------------------------------------------------------------------
     def _translate_destination(self, ctx: _Context, d: bytearray) -> None:
         """The destination half of the flow's translation (PREROUTING, OUTPUT)."""
@@ -369,6 +434,11 @@ class Netfilter(Layer):
                 self._drop("nat_failed")
                 self._forget(d)
                 return _DROP
+            if self._held and entry.snat:
+                # The connection's own SYN went out: the held inbound one is dropped.
+                _, rs, rsp, ext, eport = entry.reply
+                if self._held.pop((rs, rsp, ext, eport), None) is not None:
+                    self.syns_superseded += 1
         if entry is None and p is not None and ctx.state != _RELATED:
             if not p.v6 and not self.nat.ensures_no_leak(p.src, egress):
                 self._drop("untranslated_leak")
@@ -409,10 +479,17 @@ class Netfilter(Layer):
 
     # -- the layer's timer and accounting -----------------------------------------------------
     def poll_at(self) -> float | None:
-        return self.table.poll_at()
+        at = self.table.poll_at()
+        if self._held:
+            first = next(iter(self._held.values()))[0]
+            if at is None or first < at:
+                at = first
+        return at
 
     def handle_timeout(self, now: float) -> None:
         self.table.expire(now)
+        if self._held:
+            self._release_held(now)
 
     def flows(self) -> list[dict[str, Any]]:
         """The tracked flows (for people and tests): tuples, state, translation."""
@@ -441,6 +518,7 @@ class Netfilter(Layer):
         out["conntrack"] = self.table.stats()
         out["nat"] = self.nat.stats()
         out["filter"] = self.filter.stats()
+        out["syns_holding"] = len(self._held)
         return out
 
     def reset_stats(self) -> None:
