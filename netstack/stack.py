@@ -107,6 +107,8 @@ __all__ = ["Interface", "Stack", "StackConfig"]
 log = logging.getLogger("netstack.stack")
 
 _P = TypeVar("_P", bound=asyncio.BaseProtocol)
+#: The source MAC of a datagram received again from the packet hooks (not a loopback one).
+_NO_MAC = bytes(6)
 
 
 @runtime_checkable
@@ -1712,6 +1714,7 @@ class Stack:
             self._netfilter = Netfilter(self._rng, self._ipv4_addresses_of, self._ifindex)
             self._netfilter.tcp_takes = self.tcp.takes
             self._netfilter.port_unreachable = self.forwarder.port_unreachable
+            self._netfilter.reinject = self._receive_again
             self.packet_hooks = self._netfilter
             self._shared = (*self._shared, self._netfilter)
             self._registry_changed()
@@ -1728,6 +1731,14 @@ class Stack:
         """The packet filter: ``stack.filter.rules = [Rule(...), ...]``,
         ``set_policy(chain, action)``, ``load(text)``, ``counters()``."""
         return self.netfilter.filter
+
+    def _receive_again(self, datagram: bytearray, ifindex: int, now: float) -> None:
+        """An IP datagram the packet hooks held (a fragment before its first), received
+        again as if it had just come in on interface ``ifindex``."""
+        if datagram[0] >> 4 == 6:
+            self.ipv6.receive(memoryview(datagram), _NO_MAC, False, now, ifindex)
+        else:
+            self.ipv4.receive(memoryview(datagram), _NO_MAC, False, now, ifindex)
 
     def _ipv4_addresses_of(self, ifindex: int) -> list[bytes]:
         for iface in self._interfaces:

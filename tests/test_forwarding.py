@@ -22,6 +22,7 @@ import pytest
 
 from netstack import Stack, StackConfig
 from netstack.link import MemoryLink
+from netstack.link.base import FrameMeta
 from netstack.proto.checksum import checksum
 from netstack.proto.ip.hooks import Hook, Verdict
 from netstack.proto.ipv6.addrconf import AddrconfConfig
@@ -539,3 +540,60 @@ async def test_unsolicited_syn_to_the_nat_is_held_then_answered_rfc5382_req4(net
         with pytest.raises(OSError) as refused:
             await attempt
     assert refused.value.errno == errno.ECONNREFUSED
+
+
+async def test_fragments_before_their_first_pass_the_nat(net: Net) -> None:
+    """A datagram whose first fragment reaches the NAT last (RFC 4787 REQ-14): the later
+    fragments wait for it, then all are translated, and the far end reassembles it (from the
+    router's outside address); its answer, fragmented out of order too, comes back."""
+    net.r.nat.masquerade(net.r.interfaces[1])
+    got: list[tuple[bytes, str]] = []
+
+    def first_last(link: MemoryLink) -> None:
+        """The link delivers a fragmented datagram's first fragment after its last one."""
+        transmit = link._peer
+        assert transmit is not None
+        held: list[bytes] = []
+
+        def reordered(frame: bytes | bytearray, meta: FrameMeta | None = None) -> None:
+            ip = bytes(frame[14:34])
+            is_v4_fragment = frame[12:14] == b"\x08\x00" and ip[6:8] != b"\x40\x00" and (
+                int.from_bytes(ip[6:8], "big") & 0x3FFF
+            )  # fmt: skip
+            if is_v4_fragment and int.from_bytes(ip[6:8], "big") & 0x1FFF == 0:
+                held.append(bytes(frame))  # the first fragment: later
+                return
+            transmit(frame)
+            if is_v4_fragment and not int.from_bytes(ip[6:8], "big") & 0x2000:
+                for f in held:
+                    transmit(f)
+                held.clear()
+
+        link._peer = reordered
+
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            got.append((data, addr[0]))
+            self.transport.sendto(data, addr)  # type: ignore[attr-defined]
+
+    class Sink(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            got.append((data, addr[0]))
+
+    first_last(net.links[0])  # a's frames to the router
+    first_last(net.links[3])  # b's frames to the router
+    await net.b.create_datagram_endpoint(Echo, local_addr=("0.0.0.0", 9000))
+    transport, _ = await net.a.create_datagram_endpoint(Sink, remote_addr=("198.18.2.2", 9000))
+    payload = bytes(range(256)) * 12  # 3072 bytes: three fragments each way
+    transport.sendto(payload)
+    async with asyncio.timeout(10):
+        while len(got) < 2:
+            await asyncio.sleep(0.02)
+    assert got == [(payload, "198.18.2.1"), (payload, "198.18.2.2")]
+    nf = net.r.stats()["netfilter"]
+    assert nf["fragments_held"] == 4 and nf["fragments_released"] == 4
+    assert "fragment_without_flow" not in nf["drops"]
+    transport.close()

@@ -123,6 +123,12 @@ class ConntrackConfig:
     #: Fragments after the first are matched to their flow for this long after the first.
     fragment: float = 30.0
     max_fragments: int = 1024
+    #: A later fragment that arrives before its first one is held this long (at most
+    #: ``max_held_fragments`` of them, ``max_held_fragment_bytes`` in all) for the first
+    #: one to place it (RFC 4787 11, REQ-14).
+    fragment_hold: float = 2.0
+    max_held_fragments: int = 64
+    max_held_fragment_bytes: int = 98304
     #: RFC 5382 REQ-4: an unsolicited inbound SYN to a masqueraded address is not answered
     #: for this long (a simultaneous open's own SYN may yet go out); at most this many held.
     syn_hold: float = 6.0
@@ -131,7 +137,8 @@ class ConntrackConfig:
     def __post_init__(self) -> None:
         if (
             self.max_flows < 1 or self.sweep_batch < 1 or self.max_fragments < 1
-            or self.max_held_syns < 0 or self.syn_hold < 6.0
+            or self.max_held_syns < 0 or self.syn_hold < 6.0 or self.fragment_hold <= 0
+            or self.max_held_fragments < 0 or self.max_held_fragment_bytes < 0
         ):  # fmt: skip
             raise ValueError(
                 "conntrack bounds must be positive, syn_hold at least 6 s (RFC 5382 REQ-4)"

@@ -54,6 +54,7 @@ _NEW, _ESTABLISHED, _RELATED, _INVALID = (
 _SYN, _RST, _ACK = 0x02, 0x04, 0x10
 _ACCEPT, _DROP = Verdict.ACCEPT, Verdict.DROP
 _MAX_CONTEXTS = 4
+FragKey = tuple[bool, bytes, bytes, int, int]
 
 
 class _Context:
@@ -91,7 +92,8 @@ class Netfilter(Layer):
     name = "netfilter"
     _COUNTERS = (
         "packets", "new_flows", "related", "invalid", "filtered", "rejected", "context_misses",
-        "syns_held", "syns_superseded", "syns_answered",
+        "syns_held", "syns_superseded", "syns_answered", "fragments_held",
+        "fragments_released",
     )  # fmt: skip
 
     def __init__(
@@ -105,6 +107,7 @@ class Netfilter(Layer):
         self.packets = self.new_flows = self.related = self.invalid = 0
         self.filtered = self.rejected = self.context_misses = 0
         self.syns_held = self.syns_superseded = self.syns_answered = 0
+        self.fragments_held = self.fragments_released = 0
         self.table = FlowTable(config or ConntrackConfig(), self._removed)
         self.nat = Nat(self.table, rng, addresses_of, resolve)
         self.filter = Filter(resolve)
@@ -117,6 +120,17 @@ class Netfilter(Layer):
         #: Unsolicited inbound SYNs held back (RFC 5382 REQ-4), by (source, source port,
         #: destination, destination port), oldest first: (deadline, copy, ingress).
         self._held: dict[tuple[bytes, int, bytes, int], tuple[float, bytearray, int | None]] = {}
+        #: Takes a held fragment back once its first fragment has gone by: (the datagram,
+        #: the interface it came in on, now) -> received again on that interface. None:
+        #: fragments are not held (those without their flow are dropped at once).
+        self.reinject: Callable[[bytearray, int, float], None] | None = None
+        #: Later fragments that came before their first: by datagram identity (as
+        #: FlowTable.fragments), oldest first: (deadline, [(datagram, ingress), ...]).
+        self._held_frags: dict[FragKey, tuple[float, list[tuple[bytearray, int]]]] = {}
+        self._held_frag_count = 0
+        self._held_frag_bytes = 0
+        #: Held fragments whose first fragment came: to be received again at the next tick.
+        self._ready: list[tuple[bytearray, int]] = []
         #: The contexts of the datagrams on their way, latest last (a datagram's later hooks
         #: may come after another datagram's first: an ICMP error the IP layer sends about
         #: it, say). At most _MAX_CONTEXTS; an older one is found by dissecting again.
@@ -226,16 +240,25 @@ class Netfilter(Layer):
                     return None
                 ctx = made
             if p.fragment and ctx.entry is not None:
-                table.note_fragment(
-                    (p.v6, p.src, p.dst, p.proto, p.frag_id), ctx.entry, ctx.direction, now
-                )
+                fkey = (p.v6, p.src, p.dst, p.proto, p.frag_id)
+                table.note_fragment(fkey, ctx.entry, ctx.direction, now)
+                if self._held_frags:
+                    self._release_fragments(fkey)
         elif kind == KIND_ERROR:
             ctx = self._related(d, p)
         elif kind == KIND_LATER_FRAGMENT:
-            hit = table.fragment_flow((p.v6, p.src, p.dst, p.proto, p.frag_id), now)
+            fkey = (p.v6, p.src, p.dst, p.proto, p.frag_id)
+            hit = table.fragment_flow(fkey, now)
             if hit is None:
-                # RFC 4787 (11) REQ-14 asks a NAT to take fragments out of order; one whose
-                # first fragment has not gone by cannot be placed without reassembly.
+                # RFC 4787 (11) REQ-14 asks a NAT to take fragments out of order: one whose
+                # first fragment has not gone by waits for it (bounded), else it cannot be
+                # placed without reassembly.
+                if (
+                    hook == _PREROUTING
+                    and ingress is not None
+                    and self._hold_fragment(fkey, d, ingress, now)
+                ):
+                    return None
                 self.invalid += 1
                 self._drop("fragment_without_flow")
                 ctx = _Context(d, p, None, ORIG, _INVALID, False)
@@ -381,6 +404,56 @@ class Netfilter(Layer):
             if self.port_unreachable is not None:
                 self.port_unreachable(d, ingress, now)
 
+    # -- fragments before their first (RFC 4787 REQ-14) ---------------------------------------
+    def _hold_fragment(self, key: FragKey, d: bytearray, ingress: int, now: float) -> bool:
+        """Keep a later fragment whose first fragment has not come (the IP layer made ``d``
+        for this datagram alone, and lets it go on a DROP: it is kept, not copied). False
+        when holding is off or full: the caller drops it."""
+        config = self.table.config
+        if self.reinject is None:
+            return False
+        n = len(d)
+        if (
+            self._held_frag_count >= config.max_held_fragments
+            or self._held_frag_bytes + n > config.max_held_fragment_bytes
+        ):
+            self._drop("fragment_hold_full")
+            return False
+        held = self._held_frags.get(key)
+        if held is None:
+            held = self._held_frags[key] = (now + config.fragment_hold, [])
+        held[1].append((d, ingress))
+        self._held_frag_count += 1
+        self._held_frag_bytes += n
+        self.fragments_held += 1
+        self._forget(d)
+        return True
+
+    def _release_fragments(self, key: FragKey) -> None:
+        """The first fragment of ``key`` went by: its held fragments go again at the next
+        tick (after the first one's own hooks have decided its translation)."""
+        held = self._held_frags.pop(key, None)
+        if held is None:
+            return
+        for d, ingress in held[1]:
+            self._held_frag_count -= 1
+            self._held_frag_bytes -= len(d)
+            self._ready.append((d, ingress))
+
+    def _expire_fragments(self, now: float) -> None:
+        frags = self._held_frags
+        while frags:
+            key = next(iter(frags))
+            deadline, batch = frags[key]
+            if deadline > now:
+                break
+            del frags[key]
+            for d, _ in batch:
+                self._held_frag_count -= 1
+                self._held_frag_bytes -= len(d)
+                self.invalid += 1
+                self._drop("fragment_without_flow")
+
     # -- translation --------------------------------------------------------------------------
     def _translate_destination(self, ctx: _Context, d: bytearray) -> None:
         """The destination half of the flow's translation (PREROUTING, OUTPUT)."""
@@ -479,9 +552,16 @@ class Netfilter(Layer):
 
     # -- the layer's timer and accounting -----------------------------------------------------
     def poll_at(self) -> float | None:
+        if self._ready:
+            return 0.0  # held fragments to take back at once
         at = self.table.poll_at()
+        # (Both holds keep their oldest first, and all of one kind wait as long.)
         if self._held:
             first = next(iter(self._held.values()))[0]
+            if at is None or first < at:
+                at = first
+        if self._held_frags:
+            first = next(iter(self._held_frags.values()))[0]
             if at is None or first < at:
                 at = first
         return at
@@ -490,6 +570,15 @@ class Netfilter(Layer):
         self.table.expire(now)
         if self._held:
             self._release_held(now)
+        if self._held_frags:
+            self._expire_fragments(now)
+        if self._ready:
+            ready, self._ready = self._ready, []
+            reinject = self.reinject
+            for d, ingress in ready:
+                self.fragments_released += 1
+                if reinject is not None:
+                    reinject(d, ingress, now)
 
     def flows(self) -> list[dict[str, Any]]:
         """The tracked flows (for people and tests): tuples, state, translation."""
@@ -519,6 +608,7 @@ class Netfilter(Layer):
         out["nat"] = self.nat.stats()
         out["filter"] = self.filter.stats()
         out["syns_holding"] = len(self._held)
+        out["fragments_holding"] = self._held_frag_count
         return out
 
     def reset_stats(self) -> None:
