@@ -34,6 +34,7 @@ from .packet import (
     KIND_ERROR,
     KIND_FLOW,
     KIND_LATER_FRAGMENT,
+    KIND_UNTRACKED,
     PROTO_ICMP,
     PROTO_TCP,
     Packet,
@@ -54,6 +55,9 @@ _NEW, _ESTABLISHED, _RELATED, _INVALID = (
 _SYN, _RST, _ACK = 0x02, 0x04, 0x10
 _ACCEPT, _DROP = Verdict.ACCEPT, Verdict.DROP
 _MAX_CONTEXTS = 4
+#: ICMPv6 messages of the link itself: MLD (RFC 2710 3, RFC 3810 5: 130-132, 143) and
+#: neighbour discovery (RFC 4861 4: 133-137).
+_LINK_ICMP6 = frozenset({130, 131, 132, 133, 134, 135, 136, 137, 143})
 FragKey = tuple[bool, bytes, bytes, int, int]
 
 
@@ -529,6 +533,10 @@ class Netfilter(Layer):
             return _ACCEPT
         p = ctx.packet
         if p is None:
+            return _ACCEPT
+        if p.kind == KIND_UNTRACKED and p.v6 and p.icmp_type in _LINK_ICMP6:
+            # Neighbour and router discovery and MLD are the link's own business (see
+            # netstack.proto.ip.hooks): a filter that dropped them would cut IPv6 off.
             return _ACCEPT
         if p.kind == KIND_ERROR or p.kind == KIND_LATER_FRAGMENT:
             sport = dport = -1
