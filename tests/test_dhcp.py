@@ -326,8 +326,9 @@ async def test_a_server_for_each_interface_of_a_router() -> None:
     b = await Stack.open(b_link)
     try:
         second = await router.add_interface(r_b, ipv4="198.18.3.1/24", name="work")
+        first = router.interfaces[0]
         one = await netstack.dhcp.serve(router, pool="198.18.1.100-198.18.1.110",
-                                        router="198.18.1.1", interface=router.interfaces[0])  # fmt: skip
+                                        router="198.18.1.1", interface=first)  # fmt: skip
         with pytest.raises(ValueError, match="no network"):
             await netstack.dhcp.serve(router, pool="198.18.1.100-198.18.1.110", interface=second)
         two = await netstack.dhcp.serve(router, pool="198.18.3.50-198.18.3.60",
