@@ -283,7 +283,7 @@ class Stack:
         ip6.protocols[NextHeader.TCP] = tcp.receive
         ip6.on_parameter_problem = icmp6.parameter_problem
         ip6.on_reassembly_timeout = icmp6.reassembly_timeout
-        ip6.on_neighbour_failed = icmp6.neighbour_failed
+        ip6.on_neighbour_failed = self.forwarder.neighbour_failed6
         # ICMP errors go to the transport whose datagram they quote (RFC 1122 3.2.2),
         # through the dual-family facade, which gives them one shape for both families.
         for proto in (IpProto.UDP, IpProto.TCP, IpProto.ICMP):
@@ -329,7 +329,7 @@ class Stack:
         # ARP asks IPv4 which of the interface's addresses a request goes out from, and
         # tells ICMP of the datagrams stranded by a neighbour that never answered.
         arp.source_selector = iface.ip4.source_for
-        arp.on_failed = self.icmp.neighbour_failed
+        arp.on_failed = self.forwarder.neighbour_failed4
 
     # -- lifecycle -----------------------------------------------------------------------------
     @classmethod

@@ -597,3 +597,37 @@ async def test_fragments_before_their_first_pass_the_nat(net: Net) -> None:
     assert nf["fragments_held"] == 4 and nf["fragments_released"] == 4
     assert "fragment_without_flow" not in nf["drops"]
     transport.close()
+
+
+@pytest.mark.parametrize("absent", ["198.18.2.99", "fd00:2::99"])
+async def test_a_next_hop_that_never_answers_is_host_unreachable(absent: str) -> None:
+    """RFC 1812 5.2.7.1 (4.3.3.1's code 1): a datagram for a host on an attached network that
+    does not answer ARP is answered with Host Unreachable once the router gives up (IPv6:
+    Address Unreachable, RFC 4861 7.2.2); counted in the router's drops."""
+    from netstack.proto.neighbour.cache import NeighbourConfig
+
+    quick = NeighbourConfig(retrans_time=0.05, max_requests=3)
+    a1, r1 = MemoryLink.pair()
+    r2, _nobody = MemoryLink.pair()
+    ipv6 = IPv6Config(neighbour=quick, addrconf=FAST.ipv6.addrconf)
+    router_config = StackConfig(arp=quick, ipv6=ipv6)
+    a = await Stack.open(a1, ipv4="198.18.1.2/24", gateway="198.18.1.1", ipv6="fd00:1::2/64",
+                         config=FAST)  # fmt: skip
+    r = await Stack.open(r1, ipv4="198.18.1.1/24", ipv6="fd00:1::1/64", config=router_config)
+    try:
+        await r.add_interface(r2, ipv4="198.18.2.1/24", ipv6="fd00:2::1/64")
+        a.add_route("::/0", "fd00:1::1")
+        r.forwarding = True
+        async with asyncio.timeout(10):
+            with pytest.raises(OSError) as unreachable:
+                await a.ping(absent, timeout=5)
+        assert unreachable.value.errno == errno.EHOSTUNREACH, unreachable.value
+        fwd = r.stats()["forward"]
+        assert fwd["unresolved"] == 1 and fwd["drops"]["next_hop_unresolved"] == 1, fwd
+        # The router's own datagrams to it still fail its own transports only.
+        with pytest.raises(OSError):
+            await r.ping(absent, timeout=5)
+        assert r.stats()["forward"]["unresolved"] == 1
+    finally:
+        await a.close()
+        await r.close()

@@ -85,6 +85,7 @@ _SOURCE_ROUTES = frozenset((131, 137))
 #: RFC 1812 5.2.7.1 / RFC 1122 3.2.2.1: "communication administratively prohibited".
 _ADMIN_PROHIBITED4 = UnreachableCode.ADMIN_PROHIBITED
 _ADMIN_PROHIBITED6 = 1
+_ADDRESS_UNREACHABLE6 = 3
 _MAPPED_PREFIX = bytes(10) + b"\xff\xff"
 _LOOPBACK6 = bytes(15) + b"\x01"
 _UNSPECIFIED6 = bytes(16)
@@ -173,6 +174,8 @@ class Forwarder(Layer):
         "redirects_sent",
         "hook_dropped",
         "hook_rejected",
+        "unresolved",
+        "rpf_dropped",
     )
 
     def __init__(
@@ -193,6 +196,7 @@ class Forwarder(Layer):
         self.forwarded4 = self.forwarded6 = self.fragmented = self.fragments_sent = 0
         self.time_exceeded = self.too_big = self.no_route = self.redirects_sent = 0
         self.hook_dropped = self.hook_rejected = 0
+        self.unresolved = self.rpf_dropped = 0
 
     # -- IPv4 ------------------------------------------------------------------------------
     def forward4(
@@ -433,6 +437,49 @@ class Forwarder(Layer):
         self.icmp.send_error(IcmpType.DEST_UNREACHABLE, _ADMIN_PROHIBITED4, header,
                              memoryview(buf)[hlen:header.total_length], now,
                              ifindex=ingress or 0)  # fmt: skip
+
+    # -- a next hop that never answered ------------------------------------------------------
+    def neighbour_failed4(self, ip: bytes, frames: list[bytearray], now: float) -> None:
+        """ARP gave up on ``ip``: the datagrams queued for it are dropped. The stack's own go
+        to its transports (:meth:`IcmpLayer.neighbour_failed`); for each forwarded one the
+        source is told Destination Unreachable, Host Unreachable (RFC 1812 5.2.7.1: the
+        destination is on an attached network but does not answer; 4.3.3.1's code 1)."""
+        own = []
+        for frame in frames:
+            d = memoryview(frame)[ETHERNET_HEADER_LEN:]
+            if len(d) < IPV4_HEADER_LEN or self.v4.is_local(bytes(d[12:16])):
+                own.append(frame)
+                continue
+            self.unresolved += 1
+            self._drop("next_hop_unresolved")
+            if (d[6] << 8 | d[7]) & OFFSET_MASK:
+                continue  # RFC 1812 4.3.2.7: no error about a fragment but the first
+            try:
+                header, payload = parse4(d)
+            except ParseError as exc:
+                self._drop("reject_malformed", exc)
+                continue
+            self.icmp.send_error(IcmpType.DEST_UNREACHABLE, UnreachableCode.HOST, header,
+                                 payload, now)  # fmt: skip
+        if own:
+            self.icmp.neighbour_failed(ip, own, now)
+
+    def neighbour_failed6(self, ip: bytes, frames: list[bytearray], now: float) -> None:
+        """Neighbour discovery gave up on ``ip``: as :meth:`neighbour_failed4`, with ICMPv6
+        Destination Unreachable, Address Unreachable (RFC 4861 7.2.2, RFC 4443 3.1: code 3)
+        for each forwarded packet."""
+        own = []
+        for frame in frames:
+            d = memoryview(frame)[ETHERNET_HEADER_LEN:]
+            if len(d) < IPV6_HEADER_LEN or self.v6.is_local(bytes(d[8:24])):
+                own.append(frame)
+                continue
+            self.unresolved += 1
+            self._drop("next_hop_unresolved")
+            self.icmp6.send_error(Icmp6Type.DEST_UNREACHABLE, _ADDRESS_UNREACHABLE6,
+                                  self._header6(d), b"", now, packet=d)  # fmt: skip
+        if own:
+            self.icmp6.neighbour_failed(ip, own, now)
 
     def port_unreachable(self, buf: bytearray, ingress: int | None, now: float) -> None:
         """Answer the IPv4 datagram ``buf`` (addressed to this host, which came in on
