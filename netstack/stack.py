@@ -74,7 +74,7 @@ from .proto.ethernet.wire import EtherType
 from .proto.icmp.layer import IcmpConfig, IcmpLayer
 from .proto.icmpv6.layer import Icmp6Config, Icmp6Layer
 from .proto.ip.dual import DualIP
-from .proto.ip.forward import Forwarder
+from .proto.ip.forward import RP_FILTERS, Forwarder
 from .proto.ip.hooks import PacketHooks
 from .proto.ipv4.layer import IPv4Config, IPv4Layer
 from .proto.ipv4.wire import IpProto
@@ -990,6 +990,20 @@ class Stack:
     @send_redirects.setter
     def send_redirects(self, on: bool) -> None:
         self.forwarder.config.send_redirects = bool(on)
+
+    @property
+    def rp_filter(self) -> str:
+        """Reverse-path filtering of forwarded datagrams (RFC 3704): ``"strict"`` (the route
+        back to the source leaves by the interface the datagram came in on), ``"loose"`` (a
+        route back exists; a default route counts) or ``"off"`` (the default). A datagram
+        that fails is a counted drop (``stats()["forward"]["drops"]["rpf_strict"]``)."""
+        return self.forwarder.config.rp_filter
+
+    @rp_filter.setter
+    def rp_filter(self, mode: str) -> None:
+        if mode not in RP_FILTERS:
+            raise ValueError(f"rp_filter must be one of {RP_FILTERS}, not {mode!r}")
+        self.forwarder.config.rp_filter = mode
 
     @property
     def packet_hooks(self) -> PacketHooks | None:

@@ -631,3 +631,52 @@ async def test_a_next_hop_that_never_answers_is_host_unreachable(absent: str) ->
     finally:
         await a.close()
         await r.close()
+
+
+@pytest.mark.parametrize("mode", ["off", "loose", "strict"])
+async def test_reverse_path_filtering_rfc3704(net: Net, mode: str) -> None:
+    """Datagrams with a spoofed source come in from net 1: one from net 2's prefix (the way
+    back leaves by the other interface: strict refuses it), one from a prefix the router has
+    no route to (loose refuses it too), and a true one; each refusal a counted drop."""
+    from netstack.proto.ipv4 import wire as ip4
+    from netstack.proto.udp import wire as udp
+
+    got: list[str] = []
+
+    class Sink(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            got.append(addr[0])
+
+    await net.b.create_datagram_endpoint(Sink, local_addr=("0.0.0.0", 9000))
+    with pytest.raises(ValueError):
+        net.r.rp_filter = "sometimes"
+    net.r.rp_filter = mode
+    assert net.r.rp_filter == mode
+    router_mac = bytes(net.r.interfaces[0].link.mac)
+    a_mac = bytes(net.a.interfaces[0].link.mac)
+
+    def spoofed(src: str) -> bytes:
+        s, d = bytes(map(int, src.split("."))), bytes([198, 18, 2, 2])
+        body = bytearray(8) + src.encode()
+        udp.build_into(body, 0, 5000, 9000, s, d)
+        datagram = bytearray(20) + body
+        ip4.build_header_into(datagram, 0, len(datagram), 7, 0, 64, 17, s, d)
+        return router_mac + a_mac + b"\x08\x00" + bytes(datagram)
+
+    async with asyncio.timeout(10):
+        await net.a.ping("198.18.2.2")  # every neighbour resolved
+        for src in ("198.18.2.50", "198.19.7.7", "198.18.1.2"):
+            net.links[0].transmit(spoofed(src))
+        while "198.18.1.2" not in got:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+    fwd = net.r.stats()["forward"]
+    expected = {
+        "off": ["198.18.2.50", "198.19.7.7", "198.18.1.2"],
+        "loose": ["198.18.2.50", "198.18.1.2"],
+        "strict": ["198.18.1.2"],
+    }[mode]
+    assert got == expected, (got, fwd)
+    assert fwd["rpf_dropped"] == 3 - len(expected)
+    if mode != "off":
+        assert fwd["drops"][f"rpf_{mode}"] == 3 - len(expected)

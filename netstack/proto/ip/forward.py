@@ -98,6 +98,14 @@ class ForwardConfig:
     #: Send ICMP / ICMPv6 Redirects (RFC 1812 5.2.7.2, RFC 4861 8.2); off by default, as
     #: a router between networks it does not manage gains little from them.
     send_redirects: bool = False
+    #: Reverse-path filtering of forwarded datagrams (RFC 3704 2): ``"strict"`` forwards
+    #: one only if the route back to its source leaves by the interface it came in on (2.2),
+    #: ``"loose"`` if there is a route back at all (2.4: a default route counts), ``"off"``
+    #: (the default) checks nothing.
+    rp_filter: str = "off"
+
+
+RP_FILTERS = ("off", "strict", "loose")
 
 
 def martian4(ip: bytes) -> bool:
@@ -225,6 +233,8 @@ class Forwarder(Layer):
             except ParseError as exc:
                 self._drop(exc.reason, exc)
                 return
+        if self.config.rp_filter != "off" and not self._reverse_path(self.v4.route, src, ingress):
+            return
         if header.ttl <= 1:
             # RFC 1812 5.3.1: a datagram whose TTL would reach zero is discarded, and the
             # source told with Time Exceeded, code 0.
@@ -288,6 +298,21 @@ class Forwarder(Layer):
         self.forwarded4 += 1
         v4.link_output(frame, route, iface, now)
 
+    def _reverse_path(self, route: Callable[[bytes], Any], src: bytes, ingress: int) -> bool:
+        """RFC 3704 (2.2, 2.4): whether a datagram from ``src`` that came in on ``ingress``
+        passes the reverse-path check; a failure is a counted drop (``rpf_strict``,
+        ``rpf_loose``), without an ICMP error (the source is likely spoofed)."""
+        strict = self.config.rp_filter == "strict"
+        try:
+            back = route(src)
+        except NoRouteError:
+            back = None
+        if back is not None and (not strict or (back.iface.index if back.iface else 0) == ingress):
+            return True
+        self.rpf_dropped += 1
+        self._drop("rpf_strict" if strict else "rpf_loose")
+        return False
+
     @staticmethod
     def _ttl4(frame: bytearray, ttl: int) -> None:
         """TTL - 1 in the frame's IPv4 header, the checksum updated (RFC 1812 5.3.1,
@@ -324,6 +349,8 @@ class Forwarder(Layer):
             return
         if martian6(dst):
             self._drop("martian_destination", dst.hex())
+            return
+        if self.config.rp_filter != "off" and not self._reverse_path(self.v6.route, src, ingress):
             return
         hlim = data[7]
         total = len(data)
