@@ -471,23 +471,7 @@ class Forwarder(Layer):
         to its transports (:meth:`IcmpLayer.neighbour_failed`); for each forwarded one the
         source is told Destination Unreachable, Host Unreachable (RFC 1812 5.2.7.1: the
         destination is on an attached network but does not answer; 4.3.3.1's code 1)."""
-        own = []
-        for frame in frames:
-            d = memoryview(frame)[ETHERNET_HEADER_LEN:]
-            if len(d) < IPV4_HEADER_LEN or self.v4.is_local(bytes(d[12:16])):
-                own.append(frame)
-                continue
-            self.unresolved += 1
-            self._drop("next_hop_unresolved")
-            if (d[6] << 8 | d[7]) & OFFSET_MASK:
-                continue  # RFC 1812 4.3.2.7: no error about a fragment but the first
-            try:
-                header, payload = parse4(d)
-            except ParseError as exc:
-                self._drop("reject_malformed", exc)
-                continue
-            self.icmp.send_error(IcmpType.DEST_UNREACHABLE, UnreachableCode.HOST, header,
-                                 payload, now)  # fmt: skip
+        own = self._unreachable(frames, now, False)
         if own:
             self.icmp.neighbour_failed(ip, own, now)
 
@@ -495,30 +479,51 @@ class Forwarder(Layer):
         """Neighbour discovery gave up on ``ip``: as :meth:`neighbour_failed4`, with ICMPv6
         Destination Unreachable, Address Unreachable (RFC 4861 7.2.2, RFC 4443 3.1: code 3)
         for each forwarded packet."""
+        own = self._unreachable(frames, now, True)
+        if own:
+            self.icmp6.neighbour_failed(ip, own, now)
+
+    def _unreachable(self, frames: list[bytearray], now: float, v6: bool) -> list[bytearray]:
+        """Answer and count the forwarded datagrams of ``frames`` (Ethernet frames whose next
+        hop never answered); the stack's own are returned."""
         own = []
         for frame in frames:
             d = memoryview(frame)[ETHERNET_HEADER_LEN:]
-            if len(d) < IPV6_HEADER_LEN or self.v6.is_local(bytes(d[8:24])):
+            if v6:
+                local = len(d) < IPV6_HEADER_LEN or self.v6.is_local(bytes(d[8:24]))
+            else:
+                local = len(d) < IPV4_HEADER_LEN or self.v4.is_local(bytes(d[12:16]))
+            if local:
                 own.append(frame)
                 continue
             self.unresolved += 1
             self._drop("next_hop_unresolved")
-            self.icmp6.send_error(Icmp6Type.DEST_UNREACHABLE, _ADDRESS_UNREACHABLE6,
-                                  self._header6(d), b"", now, packet=d)  # fmt: skip
-        if own:
-            self.icmp6.neighbour_failed(ip, own, now)
+            if v6:
+                self.icmp6.send_error(Icmp6Type.DEST_UNREACHABLE, _ADDRESS_UNREACHABLE6,
+                                      self._header6(d), b"", now, packet=d)  # fmt: skip
+                continue
+            if not (d[6] << 8 | d[7]) & OFFSET_MASK:
+                # (RFC 1812 4.3.2.7: no error about a fragment but the first.)
+                self._unreachable4(d, UnreachableCode.HOST, now, 0)
+        return own
 
     def port_unreachable(self, buf: bytearray, ingress: int | None, now: float) -> None:
         """Answer the IPv4 datagram ``buf`` (addressed to this host, which came in on
         ``ingress``) with ICMP Port Unreachable, later than it arrived: what a NAT sends for
         an unsolicited SYN it held (RFC 5382 REQ-4)."""
+        self._unreachable4(buf, UnreachableCode.PORT, now, ingress or 0)
+
+    def _unreachable4(
+        self, datagram: bytearray | memoryview, code: int, now: float, ifindex: int
+    ) -> None:
+        """Destination Unreachable with ``code`` about the IPv4 ``datagram``, to its source."""
         try:
-            header, payload = parse4(buf)
+            header, payload = parse4(datagram)
         except ParseError as exc:
             self._drop("reject_malformed", exc)
             return
-        self.icmp.send_error(IcmpType.DEST_UNREACHABLE, UnreachableCode.PORT, header,
-                             payload, now, ifindex=ingress or 0)  # fmt: skip
+        self.icmp.send_error(IcmpType.DEST_UNREACHABLE, code, header, payload, now,
+                             ifindex=ifindex)  # fmt: skip
 
     def _reject6(self, verdict: Verdict, buf: bytearray, ingress: int | None,
                  now: float) -> None:  # fmt: skip
