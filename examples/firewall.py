@@ -1,19 +1,26 @@
-"""A firewall between a client and its uplink, as MirageOS's QubesOS firewall: netstack routes,
+"""A firewall between clients and their uplink, as MirageOS's QubesOS firewall: netstack routes,
 masquerades and filters with a rule file (examples/firewall.rules) and serves DHCP and DNS to
-the client. Both sides are Linux kernels in network namespaces of their own.
+the clients, each client network on a TAP device of its own (as QubesOS gives each client VM
+its own interface). All sides are Linux kernels in network namespaces of their own.
 
     sudo python examples/firewall.py          (root: TAP devices and namespaces)
 
     client namespace                       netstack                      uplink namespace
     kernel, address by DHCP  --TAP--  eth0 198.18.1.1/24         --TAP--  kernel 198.18.2.1/24
-    (busybox udhcpc)                  uplink 198.18.2.2/24               python -m http.server
-                                      DHCP, DNS lan.test, NAT            on 80, 8080 and 8081;
-                                                                         dnsmasq (uplink.test)
+    (busybox udhcpc), IPv6 by SLAAC        fd00:1::1/64                   fd00:2::1/64
+                                      uplink 198.18.2.2/24               python -m http.server
+    "work" client namespace                  fd00:2::2/64                on 80, 8080 and 8081
+    kernel, address by DHCP  --TAP--  work 198.18.3.1/24                 (and 80 over IPv6);
+                                      DHCP, DNS lan.test, NAT,           dnsmasq (uplink.test)
+                                      router advertisements
 
-The uplink has no route to the client's network: whatever reaches it came through the
-masquerade. The client's own tools (curl, ping, dig, Python sockets) try each flow, and the
-program prints what happened, what the servers saw and the firewall's per-rule counters, then
-its own resident memory. Every wait is bounded; the namespaces are deleted at the end.
+The uplink has no route to the clients' IPv4 networks: whatever reaches it came through the
+masquerade; IPv6 is routed untranslated through the same rules. The clients' own tools (curl,
+ping, dig, Python sockets) try each flow, and the program prints what happened, what the
+servers saw and the firewall's per-rule counters, then its own resident memory. Last, the
+rule file is reloaded while a connection is open (as ``netstack firewall`` does on SIGHUP),
+without the rule that let it start: the connection goes on, a new one is refused. Every wait
+is bounded; the namespaces are deleted at the end.
 
 Exits 0 when every flow went as the rules say.
 """
@@ -37,6 +44,21 @@ from netstack.netns import Namespace, open_tap_in_namespace
 
 HERE = Path(__file__).resolve().parent
 SERVER = "198.18.2.1"
+SERVER6 = "fd00:2::1"
+#: Run in a client's namespace: ``persist HOST PORT DIR`` opens a TCP connection, says so
+#: (the file DIR/connected), waits for DIR/go, then asks for / over it and prints the answer's
+#: status line (bounded: 20 s).
+PERSIST = """
+import pathlib, socket, sys, time
+host, port, folder = sys.argv[1], int(sys.argv[2]), pathlib.Path(sys.argv[3])
+s = socket.create_connection((host, port), timeout=5)
+(folder / "connected").write_text("yes")
+deadline = time.monotonic() + 20
+while not (folder / "go").exists() and time.monotonic() < deadline:
+    time.sleep(0.05)
+s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+print(s.makefile("rb").readline().decode().strip())
+"""
 #: Run in the client's namespace: ``probe tcp|udp HOST PORT`` tries a connection (TCP) or sends
 #: a datagram (UDP) and says what came back: "answered", "refused" (a TCP reset, or the ICMP
 #: port unreachable that crossed the masquerade back) or "no answer" (after 3 s).
@@ -95,9 +117,27 @@ async def dhcp_client(client: Namespace, dev: str, work: Path) -> str:
     return lease
 
 
+async def slaac_address(ns: Namespace, dev: str, prefix: str, timeout: float = 20.0) -> str:
+    """The kernel's SLAAC address in ``prefix`` (from the firewall's router advertisements),
+    once it has one and a default route through the firewall."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    out = routes = ""
+    while loop.time() < deadline:
+        _, out = await run(ns, "ip", "-6", "-o", "addr", "show", "dev", dev, "scope", "global")
+        _, routes = await run(ns, "ip", "-6", "route", "show", "default")
+        for line in out.splitlines():
+            words = line.split()
+            address = words[words.index("inet6") + 1].split("/")[0]
+            if address.startswith(prefix) and "tentative" not in line and "via fe80::" in routes:
+                return address
+        await asyncio.sleep(0.2)
+    return f"none: {out} {routes}"
+
+
 @dataclass
 class Network:
-    """The firewall between the two namespaces, and what the uplink's web servers log."""
+    """The firewall between the namespaces, and what the uplink's web servers log."""
 
     fw: netstack.firewall.Firewall
     client: Namespace
@@ -105,6 +145,10 @@ class Network:
     uplink: Namespace
     logs: dict[int, Path]
     work: Path
+    #: The second client network's namespace and device ("work" in the rules).
+    client2: Namespace
+    client2_dev: str
+    rules: str
 
 
 @contextlib.asynccontextmanager
@@ -113,13 +157,20 @@ async def network(
 ) -> AsyncIterator[Network]:
     """Build the two namespaces, the servers and the firewall (each link passed through
     ``wrap``: a test records them); delete everything afterwards."""
-    with Namespace.create() as client, Namespace.create() as uplink:
+    with Namespace.create() as client, Namespace.create() as uplink, \
+            Namespace.create() as client2:  # fmt: skip
         lan_link = open_tap_in_namespace(client, kernel_ipv4=None, kernel_ipv6=None)
-        up_link = open_tap_in_namespace(uplink, kernel_ipv4=f"{SERVER}/24", kernel_ipv6=None)
+        up_link = open_tap_in_namespace(uplink, kernel_ipv4=f"{SERVER}/24",
+                                        kernel_ipv6=f"{SERVER6}/64")  # fmt: skip
+        work_link = open_tap_in_namespace(client2, kernel_ipv4=None, kernel_ipv6=None)
         uplink_dev = up_link.name
+        rules = (HERE / "firewall.rules").read_text()
         fw = await netstack.firewall.start(
             wrap(lan_link), wrap(up_link), lan="198.18.1.1/24", uplink="198.18.2.2/24",
-            gateway=SERVER, rules=(HERE / "firewall.rules").read_text(), domain="lan.test",
+            gateway=SERVER, rules=rules, domain="lan.test", lan6="fd00:1::1/64",
+            uplink6="fd00:2::2/64", gateway6=SERVER6,
+            clients=[netstack.firewall.ClientNetwork(wrap(work_link), "198.18.3.1/24",
+                                                     name="work")],
         )  # fmt: skip
         try:
             # The uplink's servers: the web on three ports (each logs who asked), a DNS server.
@@ -132,14 +183,23 @@ async def network(
                     sys.executable, "-m", "http.server", "-b", SERVER, "-d", str(work / "www"),
                     str(port), stdout=logs[port].open("w"), stderr=subprocess.STDOUT,
                 )  # fmt: skip
+            logs[6] = work / "http-ipv6.log"  # the web over IPv6, on port 80 too
+            uplink.popen(
+                sys.executable, "-m", "http.server", "-b", SERVER6, "-d", str(work / "www"),
+                "80", stdout=logs[6].open("w"), stderr=subprocess.STDOUT,
+            )  # fmt: skip
             uplink.popen(
                 "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
                 "--no-hosts", "--bind-interfaces", f"--interface={uplink_dev}",
                 "--user=root", "--pid-file=", f"--host-record=www.uplink.test,{SERVER}",
                 "--log-queries", f"--log-facility={work / 'dnsmasq.log'}",
             )  # fmt: skip
+            # The clients' IPv6 prefix is routed to the firewall (as an ISP routes a
+            # customer's); their IPv4 networks are not: only the masquerade reaches the uplink.
+            uplink.ip("-6", "route", "add", "fd00:1::/64", "via", "fd00:2::2")
             await wait_listening(uplink, [80, 8080, 8081, 53])
-            yield Network(fw, client, lan_link.name, uplink, logs, work)
+            yield Network(fw, client, lan_link.name, uplink, logs, work, client2,
+                          work_link.name, rules)  # fmt: skip
         finally:
             await fw.close()
 
@@ -184,6 +244,51 @@ async def flows(net: Network) -> AsyncIterator[tuple[str, str, bool]]:
                             "http://198.18.1.1:80/")  # fmt: skip
     yield "curl the firewall itself (input policy drop)", out, status == 28
 
+    # The second client network: a link, a subnet, a DHCP pool and rules of its own.
+    client2 = net.client2
+    lease = await dhcp_client(client2, net.client2_dev, net.work)
+    yield "dhcp on the work network", lease, "198.18.3.100 router 198.18.3.1" in lease
+    status, out = await run(client2, "curl", "-sS", "--max-time", "10", f"http://{SERVER}/")
+    yield "work: curl http://198.18.2.1/", out, out == "hello from the uplink"
+    status, out = await run(client2, "ping", "-c", "1", "-W", "2", SERVER)
+    yield "work: ping the uplink (only eth0 may)", f"exit status {status}", status == 1
+
+    # IPv6: SLAAC from the firewall's advertisements, then routed untranslated.
+    mine = await slaac_address(client, net.client_dev, "fd00:1:")
+    yield "IPv6 address by SLAAC", mine, mine.startswith("fd00:1:")
+    status, out = await run(client, "ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", SERVER6)
+    summary = next((ln for ln in out.splitlines() if "received" in ln), out)
+    yield "ping -6 the uplink", summary, status == 0
+    status, out = await run(client, "curl", "-sS", "--max-time", "10", f"http://[{SERVER6}]/")
+    yield f"curl http://[{SERVER6}]/", out, out == "hello from the uplink"
+    await asyncio.sleep(0.2)
+    requests = [ln for ln in net.logs[6].read_text().splitlines() if '"GET ' in ln]
+    seen = requests[0].split(" ", 1)[0] if requests else "nobody"
+    yield "the IPv6 web server saw the client as (no NAT)", seen, seen == mine
+    status, out = await run(client, "dig", "+short", "+time=2", "+tries=2", "@fd00:1::1",
+                            "firewall.lan.test")  # fmt: skip
+    yield "dns from the firewall over IPv6", out, out == "198.18.1.1"
+
+    # The rule file reloaded while a connection is open, without the rule that let it start:
+    # the connection goes on (its flow is tracked: established), a new one is dropped.
+    folder = net.work / "persist"
+    folder.mkdir()
+    held = asyncio.ensure_future(
+        run(client, sys.executable, "-c", PERSIST, SERVER, "80", str(folder), timeout=30)
+    )
+    for _ in range(200):
+        if (folder / "connected").exists() or held.done():
+            break
+        await asyncio.sleep(0.05)
+    without_web = "\n".join(ln for ln in net.rules.splitlines() if "# the web" not in ln)
+    net.fw.reload(without_web)
+    status, out = await run(client, "curl", "-sS", "--connect-timeout", "3",
+                            f"http://{SERVER}/")  # fmt: skip
+    yield "after the reload, a new connection (dropped)", out, status == 28
+    (folder / "go").write_text("go")
+    status, out = await held
+    yield "after the reload, the connection opened before", out, out.startswith("HTTP/1.0 200")
+
 
 async def main() -> int:
     for program in ("busybox", "curl", "dig", "dnsmasq", "ping"):
@@ -198,7 +303,9 @@ async def main() -> int:
                 print(f"{label}: {outcome}{'' if good else '   <-- not as the rules say'}",
                       flush=True)  # fmt: skip
             fw = net.fw
-            print(f"firewall DHCP leases: {[(r.address, r.mac) for r in fw.dhcp.leases]}")
+            for side in fw.clients:
+                leases = [(r.address, r.mac) for r in side.dhcp.leases]
+                print(f"firewall DHCP leases on {side.interface.name}: {leases}")
             netfilter = fw.stack.stats()["netfilter"]
             print(f"NAT mappings made: {netfilter['nat']['mappings_created']}")
             for counter in fw.stack.filter.counters():

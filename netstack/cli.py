@@ -687,6 +687,33 @@ def _resident_mb() -> float:
     return 0.0
 
 
+def _client_spec(spec: str) -> tuple[str, str, str, str | None]:
+    """``NAME=DEV,A.B.C.D/LEN[,IPV6/64]`` -> (name, device, IPv4, IPv6 or None), checked."""
+    name, sep, rest = spec.partition("=")
+    parts = rest.split(",")
+    if not sep or not name or len(parts) not in (2, 3) or not parts[0]:
+        raise ValueError(f"--client {spec!r}: give NAME=DEV,A.B.C.D/LEN[,IPV6/64]")
+    try:
+        ipaddress.IPv4Interface(parts[1])
+        if len(parts) == 3:
+            ipaddress.IPv6Interface(parts[2])
+    except ValueError as exc:
+        raise ValueError(f"--client {spec!r}: {exc}") from None
+    return name, parts[0], parts[1], parts[2] if len(parts) == 3 else None
+
+
+def _reload_rules(fw: Any, path: str) -> None:
+    try:
+        with open(path) as file:
+            fw.reload(file.read())
+    except (OSError, ValueError) as exc:
+        print(f"netstack firewall: {path} not reloaded, the rules in force stay: {exc}",
+              file=sys.stderr, flush=True)  # fmt: skip
+        return
+    print(f"netstack firewall: {path} reloaded, {len(fw.stack.filter.rules)} rules",
+          flush=True)  # fmt: skip
+
+
 async def _firewall(args: argparse.Namespace) -> int:
     from . import firewall
     from .link.tap import TapLink
@@ -695,6 +722,7 @@ async def _firewall(args: argparse.Namespace) -> int:
     if args.rules:
         with open(args.rules) as file:
             rules = file.read()
+    specs = [_client_spec(spec) for spec in args.client]  # checked before a device is opened
     namespaces = []
     lan_link: TapLink
     uplink_link: TapLink
@@ -719,10 +747,20 @@ async def _firewall(args: argparse.Namespace) -> int:
                 return 2
             lan_link, uplink_link = TapLink.open(args.lan_tap), TapLink.open(args.uplink_tap)
             gateway = args.gateway
+        clients = [
+            firewall.ClientNetwork(TapLink.open(dev), ipv4, name=name, ipv6=ipv6)
+            for name, dev, ipv4, ipv6 in specs
+        ]
         fw = await firewall.start(
             lan_link, uplink_link, lan=args.lan, uplink=args.uplink, gateway=gateway,
-            rules=rules, pool=args.dhcp, domain=args.domain, zone=args.dns,
+            rules=rules, pool=args.dhcp, domain=args.domain, zone=args.dns, lan6=args.lan6,
+            uplink6=args.uplink6, gateway6=args.gateway6, clients=clients,
         )  # fmt: skip
+        if args.rules:
+            # SIGHUP: the rule file again, in place at once; tracked flows go on.
+            asyncio.get_running_loop().add_signal_handler(
+                signal.SIGHUP, _reload_rules, fw, args.rules
+            )
         try:
             print(f"netstack firewall: clients on eth0 {args.lan}, uplink {args.uplink}"
                   f"{f' via {gateway}' if gateway else ''}; {len(fw.stack.filter.rules)} rules, "
@@ -917,6 +955,14 @@ def _parser() -> argparse.ArgumentParser:
                     help="the clients' DNS domain (default: lan.test)")  # fmt: skip
     fw.add_argument("--dns", metavar="ZONEFILE",
                     help="the zone to serve instead of the built-in one")  # fmt: skip
+    fw.add_argument("--client", metavar="NAME=DEV,A.B.C.D/LEN[,IPV6/64]", action="append",
+                    default=[], help="one more client network on TAP device DEV, called "
+                    "NAME in the rules (repeatable; each its own DHCP pool)")  # fmt: skip
+    fw.add_argument("--lan6", metavar="IPV6/64",
+                    help="an IPv6 address on the clients' side: its /64 is advertised (SLAAC) "
+                    "and routed to the uplink, untranslated, through the same rules")  # fmt: skip
+    fw.add_argument("--uplink6", metavar="IPV6/LEN", help="the IPv6 address on the uplink")
+    fw.add_argument("--gateway6", metavar="IPV6", help="the next IPv6 router on the uplink")
     _until_and_sandbox(fw, "the clients and the uplink in two new network namespaces (root)")
     return parser
 

@@ -74,7 +74,7 @@ from .proto.ethernet.wire import EtherType
 from .proto.icmp.layer import IcmpConfig, IcmpLayer
 from .proto.icmpv6.layer import Icmp6Config, Icmp6Layer
 from .proto.ip.dual import DualIP
-from .proto.ip.forward import Forwarder
+from .proto.ip.forward import RP_FILTERS, Forwarder
 from .proto.ip.hooks import PacketHooks
 from .proto.ipv4.layer import IPv4Config, IPv4Layer
 from .proto.ipv4.wire import IpProto
@@ -107,6 +107,8 @@ __all__ = ["Interface", "Stack", "StackConfig"]
 log = logging.getLogger("netstack.stack")
 
 _P = TypeVar("_P", bound=asyncio.BaseProtocol)
+#: The source MAC of a datagram received again from the packet hooks (not a loopback one).
+_NO_MAC = bytes(6)
 
 
 @runtime_checkable
@@ -281,7 +283,7 @@ class Stack:
         ip6.protocols[NextHeader.TCP] = tcp.receive
         ip6.on_parameter_problem = icmp6.parameter_problem
         ip6.on_reassembly_timeout = icmp6.reassembly_timeout
-        ip6.on_neighbour_failed = icmp6.neighbour_failed
+        ip6.on_neighbour_failed = self.forwarder.neighbour_failed6
         # ICMP errors go to the transport whose datagram they quote (RFC 1122 3.2.2),
         # through the dual-family facade, which gives them one shape for both families.
         for proto in (IpProto.UDP, IpProto.TCP, IpProto.ICMP):
@@ -328,7 +330,7 @@ class Stack:
         # ARP asks IPv4 which of the interface's addresses a request goes out from, and
         # tells ICMP of the datagrams stranded by a neighbour that never answered.
         arp.source_selector = iface.ip4.source_for
-        arp.on_failed = self.icmp.neighbour_failed
+        arp.on_failed = self.forwarder.neighbour_failed4
 
     # -- lifecycle -----------------------------------------------------------------------------
     @classmethod
@@ -989,6 +991,20 @@ class Stack:
     @send_redirects.setter
     def send_redirects(self, on: bool) -> None:
         self.forwarder.config.send_redirects = bool(on)
+
+    @property
+    def rp_filter(self) -> str:
+        """Reverse-path filtering of forwarded datagrams (RFC 3704): ``"strict"`` (the route
+        back to the source leaves by the interface the datagram came in on), ``"loose"`` (a
+        route back exists; a default route counts) or ``"off"`` (the default). A datagram
+        that fails is a counted drop (``stats()["forward"]["drops"]["rpf_strict"]``)."""
+        return self.forwarder.config.rp_filter
+
+    @rp_filter.setter
+    def rp_filter(self, mode: str) -> None:
+        if mode not in RP_FILTERS:
+            raise ValueError(f"rp_filter must be one of {RP_FILTERS}, not {mode!r}")
+        self.forwarder.config.rp_filter = mode
 
     @property
     def packet_hooks(self) -> PacketHooks | None:
@@ -1711,6 +1727,9 @@ class Stack:
         :attr:`packet_hooks` on first use; its counters are ``stats()["netfilter"]``)."""
         if self._netfilter is None:
             self._netfilter = Netfilter(self._rng, self._ipv4_addresses_of, self._ifindex)
+            self._netfilter.tcp_takes = self.tcp.takes
+            self._netfilter.port_unreachable = self.forwarder.port_unreachable
+            self._netfilter.reinject = self._receive_again
             self.packet_hooks = self._netfilter
             self._shared = (*self._shared, self._netfilter)
             self._registry_changed()
@@ -1727,6 +1746,14 @@ class Stack:
         """The packet filter: ``stack.filter.rules = [Rule(...), ...]``,
         ``set_policy(chain, action)``, ``load(text)``, ``counters()``."""
         return self.netfilter.filter
+
+    def _receive_again(self, datagram: bytearray, ifindex: int, now: float) -> None:
+        """An IP datagram the packet hooks held (a fragment before its first), received
+        again as if it had just come in on interface ``ifindex``."""
+        if datagram[0] >> 4 == 6:
+            self.ipv6.receive(memoryview(datagram), _NO_MAC, False, now, ifindex)
+        else:
+            self.ipv4.receive(memoryview(datagram), _NO_MAC, False, now, ifindex)
 
     def _ipv4_addresses_of(self, ifindex: int) -> list[bytes]:
         for iface in self._interfaces:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -162,10 +163,29 @@ def test_firewall_rejects_a_bad_rule_file(tmp_path: Path) -> None:
     assert "line 2" in result.stderr, result.stderr
 
 
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "work",
+        "work=tap9",
+        "work=tap9,198.18.300.1/24",
+        "=tap9,198.18.3.1/24",
+        "work=tap9,198.18.3.1/24,fd00::zz",
+    ],
+)
+def test_firewall_rejects_a_bad_client_network(spec: str) -> None:
+    result = run_cli("firewall", "--lan-tap", "tap0", "--uplink-tap", "tap1", "--client", spec,
+                     "--for", "0")  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "--client" in result.stderr, result.stderr
+
+
 @pytest.mark.peers
 def test_firewall_sandbox_leases_and_masquerades(tmp_path: Path) -> None:
     """The kernel in the clients' namespace takes a lease from the firewall (busybox udhcpc)
-    and pings the uplink's kernel through the masquerade (the built-in rules allow ping)."""
+    and pings the uplink's kernel through the masquerade (the rules allow ping); the rule
+    file, changed to refuse ping and sent SIGHUP, is in force at once; a broken one is not
+    taken."""
     require_net_admin()
     import shutil
 
@@ -175,8 +195,13 @@ def test_firewall_sandbox_leases_and_masquerades(tmp_path: Path) -> None:
     script.write_text('#!/bin/sh\n[ "$1" = bound ] && ip addr add "$ip/$mask" dev "$interface" '
                       '&& ip route add default via "$router"\nexit 0\n')  # fmt: skip
     script.chmod(0o755)
+    from netstack.firewall import DEFAULT_RULES
+
+    rules = tmp_path / "fw.rules"
+    rules.write_text(DEFAULT_RULES)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "netstack", "firewall", "--sandbox", "--for", "60"],
+        [sys.executable, "-m", "netstack", "firewall", "--sandbox", "--for", "60", "--rules",
+         str(rules)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=dict(os.environ, NETSTACK_LOOP=os.environ.get("NETSTACK_LOOP", "asyncio")),
     )  # fmt: skip
@@ -199,6 +224,18 @@ def test_firewall_sandbox_leases_and_masquerades(tmp_path: Path) -> None:
             capture_output=True, text=True, timeout=30,
         )  # fmt: skip
         assert "2 received" in ping.stdout, ping
+        rules.write_text(DEFAULT_RULES.replace("icmp-type 8", "icmp-type 13"))
+        proc.send_signal(signal.SIGHUP)
+        assert "reloaded" in proc.stdout.readline()
+        ping = subprocess.run(
+            ["ip", "netns", "exec", namespace, "ping", "-c", "1", "-W", "1", "198.18.2.1"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert " 0 received" in ping.stdout, ping
+        rules.write_text("forward allow everything\n")
+        proc.send_signal(signal.SIGHUP)
+        assert proc.stderr is not None
+        assert "not reloaded, the rules in force stay" in proc.stderr.readline()
     finally:
         proc.send_signal(2)
         out, err = proc.communicate(timeout=30)

@@ -311,3 +311,44 @@ async def test_a_flood_of_discovers_does_not_starve_a_real_client(
     assert not [r for r in caplog.records if "exhausted" in r.getMessage()]
     await driver.close()
     server.close()
+
+
+async def test_a_server_for_each_interface_of_a_router() -> None:
+    """A router with two client networks serves each its own pool (``interface=``): a
+    client gets the pool of the network it is on; one interface takes one server, and the
+    port goes when the last closes."""
+    from netstack.link import MemoryLink
+
+    a_link, r_a = MemoryLink.pair()
+    b_link, r_b = MemoryLink.pair()
+    router = await Stack.open(r_a, ipv4="198.18.1.1/24")
+    a = await Stack.open(a_link)
+    b = await Stack.open(b_link)
+    try:
+        second = await router.add_interface(r_b, ipv4="198.18.3.1/24", name="work")
+        first = router.interfaces[0]
+        one = await netstack.dhcp.serve(router, pool="198.18.1.100-198.18.1.110",
+                                        router="198.18.1.1", interface=first)  # fmt: skip
+        with pytest.raises(ValueError, match="no network"):
+            await netstack.dhcp.serve(router, pool="198.18.1.100-198.18.1.110", interface=second)
+        two = await netstack.dhcp.serve(router, pool="198.18.3.50-198.18.3.60",
+                                        router="198.18.3.1", interface=second.index)  # fmt: skip
+        with pytest.raises(AddressInUseError):
+            await netstack.dhcp.serve(router, pool="198.18.3.61-198.18.3.62", interface=second)
+        with pytest.raises(AddressInUseError):
+            await netstack.dhcp.serve(router, pool="198.18.1.111-198.18.1.112")
+        lease_a = (await netstack.dhcp.configure(a, config=QUICK, timeout=10)).lease
+        lease_b = (await netstack.dhcp.configure(b, config=QUICK, timeout=10)).lease
+        assert lease_a is not None and lease_b is not None
+        assert (str(lease_a.address), str(lease_a.router)) == ("198.18.1.100", "198.18.1.1")
+        assert str(lease_b.address).startswith("198.18.3.") and str(lease_b.router) == (
+            "198.18.3.1"
+        )
+        assert [r.address for r in two.leases] == [str(lease_b.address)]
+        one.close()
+        two.close()
+        # The port is free again for a server of the whole stack.
+        (await netstack.dhcp.serve(router, pool="198.18.1.120-198.18.1.121")).close()
+    finally:
+        for s in (a, b, router):
+            await s.close()

@@ -22,6 +22,7 @@ import pytest
 
 from netstack import Stack, StackConfig
 from netstack.link import MemoryLink
+from netstack.link.base import FrameMeta
 from netstack.proto.checksum import checksum
 from netstack.proto.ip.hooks import Hook, Verdict
 from netstack.proto.ipv6.addrconf import AddrconfConfig
@@ -518,3 +519,164 @@ async def test_masquerade_port_forward_and_filter_through_the_router(net: Net) -
     assert net.r.filter.counters()[0]["packets"] >= 1
     writer.close()
     w2.close()
+
+
+async def test_unsolicited_syn_to_the_nat_is_held_then_answered_rfc5382_req4(net: Net) -> None:
+    """A connection attempt from outside to the masqueraded address, on a port no mapping
+    has: the router's own TCP does not refuse it at once (RFC 5382 REQ-4: not for 6
+    seconds, so a simultaneous open can still happen); once the hold is over (the router's
+    timer moved on by hand here) ICMP Port Unreachable refuses it."""
+    net.r.nat.masquerade(net.r.interfaces[1])
+    nf = net.r.netfilter
+    async with asyncio.timeout(10):
+        attempt = asyncio.ensure_future(net.b.open_connection("198.18.2.1", 20000))
+        while nf.stats()["syns_held"] == 0:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)
+        assert not attempt.done()  # no reset came back
+        assert net.r.stats()["tcp"]["tx_segments"] == 0
+        nf.handle_timeout(net.r.loop.time() + 6.0)
+        assert nf.stats()["syns_answered"] == 1
+        with pytest.raises(OSError) as refused:
+            await attempt
+    assert refused.value.errno == errno.ECONNREFUSED
+
+
+async def test_fragments_before_their_first_pass_the_nat(net: Net) -> None:
+    """A datagram whose first fragment reaches the NAT last (RFC 4787 REQ-14): the later
+    fragments wait for it, then all are translated, and the far end reassembles it (from the
+    router's outside address); its answer, fragmented out of order too, comes back."""
+    net.r.nat.masquerade(net.r.interfaces[1])
+    got: list[tuple[bytes, str]] = []
+
+    def first_last(link: MemoryLink) -> None:
+        """The link delivers a fragmented datagram's first fragment after its last one."""
+        transmit = link._peer
+        assert transmit is not None
+        held: list[bytes] = []
+
+        def reordered(frame: bytes | bytearray, meta: FrameMeta | None = None) -> None:
+            ip = bytes(frame[14:34])
+            is_v4_fragment = frame[12:14] == b"\x08\x00" and ip[6:8] != b"\x40\x00" and (
+                int.from_bytes(ip[6:8], "big") & 0x3FFF
+            )  # fmt: skip
+            if is_v4_fragment and int.from_bytes(ip[6:8], "big") & 0x1FFF == 0:
+                held.append(bytes(frame))  # the first fragment: later
+                return
+            transmit(frame)
+            if is_v4_fragment and not int.from_bytes(ip[6:8], "big") & 0x2000:
+                for f in held:
+                    transmit(f)
+                held.clear()
+
+        link._peer = reordered
+
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            got.append((data, addr[0]))
+            self.transport.sendto(data, addr)  # type: ignore[attr-defined]
+
+    class Sink(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            got.append((data, addr[0]))
+
+    first_last(net.links[0])  # a's frames to the router
+    first_last(net.links[3])  # b's frames to the router
+    await net.b.create_datagram_endpoint(Echo, local_addr=("0.0.0.0", 9000))
+    transport, _ = await net.a.create_datagram_endpoint(Sink, remote_addr=("198.18.2.2", 9000))
+    payload = bytes(range(256)) * 12  # 3072 bytes: three fragments each way
+    transport.sendto(payload)
+    async with asyncio.timeout(10):
+        while len(got) < 2:
+            await asyncio.sleep(0.02)
+    assert got == [(payload, "198.18.2.1"), (payload, "198.18.2.2")]
+    nf = net.r.stats()["netfilter"]
+    assert nf["fragments_held"] == 4 and nf["fragments_released"] == 4
+    assert "fragment_without_flow" not in nf["drops"]
+    transport.close()
+
+
+@pytest.mark.parametrize("absent", ["198.18.2.99", "fd00:2::99"])
+async def test_a_next_hop_that_never_answers_is_host_unreachable(absent: str) -> None:
+    """RFC 1812 5.2.7.1 (4.3.3.1's code 1): a datagram for a host on an attached network that
+    does not answer ARP is answered with Host Unreachable once the router gives up (IPv6:
+    Address Unreachable, RFC 4861 7.2.2); counted in the router's drops."""
+    from netstack.proto.neighbour.cache import NeighbourConfig
+
+    quick = NeighbourConfig(retrans_time=0.05, max_requests=3)
+    a1, r1 = MemoryLink.pair()
+    r2, _nobody = MemoryLink.pair()
+    ipv6 = IPv6Config(neighbour=quick, addrconf=FAST.ipv6.addrconf)
+    router_config = StackConfig(arp=quick, ipv6=ipv6)
+    a = await Stack.open(a1, ipv4="198.18.1.2/24", gateway="198.18.1.1", ipv6="fd00:1::2/64",
+                         config=FAST)  # fmt: skip
+    r = await Stack.open(r1, ipv4="198.18.1.1/24", ipv6="fd00:1::1/64", config=router_config)
+    try:
+        await r.add_interface(r2, ipv4="198.18.2.1/24", ipv6="fd00:2::1/64")
+        a.add_route("::/0", "fd00:1::1")
+        r.forwarding = True
+        async with asyncio.timeout(10):
+            with pytest.raises(OSError) as unreachable:
+                await a.ping(absent, timeout=5)
+        assert unreachable.value.errno == errno.EHOSTUNREACH, unreachable.value
+        fwd = r.stats()["forward"]
+        assert fwd["unresolved"] == 1 and fwd["drops"]["next_hop_unresolved"] == 1, fwd
+        # The router's own datagrams to it still fail its own transports only.
+        with pytest.raises(OSError):
+            await r.ping(absent, timeout=5)
+        assert r.stats()["forward"]["unresolved"] == 1
+    finally:
+        await a.close()
+        await r.close()
+
+
+@pytest.mark.parametrize("mode", ["off", "loose", "strict"])
+async def test_reverse_path_filtering_rfc3704(net: Net, mode: str) -> None:
+    """Datagrams with a spoofed source come in from net 1: one from net 2's prefix (the way
+    back leaves by the other interface: strict refuses it), one from a prefix the router has
+    no route to (loose refuses it too), and a true one; each refusal a counted drop."""
+    from netstack.proto.ipv4 import wire as ip4
+    from netstack.proto.udp import wire as udp
+
+    got: list[str] = []
+
+    class Sink(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            got.append(addr[0])
+
+    await net.b.create_datagram_endpoint(Sink, local_addr=("0.0.0.0", 9000))
+    with pytest.raises(ValueError):
+        net.r.rp_filter = "sometimes"
+    net.r.rp_filter = mode
+    assert net.r.rp_filter == mode
+    router_mac = bytes(net.r.interfaces[0].link.mac)
+    a_mac = bytes(net.a.interfaces[0].link.mac)
+
+    def spoofed(src: str) -> bytes:
+        s, d = bytes(map(int, src.split("."))), bytes([198, 18, 2, 2])
+        body = bytearray(8) + src.encode()
+        udp.build_into(body, 0, 5000, 9000, s, d)
+        datagram = bytearray(20) + body
+        ip4.build_header_into(datagram, 0, len(datagram), 7, 0, 64, 17, s, d)
+        return router_mac + a_mac + b"\x08\x00" + bytes(datagram)
+
+    async with asyncio.timeout(10):
+        await net.a.ping("198.18.2.2")  # every neighbour resolved
+        for src in ("198.18.2.50", "198.19.7.7", "198.18.1.2"):
+            net.links[0].transmit(spoofed(src))
+        while "198.18.1.2" not in got:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+    fwd = net.r.stats()["forward"]
+    expected = {
+        "off": ["198.18.2.50", "198.19.7.7", "198.18.1.2"],
+        "loose": ["198.18.2.50", "198.18.1.2"],
+        "strict": ["198.18.1.2"],
+    }[mode]
+    assert got == expected, (got, fwd)
+    assert fwd["rpf_dropped"] == 3 - len(expected)
+    if mode != "off":
+        assert fwd["drops"][f"rpf_{mode}"] == 3 - len(expected)

@@ -30,6 +30,7 @@ import logging
 import os
 import tempfile
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -205,6 +206,8 @@ class DhcpServerHandle:
         self._registered: dict[str, str] = {}
         self._replies: list[Any] = []
         self._flush_scheduled = False
+        #: Lets go of the shared endpoint of the servers of single interfaces.
+        self._detach: Callable[[], None] | None = None
 
     @property
     def address(self) -> str:
@@ -332,6 +335,9 @@ class DhcpServerHandle:
         self._timer.cancel()
         if self._endpoint is not None:
             self._endpoint.close()
+        if self._detach is not None:
+            self._detach()
+            self._detach = None
         if not self._done.done():
             self._done.set_result(None)
 
@@ -408,6 +414,7 @@ async def serve(
     reservations: Mapping[str, str] | None = None,
     options: Mapping[int, bytes | str] | None = None,
     config: DhcpServerConfig | None = None,
+    interface: Any = None,
 ) -> DhcpServerHandle:
     """Serve DHCP on ``stack`` (UDP port 67).
 
@@ -424,6 +431,10 @@ async def serve(
         options: more options, ``{code: bytes or ASCII str}``.
         config: a whole :class:`~netstack.proto.dhcp.server.DhcpServerConfig` instead of the
             arguments above (besides ``leases_path``).
+        interface: serve only the clients on this interface (an Interface or its index), the
+            pool on one of its networks: a router serves each client network with a server
+            of its own this way (every such server of a stack shares port 67, each taking
+            the messages that came in on its interface). None: one server for the stack.
 
     Returns:
         The running server.
@@ -431,14 +442,19 @@ async def serve(
     Raises:
         ValueError: a malformed argument, a pool on no network of the stack, or a lease
             file that is not a netstack lease database.
-        AddressInUseError: UDP port 67 is taken.
+        AddressInUseError: UDP port 67 is taken (by a server for the whole stack, or one
+            for the same interface).
     """
     _check_open(stack)
+    ifindex: int | None = None
+    if interface is not None:
+        ifindex = interface if isinstance(interface, int) else int(interface.index)
+        local = stack.ipv4.addresses_of(ifindex)  # ValueError: no such interface
+    else:
+        local = stack.ipv4.addresses
     if config is None:
         first, last = _parse_pool(pool)
-        iface = next(
-            (a for a in stack.ipv4.addresses if first in a.network and last in a.network), None
-        )
+        iface = next((a for a in local if first in a.network and last in a.network), None)
         if iface is None:
             have = ", ".join(str(a) for a in stack.ipv4.addresses) or "none"
             raise ValueError(f"pool {pool} is on no network of this stack (addresses: {have})")
@@ -464,7 +480,7 @@ async def serve(
         server_ip = iface.ip.packed
     else:
         network = config.pools[0].network
-        found = next((a for a in stack.ipv4.addresses if a.ip in network), None)
+        found = next((a for a in local if a.ip in network), None)
         if found is None:
             raise ValueError(f"the stack has no address on {network}")
         server_ip = found.ip.packed
@@ -473,8 +489,59 @@ async def serve(
     if path is not None and path.exists():
         _load(server, path, stack.loop.time())
     handle = DhcpServerHandle(stack, server, path)
-    await handle._open()
+    if ifindex is None:
+        await handle._open()
+    else:
+        _PerInterface.attach(stack, ifindex, handle)
     return handle
+
+
+class _PerInterface:
+    """A stack's DHCP servers that each serve one interface: one endpoint on port 67 of every
+    address, bound in the UDP layer (which says the interface a datagram came in on), that
+    hands each message to the server of its interface."""
+
+    _of: weakref.WeakKeyDictionary[object, _PerInterface] = weakref.WeakKeyDictionary()
+
+    def __init__(self, stack: DhcpCore) -> None:
+        self.stack = stack
+        self.local_ip = ANY4
+        self.local_port = 0
+        self.remote: tuple[bytes, int] | None = None
+        self.servers: dict[int, DhcpServerHandle] = {}
+
+    @classmethod
+    def attach(cls, stack: DhcpCore, ifindex: int, handle: DhcpServerHandle) -> None:
+        shared = cls._of.get(stack)
+        if shared is None:
+            shared = cls(stack)
+            # AddressInUseError: a server for the whole stack has the port.
+            shared.local_port = stack.udp.bind(shared, ANY4, SERVER_PORT)
+            cls._of[stack] = shared
+        elif ifindex in shared.servers:
+            from ..errors import AddressInUseError
+
+            raise AddressInUseError(f"a DHCP server serves interface {ifindex} already")
+        shared.servers[ifindex] = handle
+        handle._detach = lambda: shared.detach(ifindex, handle)
+        handle._rearm()
+
+    def detach(self, ifindex: int, handle: DhcpServerHandle) -> None:
+        if self.servers.get(ifindex) is handle:
+            del self.servers[ifindex]
+        if not self.servers:
+            self.stack.udp.unbind(self)
+            if self._of.get(self.stack) is self:
+                del self._of[self.stack]
+
+    # -- the UDP layer's Endpoint interface ----------------------------------------------------
+    def deliver(self, data: memoryview, src: bytes, port: int, ifindex: int = 0) -> None:
+        handle = self.servers.get(ifindex)
+        if handle is not None:
+            handle._on_datagram(bytes(data), (format_ipv4(src), port))
+
+    def error(self, exc: OSError) -> None:
+        pass  # a server sends no datagram whose errors it waits for
 
 
 def _load(server: DhcpServer, path: Path, now: float) -> None:

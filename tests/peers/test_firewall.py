@@ -1,13 +1,18 @@
-"""The firewall example (examples/firewall.py) against the kernel's own clients (PEERS.md): a
-client namespace that takes its address from the firewall's DHCP server (busybox udhcpc), an
-uplink namespace with python's http.server and dnsmasq, netstack routing, masquerading and
-filtering between them with examples/firewall.rules.
+"""The firewall example (examples/firewall.py) against the kernel's own clients (PEERS.md): two
+client namespaces, each on a TAP device of its own, that take their addresses from the
+firewall's DHCP servers (busybox udhcpc) and the first its IPv6 address by SLAAC from the
+firewall's router advertisements, an uplink namespace with python's http.server (IPv4 and
+IPv6) and dnsmasq, netstack routing, masquerading and filtering between them with
+examples/firewall.rules.
 
 Checked from both ends: allowed flows work (curl, ping, dig to the firewall's zone and through
-the NAT to dnsmasq), the rejected port gets a reset and the dropped one nothing (both bounded),
-the servers see only netstack's uplink address, the ICMP port unreachable of a closed UDP port
-and the Time Exceeded of ``ping -t 1`` reach the client, no client address ever leaves on the
-uplink, and tshark finds no bad checksum in any frame netstack sent.
+the NAT to dnsmasq; curl, ping -6 and dig over IPv6), the rejected port gets a reset and the
+dropped one nothing (both bounded), rules naming the second client's interface hold for it
+alone, the servers see only netstack's uplink address over IPv4 and the client's own over
+IPv6, the ICMP port unreachable of a closed UDP port and the Time Exceeded of ``ping -t 1``
+reach the client, no client IPv4 address ever leaves on the uplink, a rule file reloaded
+while a connection is open keeps it and refuses new ones, and tshark finds no bad checksum in
+any frame netstack sent.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ async def test_firewall_between_kernels(tmp_path: Path) -> None:
     captures: list[Path] = []
 
     def record(link: Link) -> Link:
-        captures.append(tmp_path / f"{('lan', 'uplink')[len(captures)]}.pcap")
+        captures.append(tmp_path / f"{('lan', 'uplink', 'work')[len(captures)]}.pcap")
         return PcapLink(link, captures[-1])
 
     (tmp_path / "work").mkdir()
@@ -58,23 +63,34 @@ async def test_firewall_between_kernels(tmp_path: Path) -> None:
         mappings = fw.stack.nat.mappings
         stats = fw.stack.stats()["netfilter"]
         counters = {c["rule"].comment: c["packets"] for c in fw.stack.filter.counters()}
-        leases = [r.address for r in fw.dhcp.leases]
+        leases = {c.interface.name: [r.address for r in c.dhcp.leases] for c in fw.clients}
         macs = [str(i.mac) for i in fw.stack.interfaces]
+        reloads = fw.stats()["reloads"]
     bad = {label: outcome for label, (outcome, good) in results.items() if not good}
     assert bad == {}, results
-    assert len(results) == 14, results
-    assert leases == ["198.18.1.100"]
+    assert len(results) == 24, results
+    assert leases == {"eth0": ["198.18.1.100"], "work": ["198.18.3.100"]}
     assert results["the web server saw the client as"][0] == "198.18.2.2"
+    assert reloads == 1
     assert mappings, stats
     assert {m["external"][0] for m in mappings} == {"198.18.2.2"}, mappings
-    assert {m["internal"][0] for m in mappings} == {"198.18.1.100"}, mappings
+    assert {m["internal"][0] for m in mappings} <= {"198.18.1.100", "198.18.3.100"}, mappings
+    # Counted across the reload: the rules it left unchanged kept their counters.
     assert counters["refused: a TCP reset"] == 2 and counters["dropped: no answer at all"] >= 2
     assert counters["DNS, and a port nobody serves"] == 2  # one DNS query, one UDP probe
-    assert stats["nat"]["mappings_created"] >= 4, stats
+    assert counters["work: the web, nothing else"] >= 1
+    assert counters["ping out over IPv6"] >= 1
+    assert "the web" not in counters  # reloaded without it
+    assert stats["nat"]["mappings_created"] >= 5, stats
 
-    lan, uplink = captures
-    # Nothing from the client's network left untranslated on the uplink.
-    assert await tshark_count(tshark, uplink, "ip.src == 198.18.1.0/24") == 0
+    lan, uplink, work = captures
+    # Nothing from the clients' IPv4 networks left untranslated on the uplink; IPv6 routed
+    # as it is.
+    for net in ("198.18.1.0/24", "198.18.3.0/24"):
+        assert await tshark_count(tshark, uplink, f"ip.src == {net}") == 0
+    assert await tshark_count(tshark, uplink, "ipv6.src == fd00:1::/64 && tcp.dstport == 80") > 0
+    assert await tshark_count(tshark, work, "ip.src == 198.18.3.100 && icmp.type == 8") == 1
+    assert await tshark_count(tshark, uplink, "icmp.type == 8 && ip.src == 198.18.2.2") == 3
     assert await tshark_count(tshark, uplink, "ip.src == 198.18.2.2 && tcp.dstport == 80") > 0
     # The ICMP errors reached the client, translated back: the uplink's port unreachable and
     # the firewall's own Time Exceeded; the rejected connection's reset.

@@ -85,6 +85,7 @@ _SOURCE_ROUTES = frozenset((131, 137))
 #: RFC 1812 5.2.7.1 / RFC 1122 3.2.2.1: "communication administratively prohibited".
 _ADMIN_PROHIBITED4 = UnreachableCode.ADMIN_PROHIBITED
 _ADMIN_PROHIBITED6 = 1
+_ADDRESS_UNREACHABLE6 = 3
 _MAPPED_PREFIX = bytes(10) + b"\xff\xff"
 _LOOPBACK6 = bytes(15) + b"\x01"
 _UNSPECIFIED6 = bytes(16)
@@ -97,6 +98,14 @@ class ForwardConfig:
     #: Send ICMP / ICMPv6 Redirects (RFC 1812 5.2.7.2, RFC 4861 8.2); off by default, as
     #: a router between networks it does not manage gains little from them.
     send_redirects: bool = False
+    #: Reverse-path filtering of forwarded datagrams (RFC 3704 2): ``"strict"`` forwards
+    #: one only if the route back to its source leaves by the interface it came in on (2.2),
+    #: ``"loose"`` if there is a route back at all (2.4: a default route counts), ``"off"``
+    #: (the default) checks nothing.
+    rp_filter: str = "off"
+
+
+RP_FILTERS = ("off", "strict", "loose")
 
 
 def martian4(ip: bytes) -> bool:
@@ -173,6 +182,8 @@ class Forwarder(Layer):
         "redirects_sent",
         "hook_dropped",
         "hook_rejected",
+        "unresolved",
+        "rpf_dropped",
     )
 
     def __init__(
@@ -193,6 +204,7 @@ class Forwarder(Layer):
         self.forwarded4 = self.forwarded6 = self.fragmented = self.fragments_sent = 0
         self.time_exceeded = self.too_big = self.no_route = self.redirects_sent = 0
         self.hook_dropped = self.hook_rejected = 0
+        self.unresolved = self.rpf_dropped = 0
 
     # -- IPv4 ------------------------------------------------------------------------------
     def forward4(
@@ -221,6 +233,8 @@ class Forwarder(Layer):
             except ParseError as exc:
                 self._drop(exc.reason, exc)
                 return
+        if self.config.rp_filter != "off" and not self._reverse_path(self.v4.route, src, ingress):
+            return
         if header.ttl <= 1:
             # RFC 1812 5.3.1: a datagram whose TTL would reach zero is discarded, and the
             # source told with Time Exceeded, code 0.
@@ -284,6 +298,21 @@ class Forwarder(Layer):
         self.forwarded4 += 1
         v4.link_output(frame, route, iface, now)
 
+    def _reverse_path(self, route: Callable[[bytes], Any], src: bytes, ingress: int) -> bool:
+        """RFC 3704 (2.2, 2.4): whether a datagram from ``src`` that came in on ``ingress``
+        passes the reverse-path check; a failure is a counted drop (``rpf_strict``,
+        ``rpf_loose``), without an ICMP error (the source is likely spoofed)."""
+        strict = self.config.rp_filter == "strict"
+        try:
+            back = route(src)
+        except NoRouteError:
+            back = None
+        if back is not None and (not strict or (back.iface.index if back.iface else 0) == ingress):
+            return True
+        self.rpf_dropped += 1
+        self._drop("rpf_strict" if strict else "rpf_loose")
+        return False
+
     @staticmethod
     def _ttl4(frame: bytearray, ttl: int) -> None:
         """TTL - 1 in the frame's IPv4 header, the checksum updated (RFC 1812 5.3.1,
@@ -320,6 +349,8 @@ class Forwarder(Layer):
             return
         if martian6(dst):
             self._drop("martian_destination", dst.hex())
+            return
+        if self.config.rp_filter != "off" and not self._reverse_path(self.v6.route, src, ingress):
             return
         hlim = data[7]
         total = len(data)
@@ -433,6 +464,66 @@ class Forwarder(Layer):
         self.icmp.send_error(IcmpType.DEST_UNREACHABLE, _ADMIN_PROHIBITED4, header,
                              memoryview(buf)[hlen:header.total_length], now,
                              ifindex=ingress or 0)  # fmt: skip
+
+    # -- a next hop that never answered ------------------------------------------------------
+    def neighbour_failed4(self, ip: bytes, frames: list[bytearray], now: float) -> None:
+        """ARP gave up on ``ip``: the datagrams queued for it are dropped. The stack's own go
+        to its transports (:meth:`IcmpLayer.neighbour_failed`); for each forwarded one the
+        source is told Destination Unreachable, Host Unreachable (RFC 1812 5.2.7.1: the
+        destination is on an attached network but does not answer; 4.3.3.1's code 1)."""
+        own = self._unreachable(frames, now, False)
+        if own:
+            self.icmp.neighbour_failed(ip, own, now)
+
+    def neighbour_failed6(self, ip: bytes, frames: list[bytearray], now: float) -> None:
+        """Neighbour discovery gave up on ``ip``: as :meth:`neighbour_failed4`, with ICMPv6
+        Destination Unreachable, Address Unreachable (RFC 4861 7.2.2, RFC 4443 3.1: code 3)
+        for each forwarded packet."""
+        own = self._unreachable(frames, now, True)
+        if own:
+            self.icmp6.neighbour_failed(ip, own, now)
+
+    def _unreachable(self, frames: list[bytearray], now: float, v6: bool) -> list[bytearray]:
+        """Answer and count the forwarded datagrams of ``frames`` (Ethernet frames whose next
+        hop never answered); the stack's own are returned."""
+        own = []
+        for frame in frames:
+            d = memoryview(frame)[ETHERNET_HEADER_LEN:]
+            if v6:
+                local = len(d) < IPV6_HEADER_LEN or self.v6.is_local(bytes(d[8:24]))
+            else:
+                local = len(d) < IPV4_HEADER_LEN or self.v4.is_local(bytes(d[12:16]))
+            if local:
+                own.append(frame)
+                continue
+            self.unresolved += 1
+            self._drop("next_hop_unresolved")
+            if v6:
+                self.icmp6.send_error(Icmp6Type.DEST_UNREACHABLE, _ADDRESS_UNREACHABLE6,
+                                      self._header6(d), b"", now, packet=d)  # fmt: skip
+                continue
+            if not (d[6] << 8 | d[7]) & OFFSET_MASK:
+                # (RFC 1812 4.3.2.7: no error about a fragment but the first.)
+                self._unreachable4(d, UnreachableCode.HOST, now, 0)
+        return own
+
+    def port_unreachable(self, buf: bytearray, ingress: int | None, now: float) -> None:
+        """Answer the IPv4 datagram ``buf`` (addressed to this host, which came in on
+        ``ingress``) with ICMP Port Unreachable, later than it arrived: what a NAT sends for
+        an unsolicited SYN it held (RFC 5382 REQ-4)."""
+        self._unreachable4(buf, UnreachableCode.PORT, now, ingress or 0)
+
+    def _unreachable4(
+        self, datagram: bytearray | memoryview, code: int, now: float, ifindex: int
+    ) -> None:
+        """Destination Unreachable with ``code`` about the IPv4 ``datagram``, to its source."""
+        try:
+            header, payload = parse4(datagram)
+        except ParseError as exc:
+            self._drop("reject_malformed", exc)
+            return
+        self.icmp.send_error(IcmpType.DEST_UNREACHABLE, code, header, payload, now,
+                             ifindex=ifindex)  # fmt: skip
 
     def _reject6(self, verdict: Verdict, buf: bytearray, ingress: int | None,
                  now: float) -> None:  # fmt: skip

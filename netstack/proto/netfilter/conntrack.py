@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import enum
 import heapq
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,38 @@ REPLY = 1
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 
 Key = tuple[int, bytes, int, bytes, int]
+
+_SEQ_ACK_WIN = struct.Struct("!II2xH")
+_M32 = 0xFFFFFFFF
+_HALF = 0x80000000
+#: The least an ACK may lag behind what its receiver sent, whatever the windows seen (a
+#: sender's window may have been larger before the flow's segments were all seen).
+_MAX_ACK_WINDOW = 66000
+#: RFC 7323 (2.3): a shift above 14 is taken as 14.
+_MAX_SHIFT = 14
+# Offsets into Entry.seen for one direction.
+_END, _MAXEND, _MAXWIN, _SHIFT, _MAXACK = 0, 1, 2, 3, 4
+
+
+def _window_shift(d: bytearray, at: int, stop: int) -> int:
+    """The Window Scale option's shift in a SYN's options ``d[at:stop]`` (RFC 7323 2.2),
+    -1 when there is none."""
+    while at < stop:
+        kind = d[at]
+        if kind == 0:  # End of Option List (RFC 9293 3.2)
+            break
+        if kind == 1:  # No-Operation
+            at += 1
+            continue
+        if at + 1 >= stop:
+            break
+        size = d[at + 1]
+        if size < 2:
+            break
+        if kind == 3 and size == 3 and at + 2 < stop:
+            return min(d[at + 2], _MAX_SHIFT)
+        at += size
+    return -1
 
 
 class CtState(enum.IntEnum):
@@ -90,10 +123,26 @@ class ConntrackConfig:
     #: Fragments after the first are matched to their flow for this long after the first.
     fragment: float = 30.0
     max_fragments: int = 1024
+    #: A later fragment that arrives before its first one is held this long (at most
+    #: ``max_held_fragments`` of them, ``max_held_fragment_bytes`` in all) for the first
+    #: one to place it (RFC 4787 11, REQ-14).
+    fragment_hold: float = 2.0
+    max_held_fragments: int = 64
+    max_held_fragment_bytes: int = 98304
+    #: RFC 5382 REQ-4: an unsolicited inbound SYN to a masqueraded address is not answered
+    #: for this long (a simultaneous open's own SYN may yet go out); at most this many held.
+    syn_hold: float = 6.0
+    max_held_syns: int = 256
 
     def __post_init__(self) -> None:
-        if self.max_flows < 1 or self.sweep_batch < 1 or self.max_fragments < 1:
-            raise ValueError("conntrack bounds must be positive")
+        if (
+            self.max_flows < 1 or self.sweep_batch < 1 or self.max_fragments < 1
+            or self.max_held_syns < 0 or self.syn_hold < 6.0 or self.fragment_hold <= 0
+            or self.max_held_fragments < 0 or self.max_held_fragment_bytes < 0
+        ):  # fmt: skip
+            raise ValueError(
+                "conntrack bounds must be positive, syn_hold at least 6 s (RFC 5382 REQ-4)"
+            )
 
 
 class Entry:
@@ -101,7 +150,7 @@ class Entry:
 
     __slots__ = (
         "orig", "reply", "state", "replied", "expires", "dead", "dnat", "snat", "nat_done",
-        "mapping", "in_mapping", "hairpin", "fins", "filed",
+        "mapping", "in_mapping", "hairpin", "fins", "filed", "seen", "rst_pending",
     )  # fmt: skip
 
     def __init__(self, orig: Key, reply: Key, state: int, expires: float) -> None:
@@ -128,6 +177,13 @@ class Entry:
         self.fins = 0
         #: The deadline of the entry's live item in the expiry heap (others are stale).
         self.filed = -1.0
+        #: TCP's tracked sequence space: for direction d, ``seen[5d:5d+5]`` is (end, maxend,
+        #: maxwin, window shift or -1 when the SYN had no option, highest ACK sent); None
+        #: until the first SYN.
+        self.seen: list[int] | None = None
+        #: An in-window reset that did not match exactly went by (RFC 5961 3.2): 1 + the
+        #: direction it came from; 0 when none.
+        self.rst_pending = 0
 
     def target(self, direction: int) -> Key:
         """What a datagram in ``direction`` looks like once translated: the other
@@ -165,6 +221,8 @@ class FlowTable:
         self.early_drops = 0
         self.refused = 0
         self.closed = 0
+        self.out_of_window = 0
+        self.resets_unconfirmed = 0
 
     # -- lookup and life cycle ----------------------------------------------------------------
     def timeout(self, entry: Entry) -> float:
@@ -173,10 +231,10 @@ class FlowTable:
         proto = entry.orig[0]
         if proto == PROTO_TCP:
             s = entry.state
+            if s == TcpState.CLOSED or entry.rst_pending:
+                return c.tcp_closed
             if s == TcpState.ESTABLISHED:
                 return c.tcp_established
-            if s == TcpState.CLOSED:
-                return c.tcp_closed
             return c.tcp_transitory
         if proto == PROTO_UDP:
             return c.udp_replied if entry.replied else c.udp_unreplied
@@ -306,6 +364,106 @@ class FlowTable:
         return hit[0], hit[1]
 
     # -- TCP ----------------------------------------------------------------------------------
+    def tcp_segment(self, entry: Entry, direction: int, d: bytearray, l4: int, end_at: int,
+                    flags: int) -> bool:  # fmt: skip
+        """Check one TCP segment (header at ``d[l4:]``, the datagram ending at ``end_at``)
+        against the flow's tracked windows and states, and move both; False for a segment
+        that does not fit (INVALID: nothing changed)."""
+        seq, ack, win = _SEQ_ACK_WIN.unpack_from(d, l4 + 4)
+        doff = (d[l4 + 12] >> 4) << 2
+        length = end_at - l4 - doff
+        if length < 0:
+            length = 0
+        if flags & SYN:
+            length += 1
+        if flags & FIN:
+            length += 1
+        end = (seq + length) & _M32
+        seen = entry.seen
+        state = entry.state
+        o = 5 * direction
+        r = 5 - o
+        syn = flags & SYN
+        # A SYN (re)starts its direction's sequence space while the handshake is on, and
+        # both when the ports are reused for a new connection (RFC 9293 3.5).
+        reuse = (
+            syn and direction == ORIG and not flags & ACK
+            and (state == TcpState.TIME_WAIT or state == TcpState.CLOSED)
+        )  # fmt: skip
+        init = bool(syn) and (
+            seen is None or reuse or state == TcpState.SYN_SENT or state == TcpState.SYN_RECEIVED
+        )
+        if seen is not None and not reuse:
+            if init:
+                if flags & ACK and seen[r + _MAXWIN] and not _ack_fits(seen, r, ack):
+                    self.out_of_window += 1
+                    return False  # a SYN-ACK acknowledging what was never sent
+            elif seen[o + _MAXWIN]:
+                if not _in_window(seen, o, r, seq, end, ack if flags & ACK else -1):
+                    self.out_of_window += 1
+                    return False
+                if flags & RST:
+                    return self._tcp_reset(entry, direction, seq)
+            elif flags & RST:
+                # RFC 9293 (3.10.7.3): in SYN-SENT a reset is acceptable when it acknowledges
+                # the SYN; the sequence space of its sender is not known yet.
+                if not flags & ACK or ack != seen[r + _END]:
+                    self.out_of_window += 1
+                    return False
+        if not self.tcp_step(entry, direction, flags):
+            return False
+        if init:
+            if seen is None or reuse:
+                seen = entry.seen = [0] * 10
+                entry.rst_pending = 0
+            seen[o + _END] = end
+            if not seen[o + _MAXWIN] or (seen[o + _MAXEND] - end) & _M32 >= _HALF:
+                # (A SYN again in a simultaneous open keeps what the other side allowed.)
+                seen[o + _MAXEND] = end
+            seen[o + _MAXWIN] = win or 1
+            seen[o + _SHIFT] = _window_shift(d, l4 + 20, min(l4 + doff, end_at))
+            shift = 0  # RFC 7323 (2.2): a SYN's window is never scaled
+        elif seen is None or not seen[o + _MAXWIN]:
+            return True
+        else:
+            shift = seen[o + _SHIFT] if seen[r + _SHIFT] >= 0 else 0
+            if shift < 0:
+                shift = 0
+            win <<= shift
+            if win > seen[o + _MAXWIN]:
+                seen[o + _MAXWIN] = win
+            if (end - seen[o + _END]) & _M32 < _HALF:
+                seen[o + _END] = end
+        if flags & ACK:
+            if (ack - seen[o + _MAXACK]) & _M32 < _HALF or not seen[o + _MAXACK]:
+                seen[o + _MAXACK] = ack
+            right = (ack + (win or 1)) & _M32
+            if (right - seen[r + _MAXEND]) & _M32 < _HALF:
+                seen[r + _MAXEND] = right
+        if entry.rst_pending and entry.rst_pending != direction + 1:
+            entry.rst_pending = 0  # the reset's receiver is still there: a challenge ACK
+        return True
+
+    def _tcp_reset(self, entry: Entry, direction: int, seq: int) -> bool:
+        """An in-window reset. RFC 5961 (3.2): the end closes only on an exact match with its
+        next expected sequence number; from between the ends that is the highest ACK the
+        receiver sent, or the end of what the sender sent (its receiver may not have
+        acknowledged it yet). Before the connection is established, in-window is enough."""
+        seen = entry.seen
+        assert seen is not None
+        state = entry.state
+        o = 5 * direction
+        if (
+            state == TcpState.ESTABLISHED or state == TcpState.FIN_WAIT
+            or state == TcpState.LAST_ACK
+        ) and seq != seen[o + _END] and seq != seen[5 - o + _MAXACK]:  # fmt: skip
+            # Not exact: the end answers with a challenge ACK; keep the flow, briefly.
+            self.resets_unconfirmed += 1
+            entry.rst_pending = direction + 1
+            return True
+        entry.rst_pending = 0
+        return self.tcp_step(entry, direction, RST)
+
     def tcp_step(self, entry: Entry, direction: int, flags: int) -> bool:
         """Move a TCP flow's state for one segment; False for a segment that does not fit
         the connection (INVALID, state unchanged)."""
@@ -361,6 +519,8 @@ class FlowTable:
             "early_drops": self.early_drops,
             "refused": self.refused,
             "tcp_resets": self.closed,
+            "tcp_out_of_window": self.out_of_window,
+            "tcp_resets_unconfirmed": self.resets_unconfirmed,
             "fragments_tracked": len(self.fragments),
             "timeouts": {
                 "tcp_established": c.tcp_established,
@@ -375,3 +535,27 @@ class FlowTable:
 
     def reset_stats(self) -> None:
         self.created = self.expired = self.early_drops = self.refused = self.closed = 0
+        self.out_of_window = self.resets_unconfirmed = 0
+
+
+def _ack_fits(seen: list[int], r: int, ack: int) -> bool:
+    """An ACK acknowledges nothing its receiver (direction offset ``r``) has not sent, and
+    lags what it sent by less than a window."""
+    behind = (seen[r + _END] - ack) & _M32
+    if behind >= _HALF:
+        return False  # beyond what was sent
+    lag = seen[5 - r + _MAXWIN]
+    return behind <= (lag if lag > _MAX_ACK_WINDOW else _MAX_ACK_WINDOW)
+
+
+def _in_window(seen: list[int], o: int, r: int, seq: int, end: int, ack: int) -> bool:
+    """The window checks of one segment from direction offset ``o`` (``ack`` -1 when the
+    segment carries none): its data ends within what the receiver allowed, starts no
+    further back than the receiver's largest window, and its ACK fits."""
+    if (seen[o + _MAXEND] - end) & _M32 >= _HALF:
+        return False  # data beyond the receiver's window
+    if seen[r + _MAXWIN] and (seq - (seen[o + _END] - seen[r + _MAXWIN])) & _M32 >= _HALF:
+        return False  # older than any window the receiver offered
+    if ack >= 0 and seen[r + _MAXWIN] and not _ack_fits(seen, r, ack):
+        return False
+    return True

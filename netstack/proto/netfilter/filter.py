@@ -11,9 +11,10 @@ the filter's hook, which is after destination NAT and before source NAT (Linux's
 forwarding rule names a port forward's internal server, and a masqueraded client's own
 address.
 
-ICMP messages that are neither echo nor errors (router and neighbour discovery, MLD) are not
-tracked: their state is always ``new``, so an input chain that drops by default needs a rule
-for them (``input accept proto icmpv6``) for IPv6 to work.
+ICMP messages that are neither echo nor errors are not tracked: their state is always
+``new``. IPv6 neighbour and router discovery and MLD (ICMPv6 types 130-137 and 143) are the
+link's own business and never filtered, so an input chain that drops by default leaves IPv6
+working.
 
 ``reject`` answers as a router does (RFC 1812 5.2.7.1: ICMP "communication administratively
 prohibited"; RFC 4443 3.1 for IPv6) or, for TCP, with a reset (RFC 9293 3.10.7.1);
@@ -216,7 +217,8 @@ class Filter:
 
     def replace(self, rules: Iterable[Rule]) -> None:
         """Put ``rules`` in place of all rules, atomically: every rule is checked first, and
-        on an error nothing changes.
+        on an error nothing changes. A rule equal to one in force keeps its counters (a
+        reloaded rule file counts on where it was unchanged).
 
         Raises:
             ValueError: a rule that makes no sense (unknown action, chain, protocol or state;
@@ -229,6 +231,14 @@ class Filter:
                 raise TypeError(f"{rule!r} is not a netstack filter Rule")
             compiled = _Compiled(rule, self._resolve)
             chains[rule.chain].append(compiled)
+        for chain, compiled_rules in chains.items():
+            old = list(self._chains.get(chain, ()))
+            for c in compiled_rules:
+                for i, before in enumerate(old):
+                    if before.rule == c.rule:
+                        c.packets, c.bytes = before.packets, before.bytes
+                        del old[i]
+                        break
         self._chains = chains
         self._update_active()
 

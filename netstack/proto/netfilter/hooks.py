@@ -34,6 +34,7 @@ from .packet import (
     KIND_ERROR,
     KIND_FLOW,
     KIND_LATER_FRAGMENT,
+    KIND_UNTRACKED,
     PROTO_ICMP,
     PROTO_TCP,
     Packet,
@@ -51,15 +52,19 @@ _PREROUTING, _INPUT, _FORWARD, _OUTPUT, _POSTROUTING = (
 _NEW, _ESTABLISHED, _RELATED, _INVALID = (
     CtState.NEW, CtState.ESTABLISHED, CtState.RELATED, CtState.INVALID,
 )  # fmt: skip
-_SYN, _ACK = 0x02, 0x10
+_SYN, _RST, _ACK = 0x02, 0x04, 0x10
 _ACCEPT, _DROP = Verdict.ACCEPT, Verdict.DROP
 _MAX_CONTEXTS = 4
+#: ICMPv6 messages of the link itself: MLD (RFC 2710 3, RFC 3810 5: 130-132, 143) and
+#: neighbour discovery (RFC 4861 4: 133-137).
+_LINK_ICMP6 = frozenset({130, 131, 132, 133, 134, 135, 136, 137, 143})
+FragKey = tuple[bool, bytes, bytes, int, int]
 
 
 class _Context:
     """What the first hook of a datagram found, for its later hooks."""
 
-    __slots__ = ("buf", "packet", "entry", "direction", "state", "new")
+    __slots__ = ("buf", "packet", "entry", "direction", "state", "new", "stray")
 
     def __init__(
         self, buf: bytearray, packet: Packet | None, entry: Entry | None, direction: int,
@@ -71,6 +76,8 @@ class _Context:
         self.direction = direction
         self.state = state
         self.new = new
+        #: The flow an INVALID segment was found in (out of its window, or out of place).
+        self.stray: Entry | None = None
 
 
 class Netfilter(Layer):
@@ -89,6 +96,8 @@ class Netfilter(Layer):
     name = "netfilter"
     _COUNTERS = (
         "packets", "new_flows", "related", "invalid", "filtered", "rejected", "context_misses",
+        "syns_held", "syns_superseded", "syns_answered", "fragments_held",
+        "fragments_released",
     )  # fmt: skip
 
     def __init__(
@@ -101,9 +110,31 @@ class Netfilter(Layer):
         super().__init__()
         self.packets = self.new_flows = self.related = self.invalid = 0
         self.filtered = self.rejected = self.context_misses = 0
+        self.syns_held = self.syns_superseded = self.syns_answered = 0
+        self.fragments_held = self.fragments_released = 0
         self.table = FlowTable(config or ConntrackConfig(), self._removed)
         self.nat = Nat(self.table, rng, addresses_of, resolve)
         self.filter = Filter(resolve)
+        #: Whether the stack's own TCP takes a SYN (local address, port, remote address,
+        #: port): a listener or a connection there. None: it takes none.
+        self.tcp_takes: Callable[[bytes, int, bytes, int], bool] | None = None
+        #: Answers a held SYN once its time is up: (the datagram, the interface it came in
+        #: on, now) -> ICMP Port Unreachable to its source. None: held SYNs end silently.
+        self.port_unreachable: Callable[[bytearray, int | None, float], None] | None = None
+        #: Unsolicited inbound SYNs held back (RFC 5382 REQ-4), by (source, source port,
+        #: destination, destination port), oldest first: (deadline, copy, ingress).
+        self._held: dict[tuple[bytes, int, bytes, int], tuple[float, bytearray, int | None]] = {}
+        #: Takes a held fragment back once its first fragment has gone by: (the datagram,
+        #: the interface it came in on, now) -> received again on that interface. None:
+        #: fragments are not held (those without their flow are dropped at once).
+        self.reinject: Callable[[bytearray, int, float], None] | None = None
+        #: Later fragments that came before their first: by datagram identity (as
+        #: FlowTable.fragments), oldest first: (deadline, [(datagram, ingress), ...]).
+        self._held_frags: dict[FragKey, tuple[float, list[tuple[bytearray, int]]]] = {}
+        self._held_frag_count = 0
+        self._held_frag_bytes = 0
+        #: Held fragments whose first fragment came: to be received again at the next tick.
+        self._ready: list[tuple[bytearray, int]] = []
         #: The contexts of the datagrams on their way, latest last (a datagram's later hooks
         #: may come after another datagram's first: an ICMP error the IP layer sends about
         #: it, say). At most _MAX_CONTEXTS; an older one is found by dissecting again.
@@ -138,6 +169,16 @@ class Netfilter(Layer):
                 return self._postrouting(ctx, datagram, egress)
             verdict = self._filter("input" if hook == _INPUT else "forward", ctx, ingress, egress)
             if hook == _INPUT and verdict == _ACCEPT:
+                stray = ctx.stray
+                if stray is not None and (stray.snat or stray.dnat):
+                    # An invalid segment of a translated flow, untranslated: the tuple is
+                    # the NAT's, not the stack's, whose TCP would answer it with a reset
+                    # the flow's real end could take.
+                    self._drop("invalid_of_translated_flow")
+                    self._forget(datagram)
+                    return _DROP
+                if ctx.state == _NEW and self._hold_syn(ctx, datagram, ingress, now):
+                    return _DROP
                 entry = ctx.entry
                 if entry is not None and not entry.nat_done:
                     entry.nat_done = True
@@ -185,9 +226,12 @@ class Netfilter(Layer):
                 entry = None
             if entry is not None:
                 direction = ORIG if key == entry.orig else REPLY
-                if p.proto == PROTO_TCP and not table.tcp_step(entry, direction, p.tcp_flags):
+                if p.proto == PROTO_TCP and not table.tcp_segment(
+                    entry, direction, d, p.l4, p.end, p.tcp_flags
+                ):
                     self.invalid += 1
                     ctx = _Context(d, p, None, ORIG, _INVALID, False)
+                    ctx.stray = entry
                 else:
                     if direction == REPLY and not entry.replied:
                         table.mark_replied(entry)
@@ -200,16 +244,25 @@ class Netfilter(Layer):
                     return None
                 ctx = made
             if p.fragment and ctx.entry is not None:
-                table.note_fragment(
-                    (p.v6, p.src, p.dst, p.proto, p.frag_id), ctx.entry, ctx.direction, now
-                )
+                fkey = (p.v6, p.src, p.dst, p.proto, p.frag_id)
+                table.note_fragment(fkey, ctx.entry, ctx.direction, now)
+                if self._held_frags:
+                    self._release_fragments(fkey)
         elif kind == KIND_ERROR:
             ctx = self._related(d, p)
         elif kind == KIND_LATER_FRAGMENT:
-            hit = table.fragment_flow((p.v6, p.src, p.dst, p.proto, p.frag_id), now)
+            fkey = (p.v6, p.src, p.dst, p.proto, p.frag_id)
+            hit = table.fragment_flow(fkey, now)
             if hit is None:
-                # RFC 4787 (11) REQ-14 asks a NAT to take fragments out of order; one whose
-                # first fragment has not gone by cannot be placed without reassembly.
+                # RFC 4787 (11) REQ-14 asks a NAT to take fragments out of order: one whose
+                # first fragment has not gone by waits for it (bounded), else it cannot be
+                # placed without reassembly.
+                if (
+                    hook == _PREROUTING
+                    and ingress is not None
+                    and self._hold_fragment(fkey, d, ingress, now)
+                ):
+                    return None
                 self.invalid += 1
                 self._drop("fragment_without_flow")
                 ctx = _Context(d, p, None, ORIG, _INVALID, False)
@@ -255,6 +308,8 @@ class Netfilter(Layer):
         if not table.add(entry, now):
             self._drop("tuple_clash")
             return None
+        if proto == PROTO_TCP:
+            table.tcp_segment(entry, ORIG, d, p.l4, p.end, p.tcp_flags)  # its sequence space
         self.new_flows += 1
         if hook == _PREROUTING and not p.v6:
             to = self.nat.destination_for(proto, p.src, p.dst, p.dport, ingress)
@@ -300,6 +355,108 @@ class Netfilter(Layer):
             return _Context(d, p, None, ORIG, _INVALID, False)
         self.related += 1
         return _Context(d, p, entry if translate else None, direction, _RELATED, False)
+
+    # -- unsolicited SYNs (RFC 5382 REQ-4) ----------------------------------------------------
+    def _hold_syn(
+        self, ctx: _Context, d: bytearray, ingress: int | None, now: float
+    ) -> bool:  # fmt: skip
+        """RFC 5382 REQ-4: a NAT does not answer an unsolicited inbound SYN for 6 seconds; if
+        an outbound SYN of the same connection is translated meanwhile (a simultaneous open,
+        the way TCP hole punching works) the inbound one is dropped silently, otherwise it is
+        answered with ICMP Port Unreachable (type 3, code 3). A SYN to a masqueraded address
+        and a port of its range that the stack's own TCP does not take is held here (a copy,
+        at most ``max_held_syns``; beyond that new ones are dropped without a word, which
+        the requirement allows as well). True: held (or dropped), its flow forgotten."""
+        p, entry = ctx.packet, ctx.entry
+        if p is None or p.proto != PROTO_TCP or p.v6 or ingress is None:
+            return False
+        if (p.tcp_flags & (_SYN | _ACK | _RST)) != _SYN or ctx.direction != ORIG:
+            return False
+        if entry is None or entry.replied or entry.snat or entry.dnat:
+            return False
+        masq = self.nat.masquerades.get(ingress)
+        if masq is None or not masq.ports[0] <= p.dport <= masq.ports[1]:
+            return False
+        takes = self.tcp_takes
+        if takes is not None and takes(p.dst, p.dport, p.src, p.sport):
+            return False
+        if p.dst not in self.nat.addresses_of(ingress):
+            return False
+        self.table.remove(entry)  # the outbound SYN, if it comes, makes the flow
+        self._forget(d)
+        held = self._held
+        key = (p.src, p.sport, p.dst, p.dport)
+        if key in held:
+            return True  # a retransmission: the first one's time runs
+        if len(held) >= self.table.config.max_held_syns:
+            self._drop("syn_hold_full")
+            return True
+        held[key] = (now + self.table.config.syn_hold, bytearray(d), ingress)
+        self.syns_held += 1
+        return True
+
+    def _release_held(self, now: float) -> None:
+        """Answer the held SYNs whose time is up (the oldest first; all have the same hold)."""
+        held = self._held
+        while held:
+            key = next(iter(held))
+            deadline, d, ingress = held[key]
+            if deadline > now:
+                break
+            del held[key]
+            self.syns_answered += 1
+            if self.port_unreachable is not None:
+                self.port_unreachable(d, ingress, now)
+
+    # -- fragments before their first (RFC 4787 REQ-14) ---------------------------------------
+    def _hold_fragment(self, key: FragKey, d: bytearray, ingress: int, now: float) -> bool:
+        """Keep a later fragment whose first fragment has not come (the IP layer made ``d``
+        for this datagram alone, and lets it go on a DROP: it is kept, not copied). False
+        when holding is off or full: the caller drops it."""
+        config = self.table.config
+        if self.reinject is None:
+            return False
+        n = len(d)
+        if (
+            self._held_frag_count >= config.max_held_fragments
+            or self._held_frag_bytes + n > config.max_held_fragment_bytes
+        ):
+            self._drop("fragment_hold_full")
+            return False
+        held = self._held_frags.get(key)
+        if held is None:
+            held = self._held_frags[key] = (now + config.fragment_hold, [])
+        held[1].append((d, ingress))
+        self._held_frag_count += 1
+        self._held_frag_bytes += n
+        self.fragments_held += 1
+        self._forget(d)
+        return True
+
+    def _release_fragments(self, key: FragKey) -> None:
+        """The first fragment of ``key`` went by: its held fragments go again at the next
+        tick (after the first one's own hooks have decided its translation)."""
+        held = self._held_frags.pop(key, None)
+        if held is None:
+            return
+        for d, ingress in held[1]:
+            self._held_frag_count -= 1
+            self._held_frag_bytes -= len(d)
+            self._ready.append((d, ingress))
+
+    def _expire_fragments(self, now: float) -> None:
+        frags = self._held_frags
+        while frags:
+            key = next(iter(frags))
+            deadline, batch = frags[key]
+            if deadline > now:
+                break
+            del frags[key]
+            for d, _ in batch:
+                self._held_frag_count -= 1
+                self._held_frag_bytes -= len(d)
+                self.invalid += 1
+                self._drop("fragment_without_flow")
 
     # -- translation --------------------------------------------------------------------------
     def _translate_destination(self, ctx: _Context, d: bytearray) -> None:
@@ -354,6 +511,11 @@ class Netfilter(Layer):
                 self._drop("nat_failed")
                 self._forget(d)
                 return _DROP
+            if self._held and entry.snat:
+                # The connection's own SYN went out: the held inbound one is dropped.
+                _, rs, rsp, ext, eport = entry.reply
+                if self._held.pop((rs, rsp, ext, eport), None) is not None:
+                    self.syns_superseded += 1
         if entry is None and p is not None and ctx.state != _RELATED:
             if not p.v6 and not self.nat.ensures_no_leak(p.src, egress):
                 self._drop("untranslated_leak")
@@ -371,6 +533,10 @@ class Netfilter(Layer):
             return _ACCEPT
         p = ctx.packet
         if p is None:
+            return _ACCEPT
+        if p.kind == KIND_UNTRACKED and p.v6 and p.icmp_type in _LINK_ICMP6:
+            # Neighbour and router discovery and MLD are the link's own business (see
+            # netstack.proto.ip.hooks): a filter that dropped them would cut IPv6 off.
             return _ACCEPT
         if p.kind == KIND_ERROR or p.kind == KIND_LATER_FRAGMENT:
             sport = dport = -1
@@ -394,10 +560,33 @@ class Netfilter(Layer):
 
     # -- the layer's timer and accounting -----------------------------------------------------
     def poll_at(self) -> float | None:
-        return self.table.poll_at()
+        if self._ready:
+            return 0.0  # held fragments to take back at once
+        at = self.table.poll_at()
+        # (Both holds keep their oldest first, and all of one kind wait as long.)
+        if self._held:
+            first = next(iter(self._held.values()))[0]
+            if at is None or first < at:
+                at = first
+        if self._held_frags:
+            first = next(iter(self._held_frags.values()))[0]
+            if at is None or first < at:
+                at = first
+        return at
 
     def handle_timeout(self, now: float) -> None:
         self.table.expire(now)
+        if self._held:
+            self._release_held(now)
+        if self._held_frags:
+            self._expire_fragments(now)
+        if self._ready:
+            ready, self._ready = self._ready, []
+            reinject = self.reinject
+            for d, ingress in ready:
+                self.fragments_released += 1
+                if reinject is not None:
+                    reinject(d, ingress, now)
 
     def flows(self) -> list[dict[str, Any]]:
         """The tracked flows (for people and tests): tuples, state, translation."""
@@ -426,6 +615,8 @@ class Netfilter(Layer):
         out["conntrack"] = self.table.stats()
         out["nat"] = self.nat.stats()
         out["filter"] = self.filter.stats()
+        out["syns_holding"] = len(self._held)
+        out["fragments_holding"] = self._held_frag_count
         return out
 
     def reset_stats(self) -> None:

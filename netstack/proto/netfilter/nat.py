@@ -124,6 +124,10 @@ class Nat:
         self.hairpinned = 0
         self.mappings_created = 0
 
+    def addresses_of(self, ifindex: int) -> Sequence[bytes]:
+        """The IPv4 addresses of interface ``ifindex`` (the first is the masquerade's)."""
+        return self._addresses_of(ifindex)
+
     # -- configuration (the public API) -------------------------------------------------------
     def masquerade(
         self,

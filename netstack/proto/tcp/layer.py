@@ -451,6 +451,14 @@ class TcpLayer(Layer):
         self._drop("no_connection", dport)
         self._reset_for(header, sport, dport, seq, ack, flags, len(payload), now, ifindex)
 
+    def takes(self, local_ip: bytes, port: int, remote_ip: bytes, remote_port: int) -> bool:
+        """Whether a SYN to ``local_ip``:``port`` from the remote end would find a listener
+        or a connection here (a router's NAT asks before it holds one back)."""
+        return (
+            self._listener_for(local_ip, port) is not None
+            or (local_ip, port, remote_ip, remote_port) in self.connections
+        )
+
     def _listener_for(self, ip: bytes, port: int) -> Listener | None:
         listener = self.listeners.get((ip, port)) or self.listeners.get((WILDCARD[len(ip)], port))
         return listener if listener is not None and not listener.closed else None

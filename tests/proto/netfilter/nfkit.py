@@ -32,9 +32,10 @@ def udp4(src: str, sport: int, dst: str, dport: int, payload: bytes = b"hello") 
 
 
 def tcp4(src: str, sport: int, dst: str, dport: int, flags: int, payload: bytes = b"",
-         seq: int = 1000, ack: int = 0) -> bytearray:  # fmt: skip
-    body = bytearray(20) + payload
-    tcp.build_into(body, 0, sport, dport, seq, ack, flags, 65535, b"", a(src), a(dst))
+         seq: int = 1000, ack: int = 0, window: int = 65535,
+         options: bytes = b"") -> bytearray:  # fmt: skip
+    body = bytearray(20 + len(options)) + payload
+    tcp.build_into(body, 0, sport, dport, seq, ack, flags, window, options, a(src), a(dst))
     return _ip(src, dst, 6, body)
 
 

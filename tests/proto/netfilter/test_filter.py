@@ -4,7 +4,7 @@ rejections, and rules replaced while flows are tracked."""
 from __future__ import annotations
 
 import pytest
-from nfkit import ACK, SYN, echo4, echo6, tcp4, udp4, udp6
+from nfkit import ACK, SYN, a, echo4, echo6, tcp4, udp4, udp6
 from test_nat import LAN, ROUTER_WAN, WAN, forward, make
 
 from netstack.proto.ip.hooks import Hook, Verdict
@@ -176,3 +176,42 @@ def test_ipv6_extension_headers_and_fragments_are_walked() -> None:
     ip6.build_header_into(later, 0, len(later) - 40, 44, 64, a("fd00:1::5"), a("fd00:2::5"))
     assert forward(nf, later, LAN, WAN) == Verdict.ACCEPT
     assert nf.stats()["drops"].get("fragment_without_flow", 0) == 0
+
+
+def test_a_rule_unchanged_by_a_reload_keeps_its_counters() -> None:
+    nf = make()
+    text = (
+        "policy forward drop\nforward accept in lan proto udp dport 53\n"
+        "forward accept state established\n"
+    )
+    nf.filter.load(text)
+    forward(nf, udp4("198.18.1.10", 5000, "198.18.2.50", 53), LAN, WAN)
+    forward(nf, udp4("198.18.1.10", 5001, "198.18.2.50", 53), LAN, WAN)
+    assert [c["packets"] for c in nf.filter.counters()] == [2, 0]
+    nf.filter.load(text.replace("dport 53", "dport 53,123"))
+    assert [c["packets"] for c in nf.filter.counters()] == [0, 0]
+    forward(nf, udp4("198.18.1.10", 5002, "198.18.2.50", 53), LAN, WAN)
+    nf.filter.load(text.replace("dport 53", "dport 53,123"))
+    assert [c["packets"] for c in nf.filter.counters()] == [1, 0]
+
+
+def test_neighbour_discovery_and_mld_pass_a_dropping_input_chain() -> None:
+    from netstack.proto.icmpv6 import wire as icmp6
+    from netstack.proto.ipv6 import wire as ip6
+
+    def icmpv6(type_: int, src: str, dst: str) -> bytearray:
+        body = bytearray(8) + bytes(16)
+        icmp6.build_into(body, 0, type_, 0, 0, a(src), a(dst))
+        d = bytearray(40) + body
+        ip6.build_header_into(d, 0, len(body), 58, 255, a(src), a(dst))
+        return d
+
+    nf = make()
+    nf.filter.set_policy("input", "drop")
+    for type_ in (133, 134, 135, 136, 137, 130, 143):
+        d = icmpv6(type_, "fe80::2", "fe80::1")
+        assert nf.run(Hook.PREROUTING, d, WAN, None, 0.0) == Verdict.ACCEPT
+        assert nf.run(Hook.INPUT, d, WAN, None, 0.0) == Verdict.ACCEPT, type_
+    echo = icmpv6(128, "fd00:2::9", "fd00:2::1")
+    assert nf.run(Hook.PREROUTING, echo, WAN, None, 0.0) == Verdict.ACCEPT
+    assert nf.run(Hook.INPUT, echo, WAN, None, 0.0) == Verdict.DROP

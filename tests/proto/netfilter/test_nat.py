@@ -142,7 +142,9 @@ def test_tcp_reset_closes_quickly_and_midstream_segments_are_invalid() -> None:
     syn = tcp4("198.18.1.10", 40000, "198.18.2.80", 80, SYN)
     forward(nf, syn, LAN, WAN)
     eport = fields(syn)[1]
-    forward(nf, tcp4("198.18.2.80", 80, ROUTER_WAN, eport, RST | ACK), WAN, LAN, 1.0)
+    # (The reset acknowledges the SYN, as RFC 9293 3.10.7.3 asks for it to count.)
+    reset = tcp4("198.18.2.80", 80, ROUTER_WAN, eport, RST | ACK, ack=1001)
+    forward(nf, reset, WAN, LAN, 1.0)
     assert nf.flows()[0]["state"] == "CLOSED"
     nf.handle_timeout(12.0)
     assert nf.stats()["conntrack"]["flows"] == 0
