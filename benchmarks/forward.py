@@ -16,7 +16,9 @@ cached dict hit) and the Ethernet header.
 namespace B for ``tcp_seconds``. ``netstack-router-tap``: A and B each on a TAP device whose
 other end is one netstack stack forwarding between them. ``kernel-router-veth``: A and B each
 joined by a veth pair to a third namespace R with ``net.ipv4.ip_forward=1``: the kernel's own
-forwarding, the reference.
+forwarding, the reference. Each also with ``nat`` ``masquerade``: netstack with
+``stack.nat.masquerade()`` on B's interface, the kernel with an nftables ``masquerade`` rule
+on R's device towards B (connection tracking and source NAT on every segment).
 """
 
 from __future__ import annotations
@@ -128,7 +130,7 @@ async def _tcp_between(a: Namespace, b: Namespace, seconds: float) -> dict[str, 
     return {"bytes": got["bytes"], "seconds": sent["seconds"]}
 
 
-async def _netstack_router_tcp(seconds: float) -> dict[str, Any]:
+async def _netstack_router_tcp(seconds: float, nat: bool = False) -> dict[str, Any]:
     with _namespaces(2) as (a, b):
         link_a = open_tap_in_namespace(a, kernel_ipv4="198.18.1.10/24", kernel_ipv6=None)
         link_b = open_tap_in_namespace(b, kernel_ipv4="198.18.2.10/24", kernel_ipv6=None)
@@ -136,14 +138,16 @@ async def _netstack_router_tcp(seconds: float) -> dict[str, Any]:
         b.ip("route", "add", "default", "via", "198.18.2.1")
         router = await Stack.open(link_a, ipv4="198.18.1.1/24")
         try:
-            await router.add_interface(link_b, ipv4="198.18.2.1/24")
+            uplink = await router.add_interface(link_b, ipv4="198.18.2.1/24")
+            if nat:
+                router.nat.masquerade(uplink)
             router.forwarding = True
             return await _tcp_between(a, b, seconds)
         finally:
             await router.close()
 
 
-async def _kernel_router_tcp(seconds: float) -> dict[str, Any]:
+async def _kernel_router_tcp(seconds: float, nat: bool = False) -> dict[str, Any]:
     with _namespaces(3) as (a, r, b):
         pid = os.getpid()
         for ns, side, net in ((a, "a", 1), (b, "b", 2)):
@@ -155,7 +159,21 @@ async def _kernel_router_tcp(seconds: float) -> dict[str, Any]:
             r.ip("link", "set", rdev, "up")
             ns.ip("route", "add", "default", "via", f"198.18.{net}.1")
         r.run("sysctl", "-q", "-w", "net.ipv4.ip_forward=1", timeout=5.0)
+        if nat:
+            out = f"fw{pid}rb"[:15]
+            r.run("nft", "-f", "-", input=(
+                "table ip nat {\n chain post {\n  type nat hook postrouting priority 100;\n"
+                f"  oifname \"{out}\" masquerade\n }}\n}}\n"
+            ), timeout=10.0)  # fmt: skip
         return await _tcp_between(a, b, seconds)
+
+
+async def _netstack_nat_tcp(seconds: float) -> dict[str, Any]:
+    return await _netstack_router_tcp(seconds, nat=True)
+
+
+async def _kernel_nat_tcp(seconds: float) -> dict[str, Any]:
+    return await _kernel_router_tcp(seconds, nat=True)
 
 
 async def run_forward(emit: Emitter, settings: Settings, names: set[str]) -> None:
@@ -175,11 +193,20 @@ async def run_forward(emit: Emitter, settings: Settings, names: set[str]) -> Non
             for impl in ("netstack-router-tap", "kernel-router-veth"):
                 emit.skip("forward_tcp", impl, "Mbit/s", "needs CAP_NET_ADMIN")
             return
-        for impl, fn in (("netstack-router-tap", _netstack_router_tcp),
-                         ("kernel-router-veth", _kernel_router_tcp)):  # fmt: skip
+        import shutil
+
+        setups = [("netstack-router-tap", "off", _netstack_router_tcp),
+                  ("kernel-router-veth", "off", _kernel_router_tcp),
+                  ("netstack-router-tap", "masquerade", _netstack_nat_tcp)]  # fmt: skip
+        if shutil.which("nft") is not None:
+            setups.append(("kernel-router-veth", "masquerade", _kernel_nat_tcp))
+        else:
+            emit.skip("forward_tcp", "kernel-router-veth", "Mbit/s",
+                      "nft is not installed (Debian: nftables)", nat="masquerade")  # fmt: skip
+        for impl, nat, fn in setups:
             rates = []
             for _ in range(settings.tcp_repeats):
                 r = await fn(settings.tcp_seconds)
                 rates.append(r["bytes"] * 8 / r["seconds"] / 1e6)
-            emit.emit_summary("forward_tcp", impl, "Mbit/s", summarize(rates))
-            log(f"forward_tcp {impl}: {rates}")
+            emit.emit_summary("forward_tcp", impl, "Mbit/s", summarize(rates), nat=nat)
+            log(f"forward_tcp {impl} nat {nat}: {rates}")
