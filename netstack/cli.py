@@ -8,6 +8,9 @@ netstack bench [--seconds S] [--json]    a quick measurement on an in-memory lin
 netstack firewall --lan-tap DEV --uplink-tap DEV [--rules FILE] ...
                                          route, masquerade and filter between two TAP
                                          devices, DHCP and DNS for the clients (or --sandbox)
+netstack gateway --netns NS [--dns-server ADDR] [--forward tcp:HOSTPORT:GUESTPORT] ...
+                                         user-mode networking for namespace NS: its every
+                                         TCP/UDP flow relayed through this process's sockets
 """
 
 from __future__ import annotations
@@ -743,6 +746,54 @@ async def _firewall(args: argparse.Namespace) -> int:
             ns.delete()
 
 
+# -- gateway ----------------------------------------------------------------------------------
+async def _gateway(args: argparse.Namespace) -> int:
+    from . import gateway
+    from .link.tap import TapLink
+    from .netns import Namespace
+
+    ns = Namespace(args.netns)
+    if not ns.exists():
+        print(f"netstack gateway: no network namespace {args.netns!r} (ip netns list)")
+        return 2
+    forwards = [gateway.PortForward.parse(text) for text in args.forward]
+    net = ipaddress.IPv4Network(args.network)
+    link = TapLink.open(f"nsg{os.getpid()}"[:15], mtu=args.mtu)
+    dev = args.tap
+    try:
+        # The device is made here (in this process's namespace, the "host" side) and its
+        # kernel side moved into the guest's namespace, as slirp4netns does.
+        ns.move_link(link.name)
+        ns.ip("link", "set", "dev", link.name, "name", dev)
+        if args.configure:
+            ns.ip("addr", "add", f"{net.network_address + 100}/{net.prefixlen}", "dev", dev)
+        ns.ip("link", "set", "dev", dev, "up")
+        if args.configure:
+            ns.ip("route", "add", "default", "via", str(net.network_address + 2))
+    except BaseException:
+        link.close()
+        raise
+    gw = await gateway.start(
+        link, network=args.network, ipv6=None if args.no_ipv6 else args.ipv6,
+        dns_servers=args.dns_server, forwards=forwards, host_loopback=args.host_loopback,
+    )  # fmt: skip
+    try:
+        print(f"netstack gateway: namespace {args.netns} device {dev}, gateway {gw.address}, "
+              f"DNS {gw.dns_address} -> {', '.join(gw.dns_servers) or 'none'}, guest "
+              f"{gw.guest}{' (configured)' if args.configure else ' (DHCP)'}"
+              f"{''.join(f', forward {f.proto} {f.host_port}->{f.guest_port}' for f in forwards)}",
+              flush=True)  # fmt: skip
+        await _wait(args.seconds)
+    finally:
+        stats = gw.stats()
+        print(f"relayed {stats['tcp_flows']} TCP flows ({stats['tcp_bytes_out']} bytes out, "
+              f"{stats['tcp_bytes_in']} in), {stats['udp_flows']} UDP flows, "
+              f"{stats['echo_replies']} echo replies, {stats['dns_answers']} DNS answers; "
+              f"resident memory {_resident_mb():.1f} MiB", flush=True)  # fmt: skip
+        await gw.close()
+    return 0
+
+
 # -- bench ------------------------------------------------------------------------------------
 async def _bench(args: argparse.Namespace) -> int:
     """A quick look at this machine's netstack: ping RTT, UDP echoes and TCP bulk over a
@@ -918,6 +969,40 @@ def _parser() -> argparse.ArgumentParser:
     fw.add_argument("--dns", metavar="ZONEFILE",
                     help="the zone to serve instead of the built-in one")  # fmt: skip
     _until_and_sandbox(fw, "the clients and the uplink in two new network namespaces (root)")
+
+    gw = command(
+        "gateway",
+        "user-mode networking for a network namespace (Ctrl-C to stop)",
+        "A user-mode gateway, as slirp4netns: namespace NS gets a TAP device whose every TCP "
+        "and UDP flow, to any address, netstack terminates and relays through this "
+        "process's own sockets (run it where those should be made: ip netns exec HOST "
+        "netstack gateway ...). The guest network is slirp's: the gateway at .2, DNS at .3 "
+        "(forwarded to --dns-server), the guest at .100 by DHCP (or --configure), IPv6 "
+        "by Router Advertisements; ping through the host's ping sockets; --forward relays "
+        "a host port into the guest. Needs root (CAP_NET_ADMIN) for the TAP device.",
+    )
+    gw.add_argument("--netns", required=True, metavar="NS",
+                    help="the guest's network namespace (a name from ip netns list)")  # fmt: skip
+    gw.add_argument("--tap", default="tap0", metavar="DEV",
+                    help="the device's name in the guest (default: tap0)")  # fmt: skip
+    gw.add_argument("--network", default="10.0.2.0/24", metavar="A.B.C.D/LEN",
+                    help="the guest's network (default: 10.0.2.0/24)")  # fmt: skip
+    gw.add_argument("--ipv6", default="fd00::/64", metavar="PREFIX/64",
+                    help="the prefix advertised for SLAAC (default: fd00::/64)")  # fmt: skip
+    gw.add_argument("--no-ipv6", action="store_true", help="no IPv6 for the guest")
+    gw.add_argument("--dns-server", action="append", default=[], metavar="ADDR",
+                    help="a DNS server the guest's queries go to (repeatable)")  # fmt: skip
+    gw.add_argument("--forward", action="append", default=[], metavar="SPEC",
+                    help="tcp|udp:HOSTPORT:GUESTPORT or "
+                         "tcp|udp:HOSTADDR:HOSTPORT:GUESTADDR:GUESTPORT (repeatable)")  # fmt: skip
+    gw.add_argument("--mtu", type=int, default=None, help="the device's MTU (default: 1500)")
+    gw.add_argument("--configure", action="store_true",
+                    help="give the guest its address and default route (as slirp4netns "
+                         "--configure) instead of waiting for its DHCP client")  # fmt: skip
+    gw.add_argument("--host-loopback", action="store_true",
+                    help="the gateway's address reaches this side's loopback")  # fmt: skip
+    gw.add_argument("--for", dest="seconds", type=float, metavar="SECONDS",
+                    help="stop after this long (default: until interrupted)")  # fmt: skip
     return parser
 
 
@@ -941,6 +1026,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(_bench(args))
         if args.command == "firewall":
             return run(_firewall(args))
+        if args.command == "gateway":
+            return run(_gateway(args))
     except (NetstackError, OSError, ValueError) as exc:
         print(f"netstack {args.command}: {exc}", file=sys.stderr)
         return 1

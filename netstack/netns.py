@@ -15,6 +15,7 @@ first. Everything here is synchronous (short ``ip`` commands) and needs root, or
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import ipaddress
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
@@ -158,6 +160,40 @@ class Namespace:
             ns.delete()
             raise
         return ns
+
+    @contextlib.contextmanager
+    def entered(self) -> Iterator[None]:
+        """Move the calling thread into this namespace for the ``with`` block (namespaces
+        belong to threads in Linux): the sockets and TAP devices made meanwhile belong to
+        it, and stay there afterwards; programs started meanwhile run in it. A user-mode
+        gateway whose "host" is this namespace runs its event loop inside the block.
+
+        Raises:
+            NamespaceError: the namespace cannot be entered (no privileges, deleted).
+        """
+        if self._deleted:
+            raise NamespaceError(f"namespace {self.name!r} has been deleted")
+        libc = ctypes.CDLL(None, use_errno=True)
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            try:
+                target = os.open(f"/run/netns/{self.name}", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise NamespaceError(f"cannot open namespace {self.name!r}: {exc}") from None
+            try:
+                if libc.setns(target, _CLONE_NEWNET) != 0:
+                    err = ctypes.get_errno()
+                    raise NamespaceError(f"cannot enter {self.name!r}: {os.strerror(err)}")
+            finally:
+                os.close(target)
+            try:
+                yield
+            finally:
+                if libc.setns(home, _CLONE_NEWNET) != 0:  # pragma: no cover
+                    err = ctypes.get_errno()
+                    raise NamespaceError(f"cannot leave {self.name!r}: {os.strerror(err)}")
+        finally:
+            os.close(home)
 
     # -- running things inside ---------------------------------------------------------------
     def _exec_argv(self, argv: tuple[str, ...]) -> list[str]:
