@@ -123,14 +123,14 @@ class PortForward:
 
     @classmethod
     def parse(cls, text: str) -> PortForward:
-        """``PROTO:HOSTPORT:GUESTPORT`` or ``PROTO:HOSTADDR:HOSTPORT:GUESTADDR:GUESTPORT``
-        (IPv6 addresses in brackets).
+        """``PROTO:HOSTPORT:GUESTPORT``, ``PROTO:HOSTADDR:HOSTPORT:GUESTPORT`` or
+        ``PROTO:HOSTADDR:HOSTPORT:GUESTADDR:GUESTPORT`` (IPv6 addresses in brackets).
 
         Raises:
             ValueError: anything else.
         """
         parts = _split_forward(text)
-        if len(parts) not in (3, 5) or parts[0] not in ("tcp", "udp"):
+        if len(parts) not in (3, 4, 5) or parts[0] not in ("tcp", "udp"):
             raise ValueError(
                 f"a forward is tcp|udp:HOSTPORT:GUESTPORT or "
                 f"tcp|udp:HOSTADDR:HOSTPORT:GUESTADDR:GUESTPORT, not {text!r}"
@@ -138,6 +138,9 @@ class PortForward:
         try:
             if len(parts) == 3:
                 fwd = cls(parts[0], int(parts[1]), int(parts[2]))
+            elif len(parts) == 4:
+                ipaddress.ip_address(parts[1])
+                fwd = cls(parts[0], int(parts[2]), int(parts[3]), parts[1])
             else:
                 ipaddress.ip_address(parts[1])
                 ipaddress.ip_address(parts[3])
@@ -212,6 +215,8 @@ class _TcpFlow:
         self.eofs = [False, False]
         self.gone = [False, False]
         self.paused = [False, False]
+        #: What a side sent before the other side existed.
+        self.early: list[bytes] = []
         self.closed = False
         self.last = gateway.loop.time()
         self.deadline: float | None = None  # the guest's handshake, when it is awaited
@@ -223,21 +228,33 @@ class _TcpFlow:
             return
         other = self.transports[1 - side]
         if other is None:
-            # Nothing can be written on until the other side exists.
+            # Nothing can be written on until the other side exists. (uvloop starts reading
+            # an accepted connection after connection_made whatever it was told, so what
+            # arrives meanwhile is held, and reading paused again at the first data.)
             transport.pause_reading()
             self.paused[side] = True
         else:
             self.deadline = None
+            early, self.early = self.early, []
+            for data in early:
+                transport.write(data)
             self.resume(1 - side)
             self.resume(side)
 
     def data(self, side: int, data: bytes) -> None:
         self.last = self.gateway.loop.time()
+        self.gateway.counters["tcp_bytes_out" if side == GUEST else "tcp_bytes_in"] += len(data)
         other = self.transports[1 - side]
-        if other is None or self.gone[1 - side]:
+        if other is None:
+            self.early.append(data)
+            t = self.transports[side]
+            if t is not None:
+                t.pause_reading()
+                self.paused[side] = True
+            return
+        if self.gone[1 - side]:
             return  # the other side is gone: what is left has nowhere to go
         other.write(data)
-        self.gateway.counters["tcp_bytes_out" if side == GUEST else "tcp_bytes_in"] += len(data)
 
     def eof(self, side: int) -> None:
         self.eofs[side] = True
