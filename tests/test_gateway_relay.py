@@ -22,17 +22,25 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import random
+import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
 
 import netstack.gateway
-from netstack import Stack
+from netstack import Stack, StackConfig
 from netstack.gateway import Gateway, GatewayLimits, PortForward
 from netstack.link import MemoryLink
+from netstack.proto.checksum import checksum
+from netstack.proto.dhcp.client import DhcpClientConfig
 
 SERVER = "198.18.5.1"
+#: The DHCP client's conflict probe (RFC 5227) shortened.
+QUICK = StackConfig(
+    dhcp=DhcpClientConfig(probe_wait=0.02, probe_min=0.02, probe_max=0.05, announce_wait=0.05)
+)
 
 
 @dataclass
@@ -54,7 +62,7 @@ async def world(request: pytest.FixtureRequest) -> AsyncIterator[World]:
         gw_link, host=host, dns_servers=[SERVER], ipv6=None, limits=limits,
         forwards=["tcp:2222:22", "udp:5353:53"],
     )  # fmt: skip
-    guest = await Stack.open(g_link, dhcp=True)
+    guest = await Stack.open(g_link, dhcp=True, config=QUICK)
     try:
         yield World(gw, guest, host, server)
     finally:
@@ -326,3 +334,77 @@ async def test_no_catch_all_means_a_host() -> None:
         b.catch_all()
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(a.open_connection("198.18.9.9", 2), 0.5)
+
+
+def ipv4_datagram(src: bytes, dst: bytes, proto: int, payload: bytes) -> bytes:
+    total = 20 + len(payload)
+    header = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 0, 0x4000, 64, proto, 0,
+                                   src, dst))  # fmt: skip
+    struct.pack_into("!H", header, 10, checksum(header))
+    return bytes(header) + payload
+
+
+def transport(src: bytes, dst: bytes, proto: int, segment: bytearray, at: int) -> bytes:
+    pseudo = src + dst + struct.pack("!BBH", 0, proto, len(segment))
+    struct.pack_into("!H", segment, at, checksum(pseudo + segment))
+    return ipv4_datagram(src, dst, proto, bytes(segment))
+
+
+@pytest.mark.parametrize(
+    "world",
+    [GatewayLimits(connect_timeout=0.5, max_pending=8, max_udp_flows=8, max_pings=4)],
+    indirect=True,
+)
+async def test_floods_and_garbage_are_bounded_and_counted(world: World) -> None:
+    """SYNs to many addresses, datagrams from many ports, echo requests, and mangled copies
+    of them (seeded): every table stays within its bound, what did not fit is counted,
+    nothing raises, and the gateway relays again afterwards."""
+    rng = random.Random(4787)
+    guest_mac = bytes.fromhex(world.guest.interfaces[0].mac.replace(":", ""))
+    gw_mac = bytes.fromhex(world.gw.stack.interfaces[0].mac.replace(":", ""))
+    src = bytes([10, 0, 2, 100])
+    inject = world.guest.interfaces[0].link.transmit  # type: ignore[attr-defined]
+    # The host has a way out (to the server, which forwards nothing): its connects to those
+    # addresses wait until connect_timeout, so the connects in progress pile up.
+    world.host.add_route("0.0.0.0/0", gateway=SERVER)
+    frames = []
+    for i in range(600):
+        dst = bytes([198, 18, rng.randrange(6, 250), rng.randrange(1, 255)])
+        kind = i % 3
+        if kind == 0:
+            seg = bytearray(struct.pack("!HHIIHHHH", 40000 + i, 80, rng.getrandbits(32), 0,
+                                        (5 << 12) | 0x02, 65535, 0, 0))  # fmt: skip
+            datagram = transport(src, dst, 6, seg, 16)
+        elif kind == 1:
+            body = b"x" * rng.randrange(0, 64)
+            seg = bytearray(struct.pack("!HHHH", 20000 + i, 9, 8 + len(body), 0) + body)
+            datagram = transport(src, dst, 17, seg, 6)
+        else:
+            icmp = bytearray(struct.pack("!BBHHH", 8, 0, 0, 7, i) + b"ping")
+            struct.pack_into("!H", icmp, 2, checksum(icmp))
+            datagram = ipv4_datagram(src, dst, 1, bytes(icmp))
+        frame = bytearray(gw_mac + guest_mac + b"\x08\x00" + datagram)
+        if i % 5 == 0:
+            for _ in range(rng.randrange(1, 4)):
+                frame[rng.randrange(14, len(frame))] = rng.randrange(256)
+        frames.append(frame)
+    for i, frame in enumerate(frames):
+        inject(frame)
+        if i % 20 == 0:
+            await asyncio.sleep(0)
+            stats = world.gw.stats()
+            assert stats["tcp_pending"] <= 8 and stats["udp_open"] <= 8
+            assert stats["pings_in_flight"] <= 4
+    await asyncio.sleep(1.5)  # the connects time out
+    stats = world.gw.stats()
+    assert stats["tcp_refused_pending"] > 0, stats
+    assert stats["udp_flows_evicted"] > 0 and stats["echo_dropped"] > 0, stats
+    assert stats["internal_errors"] == 0 and stats["stack"]["stack"]["internal_errors"] == 0
+    assert stats["tcp_pending"] == 0 and stats["tcp_open"] == 0
+    # And it still relays.
+    await world.server.create_datagram_endpoint(Echo, local_addr=(SERVER, 7))
+    t, proto = await world.guest.create_datagram_endpoint(Collect, local_addr=("0.0.0.0", 4100))
+    t.sendto(b"again", (SERVER, 7))
+    data, _ = await asyncio.wait_for(proto.got.get(), 10)
+    assert data.startswith(b"AGAIN")
+    t.close()
