@@ -9,6 +9,7 @@ netstack firewall --lan-tap DEV --uplink-tap DEV [--rules FILE] ...
                                          route, masquerade and filter between two TAP
                                          devices, DHCP and DNS for the clients (or --sandbox)
 netstack gateway --netns NS [--dns-server ADDR] [--forward tcp:HOSTPORT:GUESTPORT] ...
+                                         (or --sandbox)
                                          user-mode networking for namespace NS: its every
                                          TCP/UDP flow relayed through this process's sockets
 """
@@ -748,14 +749,34 @@ async def _firewall(args: argparse.Namespace) -> int:
 
 # -- gateway ----------------------------------------------------------------------------------
 async def _gateway(args: argparse.Namespace) -> int:
-    from . import gateway
-    from .link.tap import TapLink
+    from .gateway import PortForward
     from .netns import Namespace
 
+    for text in args.forward:
+        PortForward.parse(text)  # a bad forward stops it before anything is made
+    if args.sandbox:
+        # The guest and the "host" side are both throwaway namespaces: the gateway's host
+        # sockets are made in the second, which has nothing but its loopback device.
+        with Namespace.create() as guest, Namespace.create() as host:
+            print(f"guest: namespace {guest.name} (try: ip netns exec {guest.name} ping "
+                  f"10.0.2.2); host side: namespace {host.name}", flush=True)  # fmt: skip
+            args.configure = True
+            with host.entered():
+                return await _gateway_for(args, guest)
+    if not args.netns:
+        print("netstack gateway: give --netns NS, or --sandbox")
+        return 2
     ns = Namespace(args.netns)
     if not ns.exists():
         print(f"netstack gateway: no network namespace {args.netns!r} (ip netns list)")
         return 2
+    return await _gateway_for(args, ns)
+
+
+async def _gateway_for(args: argparse.Namespace, ns: Any) -> int:
+    from . import gateway
+    from .link.tap import TapLink
+
     forwards = [gateway.PortForward.parse(text) for text in args.forward]
     net = ipaddress.IPv4Network(args.network)
     link = TapLink.open(f"nsg{os.getpid()}"[:15], mtu=args.mtu)
@@ -778,7 +799,7 @@ async def _gateway(args: argparse.Namespace) -> int:
         dns_servers=args.dns_server, forwards=forwards, host_loopback=args.host_loopback,
     )  # fmt: skip
     try:
-        print(f"netstack gateway: namespace {args.netns} device {dev}, gateway {gw.address}, "
+        print(f"netstack gateway: namespace {ns.name} device {dev}, gateway {gw.address}, "
               f"DNS {gw.dns_address} -> {', '.join(gw.dns_servers) or 'none'}, guest "
               f"{gw.guest}{' (configured)' if args.configure else ' (DHCP)'}"
               f"{''.join(f', forward {f.proto} {f.host_port}->{f.guest_port}' for f in forwards)}",
@@ -981,7 +1002,7 @@ def _parser() -> argparse.ArgumentParser:
         "by Router Advertisements; ping through the host's ping sockets; --forward relays "
         "a host port into the guest. Needs root (CAP_NET_ADMIN) for the TAP device.",
     )
-    gw.add_argument("--netns", required=True, metavar="NS",
+    gw.add_argument("--netns", metavar="NS",
                     help="the guest's network namespace (a name from ip netns list)")  # fmt: skip
     gw.add_argument("--tap", default="tap0", metavar="DEV",
                     help="the device's name in the guest (default: tap0)")  # fmt: skip
@@ -1001,8 +1022,8 @@ def _parser() -> argparse.ArgumentParser:
                          "--configure) instead of waiting for its DHCP client")  # fmt: skip
     gw.add_argument("--host-loopback", action="store_true",
                     help="the gateway's address reaches this side's loopback")  # fmt: skip
-    gw.add_argument("--for", dest="seconds", type=float, metavar="SECONDS",
-                    help="stop after this long (default: until interrupted)")  # fmt: skip
+    _until_and_sandbox(gw, "the guest and the host side in two new network namespaces, the "
+                           "guest configured (root)")  # fmt: skip
     return parser
 
 

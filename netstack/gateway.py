@@ -487,7 +487,7 @@ class _DnsAnswer(asyncio.DatagramProtocol):
         self.query_id = query_id
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        # RFC 5452 9.1: only an answer with the query's ID is the answer.
+        # RFC 5452 (section 3): only an answer with the query's ID is the answer.
         if len(data) >= 12 and data[:2] == self.query_id and not self.future.done():
             self.future.set_result(data)
 
@@ -498,7 +498,8 @@ class _DnsAnswer(asyncio.DatagramProtocol):
 
 class _DnsForwarder(asyncio.DatagramProtocol):
     """The guest's DNS address: each query is sent to the servers in turn from a host socket
-    of its own (a fresh source port per query: RFC 5452 9.2), and the first answer goes back."""
+    of its own (a fresh random source port per query, as RFC 5452 asks of resolvers), and
+    the first answer goes back (RFC 5625: a DNS proxy passes messages on unchanged)."""
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
