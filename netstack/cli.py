@@ -9,7 +9,7 @@ netstack firewall --lan-tap DEV --uplink-tap DEV [--rules FILE] ...
                                          route, masquerade and filter between two TAP
                                          devices, DHCP and DNS for the clients (or --sandbox)
 netstack gateway --netns NS [--dns-server ADDR] [--forward tcp:HOSTPORT:GUESTPORT] ...
-                                         (or --sandbox)
+                                         (or --pid PID, --rootless, --sandbox)
                                          user-mode networking for namespace NS: its every
                                          TCP/UDP flow relayed through this process's sockets
 """
@@ -754,6 +754,8 @@ async def _gateway(args: argparse.Namespace) -> int:
 
     for text in args.forward:
         PortForward.parse(text)  # a bad forward stops it before anything is made
+    if args.rootless or args.pid is not None:
+        return await _gateway_rootless(args)
     if args.sandbox:
         # The guest and the "host" side are both throwaway namespaces: the gateway's host
         # sockets are made in the second, which has nothing but its loopback device.
@@ -764,7 +766,7 @@ async def _gateway(args: argparse.Namespace) -> int:
             with host.entered():
                 return await _gateway_for(args, guest)
     if not args.netns:
-        print("netstack gateway: give --netns NS, or --sandbox")
+        print("netstack gateway: give --netns NS, --pid PID or --rootless, or --sandbox")
         return 2
     ns = Namespace(args.netns)
     if not ns.exists():
@@ -773,11 +775,56 @@ async def _gateway(args: argparse.Namespace) -> int:
     return await _gateway_for(args, ns)
 
 
+async def _gateway_rootless(args: argparse.Namespace) -> int:
+    """The guest is a user and network namespace (a process's, or one made here with
+    ``unshare --user --map-root-user --net``): its TAP device is made inside by a helper and
+    passed out, so no privilege is needed (slirp4netns's way)."""
+    import shutil
+    import subprocess
+
+    from .netns import open_tap_in_process
+
+    net = ipaddress.IPv4Network(args.network)
+    holder: subprocess.Popen[bytes] | None = None
+    pid = args.pid
+    try:
+        if pid is None:
+            unshare = shutil.which("unshare")
+            if unshare is None:
+                print("netstack gateway: --rootless needs unshare (util-linux)")
+                return 2
+            holder = subprocess.Popen(
+                [unshare, "--user", "--map-root-user", "--net", "sleep", "infinity"]
+            )
+            pid = holder.pid
+            own = os.stat("/proc/self/ns/net").st_ino
+            for _ in range(200):  # until unshare has made the namespaces and become sleep
+                if holder.poll() is not None:
+                    print("netstack gateway: unshare --user --net failed (are unprivileged "
+                          "user namespaces allowed?)")  # fmt: skip
+                    return 1
+                if os.stat(f"/proc/{pid}/ns/net").st_ino != own:
+                    break
+                await asyncio.sleep(0.01)
+            print(f"guest: process {pid} (enter it: nsenter --target {pid} --user --net "
+                  f"--preserve-credentials)", flush=True)  # fmt: skip
+            args.configure = True
+        configure = args.configure
+        link = open_tap_in_process(
+            pid, name=args.tap, mtu=args.mtu,
+            ipv4=f"{net.network_address + 100}/{net.prefixlen}" if configure else None,
+            gateway=str(net.network_address + 2) if configure else None,
+        )  # fmt: skip
+        return await _run_gateway(args, link, f"process {pid}")
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait()
+
+
 async def _gateway_for(args: argparse.Namespace, ns: Any) -> int:
-    from . import gateway
     from .link.tap import TapLink
 
-    forwards = [gateway.PortForward.parse(text) for text in args.forward]
     net = ipaddress.IPv4Network(args.network)
     link = TapLink.open(f"nsg{os.getpid()}"[:15], mtu=args.mtu)
     dev = args.tap
@@ -794,12 +841,19 @@ async def _gateway_for(args: argparse.Namespace, ns: Any) -> int:
     except BaseException:
         link.close()
         raise
+    return await _run_gateway(args, link, f"namespace {ns.name}")
+
+
+async def _run_gateway(args: argparse.Namespace, link: Any, where: str) -> int:
+    from . import gateway
+
+    forwards = [gateway.PortForward.parse(text) for text in args.forward]
     gw = await gateway.start(
         link, network=args.network, ipv6=None if args.no_ipv6 else args.ipv6,
         dns_servers=args.dns_server, forwards=forwards, host_loopback=args.host_loopback,
     )  # fmt: skip
     try:
-        print(f"netstack gateway: namespace {ns.name} device {dev}, gateway {gw.address}, "
+        print(f"netstack gateway: {where} device {args.tap}, gateway {gw.address}, "
               f"DNS {gw.dns_address} -> {', '.join(gw.dns_servers) or 'none'}, guest "
               f"{gw.guest}{' (configured)' if args.configure else ' (DHCP)'}"
               f"{''.join(f', forward {f.proto} {f.host_port}->{f.guest_port}' for f in forwards)}",
@@ -1004,6 +1058,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     gw.add_argument("--netns", metavar="NS",
                     help="the guest's network namespace (a name from ip netns list)")  # fmt: skip
+    gw.add_argument("--pid", type=int, metavar="PID",
+                    help="instead of --netns: the user and network namespaces of process PID "
+                         "(a rootless container's); no privilege needed")  # fmt: skip
+    gw.add_argument("--rootless", action="store_true",
+                    help="make the guest a new user and network namespace (unshare --user "
+                         "--map-root-user --net) and attach it without privilege; it says "
+                         "how to enter it")  # fmt: skip
     gw.add_argument("--tap", default="tap0", metavar="DEV",
                     help="the device's name in the guest (default: tap0)")  # fmt: skip
     gw.add_argument("--network", default="10.0.2.0/24", metavar="A.B.C.D/LEN",

@@ -193,3 +193,57 @@ async def flows(
     status, text = await run(host, "curl", "-sS", "--max-time", "10", "http://127.0.0.1:8080/")
     out["port forward into the guest"] = (text, text == "hello from the guest")
     return out
+
+
+def test_rootless_gateway_without_privilege(tmp_path: Path) -> None:
+    """``netstack gateway --rootless`` as an unprivileged user (uid 65534): the guest is a user
+    and network namespace that user makes (``unshare --user --map-root-user --net``), the TAP
+    device is made inside it by the forked helper and passed out over a unix socket, and the
+    guest's curl reaches a server in the host namespace through the gateway.
+
+    /dev/net/tun is mode 0600 on some machines (0666 is the usual): the command then runs in a
+    private mount namespace with a 0666 node of its own for the same device, which changes
+    nothing outside it. Root is needed only for that setup and for the host namespace."""
+    require_net_admin()
+    for program in ("unshare", "setpriv", "mknod", "nsenter", "curl"):
+        require_program(program)
+    www = tmp_path / "www"
+    www.mkdir()
+    www.chmod(0o755)
+    tmp_path.chmod(0o755)
+    (www / "index.html").write_text("hello from the host\n")
+    (www / "index.html").chmod(0o644)
+    with Namespace.create() as host:
+        host.ip("addr", "add", f"{SERVER}/32", "dev", "lo")
+        host.popen(sys.executable, "-m", "http.server", "-b", SERVER, "-d", str(www), "80",
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        script = (
+            "mount -t tmpfs -o mode=755 tmpfs /dev/net && mknod -m 666 /dev/net/tun c 10 200 "
+            f"&& exec ip netns exec {host.name} setpriv --reuid=65534 --regid=65534 "
+            f"--clear-groups -- {sys.executable} -m netstack gateway --rootless --no-ipv6 "
+            "--for 60"
+        )
+        proc = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/",
+        )  # fmt: skip
+        try:
+            assert proc.stdout is not None
+            first = proc.stdout.readline()
+            assert first.startswith("guest: process "), first + proc.stderr.read()  # type: ignore[union-attr]
+            pid = first.split()[2]
+            ready = proc.stdout.readline()
+            assert "netstack gateway: process" in ready, ready
+            owner = subprocess.run(["ps", "-o", "uid=", "-p", str(proc.pid)],
+                                   capture_output=True, text=True)  # fmt: skip
+            assert owner.stdout.strip() == "65534", owner
+            got = subprocess.run(
+                ["nsenter", "--target", pid, "--net", "curl", "-sS", "--max-time", "10",
+                 f"http://{SERVER}/"], capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+            assert got.stdout == "hello from the host\n", got
+        finally:
+            proc.send_signal(2)
+            out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "relayed 1 TCP flows" in out, out
