@@ -170,6 +170,55 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.3f} ms"
 
 
+async def _demo_gateway(
+    report: _Report, gamma: Stack, beta: Stack, quick: DhcpClientConfig
+) -> None:
+    """netstack.gateway with gamma as its "host": zeta, on a cable of its own, has a network
+    that exists only inside the gateway, and whatever it opens leaves through gamma."""
+    from . import gateway
+
+    g_link, gw_link = MemoryLink.pair()
+    gw = await gateway.start(
+        gw_link, host=gamma, network="198.19.0.0/24", ipv6=None, dns_servers=["198.18.0.3"]
+    )
+    zeta = await Stack.open(g_link, dhcp=True, hostname="zeta", config=StackConfig(dhcp=quick))
+    try:
+        lease = zeta.dhcp.lease if zeta.dhcp is not None else None
+        if lease is not None:
+            report.line(f"zeta's lease from the gateway: {lease.interface}, router "
+                        f"{lease.router}, name server {', '.join(lease.dns_servers)}")  # fmt: skip
+        seen: list[str] = []
+
+        async def web(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            seen.append(writer.get_extra_info("peername")[0])
+            await _http_server(reader, writer)
+
+        server = await beta.start_server(web, port=8080)
+        reader, writer = await zeta.open_connection("198.18.0.2", 8080)
+        writer.write(b"GET /through-the-gateway HTTP/1.1\r\nHost: beta\r\n\r\n")
+        response = await asyncio.wait_for(reader.read(-1), 5.0)
+        writer.close()
+        server.close()
+        status = response.split(b"\r\n", 1)[0].decode()
+        report.line(f"zeta -> http://198.18.0.2:8080/: {status}; beta saw the request come "
+                    f"from {', '.join(seen)} (gamma)")  # fmt: skip
+        found = await zeta.resolve("www.demo.test")
+        report.line(f"zeta resolves www.demo.test through the gateway's DNS: {found[0]}")
+        rtt = await zeta.ping("198.18.0.2")
+        report.line(f"ping zeta -> beta, answered once gamma's own ping was: {_ms(rtt)}")
+        try:
+            await zeta.open_connection("198.18.0.2", 9)
+        except OSError as exc:
+            report.line(f"zeta -> beta port 9 (gamma's connect refused): {type(exc).__name__}")
+        stats = gw.stats()
+        report.line(f"the gateway relayed {stats['tcp_flows']} TCP flow(s), "
+                    f"{stats['dns_answers']} DNS answer(s), {stats['echo_replies']} echo "
+                    f"reply(ies); {stats['tcp_connect_failed']} connect refused")  # fmt: skip
+    finally:
+        await zeta.close()
+        await gw.close()
+
+
 async def _demo(pcap: str | None, seed: int) -> int:
     report = _Report()
     print(f"netstack {__version__} demo — {loop_name()} event loop, impairment seed {seed}")
@@ -496,6 +545,9 @@ async def _demo(pcap: str | None, seed: int) -> int:
             f"answers {served['rcodes']}; DHCP leases: "
             f"{', '.join(f'{x.hostname}={x.address}' for x in leases.leases)}"
         )
+
+        report.section("A user-mode gateway: zeta's every flow relayed through gamma's sockets")
+        await _demo_gateway(report, gamma, beta, quick)
 
         report.section("TLS 1.3 (RFC 8446): the Piñata, a secret behind client certificates")
         try:
@@ -960,7 +1012,8 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         "run the whole stack on an in-memory network",
         "Three hosts and a DHCP client on an in-memory switch: ARP, ping, UDP, fragments, "
-        "loss, TCP, HTTP, IPv6, DHCP, DNS and TLS (the TLS part needs the tls extra: "
+        "loss, TCP, HTTP, IPv6, DHCP, DNS, a user-mode gateway and TLS (the TLS part needs "
+        "the tls extra: "
         "pip install 'netstack[tls]'), each step printed as it happens.",
     )
     demo.add_argument("--pcap", metavar="FILE", help="record one host's frames in FILE")
