@@ -238,6 +238,11 @@ class _TcpFlow:
             early, self.early = self.early, []
             for data in early:
                 transport.write(data)
+            if self.eofs[1 - side] and transport.can_write_eof():
+                transport.write_eof()  # the other side ended before this one existed
+                if all(self.eofs):
+                    self.close()
+                    return
             self.resume(1 - side)
             self.resume(side)
 

@@ -32,7 +32,7 @@ import pytest
 import netstack.gateway
 from netstack import Stack, StackConfig
 from netstack.gateway import Gateway, GatewayLimits, PortForward
-from netstack.link import MemoryLink
+from netstack.link import Impairment, MemoryLink
 from netstack.proto.checksum import checksum
 from netstack.proto.dhcp.client import DhcpClientConfig
 
@@ -408,3 +408,34 @@ async def test_floods_and_garbage_are_bounded_and_counted(world: World) -> None:
     data, _ = await asyncio.wait_for(proto.got.get(), 10)
     assert data.startswith(b"AGAIN")
     t.close()
+
+
+async def test_port_forward_from_host_sockets_keeps_an_early_eof() -> None:
+    """The host side is the operating system's (HostStack, on 127.0.0.1 only): a client that
+    writes and half-closes at once, before the gateway's connection into the guest exists,
+    still has its bytes and its EOF carried into the guest (uvloop reads an accepted
+    connection before its protocol could pause it)."""
+    import socket
+
+    with socket.socket() as probe:  # a free port on the loopback for the forward
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # A slow cable to the guest: the client's bytes and FIN reach the host socket long
+    # before the gateway's connection into the guest is made.
+    g_link, gw_link = MemoryLink.pair(impairment=Impairment(delay=0.1, seed=1))
+    gw = await netstack.gateway.start(
+        gw_link, ipv6=None, dhcp=False, forwards=[f"tcp:127.0.0.1:{port}:7"]
+    )
+    guest = await Stack.open(g_link, ipv4="10.0.2.100/24", gateway="10.0.2.2")
+    try:
+        await guest.start_server(echo, port=7)
+        for data in (b"early bytes", b"", b"x" * 100_000):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(data)
+            writer.write_eof()
+            assert await asyncio.wait_for(reader.read(), 10) == data
+            writer.close()
+        assert gw.stats()["forward_connections"] == 3
+    finally:
+        await guest.close()
+        await gw.close()
