@@ -1181,7 +1181,7 @@ async def run_tcp(emit: Emitter, settings: Settings, names: set[str], *, first: 
                     emit.skip(bench, IMPL_TAP, unit, reason)
         else:
             for i, offload in enumerate(settings.offload):
-                async with tap_sandbox(offload) as box:
+                async with tap_sandbox(offload=offload) as box:
                     if "tcp_bulk_tap" in names:
                         await run_bulk_tap(emit, settings, box)
                     if i:

@@ -303,6 +303,7 @@ class Stack:
         tcp.on_event = tcp_driver.deliver_event
         tcp.on_flushed = tcp_driver.after_input
         tcp.coalesce_acks = True
+        tcp.gro = True  # _rearm ends every batch of frames with flush_acks
         pinger = self._pinger
         icmp.on_echo_reply = pinger.echo_reply
         icmp6.on_echo_reply = pinger.echo_reply

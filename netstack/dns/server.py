@@ -807,19 +807,28 @@ class RateLimiter:
     def check(self, client: str, now: float) -> Verdict:
         """Take one token from ``client``'s bucket: :attr:`Verdict.ANSWER` when there was
         one, else :attr:`Verdict.SLIP` or :attr:`Verdict.DROP` by the slip ratio."""
-        if math.isinf(self.rate):
+        rate = self.rate
+        if rate == math.inf:
             return Verdict.ANSWER
-        tokens, last, over = self._buckets.pop(client, (self.burst, now, 0))
-        tokens = min(self.burst, tokens + max(0.0, now - last) * self.rate)
+        buckets = self._buckets
+        entry = buckets.get(client)
+        if entry is None:
+            tokens, over = self.burst, 0
+        else:
+            buckets.move_to_end(client)  # the least recently seen client goes first
+            tokens, last, over = entry
+            if now > last:
+                tokens += (now - last) * rate
+                if tokens > self.burst:
+                    tokens = self.burst
         if tokens >= 1.0:
-            tokens -= 1.0
+            buckets[client] = (tokens - 1.0, now, over)
             verdict = Verdict.ANSWER
         else:
             verdict = Verdict.SLIP if self.slip and over % self.slip == 0 else Verdict.DROP
-            over += 1
-        self._buckets[client] = (tokens, now, over)
-        if len(self._buckets) > self.max_clients:
-            self._buckets.popitem(last=False)
+            buckets[client] = (tokens, now, over + 1)
+        if entry is None and len(buckets) > self.max_clients:
+            buckets.popitem(last=False)
         return verdict
 
     def allow(self, client: str, now: float) -> bool:

@@ -47,6 +47,8 @@ class UdpCore(Core, Protocol):
 
 
 BROADCAST_MAC = b"\xff" * 6
+#: How many parsed destination addresses an endpoint keeps.
+_PARSED_MAX = 256
 
 
 class DatagramTransport(asyncio.DatagramTransport):
@@ -79,6 +81,9 @@ class DatagramTransport(asyncio.DatagramTransport):
         self._in_context = False
         self._socket: TransportSocket | None = None
         self._reuse_address = 0
+        #: sendto()'s parsed addresses without a zone, by the tuple given (a server answers
+        #: the address tuple its datagram came with): bounded, cleared when full.
+        self._parsed: dict[tuple[Any, ...], tuple[bytes, int, int]] = {}
 
     # -- the UDP layer's Endpoint interface ----------------------------------------------------
     def deliver(self, data: memoryview, src: bytes, port: int, ifindex: int = 0) -> None:
@@ -157,7 +162,17 @@ class DatagramTransport(asyncio.DatagramTransport):
         elif addr is None:
             raise ValueError("sendto() needs an address on an endpoint without remote_addr")
         else:
-            dst, port, scope = self._parse_addr(addr)
+            try:
+                parsed = self._parsed.get(addr)
+            except TypeError:  # unhashable: _parse_addr says what is wrong with it
+                parsed = None
+            if parsed is None:
+                parsed = self._parse_addr(addr)
+                if not parsed[2]:
+                    if len(self._parsed) >= _PARSED_MAX:
+                        self._parsed.clear()
+                    self._parsed[addr] = parsed
+            dst, port, scope = parsed
         stack = self._stack
         local = self.local_ip
         try:

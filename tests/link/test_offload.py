@@ -380,3 +380,43 @@ async def test_a_capture_of_offloaded_traffic_holds_the_wire_frames(tmp_path: Pa
             capture_output=True, text=True, timeout=60, check=True,
         ).stdout  # fmt: skip
         assert out == ""
+
+
+async def test_a_connection_whose_link_stops_offloading_sends_wire_sized_segments() -> None:
+    """A connection sending super-segments, and its stack turning into a router halfway (a
+    router sends only what the wire carries): the bursts it made for the link from then on
+    are cut into MSS-sized segments before they leave, and every byte arrives."""
+    a_link, b_link = MemoryLink.pair(offload=True)
+    data = bytes(range(251)) * 16_000  # 4 MB
+    async with (
+        await netstack.Stack.open(a_link, ipv4="198.18.0.1/24") as a,
+        await netstack.Stack.open(b_link, ipv4="198.18.0.2/24") as b,
+    ):
+        got = bytearray()
+        halfway = asyncio.Event()
+
+        async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            while chunk := await r.read(1 << 16):
+                got.extend(chunk)
+                if len(got) > len(data) // 4:
+                    halfway.set()
+            w.close()
+
+        server = await b.start_server(handle, port=9)
+        async with asyncio.timeout(60):
+            reader, writer = await a.open_connection("198.18.0.2", 9)
+            writer.write(data)
+            await halfway.wait()
+            supers = b.stats()["ethernet"]["rx_super"]
+            assert supers > 0
+            a.forwarding = True
+            writer.write_eof()
+            await reader.read()
+        writer.close()
+        server.close()
+        assert got == data
+        # At most the super-segments already on their way when routing was turned on.
+        assert b.stats()["ethernet"]["rx_super"] - supers <= 2
+        # Nothing was refused as too big for the wire and resent.
+        tcp = a.stats()["tcp"]
+        assert "output_error" not in tcp["drops"] and tcp["retransmits"] == 0, tcp

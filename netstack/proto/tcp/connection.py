@@ -264,6 +264,27 @@ class TcpConnection:
     """One connection. Create it with :meth:`connect` (active open) or :meth:`accept`
     (passive open from a SYN); drive it and drain its outputs after every input."""
 
+    # Slots: an idle connection is mostly this object, and an instance dictionary of ~95
+    # attributes costs 3.3 KB where slots cost 8 bytes each. ``__dict__`` stays for anything
+    # else a driver or a test attaches.
+    __slots__ = (
+        "config", "local", "remote", "state", "_challenge_ok", "_challenge_at", "_out",
+        "defer_acks", "ack_deferred", "gso_max", "_events", "iss", "snd_una", "snd_nxt", "snd_max",
+        "snd_wnd", "snd_wl1", "snd_wl2", "max_snd_wnd", "_sndbuf", "_fin_queued", "_fin_seq",
+        "_snd_up", "irs", "rcv_nxt", "_rcv_adv", "_reading", "_held", "_reasm", "_fin_received",
+        "_rcv_total", "urgent_mark", "_after_held", "_user_closed", "mss_local", "mss",
+        "_mss_base", "_peer_mss", "pmtu_mss", "rcv_wscale", "snd_wscale", "ts_ok", "sack_ok",
+        "ts_recent", "_ts_recent_set", "_ts_offset", "_last_ack_sent", "_rtt", "_rto_at",
+        "_retries", "_delack_at", "_ack_pending", "_ack_now", "_unacked_segments", "_quickacks",
+        "_persist_at", "_persist_backoff", "_persist_probes", "_keepalive_at", "_keepalive_probes",
+        "_close_at", "_last_activity", "_last_send", "_soft_error", "cc", "_dupacks",
+        "_flight_at_dupack", "_in_recovery", "_recover", "_inflation", "_rack", "_prr", "_undo",
+        "_rto_recovery", "_rack_at", "_probe_at", "_probe_mark", "_dsack", "_short_end",
+        "retransmits", "timeouts", "fast_recoveries", "loss_probes", "undos", "dsacks_sent",
+        "segments_in", "segments_out", "challenge_acks", "drops", "error", "key", "route",
+        "listener", "user", "timer_at", "__dict__",
+    )  # fmt: skip
+
     def __init__(
         self, local: tuple[bytes, int], remote: tuple[bytes, int], params: TcpParams
     ) -> None:
@@ -280,6 +301,11 @@ class TcpConnection:
         #: take_deferred_ack, once per batch of input (the driver's choice).
         self.defer_acks = False
         self.ack_deferred = False
+        #: Bytes of payload one segment of a bulk burst may carry (the driver sets it when
+        #: the link cuts super-segments itself, TSO): runs of full-sized segments then come
+        #: out of segments_to_send() as one Segment of several MSS, to be sent with a
+        #: segment size of ``mss``. 0: every segment is at most one MSS.
+        self.gso_max = 0
         self._events: collections.deque[Event] = collections.deque()
         # -- send sequence space (RFC 9293 3.3.1) --
         self.iss = iss
@@ -1848,21 +1874,30 @@ class TcpConnection:
         out = self._out
         new = _new_segment
         data_end = end
-        count = 0
         rack = self._rack
         records = rack.segments if rack is not None else None
-        while available - sent >= mss and limit - sent >= mss:
-            start = base + sent
-            sent += mss
-            seq = nxt
-            nxt = (nxt + mss) & MASK
-            flags = ACK_I | PSH_I if nxt == data_end else ACK_I
-            out.append(new((seq, ack, flags, window, options, buf[start : start + mss], 0)))
-            if records is not None:
-                records.append(SentSegment(seq, nxt, now))  # RFC 8985 6.1
-            count += 1
-        if not count:
+        # Full segments that fit both windows; with gso_max, up to that many bytes per
+        # Segment (the link cuts them back into these MSS-sized ones). The scoreboard
+        # keeps one record per MSS either way (RFC 8985 6.1): a loss resends one MSS.
+        count = min(available - sent, limit - sent) // mss
+        if count <= 0:
             return
+        per = max(1, self.gso_max // mss)
+        left = count
+        while left:
+            k = per if left > per else left
+            left -= k
+            start = base + sent
+            size = k * mss
+            sent += size
+            seq = nxt
+            nxt = (nxt + size) & MASK
+            flags = ACK_I | PSH_I if nxt == data_end else ACK_I
+            out.append(new((seq, ack, flags, window, options, buf[start : start + size], 0)))
+            if records is not None:
+                for i in range(k):
+                    a = (seq + i * mss) & MASK
+                    records.append(SentSegment(a, (a + mss) & MASK, now))
         self.segments_out += count
         self._last_ack_sent = ack
         self._ack_pending = self._ack_now = False

@@ -69,6 +69,58 @@ PSH = int(Flags.PSH)
 Key = tuple[bytes, int, bytes, int]
 _HEADER = struct.Struct("!HHIIHHHH")
 _CHECKSUM = struct.Struct("!H")
+#: TcpConnection.gso_max is this less the interface's headroom: a super-segment's IP
+#: datagram (IP and TCP headers, up to 40 bytes of options, the payload) within 65 535
+#: bytes; the headroom counts the Ethernet header's 14 bytes as well.
+_GSO_MAX = 65535 + 14 - TCP_HEADER_LEN - 40
+
+
+#: The most a coalesced segment holds (software GRO), and the least data a segment must
+#: carry to start one: the small segments of a request/response exchange go up at once.
+_GRO_MAX = 65535 - 60 - 60
+_GRO_MIN = 536
+
+
+class _Held:
+    """A data segment being coalesced with the ones that follow it (software GRO, as
+    Linux's tcp_gro_receive merges: the same connection, ACK, window and options, each next
+    in sequence and of the first one's size)."""
+
+    __slots__ = ("conn", "src", "dst", "sport", "dport", "seq", "end", "ack", "window",
+                 "opts", "options", "data", "size", "flags")  # fmt: skip
+
+    def __init__(
+        self, conn: TcpConnection, src: bytes, dst: bytes, sport: int, dport: int, seq: int,
+        ack: int, window: int, opts: TcpOptions, options: bytes, data: bytearray,
+    ) -> None:  # fmt: skip
+        self.conn = conn
+        self.src, self.dst, self.sport, self.dport = src, dst, sport, dport
+        self.seq = seq
+        self.size = len(data)
+        self.end = (seq + self.size) & 0xFFFFFFFF
+        self.ack, self.window, self.opts, self.options = ack, window, opts, options
+        self.data = data
+        self.flags = ACK
+
+
+def _cut(segments: list[Segment], mss: int) -> list[Segment]:
+    """``segments`` with every one of more than ``mss`` bytes cut into ``mss``-sized ones
+    (PSH on the last piece only, as a link's segmentation does)."""
+    out: list[Segment] = []
+    for seg in segments:
+        payload = seg.payload
+        if len(payload) <= mss:
+            out.append(seg)
+            continue
+        for at in range(0, len(payload), mss):
+            last = at + mss >= len(payload)
+            flags = seg.flags if last else seg.flags & ~PSH
+            out.append(
+                seg._replace(seq=add(seg.seq, at), flags=flags, payload=payload[at : at + mss])
+            )
+    return out
+
+
 EventHandler = Callable[[TcpConnection, Event], None]
 
 
@@ -141,6 +193,7 @@ class TcpLayer(Layer):
         "rx_segments",
         "tx_segments",
         "tx_super_segments",
+        "gro_merged",
         "active_opens",
         "passive_opens",
         "resets_sent",
@@ -183,6 +236,13 @@ class TcpLayer(Layer):
         #: received frames), so one ACK answers a burst, as GRO-based stacks do.
         self.coalesce_acks = False
         self._deferred: dict[TcpConnection, None] = {}
+        #: Receive coalescing (software GRO): consecutive full-sized data segments of one
+        #: connection in a batch of received frames go to it as one segment, handed over
+        #: by :meth:`flush_acks` at the end of the batch at the latest (the driver turns
+        #: it on: the batch must end in flush_acks).
+        self.gro = False
+        self.gro_merged = 0  # segments that went up as part of another
+        self._gro: _Held | None = None
         #: Connections whose events are being handed out (see _flush).
         self._dispatching: set[TcpConnection] = set()
         #: Events handed out so far (the driver tells from it whether an input woke anyone).
@@ -349,6 +409,31 @@ class TcpLayer(Layer):
                 self._drop("bad_checksum")
                 return
         flags = off_flags & 0x0FFF
+        held = self._gro
+        if held is not None:
+            size = n - hl
+            if (
+                seq == held.end
+                and flags & ~PSH == ACK
+                and 0 < size <= held.size
+                and sport == held.sport
+                and dport == held.dport
+                and ack == held.ack
+                and window == held.window
+                and src == held.src
+                and dst == held.dst
+                and data[TCP_HEADER_LEN:hl] == held.options
+                and len(held.data) + size <= _GRO_MAX
+            ):
+                held.data += data[hl:]
+                held.end = (seq + size) & 0xFFFFFFFF
+                held.flags |= flags
+                self.rx_segments += 1
+                self.gro_merged += 1
+                if flags & PSH or size < held.size:
+                    self._gro_flush(now)  # the end of a burst: up at once
+                return
+            self._gro_flush(now)
         if hl > TCP_HEADER_LEN:
             try:
                 opts = parse_options(bytes(data[TCP_HEADER_LEN:hl]))
@@ -376,6 +461,17 @@ class TcpLayer(Layer):
                 self._forget(conn)
                 conn = None
             if conn is not None:
+                if (
+                    self.gro
+                    and flags == ACK
+                    and len(payload) >= _GRO_MIN
+                    and conn.state is State.ESTABLISHED
+                ):
+                    # A full-sized segment of a burst, perhaps: wait for the next ones.
+                    raw = bytes(data[TCP_HEADER_LEN:hl])
+                    self._gro = _Held(conn, src, dst, sport, dport, seq, ack, window, opts,
+                                      raw, bytearray(payload))  # fmt: skip
+                    return
                 conn.receive(seq, ack, flags, window, opts, payload, now, urgent)
                 self._flush(conn, now)
                 return
@@ -637,13 +733,17 @@ class TcpLayer(Layer):
                 lport, rport = conn.local[1], conn.remote[1]
                 iface = route.iface
                 offloads = iface.eth.offloads if iface is not None and not route.local else None
-                if (
-                    offloads
-                    and len(segments) > 1
-                    and (offloads.tso4 if len(route.dst) == 4 else offloads.tso6)
-                ):
-                    self._send_super(route, lport, rport, segments, now)
-                    return self._note_deferred(conn)
+                if offloads and (offloads.tso4 if len(route.dst) == 4 else offloads.tso6):
+                    # The connection's next bursts may come as super-segments (TSO).
+                    conn.gso_max = _GSO_MAX - iface.headroom
+                    if len(segments) > 1 or len(segments[0].payload) > conn.mss:
+                        self._send_super(route, lport, rport, segments, conn.mss, now)
+                        return self._note_deferred(conn)
+                elif conn.gso_max:
+                    # The link stopped taking super-segments (forwarding turned on, say):
+                    # cut what the connection made for it.
+                    conn.gso_max = 0
+                    segments = _cut(segments, conn.mss)
                 for seg in segments:
                     if seg.flags & RST:
                         self.resets_sent += 1
@@ -714,15 +814,17 @@ class TcpLayer(Layer):
             self.on_event(conn, event)
 
     def _send_super(
-        self, route: Route, sport: int, dport: int, segments: list[Segment], now: float
-    ) -> None:
-        """TSO: runs of full-sized segments that differ only in their sequence numbers (the
-        same ACK, window and options; PSH only on the last) go out as one super-segment of
-        up to 64 KiB with ``gso_size`` = their length, for the link (the kernel, or a memory
-        link's peer) to cut back into the same segments. The connection still made, and
-        keeps account of, every segment: congestion control, the RACK/SACK scoreboard and
-        retransmissions work per MSS as without offloads (a loss resends one MSS, not the
-        super-segment)."""
+        self, route: Route, sport: int, dport: int, segments: list[Segment], mss: int,
+        now: float,
+    ) -> None:  # fmt: skip
+        """TSO: a segment of more than ``mss`` bytes (the connection's bulk burst, made
+        for :attr:`TcpConnection.gso_max`), and runs of full-sized segments that differ only
+        in their sequence numbers (the same ACK, window and options; PSH only on the last),
+        go out as one super-segment of up to 64 KiB with ``gso_size`` = the segment size,
+        for the link (the kernel, or a memory link's peer) to cut back into the same
+        segments. The connection still keeps account of every MSS: congestion control, the
+        RACK/SACK scoreboard and retransmissions work per MSS as without offloads (a loss
+        resends one MSS, not the super-segment)."""
         i = 0
         n = len(segments)
         iface = route.iface
@@ -731,6 +833,10 @@ class TcpLayer(Layer):
         while i < n:
             first = segments[i]
             size = len(first.payload)
+            if size > mss:
+                self._transmit(route, sport, dport, first, now, gso=mss)
+                i += 1
+                continue
             j = i + 1
             if size and first.flags == ACK:
                 budget = 65535 - headers - len(first.options) - size
@@ -761,7 +867,7 @@ class TcpLayer(Layer):
 
     def _transmit(
         self, route: Route, sport: int, dport: int, seg: Segment, now: float,
-        run: list[Segment] | None = None,
+        run: list[Segment] | None = None, gso: int = 0,
     ) -> None:  # fmt: skip
         """Build the frame of one segment (wire.build_into's work, with the pseudo-header
         sum of the route cached) and hand it to the route's interface, IPv4 or IPv6. The
@@ -777,7 +883,7 @@ class TcpLayer(Layer):
         if run is None:
             payload = seg.payload
             length = TCP_HEADER_LEN + olen + len(payload)
-            frame = (OffloadFrame if offloads.csum and not route.local else bytearray)(
+            frame = (OffloadFrame if gso or offloads.csum and not route.local else bytearray)(
                 room + length
             )
             if payload:
@@ -809,20 +915,25 @@ class TcpLayer(Layer):
             # The checksum is left to the link (NEEDS_CSUM): the field holds the folded
             # pseudo-header sum, length included; the link sums from the TCP header on.
             _CHECKSUM.pack_into(frame, room + 16, (base + length) % 0xFFFF)
-            if run is None:
-                frame.meta = FrameMeta(NEEDS_CSUM, 0, 0, 0, room, 16)
-            else:
-                gso = GSO_TCPV4 if len(route.dst) == 4 else GSO_TCPV6
-                frame.meta = FrameMeta(NEEDS_CSUM, gso, data_at, len(run[0].payload), room, 16)
+            if run is not None:
+                kind = GSO_TCPV4 if len(route.dst) == 4 else GSO_TCPV6
+                frame.meta = FrameMeta(NEEDS_CSUM, kind, data_at, len(run[0].payload), room, 16)
                 self.tx_segments += len(run)
                 self.tx_super_segments += 1
+            elif gso:
+                kind = GSO_TCPV4 if len(route.dst) == 4 else GSO_TCPV6
+                frame.meta = FrameMeta(NEEDS_CSUM, kind, data_at, gso, room, 16)
+                self.tx_segments += -(-len(seg.payload) // gso)
+                self.tx_super_segments += 1
+            else:
+                frame.meta = FrameMeta(NEEDS_CSUM, 0, 0, 0, room, 16)
         else:
             total = int.from_bytes(memoryview(frame)[room:], "big")
             if length & 1:
                 total <<= 8
             s = (total + base + length) % 0xFFFF
             _CHECKSUM.pack_into(frame, room + 16, 0xFFFF - s if s else 0)
-        if run is None:
+        if run is None and not gso:
             self.tx_segments += 1
         try:
             # RFC 1191 / RFC 8201: TCP never fragments and learns the path MTU from ICMP.
@@ -849,11 +960,30 @@ class TcpLayer(Layer):
     # -- user calls through the layer ------------------------------------------------------
     def call(self, conn: TcpConnection, now: float) -> None:
         """Flush a connection after a user call (send, close, ...)."""
+        if self._gro is not None and self._gro.conn is conn:
+            self._gro_flush(now)
+        self._flush(conn, now)
+
+    def _gro_flush(self, now: float) -> None:
+        """Hand the coalesced segment to its connection."""
+        held = self._gro
+        if held is None:
+            return
+        self._gro = None
+        conn = held.conn
+        key = conn.key
+        if key is None or self.connections.get(key) is not conn:
+            return  # gone meanwhile (aborted by a callback): as if it came after
+        conn.receive(held.seq, held.ack, held.flags, held.window, held.opts,
+                     memoryview(held.data), now, 0)  # fmt: skip
         self._flush(conn, now)
 
     def flush_acks(self, now: float) -> None:
-        """Send the ACKs deferred while a batch of frames was processed: one per connection,
-        built now (GRO-like: one ACK answers a burst)."""
+        """End a batch of received frames: hand over the segment coalesced so far, then
+        send the ACKs deferred meanwhile: one per connection, built now (GRO-like: one ACK
+        answers a burst)."""
+        if self._gro is not None:
+            self._gro_flush(now)
         deferred = self._deferred
         if deferred:
             self._deferred = {}
@@ -885,6 +1015,8 @@ class TcpLayer(Layer):
         return None
 
     def handle_timeout(self, now: float) -> None:
+        if self._gro is not None:
+            self._gro_flush(now)
         timers = self._timers
         while timers and timers[0][0] <= now:
             at, _, conn = heapq.heappop(timers)

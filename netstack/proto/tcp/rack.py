@@ -197,9 +197,14 @@ class Rack:
         segs = self.segments
         acked = 0
         newly_sacked = 0
+        # Segments never retransmitted are delivered as a run (first, last): sent in sequence
+        # order, the run's RACK update and reordering check are those of its ends.
+        first: SentSegment | None = None
+        last = first
         while segs:
             seg = segs[0]
-            if diff(seg.end, ack) > 0:
+            # diff(seg.end, ack) > 0, inline: this runs once per segment acknowledged.
+            if 0 < ((seg.end - ack) & 0xFFFFFFFF) < 0x80000000:
                 if diff(seg.start, ack) < 0:
                     # Partly acknowledged (a retransmission was cut smaller): trim.
                     n = diff(ack, seg.start)
@@ -213,14 +218,24 @@ class Rack:
                     seg.start = ack
                 break
             segs.popleft()
-            n = diff(seg.end, seg.start)
+            n = (seg.end - seg.start) & 0xFFFFFFFF  # end is after start
             if seg.sacked:
                 self.sacked_bytes -= n
                 continue
             if seg.lost:
                 self.lost_bytes -= n
             acked += n
-            self._delivered(seg, now, ts_ecr, retrans_ts)
+            if seg.retrans:
+                if first is not None and last is not None:
+                    self._delivered_run(first, last, now)
+                    first = None
+                self._delivered(seg, now, ts_ecr, retrans_ts)
+            else:
+                if first is None:
+                    first = seg
+                last = seg
+        if first is not None and last is not None:
+            self._delivered_run(first, last, now)
         for i, (left, right) in enumerate(blocks):
             if diff(right, left) <= 0 or diff(left, ack) < 0 or diff(right, snd_max) > 0:
                 continue  # a D-SACK, garbage, or beyond what was sent
@@ -240,6 +255,23 @@ class Rack:
                     self.lost_bytes -= n
                 self._delivered(seg, now, None, None)
         return acked, newly_sacked
+
+    def _delivered_run(self, first: SentSegment, last: SentSegment, now: float) -> None:
+        """:meth:`_delivered` of every segment from ``first`` to ``last``, none of them
+        retransmitted, in one step: in sequence order they were sent in order too, so the
+        most recently sent is ``last``, and only ``first`` can lie below RACK.fack."""
+        if self.xmit_ts is None or _sent_after(last.xmit, last.order, self.xmit_ts, self.order):
+            self.rtt = now - last.xmit
+            self.xmit_ts = last.xmit
+            self.end_seq = last.end
+            self.order = last.order
+        fack = self.fack
+        if fack is not None and diff(first.end, fack) < 0:
+            if not self.reordering_seen:
+                self.reordering_events += 1
+            self.reordering_seen = True
+        if fack is None or diff(last.end, fack) > 0:
+            self.fack = last.end
 
     def _delivered(
         self,

@@ -847,3 +847,92 @@ def test_a_call_from_an_event_callback_does_not_dispatch_the_next_event_inside_i
     out = host.inject(1.1, ACK | PSH, seq=7001, ack=synack.seq + 1, payload=b"SSH-2.0-client\r\n")
     assert log == ["Connected", "  sent", "DataReceived"]
     assert [o.payload for o in out if o.payload] == [b"SSH-2.0-banner\r\n"]
+
+
+# -- receive coalescing (software GRO) -----------------------------------------------------------
+def _gro_host() -> tuple[Host, TcpConnection, int, int]:
+    host = Host()
+    host.tcp.gro = True
+    host.listen()
+    conn, synack = handshake(host)
+    host.events.clear()
+    return host, conn, 7001, add(synack.seq, 1)
+
+
+def _received(host: Host) -> bytes:
+    return b"".join(bytes(e.data) for _, e in host.events if isinstance(e, DataReceived))
+
+
+DATA = bytes(range(256)) * 64
+
+
+def test_gro_hands_a_burst_over_as_one_segment_at_the_end_of_the_batch() -> None:
+    host, conn, seq, ack = _gro_host()
+    for i in range(7):
+        part = DATA[i * 1460 : (i + 1) * 1460]
+        assert host.inject(2.0, ACK, seq=seq + i * 1460, ack=ack, payload=part) == []
+    assert _received(host) == b"" and conn.rcv_nxt == seq  # held until the batch ends
+    host.tcp.flush_acks(2.0)
+    assert _received(host) == DATA[: 7 * 1460]
+    (out,) = host.sent()  # one ACK answers the burst
+    assert out.flags == ACK and out.ack == seq + 7 * 1460
+    stats = host.tcp.stats()
+    assert stats["gro_merged"] == 6 and stats["rx_segments"] == 2 + 7
+
+
+@pytest.mark.parametrize(
+    "last",
+    [
+        {"flags": ACK | PSH},  # the sender's PSH: the end of what it had
+        {"size": 100},  # a short segment ends the run
+    ],
+)
+def test_gro_ends_a_run_at_once_with_psh_or_a_short_segment(last: dict[str, int]) -> None:
+    host, conn, seq, ack = _gro_host()
+    host.inject(2.0, ACK, seq=seq, ack=ack, payload=DATA[:1460])
+    size = last.get("size", 1460)
+    host.inject(2.0, last.get("flags", ACK), seq=seq + 1460, ack=ack,
+                payload=DATA[1460 : 1460 + size])  # fmt: skip
+    assert _received(host) == DATA[: 1460 + size]  # without waiting for the batch's end
+    assert host.tcp.stats()["gro_merged"] == 1
+
+
+def test_gro_keeps_order_across_a_gap_other_options_and_another_connection() -> None:
+    host, conn, seq, ack = _gro_host()
+    other, other_synack = handshake(host, sport=PEER_PORT + 1, isn=90_000)
+    host.events.clear()
+    ts = emit_options(timestamp=(5, 0))
+    pieces = [DATA[i * 1000 : (i + 1) * 1000] for i in range(6)]
+    host.inject(2.0, ACK, seq=seq, ack=ack, payload=pieces[0])
+    host.inject(2.0, ACK, seq=seq + 2000, ack=ack, payload=pieces[2])  # a gap: not merged
+    host.inject(2.0, ACK, seq=90_001, ack=add(other_synack.seq, 1), payload=b"x" * 1000,
+                sport=PEER_PORT + 1)  # fmt: skip
+    host.inject(2.0, ACK, seq=seq + 1000, ack=ack, payload=pieces[1])  # fills the gap
+    host.inject(2.0, ACK, seq=seq + 3000, ack=ack, payload=pieces[3], options=ts)
+    host.inject(2.0, ACK, seq=seq + 4000, ack=ack, payload=pieces[4])  # options differ
+    host.inject(2.0, ACK, seq=seq + 5000, ack=ack, payload=pieces[5])
+    host.tcp.flush_acks(2.0)
+    mine = b"".join(
+        bytes(e.data) for c, e in host.events if c is conn and isinstance(e, DataReceived)
+    )
+    assert mine == DATA[:6000]
+    assert other.rcv_nxt == 91_001
+    assert host.tcp.stats()["gro_merged"] == 1  # only the last two were alike
+
+
+def test_gro_holds_nothing_for_a_connection_that_went_away() -> None:
+    """Data held for a connection the application aborts, or that is forgotten, is dropped
+    with it, as it would have been had it come a moment later."""
+    host, conn, seq, ack = _gro_host()
+    host.inject(2.0, ACK, seq=seq, ack=ack, payload=DATA[:1460])
+    conn.abort(2.0)
+    host.tcp.call(conn, 2.0)
+    host.tcp.flush_acks(2.0)
+    assert _received(host) == b"" and conn.state is State.CLOSED
+    assert [o.flags & RST for o in host.sent()] == [RST]  # the abort's reset only
+    host2, conn2, seq2, ack2 = _gro_host()
+    host2.inject(2.0, ACK, seq=seq2, ack=ack2, payload=DATA[:1460])
+    assert conn2.key is not None
+    del host2.tcp.connections[conn2.key]  # forgotten without a call
+    host2.tcp.flush_acks(2.0)
+    assert _received(host2) == b"" and host2.sent() == []

@@ -14,6 +14,8 @@ them. The RACK-TLP behaviour itself is in test_rfc8985.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -145,3 +147,109 @@ def test_scoreboard_invariants(ops: list[tuple[object, ...]], base: int) -> None
             if lo < hi:
                 assert any(a <= lo and hi <= b for a, b in ranges), (lo, hi, ranges)
         sacked_before = ranges
+
+
+class _OneByOne(Rack):
+    """The reference for :meth:`Rack.on_ack`'s run of never-retransmitted segments: RACK's
+    steps 2 and 3 (RFC 8985 6.2) for every cumulatively acknowledged segment in turn."""
+
+    def on_ack(
+        self,
+        ack: int,
+        blocks: tuple[tuple[int, int], ...],
+        snd_max: int,
+        now: float,
+        ts_ecr: int | None = None,
+        retrans_ts: Callable[[float], int] | None = None,
+    ) -> tuple[int, int]:
+        acked = 0
+        segs = self.segments
+        while segs and diff(segs[0].end, ack) <= 0:
+            seg = segs.popleft()
+            n = diff(seg.end, seg.start)
+            if seg.sacked:
+                self.sacked_bytes -= n
+                continue
+            if seg.lost:
+                self.lost_bytes -= n
+            acked += n
+            self._delivered(seg, now, ts_ecr, retrans_ts)
+        more, newly = super().on_ack(ack, blocks, snd_max, now, ts_ecr, retrans_ts)
+        return acked + more, newly
+
+
+def _rack_state(rack: Rack) -> tuple[object, ...]:
+    return (
+        rack.rtt, rack.xmit_ts, rack.end_seq, rack.fack, rack.reordering_seen,
+        rack.reordering_events, rack.sacked_bytes, rack.lost_bytes,
+        [(s.start, s.end, s.sacked, s.lost, s.retrans) for s in rack.segments],
+    )  # fmt: skip
+
+
+@SETTINGS
+@given(ops=ops, base=st.one_of(st.integers(0, MOD - 1), st.integers(MOD - 20_000, MOD - 1)))
+def test_a_cumulative_ack_delivers_its_segments_as_one_by_one(
+    ops: list[tuple[object, ...]], base: int
+) -> None:
+    """Segments a cumulative ACK covers are handed to RACK as a run; whatever was sent,
+    retransmitted, SACKed or marked lost before, RACK ends in the same state as when they
+    are delivered one at a time."""
+    racks = (Rack(MSS), _OneByOne(MSS))
+    for rack in racks:
+        rack.rtt_sample(0.05)
+    una = nxt = base
+    now = 1.0
+    for op in ops:
+        kind = op[0]
+        now += 0.001
+        outstanding = diff(nxt, una)
+        for rack in racks:
+            if kind == "send":
+                assert isinstance(op[1], int)
+                rack.on_send(nxt, add(nxt, op[1]), now)
+            elif kind == "retransmit" and outstanding:
+                where, n = op[1], op[2]
+                assert isinstance(where, float) and isinstance(n, int)
+                start = add(una, min(outstanding - 1, int(outstanding * where)))
+                rack.on_retransmit(start, add(start, min(n, diff(nxt, start))), now)
+            elif kind == "ack":
+                where, raw = op[1], op[2]
+                assert isinstance(where, float) and isinstance(raw, list)
+                ack = add(una, int(outstanding * where))
+                blocks = tuple(
+                    (add(una, int(outstanding * a)), add(una, int(outstanding * b))) for a, b in raw
+                )
+                rack.on_ack(ack, blocks, nxt, now)
+            elif kind == "detect":
+                assert isinstance(op[1], float)
+                rack.detect_loss(now, op[1])
+            elif kind == "mark_lost" and rack.segments:
+                assert isinstance(op[1], float)
+                rack.mark_lost(rack.segments[int((len(rack.segments) - 1) * op[1])].start)
+            elif kind == "timeout":
+                rack.on_timeout()
+        if kind == "send":
+            assert isinstance(op[1], int)
+            nxt = add(nxt, op[1])
+        elif kind == "ack":
+            assert isinstance(op[1], float)
+            una = add(una, int(outstanding * op[1]))
+        elif kind == "wait":
+            assert isinstance(op[1], float)
+            now += op[1]
+        assert _rack_state(racks[0]) == _rack_state(racks[1])
+
+
+def test_a_hole_filled_by_its_original_transmission_is_reordering() -> None:
+    """RFC 8985 6.2 step 3: a SACK for the second segment, then a cumulative ACK for four
+    that were never retransmitted: the first was delivered below RACK.fack, so the network
+    reordered, though the run of delivered segments ends above it."""
+    for rack in (Rack(MSS), _OneByOne(MSS)):
+        for i in range(4):
+            rack.on_send(i * MSS, (i + 1) * MSS, 1.0 + i / 1000)
+        rack.on_ack(0, ((MSS, 2 * MSS),), 4 * MSS, 1.1)
+        assert rack.fack == 2 * MSS and not rack.reordering_seen
+        rack.on_ack(4 * MSS, (), 4 * MSS, 1.2)
+        assert rack.reordering_seen and rack.reordering_events == 1
+        assert rack.fack == 4 * MSS and rack.end_seq == 4 * MSS
+        assert abs(rack.rtt - (1.2 - 1.003)) < 1e-9
