@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_firewall import load_example
 
 import netstack.gateway
 from netstack.netns import Namespace, open_tap_in_namespace
@@ -135,18 +136,8 @@ async def flows(
     guest: Namespace, host: Namespace, dev: str, work: Path, big_sha: str
 ) -> dict[str, tuple[str, bool]]:
     out: dict[str, tuple[str, bool]] = {}
-    script = work / "udhcpc.sh"
-    script.write_text(
-        "#!/bin/sh\n"
-        'if [ "$1" = bound ]; then\n'
-        '  ip addr add "$ip/$mask" dev "$interface"\n'
-        '  ip route add default via "$router"\n'
-        '  echo "leased $ip router $router dns $dns"\n'
-        "fi\n"
-    )
-    script.chmod(0o755)
-    status, text = await run(guest, "busybox", "udhcpc", "-i", dev, "-n", "-q", "-f", "-s",
-                             str(script), "-t", "5", "-T", "1")  # fmt: skip
+    # busybox udhcpc configures the kernel with the lease (the firewall example's client).
+    text = await load_example().dhcp_client(guest, dev, work)
     out["dhcp"] = (text, "leased 198.19.0.100 router 198.19.0.2 dns 198.19.0.3" in text)
     slaac = ""
     for _ in range(100):
