@@ -22,6 +22,8 @@ from .common import LOOPS, Emitter, Settings, log, loop_factory, machine_info
 from .dns import run_dns
 from .firewall import run_firewall_rss
 from .forward import run_forward
+from .gateway import NAMES as GATEWAY
+from .gateway import run_gateway
 from .loss import run_loss
 from .micro import run_micro
 from .nat import run_nat
@@ -52,11 +54,13 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "usermode": USERMODE,
     "forward": ("forward_rate", "forward_tcp"),
     "firewall": ("firewall_rss",),
+    "gateway": GATEWAY,
 }
 ALL = tuple(name for names in GROUPS.values() for name in names)
 #: What runs without ``--only``: every group but ``usermode``, the side-by-side comparison,
-#: which repeats ``dns_tap_qps`` and takes minutes of its own.
-DEFAULT = tuple(g for g in GROUPS if g != "usermode")
+#: which repeats ``dns_tap_qps`` and takes minutes of its own, and ``gateway`` (iperf3 through
+#: netstack's gateway and slirp4netns, minutes too).
+DEFAULT = tuple(g for g in GROUPS if g not in ("usermode", "gateway"))
 
 
 def _default_loop() -> str:
@@ -123,6 +127,8 @@ async def _on_loop(emit: Emitter, settings: Settings, names: set[str], first: bo
         await run_usermode(emit, settings, names, first=first)
     if names & set(GROUPS["forward"]):
         await run_forward(emit, settings, names)
+    if names & set(GATEWAY):
+        await run_gateway(emit, settings, first=first)
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

@@ -23,6 +23,7 @@ from .errors import (
 if TYPE_CHECKING:
     from . import dhcp as dhcp
     from . import dns as dns
+    from . import gateway as gateway
     from . import link as link
     from . import testing as testing
     from . import tls as tls
@@ -66,7 +67,7 @@ _LAZY = {
     "use": ".switch",
 }
 #: Subpackages reachable as attributes after a bare ``import netstack`` (``netstack.dns.serve``).
-_SUBMODULES = frozenset({"dhcp", "dns", "link", "testing", "tls"})
+_SUBMODULES = frozenset({"dhcp", "dns", "gateway", "link", "testing", "tls"})
 
 
 def __getattr__(name: str) -> Any:

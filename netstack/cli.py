@@ -8,6 +8,10 @@ netstack bench [--seconds S] [--json]    a quick measurement on an in-memory lin
 netstack firewall --lan-tap DEV --uplink-tap DEV [--rules FILE] ...
                                          route, masquerade and filter between two TAP
                                          devices, DHCP and DNS for the clients (or --sandbox)
+netstack gateway --netns NS [--dns-server ADDR] [--forward tcp:HOSTPORT:GUESTPORT] ...
+                                         (or --pid PID, --rootless, --sandbox)
+                                         user-mode networking for namespace NS: its every
+                                         TCP/UDP flow relayed through this process's sockets
 """
 
 from __future__ import annotations
@@ -164,6 +168,55 @@ async def _demo_pinata(
 
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.3f} ms"
+
+
+async def _demo_gateway(
+    report: _Report, gamma: Stack, beta: Stack, quick: DhcpClientConfig
+) -> None:
+    """netstack.gateway with gamma as its "host": zeta, on a cable of its own, has a network
+    that exists only inside the gateway, and whatever it opens leaves through gamma."""
+    from . import gateway
+
+    g_link, gw_link = MemoryLink.pair()
+    gw = await gateway.start(
+        gw_link, host=gamma, network="198.19.0.0/24", ipv6=None, dns_servers=["198.18.0.3"]
+    )
+    zeta = await Stack.open(g_link, dhcp=True, hostname="zeta", config=StackConfig(dhcp=quick))
+    try:
+        lease = zeta.dhcp.lease if zeta.dhcp is not None else None
+        if lease is not None:
+            report.line(f"zeta's lease from the gateway: {lease.interface}, router "
+                        f"{lease.router}, name server {', '.join(lease.dns_servers)}")  # fmt: skip
+        seen: list[str] = []
+
+        async def web(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            seen.append(writer.get_extra_info("peername")[0])
+            await _http_server(reader, writer)
+
+        server = await beta.start_server(web, port=8080)
+        reader, writer = await zeta.open_connection("198.18.0.2", 8080)
+        writer.write(b"GET /through-the-gateway HTTP/1.1\r\nHost: beta\r\n\r\n")
+        response = await asyncio.wait_for(reader.read(-1), 5.0)
+        writer.close()
+        server.close()
+        status = response.split(b"\r\n", 1)[0].decode()
+        report.line(f"zeta -> http://198.18.0.2:8080/: {status}; beta saw the request come "
+                    f"from {', '.join(seen)} (gamma)")  # fmt: skip
+        found = await zeta.resolve("www.demo.test")
+        report.line(f"zeta resolves www.demo.test through the gateway's DNS: {found[0]}")
+        rtt = await zeta.ping("198.18.0.2")
+        report.line(f"ping zeta -> beta, answered once gamma's own ping was: {_ms(rtt)}")
+        try:
+            await zeta.open_connection("198.18.0.2", 9)
+        except OSError as exc:
+            report.line(f"zeta -> beta port 9 (gamma's connect refused): {type(exc).__name__}")
+        stats = gw.stats()
+        report.line(f"the gateway relayed {stats['tcp_flows']} TCP flow(s), "
+                    f"{stats['dns_answers']} DNS answer(s), {stats['echo_replies']} echo "
+                    f"reply(ies); {stats['tcp_connect_failed']} connect refused")  # fmt: skip
+    finally:
+        await zeta.close()
+        await gw.close()
 
 
 async def _demo(pcap: str | None, seed: int) -> int:
@@ -493,6 +546,9 @@ async def _demo(pcap: str | None, seed: int) -> int:
             f"{', '.join(f'{x.hostname}={x.address}' for x in leases.leases)}"
         )
 
+        report.section("A user-mode gateway: zeta's every flow relayed through gamma's sockets")
+        await _demo_gateway(report, gamma, beta, quick)
+
         report.section("TLS 1.3 (RFC 8446): the Piñata, a secret behind client certificates")
         try:
             from .tls import TLSConfig  # noqa: F401  (netstack's TLS is the tls extra)
@@ -781,6 +837,128 @@ async def _firewall(args: argparse.Namespace) -> int:
             ns.delete()
 
 
+# -- gateway ----------------------------------------------------------------------------------
+async def _gateway(args: argparse.Namespace) -> int:
+    from .gateway import PortForward
+    from .netns import Namespace
+
+    for text in args.forward:
+        PortForward.parse(text)  # a bad forward stops it before anything is made
+    if args.rootless or args.pid is not None:
+        return await _gateway_rootless(args)
+    if args.sandbox:
+        # The guest and the "host" side are both throwaway namespaces: the gateway's host
+        # sockets are made in the second, which has nothing but its loopback device.
+        with Namespace.create() as guest, Namespace.create() as host:
+            print(f"guest: namespace {guest.name} (try: ip netns exec {guest.name} ping "
+                  f"10.0.2.2); host side: namespace {host.name}", flush=True)  # fmt: skip
+            args.configure = True
+            with host.entered():
+                return await _gateway_for(args, guest)
+    if not args.netns:
+        print("netstack gateway: give --netns NS, --pid PID or --rootless, or --sandbox")
+        return 2
+    ns = Namespace(args.netns)
+    if not ns.exists():
+        print(f"netstack gateway: no network namespace {args.netns!r} (ip netns list)")
+        return 2
+    return await _gateway_for(args, ns)
+
+
+async def _gateway_rootless(args: argparse.Namespace) -> int:
+    """The guest is a user and network namespace (a process's, or one made here with
+    ``unshare --user --map-root-user --net``): its TAP device is made inside by a helper and
+    passed out, so no privilege is needed (slirp4netns's way)."""
+    import shutil
+    import subprocess
+
+    from .netns import open_tap_in_process
+
+    net = ipaddress.IPv4Network(args.network)
+    holder: subprocess.Popen[bytes] | None = None
+    pid = args.pid
+    try:
+        if pid is None:
+            unshare = shutil.which("unshare")
+            if unshare is None:
+                print("netstack gateway: --rootless needs unshare (util-linux)")
+                return 2
+            holder = subprocess.Popen(
+                [unshare, "--user", "--map-root-user", "--net", "sleep", "infinity"]
+            )
+            pid = holder.pid
+            own = os.stat("/proc/self/ns/net").st_ino
+            for _ in range(200):  # until unshare has made the namespaces and become sleep
+                if holder.poll() is not None:
+                    print("netstack gateway: unshare --user --net failed (are unprivileged "
+                          "user namespaces allowed?)")  # fmt: skip
+                    return 1
+                if os.stat(f"/proc/{pid}/ns/net").st_ino != own:
+                    break
+                await asyncio.sleep(0.01)
+            print(f"guest: process {pid} (enter it: nsenter --target {pid} --user --net "
+                  f"--preserve-credentials)", flush=True)  # fmt: skip
+            args.configure = True
+        configure = args.configure
+        link = open_tap_in_process(
+            pid, name=args.tap, mtu=args.mtu,
+            ipv4=f"{net.network_address + 100}/{net.prefixlen}" if configure else None,
+            gateway=str(net.network_address + 2) if configure else None,
+        )  # fmt: skip
+        return await _run_gateway(args, link, f"process {pid}")
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait()
+
+
+async def _gateway_for(args: argparse.Namespace, ns: Any) -> int:
+    from .link.tap import TapLink
+
+    net = ipaddress.IPv4Network(args.network)
+    link = TapLink.open(f"nsg{os.getpid()}"[:15], mtu=args.mtu)
+    dev = args.tap
+    try:
+        # The device is made here (in this process's namespace, the "host" side) and its
+        # kernel side moved into the guest's namespace, as slirp4netns does.
+        ns.move_link(link.name)
+        ns.ip("link", "set", "dev", link.name, "name", dev)
+        if args.configure:
+            ns.ip("addr", "add", f"{net.network_address + 100}/{net.prefixlen}", "dev", dev)
+        ns.ip("link", "set", "dev", dev, "up")
+        if args.configure:
+            ns.ip("route", "add", "default", "via", str(net.network_address + 2))
+    except BaseException:
+        link.close()
+        raise
+    return await _run_gateway(args, link, f"namespace {ns.name}")
+
+
+async def _run_gateway(args: argparse.Namespace, link: Any, where: str) -> int:
+    from . import gateway
+
+    forwards = [gateway.PortForward.parse(text) for text in args.forward]
+    gw = await gateway.start(
+        link, network=args.network, ipv6=None if args.no_ipv6 else args.ipv6,
+        dns_servers=args.dns_server, forwards=forwards, host_loopback=args.host_loopback,
+    )  # fmt: skip
+    try:
+        print(f"netstack gateway: {where} device {args.tap}, gateway {gw.address}, "
+              f"DNS {gw.dns_address} -> {', '.join(gw.dns_servers) or 'none'}, guest "
+              f"{gw.guest}{' (configured)' if args.configure else ' (DHCP)'}"
+              f"{''.join(f', forward {f.proto} {f.host_port}->{f.guest_port}' for f in forwards)}",
+              flush=True)  # fmt: skip
+        await _wait(args.seconds)
+    finally:
+        stats = gw.stats()
+        print(f"relayed {stats['tcp_flows']} TCP flows ({stats['tcp_bytes_out']} bytes out, "
+              f"{stats['tcp_bytes_in']} in), {stats['udp_flows']} UDP flows, "
+              f"{stats['echo_replies']} echo replies, {stats['dns_answers']} DNS answers; "
+              f"resident memory {_resident_mb():.1f} MiB", flush=True)  # fmt: skip
+        await gw.close()
+    return 0
+
+
 # -- bench ------------------------------------------------------------------------------------
 async def _bench(args: argparse.Namespace) -> int:
     """A quick look at this machine's netstack: ping RTT, UDP echoes and TCP bulk over a
@@ -872,7 +1050,8 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         "run the whole stack on an in-memory network",
         "Three hosts and a DHCP client on an in-memory switch: ARP, ping, UDP, fragments, "
-        "loss, TCP, HTTP, IPv6, DHCP, DNS and TLS (the TLS part needs the tls extra: "
+        "loss, TCP, HTTP, IPv6, DHCP, DNS, a user-mode gateway and TLS (the TLS part needs "
+        "the tls extra: "
         "pip install 'netstack[tls]'), each step printed as it happens.",
     )
     demo.add_argument("--pcap", metavar="FILE", help="record one host's frames in FILE")
@@ -964,6 +1143,47 @@ def _parser() -> argparse.ArgumentParser:
     fw.add_argument("--uplink6", metavar="IPV6/LEN", help="the IPv6 address on the uplink")
     fw.add_argument("--gateway6", metavar="IPV6", help="the next IPv6 router on the uplink")
     _until_and_sandbox(fw, "the clients and the uplink in two new network namespaces (root)")
+
+    gw = command(
+        "gateway",
+        "user-mode networking for a network namespace (Ctrl-C to stop)",
+        "A user-mode gateway, as slirp4netns: namespace NS gets a TAP device whose every TCP "
+        "and UDP flow, to any address, netstack terminates and relays through this "
+        "process's own sockets (run it where those should be made: ip netns exec HOST "
+        "netstack gateway ...). The guest network is slirp's: the gateway at .2, DNS at .3 "
+        "(forwarded to --dns-server), the guest at .100 by DHCP (or --configure), IPv6 "
+        "by Router Advertisements; ping through the host's ping sockets; --forward relays "
+        "a host port into the guest. Needs root (CAP_NET_ADMIN) for the TAP device.",
+    )
+    gw.add_argument("--netns", metavar="NS",
+                    help="the guest's network namespace (a name from ip netns list)")  # fmt: skip
+    gw.add_argument("--pid", type=int, metavar="PID",
+                    help="instead of --netns: the user and network namespaces of process PID "
+                         "(a rootless container's); no privilege needed")  # fmt: skip
+    gw.add_argument("--rootless", action="store_true",
+                    help="make the guest a new user and network namespace (unshare --user "
+                         "--map-root-user --net) and attach it without privilege; it says "
+                         "how to enter it")  # fmt: skip
+    gw.add_argument("--tap", default="tap0", metavar="DEV",
+                    help="the device's name in the guest (default: tap0)")  # fmt: skip
+    gw.add_argument("--network", default="10.0.2.0/24", metavar="A.B.C.D/LEN",
+                    help="the guest's network (default: 10.0.2.0/24)")  # fmt: skip
+    gw.add_argument("--ipv6", default="fd00::/64", metavar="PREFIX/64",
+                    help="the prefix advertised for SLAAC (default: fd00::/64)")  # fmt: skip
+    gw.add_argument("--no-ipv6", action="store_true", help="no IPv6 for the guest")
+    gw.add_argument("--dns-server", action="append", default=[], metavar="ADDR",
+                    help="a DNS server the guest's queries go to (repeatable)")  # fmt: skip
+    gw.add_argument("--forward", action="append", default=[], metavar="SPEC",
+                    help="tcp|udp:HOSTPORT:GUESTPORT or "
+                         "tcp|udp:HOSTADDR:HOSTPORT:GUESTADDR:GUESTPORT (repeatable)")  # fmt: skip
+    gw.add_argument("--mtu", type=int, default=None, help="the device's MTU (default: 1500)")
+    gw.add_argument("--configure", action="store_true",
+                    help="give the guest its address and default route (as slirp4netns "
+                         "--configure) instead of waiting for its DHCP client")  # fmt: skip
+    gw.add_argument("--host-loopback", action="store_true",
+                    help="the gateway's address reaches this side's loopback")  # fmt: skip
+    _until_and_sandbox(gw, "the guest and the host side in two new network namespaces, the "
+                           "guest configured (root)")  # fmt: skip
     return parser
 
 
@@ -987,6 +1207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(_bench(args))
         if args.command == "firewall":
             return run(_firewall(args))
+        if args.command == "gateway":
+            return run(_gateway(args))
     except (NetstackError, OSError, ValueError) as exc:
         print(f"netstack {args.command}: {exc}", file=sys.stderr)
         return 1

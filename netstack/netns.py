@@ -15,7 +15,9 @@ first. Everything here is synchronous (short ``ip`` commands) and needs root, or
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import dataclasses
 import functools
 import ipaddress
 import itertools
@@ -24,15 +26,18 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
 from .errors import LinkError, NetstackError
 from .link.base import MacAddress
+from .link.offload import NO_OFFLOADS, Offloads
 from .link.tap import TUN_PATH, TapLink
 
 __all__ = [
@@ -43,6 +48,7 @@ __all__ = [
     "have_net_admin",
     "open_tap_in_namespace",
     "open_tap_behind_router",
+    "open_tap_in_process",
     "router_drops",
     "tap_unavailable_reason",
 ]
@@ -62,8 +68,9 @@ _KILL_WAIT = 3.0
 # Names unique within this process; the pid makes them unique across concurrent test runs.
 _counter = itertools.count(1)
 
-# From linux/sched.h: unshare() flag for a new network namespace.
+# From linux/sched.h: unshare() / setns() flags for network and user namespaces.
 _CLONE_NEWNET = 0x40000000
+_CLONE_NEWUSER = 0x10000000
 
 
 class NamespaceError(NetstackError, RuntimeError):
@@ -158,6 +165,40 @@ class Namespace:
             ns.delete()
             raise
         return ns
+
+    @contextlib.contextmanager
+    def entered(self) -> Iterator[None]:
+        """Move the calling thread into this namespace for the ``with`` block (namespaces
+        belong to threads in Linux): the sockets and TAP devices made meanwhile belong to
+        it, and stay there afterwards; programs started meanwhile run in it. A user-mode
+        gateway whose "host" is this namespace runs its event loop inside the block.
+
+        Raises:
+            NamespaceError: the namespace cannot be entered (no privileges, deleted).
+        """
+        if self._deleted:
+            raise NamespaceError(f"namespace {self.name!r} has been deleted")
+        libc = ctypes.CDLL(None, use_errno=True)
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            try:
+                target = os.open(f"/run/netns/{self.name}", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise NamespaceError(f"cannot open namespace {self.name!r}: {exc}") from None
+            try:
+                if libc.setns(target, _CLONE_NEWNET) != 0:
+                    err = ctypes.get_errno()
+                    raise NamespaceError(f"cannot enter {self.name!r}: {os.strerror(err)}")
+            finally:
+                os.close(target)
+            try:
+                yield
+            finally:
+                if libc.setns(home, _CLONE_NEWNET) != 0:  # pragma: no cover
+                    err = ctypes.get_errno()
+                    raise NamespaceError(f"cannot leave {self.name!r}: {os.strerror(err)}")
+        finally:
+            os.close(home)
 
     # -- running things inside ---------------------------------------------------------------
     def _exec_argv(self, argv: tuple[str, ...]) -> list[str]:
@@ -497,6 +538,137 @@ def have_net_admin() -> bool:
         True when :func:`open_tap_in_namespace` can work (see :func:`tap_unavailable_reason`).
     """
     return tap_unavailable_reason() is None
+
+
+def open_tap_in_process(
+    pid: int,
+    *,
+    name: str = "tap0",
+    mtu: int | None = None,
+    offload: bool | None = None,
+    mac: MacAddress | None = None,
+    ipv4: str | None = None,
+    gateway: str | None = None,
+) -> TapLink:
+    """Create a TAP device in the user and network namespaces of process ``pid`` and return
+    a link on it, as slirp4netns does for rootless containers: a helper process enters the
+    namespaces (``setns``; a user namespace's owner has every capability inside it, so no
+    privilege is needed when the caller's user owns that namespace), creates and configures
+    the device there, and passes its descriptor back over a unix socket (``SCM_RIGHTS``). The
+    device lives in ``pid``'s network namespace; netstack holds its other end. The helper is
+    a child of ``fork()`` (single-threaded, as entering a user namespace requires) that makes
+    only system calls and runs ``ip``.
+
+    Args:
+        pid: a process in the guest's namespaces (``unshare --user --net``'s, a container's).
+        name: the device's name there.
+        mtu: its MTU (default 1500).
+        offload: the link's offloads, as :meth:`TapLink.open` takes them.
+        mac: netstack's MAC address on the link.
+        ipv4: an address/prefix for the guest's side ("configure"), or None to leave it to
+            the guest (DHCP); ``gateway``: its default route then.
+
+    Returns:
+        The link, not yet listening.
+
+    Raises:
+        NamespaceError: the namespaces cannot be entered, or the device made or configured
+            (the helper's message is included).
+    """
+    request = {"pid": pid, "name": name, "mtu": mtu, "offload": offload, "ipv4": ipv4,
+               "gateway": gateway}  # fmt: skip
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with parent, child:
+        # A forked child: entering a user namespace needs a single-threaded process, which
+        # the child of fork() is; it makes only system calls and runs ip, then exits.
+        helper = os.fork()
+        if helper == 0:  # pragma: no cover (the child; coverage does not follow it)
+            status = 1
+            try:
+                parent.close()
+                _tap_helper(request, child)
+                status = 0
+            except BaseException as exc:
+                with contextlib.suppress(BaseException):
+                    child.sendall(json.dumps({"error": str(exc) or repr(exc)}).encode())
+            finally:
+                os._exit(status)
+        child.close()
+        parent.settimeout(_IP_TIMEOUT)
+        try:
+            data, fds, _, _ = socket.recv_fds(parent, 4096, 1)
+        except TimeoutError:
+            data, fds = b'{"error": "the helper did not answer"}', []
+        finally:
+            _reap(helper)
+    info = json.loads(data or b'{"error": "the helper ended without a word"}')
+    if "error" in info or not fds:
+        for fd in fds:
+            os.close(fd)
+        raise NamespaceError(
+            f"cannot make a TAP device in the namespaces of process {pid}: "
+            f"{info.get('error', 'no descriptor passed')}"
+        )
+    fd = fds[0]
+    try:
+        os.set_blocking(fd, False)
+        offloads = Offloads(**info["offloads"]) if info["offloads"] else NO_OFFLOADS
+        return TapLink(fd, info["name"], mac=mac, mtu=info["mtu"], offloads=offloads)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _reap(pid: int) -> None:
+    """Wait for the helper (it exits right after answering; killed if it hangs)."""
+    deadline = time.monotonic() + _IP_TIMEOUT
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return
+        time.sleep(0.005)
+
+
+def _tap_helper(request: dict[str, Any], sock: socket.socket) -> None:
+    """In the forked helper of :func:`open_tap_in_process`: enter the namespaces, make and
+    configure the device, pass its descriptor and what the link needs to know."""
+    pid = int(request["pid"])
+    libc = ctypes.CDLL(None, use_errno=True)
+    for kind, flag in (("user", _CLONE_NEWUSER), ("net", _CLONE_NEWNET)):
+        target = f"/proc/{pid}/ns/{kind}"
+        if os.stat(target).st_ino == os.stat(f"/proc/self/ns/{kind}").st_ino:
+            continue  # already there (entering one's own user namespace is an error)
+        fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if libc.setns(fd, flag) != 0:
+                err = ctypes.get_errno()
+                raise NamespaceError(f"cannot enter its {kind} namespace: {os.strerror(err)}")
+        finally:
+            os.close(fd)
+    link = TapLink.open(request["name"], mtu=request["mtu"], offload=request["offload"])
+    dev = link.name
+    steps = [["link", "set", "dev", dev, "up"], ["link", "set", "lo", "up"]]
+    if request["ipv4"]:
+        steps.insert(0, ["addr", "add", _check_safe_any(request["ipv4"]), "dev", dev])
+        if request["gateway"]:
+            steps.append(["route", "add", "default", "via", request["gateway"]])
+    for step in steps:
+        _run_ip(step)
+    offloads = link.offloads
+    info = {
+        "name": dev,
+        "mtu": link.mtu,
+        "offloads": None if offloads == NO_OFFLOADS else dataclasses.asdict(offloads),
+    }
+    socket.send_fds(sock, [json.dumps(info).encode()], [link.fileno()])
+
+
+def _check_safe_any(address: str) -> str:
+    try:
+        return str(ipaddress.ip_interface(address))
+    except ValueError:
+        raise ValueError(f"not an address/prefix: {address!r}") from None
 
 
 def open_tap_behind_router(

@@ -77,7 +77,7 @@ from .proto.ip.dual import DualIP
 from .proto.ip.forward import RP_FILTERS, Forwarder
 from .proto.ip.hooks import PacketHooks
 from .proto.ipv4.layer import IPv4Config, IPv4Layer
-from .proto.ipv4.wire import IpProto
+from .proto.ipv4.wire import IpProto, IPv4Header
 from .proto.ipv6 import addrconf
 from .proto.ipv6.addressing import ALL_ROUTERS, is_link_local
 from .proto.ipv6.layer import IPv6Config, IPv6Iface, IPv6Layer
@@ -89,8 +89,10 @@ from .proto.neighbour.cache import NeighbourConfig
 from .proto.netfilter import Filter, Nat, Netfilter
 from .proto.tcp.congestion import make_controller
 from .proto.tcp.connection import TcpConfig, TcpConnection
-from .proto.tcp.layer import TcpLayer, TcpLimits
+from .proto.tcp.layer import CatchAll as TcpCatchAll
+from .proto.tcp.layer import SynRequest, TcpLayer, TcpLimits
 from .proto.udp.layer import DUAL, UdpLayer
+from .proto.udp.layer import CatchAll as UdpCatchAll
 from .streams import (
     NetstackStreamWriter,
     check_keywords,
@@ -1019,6 +1021,113 @@ class Stack:
             raise TypeError(f"{hooks!r} has no run(hook, datagram, ingress, egress, now)")
         self.forwarder.hooks = self.ipv4.hooks = self.ipv6.hooks = hooks
         self._apply_offloads()
+
+    # -- catch-all: terminating flows to every address (a user-mode gateway) ------------------
+    def catch_all(
+        self,
+        *,
+        tcp: TcpCatchAll | None = None,
+        udp: UdpCatchAll | None = None,
+        echo: Callable[[IPv4Header | IPv6Header, int, memoryview, int, float], None] | None = None,
+    ) -> None:
+        """Terminate flows to every address, not only the stack's own, as a user-mode
+        gateway (slirp, vpnkit, gVisor's forwarders) does for its guest: with any handler
+        given, unicast datagrams to any address are taken as the stack's (IP_TRANSPARENT for
+        the whole stack), and what no connection, listener or endpoint takes goes to the
+        handler instead of being answered with a reset, a port unreachable or an echo reply:
+
+        - ``tcp(request, now) -> bool``: a SYN (:class:`~netstack.proto.tcp.layer.SynRequest`);
+          True takes it, to be answered later with :meth:`accept_caught` or
+          :meth:`refuse_caught` (a retransmitted SYN comes again meanwhile: ignore it by
+          returning True); False sends the usual reset.
+        - ``udp(header, sport, dport, payload, ifindex, now) -> bool``: a datagram (the
+          payload is a view valid during the call); True takes it, False sends the port
+          unreachable. Answer with :meth:`send_caught_datagram`.
+        - ``echo(header, rest, data, ifindex, now)``: an ICMP / ICMPv6 echo request to an
+          address not the stack's; answer with :meth:`answer_caught_echo`, or not at all.
+
+        The handlers run on the receive path and must not block. Listeners and endpoints
+        bound to a wildcard address take their ports on every address. Called with no
+        handler, the stack is a host again. The host's own traffic never meets a handler:
+        they are asked only where a datagram would have been dropped or refused.
+        """
+        on = tcp is not None or udp is not None or echo is not None
+        self.ipv4.transparent = self.ipv6.transparent = on
+        self.tcp.catch_all = tcp
+        self.udp.catch_all = udp
+        self.icmp.echo_catch_all = echo
+        self.icmp6.echo_catch_all = echo
+
+    def accept_caught(
+        self,
+        request: SynRequest,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        *,
+        config: TcpConfig | None = None,
+    ) -> bool:
+        """Answer a SYN the ``tcp`` catch-all took with a SYN-ACK; when the handshake
+        completes, ``protocol_factory()`` is connected to the connection's transport
+        (``connection_made``), as a server's protocol is. A handshake that never completes
+        is dropped by TCP's own timers, and the protocol is never made.
+
+        Returns:
+            Whether the connection was made (False: it exists already, or the stack's
+            connection limit is reached -- counted in ``stats()["tcp"]``).
+        """
+        self._check_open()
+        context = contextvars.copy_context()
+
+        def accept(conn: TcpConnection) -> bool:
+            try:
+                protocol = context.run(protocol_factory)
+            except Exception as exc:
+                self.loop.call_exception_handler(
+                    {"message": "protocol_factory raised", "exception": exc}
+                )
+                return False
+            tcp_driver.TcpTransport(self, conn, protocol, context=context)
+            return True
+
+        conn = self.tcp.accept_request(request, accept, self.loop.time(), config)
+        self.touch()
+        return conn is not None
+
+    def refuse_caught(self, request: SynRequest, error: OSError | None = None) -> None:
+        """Answer a SYN the ``tcp`` catch-all took with what connecting to its destination
+        met: a reset for ``ECONNREFUSED`` (or no ``error``), ICMP network unreachable for
+        ``ENETUNREACH``, host unreachable (ICMPv6 address unreachable) for anything else."""
+        self._check_open()
+        self.tcp.refuse_request(request, self.loop.time(), error)
+        self.touch()
+
+    def send_caught_datagram(
+        self,
+        src: tuple[bytes, int],
+        dst: tuple[bytes, int],
+        data: bytes | bytearray | memoryview,
+        ifindex: int = 0,
+    ) -> None:
+        """Send a UDP datagram from any address (``src``, packed address and port), as the
+        answer to a datagram the ``udp`` catch-all took from ``dst``.
+
+        Raises:
+            NoRouteError: no route to ``dst``.
+            MessageTooLargeError: the datagram is too large.
+        """
+        self._check_open()
+        route = self.ip.route(dst[0], src[0], ifindex)
+        self.udp.send(route, src[1], dst[1], data, self.loop.time())
+
+    def answer_caught_echo(
+        self, request: IPv4Header | IPv6Header, rest: int, data: bytes, ifindex: int = 0
+    ) -> None:
+        """Answer an echo request the ``echo`` catch-all took: the reply comes from the
+        address it was sent to, with its identifier, sequence number and ``data``."""
+        self._check_open()
+        if isinstance(request, IPv6Header):
+            self.icmp6.answer_echo(request, rest, data, self.loop.time(), ifindex)
+        else:
+            self.icmp.answer_echo(request, rest, data, self.loop.time(), ifindex)
 
     def _apply_offloads(self) -> None:
         """Offloads serve a host's own traffic. A router (forwarding, or hooks that may

@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,11 @@ def test_demo_reports_every_part(tmp_path: Path) -> None:
         "delta -> http://www.demo.test/: HTTP/1.1 200 OK",
         "alpha resolves delta.demo.test (published from the lease): 198.18.0.100",
         "nobody.demo.test: NameNotFound",
+        "zeta's lease from the gateway: 198.19.0.100/24, router 198.19.0.2, name server 198.19.0.3",
+        "beta saw the request come from 198.18.0.3 (gamma)",
+        "zeta resolves www.demo.test through the gateway's DNS: 198.18.0.3",
+        "ping zeta -> beta, answered once gamma's own ping was:",
+        "zeta -> beta port 9 (gamma's connect refused): ConnectionRefusedError",
         "alpha (netstack TLS, with a certificate): TLSv1.3",
         "the secret is",
         "gamma (netstack TLS, no certificate): refused: CertificateRequired",
@@ -244,7 +250,58 @@ def test_firewall_sandbox_leases_and_masquerades(tmp_path: Path) -> None:
     assert "resident memory" in out, out
 
 
-@pytest.mark.parametrize("command", ["", "demo", "serve", "ping", "bench", "firewall"])
+def test_gateway_needs_a_namespace() -> None:
+    result = run_cli("gateway")
+    assert result.returncode == 2
+    assert "--sandbox" in result.stdout
+
+
+def test_gateway_rejects_a_bad_forward() -> None:
+    result = run_cli("gateway", "--netns", "nowhere", "--forward", "tcp:80")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "tcp:80" in result.stderr, result.stderr
+
+
+@pytest.mark.peers
+def test_gateway_command_relays_for_a_namespace(tmp_path: Path) -> None:
+    """``ip netns exec HOST netstack gateway --netns GUEST --configure``, as slirp4netns is
+    run: the guest's curl reaches a server in the host namespace, and a host port forward
+    reaches a server in the guest."""
+    require_net_admin()
+    from netstack.netns import Namespace
+
+    (tmp_path / "index.html").write_text("from the host\n")
+    with Namespace.create() as guest, Namespace.create() as host:
+        host.ip("addr", "add", "198.18.5.1/32", "dev", "lo")
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        host.popen(sys.executable, "-m", "http.server", "-b", "198.18.5.1", "-d",
+                   str(tmp_path), "80", **quiet)  # fmt: skip
+        guest.popen(sys.executable, "-m", "http.server", "-b", "0.0.0.0", "-d", str(tmp_path),
+                    "8000", **quiet)  # fmt: skip
+        proc = host.popen(
+            sys.executable, "-m", "netstack", "gateway", "--netns", guest.name, "--configure",
+            "--no-ipv6", "--forward", "tcp:127.0.0.1:8080:8000", "--for", "60",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ, NETSTACK_LOOP=os.environ.get("NETSTACK_LOOP", "asyncio")),
+        )  # fmt: skip
+        try:
+            assert proc.stdout is not None
+            assert "netstack gateway: namespace" in proc.stdout.readline()
+            for ns, url in ((guest, "http://198.18.5.1/"), (host, "http://127.0.0.1:8080/")):
+                for _ in range(50):  # until the server in that namespace listens
+                    got = ns.run("curl", "-sS", "--max-time", "5", url, check=False)
+                    if got.returncode == 0:
+                        break
+                    time.sleep(0.1)
+                assert got.stdout == "from the host\n", got
+        finally:
+            proc.send_signal(2)
+            out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "relayed 1 TCP flows" in out, out
+
+
+@pytest.mark.parametrize("command", ["", "demo", "serve", "ping", "bench", "firewall", "gateway"])
 def test_help_is_plain_text(command: str) -> None:
     """``netstack --help`` and each command's: argparse prints help as it is, so no
     reStructuredText (``literals``, :roles:) and a description and help for every option."""

@@ -39,6 +39,8 @@ __all__ = ["ErrorHandler", "IcmpConfig", "IcmpLayer", "to_oserror"]
 ErrorHandler = Callable[[int, int, int, IPv4Header, memoryview, float], None]
 #: handler(source, identifier, sequence, data, now)
 EchoHandler = Callable[[bytes, int, int, memoryview, float], None]
+#: A handler of echo requests to addresses not ours (see ``echo_catch_all``).
+EchoCatchAll = Callable[[IPv4Header, int, memoryview, int, float], None]
 
 #: RFC 1812 4.3.2.3: quote as much of the datagram as fits in 576 bytes.
 MAX_ERROR_LEN = 576
@@ -79,6 +81,12 @@ class IcmpLayer(Layer):
         self.bucket = TokenBucket(self.config.error_rate, self.config.error_burst)
         self.rx_packets = self.tx_packets = 0
         self.echo_requests_received = self.echo_replies_sent = 0
+        #: Consulted for an echo request to an address not ours (which only a stack that
+        #: takes every unicast datagram, a user-mode gateway's, receives): ``(request header,
+        #: identifier and sequence word, data view, interface, now)``; the handler answers
+        #: with :meth:`answer_echo` when the real destination did, else never. None: such a
+        #: request is answered as if it were ours.
+        self.echo_catch_all: EchoCatchAll | None = None
         self.echo_requests_sent = self.echo_replies_received = 0
         self.errors_received = self.errors_sent = self.errors_rate_limited = 0
 
@@ -100,6 +108,10 @@ class IcmpLayer(Layer):
             self.echo_requests_received += 1
             if to_group and self.config.echo_ignore_broadcasts:
                 self._drop("echo_to_broadcast")
+                return
+            catch_all = self.echo_catch_all
+            if catch_all is not None and not to_group and not self.ip.is_local(header.dst):
+                catch_all(header, icmp.rest, body, ifindex, now)
                 return
             self._echo_reply(header, icmp.rest, body, now, ifindex)
         elif t == IcmpType.ECHO_REPLY:
@@ -137,8 +149,15 @@ class IcmpLayer(Layer):
         handler(type_, code, rest, inner, inner_payload, now)
 
     # -- send ------------------------------------------------------------------------------
+    def answer_echo(
+        self, request: IPv4Header, rest: int, body: bytes | memoryview, now: float, ifindex: int
+    ) -> None:
+        """Answer an echo request (one a catch-all handler held): the reply comes from the
+        address it was sent to, with its identifier, sequence number and data."""
+        self._echo_reply(request, rest, body, now, ifindex)
+
     def _echo_reply(
-        self, request: IPv4Header, rest: int, body: memoryview, now: float, ifindex: int
+        self, request: IPv4Header, rest: int, body: bytes | memoryview, now: float, ifindex: int
     ) -> None:
         # RFC 1122 3.2.2.6: the reply's source is the request's specific destination, and
         # the data is returned entire.

@@ -54,6 +54,8 @@ class Quoted6(NamedTuple):
 ErrorHandler6 = Callable[[int, int, int, Quoted6, memoryview, float], None]
 #: handler(source, identifier, sequence, data, now)
 EchoHandler6 = Callable[[bytes, int, int, memoryview, float], None]
+#: A handler of echo requests to addresses not ours (see ``echo_catch_all``).
+EchoCatchAll = Callable[[IPv6Header, int, memoryview, int, float], None]
 
 _NDP = frozenset(
     (
@@ -102,6 +104,12 @@ class Icmp6Layer(Layer):
         self.bucket = TokenBucket(self.config.error_rate, self.config.error_burst)
         self.rx_packets = self.tx_packets = 0
         self.echo_requests_received = self.echo_replies_sent = 0
+        #: Consulted for an echo request to an address not ours (which only a stack that
+        #: takes every unicast datagram, a user-mode gateway's, receives): ``(request header,
+        #: identifier and sequence word, data view, interface, now)``; the handler answers
+        #: with :meth:`answer_echo` when the real destination did, else never. None: such a
+        #: request is answered as if it were ours.
+        self.echo_catch_all: EchoCatchAll | None = None
         self.echo_requests_sent = self.echo_replies_received = 0
         self.errors_received = self.errors_sent = self.errors_rate_limited = 0
         self.packet_too_big_received = 0
@@ -124,6 +132,10 @@ class Icmp6Layer(Layer):
             self.echo_requests_received += 1
             if to_group and self.config.echo_ignore_multicast:
                 self._drop("echo_to_multicast")
+                return
+            catch_all = self.echo_catch_all
+            if catch_all is not None and not to_group and not self.ip.is_local(header.dst):
+                catch_all(header, icmp.rest, body, ifindex, now)
                 return
             self._echo_reply(header, icmp.rest, body, now, to_group, ifindex)
         elif t == Icmp6Type.ECHO_REPLY:
@@ -180,9 +192,16 @@ class Icmp6Layer(Layer):
         handler(type_, code, rest, Quoted6(src, dst, nh), payload, now)
 
     # -- send ------------------------------------------------------------------------------
+    def answer_echo(
+        self, request: IPv6Header, rest: int, body: bytes | memoryview, now: float, ifindex: int
+    ) -> None:
+        """Answer an echo request (one a catch-all handler held): the reply comes from the
+        address it was sent to, with its identifier, sequence number and data."""
+        self._echo_reply(request, rest, body, now, False, ifindex)
+
     def _echo_reply(
-        self, request: IPv6Header, rest: int, body: memoryview, now: float, to_group: bool,
-        ifindex: int,
+        self, request: IPv6Header, rest: int, body: bytes | memoryview, now: float,
+        to_group: bool, ifindex: int,
     ) -> None:  # fmt: skip
         # RFC 4443 4.2: the reply's source is the request's destination when that was a
         # unicast address of ours, else one of our unicast addresses; the data is returned.

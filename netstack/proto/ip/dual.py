@@ -129,6 +129,24 @@ class DualIP:
             self.icmp6.send_error(Icmp6Type.DEST_UNREACHABLE, UnreachableCode6.PORT, header,
                                   data, now, to_group=to_group, ifindex=ifindex)  # fmt: skip
 
+    def unreachable(
+        self, header: IPv4Header | IPv6Header, data: memoryview, kind: str, now: float,
+        ifindex: int,
+    ) -> None:  # fmt: skip
+        """Tell the sender of a datagram that its destination cannot be reached, as a
+        router does (RFC 1812 4.3.3.1, RFC 4443 3.1): ``kind`` "net" (IPv4 network
+        unreachable, IPv6 no route) or "host" (IPv4 host unreachable, IPv6 address
+        unreachable)."""
+        net = kind == "net"
+        if isinstance(header, IPv4Header):
+            code4 = UnreachableCode.NET if net else UnreachableCode.HOST
+            self.icmp.send_error(IcmpType.DEST_UNREACHABLE, code4, header, data, now,
+                                 ifindex=ifindex)  # fmt: skip
+        else:
+            code6 = UnreachableCode6.NO_ROUTE if net else UnreachableCode6.ADDRESS
+            self.icmp6.send_error(Icmp6Type.DEST_UNREACHABLE, code6, header, data, now,
+                                  ifindex=ifindex)  # fmt: skip
+
     def send_echo_request(
         self, dst: bytes, ident: int, sequence: int, data: bytes, now: float, scope: int = 0
     ) -> None:

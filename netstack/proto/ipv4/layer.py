@@ -201,6 +201,10 @@ class IPv4Layer(Layer):
         self.loopback: Callable[[bytearray, int], None] | None = None
         #: Accept unicast datagrams to any address (a DHCP client before it has one).
         self.accept_any_unicast = False
+        #: Take unicast datagrams for every address as ours (Linux's IP_TRANSPARENT for the
+        #: whole stack): a user-mode gateway terminates every flow of its guest. Consulted
+        #: only for a datagram to an address not ours.
+        self.transparent = False
         #: Where a datagram for none of our addresses goes while the stack forwards
         #: (:class:`~..ip.forward.Forwarder`); None: dropped, as a host does.
         self.forward: ForwardHandler | None = None
@@ -720,7 +724,7 @@ class IPv4Layer(Layer):
             to_group = True
         elif _is_loopback(dst) and src_mac == self._mac(ifindex):
             to_group = False  # our own loopback delivery
-        elif self.accept_any_unicast and not group:
+        elif (self.accept_any_unicast or self.transparent) and not group:
             to_group = False
         elif self.forward is not None:
             if src in self._local:

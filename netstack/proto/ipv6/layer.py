@@ -258,6 +258,8 @@ class IPv6Layer(Layer):
         #: Where a packet for none of our addresses goes while the stack forwards
         #: (:class:`~..ip.forward.Forwarder`); None: dropped, as a host does.
         self.forward: ForwardHandler | None = None
+        #: Take unicast packets for every address as ours (see IPv4Layer.transparent).
+        self.transparent = False
         #: The packet filter's and NAT's hooks (:mod:`..ip.hooks`), None while none are
         #: installed, and what acts on their verdicts.
         self.hooks: PacketHooks | None = None
@@ -904,6 +906,8 @@ class IPv6Layer(Layer):
             # messages go to the solicited-node group).
             self._drop("tentative_destination", _fmt(dst))
             return
+        elif self.transparent and not group:
+            to_group = False  # a user-mode gateway's: every unicast packet is ours
         elif self.forward is not None:
             if src in self._local:
                 self._drop("own_source", _fmt(src))

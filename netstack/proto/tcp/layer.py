@@ -59,7 +59,7 @@ from .wire import (
     parse_options,
 )
 
-__all__ = ["Listener", "TcpLayer", "TcpLimits"]
+__all__ = ["CatchAll", "Listener", "SynRequest", "TcpLayer", "TcpLimits"]
 
 ANY = ANY4
 EPHEMERAL = range(49152, 65536)
@@ -153,6 +153,40 @@ class Listener:
     cookies_sent: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class SynRequest:
+    """A SYN that no connection and no listener took, handed to the layer's
+    :attr:`TcpLayer.catch_all` (a user-mode gateway's, which answers it only once it knows
+    whether the destination accepts). Everything needed to answer it later: the layer keeps
+    no state for it, so a request the handler drops costs nothing."""
+
+    header: IPv4Header | IPv6Header
+    #: The SYN's TCP header with its options, copied: what an ICMP error quotes.
+    segment: bytes
+    sport: int
+    dport: int
+    seq: int
+    window: int
+    opts: TcpOptions
+    ifindex: int
+
+    @property
+    def local(self) -> tuple[bytes, int]:
+        """The address and port the SYN was sent to."""
+        return self.header.dst, self.dport
+
+    @property
+    def remote(self) -> tuple[bytes, int]:
+        """The sender's address and port."""
+        return self.header.src, self.sport
+
+
+#: What the layer asks about a SYN nobody takes: True when the handler takes it (it will
+#: answer with :meth:`TcpLayer.accept_request` or :meth:`TcpLayer.refuse_request`, or let it
+#: go unanswered), False for the usual reset.
+CatchAll = Callable[[SynRequest, float], bool]
+
+
 class TcpLayer(Layer):
     name = "tcp"
     _COUNTERS = (
@@ -167,6 +201,7 @@ class TcpLayer(Layer):
         "syn_cookies_sent",
         "syn_cookies_accepted",
         "challenge_acks",
+        "syns_caught",
         *(_LOSS_COUNTERS := ("timeouts", "fast_recoveries", "loss_probes", "undos", "dsacks_sent")),
     )
 
@@ -191,6 +226,11 @@ class TcpLayer(Layer):
         #: Called after a connection with a user processed an input (acknowledgements may
         #: have freed buffer space).
         self.on_flushed: Callable[[TcpConnection], None] | None = None
+        #: Consulted for a SYN that no connection and no listener takes, before the reset
+        #: RFC 9293 3.10.7.1 sends (a user-mode gateway terminates every flow: gVisor's
+        #: "forwarder"). None, the default, costs the receive path nothing.
+        self.catch_all: CatchAll | None = None
+        self.syns_caught = 0
         self._timers: list[tuple[float, int, TcpConnection]] = []
         #: Hold pure ACKs until :meth:`flush_acks` (the driver calls it once per batch of
         #: received frames), so one ACK answers a burst, as GRO-based stacks do.
@@ -448,6 +488,17 @@ class TcpLayer(Layer):
                 self._listen_segment(listener, header, sport, dport, seq, ack, flags, window,
                                      opts, payload, now, ifindex, iss_floor)  # fmt: skip
             return
+        catch_all = self.catch_all
+        if (
+            catch_all is not None
+            and flags & (SYN | ACK | RST | FIN) == SYN
+            and catch_all(
+                SynRequest(header, bytes(data[:hl]), sport, dport, seq, window, opts, ifindex),
+                now,
+            )
+        ):
+            self.syns_caught += 1
+            return
         self._drop("no_connection", dport)
         self._reset_for(header, sport, dport, seq, ack, flags, len(payload), now, ifindex)
 
@@ -458,6 +509,49 @@ class TcpLayer(Layer):
             self._listener_for(local_ip, port) is not None
             or (local_ip, port, remote_ip, remote_port) in self.connections
         )
+
+    def accept_request(
+        self,
+        request: SynRequest,
+        accept: Callable[[TcpConnection], bool],
+        now: float,
+        config: TcpConfig | None = None,
+    ) -> TcpConnection | None:
+        """Answer a caught SYN as a listener would (RFC 9293 3.10.7.2): a connection in
+        SYN-RECEIVED, its SYN-ACK sent; ``accept`` is called when it reaches ESTABLISHED
+        (False refuses it with a reset). Data the SYN carried is not kept: the peer sends it
+        again (RFC 9293 3.10.7.2 lets a listener queue it, not must).
+
+        Returns:
+            The connection, or None when it could not be made (the 4-tuple exists, the
+            connection limit is reached, no route back): counted drops.
+        """
+        header = request.header
+        key = (header.dst, request.dport, header.src, request.sport)
+        if key in self.connections:
+            self._drop("catch_all_exists")
+            return None
+        listener = Listener(header.dst, request.dport, 1, accept, config or self.config)
+        self._listen_segment(
+            listener, header, request.sport, request.dport, request.seq, 0, SYN,
+            request.window, request.opts, memoryview(b""), now, request.ifindex,
+        )  # fmt: skip
+        return self.connections.get(key)
+
+    def refuse_request(self, request: SynRequest, now: float, error: OSError | None = None) -> None:
+        """Answer a caught SYN with the failure its destination gave: a reset for a refused
+        connection (``ECONNREFUSED``, or no ``error``), as the destination itself would
+        (RFC 9293 3.10.7.1); for an unreachable one, the ICMP Destination Unreachable a
+        router sends (RFC 1812 4.3.3.1 / RFC 4443 3.1): network unreachable for
+        ``ENETUNREACH``, host (IPv6: address) unreachable for anything else, a time-out
+        included -- what a router says of a host that does not answer."""
+        header = request.header
+        if error is None or error.errno == errno.ECONNREFUSED:
+            self._reset_for(header, request.sport, request.dport, request.seq, 0, SYN, 0, now,
+                            request.ifindex)  # fmt: skip
+            return
+        code = "net" if error.errno == errno.ENETUNREACH else "host"
+        self.ip.unreachable(header, memoryview(request.segment), code, now, request.ifindex)
 
     def _listener_for(self, ip: bytes, port: int) -> Listener | None:
         listener = self.listeners.get((ip, port)) or self.listeners.get((WILDCARD[len(ip)], port))

@@ -20,6 +20,7 @@ in on, which an endpoint hears with it (the scope of a link-local source).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from ...errors import AddressInUseError, MessageTooLargeError, ParseError
@@ -29,7 +30,9 @@ from ..ipv6.wire import IPv6Header
 from ..layer import Layer
 from .wire import UDP_HEADER_LEN, build_into, checksum_ok, parse
 
-__all__ = ["ANY", "ANY6", "DUAL", "EPHEMERAL_PORTS", "MAX_PAYLOAD", "Endpoint", "UdpLayer"]
+__all__ = [
+    "ANY", "ANY6", "DUAL", "EPHEMERAL_PORTS", "MAX_PAYLOAD", "CatchAll", "Endpoint", "UdpLayer",
+]  # fmt: skip
 
 ANY = ANY4
 #: Bound to every address of both families.
@@ -58,9 +61,17 @@ class Endpoint(Protocol):
         """An ICMP error about a datagram this endpoint sent."""
 
 
+#: The layer's question about a unicast datagram no endpoint takes: ``(header, source port,
+#: destination port, payload, interface, now)`` -> True when the handler took it (no port
+#: unreachable then). The payload is a view valid only during the call.
+CatchAll = Callable[[IPv4Header | IPv6Header, int, int, memoryview, int, float], bool]
+
+
 class UdpLayer(Layer):
     name = "udp"
-    _COUNTERS = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "no_checksum", "no_port")
+    _COUNTERS = (
+        "rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "no_checksum", "no_port", "caught",
+    )  # fmt: skip
 
     def __init__(self, ip: DualIP, rng: Rng) -> None:
         super().__init__()
@@ -68,7 +79,10 @@ class UdpLayer(Layer):
         self._rng = rng
         self._ports: dict[int, list[Endpoint]] = {}
         self.rx_packets = self.rx_bytes = self.tx_packets = self.tx_bytes = 0
-        self.no_checksum = self.no_port = 0
+        self.no_checksum = self.no_port = self.caught = 0
+        #: Consulted for a unicast datagram no endpoint takes, before the port unreachable
+        #: (a user-mode gateway relays every flow). None, the default, costs nothing.
+        self.catch_all: CatchAll | None = None
 
     # -- binding ---------------------------------------------------------------------------
     def bind(self, endpoint: Endpoint, local_ip: bytes, port: int) -> int:
@@ -191,6 +205,14 @@ class UdpLayer(Layer):
                 if best is not None:
                     best.deliver(payload, src, sport, ifindex)
                     return
+        catch_all = self.catch_all
+        if (
+            catch_all is not None
+            and not to_group
+            and catch_all(header, udp.src_port, udp.dst_port, payload, ifindex, now)
+        ):
+            self.caught += 1
+            return
         self.no_port += 1
         self._drop("no_port", udp.dst_port)
         self.ip.port_unreachable(header, data, now, to_group, ifindex)
