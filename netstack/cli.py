@@ -869,33 +869,20 @@ async def _gateway_rootless(args: argparse.Namespace) -> int:
     """The guest is a user and network namespace (a process's, or one made here with
     ``unshare --user --map-root-user --net``): its TAP device is made inside by a helper and
     passed out, so no privilege is needed (slirp4netns's way)."""
-    import shutil
-    import subprocess
-
-    from .netns import open_tap_in_process
+    from .netns import NamespaceError, UserNamespace, open_tap_in_process
 
     net = ipaddress.IPv4Network(args.network)
-    holder: subprocess.Popen[bytes] | None = None
+    holder: UserNamespace | None = None
     pid = args.pid
     try:
         if pid is None:
-            unshare = shutil.which("unshare")
-            if unshare is None:
-                print("netstack gateway: --rootless needs unshare (util-linux)")
-                return 2
-            holder = subprocess.Popen(
-                [unshare, "--user", "--map-root-user", "--net", "sleep", "infinity"]
-            )
+            try:
+                holder = UserNamespace.create()
+            except NamespaceError as exc:
+                print(f"netstack gateway: --rootless: {exc} (are unprivileged user namespaces "
+                      "allowed?)")  # fmt: skip
+                return 1
             pid = holder.pid
-            own = os.stat("/proc/self/ns/net").st_ino
-            for _ in range(200):  # until unshare has made the namespaces and become sleep
-                if holder.poll() is not None:
-                    print("netstack gateway: unshare --user --net failed (are unprivileged "
-                          "user namespaces allowed?)")  # fmt: skip
-                    return 1
-                if os.stat(f"/proc/{pid}/ns/net").st_ino != own:
-                    break
-                await asyncio.sleep(0.01)
             print(f"guest: process {pid} (enter it: nsenter --target {pid} --user --net "
                   f"--preserve-credentials)", flush=True)  # fmt: skip
             args.configure = True
@@ -908,8 +895,7 @@ async def _gateway_rootless(args: argparse.Namespace) -> int:
         return await _run_gateway(args, link, f"process {pid}")
     finally:
         if holder is not None:
-            holder.kill()
-            holder.wait()
+            holder.delete()
 
 
 async def _gateway_for(args: argparse.Namespace, ns: Any) -> int:

@@ -45,10 +45,13 @@ __all__ = [
     "SAFE_IPV6",
     "Namespace",
     "NamespaceError",
+    "UserNamespace",
     "have_net_admin",
     "open_tap_in_namespace",
     "open_tap_behind_router",
     "open_tap_in_process",
+    "open_tap_in_user_namespace",
+    "rootless_tap_unavailable_reason",
     "router_drops",
     "tap_unavailable_reason",
 ]
@@ -400,6 +403,170 @@ class Namespace:
     def __repr__(self) -> str:
         state = " deleted" if self._deleted else ""
         return f"<Namespace {self.name}{state}>"
+
+
+class UserNamespace(Namespace):
+    """A user and network namespace that this process's user owns, for work without root:
+    ``unshare --user --map-root-user --net`` makes them and its process (``sleep``) holds them,
+    as slirp4netns's rootless containers are held; commands run inside with ``nsenter``, as
+    the namespace's root (the owner of a user namespace has every capability in it). It has no
+    name in ``ip netns list``; :meth:`delete` kills its processes, and the namespaces go with
+    the last of them. Make one with :meth:`create`.
+    """
+
+    def __init__(self, holder: subprocess.Popen[bytes]) -> None:
+        """Refer to the namespaces ``holder`` (``unshare ... sleep``) lives in; use
+        :meth:`create` to make new ones."""
+        self.holder = holder
+        self.pid = holder.pid
+        self.name = f"userns-{holder.pid}"
+        self._procs = []
+        self._deleted = False
+
+    @classmethod
+    def create(cls, name: str | None = None) -> UserNamespace:
+        """Make a new user and network namespace, the loopback interface up.
+
+        Raises:
+            NamespaceError: ``unshare`` or ``nsenter`` is missing, or the kernel refused
+                (unprivileged user namespaces switched off).
+        """
+        del name  # user namespaces have no names
+        for program in ("unshare", "nsenter"):
+            if shutil.which(program) is None:
+                raise NamespaceError(f"{program} is missing (Debian: util-linux)")
+        own = os.stat("/proc/self/ns/net").st_ino
+        holder = subprocess.Popen(
+            ["unshare", "--user", "--map-root-user", "--net", "sleep", "infinity"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        deadline = time.monotonic() + _IP_TIMEOUT
+        while True:  # until unshare has made the namespaces and become sleep
+            if holder.poll() is not None:
+                err = holder.stderr.read().decode(errors="replace").strip() if holder.stderr else ""
+                raise NamespaceError(f"unshare --user --net failed: {err or holder.returncode}")
+            try:
+                if os.stat(f"/proc/{holder.pid}/ns/net").st_ino != own:
+                    break
+            except FileNotFoundError:
+                pass
+            if time.monotonic() > deadline:
+                holder.kill()
+                holder.wait()
+                raise NamespaceError("unshare --user --net did not start")
+            time.sleep(0.005)
+        ns = cls(holder)
+        try:
+            ns.run("ip", "link", "set", "lo", "up")
+        except (OSError, subprocess.SubprocessError) as exc:
+            ns.delete()
+            raise NamespaceError(f"cannot configure the new user namespace: {exc}") from exc
+        return ns
+
+    @contextlib.contextmanager
+    def entered(self) -> Iterator[None]:
+        """Not possible: a thread of a multi-threaded process cannot enter a user namespace.
+
+        Raises:
+            NamespaceError: always.
+        """
+        raise NamespaceError("a thread of a multi-threaded process cannot enter a user namespace")
+        yield  # pragma: no cover
+
+    def _exec_argv(self, argv: tuple[str, ...]) -> list[str]:
+        if not argv:
+            raise ValueError("no command given")
+        if self._deleted:
+            raise NamespaceError(f"namespace {self.name!r} has been deleted")
+        # --preserve-credentials: the user keeps its ids, which the namespace maps to root
+        # (setgroups is denied in a namespace an unprivileged user made).
+        return ["nsenter", "--target", str(self.pid), "--user", "--net", "--preserve-credentials",
+                *argv]  # fmt: skip
+
+    def ip(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run ``ip ARGS...`` inside."""
+        return self.run("ip", *args, timeout=_IP_TIMEOUT)
+
+    def move_link(self, devname: str) -> None:
+        raise NamespaceError("devices cannot be moved into a user namespace without privilege")
+
+    def pids(self) -> list[int]:
+        return [self.pid] if self.holder.poll() is None else []
+
+    def exists(self) -> bool:
+        return not self._deleted and self.holder.poll() is None
+
+    def delete(self) -> None:
+        """Kill the processes started in it and its holder; the namespaces (and a TAP device
+        in them) go with the last. Safe to call more than once; never raises."""
+        if self._deleted:
+            return
+        self._deleted = True
+        for proc in [*self._procs, self.holder]:
+            try:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait(timeout=_KILL_WAIT)
+            except Exception:
+                log.exception("stopping process %d of %r failed", proc.pid, self.name)
+        if self.holder.stderr is not None:
+            self.holder.stderr.close()
+        self._procs.clear()
+
+    def __repr__(self) -> str:
+        state = " deleted" if self._deleted else ""
+        return f"<UserNamespace of process {self.pid}{state}>"
+
+
+def open_tap_in_user_namespace(
+    ns: UserNamespace,
+    *,
+    kernel_ipv4: str | None = "198.18.0.1/24",
+    kernel_ipv6: str | None = "fd00:198:18::1/64",
+    mtu: int | None = None,
+    offload: bool | None = None,
+) -> TapLink:
+    """:func:`open_tap_in_namespace` without root: a TAP device in ``ns`` (made there by
+    :func:`open_tap_in_process`'s helper and passed out), its kernel side addressed as given
+    (198.18.0.0/15 and fd00::/8 only).
+
+    Raises:
+        ValueError: an address outside the safe ranges.
+        NamespaceError: the device cannot be made or configured.
+    """
+    ipv4 = _check_safe(kernel_ipv4, SAFE_IPV4) if kernel_ipv4 else None
+    ipv6 = _check_safe(kernel_ipv6, SAFE_IPV6) if kernel_ipv6 else None
+    link = open_tap_in_process(ns.pid, mtu=mtu, offload=offload, ipv4=ipv4)
+    try:
+        if ipv6:
+            ns.ip("-6", "addr", "add", ipv6, "dev", link.name, "nodad")
+    except (OSError, subprocess.SubprocessError) as exc:
+        link.close()
+        raise NamespaceError(f"cannot configure {link.name} in {ns!r}: {exc}") from exc
+    return link
+
+
+_rootless_reason: list[str | None] = []
+
+
+def rootless_tap_unavailable_reason() -> str | None:
+    """Why TAP sandboxes cannot be built without root (:class:`UserNamespace` and
+    :func:`open_tap_in_user_namespace`), or ``None`` when they can: a real user namespace
+    with a TAP device is made once and removed. The answer is cached.
+    """
+    if _rootless_reason:
+        return _rootless_reason[0]
+    reason: str | None = None
+    try:
+        ns = UserNamespace.create()
+        try:
+            open_tap_in_user_namespace(ns, kernel_ipv6=None).close()
+        finally:
+            ns.delete()
+    except (NamespaceError, LinkError, OSError) as exc:
+        reason = f"no TAP device in a user namespace either: {exc}"
+    _rootless_reason.append(reason)
+    return reason
 
 
 def _check_safe(address: str, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:

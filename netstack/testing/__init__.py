@@ -424,13 +424,32 @@ def network(request: pytest.FixtureRequest) -> Network:
 
 @pytest.fixture
 def tap_netns(request: pytest.FixtureRequest) -> Iterator[TapSandbox]:
-    """A fresh namespace with a TAP device whose kernel side is 198.18.0.1/24."""
-    require_net_admin()
-    from ..netns import Namespace, open_tap_in_namespace
+    """A fresh namespace with a TAP device whose kernel side is 198.18.0.1/24.
 
-    ns = Namespace.create()
+    Without root, where unprivileged user namespaces are allowed, the namespace is a user
+    and network namespace of this user's (:class:`netstack.netns.UserNamespace`) and the
+    device is made inside and passed out, as slirp4netns does: the same sandbox, no privilege.
+    """
+    from ..netns import (
+        Namespace,
+        UserNamespace,
+        open_tap_in_namespace,
+        open_tap_in_user_namespace,
+        rootless_tap_unavailable_reason,
+        tap_unavailable_reason,
+    )
+
+    reason = tap_unavailable_reason()
+    if reason is not None:
+        rootless = rootless_tap_unavailable_reason()
+        if rootless is not None:
+            _unavailable(f"{reason}; {rootless}")
+    ns = Namespace.create() if reason is None else UserNamespace.create()
     try:
-        link = open_tap_in_namespace(ns)
+        if isinstance(ns, UserNamespace):
+            link = open_tap_in_user_namespace(ns)
+        else:
+            link = open_tap_in_namespace(ns)
         yield TapSandbox(ns, link)
     finally:
         ns.delete()
