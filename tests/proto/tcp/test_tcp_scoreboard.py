@@ -44,6 +44,24 @@ ops = st.lists(
 )
 
 
+def retransmitted(una: int, nxt: int, where: float, n: int) -> tuple[int, int]:
+    """The range a ("retransmit", where, n) op resends: from a fraction of the way into what
+    is outstanding, at most ``n`` bytes."""
+    outstanding = diff(nxt, una)
+    start = add(una, min(outstanding - 1, int(outstanding * where)))
+    return start, add(start, min(n, diff(nxt, start)))
+
+
+def acknowledged(
+    una: int, outstanding: int, where: float, raw: list[tuple[float, float]]
+) -> tuple[int, tuple[tuple[int, int], ...]]:
+    """The cumulative ACK and SACK blocks of an ("ack", where, raw) op, as fractions of what
+    is outstanding."""
+    ack = add(una, int(outstanding * where))
+    blocks = tuple((add(una, int(outstanding * a)), add(una, int(outstanding * b))) for a, b in raw)
+    return ack, blocks
+
+
 def merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
     for lo, hi in sorted(ranges):
@@ -74,16 +92,11 @@ def test_scoreboard_invariants(ops: list[tuple[object, ...]], base: int) -> None
         elif kind == "retransmit" and outstanding:
             where, n = op[1], op[2]
             assert isinstance(where, float) and isinstance(n, int)
-            start = add(una, min(outstanding - 1, int(outstanding * where)))
-            end = add(start, min(n, diff(nxt, start)))
-            rack.on_retransmit(start, end, now)
+            rack.on_retransmit(*retransmitted(una, nxt, where, n), now)
         elif kind == "ack":
             where, raw = op[1], op[2]
             assert isinstance(where, float) and isinstance(raw, list)
-            ack = add(una, int(outstanding * where))
-            blocks = tuple(
-                (add(una, int(outstanding * a)), add(una, int(outstanding * b))) for a, b in raw
-            )
+            ack, blocks = acknowledged(una, outstanding, where, raw)
             sacked_bytes, recorded = (
                 rack.sacked_bytes,
                 sum(diff(s.end, s.start) for s in rack.segments),
@@ -210,16 +223,11 @@ def test_a_cumulative_ack_delivers_its_segments_as_one_by_one(
             elif kind == "retransmit" and outstanding:
                 where, n = op[1], op[2]
                 assert isinstance(where, float) and isinstance(n, int)
-                start = add(una, min(outstanding - 1, int(outstanding * where)))
-                rack.on_retransmit(start, add(start, min(n, diff(nxt, start))), now)
+                rack.on_retransmit(*retransmitted(una, nxt, where, n), now)
             elif kind == "ack":
                 where, raw = op[1], op[2]
                 assert isinstance(where, float) and isinstance(raw, list)
-                ack = add(una, int(outstanding * where))
-                blocks = tuple(
-                    (add(una, int(outstanding * a)), add(una, int(outstanding * b))) for a, b in raw
-                )
-                rack.on_ack(ack, blocks, nxt, now)
+                rack.on_ack(*acknowledged(una, outstanding, where, raw), nxt, now)
             elif kind == "detect":
                 assert isinstance(op[1], float)
                 rack.detect_loss(now, op[1])
