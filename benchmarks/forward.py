@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import struct
 import time
@@ -168,14 +169,6 @@ async def _kernel_router_tcp(seconds: float, nat: bool = False) -> dict[str, Any
         return await _tcp_between(a, b, seconds)
 
 
-async def _netstack_nat_tcp(seconds: float) -> dict[str, Any]:
-    return await _netstack_router_tcp(seconds, nat=True)
-
-
-async def _kernel_nat_tcp(seconds: float) -> dict[str, Any]:
-    return await _kernel_router_tcp(seconds, nat=True)
-
-
 async def run_forward(emit: Emitter, settings: Settings, names: set[str]) -> None:
     if "forward_rate" in names:
         for size in SIZES:
@@ -197,9 +190,16 @@ async def run_forward(emit: Emitter, settings: Settings, names: set[str]) -> Non
 
         setups = [("netstack-router-tap", "off", _netstack_router_tcp),
                   ("kernel-router-veth", "off", _kernel_router_tcp),
-                  ("netstack-router-tap", "masquerade", _netstack_nat_tcp)]  # fmt: skip
+                  ("netstack-router-tap", "masquerade",
+                   functools.partial(_netstack_router_tcp, nat=True))]  # fmt: skip
         if shutil.which("nft") is not None:
-            setups.append(("kernel-router-veth", "masquerade", _kernel_nat_tcp))
+            setups.append(
+                (
+                    "kernel-router-veth",
+                    "masquerade",
+                    functools.partial(_kernel_router_tcp, nat=True),
+                )
+            )
         else:
             emit.skip("forward_tcp", "kernel-router-veth", "Mbit/s",
                       "nft is not installed (Debian: nftables)", nat="masquerade")  # fmt: skip

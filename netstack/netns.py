@@ -546,17 +546,12 @@ def open_tap_in_user_namespace(
     return link
 
 
-_rootless_reason: list[str | None] = []
-
-
+@functools.cache
 def rootless_tap_unavailable_reason() -> str | None:
     """Why TAP sandboxes cannot be built without root (:class:`UserNamespace` and
     :func:`open_tap_in_user_namespace`), or ``None`` when they can: a real user namespace
     with a TAP device is made once and removed. The answer is cached.
     """
-    if _rootless_reason:
-        return _rootless_reason[0]
-    reason: str | None = None
     try:
         ns = UserNamespace.create()
         try:
@@ -564,9 +559,8 @@ def rootless_tap_unavailable_reason() -> str | None:
         finally:
             ns.delete()
     except (NamespaceError, LinkError, OSError) as exc:
-        reason = f"no TAP device in a user namespace either: {exc}"
-    _rootless_reason.append(reason)
-    return reason
+        return f"no TAP device in a user namespace either: {exc}"
+    return None
 
 
 def _check_safe(address: str, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:

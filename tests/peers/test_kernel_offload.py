@@ -74,7 +74,7 @@ async def counters(ns: Namespace) -> dict[str, int]:
 
 
 async def send_to(stack: Stack, ns: Namespace, host: str, port: int, data: bytes,
-                  sink: Path) -> None:  # fmt: skip
+                  sink: Path, timeout: float = TIMEOUT) -> None:  # fmt: skip
     """netstack sends ``data`` to socat in ``ns``, which writes it to ``sink``."""
     socat = require_program("socat")
     proc = await run_in(ns, socat, "-u", f"TCP6-LISTEN:{port},ipv6only=0,reuseaddr",
@@ -82,7 +82,7 @@ async def send_to(stack: Stack, ns: Namespace, host: str, port: int, data: bytes
     try:
         await listening(ns, port)
         reader, writer = await stack.open_connection(host, port)
-        async with asyncio.timeout(TIMEOUT):
+        async with asyncio.timeout(timeout):
             for i in range(0, len(data), 256 * 1024):
                 writer.write(data[i : i + 256 * 1024])
                 await writer.drain()
@@ -97,7 +97,9 @@ async def send_to(stack: Stack, ns: Namespace, host: str, port: int, data: bytes
     assert hashlib.sha256(sink.read_bytes()).digest() == hashlib.sha256(data).digest()
 
 
-async def receive_from(stack: Stack, ns: Namespace, host: str, source: Path) -> bytes:
+async def receive_from(
+    stack: Stack, ns: Namespace, host: str, source: Path, timeout: float = TIMEOUT
+) -> bytes:
     """socat in ``ns`` sends ``source`` to netstack; what netstack received."""
     socat = require_program("socat")
     got = bytearray()
@@ -113,7 +115,7 @@ async def receive_from(stack: Stack, ns: Namespace, host: str, source: Path) -> 
     target = f"TCP:{host}:9301" if ":" not in host else f"TCP6:[{host}]:9301"
     proc = await run_in(ns, socat, "-u", f"OPEN:{source}", target)
     try:
-        async with asyncio.timeout(TIMEOUT):
+        async with asyncio.timeout(timeout):
             await done
             await proc.wait()
     finally:

@@ -4,7 +4,6 @@ its forward hook: PEERS.md), both ways; every byte is checked."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import random
@@ -12,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from test_kernel_offload import receive_from, send_to
 
 from netstack import Stack
 from netstack.netns import Namespace, open_tap_behind_router, router_drops
@@ -40,59 +40,16 @@ async def routed(loss_percent: int) -> AsyncIterator[tuple[Stack, Namespace, Nam
         router.delete()
 
 
-async def run_in(ns: Namespace, *argv: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        "ip", "netns", "exec", ns.name, *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-
-
-async def listening(ns: Namespace, port: int) -> None:
-    async with asyncio.timeout(10.0):
-        while True:
-            proc = await run_in(ns, "ss", "-Hltn", f"sport = :{port}")
-            out, _ = await proc.communicate()
-            if out.strip():
-                return
-            await asyncio.sleep(0.05)
-
-
 async def test_both_ways_through_a_router_losing_two_percent(tmp_path: Path) -> None:
-    socat = require_program("socat")
     data = random.Random(8985).randbytes(4 * MIB)
     sink, source = tmp_path / "sink", tmp_path / "source"
     source.write_bytes(data)
     async with routed(2) as (stack, router, far):
         # netstack sends: the kernel writes what it receives to a file.
-        proc = await run_in(far, socat, "-u", "TCP-LISTEN:9200,reuseaddr", f"OPEN:{sink},creat")
-        await listening(far, 9200)
-        reader, writer = await stack.open_connection(FAR, 9200)
-        async with asyncio.timeout(TIMEOUT):
-            for i in range(0, len(data), 256 * 1024):
-                writer.write(data[i : i + 256 * 1024])
-                await writer.drain()
-            writer.write_eof()
-            assert await reader.read() == b""
-            writer.close()
-            await proc.wait()
+        await send_to(stack, far, FAR, 9200, data, sink, timeout=TIMEOUT)
         sent_stats = stack.stats()["tcp"]
         # The kernel sends: netstack receives.
-        got = bytearray()
-        done = asyncio.get_running_loop().create_future()
-
-        async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-            while chunk := await r.read(1 << 20):
-                got.extend(chunk)
-            w.close()
-            done.set_result(None)
-
-        server = await stack.start_server(handle, port=9201)
-        proc = await run_in(far, socat, "-u", f"OPEN:{source}", f"TCP:{NEAR}:9201")
-        async with asyncio.timeout(TIMEOUT):
-            await done
-            await proc.wait()
-        server.close()
+        got = await receive_from(stack, far, NEAR, source, timeout=TIMEOUT)
         drops = router_drops(router)
         received_stats = stack.stats()["tcp"]
     assert hashlib.sha256(sink.read_bytes()).digest() == hashlib.sha256(data).digest()

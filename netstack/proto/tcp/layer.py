@@ -435,13 +435,14 @@ class TcpLayer(Layer):
                 return
             self._gro_flush(now)
         if hl > TCP_HEADER_LEN:
+            raw = bytes(data[TCP_HEADER_LEN:hl])
             try:
-                opts = parse_options(bytes(data[TCP_HEADER_LEN:hl]))
+                opts = parse_options(raw)
             except ParseError as exc:
                 self._drop(exc.reason, exc)
                 return
         else:
-            opts = NO_OPTIONS
+            raw, opts = b"", NO_OPTIONS
         payload = data[hl:]
         self.rx_segments += 1
         key = (dst, dport, src, sport)
@@ -468,7 +469,6 @@ class TcpLayer(Layer):
                     and conn.state is State.ESTABLISHED
                 ):
                     # A full-sized segment of a burst, perhaps: wait for the next ones.
-                    raw = bytes(data[TCP_HEADER_LEN:hl])
                     self._gro = _Held(conn, src, dst, sport, dport, seq, ack, window, opts,
                                       raw, bytearray(payload))  # fmt: skip
                     return
@@ -923,15 +923,11 @@ class TcpLayer(Layer):
             # The checksum is left to the link (NEEDS_CSUM): the field holds the folded
             # pseudo-header sum, length included; the link sums from the TCP header on.
             _CHECKSUM.pack_into(frame, room + 16, (base + length) % 0xFFFF)
-            if run is not None:
+            if run is not None or gso:
+                size = len(run[0].payload) if run is not None else gso
                 kind = GSO_TCPV4 if len(route.dst) == 4 else GSO_TCPV6
-                frame.meta = FrameMeta(NEEDS_CSUM, kind, data_at, len(run[0].payload), room, 16)
-                self.tx_segments += len(run)
-                self.tx_super_segments += 1
-            elif gso:
-                kind = GSO_TCPV4 if len(route.dst) == 4 else GSO_TCPV6
-                frame.meta = FrameMeta(NEEDS_CSUM, kind, data_at, gso, room, 16)
-                self.tx_segments += -(-len(seg.payload) // gso)
+                frame.meta = FrameMeta(NEEDS_CSUM, kind, data_at, size, room, 16)
+                self.tx_segments += len(run) if run is not None else -(-len(seg.payload) // gso)
                 self.tx_super_segments += 1
             else:
                 frame.meta = FrameMeta(NEEDS_CSUM, 0, 0, 0, room, 16)
