@@ -19,21 +19,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
+from test_interfaces import FAST
 
 from netstack import Stack, StackConfig
 from netstack.link import MemoryLink
 from netstack.link.base import FrameMeta
 from netstack.proto.checksum import checksum
 from netstack.proto.ip.hooks import Hook, Verdict
-from netstack.proto.ipv6.addrconf import AddrconfConfig
 from netstack.proto.ipv6.layer import IPv6Config
-
-FAST = StackConfig(
-    ipv6=IPv6Config(
-        addrconf=AddrconfConfig(retrans_timer=0.05, max_rtr_solicitation_delay=0.02,
-                                rtr_solicitation_interval=0.2)
-    )
-)  # fmt: skip
 
 
 @dataclass

@@ -18,22 +18,14 @@ from pathlib import Path
 
 import pytest
 from peerkit import in_netns, peer, tshark_problems, wait_listening
+from test_kernel_interfaces import FAST
 
-from netstack import Stack, StackConfig
+from netstack import Stack
 from netstack.link import PcapLink
 from netstack.netns import Namespace, open_tap_in_namespace
-from netstack.proto.ipv6.addrconf import AddrconfConfig
-from netstack.proto.ipv6.layer import IPv6Config
 from netstack.testing import TapSandbox, require_net_admin, require_program
 
 pytestmark = pytest.mark.peers
-
-FAST = StackConfig(
-    ipv6=IPv6Config(
-        addrconf=AddrconfConfig(retrans_timer=0.05, max_rtr_solicitation_delay=0.02,
-                                rtr_solicitation_interval=0.2)
-    )
-)  # fmt: skip
 
 
 async def run(ns: Namespace, *argv: str, check: bool = True, timeout: float = 30) -> str:
