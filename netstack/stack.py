@@ -507,11 +507,31 @@ class Stack:
         receive = eth.receive
         loop = self.loop
         tcp = self.tcp
+        ipv4 = self.ipv4
 
         def on_frame(frame: memoryview) -> None:
             dispatched = tcp.events_dispatched
             try:
-                receive(frame, loop.time())
+                held = tcp._gro
+                if (
+                    held is not None
+                    and held.owner is eth
+                    and ipv4.hooks is None
+                    and tcp.merge_frame(held, frame, loop.time())
+                ):
+                    # The next frame of a burst TCP holds, merged from the frame (GRO):
+                    # counted as the Ethernet and IPv4 layers would have counted it.
+                    n = len(frame)
+                    eth.rx_packets += 1
+                    eth.rx_bytes += n
+                    ipv4.rx_packets += 1
+                    ipv4.rx_bytes += n - 14
+                    ipv4.delivered += 1
+                else:
+                    receive(frame, loop.time())
+                    held = tcp._gro
+                    if held is not None and held.owner is None:
+                        tcp.note_frame(frame, eth)
             except Exception:  # a bug: count it, never let it into the event loop
                 self.internal_errors += 1
                 log.exception("internal error while receiving a frame")

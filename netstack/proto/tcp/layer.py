@@ -81,13 +81,43 @@ _GRO_MAX = 65535 - 60 - 60
 _GRO_MIN = 536
 
 
+#: The fields of a plain IPv4 frame (Ethernet, a 20-byte IPv4 header, TCP) that differ
+#: between the frames of one burst and are checked on their own: the total length, the
+#: sequence number and the flags byte.
+_FRAME_FIELDS = struct.Struct("!16xH20xI5xB")
+#: The bytes of those frames' headers outside the template (frame GRO): total length,
+#: identification, header checksum, sequence number, TCP checksum; and the PSH bit.
+_VARYING = ((16, 0xFF), (17, 0xFF), (18, 0xFF), (19, 0xFF), (24, 0xFF), (25, 0xFF), (38, 0xFF),
+            (39, 0xFF), (40, 0xFF), (41, 0xFF), (47, PSH), (50, 0xFF), (51, 0xFF))  # fmt: skip
+_MASKS: dict[int, int] = {}
+
+
+def _frame_mask(hlen: int) -> int:
+    """The mask of a frame's first ``hlen`` bytes (as one big-endian integer) that keeps
+    what every frame continuing a burst must share with the first."""
+    mask = _MASKS.get(hlen)
+    if mask is None:
+        raw = bytearray(b"\xff" * hlen)
+        for at, bits in _VARYING:
+            raw[at] &= ~bits & 0xFF
+        mask = _MASKS[hlen] = int.from_bytes(raw, "big")
+    return mask
+
+
 class _Held:
     """A data segment being coalesced with the ones that follow it (software GRO, as
     Linux's tcp_gro_receive merges: the same connection, ACK, window and options, each next
-    in sequence and of the first one's size)."""
+    in sequence and of the first one's size).
+
+    When the first segment came in a plain IPv4 frame, ``owner`` is the receiving
+    interface's Ethernet layer and ``tmpl`` the frame's headers under :func:`_frame_mask`:
+    the frames that continue the burst are then merged from the frame itself
+    (:meth:`TcpLayer.merge_frame`), as a driver's GRO works, before the Ethernet and IP
+    layers."""
 
     __slots__ = ("conn", "src", "dst", "sport", "dport", "seq", "end", "ack", "window",
-                 "opts", "options", "data", "size", "flags")  # fmt: skip
+                 "opts", "options", "data", "size", "flags", "owner", "hlen", "mask", "tmpl",
+                 "base")  # fmt: skip
 
     def __init__(
         self, conn: TcpConnection, src: bytes, dst: bytes, sport: int, dport: int, seq: int,
@@ -101,6 +131,9 @@ class _Held:
         self.ack, self.window, self.opts, self.options = ack, window, opts, options
         self.data = data
         self.flags = ACK
+        #: None until the stack looked at the first frame; False when it was not plain IPv4.
+        self.owner: object = None
+        self.hlen = self.mask = self.tmpl = self.base = 0
 
 
 def _cut(segments: list[Segment], mss: int) -> list[Segment]:
@@ -981,6 +1014,63 @@ class TcpLayer(Layer):
         conn.receive(held.seq, held.ack, held.flags, held.window, held.opts,
                      memoryview(held.data), now, 0)  # fmt: skip
         self._flush(conn, now)
+
+    def note_frame(self, frame: memoryview, owner: object) -> None:
+        """The segment held just now came in ``frame``, received by ``owner`` (an interface's
+        Ethernet layer): when it is a plain IPv4 frame (no IP options, not a fragment, no
+        padding), keep its headers as the template the burst's next frames are matched
+        against in :meth:`merge_frame`."""
+        held = self._gro
+        if held is None or held.owner is not None:
+            return
+        held.owner = False
+        n = len(frame)
+        if n < 54 or frame[12] != 8 or frame[13] or frame[14] != 0x45:
+            return
+        if frame[20] & 0x3F or frame[21]:
+            return  # a fragment
+        hlen = 34 + ((frame[46] >> 4) << 2)
+        total, seq, _ = _FRAME_FIELDS.unpack_from(frame)
+        if total != n - 14 or seq != held.seq or n - hlen != held.size:
+            return
+        held.hlen = hlen
+        held.mask = mask = _frame_mask(hlen)
+        held.tmpl = int.from_bytes(frame[:hlen], "big") & mask
+        held.base = pseudo_header_sum(held.src, held.dst, 6, 0)
+        held.owner = owner
+
+    def merge_frame(self, held: _Held, frame: memoryview, now: float) -> bool:
+        """Append ``frame`` to the held burst if it continues it: the template's headers
+        (the same addresses, ports, TTL, ACK, window, options; see :func:`_frame_mask`), the
+        next sequence number, no larger than the first, a sound IPv4 header checksum and
+        TCP checksum. What the Ethernet, IPv4 and TCP layers would check of it, the
+        template's first frame passed with the same bytes. Returns False, with nothing
+        changed, for a frame that must go the whole way up."""
+        n = len(frame)
+        hlen = held.hlen
+        size = n - hlen
+        if not 0 < size <= held.size or len(held.data) + size > _GRO_MAX:
+            return False
+        if int.from_bytes(frame[:hlen], "big") & held.mask != held.tmpl:
+            return False
+        total, seq, flags = _FRAME_FIELDS.unpack_from(frame)
+        if total != n - 14 or seq != held.end:
+            return False
+        if int.from_bytes(frame[14:34], "big") % 0xFFFF:
+            return False  # a bad IPv4 header: dropped and counted on the way up
+        tcp = int.from_bytes(frame[34:], "big")
+        if n & 1:
+            tcp <<= 8
+        if (tcp + held.base + n - 34) % 0xFFFF:
+            return False  # a bad checksum: likewise
+        held.data += frame[hlen:]
+        held.end = (seq + size) & 0xFFFFFFFF
+        held.flags |= flags
+        self.rx_segments += 1
+        self.gro_merged += 1
+        if flags & PSH or size < held.size:
+            self._gro_flush(now)  # the end of a burst: up at once
+        return True
 
     def flush_acks(self, now: float) -> None:
         """End a batch of received frames: hand over the segment coalesced so far, then
