@@ -5,6 +5,10 @@ The ones'-complement sum of 16-bit words equals the big-endian integer of the da
 0xFFFF, because 0x10000 = 1 (mod 0xFFFF) (RFC 1071 2.(B), "byte order independence" and
 deferred carries taken to the limit). ``int.from_bytes(...) % 0xFFFF`` does that in C: about
 3 µs for 1460 bytes here, where a Python loop over words takes ~50 µs.
+
+The little-endian integer is read about a fifth faster than the big-endian one, and it is the
+same sum with its bytes swapped (RFC 1071 2.(B)): 0x100 * L = S (mod 0xFFFF), with an odd
+trailing byte already in the right place. So the sums here are ``L % 0xFFFF * 256``.
 """
 
 from __future__ import annotations
@@ -20,10 +24,7 @@ def ones_sum(data: Buffer, initial: int = 0) -> int:
     An odd trailing byte is padded with a zero byte on the right (RFC 1071 4.1). The result is
     in 0..0xFFFE; 0 stands for both +0 and -0 (0xFFFF).
     """
-    value = int.from_bytes(data, "big")
-    if len(data) & 1:
-        value <<= 8
-    return (value + initial) % 0xFFFF
+    return (int.from_bytes(data, "little") % 0xFFFF * 256 + initial) % 0xFFFF
 
 
 def checksum(data: Buffer, initial: int = 0) -> int:
@@ -32,25 +33,19 @@ def checksum(data: Buffer, initial: int = 0) -> int:
     ``initial`` adds further 16-bit words, typically :func:`pseudo_header_sum`. The checksum
     field inside ``data`` must be zero while computing.
     """
-    value = int.from_bytes(data, "big")
-    if len(data) & 1:
-        value <<= 8
-    total = value + initial
-    s = total % 0xFFFF
+    value = int.from_bytes(data, "little")
+    s = (value % 0xFFFF * 256 + initial) % 0xFFFF
     if s == 0:
         # A non-zero sum that is a multiple of 0xFFFF folds to 0xFFFF (negative zero), whose
         # complement is 0; only all-zero input sums to +0, whose complement is 0xFFFF.
-        return 0 if total else 0xFFFF
+        return 0 if value or initial else 0xFFFF
     return 0xFFFF - s
 
 
 def verify(data: Buffer, initial: int = 0) -> bool:
     """True when ``data`` (checksum field included) sums to all ones, i.e. the checksum holds."""
-    value = int.from_bytes(data, "big")
-    if len(data) & 1:
-        value <<= 8
-    total = value + initial
-    return total != 0 and total % 0xFFFF == 0
+    value = int.from_bytes(data, "little")
+    return bool(value or initial) and (value % 0xFFFF * 256 + initial) % 0xFFFF == 0
 
 
 def pseudo_header_sum(src: bytes, dst: bytes, proto: int, length: int) -> int:

@@ -435,9 +435,8 @@ class TcpLayer(Layer):
             return
         src, dst = header.src, header.dst
         if not self.ip.csum_trusted:
-            total = int.from_bytes(data, "big")
-            if n & 1:
-                total <<= 8
+            # The little-endian sum is the swapped one: 0x100 * L = S (see ..checksum).
+            total = int.from_bytes(data, "little") % 0xFFFF * 256
             if (total + pseudo_header_sum(src, dst, 6, n)) % 0xFFFF:
                 self._drop("bad_checksum")
                 return
@@ -965,9 +964,7 @@ class TcpLayer(Layer):
             else:
                 frame.meta = FrameMeta(NEEDS_CSUM, 0, 0, 0, room, 16)
         else:
-            total = int.from_bytes(memoryview(frame)[room:], "big")
-            if length & 1:
-                total <<= 8
+            total = int.from_bytes(memoryview(frame)[room:], "little") % 0xFFFF * 256
             s = (total + base + length) % 0xFFFF
             _CHECKSUM.pack_into(frame, room + 16, 0xFFFF - s if s else 0)
         if run is None and not gso:
@@ -1058,10 +1055,7 @@ class TcpLayer(Layer):
             return False
         if int.from_bytes(frame[14:34], "big") % 0xFFFF:
             return False  # a bad IPv4 header: dropped and counted on the way up
-        tcp = int.from_bytes(frame[34:], "big")
-        if n & 1:
-            tcp <<= 8
-        if (tcp + held.base + n - 34) % 0xFFFF:
+        if (int.from_bytes(frame[34:], "little") % 0xFFFF * 256 + held.base + n - 34) % 0xFFFF:
             return False  # a bad checksum: likewise
         held.data += frame[hlen:]
         held.end = (seq + size) & 0xFFFFFFFF
