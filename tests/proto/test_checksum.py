@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from netstack.proto.checksum import (
     checksum,
+    mod_ffff,
     ones_sum,
     pseudo_header_sum,
     pseudo_header_sum6,
@@ -306,3 +307,13 @@ def test_pseudo_header_sum6_matches_reference(
     assert got % 0xFFFF == ref_sum(pseudo) % 0xFFFF
     assert checksum(segment, got) == ref_checksum(pseudo + segment)
     assert verify(segment, got) is ref_verify(pseudo + segment)
+
+
+@SETTINGS
+@given(data=st.one_of(st.binary(max_size=300), st.binary(min_size=200, max_size=70_000)))
+@example(data=b"\xff" * 65535)
+@example(data=b"\xff" * 241)  # the first size folded
+def test_mod_ffff_is_the_remainder(data: bytes) -> None:
+    """The folding remainder of packet-sized integers, jumbo frames and 64 KiB ones."""
+    for value in (int.from_bytes(data, "little"), int.from_bytes(data, "big")):
+        assert mod_ffff(value) == value % 0xFFFF

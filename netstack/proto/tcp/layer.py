@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from ...errors import AddressInUseError, ParseError
 from ...link.offload import GSO_TCPV4, GSO_TCPV6, NEEDS_CSUM, FrameMeta, OffloadFrame
-from ..checksum import pseudo_header_sum
+from ..checksum import mod_ffff, pseudo_header_sum
 from ..icmp.ratelimit import TokenBucket
 from ..ip.dual import ANY4, ANY6, WILDCARD, DualIP, Route
 from ..ipv4.wire import IPV4_HEADER_LEN, IpProto, IPv4Header
@@ -436,7 +436,8 @@ class TcpLayer(Layer):
         src, dst = header.src, header.dst
         if not self.ip.csum_trusted:
             # The little-endian sum is the swapped one: 0x100 * L = S (see ..checksum).
-            total = int.from_bytes(data, "little") % 0xFFFF * 256
+            total = int.from_bytes(data, "little")
+            total = (mod_ffff(total) if n > 512 else total % 0xFFFF) * 256
             if (total + pseudo_header_sum(src, dst, 6, n)) % 0xFFFF:
                 self._drop("bad_checksum")
                 return
@@ -964,7 +965,8 @@ class TcpLayer(Layer):
             else:
                 frame.meta = FrameMeta(NEEDS_CSUM, 0, 0, 0, room, 16)
         else:
-            total = int.from_bytes(memoryview(frame)[room:], "little") % 0xFFFF * 256
+            total = int.from_bytes(memoryview(frame)[room:], "little")
+            total = (mod_ffff(total) if length > 512 else total % 0xFFFF) * 256
             s = (total + base + length) % 0xFFFF
             _CHECKSUM.pack_into(frame, room + 16, 0xFFFF - s if s else 0)
         if run is None and not gso:
@@ -1055,7 +1057,7 @@ class TcpLayer(Layer):
             return False
         if int.from_bytes(frame[14:34], "big") % 0xFFFF:
             return False  # a bad IPv4 header: dropped and counted on the way up
-        if (int.from_bytes(frame[34:], "little") % 0xFFFF * 256 + held.base + n - 34) % 0xFFFF:
+        if (mod_ffff(int.from_bytes(frame[34:], "little")) * 256 + held.base + n - 34) % 0xFFFF:
             return False  # a bad checksum: likewise
         held.data += frame[hlen:]
         held.end = (seq + size) & 0xFFFFFFFF
