@@ -313,3 +313,41 @@ async def test_protocol_callbacks_never_nest(stack_pair: tuple[Stack, Stack]) ->
     assert server_calls == [
         "server made", "server made: done", "server got b'hello from client\\r\\n'",
     ]  # fmt: skip
+
+
+async def test_a_long_fat_path_keeps_more_than_the_water_mark_in_flight() -> None:
+    """The transport's water marks count what the connection holds beyond twice its
+    congestion window (as asyncio on a kernel socket counts only what Linux's autotuned send
+    buffer has not taken): a bulk writer over a path of 20 ms each way fills its window, far
+    beyond the 256 KiB high-water mark, instead of sending one buffer a round trip."""
+    a_link, b_link = MemoryLink.pair(impairment=Impairment(delay=0.02, limit=100_000, seed=1))
+    async with (
+        await Stack.open(a_link, ipv4="198.18.0.1/24") as a,
+        await Stack.open(b_link, ipv4="198.18.0.2/24") as b,
+    ):
+        got = hashlib.sha256()
+
+        async def sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while data := await reader.read(1 << 20):
+                got.update(data)
+            writer.close()
+
+        await b.start_server(sink, port=9)
+        reader, writer = await a.open_connection("198.18.0.2", 9)
+        conn = writer.transport._conn  # type: ignore[attr-defined]
+        most = 0
+        blob = random.Random(3).randbytes(16 << 20)
+        for i in range(0, len(blob), 65536):
+            writer.write(blob[i : i + 65536])
+            await asyncio.wait_for(writer.drain(), 30)
+            most = max(most, (conn.snd_nxt - conn.snd_una) & 0xFFFFFFFF)
+        writer.write_eof()
+        assert await asyncio.wait_for(reader.read(), 30) == b""
+        assert got.digest() == hashlib.sha256(blob).digest()
+        high = writer.transport.get_write_buffer_limits()[1]
+        # A fixed bound would stop at the mark and one write (64 KiB) past it.
+        assert most > high + 2 * 65536, most
+        # What the transport reports is what lies beyond the connection's own share: nothing
+        # once everything is acknowledged.
+        assert writer.transport.get_write_buffer_size() == 0
+        writer.close()

@@ -106,9 +106,24 @@ log = logging.getLogger("netstack.streams")
 #: What a transport or server that will call nothing more keeps as its context.
 _EMPTY_CONTEXT = contextvars.Context()
 
-#: Default water marks of the write buffer (unsent + unacknowledged bytes).
+#: Default water marks of the write buffer: the bytes a connection holds (unsent and
+#: unacknowledged) beyond its own send buffer (:func:`write_buffer_size`).
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
+#: The most a connection's own send buffer grows to: Linux's ``tcp_wmem`` maximum.
+SNDBUF_MAX = 4 << 20
+
+
+def write_buffer_size(conn: TcpConnection) -> int:
+    """What a transport counts against its water marks: the bytes ``conn`` holds beyond
+    twice its congestion window (at most :data:`SNDBUF_MAX`). asyncio on a kernel socket
+    counts only what the kernel has not taken, and Linux grows a connection's send buffer
+    to twice the congestion window (``tcp_sndbuf_expand``), so a fast path keeps its window
+    full; a fixed bound on everything unacknowledged would cap a connection at that bound
+    per round trip, whatever its window."""
+    return max(0, conn.buffered - min(2 * conn.cc.cwnd, SNDBUF_MAX))
+
+
 #: Bytes :meth:`TcpTransport.sendfile` reads from the file at a time.
 SENDFILE_CHUNK = 64 * 1024
 #: Events that keep their order with the data: held while reading is paused.
@@ -263,9 +278,9 @@ class TcpTransport(_FlowControlMixin):
         protocol write again."""
         if self._readiness is not None:
             self._update_readiness()
-        if self._space_waiters and self._conn.buffered <= self._low_water:
+        if self._space_waiters and write_buffer_size(self._conn) <= self._low_water:
             self._wake_space_waiters()
-        if self._protocol_paused and self._conn.buffered <= self._low_water:
+        if self._protocol_paused and write_buffer_size(self._conn) <= self._low_water:
             self._protocol_paused = False
             self._call_in_context(self._resume_writing)
 
@@ -395,7 +410,7 @@ class TcpTransport(_FlowControlMixin):
             return
         stack.tcp.call(self._conn, now)
         stack.touch()
-        if not self._protocol_paused and self._conn.buffered > self._high_water:
+        if not self._protocol_paused and write_buffer_size(self._conn) > self._high_water:
             self._protocol_paused = True
             try:
                 self._protocol.pause_writing()
@@ -417,7 +432,7 @@ class TcpTransport(_FlowControlMixin):
         return True
 
     def get_write_buffer_size(self) -> int:
-        return self._conn.buffered if not self._lost else 0
+        return write_buffer_size(self._conn) if not self._lost else 0
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return (self._low_water, self._high_water)
@@ -466,7 +481,7 @@ class TcpTransport(_FlowControlMixin):
                 chunk = await loop.run_in_executor(None, file.read, size)
                 if not chunk:
                     break
-                while self._conn.buffered > self._high_water and not self._lost:
+                while write_buffer_size(self._conn) > self._high_water and not self._lost:
                     waiter: asyncio.Future[None] = loop.create_future()
                     self._space_waiters.append(waiter)
                     await waiter
