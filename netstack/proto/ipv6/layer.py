@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import math
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -1311,15 +1310,19 @@ class IPv6Layer(Layer):
 
     # -- time ------------------------------------------------------------------------------
     def poll_at(self) -> float | None:
-        at = math.inf
-        t = self.reassembler.poll_at()
-        if t is not None:
-            at = t
+        # Asked after every batch of frames: no tuple per interface.
+        at = self.reassembler.poll_at()
         for iface in self._enabled:
-            for t in (iface.neighbours.poll_at(), iface.addrconf.poll_at(), iface.mld.poll_at()):
-                if t is not None and t < at:
-                    at = t
-        return None if at == math.inf else at
+            t = iface.neighbours.poll_at()
+            if t is not None and (at is None or t < at):
+                at = t
+            t = iface.addrconf.poll_at()
+            if t is not None and (at is None or t < at):
+                at = t
+            t = iface.mld.poll_at()
+            if t is not None and (at is None or t < at):
+                at = t
+        return at
 
     def handle_timeout(self, now: float) -> None:
         if not self._enabled:

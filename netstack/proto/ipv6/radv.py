@@ -159,7 +159,12 @@ class RouterAdvertiser(Layer):
         state.next_at = min(state.next_at, at)
 
     def poll_at(self) -> float | None:
-        return min((s.next_at for s in self._ifaces.values()), default=None)
+        # Asked after every batch of frames: a host advertises on no interface.
+        at = None
+        for state in self._ifaces.values():
+            if at is None or state.next_at < at:
+                at = state.next_at
+        return at
 
     def handle_timeout(self, now: float) -> None:
         for state in list(self._ifaces.values()):
