@@ -458,13 +458,7 @@ class TcpLayer(Layer):
                 and data[TCP_HEADER_LEN:hl] == held.options
                 and len(held.data) + size <= _GRO_MAX
             ):
-                held.data += data[hl:]
-                held.end = (seq + size) & 0xFFFFFFFF
-                held.flags |= flags
-                self.rx_segments += 1
-                self.gro_merged += 1
-                if flags & PSH or size < held.size:
-                    self._gro_flush(now)  # the end of a burst: up at once
+                self._gro_append(held, data[hl:], seq, flags, now)
                 return
             self._gro_flush(now)
         if hl > TCP_HEADER_LEN:
@@ -1059,14 +1053,21 @@ class TcpLayer(Layer):
             return False  # a bad IPv4 header: dropped and counted on the way up
         if (mod_ffff(int.from_bytes(frame[34:], "little")) * 256 + held.base + n - 34) % 0xFFFF:
             return False  # a bad checksum: likewise
-        held.data += frame[hlen:]
+        self._gro_append(held, frame[hlen:], seq, flags, now)
+        return True
+
+    def _gro_append(
+        self, held: _Held, payload: memoryview, seq: int, flags: int, now: float
+    ) -> None:
+        """Append the next segment of the held burst (checked by the caller)."""
+        size = len(payload)
+        held.data += payload
         held.end = (seq + size) & 0xFFFFFFFF
         held.flags |= flags
         self.rx_segments += 1
         self.gro_merged += 1
         if flags & PSH or size < held.size:
             self._gro_flush(now)  # the end of a burst: up at once
-        return True
 
     def flush_acks(self, now: float) -> None:
         """End a batch of received frames: hand over the segment coalesced so far, then
