@@ -507,26 +507,27 @@ class Stack:
         receive = eth.receive
         loop = self.loop
         tcp = self.tcp
-        ipv4 = self.ipv4
+        ipv4, ipv6 = self.ipv4, self.ipv6
 
         def on_frame(frame: memoryview) -> None:
             dispatched = tcp.events_dispatched
             try:
                 held = tcp._gro
+                ip: IPv4Layer | IPv6Layer = ipv4
                 if (
                     held is not None
                     and held.owner is eth
-                    and ipv4.hooks is None
+                    and (ip := ipv4 if held.l4 == 34 else ipv6).hooks is None
                     and tcp.merge_frame(held, frame, loop.time())
                 ):
                     # The next frame of a burst TCP holds, merged from the frame (GRO):
-                    # counted as the Ethernet and IPv4 layers would have counted it.
+                    # counted as the Ethernet and IP layers would have counted it.
                     n = len(frame)
                     eth.rx_packets += 1
                     eth.rx_bytes += n
-                    ipv4.rx_packets += 1
-                    ipv4.rx_bytes += n - 14
-                    ipv4.delivered += 1
+                    ip.rx_packets += 1
+                    ip.rx_bytes += n - 14
+                    ip.delivered += 1
                 else:
                     receive(frame, loop.time())
                     held = tcp._gro

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import pytest
+from test_interfaces import FAST
 
 from netstack import Stack
 from netstack.link import MemoryLink
@@ -26,6 +27,7 @@ PORT = 7000
 class Burst:
     a: Stack
     b: Stack
+    v6: bool
     frames: list[bytes]
     received: bytearray
     done: asyncio.Event
@@ -34,15 +36,17 @@ class Burst:
     plug: Callable[[], None]
 
 
-@pytest.fixture
-async def burst() -> AsyncIterator[Burst]:
+@pytest.fixture(params=["ipv4", "ipv6"])
+async def burst(request: pytest.FixtureRequest) -> AsyncIterator[Burst]:
     """``a`` has written DATA to ``b``; its first flight is held in ``frames`` (not yet
     delivered), ``release`` hands frames to ``b``'s link as one batch; what ``a`` sends
     meanwhile waits until ``plug`` joins the cable again. ``ip_calls[0]`` counts the
-    datagrams ``b``'s IPv4 layer took."""
+    TCP datagrams ``b``'s IP layer took."""
+    v6 = request.param == "ipv6"
     la, lb = MemoryLink.pair()
-    a = await Stack.open(la, ipv4="198.18.0.1/24")
-    b = await Stack.open(lb, ipv4="198.18.0.2/24")
+    a = await Stack.open(la, ipv4="198.18.0.1/24", ipv6="fd00::1/64", config=FAST)
+    b = await Stack.open(lb, ipv4="198.18.0.2/24", ipv6="fd00::2/64", config=FAST)
+    server_ip = "fd00::2" if v6 else "198.18.0.2"
     received = bytearray()
     done = asyncio.Event()
 
@@ -52,9 +56,9 @@ async def burst() -> AsyncIterator[Burst]:
         done.set()
         writer.close()
 
-    server = await b.start_server(sink, "198.18.0.2", PORT)
+    server = await b.start_server(sink, server_ip, PORT)
     try:
-        reader, writer = await a.open_connection("198.18.0.2", PORT)
+        reader, writer = await a.open_connection(server_ip, PORT)
         await asyncio.sleep(0.05)  # the handshake's last ACK is through
         deliver = la._peer
         assert deliver is not None
@@ -68,13 +72,16 @@ async def burst() -> AsyncIterator[Burst]:
 
         ip_calls = [0]
         eth = b.ethernet
-        ip_receive = eth.handlers[0x0800]
+        ethertype = 0x86DD if v6 else 0x0800
+        ip_receive = eth.handlers[ethertype]
 
-        def counting(*args: object) -> None:
-            ip_calls[0] += 1
-            ip_receive(*args)  # type: ignore[arg-type]
+        def counting(datagram: memoryview, *args: object) -> None:
+            # TCP only: a neighbour discovery or MLD message may be on its way meanwhile.
+            if datagram[6 if v6 else 9] == 6:
+                ip_calls[0] += 1
+            ip_receive(datagram, *args)  # type: ignore[arg-type]
 
-        eth.handlers[0x0800] = counting
+        eth.handlers[ethertype] = counting
 
         def release(batch: list[bytes]) -> None:
             for frame in batch:
@@ -84,7 +91,7 @@ async def burst() -> AsyncIterator[Burst]:
             la._peer = deliver
             release(pending)
 
-        yield Burst(a, b, frames, received, done, ip_calls, release, plug)
+        yield Burst(a, b, v6, frames, received, done, ip_calls, release, plug)
         writer.close()
     finally:
         server.close()
@@ -100,9 +107,11 @@ def _ip_checksum(frame: bytearray) -> None:
     frame[24:26] = (0xFFFF - s).to_bytes(2, "big")
 
 
-def _counts(b: Stack) -> tuple[int, int, int, int]:
+def _counts(burst: Burst) -> tuple[int, int, int, int]:
+    b = burst.b
     stats = b.stats()
-    return (b.ethernet.rx_packets, b.ipv4.rx_packets, stats["tcp"]["rx_segments"],
+    ip = b.ipv6 if burst.v6 else b.ipv4
+    return (b.ethernet.rx_packets, ip.rx_packets, stats["tcp"]["rx_segments"],
             stats["tcp"]["gro_merged"])  # fmt: skip
 
 
@@ -115,13 +124,13 @@ async def _finish(burst: Burst) -> None:
 
 async def test_a_burst_goes_up_through_the_ip_layer_once(burst: Burst) -> None:
     first = burst.frames[:8]  # full-sized, none with PSH
-    eth, ip, segments, merged = _counts(burst.b)
+    eth, ip, segments, merged = _counts(burst)
     burst.release(first)
     await asyncio.sleep(0)
     await asyncio.sleep(0)
     assert burst.ip_calls[0] == 1  # the first; the other seven merged from their frames
     # Counted as if each had gone the whole way up.
-    assert _counts(burst.b) == (eth + 8, ip + 8, segments + 8, merged + 7)
+    assert _counts(burst) == (eth + 8, ip + 8, segments + 8, merged + 7)
     burst.release(burst.frames[8:])
     await _finish(burst)
 
@@ -138,6 +147,8 @@ async def test_a_burst_goes_up_through_the_ip_layer_once(burst: Burst) -> None:
 async def test_a_frame_with_a_bad_checksum_is_not_merged_but_dropped_and_counted(
     burst: Burst, change: Callable[[bytearray], None], drop: tuple[str, str]
 ) -> None:
+    if burst.v6 and drop[0] == "ipv4":
+        pytest.skip("IPv6 has no header checksum")
     frames = [bytearray(f) for f in burst.frames]
     change(frames[3])
     layer, reason = drop
@@ -149,11 +160,15 @@ async def test_a_frame_with_a_bad_checksum_is_not_merged_but_dropped_and_counted
 
 
 async def test_a_frame_unlike_the_first_goes_the_whole_way_up(burst: Burst) -> None:
-    """Another TTL (a valid datagram all the same): not the first frame's headers, so the
-    layers see it, and TCP still coalesces it; the frames after it merge again."""
+    """Another TTL or hop limit (a valid datagram all the same): not the first frame's
+    headers, so the layers see it, and TCP still coalesces it; the frames after it merge
+    again."""
     frames = [bytearray(f) for f in burst.frames[:8]]
-    frames[3][22] -= 1
-    _ip_checksum(frames[3])
+    if burst.v6:
+        frames[3][21] -= 1
+    else:
+        frames[3][22] -= 1
+        _ip_checksum(frames[3])
     burst.release([bytes(f) for f in frames])
     await asyncio.sleep(0)
     await asyncio.sleep(0)
@@ -169,7 +184,7 @@ async def test_packet_hooks_see_every_datagram(burst: Burst) -> None:
     class Count:
         def run(self, hook: Hook, datagram: bytearray, ingress: int | None,
                 egress: int | None, now: float) -> Verdict:  # fmt: skip
-            if hook is Hook.INPUT:
+            if hook is Hook.INPUT and datagram[6 if burst.v6 else 9] == 6:
                 seen.append(len(datagram))
             return Verdict.ACCEPT
 

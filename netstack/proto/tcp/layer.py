@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from ...errors import AddressInUseError, ParseError
 from ...link.offload import GSO_TCPV4, GSO_TCPV6, NEEDS_CSUM, FrameMeta, OffloadFrame
-from ..checksum import mod_ffff, pseudo_header_sum
+from ..checksum import mod_ffff, pseudo_header_sum, pseudo_header_sum6
 from ..icmp.ratelimit import TokenBucket
 from ..ip.dual import ANY4, ANY6, WILDCARD, DualIP, Route
 from ..ipv4.wire import IPV4_HEADER_LEN, IpProto, IPv4Header
@@ -81,26 +81,30 @@ _GRO_MAX = 65535 - 60 - 60
 _GRO_MIN = 536
 
 
-#: The fields of a plain IPv4 frame (Ethernet, a 20-byte IPv4 header, TCP) that differ
-#: between the frames of one burst and are checked on their own: the total length, the
-#: sequence number and the flags byte.
+#: The fields of a plain IPv4 frame (Ethernet, a 20-byte IPv4 header, TCP) and of a plain
+#: IPv6 one (no extension headers) that differ between the frames of one burst and are
+#: checked on their own: the IP length field, the sequence number and the flags byte.
 _FRAME_FIELDS = struct.Struct("!16xH20xI5xB")
-#: The bytes of those frames' headers outside the template (frame GRO): total length,
-#: identification, header checksum, sequence number, TCP checksum; and the PSH bit.
+_FRAME_FIELDS6 = struct.Struct("!18xH38xI5xB")
+#: The bytes of those frames' headers outside the template (frame GRO): the length field,
+#: IPv4's identification and header checksum, the sequence number, the TCP checksum; and
+#: the PSH bit.
 _VARYING = ((16, 0xFF), (17, 0xFF), (18, 0xFF), (19, 0xFF), (24, 0xFF), (25, 0xFF), (38, 0xFF),
             (39, 0xFF), (40, 0xFF), (41, 0xFF), (47, PSH), (50, 0xFF), (51, 0xFF))  # fmt: skip
-_MASKS: dict[int, int] = {}
+_VARYING6 = ((18, 0xFF), (19, 0xFF), (58, 0xFF), (59, 0xFF), (60, 0xFF), (61, 0xFF), (67, PSH),
+             (70, 0xFF), (71, 0xFF))  # fmt: skip
+_MASKS: dict[tuple[int, int], int] = {}
 
 
-def _frame_mask(hlen: int) -> int:
-    """The mask of a frame's first ``hlen`` bytes (as one big-endian integer) that keeps
-    what every frame continuing a burst must share with the first."""
-    mask = _MASKS.get(hlen)
+def _frame_mask(l4: int, hlen: int) -> int:
+    """The mask of a frame's first ``hlen`` bytes (as one big-endian integer; TCP from
+    ``l4``) that keeps what every frame continuing a burst must share with the first."""
+    mask = _MASKS.get((l4, hlen))
     if mask is None:
         raw = bytearray(b"\xff" * hlen)
-        for at, bits in _VARYING:
+        for at, bits in _VARYING if l4 == 34 else _VARYING6:
             raw[at] &= ~bits & 0xFF
-        mask = _MASKS[hlen] = int.from_bytes(raw, "big")
+        mask = _MASKS[l4, hlen] = int.from_bytes(raw, "big")
     return mask
 
 
@@ -109,15 +113,15 @@ class _Held:
     Linux's tcp_gro_receive merges: the same connection, ACK, window and options, each next
     in sequence and of the first one's size).
 
-    When the first segment came in a plain IPv4 frame, ``owner`` is the receiving
+    When the first segment came in a plain IPv4 or IPv6 frame, ``owner`` is the receiving
     interface's Ethernet layer and ``tmpl`` the frame's headers under :func:`_frame_mask`:
     the frames that continue the burst are then merged from the frame itself
     (:meth:`TcpLayer.merge_frame`), as a driver's GRO works, before the Ethernet and IP
     layers."""
 
     __slots__ = ("conn", "src", "dst", "sport", "dport", "seq", "end", "ack", "window",
-                 "opts", "options", "data", "size", "flags", "owner", "hlen", "mask", "tmpl",
-                 "base")  # fmt: skip
+                 "opts", "options", "data", "size", "flags", "owner", "l4", "hlen", "mask",
+                 "tmpl", "base", "fields")  # fmt: skip
 
     def __init__(
         self, conn: TcpConnection, src: bytes, dst: bytes, sport: int, dport: int, seq: int,
@@ -133,7 +137,8 @@ class _Held:
         self.flags = ACK
         #: None until the stack looked at the first frame; False when it was not plain IPv4.
         self.owner: object = None
-        self.hlen = self.mask = self.tmpl = self.base = 0
+        self.l4 = self.hlen = self.mask = self.tmpl = self.base = 0
+        self.fields = _FRAME_FIELDS
 
 
 def _cut(segments: list[Segment], mss: int) -> list[Segment]:
@@ -1010,35 +1015,42 @@ class TcpLayer(Layer):
 
     def note_frame(self, frame: memoryview, owner: object) -> None:
         """The segment held just now came in ``frame``, received by ``owner`` (an interface's
-        Ethernet layer): when it is a plain IPv4 frame (no IP options, not a fragment, no
-        padding), keep its headers as the template the burst's next frames are matched
-        against in :meth:`merge_frame`."""
+        Ethernet layer): when it is a plain IPv4 frame (no IP options, not a fragment) or a
+        plain IPv6 one (TCP right after the fixed header), without padding, keep its headers
+        as the template the burst's next frames are matched against in :meth:`merge_frame`."""
         held = self._gro
         if held is None or held.owner is not None:
             return
         held.owner = False
         n = len(frame)
-        if n < 54 or frame[12] != 8 or frame[13] or frame[14] != 0x45:
+        if n < 74:
             return
-        if frame[20] & 0x3F or frame[21]:
-            return  # a fragment
-        hlen = 34 + ((frame[46] >> 4) << 2)
-        total, seq, _ = _FRAME_FIELDS.unpack_from(frame)
-        if total != n - 14 or seq != held.seq or n - hlen != held.size:
+        if frame[12] == 8 and frame[13] == 0 and frame[14] == 0x45:
+            if frame[20] & 0x3F or frame[21]:
+                return  # a fragment
+            l4, fields = 34, _FRAME_FIELDS
+            base = pseudo_header_sum(held.src, held.dst, 6, 0)
+        elif frame[12] == 0x86 and frame[13] == 0xDD and frame[14] >> 4 == 6 and frame[20] == 6:
+            l4, fields = 54, _FRAME_FIELDS6
+            base = pseudo_header_sum6(held.src, held.dst, 6, 0)
+        else:
             return
-        held.hlen = hlen
-        held.mask = mask = _frame_mask(hlen)
+        hlen = l4 + ((frame[l4 + 12] >> 4) << 2)
+        length, seq, _ = fields.unpack_from(frame)
+        if length != n - (14 if l4 == 34 else 54) or seq != held.seq or n - hlen != held.size:
+            return
+        held.l4, held.hlen, held.fields, held.base = l4, hlen, fields, base
+        held.mask = mask = _frame_mask(l4, hlen)
         held.tmpl = int.from_bytes(frame[:hlen], "big") & mask
-        held.base = pseudo_header_sum(held.src, held.dst, 6, 0)
         held.owner = owner
 
     def merge_frame(self, held: _Held, frame: memoryview, now: float) -> bool:
         """Append ``frame`` to the held burst if it continues it: the template's headers
-        (the same addresses, ports, TTL, ACK, window, options; see :func:`_frame_mask`), the
-        next sequence number, no larger than the first, a sound IPv4 header checksum and
-        TCP checksum. What the Ethernet, IPv4 and TCP layers would check of it, the
-        template's first frame passed with the same bytes. Returns False, with nothing
-        changed, for a frame that must go the whole way up."""
+        (the same addresses, ports, TTL or hop limit, ACK, window, options; see
+        :func:`_frame_mask`), the next sequence number, no larger than the first, a sound
+        IPv4 header checksum and TCP checksum. What the Ethernet, IP and TCP layers would
+        check of it, the template's first frame passed with the same bytes. Returns False,
+        with nothing changed, for a frame that must go the whole way up."""
         n = len(frame)
         hlen = held.hlen
         size = n - hlen
@@ -1046,12 +1058,18 @@ class TcpLayer(Layer):
             return False
         if int.from_bytes(frame[:hlen], "big") & held.mask != held.tmpl:
             return False
-        total, seq, flags = _FRAME_FIELDS.unpack_from(frame)
-        if total != n - 14 or seq != held.end:
+        length, seq, flags = held.fields.unpack_from(frame)
+        if seq != held.end:
             return False
-        if int.from_bytes(frame[14:34], "big") % 0xFFFF:
-            return False  # a bad IPv4 header: dropped and counted on the way up
-        if (mod_ffff(int.from_bytes(frame[34:], "little")) * 256 + held.base + n - 34) % 0xFFFF:
+        l4 = held.l4
+        if l4 == 34:
+            if length != n - 14:
+                return False
+            if int.from_bytes(frame[14:34], "big") % 0xFFFF:
+                return False  # a bad IPv4 header: dropped and counted on the way up
+        elif length != n - 54:
+            return False
+        if (mod_ffff(int.from_bytes(frame[l4:], "little")) * 256 + held.base + n - l4) % 0xFFFF:
             return False  # a bad checksum: likewise
         self._gro_append(held, frame[hlen:], seq, flags, now)
         return True
