@@ -37,6 +37,11 @@ FailedHandler = Callable[[bytes, list[bytearray], float], None]
 ProbeConflictHandler = Callable[[bytes, bytes, float], None]
 
 
+#: EtherType.IPV4 as a plain int, for every IPv4 frame sent (a class attribute of an enum is
+#: a slow lookup on Python 3.11).
+_IPV4 = int(EtherType.IPV4)
+
+
 class ArpLayer(Layer):
     name = "arp"
     _COUNTERS = (
@@ -169,7 +174,7 @@ class ArpLayer(Layer):
         """Send an IPv4 frame (Ethernet header left blank) to ``next_hop`` on this link."""
         mac = self.cache.resolve(next_hop, frame, now)
         if mac is not None:
-            self.eth.send(frame, mac, EtherType.IPV4)
+            self.eth.send(frame, mac, _IPV4)
         else:
             self._flush(now)
 

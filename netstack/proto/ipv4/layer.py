@@ -62,6 +62,9 @@ ANY = b"\x00\x00\x00\x00"
 BROADCAST_MAC = b"\xff" * 6
 
 _HEADER = struct.Struct("!BBHHHBBH4s4s")
+#: Enum members as plain ints where every packet asks (a class attribute of an enum is a
+#: slow lookup on Python 3.11).
+_ETHERTYPE_IPV4 = int(EtherType.IPV4)
 
 #: handler(header, payload, now, sent to a broadcast/multicast address, input interface)
 UpperHandler = Callable[[IPv4Header, memoryview, float, bool, int], None]
@@ -652,7 +655,7 @@ class IPv4Layer(Layer):
                 return
             self.loopback(frame, iface.index)
         elif route.mac is not None:
-            iface.eth.send(frame, route.mac, EtherType.IPV4)
+            iface.eth.send(frame, route.mac, _ETHERTYPE_IPV4)
         else:
             iface.arp.output(frame, route.next_hop, now)
 

@@ -95,6 +95,10 @@ HEADROOM6 = ETHERNET_HEADER_LEN + IPV6_HEADER_LEN
 LOOPBACK = bytes(15) + b"\x01"
 
 _HEADER = struct.Struct("!IHBB16s16s")
+#: Enum members as plain ints where every packet asks (a class attribute of an enum is a
+#: slow lookup on Python 3.11).
+_ETHERTYPE_IPV6 = int(EtherType.IPV6)
+_HOP_BY_HOP, _TCP, _UDP = int(NextHeader.HOP_BY_HOP), int(NextHeader.TCP), int(NextHeader.UDP)
 
 #: handler(header, payload, now, sent to a multicast address, input interface)
 UpperHandler = Callable[[IPv6Header, memoryview, float, bool, int], None]
@@ -817,11 +821,11 @@ class IPv6Layer(Layer):
                 return
             self.loopback(frame, iface.index)
         elif route.mac is not None:
-            iface.eth.send(frame, route.mac, EtherType.IPV6)
+            iface.eth.send(frame, route.mac, _ETHERTYPE_IPV6)
         else:
             mac = iface.neighbours.resolve(route.next_hop, frame, now)
             if mac is not None:
-                iface.eth.send(frame, mac, EtherType.IPV6)
+                iface.eth.send(frame, mac, _ETHERTYPE_IPV6)
             else:
                 self._flush_neighbours(iface, now)
 
@@ -872,7 +876,7 @@ class IPv6Layer(Layer):
             self._drop("truncated" if n < IPV6_HEADER_LEN else "bad_version")
             return
         vtf, plen, nh, hlim, src, dst = _HEADER.unpack_from(data, 0)
-        if IPV6_HEADER_LEN + plen > n or (plen == 0 and nh == NextHeader.HOP_BY_HOP):
+        if IPV6_HEADER_LEN + plen > n or (plen == 0 and nh == _HOP_BY_HOP):
             self._drop("truncated" if plen else "jumbogram", plen)
             return
         # RFC 4291 2.7: a multicast address is never a source.
@@ -928,7 +932,7 @@ class IPv6Layer(Layer):
         ifindex = iface.index
         header = new_ipv6_header(((vtf >> 20) & 0xFF, vtf & 0xFFFFF, plen, nh, hlim, src, dst))
         payload = data[IPV6_HEADER_LEN : IPV6_HEADER_LEN + plen]
-        if (nh == NextHeader.TCP or nh == NextHeader.UDP) and hooks is None:
+        if (nh == _TCP or nh == _UDP) and hooks is None:
             handler = self.protocols.get(nh)
             if handler is not None:
                 self.delivered += 1

@@ -69,6 +69,8 @@ PSH = int(Flags.PSH)
 Key = tuple[bytes, int, bytes, int]
 _HEADER = struct.Struct("!HHIIHHHH")
 _CHECKSUM = struct.Struct("!H")
+#: IpProto.TCP as a plain int: an enum's class attribute is a slow lookup on Python 3.11.
+_TCP = int(IpProto.TCP)
 #: TcpConnection.gso_max is this less the interface's headroom: a super-segment's IP
 #: datagram (IP and TCP headers, up to 40 bytes of options, the payload) within 65 535
 #: bytes; the headroom counts the Ethernet header's 14 bytes as well.
@@ -972,7 +974,7 @@ class TcpLayer(Layer):
             self.tx_segments += 1
         try:
             # RFC 1191 / RFC 8201: TCP never fragments and learns the path MTU from ICMP.
-            iface.output(frame, route, IpProto.TCP, now, df=True)
+            iface.output(frame, route, _TCP, now, df=True)
         except OSError as exc:
             self._drop("output_error", exc)
 
