@@ -182,12 +182,12 @@ async def run_loss(emit: Emitter, settings: Settings) -> None:
             ):
                 for i in range(repeats):
                     log(f"tcp_loss {direction} {i + 1}/{repeats} ({size >> 20} MiB)")
-                    drops = router_drops(router)
+                    drops = router_drops(router, far)
                     r = await run(stack, far, size)
                     emit.emit(
                         "tcp_loss", impl, round(r.pop("seconds"), 3), "s",
                         direction=direction, loss_percent=LOSS_PERCENT, size=size,
-                        router_drops=router_drops(router) - drops, **r,
+                        router_drops=router_drops(router, far) - drops, **r,
                     )  # fmt: skip
     finally:
         far.delete()

@@ -845,10 +845,14 @@ def open_tap_behind_router(
     from 198.18.1.1/24), optionally losing ``loss_percent`` % of the forwarded packets at
     random. netstack takes 198.18.0.2/24 with gateway 198.18.0.1.
 
-    The loss is real network loss for both ends: an nftables ``numgen random`` drop in the
-    router's forward hook (``table inet netstack_loss``, counter ``dropped``), neither in
+    The loss is real network loss for both ends: an nftables ``numgen random`` drop
+    (``table inet netstack_loss``, counter ``dropped``) in the router's forward hook for
+    what ``far`` sends, and in ``far``'s prerouting hook for what netstack sends; neither in
     the sender's own output, where the kernel would see a local error and retry at once,
-    nor ``netem``, which this kind of machine may not have.
+    nor ``netem``, which this kind of machine may not have. netstack's packets are dropped
+    only after the router's veth cut them to the MTU: a TAP link with offloads hands the
+    kernel super-segments of up to 64 KiB, which the router forwards whole, so a rule on
+    its forward hook would drop 45 segments at once, and a short transfer might lose none.
 
     Args:
         router: the namespace that forwards (an empty one, e.g. from :meth:`Namespace.create`).
@@ -879,34 +883,51 @@ def open_tap_behind_router(
         # not 64 KiB offload bursts.
         router.ip("link", "set", near, "gso_max_segs", "1")
         far.ip("link", "set", far_dev, "gso_max_segs", "1")
+        # gso_max_segs misses what a TAP link with offloads hands the kernel (tun marks its
+        # super-segments DODGY, their segment count unknown until cut): with TSO off the
+        # router's veth cuts every one on the way out, before far's loss rule sees it
+        # (best effort: without ethtool the rule may drop a super-segment whole).
+        router.run("ethtool", "-K", near, "tso", "off", check=False)
         router.ip("link", "set", near, "up")
         far.ip("link", "set", far_dev, "up")
         far.ip("route", "add", "default", "via", "198.18.1.1")
         router.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
         if loss_percent:
-            rules = (
-                "table inet netstack_loss {\n"
-                "  counter dropped { }\n"
-                "  chain forward {\n"
-                "    type filter hook forward priority 0; policy accept;\n"
-                f"    numgen random mod 100 < {loss_percent} counter name dropped drop\n"
-                "  }\n"
-                "}\n"
-            )
-            proc = router.run("nft", "-f", "-", input=rules, check=False)
-            if proc.returncode != 0:
-                raise NamespaceError(f"nft failed: {proc.stderr.strip()}")
+            for ns, hook, dev_in in ((router, "forward", near), (far, "prerouting", far_dev)):
+                rules = (
+                    "table inet netstack_loss {\n"
+                    "  counter dropped { }\n"
+                    "  chain loss {\n"
+                    f"    type filter hook {hook} priority 0; policy accept;\n"
+                    f'    iifname "{dev_in}" numgen random mod 100 < {loss_percent}'
+                    " counter name dropped drop\n"
+                    "  }\n"
+                    "}\n"
+                )
+                proc = ns.run("nft", "-f", "-", input=rules, check=False)
+                if proc.returncode != 0:
+                    raise NamespaceError(f"nft failed: {proc.stderr.strip()}")
     except BaseException:
         link.close()
         raise
     return link
 
 
-def router_drops(router: Namespace) -> int:
-    """Packets the loss rule of :func:`open_tap_behind_router` dropped so far."""
-    proc = router.run("nft", "-j", "list", "counter", "inet", "netstack_loss", "dropped")
-    for item in json.loads(proc.stdout).get("nftables", []):
-        counter = item.get("counter")
-        if counter is not None:
-            return int(counter.get("packets", 0))
-    return 0
+def router_drops(router: Namespace, far: Namespace | None = None) -> int:
+    """Packets the loss rules of :func:`open_tap_behind_router` dropped so far: the
+    router's (what ``far`` sent), and with ``far`` also ``far``'s (what netstack sent)."""
+    return loss_counters(router, *((far,) if far is not None else ()))[0]
+
+
+def loss_counters(*namespaces: Namespace) -> tuple[int, int]:
+    """(packets, bytes) the loss rules of :func:`open_tap_behind_router` in ``namespaces``
+    dropped so far."""
+    packets = size = 0
+    for ns in namespaces:
+        proc = ns.run("nft", "-j", "list", "counter", "inet", "netstack_loss", "dropped")
+        for item in json.loads(proc.stdout).get("nftables", []):
+            counter = item.get("counter")
+            if counter is not None:
+                packets += int(counter.get("packets", 0))
+                size += int(counter.get("bytes", 0))
+    return packets, size

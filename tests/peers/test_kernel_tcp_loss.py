@@ -14,7 +14,7 @@ import pytest
 from test_kernel_offload import receive_from, send_to
 
 from netstack import Stack
-from netstack.netns import Namespace, open_tap_behind_router, router_drops
+from netstack.netns import Namespace, loss_counters, open_tap_behind_router
 from netstack.testing import require_net_admin, require_program
 
 pytestmark = pytest.mark.peers
@@ -50,11 +50,14 @@ async def test_both_ways_through_a_router_losing_two_percent(tmp_path: Path) -> 
         sent_stats = stack.stats()["tcp"]
         # The kernel sends: netstack receives.
         got = await receive_from(stack, far, NEAR, source, timeout=TIMEOUT)
-        drops = router_drops(router)
+        drops, dropped_bytes = loss_counters(router, far)
         received_stats = stack.stats()["tcp"]
     assert hashlib.sha256(sink.read_bytes()).digest() == hashlib.sha256(data).digest()
     assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
-    assert drops > 0
+    # Segments were lost, one by one: never a super-segment whole (with offloads, netstack
+    # hands the kernel 64 KiB at a time; a whole one lost at 2 % left some runs without
+    # any loss at all).
+    assert drops > 0 and dropped_bytes / drops <= 1500 + 14, (drops, dropped_bytes)
     # As sender, netstack lost segments and repaired them in fast recovery (RACK marks,
     # PRR paces); as receiver it reported its holes and any duplicates.
     assert sent_stats["retransmits"] > 0 and sent_stats["fast_recoveries"] > 0, sent_stats
