@@ -78,6 +78,9 @@ __all__ = [
 log = logging.getLogger("netstack.tcp")
 
 MASK = 0xFFFFFFFF
+#: Sequence-number distances inline (seq.py): diff(a, b) > 0 is 0 < ((a - b) & MASK) < _HALF,
+#: diff(a, b) < 0 is ((a - b) & MASK) >= _HALF.
+_HALF = 0x80000000
 FIN, SYN, RST, PSH, ACK = Flags.FIN, Flags.SYN, Flags.RST, Flags.PSH, Flags.ACK
 FIN_I, SYN_I, RST_I, PSH_I, ACK_I = int(FIN), int(SYN), int(RST), int(PSH), int(ACK)
 URG_I = int(Flags.URG)
@@ -192,6 +195,10 @@ class Segment(NamedTuple):
 
 
 _new_segment = fast_new(Segment, "seq ack flags window options payload urgent")
+
+#: The out-of-order queue of every connection that has not needed one yet: always empty,
+#: never written to (TcpConnection._reassembly() makes a connection its own).
+_NO_REASSEMBLY = Reassembly(0)
 
 
 # -- events ------------------------------------------------------------------------------------
@@ -327,8 +334,9 @@ class TcpConnection:
         self._rcv_adv = 0  # the right edge of the window we advertised
         self._reading = True
         self._held = bytearray()  # in-order data the paused application has not taken
-        #: Out-of-order segments, their SACK blocks, a FIN beyond a hole (reassembly.py).
-        self._reasm = Reassembly(c.max_ooo_segments)
+        #: Out-of-order segments, their SACK blocks, a FIN beyond a hole (reassembly.py):
+        #: the shared empty queue until the first segment beyond a hole (_reassembly()).
+        self._reasm = _NO_REASSEMBLY
         self._fin_received = False
         self._rcv_total = 0  # in-order bytes received: the stream offset of RCV.NXT
         #: Stream offset of the end of the latest urgent data received (RFC 9293 RCV.UP).
@@ -666,14 +674,14 @@ class TcpConnection:
     def _window_to_advertise(self) -> int:
         """RFC 9293 3.8.6.2.2 (receiver silly-window avoidance) and 3.8.6.2.2's rule against
         shrinking the window: the right edge never moves left."""
-        free = self.config.recv_buffer - len(self._held)
+        recv_buffer = self.config.recv_buffer
+        free = recv_buffer - len(self._held)
         if free < 0:
             free = 0
-        edge = self._rcv_adv
-        offered = diff(edge, self.rcv_nxt)
-        if offered < 0:
+        offered = (self._rcv_adv - self.rcv_nxt) & MASK  # diff(), inline
+        if offered >= _HALF:
             offered = 0
-        if free - offered >= min(self.config.recv_buffer // 2, self.mss_local):
+        if free - offered >= min(recv_buffer // 2, self.mss_local):
             offered = free
         return offered
 
@@ -713,9 +721,11 @@ class TcpConnection:
         self, seq: int, flags: int, now: float, payload: bytes | bytearray | memoryview = b""
     ) -> Segment:
         edge = self._advertisable_edge()
-        if diff(edge, self._rcv_adv) > 0:
-            self._rcv_adv = edge
-        scaled = max(0, diff(self._rcv_adv, self.rcv_nxt)) >> self.rcv_wscale
+        adv = self._rcv_adv
+        if 0 < ((edge - adv) & MASK) < _HALF:
+            adv = self._rcv_adv = edge
+        offered = (adv - self.rcv_nxt) & MASK
+        scaled = offered >> self.rcv_wscale if offered < _HALF else 0
         if self._snd_up is not None:
             up = diff(self._snd_up, seq)
             if up > 0:
@@ -996,10 +1006,11 @@ class TcpConnection:
 
     def _acceptable(self, seq: int, length: int) -> bool:
         """RFC 9293 3.10.7.4, first check: the segment's acceptability test."""
-        wnd = diff(self._rcv_adv, self.rcv_nxt)
-        if wnd < 0:
+        rcv_nxt = self.rcv_nxt
+        wnd = (self._rcv_adv - rcv_nxt) & MASK  # diff(), inline
+        if wnd >= _HALF:
             wnd = 0
-        start = diff(seq, self.rcv_nxt)
+        start = ((seq - rcv_nxt + _HALF) & MASK) - _HALF
         if length == 0:
             if wnd == 0:
                 return start == 0
@@ -1113,7 +1124,7 @@ class TcpConnection:
                     self._close_at = now + 2 * self.config.msl
             else:
                 # A FIN beyond a hole: keep it with the out-of-order data.
-                self._reasm.fin = fin_seq
+                self._reassembly().fin = fin_seq
                 self._ack_now = True
 
     def _urgent_pointer(self, up: int) -> None:
@@ -1228,12 +1239,13 @@ class TcpConnection:
         """RFC 9293 3.10.7.4, fifth check, for the synchronized states. False: stop here."""
         snd_una = self.snd_una
         # RFC 5961 5.2: an ACK older than what the peer could have seen, or newer than what
-        # we sent, is answered with an ACK and dropped.
-        if diff(ack, self.snd_max) > 0:
+        # we sent, is answered with an ACK and dropped. (The diff()s of this method inline:
+        # it runs for every segment.)
+        if 0 < ((ack - self.snd_max) & MASK) < _HALF:
             self._drop("ack_beyond_sent")
             self._challenge_ack(now)
             return False
-        if diff(ack, snd_una - self.max_snd_wnd) < 0:
+        if ((ack - snd_una + self.max_snd_wnd) & MASK) >= _HALF:
             self._drop("ack_too_old")
             self._challenge_ack(now)
             return False
@@ -1241,7 +1253,7 @@ class TcpConnection:
         self._keepalive_probes = 0
         if self.config.keepalive:
             self._keepalive_at = now + self.config.keepalive_idle
-        acked = diff(ack, snd_una)
+        acked = ((ack - snd_una + _HALF) & MASK) - _HALF
         rack = self._rack
         new_sack = False
         if rack is not None:
@@ -1254,7 +1266,10 @@ class TcpConnection:
         scaled = window << self.snd_wscale
         # Window update (RFC 9293 3.10.7.4: SND.WL1 < SEG.SEQ or (= and SND.WL2 =< SEG.ACK)).
         window_changed = False
-        if diff(self.snd_wl1, seq) < 0 or (self.snd_wl1 == seq and diff(self.snd_wl2, ack) <= 0):
+        wl1 = self.snd_wl1
+        if ((wl1 - seq) & MASK) >= _HALF or (
+            wl1 == seq and not 0 < ((self.snd_wl2 - ack) & MASK) < _HALF
+        ):
             if scaled != self.snd_wnd:
                 window_changed = True
             self.snd_wnd = scaled
@@ -1277,7 +1292,7 @@ class TcpConnection:
         if rack is not None and self.state is not State.CLOSED:
             self._rack_ack(rack, ack, acked > 0, cum + sacked, opts, now)
         self._persist_probes = 0
-        if self.snd_wnd > 0 and diff(self.snd_nxt, self.snd_una) > 0:
+        if self.snd_wnd > 0 and 0 < ((self.snd_nxt - self.snd_una) & MASK) < _HALF:
             self._persist_at = None
             self._persist_backoff = 0
         return True
@@ -1428,6 +1443,14 @@ class TcpConnection:
         """RFC 8985 6.2 steps 4 and 5 and 7.4 after an acceptable ACK, then RFC 6937's
         per-ACK step when in recovery."""
         blocks = opts.sack
+        if not blocks and not rack.segments and rack.tlp_end_seq is None:
+            # Everything sent is acknowledged and the ACK has no blocks (the common case of
+            # a request/response exchange): no D-SACK, no probe to judge (7.4), and step 5
+            # finds no segment to mark lost, so no reordering timer.
+            self._rack_at = None
+            if self._in_recovery:
+                self._prr_step(delivered, advanced)
+            return
         if blocks and is_dsack(blocks, ack):
             rack.on_dsack(self.snd_una, self.snd_nxt)
             rack.note_dsack(blocks)
@@ -1510,7 +1533,7 @@ class TcpConnection:
             return
         self._probe_mark = mark
         rack = self._rack
-        flight = diff(mark[1], mark[0])
+        flight = ((mark[1] - mark[0] + _HALF) & MASK) - _HALF  # diff(), inline
         if (
             rack is None
             or flight <= 0
@@ -1606,10 +1629,11 @@ class TcpConnection:
 
     def _advertisable_edge(self) -> int:
         """The right edge an ACK would offer now, after scaling and the 16-bit field."""
-        scaled = self._window_to_advertise() >> self.rcv_wscale
+        shift = self.rcv_wscale
+        scaled = self._window_to_advertise() >> shift
         if scaled > 0xFFFF:
             scaled = 0xFFFF
-        return add(self.rcv_nxt, scaled << self.rcv_wscale)
+        return (self.rcv_nxt + (scaled << shift)) & MASK
 
     def _window_opened(self) -> bool:
         return diff(self._advertisable_edge(), self._rcv_adv) >= min(
@@ -1629,11 +1653,20 @@ class TcpConnection:
             self._held += data
 
     def _store_ooo(self, seq: int, payload: memoryview | bytes) -> None:
-        verdict = self._reasm.add(seq, payload)
+        verdict = self._reassembly().add(seq, payload)
         if verdict == DUPLICATE:
             self._note_duplicate(seq, len(payload))
         elif verdict == FULL:
             self._drop("ooo_queue_full")
+
+    def _reassembly(self) -> Reassembly:
+        """The connection's own out-of-order queue, made when first needed: most
+        connections never see a hole, and until then they share one empty queue that
+        nothing writes to."""
+        reasm = self._reasm
+        if reasm is _NO_REASSEMBLY:
+            reasm = self._reasm = Reassembly(self.config.max_ooo_segments)
+        return reasm
 
     def _drain_ooo(self, now: float) -> None:
         reasm = self._reasm
@@ -1678,7 +1711,8 @@ class TcpConnection:
         self._keepalive_at = self._close_at = None
         self._ack_pending = self._ack_now = False
         self._sndbuf.clear()
-        self._reasm.segments.clear()
+        if self._reasm is not _NO_REASSEMBLY:
+            self._reasm.segments.clear()
         if was_time_wait:
             return
         if error is not None:
@@ -1772,23 +1806,22 @@ class TcpConnection:
                 self._recovery_sends(now)
             end = self._sndbuf.end
             mss = self.mss
+            # diff(end, SND.NXT), inline: the bytes queued and not sent (negative after the
+            # FIN went: it takes a sequence number but no byte).
+            waiting = ((end - self.snd_nxt + _HALF) & MASK) - _HALF
             if (
-                self.snd_una == self.snd_max
+                waiting > 0
+                and self.snd_una == self.snd_max
                 and now - self._last_send > self._rtt.rto
-                and diff(end, self.snd_nxt) > 0
             ):
                 # RFC 5681 4.1: nothing sent for longer than the RTO; what the window says
                 # about the path is stale, so restart from RW = min(IW, cwnd), not in one
                 # burst of the old window.
                 self.cc.on_idle(now)
                 self._last_send = now
-            if (
-                not self._in_recovery
-                and self.snd_nxt == self.snd_max
-                and diff(end, self.snd_nxt) >= 2 * mss
-            ):
+            if waiting >= 2 * mss and not self._in_recovery and self.snd_nxt == self.snd_max:
                 self._push_full_segments(end, now)
-            while True:
+            while waiting > 0:
                 unsent = diff(end, self.snd_nxt)
                 if unsent <= 0:
                     break
@@ -1839,9 +1872,10 @@ class TcpConnection:
             # too small to use (sender SWS avoidance) needs RFC 9293 3.8.6.2.1's override
             # timeout; one persist timer does both (Linux's probe timer).
             if (
-                diff(end, self.snd_nxt) > 0
+                waiting > 0
                 and self.snd_nxt == self.snd_una
                 and self._persist_at is None
+                and diff(end, self.snd_nxt) > 0
             ):
                 self._rto_at = None
                 self._persist_at = now + self._persist_interval()
@@ -1950,18 +1984,26 @@ class TcpConnection:
 
     # == timers ===================================================================================
     def poll_at(self) -> float | None:
-        at: float | None = None
-        for t in (
-            self._rto_at,
-            self._delack_at,
-            self._persist_at,
-            self._keepalive_at,
-            self._close_at,
-            self._rack_at,
-            self._probe_at,
-        ):
-            if t is not None and (at is None or t < at):
-                at = t
+        # The earliest of the seven deadlines, unrolled (asked after every input).
+        at = self._rto_at
+        t = self._delack_at
+        if t is not None and (at is None or t < at):
+            at = t
+        t = self._persist_at
+        if t is not None and (at is None or t < at):
+            at = t
+        t = self._keepalive_at
+        if t is not None and (at is None or t < at):
+            at = t
+        t = self._close_at
+        if t is not None and (at is None or t < at):
+            at = t
+        t = self._rack_at
+        if t is not None and (at is None or t < at):
+            at = t
+        t = self._probe_at
+        if t is not None and (at is None or t < at):
+            at = t
         return at
 
     def handle_timeout(self, now: float) -> None:

@@ -746,7 +746,9 @@ class TcpLayer(Layer):
                     conn.gso_max = _GSO_MAX - iface.headroom
                     if len(segments) > 1 or len(segments[0].payload) > conn.mss:
                         self._send_super(route, lport, rport, segments, conn.mss, now)
-                        return self._note_deferred(conn)
+                        if conn.ack_deferred:
+                            self._deferred[conn] = None
+                        return
                 elif conn.gso_max:
                     # The link stopped taking super-segments (forwarding turned on, say):
                     # cut what the connection made for it.
@@ -756,9 +758,6 @@ class TcpLayer(Layer):
                     if seg.flags & RST:
                         self.resets_sent += 1
                     self._transmit(route, lport, rport, seg, now)
-        self._note_deferred(conn)
-
-    def _note_deferred(self, conn: TcpConnection) -> None:
         if conn.ack_deferred:
             self._deferred[conn] = None
 
@@ -951,15 +950,26 @@ class TcpLayer(Layer):
             del self.connections[key]
         conn.timer_at = None
         conn.route = conn.user = conn.listener = None
-        self.retransmits += conn.retransmits
-        self.challenge_acks += conn.challenge_acks
-        for reason, n in conn.drops.items():
-            self.drops[reason] = self.drops.get(reason, 0) + n
-        conn.drops.clear()
-        conn.retransmits = conn.challenge_acks = 0
-        for name in self._LOSS_COUNTERS:
-            setattr(self, name, getattr(self, name) + getattr(conn, name))
-            setattr(conn, name, 0)
+        # The connection's counters move to the layer's (most connections have none).
+        if conn.retransmits or conn.challenge_acks:
+            self.retransmits += conn.retransmits
+            self.challenge_acks += conn.challenge_acks
+            conn.retransmits = conn.challenge_acks = 0
+        drops = conn.drops
+        if drops:
+            for reason, n in drops.items():
+                self.drops[reason] = self.drops.get(reason, 0) + n
+            drops.clear()
+        if (
+            conn.timeouts
+            or conn.fast_recoveries
+            or conn.loss_probes
+            or conn.undos
+            or conn.dsacks_sent
+        ):
+            for name in self._LOSS_COUNTERS:
+                setattr(self, name, getattr(self, name) + getattr(conn, name))
+                setattr(conn, name, 0)
 
     # -- user calls through the layer ------------------------------------------------------
     def call(self, conn: TcpConnection, now: float) -> None:
