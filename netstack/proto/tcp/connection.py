@@ -120,6 +120,20 @@ class State(Enum):
 
 
 S = State
+# The states as module constants: on Python 3.11 every ``State.X`` goes through
+# ``EnumType.__getattr__`` (a bound slot wrapper per access), and the machine compares states
+# on every segment.
+_CLOSED = State.CLOSED
+_LISTEN = State.LISTEN
+_SYN_SENT = State.SYN_SENT
+_SYN_RECEIVED = State.SYN_RECEIVED
+_ESTABLISHED = State.ESTABLISHED
+_FIN_WAIT_1 = State.FIN_WAIT_1
+_FIN_WAIT_2 = State.FIN_WAIT_2
+_CLOSE_WAIT = State.CLOSE_WAIT
+_CLOSING = State.CLOSING
+_LAST_ACK = State.LAST_ACK
+_TIME_WAIT = State.TIME_WAIT
 #: The legal transitions (RFC 9293 Figure 5), plus the abort/reset/timeout exits to CLOSED.
 TRANSITIONS: dict[State, frozenset[State]] = {
     S.CLOSED: frozenset({S.SYN_SENT, S.SYN_RECEIVED}),
@@ -300,7 +314,7 @@ class TcpConnection:
         mss = params.mss
         self.local = local
         self.remote = remote
-        self.state = State.CLOSED
+        self.state = _CLOSED
         self._challenge_ok = params.challenge_limiter
         self._challenge_at: float | None = None  # when the last challenge ACK was allowed
         self._out: list[Segment] = []
@@ -421,7 +435,7 @@ class TcpConnection:
         """An active open: the connection starts in SYN-SENT with its SYN queued."""
         conn = cls(local, remote, params)
         conn._last_activity = now
-        conn._set_state(State.SYN_SENT)
+        conn._set_state(_SYN_SENT)
         conn._send_syn(now)
         return conn
 
@@ -446,7 +460,7 @@ class TcpConnection:
         conn.snd_wnd = window  # never scaled in a SYN (RFC 7323 2.2)
         conn.max_snd_wnd = window
         conn.snd_wl1 = seq
-        conn._set_state(State.SYN_RECEIVED)
+        conn._set_state(_SYN_RECEIVED)
         conn._send_syn(now)
         return conn
 
@@ -499,7 +513,7 @@ class TcpConnection:
         conn.snd_wnd = conn.max_snd_wnd = window << conn.snd_wscale
         conn.snd_wl1 = conn.rcv_nxt
         conn.snd_wl2 = conn.snd_una
-        conn._set_state(State.SYN_RECEIVED)
+        conn._set_state(_SYN_RECEIVED)
         conn._established(now)
         return conn
 
@@ -553,7 +567,7 @@ class TcpConnection:
     def _send_syn(self, now: float) -> None:
         c = self.config
         wscale = self._our_wscale() if c.window_scaling else None
-        if self.state is State.SYN_RECEIVED:
+        if self.state is _SYN_RECEIVED:
             # Answer with the options the peer offered (RFC 7323 2.2 / 3.2, RFC 2018 2).
             opts = emit_options(
                 mss=self.mss_local,
@@ -607,7 +621,7 @@ class TcpConnection:
 
     @property
     def is_closed(self) -> bool:
-        return self.state is State.CLOSED
+        return self.state is _CLOSED
 
     # The RFC 6298 estimator's state, for readers (the machine reads self._rtt).
     @property
@@ -660,7 +674,7 @@ class TcpConnection:
         if not self.ack_deferred:
             return None
         self.ack_deferred = False
-        if self.state is State.CLOSED:
+        if self.state is _CLOSED:
             return None
         seg = self._segment(self.snd_max, 0, now)
         self._emit(seg)
@@ -809,25 +823,25 @@ class TcpConnection:
 
     def shutdown(self, now: float) -> None:
         """Send FIN after the queued data; reading goes on (the half-close of write_eof)."""
-        if self._fin_queued or self.state in (State.CLOSED, State.LISTEN):
+        if self._fin_queued or self.state in (_CLOSED, _LISTEN):
             return
         self._fin_queued = True
         self._fin_seq = self._sndbuf.end
-        if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
+        if self.state in (_SYN_SENT, _SYN_RECEIVED):
             return  # RFC 9293 3.10.4: the FIN waits for ESTABLISHED
-        if self.state is State.ESTABLISHED:
-            self._set_state(State.FIN_WAIT_1)
-        elif self.state is State.CLOSE_WAIT:
-            self._set_state(State.LAST_ACK)
+        if self.state is _ESTABLISHED:
+            self._set_state(_FIN_WAIT_1)
+        elif self.state is _CLOSE_WAIT:
+            self._set_state(_LAST_ACK)
         self._push(now)
 
     def close(self, now: float) -> None:
         """RFC 9293 3.10.4 CLOSE: no more sending or receiving by the user. Unread data or
         data arriving later resets the connection (RFC 2525 2.17, as Linux does)."""
-        if self.state in (State.CLOSED, State.LISTEN):
+        if self.state in (_CLOSED, _LISTEN):
             return
         self._user_closed = True
-        if self.state is State.SYN_SENT:
+        if self.state is _SYN_SENT:
             self._terminate(None)
             return
         if self._held:
@@ -835,15 +849,15 @@ class TcpConnection:
             self.abort(now)
             return
         self.shutdown(now)
-        if self.state is State.FIN_WAIT_2:
+        if self.state is _FIN_WAIT_2:
             self._close_at = now + self.config.fin_wait_2_timeout
 
     def abort(self, now: float) -> None:
         """RFC 9293 3.10.5 ABORT: send a reset (when synchronized) and forget everything."""
-        if self.state in (State.CLOSED, State.LISTEN):
+        if self.state in (_CLOSED, _LISTEN):
             return
-        if self.state in SYNCHRONIZED or self.state is State.SYN_RECEIVED:
-            if self.state is not State.TIME_WAIT:
+        if self.state in SYNCHRONIZED or self.state is _SYN_RECEIVED:
+            if self.state is not _TIME_WAIT:
                 self._emit(Segment(self.snd_max, 0, RST_I, 0))
         self._terminate(None)
 
@@ -868,7 +882,7 @@ class TcpConnection:
         if self._after_held:
             self._events.extend(self._after_held)
             self._after_held.clear()
-        if self.state in _CAN_RECEIVE or self.state is State.CLOSE_WAIT:
+        if self.state in _CAN_RECEIVE or self.state is _CLOSE_WAIT:
             if diff(self._advertisable_edge(), self._rcv_adv) > 0:
                 self._send_ack(now)
 
@@ -903,7 +917,7 @@ class TcpConnection:
         if not new.keepalive:
             self._keepalive_at = None
             self._keepalive_probes = 0
-        elif self.state in SYNCHRONIZED and self.state is not State.TIME_WAIT:
+        elif self.state in SYNCHRONIZED and self.state is not _TIME_WAIT:
             if not old.keepalive or new.keepalive_idle != old.keepalive_idle:
                 self._keepalive_probes = 0
                 self._keepalive_at = now + new.keepalive_idle
@@ -926,15 +940,11 @@ class TcpConnection:
         field, meaningful with URG)."""
         self.segments_in += 1
         state = self.state
-        if (
-            state is State.ESTABLISHED
-            and not flags & (SYN_I | RST_I | FIN_I | URG_I)
-            and flags & ACK_I
-        ):
+        if state is _ESTABLISHED and not flags & (SYN_I | RST_I | FIN_I | URG_I) and flags & ACK_I:
             self._receive_established(seq, ack, flags, window, opts, payload, now)
-        elif state is State.SYN_SENT:
+        elif state is _SYN_SENT:
             self._receive_syn_sent(seq, ack, flags, window, opts, now)
-        elif state is State.CLOSED or state is State.LISTEN:
+        elif state is _CLOSED or state is _LISTEN:
             self._drop("closed")
         else:
             self._receive_synchronized(seq, ack, flags, window, opts, payload, now, urgent)
@@ -986,14 +996,14 @@ class TcpConnection:
             self._established(now)
             self._ack_now = True
             if self._fin_queued:
-                self._set_state(State.FIN_WAIT_1)
+                self._set_state(_FIN_WAIT_1)
         else:
             # Simultaneous open (RFC 9293 3.5, Figure 8).
-            self._set_state(State.SYN_RECEIVED)
+            self._set_state(_SYN_RECEIVED)
             self._send_syn(now)
 
     def _established(self, now: float) -> None:
-        self._set_state(State.ESTABLISHED)
+        self._set_state(_ESTABLISHED)
         self.cc = make_controller(self.config.congestion, self.mss)
         self._last_send = now
         self._recover = self.snd_una
@@ -1041,7 +1051,7 @@ class TcpConnection:
     ) -> None:
         length = len(payload) + (1 if flags & SYN_I else 0) + (1 if flags & FIN_I else 0)
         if flags & SYN_I:
-            if flags & RST_I == 0 and self.state is State.SYN_RECEIVED and seq == self.irs:
+            if flags & RST_I == 0 and self.state is _SYN_RECEIVED and seq == self.irs:
                 self._syn_in_syn_received(ack, flags, window, now)
                 return
             # RFC 5961 4.2 (RFC 9293 3.10.7.4, fourth check): a SYN in a synchronized state,
@@ -1051,7 +1061,7 @@ class TcpConnection:
             # checks, whose silent drop (RFC 7323 3.2, a SHOULD) does not override the MUST.
             self._challenge_ack(now)
             return
-        if flags & FIN_I and self.state is State.TIME_WAIT and add(seq, length) == self.rcv_nxt:
+        if flags & FIN_I and self.state is _TIME_WAIT and add(seq, length) == self.rcv_nxt:
             # RFC 9293 3.10.7.4, eighth check, TIME-WAIT: the peer's FIN again (our last ACK
             # was lost): acknowledge it and restart the 2 MSL timeout.
             self._ack_now = True
@@ -1084,7 +1094,7 @@ class TcpConnection:
         if not flags & ACK_I:
             self._drop("no_ack")
             return
-        if self.state is State.SYN_RECEIVED:
+        if self.state is _SYN_RECEIVED:
             if diff(ack, self.snd_una) > 0 and diff(ack, self.snd_max) <= 0:
                 self.snd_wnd = window << self.snd_wscale
                 self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
@@ -1092,7 +1102,7 @@ class TcpConnection:
                 self.snd_wl2 = ack
                 self._established(now)
                 if self._fin_queued:
-                    self._set_state(State.FIN_WAIT_1)
+                    self._set_state(_FIN_WAIT_1)
             else:
                 self._send_rst(ack)
                 self._drop("bad_ack")
@@ -1120,7 +1130,7 @@ class TcpConnection:
                 self._receive_fin(now)
             elif self._fin_received and diff(fin_seq, self.rcv_nxt) < 0:
                 self._ack_now = True  # a retransmitted FIN
-                if self.state is State.TIME_WAIT:
+                if self.state is _TIME_WAIT:
                     self._close_at = now + 2 * self.config.msl
             else:
                 # A FIN beyond a hole: keep it with the out-of-order data.
@@ -1161,7 +1171,7 @@ class TcpConnection:
             self.snd_wl2 = ack
             self._established(now)
             if self._fin_queued:
-                self._set_state(State.FIN_WAIT_1)
+                self._set_state(_FIN_WAIT_1)
         else:
             self._ack_now = True
 
@@ -1185,9 +1195,9 @@ class TcpConnection:
 
     def _reset_received(self) -> None:
         state = self.state
-        if state is State.SYN_RECEIVED:
+        if state is _SYN_RECEIVED:
             self._terminate(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"))
-        elif state in (State.CLOSING, State.LAST_ACK, State.TIME_WAIT):
+        elif state in (_CLOSING, _LAST_ACK, _TIME_WAIT):
             self._terminate(None)
         else:
             self._terminate(ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"))
@@ -1289,7 +1299,7 @@ class TcpConnection:
             # advertised window". Not an ACK of a zero window: its receiver drops whatever
             # lies beyond it, and repeating the ACK says nothing about loss.
             self._duplicate_ack(now)
-        if rack is not None and self.state is not State.CLOSED:
+        if rack is not None and self.state is not _CLOSED:
             self._rack_ack(rack, ack, acked > 0, cum + sacked, opts, now)
         self._persist_probes = 0
         if self.snd_wnd > 0 and 0 < ((self.snd_nxt - self.snd_una) & MASK) < _HALF:
@@ -1359,13 +1369,13 @@ class TcpConnection:
 
     def _fin_acked(self, now: float) -> None:
         state = self.state
-        if state is State.FIN_WAIT_1:
-            self._set_state(State.FIN_WAIT_2)
+        if state is _FIN_WAIT_1:
+            self._set_state(_FIN_WAIT_2)
             if self._user_closed:
                 self._close_at = now + self.config.fin_wait_2_timeout
-        elif state is State.CLOSING:
+        elif state is _CLOSING:
             self._time_wait(now)
-        elif state is State.LAST_ACK:
+        elif state is _LAST_ACK:
             self._terminate(None)
 
     def _duplicate_ack(self, now: float) -> None:
@@ -1683,30 +1693,30 @@ class TcpConnection:
         self._ack_now = True
         self._event_after_data(EofReceived())
         state = self.state
-        if state in (State.SYN_RECEIVED, State.ESTABLISHED):
-            self._set_state(State.CLOSE_WAIT)
-        elif state is State.FIN_WAIT_1:
+        if state in (_SYN_RECEIVED, _ESTABLISHED):
+            self._set_state(_CLOSE_WAIT)
+        elif state is _FIN_WAIT_1:
             if self._fin_seq is not None and self.snd_una == add(self._fin_seq, 1):
                 self._time_wait(now)
             else:
-                self._set_state(State.CLOSING)
-        elif state is State.FIN_WAIT_2:
+                self._set_state(_CLOSING)
+        elif state is _FIN_WAIT_2:
             self._time_wait(now)
 
     def _time_wait(self, now: float) -> None:
-        self._set_state(State.TIME_WAIT)
+        self._set_state(_TIME_WAIT)
         self._close_at = now + 2 * self.config.msl
         self._rto_at = self._persist_at = self._keepalive_at = None
         self._event_after_data(ConnectionClosed())
 
     def _terminate(self, error: OSError | None) -> None:
         """Enter CLOSED and tell the user how it ended."""
-        was_time_wait = self.state is State.TIME_WAIT
-        if self.state is not State.CLOSED:
-            if State.CLOSED in TRANSITIONS[self.state]:
-                self._set_state(State.CLOSED)
+        was_time_wait = self.state is _TIME_WAIT
+        if self.state is not _CLOSED:
+            if _CLOSED in TRANSITIONS[self.state]:
+                self._set_state(_CLOSED)
             else:
-                self.state = State.CLOSED
+                self.state = _CLOSED
         self._rto_at = self._delack_at = self._persist_at = None
         self._keepalive_at = self._close_at = None
         self._ack_pending = self._ack_now = False
@@ -1859,7 +1869,7 @@ class TcpConnection:
             if (
                 fin_seq is not None
                 and self.snd_nxt == fin_seq
-                and state in (State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK)
+                and state in (_FIN_WAIT_1, _CLOSING, _LAST_ACK)
             ):
                 self._emit(self._segment(fin_seq, FIN_I, now))
                 if self._rack is not None:
@@ -1881,7 +1891,7 @@ class TcpConnection:
                 self._persist_at = now + self._persist_interval()
         if self._rack is not None:
             self._arm_probe(now)
-        if self._ack_now and state is not State.CLOSED and state is not State.SYN_SENT:
+        if self._ack_now and state is not _CLOSED and state is not _SYN_SENT:
             self._send_ack(now)
 
     def _push_full_segments(self, end: int, now: float) -> None:
@@ -2009,10 +2019,10 @@ class TcpConnection:
     def handle_timeout(self, now: float) -> None:
         if self._close_at is not None and now >= self._close_at:
             self._close_at = None
-            if self.state is State.TIME_WAIT:
+            if self.state is _TIME_WAIT:
                 self._terminate(None)
                 return
-            if self.state is State.FIN_WAIT_2:
+            if self.state is _FIN_WAIT_2:
                 self._terminate(None)
                 return
         if self._delack_at is not None and now >= self._delack_at:
@@ -2028,7 +2038,7 @@ class TcpConnection:
         if self._rto_at is not None and now >= self._rto_at:
             self._rto_at = None
             self._on_rto(now)
-            if self.state is State.CLOSED:
+            if self.state is _CLOSED:
                 return
         if self._persist_at is not None and now >= self._persist_at:
             self._persist_at = None
@@ -2036,7 +2046,7 @@ class TcpConnection:
         if self._keepalive_at is not None and now >= self._keepalive_at:
             self._keepalive_at = None
             self._keepalive(now)
-            if self.state is State.CLOSED:
+            if self.state is _CLOSED:
                 return
         self._push(now)
 
@@ -2057,7 +2067,7 @@ class TcpConnection:
         else:
             self._retries += 1
             failed = self._retries
-            handshake = self.state in (State.SYN_SENT, State.SYN_RECEIVED)
+            handshake = self.state in (_SYN_SENT, _SYN_RECEIVED)
             limit = c.syn_retries if handshake else c.retries
         if failed > limit:
             error = self._soft_error or TimeoutError(errno.ETIMEDOUT, "Connection timed out")
@@ -2066,7 +2076,7 @@ class TcpConnection:
             self._terminate(error)
             return
         self._rtt.backoff(self._ts_now(now) if self.ts_ok else None)
-        if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
+        if self.state in (_SYN_SENT, _SYN_RECEIVED):
             self.retransmits += 1
             self._send_syn(now)
             self._rto_at = now + self._rtt.rto
@@ -2121,7 +2131,7 @@ class TcpConnection:
     def _keepalive(self, now: float) -> None:
         """RFC 9293 3.8.4 / RFC 1122 4.2.3.6: a segment at SND.UNA-1 draws an ACK."""
         c = self.config
-        if self.state not in SYNCHRONIZED or self.state is State.TIME_WAIT:
+        if self.state not in SYNCHRONIZED or self.state is _TIME_WAIT:
             return
         if now - self._last_activity < c.keepalive_idle - 1e-9 and not self._keepalive_probes:
             self._keepalive_at = self._last_activity + c.keepalive_idle
@@ -2154,7 +2164,7 @@ class TcpConnection:
                     covered = self._retransmit(self.snd_una, now)
                     self.snd_nxt = add(self.snd_una, covered)
             return
-        if self.state is State.SYN_SENT and (local or isinstance(error, ConnectionRefusedError)):
+        if self.state is _SYN_SENT and (local or isinstance(error, ConnectionRefusedError)):
             # Linux treats port/protocol unreachable during the handshake as hard errors, and
             # so a failed resolution of the peer's address (RFC 5461 2.2: a connection request
             # rejected on a soft error; Linux fails connect() with EHOSTUNREACH after its

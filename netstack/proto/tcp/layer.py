@@ -67,6 +67,9 @@ FIN, SYN, RST, ACK = int(Flags.FIN), int(Flags.SYN), int(Flags.RST), int(Flags.A
 PSH = int(Flags.PSH)
 
 Key = tuple[bytes, int, bytes, int]
+#: States compared per segment, as module constants (``State.X`` is slow on Python 3.11: see
+#: connection.py).
+_CLOSED, _ESTABLISHED, _TIME_WAIT = State.CLOSED, State.ESTABLISHED, State.TIME_WAIT
 _HEADER = struct.Struct("!HHIIHHHH")
 _CHECKSUM = struct.Struct("!H")
 #: TcpConnection.gso_max is this less the interface's headroom: a super-segment's IP
@@ -450,7 +453,7 @@ class TcpLayer(Layer):
         iss_floor: int | None = None
         if conn is not None:
             if (
-                conn.state is State.TIME_WAIT
+                conn.state is _TIME_WAIT
                 and flags & (SYN | ACK | RST | FIN) == SYN
                 and self._listener_for(dst, dport) is not None
                 and self._time_wait_reopens(conn, seq, opts)
@@ -466,7 +469,7 @@ class TcpLayer(Layer):
                     self.gro
                     and flags == ACK
                     and len(payload) >= _GRO_MIN
-                    and conn.state is State.ESTABLISHED
+                    and conn.state is _ESTABLISHED
                 ):
                     # A full-sized segment of a burst, perhaps: wait for the next ones.
                     self._gro = _Held(conn, src, dst, sport, dport, seq, ack, window, opts,
@@ -789,7 +792,7 @@ class TcpLayer(Layer):
             dispatching.discard(conn)
         if conn.user is not None and self.on_flushed is not None:
             self.on_flushed(conn)
-        if conn.state is State.CLOSED:
+        if conn.state is _CLOSED:
             self._forget(conn)
             return
         at = conn.poll_at()
