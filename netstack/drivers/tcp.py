@@ -987,15 +987,20 @@ def _reset(
     end: Callable[[TcpTransport], None],
 ) -> None:
     tcp = core.tcp
-    loop = core.loop
+    now = core.loop.time()
     for conn in list(tcp.connections.values()):
         if not which(conn):
             continue
         transport = conn.user
-        if isinstance(transport, TcpTransport):
+        if transport is None:
+            # Orphaned (closed by its application, finishing in the background, or in
+            # TIME-WAIT): nobody to tell.
+            conn.abort(now)
+            tcp.call(conn, now)
+        elif isinstance(transport, TcpTransport):
             end(transport)
         else:
             if isinstance(transport, Handshake):
                 transport.fail(exc)
-            conn.abort(loop.time())
-            tcp.call(conn, loop.time())
+            conn.abort(now)
+            tcp.call(conn, now)

@@ -253,6 +253,8 @@ class UrgentDataReceived(NamedTuple):
 Event = (
     Connected | DataReceived | EofReceived | ConnectionReset | ConnectionClosed | UrgentDataReceived
 )
+#: The events without fields, made once (immutable, like every event).
+_CONNECTED, _EOF_RECEIVED, _CONNECTION_CLOSED = Connected(), EofReceived(), ConnectionClosed()
 
 ChallengeLimiter = Callable[[float], bool]
 
@@ -1012,7 +1014,7 @@ class TcpConnection:
         self._probe_mark = (self.snd_una, self.snd_max)
         if self.config.keepalive:
             self._keepalive_at = now + self.config.keepalive_idle
-        self._events.append(Connected())
+        self._events.append(_CONNECTED)
 
     def _acceptable(self, seq: int, length: int) -> bool:
         """RFC 9293 3.10.7.4, first check: the segment's acceptability test."""
@@ -1691,7 +1693,7 @@ class TcpConnection:
         self._fin_received = True
         self.rcv_nxt = add(self.rcv_nxt, 1)
         self._ack_now = True
-        self._event_after_data(EofReceived())
+        self._event_after_data(_EOF_RECEIVED)
         state = self.state
         if state in (_SYN_RECEIVED, _ESTABLISHED):
             self._set_state(_CLOSE_WAIT)
@@ -1707,7 +1709,7 @@ class TcpConnection:
         self._set_state(_TIME_WAIT)
         self._close_at = now + 2 * self.config.msl
         self._rto_at = self._persist_at = self._keepalive_at = None
-        self._event_after_data(ConnectionClosed())
+        self._event_after_data(_CONNECTION_CLOSED)
 
     def _terminate(self, error: OSError | None) -> None:
         """Enter CLOSED and tell the user how it ended."""
@@ -1731,7 +1733,7 @@ class TcpConnection:
             self._after_held.clear()
             self._events.append(ConnectionReset(error))
         else:
-            self._event_after_data(ConnectionClosed())
+            self._event_after_data(_CONNECTION_CLOSED)
 
     def _event_after_data(self, event: Event) -> None:
         """Report ``event`` now, or after the data a paused application has not taken."""
@@ -1757,7 +1759,10 @@ class TcpConnection:
         flags = segment.flags | PSH_I if end == sndbuf.end else segment.flags
         if self._fin_seq is not None and end == self._fin_seq and self.state in _FIN_STATES:
             flags |= FIN_I
-        self._emit(segment._replace(flags=flags, payload=payload))
+        self._emit(
+            _new_segment((segment.seq, segment.ack, flags, segment.window, segment.options,
+                          payload, segment.urgent))
+        )  # fmt: skip
         self._last_send = now
         resent = retransmission or diff(seq, self.snd_max) < 0
         if resent:

@@ -744,7 +744,10 @@ class TcpLayer(Layer):
                 lport, rport = conn.local[1], conn.remote[1]
                 iface = route.iface
                 offloads = iface.eth.offloads if iface is not None and not route.local else None
-                if offloads and (offloads.tso4 if len(route.dst) == 4 else offloads.tso6):
+                # (Not ``if offloads``: Offloads.__bool__ is a call; TSO implies it is true.)
+                if offloads is not None and (
+                    offloads.tso4 if len(route.dst) == 4 else offloads.tso6
+                ):
                     # The connection's next bursts may come as super-segments (TSO).
                     conn.gso_max = _GSO_MAX - iface.headroom
                     if len(segments) > 1 or len(segments[0].payload) > conn.mss:
