@@ -706,7 +706,7 @@ class TcpConnection:
             if (self._reasm.blocks or self._dsack) and self.sack_ok:
                 return emit_options(sack=self._sack_tuple(4))
             return b""
-        ts = (self._ts_now(now), self.ts_recent)
+        ts = ((int(now * 1000) + self._ts_offset) & MASK, self.ts_recent)  # _ts_now(), inline
         if (self._reasm.blocks or self._dsack) and self.sack_ok:
             return emit_options(timestamp=ts, sack=self._sack_tuple(3))
         return _NOP_NOP_TS.pack(0x0101080A, ts[0], ts[1])
@@ -951,7 +951,8 @@ class TcpConnection:
         else:
             self._receive_synchronized(seq, ack, flags, window, opts, payload, now, urgent)
         self._push(now)
-        self._schedule_ack(now)
+        if self._ack_pending and self._delack_at is None:  # _schedule_ack(), inline
+            self._delack_at = now + self.config.delayed_ack
 
     def _receive_syn_sent(
         self, seq: int, ack: int, flags: int, window: int, opts: TcpOptions, now: float
@@ -1316,7 +1317,7 @@ class TcpConnection:
         # rtt.py).
         rtt = self._rtt
         if self.ts_ok and opts.ts_ecr:
-            r = rtt.on_echo(opts.ts_ecr, self._ts_now(now), now)
+            r = rtt.on_echo(opts.ts_ecr, (int(now * 1000) + self._ts_offset) & MASK, now)
             if r is not None and self._rack is not None:
                 self._rack.rtt_sample(r)  # RFC 8985 6.2 step 1
         elif rtt.timed_seq is not None and diff(ack, rtt.timed_seq) > 0:
@@ -1894,8 +1895,8 @@ class TcpConnection:
             ):
                 self._rto_at = None
                 self._persist_at = now + self._persist_interval()
-        if self._rack is not None:
-            self._arm_probe(now)
+        if self._rack is not None and self._probe_mark != (self.snd_una, self.snd_max):
+            self._arm_probe(now)  # (which returns at once for an unchanged mark)
         if self._ack_now and state is not _CLOSED and state is not _SYN_SENT:
             self._send_ack(now)
 

@@ -45,6 +45,8 @@ _NO_WSCALE = 0xF
 _SACK_BIT = 0x10
 #: The option bits of a cookie without timestamps (nothing kept).
 NO_COOKIE_OPTIONS = 0x3F
+#: Pairs of hosts whose timestamp offsets are remembered (a pure function of the pair).
+_TS_OFFSETS_KEPT = 4096
 
 
 class Cookie(NamedTuple):
@@ -86,6 +88,8 @@ class IsnGenerator:
         if len(secret) < 16:
             raise ValueError("the ISN secret needs at least 16 bytes")
         self._key = secret[:32]
+        #: ts_offset()'s answers: one per pair of hosts, asked for every connection.
+        self._ts_offsets: dict[tuple[bytes, bytes], int] = {}
 
     def _f(self, *parts: bytes) -> int:
         digest = hashlib.blake2s(b"".join(parts), key=self._key, digest_size=4).digest()
@@ -99,7 +103,13 @@ class IsnGenerator:
 
     def ts_offset(self, local_ip: bytes, remote_ip: bytes) -> int:
         """The timestamp clock offset for a pair of hosts (RFC 7323 5.4)."""
-        return self._f(b"ts", local_ip, remote_ip)
+        pair = (local_ip, remote_ip)
+        offset = self._ts_offsets.get(pair)
+        if offset is None:
+            if len(self._ts_offsets) >= _TS_OFFSETS_KEPT:
+                self._ts_offsets.clear()
+            offset = self._ts_offsets[pair] = self._f(b"ts", local_ip, remote_ip)
+        return offset
 
     def port_offset(self, local_ip: bytes, remote: tuple[bytes, int] | None) -> int:
         """RFC 6056 3.3.3: F(local address, remote address, remote port, secret)."""
