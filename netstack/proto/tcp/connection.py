@@ -542,11 +542,10 @@ class TcpConnection:
 
     @staticmethod
     def window_shift(recv_buffer: int) -> int:
-        """RFC 7323 2.3: the smallest shift that lets the window field offer the buffer."""
-        shift = 0
-        while (recv_buffer >> shift) > 0xFFFF and shift < MAX_WSCALE:
-            shift += 1
-        return shift
+        """RFC 7323 2.3: the smallest shift that lets the window field offer the buffer
+        (``recv_buffer >> shift`` within 16 bits), at most 14."""
+        shift = recv_buffer.bit_length() - 16
+        return 0 if shift < 0 else MAX_WSCALE if shift > MAX_WSCALE else shift
 
     def _update_mss(self) -> None:
         # RFC 9293 3.7.1: Eff.snd.MSS = min(SendMSS + 20, MMS_S) - TCPhdrsize - IPoptionsize,

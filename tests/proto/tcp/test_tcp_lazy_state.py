@@ -126,3 +126,19 @@ def test_wire_exchange_with_lazy_state_matches_eager_expectations() -> None:
     assert bytes(wire.received[0]) == payload[::-1]
     assert a.state in (State.TIME_WAIT, State.CLOSED)
     assert b.state in (State.TIME_WAIT, State.CLOSED)
+
+
+def test_window_shift_is_the_smallest_that_fits_the_buffer() -> None:
+    """RFC 7323 2.3: the shift is the smallest that brings the buffer within the 16-bit
+    window field, and at most 14 (computed from the buffer's bit length, not by trying)."""
+    from netstack.proto.tcp.connection import TcpConnection
+
+    sizes = [0, 1, 0xFFFF, 0x10000, 0x1FFFF, 0x20000, 1 << 20, (1 << 30) - 1, 1 << 30, 1 << 31]
+    sizes += [(1 << k) + d for k in range(17, 48) for d in (-1, 0, 1)]
+    for size in sizes:
+        shift = TcpConnection.window_shift(size)
+        assert 0 <= shift <= 14
+        if shift < 14:
+            assert size >> shift <= 0xFFFF
+        if shift > 0:
+            assert size >> (shift - 1) > 0xFFFF
