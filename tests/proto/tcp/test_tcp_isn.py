@@ -332,3 +332,19 @@ def test_timestamp_offset_is_a_function_of_the_pair_of_hosts() -> None:
     assert gen.ts_offset(a, c) != first
     assert gen.ts_offset(b, a) != first
     assert IsnGenerator(OTHER_SECRET).ts_offset(a, b) != first
+
+
+def test_port_offset_is_a_function_of_the_destination() -> None:
+    """RFC 6056 3.3.3: F(local address, remote address, remote port, secret), remembered
+    like the timestamp offsets, so the same after the generator's memory starts over."""
+    a, b = ip("198.18.0.1"), ip("198.18.0.2")
+    gen = IsnGenerator(SECRET)
+    first = gen.port_offset(a, (b, 80))
+    wild = gen.port_offset(a, None)
+    for i in range(5000):
+        gen.port_offset(a, (b, 1024 + i))
+    assert gen.port_offset(a, (b, 80)) == first
+    assert gen.port_offset(a, None) == wild
+    assert IsnGenerator(SECRET).port_offset(a, (b, 80)) == first
+    assert gen.port_offset(a, (b, 81)) != first
+    assert IsnGenerator(OTHER_SECRET).port_offset(a, (b, 80)) != first
