@@ -126,9 +126,9 @@ class Origin(Enum):
 
 
 S = AddressState
-#: The states poll_at() asks about, as module constants: it runs after every burst of frames,
-#: and on Python 3.11 every ``AddressState.X`` goes through ``EnumType.__getattr__``'s slow
-#: path.
+#: The states poll_at() and handle_timeout() ask about, as module constants: they run after
+#: every burst of frames and every time the stack's timer fires, and on Python 3.11 every
+#: ``AddressState.X`` goes through ``EnumType.__getattr__``'s slow path.
 _TENTATIVE, _PREFERRED = AddressState.TENTATIVE, AddressState.PREFERRED
 #: The legal transitions; removal (valid lifetime over, or on request) is from any state.
 TRANSITIONS: dict[AddressState, frozenset[AddressState]] = {
@@ -721,10 +721,10 @@ class Addrconf:
             if i.valid_until <= now:
                 # RFC 4862 5.5.4: the address is invalid once its valid lifetime ends.
                 self._remove(i.address)
-            elif i.state is S.TENTATIVE:
+            elif i.state is _TENTATIVE:
                 if e.dad_at <= now:
                     self._dad_step(e, now)
-            elif i.state is S.PREFERRED and i.preferred_until <= now:
+            elif i.state is _PREFERRED and i.preferred_until <= now:
                 # RFC 4862 5.5.4: deprecated once the preferred lifetime ends.
                 self._set_state(e, S.DEPRECATED)
         for router, until in list(self._routers.items()):
