@@ -1999,26 +1999,18 @@ class TcpConnection:
 
     # == timers ===================================================================================
     def poll_at(self) -> float | None:
-        # The earliest of the seven deadlines, unrolled (asked after every input).
-        at = self._rto_at
-        t = self._delack_at
-        if t is not None and (at is None or t < at):
-            at = t
-        t = self._persist_at
-        if t is not None and (at is None or t < at):
-            at = t
-        t = self._keepalive_at
-        if t is not None and (at is None or t < at):
-            at = t
-        t = self._close_at
-        if t is not None and (at is None or t < at):
-            at = t
-        t = self._rack_at
-        if t is not None and (at is None or t < at):
-            at = t
-        t = self._probe_at
-        if t is not None and (at is None or t < at):
-            at = t
+        at: float | None = None
+        for t in (
+            self._rto_at,
+            self._delack_at,
+            self._persist_at,
+            self._keepalive_at,
+            self._close_at,
+            self._rack_at,
+            self._probe_at,
+        ):
+            if t is not None and (at is None or t < at):
+                at = t
         return at
 
     def handle_timeout(self, now: float) -> None:
