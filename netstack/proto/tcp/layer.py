@@ -777,20 +777,18 @@ class TcpLayer(Layer):
             self._send(conn, now)
             return
         dispatching.add(conn)
-        # The machine's outputs read directly (segments_to_send() and next_event() are a
-        # call each, and this runs after every input): its segment list and event queue.
-        events = conn._events
         try:
             # Dispatching an event may make the connection send (an application writing
             # from its data callback, a refused connection being reset): loop until it is
             # quiet.
             for _ in range(16):
-                if conn._out or conn.ack_deferred:
-                    self._send(conn, now)
-                if not events:
+                self._send(conn, now)
+                event = conn.next_event()
+                if event is None:
                     break
-                while events:
-                    self._dispatch(conn, events.popleft())
+                while event is not None:
+                    self._dispatch(conn, event)
+                    event = conn.next_event()
             else:
                 conn.keep_events()  # left for a later flush: past the segments they view
         finally:
