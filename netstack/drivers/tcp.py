@@ -180,7 +180,11 @@ class TcpTransport(_FlowControlMixin):
         server: Server | None = None,
         context: contextvars.Context | None = None,
     ) -> None:
-        super().__init__(None, stack.loop)
+        # What _FlowControlMixin.__init__ (and BaseTransport's) would set, without its
+        # calls: the water marks it computes are set below.
+        self._extra: dict[str, Any] = {}
+        self._loop = stack.loop
+        self._protocol_paused = False
         self._stack = stack
         self._conn = conn
         self._protocol = protocol
@@ -806,8 +810,10 @@ class Server(asyncio.AbstractServer):
             transport.abort()
 
     def _wakeup_if_done(self) -> None:
+        if self._transports or self._waiters is None:
+            return  # connections remain, or the waiters were woken already
         listeners = self._listeners
-        if listeners and all(x.closed for x in listeners) and not self._transports:
+        if listeners and all(x.closed for x in listeners):
             waiters, self._waiters = self._waiters, None
             for fut in waiters or ():
                 if not fut.done():
@@ -996,15 +1002,20 @@ def _reset(
     end: Callable[[TcpTransport], None],
 ) -> None:
     tcp = core.tcp
-    loop = core.loop
+    now = core.loop.time()
     for conn in list(tcp.connections.values()):
         if not which(conn):
             continue
         transport = conn.user
-        if isinstance(transport, TcpTransport):
+        if transport is None:
+            # Orphaned (closed by its application, finishing in the background, or in
+            # TIME-WAIT): nobody to tell.
+            conn.abort(now)
+            tcp.call(conn, now)
+        elif isinstance(transport, TcpTransport):
             end(transport)
         else:
             if isinstance(transport, Handshake):
                 transport.fail(exc)
-            conn.abort(loop.time())
-            tcp.call(conn, loop.time())
+            conn.abort(now)
+            tcp.call(conn, now)

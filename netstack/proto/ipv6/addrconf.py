@@ -126,6 +126,10 @@ class Origin(Enum):
 
 
 S = AddressState
+#: The states poll_at() and handle_timeout() ask about, as module constants: they run after
+#: every burst of frames and every time the stack's timer fires, and on Python 3.11 every
+#: ``AddressState.X`` goes through ``EnumType.__getattr__``'s slow path.
+_TENTATIVE, _PREFERRED = AddressState.TENTATIVE, AddressState.PREFERRED
 #: The legal transitions; removal (valid lifetime over, or on request) is from any state.
 TRANSITIONS: dict[AddressState, frozenset[AddressState]] = {
     S.TENTATIVE: frozenset({S.PREFERRED, S.DEPRECATED, S.DUPLICATE}),
@@ -687,9 +691,9 @@ class Addrconf:
         at = math.inf if self._rs_at is None else self._rs_at
         for e in self._entries.values():
             i = e.info
-            if i.state is S.TENTATIVE and e.dad_at < at:
+            if i.state is _TENTATIVE and e.dad_at < at:
                 at = e.dad_at
-            elif i.state is S.PREFERRED and i.preferred_until < at:
+            elif i.state is _PREFERRED and i.preferred_until < at:
                 at = i.preferred_until
             if i.valid_until < at:
                 at = i.valid_until
@@ -717,10 +721,10 @@ class Addrconf:
             if i.valid_until <= now:
                 # RFC 4862 5.5.4: the address is invalid once its valid lifetime ends.
                 self._remove(i.address)
-            elif i.state is S.TENTATIVE:
+            elif i.state is _TENTATIVE:
                 if e.dad_at <= now:
                     self._dad_step(e, now)
-            elif i.state is S.PREFERRED and i.preferred_until <= now:
+            elif i.state is _PREFERRED and i.preferred_until <= now:
                 # RFC 4862 5.5.4: deprecated once the preferred lifetime ends.
                 self._set_state(e, S.DEPRECATED)
         for router, until in list(self._routers.items()):

@@ -46,6 +46,16 @@ class NeighbourState(Enum):
     PROBE = "probe"
 
 
+#: The states :meth:`NeighbourCache.resolve` asks about for every packet, as module constants
+#: (on Python 3.11 every ``NeighbourState.X`` goes through ``EnumType.__getattr__``'s slow
+#: path).
+_REACHABLE, _STALE, _INCOMPLETE = (
+    NeighbourState.REACHABLE,
+    NeighbourState.STALE,
+    NeighbourState.INCOMPLETE,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class NeighbourConfig:
     #: Time a confirmed entry is trusted (Linux: base_reachable_time 30 s).
@@ -142,13 +152,15 @@ class NeighbourCache(Generic[P]):
         e = self._entries.get(ip)
         if e is not None:
             state = e.state
-            if state is NeighbourState.STALE:
+            if state is _REACHABLE:  # the common case, asked for every packet sent
+                return e.mac
+            if state is _STALE:
                 # RFC 4861 7.3.3 / RFC 1122 2.3.2.1 (unicast poll): keep sending to the old
                 # address, and check it is still right unless something confirms it first.
                 e.state = NeighbourState.DELAY
                 self._arm(e, now + self.config.delay_first_probe_time)
                 return e.mac
-            if state is not NeighbourState.INCOMPLETE:
+            if state is not _INCOMPLETE:
                 return e.mac
             self._queue(e, packet)
             return None

@@ -78,6 +78,9 @@ __all__ = [
 log = logging.getLogger("netstack.tcp")
 
 MASK = 0xFFFFFFFF
+#: Sequence-number distances inline (seq.py): diff(a, b) > 0 is 0 < ((a - b) & MASK) < _HALF,
+#: diff(a, b) < 0 is ((a - b) & MASK) >= _HALF.
+_HALF = 0x80000000
 FIN, SYN, RST, PSH, ACK = Flags.FIN, Flags.SYN, Flags.RST, Flags.PSH, Flags.ACK
 FIN_I, SYN_I, RST_I, PSH_I, ACK_I = int(FIN), int(SYN), int(RST), int(PSH), int(ACK)
 URG_I = int(Flags.URG)
@@ -117,6 +120,20 @@ class State(Enum):
 
 
 S = State
+# The states as module constants: on Python 3.11 every ``State.X`` goes through
+# ``EnumType.__getattr__`` (a bound slot wrapper per access), and the machine compares states
+# on every segment.
+_CLOSED = State.CLOSED
+_LISTEN = State.LISTEN
+_SYN_SENT = State.SYN_SENT
+_SYN_RECEIVED = State.SYN_RECEIVED
+_ESTABLISHED = State.ESTABLISHED
+_FIN_WAIT_1 = State.FIN_WAIT_1
+_FIN_WAIT_2 = State.FIN_WAIT_2
+_CLOSE_WAIT = State.CLOSE_WAIT
+_CLOSING = State.CLOSING
+_LAST_ACK = State.LAST_ACK
+_TIME_WAIT = State.TIME_WAIT
 #: The legal transitions (RFC 9293 Figure 5), plus the abort/reset/timeout exits to CLOSED.
 TRANSITIONS: dict[State, frozenset[State]] = {
     S.CLOSED: frozenset({S.SYN_SENT, S.SYN_RECEIVED}),
@@ -193,6 +210,10 @@ class Segment(NamedTuple):
 
 _new_segment = fast_new(Segment, "seq ack flags window options payload urgent")
 
+#: The out-of-order queue of every connection that has not needed one yet: always empty,
+#: never written to (TcpConnection._reassembly() makes a connection its own).
+_NO_REASSEMBLY = Reassembly(0)
+
 
 # -- events ------------------------------------------------------------------------------------
 class Connected(NamedTuple):
@@ -232,6 +253,8 @@ class UrgentDataReceived(NamedTuple):
 Event = (
     Connected | DataReceived | EofReceived | ConnectionReset | ConnectionClosed | UrgentDataReceived
 )
+#: The events without fields, made once (immutable, like every event).
+_CONNECTED, _EOF_RECEIVED, _CONNECTION_CLOSED = Connected(), EofReceived(), ConnectionClosed()
 
 ChallengeLimiter = Callable[[float], bool]
 
@@ -293,7 +316,7 @@ class TcpConnection:
         mss = params.mss
         self.local = local
         self.remote = remote
-        self.state = State.CLOSED
+        self.state = _CLOSED
         self._challenge_ok = params.challenge_limiter
         self._challenge_at: float | None = None  # when the last challenge ACK was allowed
         self._out: list[Segment] = []
@@ -327,8 +350,9 @@ class TcpConnection:
         self._rcv_adv = 0  # the right edge of the window we advertised
         self._reading = True
         self._held = bytearray()  # in-order data the paused application has not taken
-        #: Out-of-order segments, their SACK blocks, a FIN beyond a hole (reassembly.py).
-        self._reasm = Reassembly(c.max_ooo_segments)
+        #: Out-of-order segments, their SACK blocks, a FIN beyond a hole (reassembly.py):
+        #: the shared empty queue until the first segment beyond a hole (_reassembly()).
+        self._reasm = _NO_REASSEMBLY
         self._fin_received = False
         self._rcv_total = 0  # in-order bytes received: the stream offset of RCV.NXT
         #: Stream offset of the end of the latest urgent data received (RFC 9293 RCV.UP).
@@ -413,7 +437,7 @@ class TcpConnection:
         """An active open: the connection starts in SYN-SENT with its SYN queued."""
         conn = cls(local, remote, params)
         conn._last_activity = now
-        conn._set_state(State.SYN_SENT)
+        conn._set_state(_SYN_SENT)
         conn._send_syn(now)
         return conn
 
@@ -438,7 +462,7 @@ class TcpConnection:
         conn.snd_wnd = window  # never scaled in a SYN (RFC 7323 2.2)
         conn.max_snd_wnd = window
         conn.snd_wl1 = seq
-        conn._set_state(State.SYN_RECEIVED)
+        conn._set_state(_SYN_RECEIVED)
         conn._send_syn(now)
         return conn
 
@@ -491,7 +515,7 @@ class TcpConnection:
         conn.snd_wnd = conn.max_snd_wnd = window << conn.snd_wscale
         conn.snd_wl1 = conn.rcv_nxt
         conn.snd_wl2 = conn.snd_una
-        conn._set_state(State.SYN_RECEIVED)
+        conn._set_state(_SYN_RECEIVED)
         conn._established(now)
         return conn
 
@@ -518,11 +542,10 @@ class TcpConnection:
 
     @staticmethod
     def window_shift(recv_buffer: int) -> int:
-        """RFC 7323 2.3: the smallest shift that lets the window field offer the buffer."""
-        shift = 0
-        while (recv_buffer >> shift) > 0xFFFF and shift < MAX_WSCALE:
-            shift += 1
-        return shift
+        """RFC 7323 2.3: the smallest shift that lets the window field offer the buffer
+        (``recv_buffer >> shift`` within 16 bits), at most 14."""
+        shift = recv_buffer.bit_length() - 16
+        return 0 if shift < 0 else MAX_WSCALE if shift > MAX_WSCALE else shift
 
     def _update_mss(self) -> None:
         # RFC 9293 3.7.1: Eff.snd.MSS = min(SendMSS + 20, MMS_S) - TCPhdrsize - IPoptionsize,
@@ -545,7 +568,7 @@ class TcpConnection:
     def _send_syn(self, now: float) -> None:
         c = self.config
         wscale = self._our_wscale() if c.window_scaling else None
-        if self.state is State.SYN_RECEIVED:
+        if self.state is _SYN_RECEIVED:
             # Answer with the options the peer offered (RFC 7323 2.2 / 3.2, RFC 2018 2).
             opts = emit_options(
                 mss=self.mss_local,
@@ -599,7 +622,7 @@ class TcpConnection:
 
     @property
     def is_closed(self) -> bool:
-        return self.state is State.CLOSED
+        return self.state is _CLOSED
 
     # The RFC 6298 estimator's state, for readers (the machine reads self._rtt).
     @property
@@ -652,7 +675,7 @@ class TcpConnection:
         if not self.ack_deferred:
             return None
         self.ack_deferred = False
-        if self.state is State.CLOSED:
+        if self.state is _CLOSED:
             return None
         seg = self._segment(self.snd_max, 0, now)
         self._emit(seg)
@@ -666,14 +689,14 @@ class TcpConnection:
     def _window_to_advertise(self) -> int:
         """RFC 9293 3.8.6.2.2 (receiver silly-window avoidance) and 3.8.6.2.2's rule against
         shrinking the window: the right edge never moves left."""
-        free = self.config.recv_buffer - len(self._held)
+        recv_buffer = self.config.recv_buffer
+        free = recv_buffer - len(self._held)
         if free < 0:
             free = 0
-        edge = self._rcv_adv
-        offered = diff(edge, self.rcv_nxt)
-        if offered < 0:
+        offered = (self._rcv_adv - self.rcv_nxt) & MASK  # diff(), inline
+        if offered >= _HALF:
             offered = 0
-        if free - offered >= min(self.config.recv_buffer // 2, self.mss_local):
+        if free - offered >= min(recv_buffer // 2, self.mss_local):
             offered = free
         return offered
 
@@ -682,7 +705,7 @@ class TcpConnection:
             if (self._reasm.blocks or self._dsack) and self.sack_ok:
                 return emit_options(sack=self._sack_tuple(4))
             return b""
-        ts = (self._ts_now(now), self.ts_recent)
+        ts = ((int(now * 1000) + self._ts_offset) & MASK, self.ts_recent)  # _ts_now(), inline
         if (self._reasm.blocks or self._dsack) and self.sack_ok:
             return emit_options(timestamp=ts, sack=self._sack_tuple(3))
         return _NOP_NOP_TS.pack(0x0101080A, ts[0], ts[1])
@@ -713,9 +736,11 @@ class TcpConnection:
         self, seq: int, flags: int, now: float, payload: bytes | bytearray | memoryview = b""
     ) -> Segment:
         edge = self._advertisable_edge()
-        if diff(edge, self._rcv_adv) > 0:
-            self._rcv_adv = edge
-        scaled = max(0, diff(self._rcv_adv, self.rcv_nxt)) >> self.rcv_wscale
+        adv = self._rcv_adv
+        if 0 < ((edge - adv) & MASK) < _HALF:
+            adv = self._rcv_adv = edge
+        offered = (adv - self.rcv_nxt) & MASK
+        scaled = offered >> self.rcv_wscale if offered < _HALF else 0
         if self._snd_up is not None:
             up = diff(self._snd_up, seq)
             if up > 0:
@@ -799,25 +824,25 @@ class TcpConnection:
 
     def shutdown(self, now: float) -> None:
         """Send FIN after the queued data; reading goes on (the half-close of write_eof)."""
-        if self._fin_queued or self.state in (State.CLOSED, State.LISTEN):
+        if self._fin_queued or self.state in (_CLOSED, _LISTEN):
             return
         self._fin_queued = True
         self._fin_seq = self._sndbuf.end
-        if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
+        if self.state in (_SYN_SENT, _SYN_RECEIVED):
             return  # RFC 9293 3.10.4: the FIN waits for ESTABLISHED
-        if self.state is State.ESTABLISHED:
-            self._set_state(State.FIN_WAIT_1)
-        elif self.state is State.CLOSE_WAIT:
-            self._set_state(State.LAST_ACK)
+        if self.state is _ESTABLISHED:
+            self._set_state(_FIN_WAIT_1)
+        elif self.state is _CLOSE_WAIT:
+            self._set_state(_LAST_ACK)
         self._push(now)
 
     def close(self, now: float) -> None:
         """RFC 9293 3.10.4 CLOSE: no more sending or receiving by the user. Unread data or
         data arriving later resets the connection (RFC 2525 2.17, as Linux does)."""
-        if self.state in (State.CLOSED, State.LISTEN):
+        if self.state in (_CLOSED, _LISTEN):
             return
         self._user_closed = True
-        if self.state is State.SYN_SENT:
+        if self.state is _SYN_SENT:
             self._terminate(None)
             return
         if self._held:
@@ -825,15 +850,15 @@ class TcpConnection:
             self.abort(now)
             return
         self.shutdown(now)
-        if self.state is State.FIN_WAIT_2:
+        if self.state is _FIN_WAIT_2:
             self._close_at = now + self.config.fin_wait_2_timeout
 
     def abort(self, now: float) -> None:
         """RFC 9293 3.10.5 ABORT: send a reset (when synchronized) and forget everything."""
-        if self.state in (State.CLOSED, State.LISTEN):
+        if self.state in (_CLOSED, _LISTEN):
             return
-        if self.state in SYNCHRONIZED or self.state is State.SYN_RECEIVED:
-            if self.state is not State.TIME_WAIT:
+        if self.state in SYNCHRONIZED or self.state is _SYN_RECEIVED:
+            if self.state is not _TIME_WAIT:
                 self._emit(Segment(self.snd_max, 0, RST_I, 0))
         self._terminate(None)
 
@@ -858,7 +883,7 @@ class TcpConnection:
         if self._after_held:
             self._events.extend(self._after_held)
             self._after_held.clear()
-        if self.state in _CAN_RECEIVE or self.state is State.CLOSE_WAIT:
+        if self.state in _CAN_RECEIVE or self.state is _CLOSE_WAIT:
             if diff(self._advertisable_edge(), self._rcv_adv) > 0:
                 self._send_ack(now)
 
@@ -893,7 +918,7 @@ class TcpConnection:
         if not new.keepalive:
             self._keepalive_at = None
             self._keepalive_probes = 0
-        elif self.state in SYNCHRONIZED and self.state is not State.TIME_WAIT:
+        elif self.state in SYNCHRONIZED and self.state is not _TIME_WAIT:
             if not old.keepalive or new.keepalive_idle != old.keepalive_idle:
                 self._keepalive_probes = 0
                 self._keepalive_at = now + new.keepalive_idle
@@ -916,20 +941,17 @@ class TcpConnection:
         field, meaningful with URG)."""
         self.segments_in += 1
         state = self.state
-        if (
-            state is State.ESTABLISHED
-            and not flags & (SYN_I | RST_I | FIN_I | URG_I)
-            and flags & ACK_I
-        ):
+        if state is _ESTABLISHED and not flags & (SYN_I | RST_I | FIN_I | URG_I) and flags & ACK_I:
             self._receive_established(seq, ack, flags, window, opts, payload, now)
-        elif state is State.SYN_SENT:
+        elif state is _SYN_SENT:
             self._receive_syn_sent(seq, ack, flags, window, opts, now)
-        elif state is State.CLOSED or state is State.LISTEN:
+        elif state is _CLOSED or state is _LISTEN:
             self._drop("closed")
         else:
             self._receive_synchronized(seq, ack, flags, window, opts, payload, now, urgent)
         self._push(now)
-        self._schedule_ack(now)
+        if self._ack_pending and self._delack_at is None:  # _schedule_ack(), inline
+            self._delack_at = now + self.config.delayed_ack
 
     def _receive_syn_sent(
         self, seq: int, ack: int, flags: int, window: int, opts: TcpOptions, now: float
@@ -976,14 +998,14 @@ class TcpConnection:
             self._established(now)
             self._ack_now = True
             if self._fin_queued:
-                self._set_state(State.FIN_WAIT_1)
+                self._set_state(_FIN_WAIT_1)
         else:
             # Simultaneous open (RFC 9293 3.5, Figure 8).
-            self._set_state(State.SYN_RECEIVED)
+            self._set_state(_SYN_RECEIVED)
             self._send_syn(now)
 
     def _established(self, now: float) -> None:
-        self._set_state(State.ESTABLISHED)
+        self._set_state(_ESTABLISHED)
         self.cc = make_controller(self.config.congestion, self.mss)
         self._last_send = now
         self._recover = self.snd_una
@@ -992,14 +1014,15 @@ class TcpConnection:
         self._probe_mark = (self.snd_una, self.snd_max)
         if self.config.keepalive:
             self._keepalive_at = now + self.config.keepalive_idle
-        self._events.append(Connected())
+        self._events.append(_CONNECTED)
 
     def _acceptable(self, seq: int, length: int) -> bool:
         """RFC 9293 3.10.7.4, first check: the segment's acceptability test."""
-        wnd = diff(self._rcv_adv, self.rcv_nxt)
-        if wnd < 0:
+        rcv_nxt = self.rcv_nxt
+        wnd = (self._rcv_adv - rcv_nxt) & MASK  # diff(), inline
+        if wnd >= _HALF:
             wnd = 0
-        start = diff(seq, self.rcv_nxt)
+        start = ((seq - rcv_nxt + _HALF) & MASK) - _HALF
         if length == 0:
             if wnd == 0:
                 return start == 0
@@ -1030,7 +1053,7 @@ class TcpConnection:
     ) -> None:
         length = len(payload) + (1 if flags & SYN_I else 0) + (1 if flags & FIN_I else 0)
         if flags & SYN_I:
-            if flags & RST_I == 0 and self.state is State.SYN_RECEIVED and seq == self.irs:
+            if flags & RST_I == 0 and self.state is _SYN_RECEIVED and seq == self.irs:
                 self._syn_in_syn_received(ack, flags, window, now)
                 return
             # RFC 5961 4.2 (RFC 9293 3.10.7.4, fourth check): a SYN in a synchronized state,
@@ -1040,7 +1063,7 @@ class TcpConnection:
             # checks, whose silent drop (RFC 7323 3.2, a SHOULD) does not override the MUST.
             self._challenge_ack(now)
             return
-        if flags & FIN_I and self.state is State.TIME_WAIT and add(seq, length) == self.rcv_nxt:
+        if flags & FIN_I and self.state is _TIME_WAIT and add(seq, length) == self.rcv_nxt:
             # RFC 9293 3.10.7.4, eighth check, TIME-WAIT: the peer's FIN again (our last ACK
             # was lost): acknowledge it and restart the 2 MSL timeout.
             self._ack_now = True
@@ -1073,7 +1096,7 @@ class TcpConnection:
         if not flags & ACK_I:
             self._drop("no_ack")
             return
-        if self.state is State.SYN_RECEIVED:
+        if self.state is _SYN_RECEIVED:
             if diff(ack, self.snd_una) > 0 and diff(ack, self.snd_max) <= 0:
                 self.snd_wnd = window << self.snd_wscale
                 self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
@@ -1081,7 +1104,7 @@ class TcpConnection:
                 self.snd_wl2 = ack
                 self._established(now)
                 if self._fin_queued:
-                    self._set_state(State.FIN_WAIT_1)
+                    self._set_state(_FIN_WAIT_1)
             else:
                 self._send_rst(ack)
                 self._drop("bad_ack")
@@ -1109,11 +1132,11 @@ class TcpConnection:
                 self._receive_fin(now)
             elif self._fin_received and diff(fin_seq, self.rcv_nxt) < 0:
                 self._ack_now = True  # a retransmitted FIN
-                if self.state is State.TIME_WAIT:
+                if self.state is _TIME_WAIT:
                     self._close_at = now + 2 * self.config.msl
             else:
                 # A FIN beyond a hole: keep it with the out-of-order data.
-                self._reasm.fin = fin_seq
+                self._reassembly().fin = fin_seq
                 self._ack_now = True
 
     def _urgent_pointer(self, up: int) -> None:
@@ -1150,7 +1173,7 @@ class TcpConnection:
             self.snd_wl2 = ack
             self._established(now)
             if self._fin_queued:
-                self._set_state(State.FIN_WAIT_1)
+                self._set_state(_FIN_WAIT_1)
         else:
             self._ack_now = True
 
@@ -1174,9 +1197,9 @@ class TcpConnection:
 
     def _reset_received(self) -> None:
         state = self.state
-        if state is State.SYN_RECEIVED:
+        if state is _SYN_RECEIVED:
             self._terminate(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"))
-        elif state in (State.CLOSING, State.LAST_ACK, State.TIME_WAIT):
+        elif state in (_CLOSING, _LAST_ACK, _TIME_WAIT):
             self._terminate(None)
         else:
             self._terminate(ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"))
@@ -1228,12 +1251,13 @@ class TcpConnection:
         """RFC 9293 3.10.7.4, fifth check, for the synchronized states. False: stop here."""
         snd_una = self.snd_una
         # RFC 5961 5.2: an ACK older than what the peer could have seen, or newer than what
-        # we sent, is answered with an ACK and dropped.
-        if diff(ack, self.snd_max) > 0:
+        # we sent, is answered with an ACK and dropped. (The diff()s of this method inline:
+        # it runs for every segment.)
+        if 0 < ((ack - self.snd_max) & MASK) < _HALF:
             self._drop("ack_beyond_sent")
             self._challenge_ack(now)
             return False
-        if diff(ack, snd_una - self.max_snd_wnd) < 0:
+        if ((ack - snd_una + self.max_snd_wnd) & MASK) >= _HALF:
             self._drop("ack_too_old")
             self._challenge_ack(now)
             return False
@@ -1241,7 +1265,7 @@ class TcpConnection:
         self._keepalive_probes = 0
         if self.config.keepalive:
             self._keepalive_at = now + self.config.keepalive_idle
-        acked = diff(ack, snd_una)
+        acked = ((ack - snd_una + _HALF) & MASK) - _HALF
         rack = self._rack
         new_sack = False
         if rack is not None:
@@ -1254,7 +1278,10 @@ class TcpConnection:
         scaled = window << self.snd_wscale
         # Window update (RFC 9293 3.10.7.4: SND.WL1 < SEG.SEQ or (= and SND.WL2 =< SEG.ACK)).
         window_changed = False
-        if diff(self.snd_wl1, seq) < 0 or (self.snd_wl1 == seq and diff(self.snd_wl2, ack) <= 0):
+        wl1 = self.snd_wl1
+        if ((wl1 - seq) & MASK) >= _HALF or (
+            wl1 == seq and not 0 < ((self.snd_wl2 - ack) & MASK) < _HALF
+        ):
             if scaled != self.snd_wnd:
                 window_changed = True
             self.snd_wnd = scaled
@@ -1274,10 +1301,10 @@ class TcpConnection:
             # advertised window". Not an ACK of a zero window: its receiver drops whatever
             # lies beyond it, and repeating the ACK says nothing about loss.
             self._duplicate_ack(now)
-        if rack is not None and self.state is not State.CLOSED:
+        if rack is not None and self.state is not _CLOSED:
             self._rack_ack(rack, ack, acked > 0, cum + sacked, opts, now)
         self._persist_probes = 0
-        if self.snd_wnd > 0 and diff(self.snd_nxt, self.snd_una) > 0:
+        if self.snd_wnd > 0 and 0 < ((self.snd_nxt - self.snd_una) & MASK) < _HALF:
             self._persist_at = None
             self._persist_backoff = 0
         return True
@@ -1289,7 +1316,7 @@ class TcpConnection:
         # rtt.py).
         rtt = self._rtt
         if self.ts_ok and opts.ts_ecr:
-            r = rtt.on_echo(opts.ts_ecr, self._ts_now(now), now)
+            r = rtt.on_echo(opts.ts_ecr, (int(now * 1000) + self._ts_offset) & MASK, now)
             if r is not None and self._rack is not None:
                 self._rack.rtt_sample(r)  # RFC 8985 6.2 step 1
         elif rtt.timed_seq is not None and diff(ack, rtt.timed_seq) > 0:
@@ -1344,13 +1371,13 @@ class TcpConnection:
 
     def _fin_acked(self, now: float) -> None:
         state = self.state
-        if state is State.FIN_WAIT_1:
-            self._set_state(State.FIN_WAIT_2)
+        if state is _FIN_WAIT_1:
+            self._set_state(_FIN_WAIT_2)
             if self._user_closed:
                 self._close_at = now + self.config.fin_wait_2_timeout
-        elif state is State.CLOSING:
+        elif state is _CLOSING:
             self._time_wait(now)
-        elif state is State.LAST_ACK:
+        elif state is _LAST_ACK:
             self._terminate(None)
 
     def _duplicate_ack(self, now: float) -> None:
@@ -1428,6 +1455,14 @@ class TcpConnection:
         """RFC 8985 6.2 steps 4 and 5 and 7.4 after an acceptable ACK, then RFC 6937's
         per-ACK step when in recovery."""
         blocks = opts.sack
+        if not blocks and not rack.segments and rack.tlp_end_seq is None:
+            # Everything sent is acknowledged and the ACK has no blocks (the common case of
+            # a request/response exchange): no D-SACK, no probe to judge (7.4), and step 5
+            # finds no segment to mark lost, so no reordering timer.
+            self._rack_at = None
+            if self._in_recovery:
+                self._prr_step(delivered, advanced)
+            return
         if blocks and is_dsack(blocks, ack):
             rack.on_dsack(self.snd_una, self.snd_nxt)
             rack.note_dsack(blocks)
@@ -1510,7 +1545,7 @@ class TcpConnection:
             return
         self._probe_mark = mark
         rack = self._rack
-        flight = diff(mark[1], mark[0])
+        flight = ((mark[1] - mark[0] + _HALF) & MASK) - _HALF  # diff(), inline
         if (
             rack is None
             or flight <= 0
@@ -1606,10 +1641,11 @@ class TcpConnection:
 
     def _advertisable_edge(self) -> int:
         """The right edge an ACK would offer now, after scaling and the 16-bit field."""
-        scaled = self._window_to_advertise() >> self.rcv_wscale
+        shift = self.rcv_wscale
+        scaled = self._window_to_advertise() >> shift
         if scaled > 0xFFFF:
             scaled = 0xFFFF
-        return add(self.rcv_nxt, scaled << self.rcv_wscale)
+        return (self.rcv_nxt + (scaled << shift)) & MASK
 
     def _window_opened(self) -> bool:
         return diff(self._advertisable_edge(), self._rcv_adv) >= min(
@@ -1629,11 +1665,20 @@ class TcpConnection:
             self._held += data
 
     def _store_ooo(self, seq: int, payload: memoryview | bytes) -> None:
-        verdict = self._reasm.add(seq, payload)
+        verdict = self._reassembly().add(seq, payload)
         if verdict == DUPLICATE:
             self._note_duplicate(seq, len(payload))
         elif verdict == FULL:
             self._drop("ooo_queue_full")
+
+    def _reassembly(self) -> Reassembly:
+        """The connection's own out-of-order queue, made when first needed: most
+        connections never see a hole, and until then they share one empty queue that
+        nothing writes to."""
+        reasm = self._reasm
+        if reasm is _NO_REASSEMBLY:
+            reasm = self._reasm = Reassembly(self.config.max_ooo_segments)
+        return reasm
 
     def _drain_ooo(self, now: float) -> None:
         reasm = self._reasm
@@ -1648,37 +1693,38 @@ class TcpConnection:
         self._fin_received = True
         self.rcv_nxt = add(self.rcv_nxt, 1)
         self._ack_now = True
-        self._event_after_data(EofReceived())
+        self._event_after_data(_EOF_RECEIVED)
         state = self.state
-        if state in (State.SYN_RECEIVED, State.ESTABLISHED):
-            self._set_state(State.CLOSE_WAIT)
-        elif state is State.FIN_WAIT_1:
+        if state in (_SYN_RECEIVED, _ESTABLISHED):
+            self._set_state(_CLOSE_WAIT)
+        elif state is _FIN_WAIT_1:
             if self._fin_seq is not None and self.snd_una == add(self._fin_seq, 1):
                 self._time_wait(now)
             else:
-                self._set_state(State.CLOSING)
-        elif state is State.FIN_WAIT_2:
+                self._set_state(_CLOSING)
+        elif state is _FIN_WAIT_2:
             self._time_wait(now)
 
     def _time_wait(self, now: float) -> None:
-        self._set_state(State.TIME_WAIT)
+        self._set_state(_TIME_WAIT)
         self._close_at = now + 2 * self.config.msl
         self._rto_at = self._persist_at = self._keepalive_at = None
-        self._event_after_data(ConnectionClosed())
+        self._event_after_data(_CONNECTION_CLOSED)
 
     def _terminate(self, error: OSError | None) -> None:
         """Enter CLOSED and tell the user how it ended."""
-        was_time_wait = self.state is State.TIME_WAIT
-        if self.state is not State.CLOSED:
-            if State.CLOSED in TRANSITIONS[self.state]:
-                self._set_state(State.CLOSED)
+        was_time_wait = self.state is _TIME_WAIT
+        if self.state is not _CLOSED:
+            if _CLOSED in TRANSITIONS[self.state]:
+                self._set_state(_CLOSED)
             else:
-                self.state = State.CLOSED
+                self.state = _CLOSED
         self._rto_at = self._delack_at = self._persist_at = None
         self._keepalive_at = self._close_at = None
         self._ack_pending = self._ack_now = False
         self._sndbuf.clear()
-        self._reasm.segments.clear()
+        if self._reasm is not _NO_REASSEMBLY:
+            self._reasm.segments.clear()
         if was_time_wait:
             return
         if error is not None:
@@ -1687,7 +1733,7 @@ class TcpConnection:
             self._after_held.clear()
             self._events.append(ConnectionReset(error))
         else:
-            self._event_after_data(ConnectionClosed())
+            self._event_after_data(_CONNECTION_CLOSED)
 
     def _event_after_data(self, event: Event) -> None:
         """Report ``event`` now, or after the data a paused application has not taken."""
@@ -1713,7 +1759,10 @@ class TcpConnection:
         flags = segment.flags | PSH_I if end == sndbuf.end else segment.flags
         if self._fin_seq is not None and end == self._fin_seq and self.state in _FIN_STATES:
             flags |= FIN_I
-        self._emit(segment._replace(flags=flags, payload=payload))
+        self._emit(
+            _new_segment((segment.seq, segment.ack, flags, segment.window, segment.options,
+                          payload, segment.urgent))
+        )  # fmt: skip
         self._last_send = now
         resent = retransmission or diff(seq, self.snd_max) < 0
         if resent:
@@ -1772,23 +1821,22 @@ class TcpConnection:
                 self._recovery_sends(now)
             end = self._sndbuf.end
             mss = self.mss
+            # diff(end, SND.NXT), inline: the bytes queued and not sent (negative after the
+            # FIN went: it takes a sequence number but no byte).
+            waiting = ((end - self.snd_nxt + _HALF) & MASK) - _HALF
             if (
-                self.snd_una == self.snd_max
+                waiting > 0
+                and self.snd_una == self.snd_max
                 and now - self._last_send > self._rtt.rto
-                and diff(end, self.snd_nxt) > 0
             ):
                 # RFC 5681 4.1: nothing sent for longer than the RTO; what the window says
                 # about the path is stale, so restart from RW = min(IW, cwnd), not in one
                 # burst of the old window.
                 self.cc.on_idle(now)
                 self._last_send = now
-            if (
-                not self._in_recovery
-                and self.snd_nxt == self.snd_max
-                and diff(end, self.snd_nxt) >= 2 * mss
-            ):
+            if waiting >= 2 * mss and not self._in_recovery and self.snd_nxt == self.snd_max:
                 self._push_full_segments(end, now)
-            while True:
+            while waiting > 0:
                 unsent = diff(end, self.snd_nxt)
                 if unsent <= 0:
                     break
@@ -1826,7 +1874,7 @@ class TcpConnection:
             if (
                 fin_seq is not None
                 and self.snd_nxt == fin_seq
-                and state in (State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK)
+                and state in (_FIN_WAIT_1, _CLOSING, _LAST_ACK)
             ):
                 self._emit(self._segment(fin_seq, FIN_I, now))
                 if self._rack is not None:
@@ -1839,15 +1887,16 @@ class TcpConnection:
             # too small to use (sender SWS avoidance) needs RFC 9293 3.8.6.2.1's override
             # timeout; one persist timer does both (Linux's probe timer).
             if (
-                diff(end, self.snd_nxt) > 0
+                waiting > 0
                 and self.snd_nxt == self.snd_una
                 and self._persist_at is None
+                and diff(end, self.snd_nxt) > 0
             ):
                 self._rto_at = None
                 self._persist_at = now + self._persist_interval()
-        if self._rack is not None:
-            self._arm_probe(now)
-        if self._ack_now and state is not State.CLOSED and state is not State.SYN_SENT:
+        if self._rack is not None and self._probe_mark != (self.snd_una, self.snd_max):
+            self._arm_probe(now)  # (which returns at once for an unchanged mark)
+        if self._ack_now and state is not _CLOSED and state is not _SYN_SENT:
             self._send_ack(now)
 
     def _push_full_segments(self, end: int, now: float) -> None:
@@ -1967,10 +2016,10 @@ class TcpConnection:
     def handle_timeout(self, now: float) -> None:
         if self._close_at is not None and now >= self._close_at:
             self._close_at = None
-            if self.state is State.TIME_WAIT:
+            if self.state is _TIME_WAIT:
                 self._terminate(None)
                 return
-            if self.state is State.FIN_WAIT_2:
+            if self.state is _FIN_WAIT_2:
                 self._terminate(None)
                 return
         if self._delack_at is not None and now >= self._delack_at:
@@ -1986,7 +2035,7 @@ class TcpConnection:
         if self._rto_at is not None and now >= self._rto_at:
             self._rto_at = None
             self._on_rto(now)
-            if self.state is State.CLOSED:
+            if self.state is _CLOSED:
                 return
         if self._persist_at is not None and now >= self._persist_at:
             self._persist_at = None
@@ -1994,7 +2043,7 @@ class TcpConnection:
         if self._keepalive_at is not None and now >= self._keepalive_at:
             self._keepalive_at = None
             self._keepalive(now)
-            if self.state is State.CLOSED:
+            if self.state is _CLOSED:
                 return
         self._push(now)
 
@@ -2015,7 +2064,7 @@ class TcpConnection:
         else:
             self._retries += 1
             failed = self._retries
-            handshake = self.state in (State.SYN_SENT, State.SYN_RECEIVED)
+            handshake = self.state in (_SYN_SENT, _SYN_RECEIVED)
             limit = c.syn_retries if handshake else c.retries
         if failed > limit:
             error = self._soft_error or TimeoutError(errno.ETIMEDOUT, "Connection timed out")
@@ -2024,7 +2073,7 @@ class TcpConnection:
             self._terminate(error)
             return
         self._rtt.backoff(self._ts_now(now) if self.ts_ok else None)
-        if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
+        if self.state in (_SYN_SENT, _SYN_RECEIVED):
             self.retransmits += 1
             self._send_syn(now)
             self._rto_at = now + self._rtt.rto
@@ -2079,7 +2128,7 @@ class TcpConnection:
     def _keepalive(self, now: float) -> None:
         """RFC 9293 3.8.4 / RFC 1122 4.2.3.6: a segment at SND.UNA-1 draws an ACK."""
         c = self.config
-        if self.state not in SYNCHRONIZED or self.state is State.TIME_WAIT:
+        if self.state not in SYNCHRONIZED or self.state is _TIME_WAIT:
             return
         if now - self._last_activity < c.keepalive_idle - 1e-9 and not self._keepalive_probes:
             self._keepalive_at = self._last_activity + c.keepalive_idle
@@ -2112,7 +2161,7 @@ class TcpConnection:
                     covered = self._retransmit(self.snd_una, now)
                     self.snd_nxt = add(self.snd_una, covered)
             return
-        if self.state is State.SYN_SENT and (local or isinstance(error, ConnectionRefusedError)):
+        if self.state is _SYN_SENT and (local or isinstance(error, ConnectionRefusedError)):
             # Linux treats port/protocol unreachable during the handshake as hard errors, and
             # so a failed resolution of the peer's address (RFC 5461 2.2: a connection request
             # rejected on a soft error; Linux fails connect() with EHOSTUNREACH after its

@@ -45,6 +45,8 @@ _NO_WSCALE = 0xF
 _SACK_BIT = 0x10
 #: The option bits of a cookie without timestamps (nothing kept).
 NO_COOKIE_OPTIONS = 0x3F
+#: Answers of the per-host-pair and per-destination hashes remembered at most.
+_MEMO_SIZE = 4096
 
 
 class Cookie(NamedTuple):
@@ -86,6 +88,19 @@ class IsnGenerator:
         if len(secret) < 16:
             raise ValueError("the ISN secret needs at least 16 bytes")
         self._key = secret[:32]
+        #: The answers of ts_offset() and port_offset(), asked for every connection and
+        #: pure functions of their arguments (per pair of hosts, per destination).
+        self._memo: dict[tuple[bytes, ...], int] = {}
+
+    def _memo_f(self, *parts: bytes) -> int:
+        """:meth:`_f`, remembered (for a bounded number of arguments)."""
+        memo = self._memo
+        value = memo.get(parts)
+        if value is None:
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            value = memo[parts] = self._f(*parts)
+        return value
 
     def _f(self, *parts: bytes) -> int:
         digest = hashlib.blake2s(b"".join(parts), key=self._key, digest_size=4).digest()
@@ -99,13 +114,13 @@ class IsnGenerator:
 
     def ts_offset(self, local_ip: bytes, remote_ip: bytes) -> int:
         """The timestamp clock offset for a pair of hosts (RFC 7323 5.4)."""
-        return self._f(b"ts", local_ip, remote_ip)
+        return self._memo_f(b"ts", local_ip, remote_ip)
 
     def port_offset(self, local_ip: bytes, remote: tuple[bytes, int] | None) -> int:
         """RFC 6056 3.3.3: F(local address, remote address, remote port, secret)."""
         if remote is None:
-            return self._f(b"port", local_ip)
-        return self._f(b"port", local_ip, remote[0], remote[1].to_bytes(2, "big"))
+            return self._memo_f(b"port", local_ip)
+        return self._memo_f(b"port", local_ip, remote[0], remote[1].to_bytes(2, "big"))
 
     def cookie(
         self, local: tuple[bytes, int], remote: tuple[bytes, int], peer_isn: int, mss: int,

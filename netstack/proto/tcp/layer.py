@@ -67,6 +67,9 @@ FIN, SYN, RST, ACK = int(Flags.FIN), int(Flags.SYN), int(Flags.RST), int(Flags.A
 PSH = int(Flags.PSH)
 
 Key = tuple[bytes, int, bytes, int]
+#: States compared per segment, as module constants (``State.X`` is slow on Python 3.11: see
+#: connection.py).
+_CLOSED, _ESTABLISHED, _TIME_WAIT = State.CLOSED, State.ESTABLISHED, State.TIME_WAIT
 _HEADER = struct.Struct("!HHIIHHHH")
 _CHECKSUM = struct.Struct("!H")
 #: IpProto.TCP as a plain int: an enum's class attribute is a slow lookup on Python 3.11.
@@ -484,7 +487,7 @@ class TcpLayer(Layer):
         iss_floor: int | None = None
         if conn is not None:
             if (
-                conn.state is State.TIME_WAIT
+                conn.state is _TIME_WAIT
                 and flags & (SYN | ACK | RST | FIN) == SYN
                 and self._listener_for(dst, dport) is not None
                 and self._time_wait_reopens(conn, seq, opts)
@@ -500,7 +503,7 @@ class TcpLayer(Layer):
                     self.gro
                     and flags == ACK
                     and len(payload) >= _GRO_MIN
-                    and conn.state is State.ESTABLISHED
+                    and conn.state is _ESTABLISHED
                 ):
                     # A full-sized segment of a burst, perhaps: wait for the next ones.
                     self._gro = _Held(conn, src, dst, sport, dport, seq, ack, window, opts,
@@ -775,12 +778,17 @@ class TcpLayer(Layer):
                 lport, rport = conn.local[1], conn.remote[1]
                 iface = route.iface
                 offloads = iface.eth.offloads if iface is not None and not route.local else None
-                if offloads and (offloads.tso4 if len(route.dst) == 4 else offloads.tso6):
+                # (Not ``if offloads``: Offloads.__bool__ is a call; TSO implies it is true.)
+                if offloads is not None and (
+                    offloads.tso4 if len(route.dst) == 4 else offloads.tso6
+                ):
                     # The connection's next bursts may come as super-segments (TSO).
                     conn.gso_max = _GSO_MAX - iface.headroom
                     if len(segments) > 1 or len(segments[0].payload) > conn.mss:
                         self._send_super(route, lport, rport, segments, conn.mss, now)
-                        return self._note_deferred(conn)
+                        if conn.ack_deferred:
+                            self._deferred[conn] = None
+                        return
                 elif conn.gso_max:
                     # The link stopped taking super-segments (forwarding turned on, say):
                     # cut what the connection made for it.
@@ -790,9 +798,6 @@ class TcpLayer(Layer):
                     if seg.flags & RST:
                         self.resets_sent += 1
                     self._transmit(route, lport, rport, seg, now)
-        self._note_deferred(conn)
-
-    def _note_deferred(self, conn: TcpConnection) -> None:
         if conn.ack_deferred:
             self._deferred[conn] = None
 
@@ -824,7 +829,7 @@ class TcpLayer(Layer):
             dispatching.discard(conn)
         if conn.user is not None and self.on_flushed is not None:
             self.on_flushed(conn)
-        if conn.state is State.CLOSED:
+        if conn.state is _CLOSED:
             self._forget(conn)
             return
         at = conn.poll_at()
@@ -984,15 +989,26 @@ class TcpLayer(Layer):
             del self.connections[key]
         conn.timer_at = None
         conn.route = conn.user = conn.listener = None
-        self.retransmits += conn.retransmits
-        self.challenge_acks += conn.challenge_acks
-        for reason, n in conn.drops.items():
-            self.drops[reason] = self.drops.get(reason, 0) + n
-        conn.drops.clear()
-        conn.retransmits = conn.challenge_acks = 0
-        for name in self._LOSS_COUNTERS:
-            setattr(self, name, getattr(self, name) + getattr(conn, name))
-            setattr(conn, name, 0)
+        # The connection's counters move to the layer's (most connections have none).
+        if conn.retransmits or conn.challenge_acks:
+            self.retransmits += conn.retransmits
+            self.challenge_acks += conn.challenge_acks
+            conn.retransmits = conn.challenge_acks = 0
+        drops = conn.drops
+        if drops:
+            for reason, n in drops.items():
+                self.drops[reason] = self.drops.get(reason, 0) + n
+            drops.clear()
+        if (
+            conn.timeouts
+            or conn.fast_recoveries
+            or conn.loss_probes
+            or conn.undos
+            or conn.dsacks_sent
+        ):
+            for name in self._LOSS_COUNTERS:
+                setattr(self, name, getattr(self, name) + getattr(conn, name))
+                setattr(conn, name, 0)
 
     # -- user calls through the layer ------------------------------------------------------
     def call(self, conn: TcpConnection, now: float) -> None:

@@ -314,3 +314,37 @@ def test_cookie_timestamp_carries_options_and_never_runs_ahead(
     )
     # Without the echo (no timestamps on the ACK) the cookie does not check out.
     assert gen.check_cookie(LOCAL, REMOTE, PEER_ISN, cookie, NOW) is None
+
+
+def test_timestamp_offset_is_a_function_of_the_pair_of_hosts() -> None:
+    """RFC 7323 5.4 / RFC 6191: one timestamp clock per pair of hosts. The generator
+    remembers the offsets it computed; what it answers is the keyed hash of the pair, the
+    same after its memory is cleared, from another generator with the same secret, and
+    different for another pair or another secret."""
+    a, b, c = ip("198.18.0.1"), ip("198.18.0.2"), ip("198.18.0.3")
+    gen = IsnGenerator(SECRET)
+    first = gen.ts_offset(a, b)
+    assert gen.ts_offset(a, b) == first
+    for i in range(5000):  # more pairs than it remembers: its memory starts over
+        gen.ts_offset(a, i.to_bytes(4, "big"))
+    assert gen.ts_offset(a, b) == first
+    assert IsnGenerator(SECRET).ts_offset(a, b) == first
+    assert gen.ts_offset(a, c) != first
+    assert gen.ts_offset(b, a) != first
+    assert IsnGenerator(OTHER_SECRET).ts_offset(a, b) != first
+
+
+def test_port_offset_is_a_function_of_the_destination() -> None:
+    """RFC 6056 3.3.3: F(local address, remote address, remote port, secret), remembered
+    like the timestamp offsets, so the same after the generator's memory starts over."""
+    a, b = ip("198.18.0.1"), ip("198.18.0.2")
+    gen = IsnGenerator(SECRET)
+    first = gen.port_offset(a, (b, 80))
+    wild = gen.port_offset(a, None)
+    for i in range(5000):
+        gen.port_offset(a, (b, 1024 + i))
+    assert gen.port_offset(a, (b, 80)) == first
+    assert gen.port_offset(a, None) == wild
+    assert IsnGenerator(SECRET).port_offset(a, (b, 80)) == first
+    assert gen.port_offset(a, (b, 81)) != first
+    assert IsnGenerator(OTHER_SECRET).port_offset(a, (b, 80)) != first
