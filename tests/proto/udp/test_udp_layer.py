@@ -1,0 +1,113 @@
+"""The UDP layer's receive path without a stack: headers read inline (no header object),
+checked as :func:`netstack.proto.udp.wire.parse` checks them, drops counted by parse's reasons,
+checksums verified with the pseudo-header (RFC 768) of either family."""
+
+from __future__ import annotations
+
+import random
+import struct
+from typing import Any
+
+import pytest
+
+from netstack.proto.ipv4.wire import IPv4Header
+from netstack.proto.ipv6.wire import IPv6Header
+from netstack.proto.udp.layer import ANY, ANY6, UdpLayer
+from netstack.proto.udp.wire import build_into
+
+SRC4, DST4 = bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2])
+SRC6, DST6 = bytes.fromhex("fd00" + "00" * 13 + "01"), bytes.fromhex("fd00" + "00" * 13 + "02")
+
+
+class _IP:
+    csum_trusted = False
+
+    def __init__(self) -> None:
+        self.unreachable: list[Any] = []
+
+    def port_unreachable(self, *args: Any) -> None:
+        self.unreachable.append(args)
+
+
+class _Endpoint:
+    def __init__(self, local_ip: bytes) -> None:
+        self.local_ip = local_ip
+        self.local_port = 0
+        self.remote: tuple[bytes, int] | None = None
+        self.got: list[tuple[bytes, bytes, int, int]] = []
+
+    def deliver(self, data: memoryview, src: bytes, port: int, ifindex: int) -> None:
+        self.got.append((bytes(data), src, port, ifindex))
+
+    def error(self, exc: OSError) -> None:
+        raise AssertionError(exc)
+
+
+def layer_with_endpoint(local_ip: bytes = ANY) -> tuple[UdpLayer, _Endpoint]:
+    udp = UdpLayer(_IP(), random.Random(1))  # type: ignore[arg-type]
+    endpoint = _Endpoint(local_ip)
+    endpoint.local_port = udp.bind(endpoint, local_ip, 53)
+    return udp, endpoint
+
+
+def header4(n: int) -> IPv4Header:
+    return IPv4Header(0, 20 + n, 1, 0, 64, 17, 0, SRC4, DST4)
+
+
+def datagram(payload: bytes, src: bytes = SRC4, dst: bytes = DST4) -> bytearray:
+    buf = bytearray(8 + len(payload))
+    buf[8:] = payload
+    build_into(buf, 0, 4000, 53, src, dst)
+    return buf
+
+
+def test_a_datagram_is_delivered_with_its_source() -> None:
+    udp, endpoint = layer_with_endpoint()
+    data = datagram(b"query")
+    udp.receive(header4(len(data)), memoryview(data), 0.0, False, 3)
+    assert endpoint.got == [(b"query", SRC4, 4000, 3)]
+    assert udp.rx_packets == 1 and udp.rx_bytes == 5 and not udp.drops
+
+
+def test_link_padding_after_the_length_is_not_payload() -> None:
+    udp, endpoint = layer_with_endpoint()
+    data = datagram(b"odd") + b"\x00\x00\x00"
+    udp.receive(header4(len(data)), memoryview(data), 0.0, False)
+    assert endpoint.got[0][0] == b"odd" and udp.rx_bytes == 3
+
+
+@pytest.mark.parametrize(
+    ("wire", "reason"),
+    [
+        (b"", "truncated"),
+        (b"\x0f\xa0\x00\x35\x00", "truncated"),  # shorter than a header
+        (struct.pack("!HHHH", 4000, 53, 7, 0), "bad_length"),  # Length below 8
+        (struct.pack("!HHHH", 4000, 53, 20, 0) + b"x", "truncated"),  # Length beyond data
+    ],
+)
+def test_bad_headers_are_dropped_with_parses_reason(wire: bytes, reason: str) -> None:
+    udp, endpoint = layer_with_endpoint()
+    udp.receive(header4(len(wire)), memoryview(wire), 0.0, False)
+    assert udp.drops == {reason: 1} and not endpoint.got and udp.rx_packets == 0
+
+
+def test_a_bad_checksum_is_dropped_and_a_zero_one_accepted_over_ipv4() -> None:
+    udp, endpoint = layer_with_endpoint()
+    data = datagram(b"abc")
+    data[-1] ^= 1
+    udp.receive(header4(len(data)), memoryview(data), 0.0, False)
+    assert udp.drops == {"bad_checksum": 1}
+    data[6:8] = b"\x00\x00"  # RFC 768: no checksum computed
+    udp.receive(header4(len(data)), memoryview(data), 0.0, False)
+    assert len(endpoint.got) == 1 and udp.no_checksum == 1
+
+
+def test_ipv6_checksums_use_the_ipv6_pseudo_header() -> None:
+    udp, endpoint = layer_with_endpoint(ANY6)
+    data = datagram(b"v6 query", SRC6, DST6)
+    header = IPv6Header(0, 0, len(data), 17, 64, SRC6, DST6)
+    udp.receive(header, memoryview(data), 0.0, False)
+    assert endpoint.got == [(b"v6 query", SRC6, 4000, 0)]
+    data[6:8] = b"\x00\x00"  # RFC 8200 8.1: a zero checksum is invalid over IPv6
+    udp.receive(header, memoryview(data), 0.0, False)
+    assert udp.drops == {"zero_checksum_ipv6": 1} and len(endpoint.got) == 1
