@@ -505,68 +505,59 @@ class Responder:
             encrypted: whether it came over an encrypted transport (DNS over TLS): only
                 then is an answer to a padded query padded (RFC 7830, RFC 8467).
         """
-        if len(wire) < _HEADER_LEN:
-            self.drop("short")
-            return None
-        if udp and len(wire) > MAX_UDP_QUERY:
-            self.drop("oversize")
-            return None
-        flags = int.from_bytes(wire[2:4], "big")
-        if flags & _QR:
-            # Never answer an answer: two servers would echo each other forever.
-            self.drop("not_a_query")
-            return None
-        self.queries["udp" if udp else "tcp"] += 1
         answers = self.answers
-        found = None
-        if answers is not None:
-            found = question_key(wire, udp=udp, encrypted=encrypted, udp_payload=self.udp_payload)
-        if answers is None or found is None:
-            return self._respond(wire, flags, udp, encrypted)[0]
-        key, name_end = found
-        cached = answers.get(key)
-        if cached is not None:
-            rcodes = self.rcodes
-            rcodes[cached.rcode] = rcodes.get(cached.rcode, 0) + 1
-            if cached.truncated:
-                self.truncated += 1
-            if cached.additional_omitted:
-                self.additional_omitted += 1
+        rest: bytes | None = None
+        # Over UDP, a query seen before but for its ID first (AnswerCache.exact): the answer
+        # it got but for the ID, counted the same way, with nothing parsed.
+        if udp and answers is not None and (exact := answers.exact.get(wire[2:])) is not None:
+            cached, rest, name_end = exact
+            self.queries["udp"] += 1
+            answers.hits += 1
+        else:
+            if len(wire) < _HEADER_LEN:
+                self.drop("short")
+                return None
+            if udp and len(wire) > MAX_UDP_QUERY:
+                self.drop("oversize")
+                return None
+            flags = int.from_bytes(wire[2:4], "big")
+            if flags & _QR:
+                # Never answer an answer: two servers would echo each other forever.
+                self.drop("not_a_query")
+                return None
+            self.queries["udp" if udp else "tcp"] += 1
+            found = None
+            if answers is not None:
+                found = question_key(
+                    wire, udp=udp, encrypted=encrypted, udp_payload=self.udp_payload
+                )
+            if answers is None or found is None:
+                return self._respond(wire, flags, udp, encrypted)[0]
+            key, name_end = found
+            kept = answers.get(key)
+            if kept is None:
+                truncated, omitted = self.truncated, self.additional_omitted
+                out, cacheable = self._respond(wire, flags, udp, encrypted)
+                if cacheable and out is not None:
+                    answers.put(
+                        key, name_end, out, rcode=self._last_rcode,
+                        truncated=self.truncated != truncated,
+                        additional_omitted=self.additional_omitted != omitted,
+                        varies=self._last_varies,
+                    )  # fmt: skip
+                return out
+            cached = kept
             if udp:
                 answers.keep_exact(wire, cached, name_end)
-            return cached.render(wire, name_end)
-        truncated, omitted = self.truncated, self.additional_omitted
-        out, cacheable = self._respond(wire, flags, udp, encrypted)
-        if cacheable and out is not None:
-            answers.put(
-                key, name_end, out, rcode=self._last_rcode,
-                truncated=self.truncated != truncated,
-                additional_omitted=self.additional_omitted != omitted,
-                varies=self._last_varies,
-            )  # fmt: skip
-        return out
-
-    def respond_datagram(self, wire: bytes) -> bytes | None:
-        """:meth:`respond` to a query over UDP, first by the query's exact bytes after its ID
-        (:meth:`AnswerCache.exact <netstack.dns.answers.AnswerCache.exact>`): a query seen
-        before but for its ID gets the answer it got but for the ID, counted the same way."""
-        answers = self.answers
-        if answers is not None:
-            found = answers.exact.get(wire[2:])
-            if found is not None:
-                cached, rest, name_end = found
-                self.queries["udp"] += 1
-                answers.hits += 1
-                rcodes = self.rcodes
-                rcodes[cached.rcode] = rcodes.get(cached.rcode, 0) + 1
-                if cached.truncated:
-                    self.truncated += 1
-                if cached.additional_omitted:
-                    self.additional_omitted += 1
-                if rest is None:
-                    return cached.render(wire, name_end)
-                return wire[:2] + rest
-        return self.respond(wire, udp=True)
+        rcodes = self.rcodes
+        rcodes[cached.rcode] = rcodes.get(cached.rcode, 0) + 1
+        if cached.truncated:
+            self.truncated += 1
+        if cached.additional_omitted:
+            self.additional_omitted += 1
+        if rest is not None:
+            return wire[:2] + rest
+        return cached.render(wire, name_end)
 
     def _respond(
         self, wire: bytes, flags: int, udp: bool, encrypted: bool
@@ -1205,7 +1196,7 @@ class DnsServer:
             # The rate limit's buckets by packed address here (one kind of key per server).
             verdict = _ANSWER if limiter.rate == _INF else limiter.check(src, self._loop.time())
             if verdict is _ANSWER:
-                out = self.responder.respond_datagram(wire)
+                out = self.responder.respond(wire, udp=True)
             else:
                 out = self._over_limit(wire, verdict)
             udp = self._packed
@@ -1223,7 +1214,7 @@ class DnsServer:
         limiter = self.limiter
         verdict = _ANSWER if limiter.rate == _INF else limiter.check(client, self._loop.time())
         if verdict is _ANSWER:
-            return self.responder.respond_datagram(wire)
+            return self.responder.respond(wire, udp=True)
         return self._over_limit(wire, verdict)
 
     def _over_limit(self, wire: bytes, verdict: Verdict) -> bytes | None:

@@ -227,14 +227,14 @@ class DatagramTransport(asyncio.DatagramTransport):
         stack = self._stack
         local = self.local_ip
         try:
-            if len(dst) != len(local) and local:
+            if local and len(dst) != len(local):
                 raise OSError(
                     errno.EAFNOSUPPORT,
                     "an IPv4 destination on an IPv6 endpoint"
                     if len(dst) == 4
                     else "an IPv6 destination on an IPv4 endpoint",
                 )
-            src = local if local and local != ANY4 and local != ANY6 else None
+            src = None if local == ANY4 or not local or local == ANY6 else local
             # DualIP.route's choice, inline: this runs once per datagram.
             ip = stack.ip
             route = ip.v4.route(dst, src) if len(dst) == 4 else ip.v6.route(dst, src, scope)

@@ -56,10 +56,11 @@ def verify(data: Buffer, initial: int = 0) -> bool:
     return total != 0 and total % 0xFFFF == 0
 
 
-def checksum_pseudo(data: Buffer, src: bytes, dst: bytes, proto: int) -> int:
+def checksum_pseudo(data: Buffer, src: bytes, dst: bytes, proto: int, initial: int = 0) -> int:
     """:func:`checksum` of ``data``, a whole UDP datagram or TCP segment, with the pseudo-header
-    of ``src``, ``dst`` (both IPv4 or both IPv6) and ``proto`` added: one call on the
-    per-packet path instead of two.
+    of ``src``, ``dst`` (both IPv4 or both IPv6), ``proto`` and ``len(data)`` added: one call
+    on the per-packet path instead of two. ``initial`` adds further 16-bit words (a header
+    left out of ``data``, whose length then goes in it too).
 
     The IPv4 pseudo-header's 16-bit length and IPv6's 32-bit one (RFC 8200 8.1) sum to the
     same value modulo 0xFFFF (0x10000 = 1), so one expression serves both families.
@@ -68,7 +69,7 @@ def checksum_pseudo(data: Buffer, src: bytes, dst: bytes, proto: int) -> int:
     value = int.from_bytes(data, "big")
     if n & 1:
         value <<= 8
-    total = value + int.from_bytes(src + dst, "big") % 0xFFFF + proto + n
+    total = value + int.from_bytes(src + dst, "big") % 0xFFFF + proto + n + initial
     s = total % 0xFFFF
     if s == 0:
         return 0 if total else 0xFFFF  # as in checksum()

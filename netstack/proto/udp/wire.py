@@ -31,7 +31,6 @@ __all__ = ["HEADER", "UDP_HEADER_LEN", "UdpHeader", "build_into", "checksum_ok",
 _HEADER = struct.Struct("!HHHH")
 #: Source port, destination port, length, checksum: for a layer that reads the fields inline.
 HEADER = _HEADER
-_CHECKSUM = struct.Struct("!H")
 UDP_HEADER_LEN = 8
 PROTO_UDP = 17
 
@@ -85,6 +84,10 @@ def build_into(
     """Write a header at ``offset`` for the data that follows it to the end of ``buf``,
     with its checksum over the IPv4 pseudo-header."""
     length = len(buf) - offset
-    _HEADER.pack_into(buf, offset, src_port, dst_port, length, 0)
-    c = checksum_pseudo(memoryview(buf)[offset:], src, dst, PROTO_UDP)
-    _CHECKSUM.pack_into(buf, offset + 6, c or 0xFFFF)
+    # The header's words (its checksum field zero) and the rest of the pseudo-header's
+    # length added as numbers: the header is then written once, checksum and all.
+    c = checksum_pseudo(
+        memoryview(buf)[offset + UDP_HEADER_LEN :], src, dst, PROTO_UDP,
+        src_port + dst_port + length + UDP_HEADER_LEN,
+    )  # fmt: skip
+    _HEADER.pack_into(buf, offset, src_port, dst_port, length, c or 0xFFFF)
