@@ -313,9 +313,12 @@ async def test_a_packed_receiver_takes_datagrams_and_answers_by_packed_address(
     client.sendto(b"two", ("198.18.0.2", 7))
     assert await protocol.get() == (b"two", ("198.18.0.1", port))
     assert len(heard) == 1
+    # A connected endpoint sends to its peer only.
     connected, _ = await a.create_datagram_endpoint(Collector, remote_addr=("198.18.0.2", 7))
+    connected.sendto_packed(b"three", bytes([198, 18, 0, 2]), 7)  # type: ignore[attr-defined]
+    assert (await protocol.get())[0] == b"three"
     with pytest.raises(ValueError):
-        connected.sendto_packed(b"x", bytes([198, 18, 0, 2]), 7)  # type: ignore[attr-defined]
+        connected.sendto_packed(b"x", bytes([198, 18, 0, 2]), 8)  # type: ignore[attr-defined]
     server.close()
     with pytest.raises(ClosedError):
         server.sendto_packed(b"x", bytes([198, 18, 0, 1]), port)

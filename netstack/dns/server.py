@@ -110,7 +110,7 @@ import dns.rdatatype
 import dns.rrset
 import dns.zone
 
-from ..drivers.udp import DatagramTransport
+from ..errors import ClosedError
 from .answers import AnswerCache, question_key
 
 __all__ = [
@@ -822,8 +822,8 @@ class RateLimiter:
         self.burst = float(burst)
         self.slip = int(slip)
         self.max_clients = max_clients
-        # client -> (tokens, when last seen, queries over the limit so far)
-        self._buckets: OrderedDict[str | bytes, tuple[float, float, int]] = OrderedDict()
+        # client -> [tokens, when last seen, queries over the limit so far], changed in place
+        self._buckets: OrderedDict[str | bytes, list[float]] = OrderedDict()
 
     def check(self, client: str | bytes, now: float) -> Verdict:
         """Take one token from ``client``'s bucket: :attr:`Verdict.ANSWER` when there was
@@ -833,6 +833,7 @@ class RateLimiter:
             return _ANSWER
         buckets = self._buckets
         entry = buckets.get(client)
+        over: float
         if entry is None:
             tokens, over = self.burst, 0
         else:
@@ -843,14 +844,15 @@ class RateLimiter:
                 if tokens > self.burst:
                     tokens = self.burst
             if tokens >= 1.0:  # the common case, a known client within its rate
-                buckets[client] = (tokens - 1.0, now, over)
+                entry[0] = tokens - 1.0
+                entry[1] = now
                 return _ANSWER
         if tokens >= 1.0:
-            buckets[client] = (tokens - 1.0, now, over)
+            buckets[client] = [tokens - 1.0, now, over]
             verdict = _ANSWER
         else:
             verdict = Verdict.SLIP if self.slip and over % self.slip == 0 else Verdict.DROP
-            buckets[client] = (tokens, now, over + 1)
+            buckets[client] = [tokens, now, over + 1]
         if entry is None and len(buckets) > self.max_clients:
             buckets.popitem(last=False)
         return verdict
@@ -885,15 +887,30 @@ class ServerStack(Protocol):
     ) -> Any: ...
 
 
+class _PackedEndpoint(Protocol):
+    """What the server uses of netstack's datagram transport beyond asyncio's
+    (:meth:`netstack.drivers.udp.DatagramTransport.set_packed_receiver`)."""
+
+    def set_packed_receiver(
+        self, receiver: Callable[[memoryview, bytes, int, int], None] | None
+    ) -> None: ...
+
+    def sendto_packed(
+        self, data: bytes | bytearray | memoryview, dst: bytes, port: int, scope: int = 0
+    ) -> None: ...
+
+
 class _UdpService(asyncio.DatagramProtocol):
     def __init__(self, server: DnsServer) -> None:
         self.server = server
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A netstack endpoint hands datagrams over as its UDP layer has them.
-        if isinstance(transport, DatagramTransport):
-            self.server._packed = transport
-            transport.set_packed_receiver(self.server._on_packed_datagram)
+        # A netstack endpoint hands datagrams over as its UDP layer has them (the driver's
+        # class is not imported here: only the stack imports drivers).
+        if hasattr(transport, "set_packed_receiver") and hasattr(transport, "sendto_packed"):
+            endpoint = cast(_PackedEndpoint, transport)
+            self.server._packed = endpoint
+            endpoint.set_packed_receiver(self.server._on_packed_datagram)
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         self.server._on_datagram(data, addr)
@@ -1062,7 +1079,7 @@ class DnsServer:
         self.tls_queries = 0
         self._udp: asyncio.DatagramTransport | None = None
         #: The same endpoint when it is netstack's (answers go by its packed address path).
-        self._packed: DatagramTransport | None = None
+        self._packed: _PackedEndpoint | None = None
         self._tcp: Any = None
         self._tls: Any = None
         # Insertion-ordered: among connections idle equally long (uvloop's clock ticks in
@@ -1200,10 +1217,12 @@ class DnsServer:
             else:
                 out = self._over_limit(wire, verdict)
             udp = self._packed
-            if out is not None and udp is not None and not udp._closing:
+            if out is not None and udp is not None:
                 # The scope of a link-local source is the interface it came in on.
                 link_local = len(src) == 16 and src[0] == 0xFE and src[1] & 0xC0 == 0x80
                 udp.sendto_packed(out, src, port, ifindex if link_local else 0)
+        except ClosedError:
+            pass  # the endpoint closed: nothing more is sent
         except Exception:  # never into the event loop
             self.internal_errors += 1
             log.exception("internal error in the DNS server (UDP)")

@@ -203,7 +203,7 @@ class DatagramTransport(asyncio.DatagramTransport):
                         self._parsed.clear()
                     self._parsed[addr] = parsed
             dst, port, scope = parsed
-        self._send(data, dst, port, scope)
+        self.sendto_packed(data, dst, port, scope)
 
     def sendto_packed(
         self, data: bytes | bytearray | memoryview, dst: bytes, port: int, scope: int = 0
@@ -213,17 +213,13 @@ class DatagramTransport(asyncio.DatagramTransport):
 
         Raises:
             ClosedError: the endpoint is closed.
-            ValueError: on a connected endpoint.
+            ValueError: on a connected endpoint, an address other than its peer's.
         """
         if self._closing:
             raise ClosedError("sendto() on a closed UDP endpoint")
-        if self.remote is not None:
-            raise ValueError("sendto_packed() on a connected endpoint")
-        self._send(data, dst, port, scope)
-
-    def _send(
-        self, data: bytes | bytearray | memoryview, dst: bytes, port: int, scope: int
-    ) -> None:
+        remote = self.remote
+        if remote is not None and (dst != remote[0] or port != remote[1]):
+            raise ValueError("sendto_packed() to another address than a connected peer's")
         stack = self._stack
         local = self.local_ip
         try:
