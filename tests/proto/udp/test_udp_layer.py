@@ -9,11 +9,15 @@ import struct
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from netstack.errors import ParseError
+from netstack.proto.ip.route import OutRoute
 from netstack.proto.ipv4.wire import IPv4Header
 from netstack.proto.ipv6.wire import IPv6Header
 from netstack.proto.udp.layer import ANY, ANY6, UdpLayer
-from netstack.proto.udp.wire import build_into
+from netstack.proto.udp.wire import build_into, checksum_ok, parse
 
 SRC4, DST4 = bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2])
 SRC6, DST6 = bytes.fromhex("fd00" + "00" * 13 + "01"), bytes.fromhex("fd00" + "00" * 13 + "02")
@@ -111,3 +115,66 @@ def test_ipv6_checksums_use_the_ipv6_pseudo_header() -> None:
     data[6:8] = b"\x00\x00"  # RFC 8200 8.1: a zero checksum is invalid over IPv6
     udp.receive(header, memoryview(data), 0.0, False)
     assert udp.drops == {"zero_checksum_ipv6": 1} and len(endpoint.got) == 1
+
+
+# -- the inline receive and send reach the wire module's verdict and bytes --------------------
+def _reference(data: bytes) -> tuple[str, bytes | None]:
+    """What parse() and checksum_ok() make of ``data`` from SRC4 to DST4."""
+    try:
+        header, payload = parse(data)
+    except ParseError as exc:
+        return exc.reason, None
+    if header.checksum == 0:
+        return "accepted", bytes(payload)
+    if not checksum_ok(bytes(data[: header.length]), SRC4, DST4):
+        return "bad_checksum", None
+    return "accepted", bytes(payload)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    payload=st.binary(max_size=40),
+    cut=st.integers(0, 60),
+    length=st.one_of(st.none(), st.integers(0, 70)),
+    flip=st.one_of(st.none(), st.integers(0, 47)),
+    tail=st.binary(max_size=3),
+)
+def test_receive_reaches_the_wire_modules_verdict(
+    payload: bytes, cut: int, length: int | None, flip: int | None, tail: bytes
+) -> None:
+    data = datagram(payload) + tail
+    if length is not None:
+        data[4:6] = length.to_bytes(2, "big")
+    if flip is not None and flip < len(data):
+        data[flip] ^= 0x10
+    data = data[: max(0, len(data) - cut)] if cut > 50 else data
+    udp, endpoint = layer_with_endpoint()
+    udp.receive(header4(len(data)), memoryview(bytes(data)), 0.0, False)
+    reason, delivered = _reference(bytes(data))
+    if reason == "accepted":
+        assert not udp.drops and endpoint.got == [(delivered, SRC4, 4000, 0)]
+    else:
+        assert udp.drops == {reason: 1} and not endpoint.got
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    payload=st.binary(max_size=64), ports=st.tuples(st.integers(1, 65535), st.integers(1, 65535))
+)
+def test_send_writes_build_intos_bytes(payload: bytes, ports: tuple[int, int]) -> None:
+    sent: list[bytearray] = []
+
+    class Iface:
+        headroom = 34
+
+        def output(self, frame: bytearray, route: Any, proto: int, now: float) -> None:
+            assert proto == 17
+            sent.append(frame)
+
+    udp = UdpLayer(_IP(), random.Random(1))  # type: ignore[arg-type]
+    route = OutRoute(SRC4, DST4, DST4, iface=Iface())
+    udp.send(route, ports[0], ports[1], payload, 0.0)
+    expected = bytearray(34 + 8 + len(payload))
+    expected[42:] = payload
+    build_into(expected, 34, ports[0], ports[1], SRC4, DST4)
+    assert sent == [expected]
