@@ -285,3 +285,40 @@ async def test_close_closes_endpoints() -> None:
     with pytest.raises(ClosedError):
         await stack.ping("198.18.0.2")
     await stack.close()  # twice is fine
+
+
+async def test_a_packed_receiver_takes_datagrams_and_answers_by_packed_address(
+    stack_pair: tuple[Stack, Stack],
+) -> None:
+    from netstack.drivers.udp import DatagramTransport
+
+    a, b = stack_pair
+    server, protocol = await b.create_datagram_endpoint(Collector, local_addr=("0.0.0.0", 7))
+    assert isinstance(server, DatagramTransport)
+    heard: list[tuple[bytes, bytes, int, int]] = []
+
+    def receiver(data: memoryview, src: bytes, port: int, ifindex: int) -> None:
+        heard.append((bytes(data), src, port, ifindex))
+        server.sendto_packed(b"re: " + data, src, port)
+
+    server.set_packed_receiver(receiver)
+    client, replies = await a.create_datagram_endpoint(Collector, local_addr=("0.0.0.0", 0))
+    port = client.get_extra_info("sockname")[1]
+    client.sendto(b"one", ("198.18.0.2", 7))
+    assert await replies.get() == (b"re: one", ("198.18.0.2", 7))
+    assert heard == [(b"one", bytes([198, 18, 0, 1]), port, heard[0][3])]
+    assert protocol.datagrams.empty()
+    # None gives the datagrams back to the protocol.
+    server.set_packed_receiver(None)
+    client.sendto(b"two", ("198.18.0.2", 7))
+    assert await protocol.get() == (b"two", ("198.18.0.1", port))
+    assert len(heard) == 1
+    # A connected endpoint sends to its peer only.
+    connected, _ = await a.create_datagram_endpoint(Collector, remote_addr=("198.18.0.2", 7))
+    connected.sendto_packed(b"three", bytes([198, 18, 0, 2]), 7)  # type: ignore[attr-defined]
+    assert (await protocol.get())[0] == b"three"
+    with pytest.raises(ValueError):
+        connected.sendto_packed(b"x", bytes([198, 18, 0, 2]), 8)  # type: ignore[attr-defined]
+    server.close()
+    with pytest.raises(ClosedError):
+        server.sendto_packed(b"x", bytes([198, 18, 0, 1]), port)

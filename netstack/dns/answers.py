@@ -9,7 +9,10 @@ Two parts, no I/O and no clock:
   everything the answer depends on, or None for anything else (which the server answers the
   long way, as before, and does not cache);
 - :class:`AnswerCache`: answers by key, bounded in entries and bytes, emptied when the zone
-  data changes.
+  data changes; and in front of it, for queries over UDP, the answers by the query's exact
+  bytes after its ID (:meth:`AnswerCache.exact`), which skips even the parsing: two queries
+  equal but for their IDs get answers equal but for their IDs, since everything an answer
+  copies or depends on is in those bytes (the RD bit, the question as sent, the OPT).
 
 What an answer depends on, and so what the key holds (the server's behaviour, which this
 keeps byte for byte):
@@ -67,6 +70,10 @@ _COUNTS_PLAIN = b"\x00\x01\x00\x00\x00\x00\x00\x00"
 _COUNTS_OPT = b"\x00\x01\x00\x00\x00\x00\x00\x01"
 #: Renderings kept of an answer whose record order dnspython shuffles each time.
 VARIANTS = 8
+#: The exact-bytes table (:meth:`AnswerCache.exact`): queries kept, and the longest kept (a
+#: query with a question and an OPT is far shorter; longer ones go the parsing way).
+EXACT_ENTRIES = 4096
+EXACT_MAX_QUERY = 512
 #: Whether dnspython reads an option of a code as raw bytes (which it never rejects), by code.
 _GENERIC: dict[int, bool] = {}
 
@@ -222,6 +229,23 @@ class AnswerCache:
         self.misses = 0
         self.evicted = 0
         self.cleared = 0
+        #: Answers by a UDP query's bytes after its ID: the answer and, when it has one
+        #: rendering, the answer's bytes after the ID (else None: rendered each time, in
+        #: turn). Entries refer to answers in the cache: emptied whenever one goes.
+        self.exact: dict[bytes, tuple[CachedAnswer, bytes | None, int]] = {}
+
+    def keep_exact(self, wire: bytes, answer: CachedAnswer, name_end: int) -> None:
+        """Remember that the UDP query ``wire`` (at most :data:`EXACT_MAX_QUERY` bytes) is
+        answered by ``answer``, its question's name ending at ``name_end``; at
+        :data:`EXACT_ENTRIES` queries the table starts again (a client that varies its
+        question's case (0x20) makes every query new)."""
+        if len(wire) > EXACT_MAX_QUERY:
+            return
+        exact = self.exact
+        if len(exact) >= EXACT_ENTRIES:
+            exact.clear()
+        rest = answer.render(wire, name_end)[2:] if len(answer.tails) == 1 else None
+        exact[wire[2:]] = (answer, rest, name_end)
 
     def get(self, key: QuestionKey) -> CachedAnswer | None:
         """The answer kept for ``key``; None (a miss) when there is none, or fewer renderings
@@ -291,12 +315,14 @@ class AnswerCache:
 
     def _forget(self, key: QuestionKey) -> None:
         self.bytes -= sum(len(tail) for tail in self._answers.pop(key).tails)
+        self.exact.clear()
 
     def clear(self) -> None:
         """Forget every answer (the zone data changed)."""
         if self._answers:
             self.cleared += 1
         self._answers.clear()
+        self.exact.clear()
         self.bytes = 0
 
     def __len__(self) -> int:
@@ -310,4 +336,5 @@ class AnswerCache:
             "misses": self.misses,
             "evicted": self.evicted,
             "cleared": self.cleared,
+            "exact": len(self.exact),
         }

@@ -110,6 +110,7 @@ import dns.rdatatype
 import dns.rrset
 import dns.zone
 
+from ..errors import ClosedError
 from .answers import AnswerCache, question_key
 
 __all__ = [
@@ -504,44 +505,59 @@ class Responder:
             encrypted: whether it came over an encrypted transport (DNS over TLS): only
                 then is an answer to a padded query padded (RFC 7830, RFC 8467).
         """
-        if len(wire) < _HEADER_LEN:
-            self.drop("short")
-            return None
-        if udp and len(wire) > MAX_UDP_QUERY:
-            self.drop("oversize")
-            return None
-        flags = int.from_bytes(wire[2:4], "big")
-        if flags & _QR:
-            # Never answer an answer: two servers would echo each other forever.
-            self.drop("not_a_query")
-            return None
-        self.queries["udp" if udp else "tcp"] += 1
         answers = self.answers
-        found = None
-        if answers is not None:
-            found = question_key(wire, udp=udp, encrypted=encrypted, udp_payload=self.udp_payload)
-        if answers is None or found is None:
-            return self._respond(wire, flags, udp, encrypted)[0]
-        key, name_end = found
-        cached = answers.get(key)
-        if cached is not None:
-            rcodes = self.rcodes
-            rcodes[cached.rcode] = rcodes.get(cached.rcode, 0) + 1
-            if cached.truncated:
-                self.truncated += 1
-            if cached.additional_omitted:
-                self.additional_omitted += 1
-            return cached.render(wire, name_end)
-        truncated, omitted = self.truncated, self.additional_omitted
-        out, cacheable = self._respond(wire, flags, udp, encrypted)
-        if cacheable and out is not None:
-            answers.put(
-                key, name_end, out, rcode=self._last_rcode,
-                truncated=self.truncated != truncated,
-                additional_omitted=self.additional_omitted != omitted,
-                varies=self._last_varies,
-            )  # fmt: skip
-        return out
+        rest: bytes | None = None
+        # Over UDP, a query seen before but for its ID first (AnswerCache.exact): the answer
+        # it got but for the ID, counted the same way, with nothing parsed.
+        if udp and answers is not None and (exact := answers.exact.get(wire[2:])) is not None:
+            cached, rest, name_end = exact
+            self.queries["udp"] += 1
+            answers.hits += 1
+        else:
+            if len(wire) < _HEADER_LEN:
+                self.drop("short")
+                return None
+            if udp and len(wire) > MAX_UDP_QUERY:
+                self.drop("oversize")
+                return None
+            flags = int.from_bytes(wire[2:4], "big")
+            if flags & _QR:
+                # Never answer an answer: two servers would echo each other forever.
+                self.drop("not_a_query")
+                return None
+            self.queries["udp" if udp else "tcp"] += 1
+            found = None
+            if answers is not None:
+                found = question_key(
+                    wire, udp=udp, encrypted=encrypted, udp_payload=self.udp_payload
+                )
+            if answers is None or found is None:
+                return self._respond(wire, flags, udp, encrypted)[0]
+            key, name_end = found
+            kept = answers.get(key)
+            if kept is None:
+                truncated, omitted = self.truncated, self.additional_omitted
+                out, cacheable = self._respond(wire, flags, udp, encrypted)
+                if cacheable and out is not None:
+                    answers.put(
+                        key, name_end, out, rcode=self._last_rcode,
+                        truncated=self.truncated != truncated,
+                        additional_omitted=self.additional_omitted != omitted,
+                        varies=self._last_varies,
+                    )  # fmt: skip
+                return out
+            cached = kept
+            if udp:
+                answers.keep_exact(wire, cached, name_end)
+        rcodes = self.rcodes
+        rcodes[cached.rcode] = rcodes.get(cached.rcode, 0) + 1
+        if cached.truncated:
+            self.truncated += 1
+        if cached.additional_omitted:
+            self.additional_omitted += 1
+        if rest is not None:
+            return wire[:2] + rest
+        return cached.render(wire, name_end)
 
     def _respond(
         self, wire: bytes, flags: int, udp: bool, encrypted: bool
@@ -761,6 +777,11 @@ class Verdict(Enum):
     DROP = "drop"
 
 
+# Module globals for the per-query path: an enum member read from its class costs ~100 ns.
+_ANSWER = Verdict.ANSWER
+_INF = math.inf
+
+
 class RateLimiter:
     """A token bucket per client: ``rate`` queries a second on average, bursts of up to
     ``burst``; beyond them, every ``slip``-th query slips (a TC=1 answer) and the others are
@@ -801,17 +822,18 @@ class RateLimiter:
         self.burst = float(burst)
         self.slip = int(slip)
         self.max_clients = max_clients
-        # client -> (tokens, when last seen, queries over the limit so far)
-        self._buckets: OrderedDict[str, tuple[float, float, int]] = OrderedDict()
+        # client -> [tokens, when last seen, queries over the limit so far], changed in place
+        self._buckets: OrderedDict[str | bytes, list[float]] = OrderedDict()
 
-    def check(self, client: str, now: float) -> Verdict:
+    def check(self, client: str | bytes, now: float) -> Verdict:
         """Take one token from ``client``'s bucket: :attr:`Verdict.ANSWER` when there was
         one, else :attr:`Verdict.SLIP` or :attr:`Verdict.DROP` by the slip ratio."""
         rate = self.rate
-        if rate == math.inf:
-            return Verdict.ANSWER
+        if rate == _INF:
+            return _ANSWER
         buckets = self._buckets
         entry = buckets.get(client)
+        over: float
         if entry is None:
             tokens, over = self.burst, 0
         else:
@@ -821,17 +843,21 @@ class RateLimiter:
                 tokens += (now - last) * rate
                 if tokens > self.burst:
                     tokens = self.burst
+            if tokens >= 1.0:  # the common case, a known client within its rate
+                entry[0] = tokens - 1.0
+                entry[1] = now
+                return _ANSWER
         if tokens >= 1.0:
-            buckets[client] = (tokens - 1.0, now, over)
-            verdict = Verdict.ANSWER
+            buckets[client] = [tokens - 1.0, now, over]
+            verdict = _ANSWER
         else:
             verdict = Verdict.SLIP if self.slip and over % self.slip == 0 else Verdict.DROP
-            buckets[client] = (tokens, now, over + 1)
+            buckets[client] = [tokens, now, over + 1]
         if entry is None and len(buckets) > self.max_clients:
             buckets.popitem(last=False)
         return verdict
 
-    def allow(self, client: str, now: float) -> bool:
+    def allow(self, client: str | bytes, now: float) -> bool:
         """Take one token from ``client``'s bucket; False when it is empty."""
         return self.check(client, now) is Verdict.ANSWER
 
@@ -861,9 +887,30 @@ class ServerStack(Protocol):
     ) -> Any: ...
 
 
+class _PackedEndpoint(Protocol):
+    """What the server uses of netstack's datagram transport beyond asyncio's
+    (:meth:`netstack.drivers.udp.DatagramTransport.set_packed_receiver`)."""
+
+    def set_packed_receiver(
+        self, receiver: Callable[[memoryview, bytes, int, int], None] | None
+    ) -> None: ...
+
+    def sendto_packed(
+        self, data: bytes | bytearray | memoryview, dst: bytes, port: int, scope: int = 0
+    ) -> None: ...
+
+
 class _UdpService(asyncio.DatagramProtocol):
     def __init__(self, server: DnsServer) -> None:
         self.server = server
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A netstack endpoint hands datagrams over as its UDP layer has them (the driver's
+        # class is not imported here: only the stack imports drivers).
+        if hasattr(transport, "set_packed_receiver") and hasattr(transport, "sendto_packed"):
+            endpoint = cast(_PackedEndpoint, transport)
+            self.server._packed = endpoint
+            endpoint.set_packed_receiver(self.server._on_packed_datagram)
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         self.server._on_datagram(data, addr)
@@ -1031,6 +1078,8 @@ class DnsServer:
         self.tls_port: int | None = None
         self.tls_queries = 0
         self._udp: asyncio.DatagramTransport | None = None
+        #: The same endpoint when it is netstack's (answers go by its packed address path).
+        self._packed: _PackedEndpoint | None = None
         self._tcp: Any = None
         self._tls: Any = None
         # Insertion-ordered: among connections idle equally long (uvloop's clock ticks in
@@ -1147,19 +1196,51 @@ class DnsServer:
 
     def _on_datagram(self, data: bytes, addr: tuple[Any, ...]) -> None:
         try:
-            verdict = self.limiter.check(str(addr[0]), self._loop.time())
-            if verdict is Verdict.ANSWER:
-                out = self.responder.respond(data, udp=True)
-            else:
-                out = self.responder.slip(data) if verdict is Verdict.SLIP else None
-                if out is None:
-                    self.responder.drop("rate_limited")
-                    return
+            out = self._udp_answer(data, str(addr[0]))
             if out is not None and self._udp is not None and not self._udp.is_closing():
                 self._udp.sendto(out, addr)
         except Exception:  # never into the event loop
             self.internal_errors += 1
             log.exception("internal error in the DNS server (UDP)")
+
+    def _on_packed_datagram(self, data: memoryview, src: bytes, port: int, ifindex: int) -> None:
+        """A query from a netstack stack's UDP layer (the endpoint's packed receiver): the
+        same as :meth:`_on_datagram` without the address tuple and its parsing back, and
+        with :meth:`_udp_answer`'s common case inline (this runs once per query)."""
+        try:
+            wire = bytes(data)
+            limiter = self.limiter
+            # The rate limit's buckets by packed address here (one kind of key per server).
+            verdict = _ANSWER if limiter.rate == _INF else limiter.check(src, self._loop.time())
+            if verdict is _ANSWER:
+                out = self.responder.respond(wire, udp=True)
+            else:
+                out = self._over_limit(wire, verdict)
+            udp = self._packed
+            if out is not None and udp is not None:
+                # The scope of a link-local source is the interface it came in on.
+                link_local = len(src) == 16 and src[0] == 0xFE and src[1] & 0xC0 == 0x80
+                udp.sendto_packed(out, src, port, ifindex if link_local else 0)
+        except ClosedError:
+            pass  # the endpoint closed: nothing more is sent
+        except Exception:  # never into the event loop
+            self.internal_errors += 1
+            log.exception("internal error in the DNS server (UDP)")
+
+    def _udp_answer(self, wire: bytes, client: str | bytes) -> bytes | None:
+        """The answer to a query over UDP from ``client``, within the rate limit; None to
+        send nothing."""
+        limiter = self.limiter
+        verdict = _ANSWER if limiter.rate == _INF else limiter.check(client, self._loop.time())
+        if verdict is _ANSWER:
+            return self.responder.respond(wire, udp=True)
+        return self._over_limit(wire, verdict)
+
+    def _over_limit(self, wire: bytes, verdict: Verdict) -> bytes | None:
+        out = self.responder.slip(wire) if verdict is Verdict.SLIP else None
+        if out is None:
+            self.responder.drop("rate_limited")
+        return out
 
     def _answer(self, wire: bytes, *, encrypted: bool) -> bytes | None:
         if encrypted:

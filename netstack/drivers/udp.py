@@ -12,6 +12,12 @@ The protocol's callbacks run in a copy of the :mod:`contextvars` context of the 
 the endpoint, as on asyncio's transports (see :mod:`netstack.drivers.tcp`).
 ``get_extra_info("socket")`` is a :class:`~netstack.drivers.sockets.TransportSocket` whose
 ``SO_BROADCAST`` is the endpoint's ``allow_broadcast``.
+
+Beyond asyncio's interface, a server inside the stack that answers many small datagrams (the
+DNS server) can take them as the UDP layer hands them and answer to the packed address they
+came from: :meth:`DatagramTransport.set_packed_receiver` and
+:meth:`DatagramTransport.sendto_packed` skip the copy into ``bytes``, the address tuple and
+its parsing back, and the switch into the endpoint's context.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import socket
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ..addressing import ANY4, ANY6, parse_ip, parse_port, sockaddr, split_zone
+from ..addressing import ANY4, ANY6, NTOA_CACHE, ntoa, parse_ip, parse_port, sockaddr, split_zone
 from ..core import Core
 from ..errors import ClosedError
 from ..proto.ip.dual import DualIP
@@ -49,6 +55,10 @@ class UdpCore(Core, Protocol):
 BROADCAST_MAC = b"\xff" * 6
 #: How many parsed destination addresses an endpoint keeps.
 _PARSED_MAX = 256
+
+#: What :meth:`DatagramTransport.set_packed_receiver` takes: ``(payload, source address
+#: (packed), source port, interface index)``; the payload is a view valid during the call.
+PackedReceiver = Callable[[memoryview, bytes, int, int], None]
 
 
 class DatagramTransport(asyncio.DatagramTransport):
@@ -84,14 +94,34 @@ class DatagramTransport(asyncio.DatagramTransport):
         #: sendto()'s parsed addresses without a zone, by the tuple given (a server answers
         #: the address tuple its datagram came with): bounded, cleared when full.
         self._parsed: dict[tuple[Any, ...], tuple[bytes, int, int]] = {}
+        #: What the UDP layer calls with each datagram (the Endpoint interface): the protocol
+        #: by way of :meth:`_to_protocol`, or a packed receiver (an attribute, not a method,
+        #: so that the layer calls a packed receiver with no call in between).
+        self.deliver: PackedReceiver = self._to_protocol
 
     # -- the UDP layer's Endpoint interface ----------------------------------------------------
-    def deliver(self, data: memoryview, src: bytes, port: int, ifindex: int = 0) -> None:
+    def set_packed_receiver(self, receiver: PackedReceiver | None) -> None:
+        """Hand datagrams to ``receiver(payload, src, port, ifindex)`` instead of the
+        protocol's ``datagram_received`` (None: to the protocol again).
+
+        netstack's own fast path, for servers inside the stack: the payload is the UDP
+        layer's view (valid only during the call: copy what is kept), the source its packed
+        address bytes (answer with :meth:`sendto_packed`), the interface the index it came
+        in on. The receiver runs in the receive path's context, not the endpoint's, and its
+        exceptions are its own to catch (the stack logs and counts one that escapes).
+        """
+        self.deliver = self._to_protocol if receiver is None else receiver
+
+    def _to_protocol(self, data: memoryview, src: bytes, port: int, ifindex: int = 0) -> None:
         if self._closing:
             return
         # _in_own_context's steps inline: this runs once per datagram.
         callback = self._protocol.datagram_received
-        addr = sockaddr(src, port, ifindex)
+        # sockaddr()'s IPv4 case inline, with the address text cached.
+        if len(src) == 4:
+            addr: tuple[Any, ...] = (NTOA_CACHE.get(src) or ntoa(src), port)
+        else:
+            addr = sockaddr(src, port, ifindex)
         try:
             if self._in_context:
                 callback(bytes(data), addr)
@@ -173,17 +203,34 @@ class DatagramTransport(asyncio.DatagramTransport):
                         self._parsed.clear()
                     self._parsed[addr] = parsed
             dst, port, scope = parsed
+        self.sendto_packed(data, dst, port, scope)
+
+    def sendto_packed(
+        self, data: bytes | bytearray | memoryview, dst: bytes, port: int, scope: int = 0
+    ) -> None:
+        """:meth:`sendto` to a packed address (4 or 16 bytes, as a packed receiver hears it),
+        with no tuple to parse; ``scope`` is the interface of a link-local ``dst``.
+
+        Raises:
+            ClosedError: the endpoint is closed.
+            ValueError: on a connected endpoint, an address other than its peer's.
+        """
+        if self._closing:
+            raise ClosedError("sendto() on a closed UDP endpoint")
+        remote = self.remote
+        if remote is not None and (dst != remote[0] or port != remote[1]):
+            raise ValueError("sendto_packed() to another address than a connected peer's")
         stack = self._stack
         local = self.local_ip
         try:
-            if len(dst) != len(local) and local:
+            if local and len(dst) != len(local):
                 raise OSError(
                     errno.EAFNOSUPPORT,
                     "an IPv4 destination on an IPv6 endpoint"
                     if len(dst) == 4
                     else "an IPv6 destination on an IPv4 endpoint",
                 )
-            src = local if local and local != ANY4 and local != ANY6 else None
+            src = None if local == ANY4 or not local or local == ANY6 else local
             # DualIP.route's choice, inline: this runs once per datagram.
             ip = stack.ip
             route = ip.v4.route(dst, src) if len(dst) == 4 else ip.v6.route(dst, src, scope)

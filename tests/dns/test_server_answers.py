@@ -443,3 +443,132 @@ def test_put_refuses_an_answer_that_does_not_echo_the_question() -> None:
     assert not cache.put(found[0], found[1], HEADER[:11], rcode="NOERROR", truncated=False,
                          additional_omitted=False)  # fmt: skip
     assert len(cache) == 0
+
+
+# -- answers by a UDP query's exact bytes ------------------------------------------------------
+def _counters(responder: Responder) -> dict[str, Any]:
+    out = responder.stats()
+    out["answer_cache"] = {k: v for k, v in out["answer_cache"].items() if k != "exact"}
+    return out
+
+
+def test_a_query_seen_again_is_answered_by_its_bytes_and_counted_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The same queries answered with the exact table and without it (a fresh table before
+    # each query): the same bytes out and the same counters.
+    fast, slow = fresh(), fresh()
+    queries = [
+        query_wire("web.example.test.", ident=i, rd=bool(i & 1), edns=0 if i & 2 else False)
+        for i in range(8)
+    ] + [query_wire("big.example.test.", "TXT", ident=9), query_wire("mx-many.example.test.", "MX")]
+    for _ in range(3):
+        for wire in queries:
+            assert slow.answers is not None
+            slow.answers.exact.clear()
+            assert fast.respond(wire, udp=True) == slow.respond(wire, udp=True)
+    assert fast.answers is not None and len(fast.answers.exact) == 6
+    assert _counters(fast) == _counters(slow)
+
+    expected = slow.respond(queries[0], udp=True)
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr("netstack.dns.server.question_key", refuse)
+    again = fast.respond(b"\xab\xcd" + queries[0][2:], udp=True)
+    assert again is not None and expected is not None
+    assert again[:2] == b"\xab\xcd" and again[2:] == expected[2:]
+
+
+def test_the_exact_table_keeps_the_question_case_and_the_rd_bit() -> None:
+    responder = fresh()
+    rng = random.Random(7)
+    for i in range(20):
+        name = mixed_case("web.example.test.", rng)
+        wire = query_wire(name, ident=i, rd=bool(i % 3))
+        for _ in range(2):
+            out = responder.respond(wire, udp=True)
+            assert out is not None
+            response = dns.message.from_wire(out)
+            assert response.id == i and str(response.question[0].name) == name
+            assert bool(response.flags & dns.flags.RD) == bool(i % 3)
+
+
+def test_record_order_still_varies_by_the_exact_table() -> None:
+    responder = fresh()
+    orders = set()
+    for i in range(40):
+        out = responder.respond(query_wire("many.example.test.", ident=i, edns=0), udp=True)
+        assert out is not None
+        (rrset,) = dns.message.from_wire(out).answer
+        orders.add(tuple(rd.to_text() for rd in rrset))
+    assert len(orders) > 1
+
+
+def test_a_new_authority_empties_the_exact_table() -> None:
+    responder = fresh()
+    wire = query_wire("web.example.test.")
+    for _ in range(2):
+        responder.respond(wire, udp=True)
+    assert responder.answers is not None and len(responder.answers.exact) == 1
+    zones = load_zones(ZONE)
+    zones[0].replace_rdataset(
+        "web.example.test.", dns.rdataset.from_text("IN", "A", 300, "198.18.0.99")
+    )
+    responder.authority = Authority(zones)
+    assert len(responder.answers.exact) == 0
+    out = responder.respond(wire, udp=True)
+    assert out is not None
+    assert dns.message.from_wire(out).answer[0][0].to_text() == "198.18.0.99"
+
+
+def test_an_evicted_answer_leaves_the_exact_table() -> None:
+    responder = Responder(Authority(load_zones(ZONE)), cached_answers=2)
+    first = query_wire("web.example.test.")
+    for _ in range(2):
+        responder.respond(first, udp=True)
+    assert responder.answers is not None and len(responder.answers.exact) == 1
+    responder.respond(query_wire("n1.example.test."), udp=True)
+    responder.respond(query_wire("n2.example.test."), udp=True)  # evicts web
+    assert len(responder.answers.exact) == 0
+    assert responder.respond(first, udp=True) == fresh().respond(first, udp=True)
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        query_wire("web.example.test.") + b"\x00",  # trailing byte: FORMERR
+        query_wire("web.example.test.")[:-1],  # cut short
+        bytes([0x12, 0x34, 0x81]) + query_wire("web.example.test.")[3:],  # QR set: dropped
+        bytes([0x12, 0x34, 0x29]) + query_wire("web.example.test.")[3:],  # UPDATE: NOTIMP
+        query_wire("web.example.test.")[:11],  # shorter than a header
+    ],
+)
+def test_malformed_queries_like_a_kept_one_are_not_answered_from_the_exact_table(
+    wire: bytes,
+) -> None:
+    responder = fresh()
+    good = query_wire("web.example.test.")
+    for _ in range(2):
+        responder.respond(good, udp=True)
+    for _ in range(2):
+        assert responder.respond(wire, udp=True) == fresh(cached=0).respond(wire, udp=True)
+    assert responder.answers is not None and len(responder.answers.exact) == 1
+
+
+def test_the_exact_table_is_bounded() -> None:
+    from netstack.dns import answers as answers_module
+
+    responder = fresh()
+    long_query = query_wire(
+        "web.example.test.", edns=0, options=[dns.edns.GenericOption(65001, b"x" * 600)]
+    )
+    for _ in range(2):
+        responder.respond(long_query, udp=True)
+    assert responder.answers is not None and len(responder.answers.exact) == 0  # too long
+    rng = random.Random(3)
+    for i in range(answers_module.EXACT_ENTRIES + 10):
+        wire = query_wire(mixed_case("web.example.test.", rng), ident=i)
+        responder.respond(wire, udp=True)
+        assert len(responder.answers.exact) <= answers_module.EXACT_ENTRIES

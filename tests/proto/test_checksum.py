@@ -17,11 +17,13 @@ from hypothesis import strategies as st
 
 from netstack.proto.checksum import (
     checksum,
+    checksum_pseudo,
     mod_ffff,
     ones_sum,
     pseudo_header_sum,
     pseudo_header_sum6,
     verify,
+    verify_pseudo,
 )
 
 # -- the reference ---------------------------------------------------------------------------
@@ -317,3 +319,27 @@ def test_mod_ffff_is_the_remainder(data: bytes) -> None:
     """The folding remainder of packet-sized integers, jumbo frames and 64 KiB ones."""
     for value in (int.from_bytes(data, "little"), int.from_bytes(data, "big")):
         assert mod_ffff(value) == value % 0xFFFF
+
+
+# -- checksum and verify with the pseudo-header in one call -----------------------------------
+@SETTINGS
+@given(
+    data=data_strategy,
+    family=st.sampled_from([4, 16]),
+    addresses=st.binary(min_size=32, max_size=32),
+    proto=st.sampled_from([6, 17, 58]),
+    kind=buffer_kind,
+)
+@example(data=b"", family=4, addresses=bytes(32), proto=17, kind=bytes)
+@example(data=b"\xff\xff", family=16, addresses=b"\xff" * 32, proto=17, kind=bytes)
+def test_pseudo_header_in_one_call_matches_the_two_calls(
+    data: bytes, family: int, addresses: bytes, proto: int, kind: type
+) -> None:
+    src, dst = addresses[:family], addresses[16 : 16 + family]
+    if family == 4:
+        initial = pseudo_header_sum(src, dst, proto, len(data))
+    else:
+        initial = pseudo_header_sum6(src, dst, proto, len(data))
+    assert checksum_pseudo(kind(data), src, dst, proto) == checksum(data, initial)
+    assert verify_pseudo(kind(data), src, dst, proto) is verify(data, initial)
+    assert checksum_pseudo(kind(data), src, dst, proto) == ref_checksum(data, initial)

@@ -53,7 +53,7 @@ class EthernetLayer(Layer):
             self._drop("truncated", n)
             return
         dst, src, ethertype = _HEADER.unpack_from(frame, 0)
-        group = bool(dst[0] & 1)
+        group = dst[0] & 1 == 1  # a comparison, not a call to bool()
         if not group and dst != self.mac:
             self._drop("not_for_us", dst.hex(":"))
             return

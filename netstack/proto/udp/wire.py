@@ -24,12 +24,13 @@ import struct
 from typing import NamedTuple
 
 from ...errors import ParseError
-from ..checksum import checksum, pseudo_header_sum, verify
+from ..checksum import checksum_pseudo, verify_pseudo
 
-__all__ = ["UDP_HEADER_LEN", "UdpHeader", "build_into", "checksum_ok", "parse"]
+__all__ = ["HEADER", "UDP_HEADER_LEN", "UdpHeader", "build_into", "checksum_ok", "parse"]
 
 _HEADER = struct.Struct("!HHHH")
-_CHECKSUM = struct.Struct("!H")
+#: Source port, destination port, length, checksum: for a layer that reads the fields inline.
+HEADER = _HEADER
 UDP_HEADER_LEN = 8
 PROTO_UDP = 17
 
@@ -74,7 +75,7 @@ def checksum_ok(datagram: bytes | bytearray | memoryview, src: bytes, dst: bytes
         return False
     if datagram[6] == 0 and datagram[7] == 0:
         return True
-    return verify(datagram, pseudo_header_sum(src, dst, PROTO_UDP, len(datagram)))
+    return verify_pseudo(datagram, src, dst, PROTO_UDP)
 
 
 def build_into(
@@ -83,6 +84,10 @@ def build_into(
     """Write a header at ``offset`` for the data that follows it to the end of ``buf``,
     with its checksum over the IPv4 pseudo-header."""
     length = len(buf) - offset
-    _HEADER.pack_into(buf, offset, src_port, dst_port, length, 0)
-    c = checksum(memoryview(buf)[offset:], pseudo_header_sum(src, dst, PROTO_UDP, length))
-    _CHECKSUM.pack_into(buf, offset + 6, c or 0xFFFF)
+    # The header's words (its checksum field zero) and the rest of the pseudo-header's
+    # length added as numbers: the header is then written once, checksum and all.
+    c = checksum_pseudo(
+        memoryview(buf)[offset + UDP_HEADER_LEN :], src, dst, PROTO_UDP,
+        src_port + dst_port + length + UDP_HEADER_LEN,
+    )  # fmt: skip
+    _HEADER.pack_into(buf, offset, src_port, dst_port, length, c or 0xFFFF)
