@@ -209,7 +209,7 @@ class BaseLink:
                 raise LinkError(f"{self!r} takes no offload metadata")
             if meta.gso_type and length <= 65535 + ETHERNET_HEADER_LEN + _VLAN_TAG_LEN:
                 return  # a super-segment: the pieces are MTU-sized, not the frame
-        if length > self.max_frame_len:
+        if length > self.mtu + ETHERNET_HEADER_LEN + _VLAN_TAG_LEN:  # max_frame_len, inline
             raise LinkError(
                 f"frame of {length} bytes exceeds the link's MTU {self.mtu} (+ Ethernet header)"
             )
