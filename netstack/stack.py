@@ -66,7 +66,7 @@ from .errors import AddressInUseError, ClosedError, LinkError
 from .interface import Interface, link_stats
 from .link import offload
 from .link.base import Link, QueuedTransmitter
-from .link.offload import NO_OFFLOADS, FrameMeta, offloads_of
+from .link.offload import DATA_VALID, NO_OFFLOADS, FrameMeta, offloads_of
 from .proto.arp.layer import ArpLayer
 from .proto.dhcp.client import DhcpClientConfig
 from .proto.ethernet.layer import EthernetLayer
@@ -107,6 +107,9 @@ if TYPE_CHECKING:
 __all__ = ["Interface", "Stack", "StackConfig"]
 
 log = logging.getLogger("netstack.stack")
+
+#: Frames up to this size whose metadata is only DATA_VALID are verified in software.
+_SMALL = 512
 
 _P = TypeVar("_P", bound=asyncio.BaseProtocol)
 #: The source MAC of a datagram received again from the packet hooks (not a loopback one).
@@ -556,6 +559,12 @@ class Stack:
         ip = self.ip
 
         def on_offload_frame(frame: memoryview, meta: FrameMeta) -> None:
+            if meta.flags == DATA_VALID and not meta.gso_type and len(frame) <= _SMALL:
+                # A hint on a small frame (a DNS query, an ACK): verifying its checksum
+                # costs less than judging the hint (parsing the headers twice), so it goes
+                # up as the plain frame it is.
+                on_frame(frame)
+                return
             reason = offload.check(frame, meta)
             if reason is not None:
                 eth._drop(reason, meta)

@@ -271,6 +271,27 @@ async def test_a_partial_checksum_is_never_verified_and_a_plain_bad_one_never_ac
         server.close()
 
 
+async def test_data_valid_on_a_small_frame_is_verified_and_trusted_on_a_large_one() -> None:
+    """DATA_VALID is a hint: on a small frame (a query, an ACK) the stack verifies the
+    checksum itself, which costs less than judging the hint; on a large one it trusts it.
+    A frame the hint wrongly vouched for shows which was done."""
+    stack, wire, _ = await _stack_and_wire()
+    async with stack:
+        server = await stack.start_server(lambda r, w: None, port=80)
+        syn = _to(stack, tcp4(b"", flags=TCP_FLAGS_SYN, seq=100))  # its checksum is wrong
+        wire.transmit(syn, FrameMeta(DATA_VALID))
+        await asyncio.sleep(0.05)
+        tcp = stack.stats()["tcp"]
+        assert tcp["drops"].get("bad_checksum") == 1 and tcp["rx_segments"] == 0
+        big = _to(stack, tcp4(b"x" * 1000, flags=TCP_FLAGS_SYN, seq=200))
+        wire.transmit(big, FrameMeta(DATA_VALID))
+        await asyncio.sleep(0.05)
+        tcp = stack.stats()["tcp"]
+        assert tcp["rx_segments"] == 1 and tcp["drops"] == {"bad_checksum": 1}
+        assert stack.stats()["ethernet"]["rx_offloaded"] == 1
+        server.close()
+
+
 async def test_bad_metadata_is_a_counted_drop() -> None:
     stack, wire, _ = await _stack_and_wire()
     async with stack:
