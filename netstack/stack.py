@@ -561,8 +561,8 @@ class Stack:
         def on_offload_frame(frame: memoryview, meta: FrameMeta) -> None:
             if meta.flags == DATA_VALID and not meta.gso_type and len(frame) <= _SMALL:
                 # A hint on a small frame (a DNS query, an ACK): verifying its checksum
-                # costs less than judging the hint (parsing the headers twice), so it goes
-                # up as the plain frame it is.
+                # costs less than judging the hint (csum_trusted parses the headers), so it
+                # goes up as the plain frame it is.
                 on_frame(frame)
                 return
             reason = offload.check(frame, meta)

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from ...errors import AddressInUseError, ParseError
 from ...link.offload import GSO_TCPV4, GSO_TCPV6, NEEDS_CSUM, FrameMeta, OffloadFrame
-from ..checksum import mod_ffff, pseudo_header_sum, pseudo_header_sum6
+from ..checksum import checksum, pseudo_header_sum, pseudo_header_sum6, verify, verify_pseudo
 from ..icmp.ratelimit import TokenBucket
 from ..ip.dual import ANY4, ANY6, WILDCARD, DualIP, Route
 from ..ipv4.wire import IPV4_HEADER_LEN, IpProto, IPv4Header
@@ -140,7 +140,8 @@ class _Held:
         self.ack, self.window, self.opts, self.options = ack, window, opts, options
         self.data = data
         self.flags = ACK
-        #: None until the stack looked at the first frame; False when it was not plain IPv4.
+        #: None until the stack looked at the first frame; False when it was not plain IPv4
+        #: or IPv6.
         self.owner: object = None
         self.l4 = self.hlen = self.mask = self.tmpl = self.base = 0
         self.fields = _FRAME_FIELDS
@@ -445,10 +446,7 @@ class TcpLayer(Layer):
             return
         src, dst = header.src, header.dst
         if not self.ip.csum_trusted:
-            # The little-endian sum is the swapped one: 0x100 * L = S (see ..checksum).
-            total = int.from_bytes(data, "little")
-            total = (mod_ffff(total) if n > 512 else total % 0xFFFF) * 256
-            if (total + pseudo_header_sum(src, dst, 6, n)) % 0xFFFF:
+            if not verify_pseudo(data, src, dst, 6):
                 self._drop("bad_checksum")
                 return
         flags = off_flags & 0x0FFF
@@ -971,10 +969,7 @@ class TcpLayer(Layer):
             else:
                 frame.meta = FrameMeta(NEEDS_CSUM, 0, 0, 0, room, 16)
         else:
-            total = int.from_bytes(memoryview(frame)[room:], "little")
-            total = (mod_ffff(total) if length > 512 else total % 0xFFFF) * 256
-            s = (total + base + length) % 0xFFFF
-            _CHECKSUM.pack_into(frame, room + 16, 0xFFFF - s if s else 0)
+            _CHECKSUM.pack_into(frame, room + 16, checksum(memoryview(frame)[room:], base + length))
         if run is None and not gso:
             self.tx_segments += 1
         try:
@@ -1087,7 +1082,7 @@ class TcpLayer(Layer):
                 return False  # a bad IPv4 header: dropped and counted on the way up
         elif length != n - 54:
             return False
-        if (mod_ffff(int.from_bytes(frame[l4:], "little")) * 256 + held.base + n - l4) % 0xFFFF:
+        if not verify(frame[l4:], held.base + n - l4):
             return False  # a bad checksum: likewise
         self._gro_append(held, frame[hlen:], seq, flags, now)
         return True
