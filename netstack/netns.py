@@ -592,6 +592,7 @@ def open_tap_in_namespace(
     mtu: int | None = None,
     mac: MacAddress | None = None,
     offload: bool | None = None,
+    gso: bool = True,
 ) -> TapLink:
     """Create a TAP device whose kernel side lives in ``ns``, configured and up.
 
@@ -610,6 +611,7 @@ def open_tap_in_namespace(
         mac: netstack's MAC address on the link; random when ``None``.
         offload: the link's offloads, as :meth:`TapLink.open` takes them (``None``: on where
             supported unless ``NETSTACK_OFFLOAD=0``).
+        gso: software segmentation without offloads, as :meth:`TapLink.open` takes it.
 
     Returns:
         The link, not yet listening; disconnecting it deletes the device.
@@ -624,7 +626,7 @@ def open_tap_in_namespace(
     v6 = _check_safe(kernel_ipv6, SAFE_IPV6) if kernel_ipv6 is not None else None
     if dev is None:
         dev = f"nst{os.getpid()}t{next(_counter)}"
-    link = TapLink.open(dev, mtu=mtu, mac=mac, offload=offload)
+    link = TapLink.open(dev, mtu=mtu, mac=mac, offload=offload, gso=gso)
     try:
         ns.move_link(link.name)
         if v4 is not None:
@@ -839,6 +841,7 @@ def open_tap_behind_router(
     loss_percent: int = 0,
     dev: str | None = None,
     offload: bool | None = None,
+    gso: bool = True,
 ) -> TapLink:
     """netstack on a TAP device whose kernel side is a router (namespace ``router``,
     198.18.0.1/24) that forwards to the kernel in ``far`` (198.18.1.2/24, over a veth pair
@@ -860,6 +863,7 @@ def open_tap_behind_router(
         loss_percent: 0 to 100.
         dev: the TAP device's name (derived from the pid when ``None``).
         offload: the link's offloads, as :meth:`TapLink.open` takes them.
+        gso: software segmentation without offloads, as :meth:`TapLink.open` takes it.
 
     Returns:
         The link (not yet listening).
@@ -871,7 +875,12 @@ def open_tap_behind_router(
     if not 0 <= loss_percent <= 100:
         raise ValueError(f"loss_percent must be 0..100, not {loss_percent}")
     link = open_tap_in_namespace(
-        router, kernel_ipv4="198.18.0.1/24", kernel_ipv6=None, dev=dev, offload=offload
+        router,
+        kernel_ipv4="198.18.0.1/24",
+        kernel_ipv6=None,
+        dev=dev,
+        offload=offload,
+        gso=gso,
     )
     try:
         n = next(_counter)

@@ -29,7 +29,7 @@ import struct
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from ..proto.checksum import checksum, pseudo_header_sum, pseudo_header_sum6
+from ..proto.checksum import checksum, mod_ffff, pseudo_header_sum, pseudo_header_sum6
 
 __all__ = [
     "DATA_VALID",
@@ -44,10 +44,13 @@ __all__ = [
     "OffloadFrame",
     "Offloads",
     "VNET_HDR",
+    "SOFT_GSO",
     "check",
     "csum_trusted",
+    "cut_tcp",
     "offloads_of",
     "segment",
+    "tx_offloads_of",
 ]
 
 # virtio_net_hdr flags and gso types (include/uapi/linux/virtio_net.h).
@@ -113,6 +116,10 @@ class Offloads:
 
 
 NO_OFFLOADS = Offloads()
+#: What a link that cuts TCP super-segments itself, in software, just before the wire takes
+#: (Linux's GSO in front of a device without TSO): super-segments, but no partial checksums
+#: on single frames (TCP completes those as cheaply as the link would).
+SOFT_GSO = Offloads(tso4=True, tso6=True)
 
 
 class OffloadFrame(bytearray):
@@ -129,6 +136,13 @@ def offloads_of(link: object) -> Offloads:
     """The offloads ``link`` advertises; none for a link that knows nothing of them."""
     offloads = getattr(link, "offloads", None)
     return offloads if isinstance(offloads, Offloads) else NO_OFFLOADS
+
+
+def tx_offloads_of(link: object) -> Offloads:
+    """What ``link`` takes from a stack: its ``tx_offloads`` where it has them (a link that
+    segments in software takes super-segments without giving any), else its offloads."""
+    offloads = getattr(link, "tx_offloads", None)
+    return offloads if isinstance(offloads, Offloads) else offloads_of(link)
 
 
 class _Headers(NamedTuple):
@@ -315,4 +329,90 @@ def segment(frame: bytes | bytearray | memoryview, meta: FrameMeta | None) -> li
             _U16.pack_into(piece, h.l4 + 4, end - h.l4)
         _l4_checksum(piece, h, end)
         pieces.append(piece)
+    return pieces
+
+
+_SEQ_ONLY = struct.Struct("!I")
+
+
+def cut_tcp(
+    frame: bytes | bytearray | memoryview, meta: FrameMeta
+) -> list[tuple[bytes, memoryview]]:
+    """Software GSO for a TCP super-segment a stack built itself: ``(headers, payload view)``
+    per piece, every checksum complete (what :func:`segment` gives, without copying
+    payloads and without summing the headers piece by piece: only the sequence number,
+    IPv4's identification and the lengths change between pieces, so the headers' sums are
+    the first piece's plus those changes, RFC 1624 style).
+
+    ``meta`` must have passed :func:`check` (``GSO_TCPV4``/``GSO_TCPV6`` with
+    ``NEEDS_CSUM``): the TCP checksum field holds the folded pseudo-header sum, the
+    length of the whole TCP super-segment included.
+    """
+    view = memoryview(frame)
+    l4 = meta.csum_start
+    hdr_end = l4 + ((frame[l4 + 12] >> 4) << 2)
+    size = meta.gso_size
+    total = len(frame)
+    v4 = frame[12] == 0x08
+    if v4:
+        end = _ETH + _U16.unpack_from(frame, _ETH + 2)[0]
+    else:
+        end = _ETH + 40 + _U16.unpack_from(frame, _ETH + 4)[0]
+    if end < total:
+        total = end
+    header = bytearray(view[:hdr_end])
+    tcp_len = total - l4
+    # The pseudo-header sum without the length: what TCP left in the field, less the length.
+    pseudo = (_U16.unpack_from(header, l4 + 16)[0] - tcp_len) % 0xFFFF
+    seq0 = _SEQ_ONLY.unpack_from(header, l4 + 4)[0]
+    flags = header[l4 + 13]
+    _U16.pack_into(header, l4 + 16, 0)
+    _SEQ_ONLY.pack_into(header, l4 + 4, 0)
+    ident0 = 0
+    if v4:
+        ident0 = _U16.unpack_from(header, _ETH + 4)[0]
+        _U16.pack_into(header, _ETH + 4, 0)
+        _U16.pack_into(header, _ETH + 10, 0)
+    pieces: list[tuple[bytes, memoryview]] = []
+    count = max(1, -(-(total - hdr_end) // size))
+    last = count - 1
+    thl = hdr_end - l4
+    at = hdr_end
+    prev_f = -1
+    ip_sum = tcp_sum = 0
+    for i in range(count):
+        stop = at + size
+        if stop > total:
+            stop = total
+        m = stop - at
+        f = flags
+        if i:
+            f &= ~_CWR
+        if i != last:
+            f &= ~(_FIN | _PSH)
+        header[l4 + 13] = f
+        if v4:
+            _U16.pack_into(header, _ETH + 2, hdr_end - _ETH + m)
+        else:
+            _U16.pack_into(header, _ETH + 4, hdr_end - _ETH - 40 + m)
+        # The headers with the changing fields zeroed: summed once per distinct length/flags.
+        if i == 0 or i == last or f != prev_f:
+            ip_sum = (int.from_bytes(header[_ETH:l4], "big") % 0xFFFF) if v4 else 0
+            tcp_sum = int.from_bytes(header[l4:hdr_end], "big") % 0xFFFF
+            prev_f = f
+        seq = (seq0 + i * size) & 0xFFFFFFFF
+        payload = view[at:stop]
+        value = int.from_bytes(payload, "little")
+        s = ((value % 0xFFFF if m <= 240 else mod_ffff(value)) * 256 + pseudo + thl + m
+             + tcp_sum + seq) % 0xFFFF  # fmt: skip
+        piece = bytearray(header)
+        _SEQ_ONLY.pack_into(piece, l4 + 4, seq)
+        _U16.pack_into(piece, l4 + 16, 0xFFFF - s if s else 0)
+        if v4:
+            ident = (ident0 + i) & 0xFFFF
+            s = (ip_sum + ident) % 0xFFFF
+            _U16.pack_into(piece, _ETH + 4, ident)
+            _U16.pack_into(piece, _ETH + 10, 0xFFFF - s if s else 0)
+        pieces.append((bytes(piece), payload))
+        at = stop
     return pieces

@@ -34,7 +34,20 @@ from collections.abc import Sequence
 
 from ..errors import LinkError
 from .base import ETHERNET_HEADER_LEN, BaseLink, Buffer, MacAddress
-from .offload import NO_OFFLOADS, VNET_HDR, FrameMeta, Offloads
+from .offload import (
+    GSO_ECN,
+    GSO_TCPV4,
+    GSO_TCPV6,
+    NEEDS_CSUM,
+    NO_OFFLOADS,
+    SOFT_GSO,
+    VNET_HDR,
+    FrameMeta,
+    Offloads,
+    check,
+    cut_tcp,
+    segment,
+)
 
 __all__ = ["TapLink"]
 
@@ -181,6 +194,7 @@ class TapLink(BaseLink):
         mac: MacAddress | None = None,
         mtu: int,
         offloads: Offloads = NO_OFFLOADS,
+        gso: bool = True,
     ) -> None:
         """Wrap an already configured TAP descriptor; most code wants :meth:`open`.
 
@@ -192,6 +206,10 @@ class TapLink(BaseLink):
             mtu: the interface's MTU.
             offloads: what the descriptor was opened for: anything but none means it has
                 ``IFF_VNET_HDR`` with a 12-byte header (:data:`VNET_HDR_LEN`).
+            gso: without offloads, still take TCP super-segments from the stack and cut
+                them here, in software, just before the descriptor (:attr:`tx_offloads`;
+                Linux's GSO in front of a device without TSO). The kernel sees the same
+                plain, checksummed, MTU-sized frames either way.
 
         Raises:
             ValueError: ``mtu`` out of range.
@@ -199,6 +217,8 @@ class TapLink(BaseLink):
         super().__init__(mac=mac, mtu=mtu)
         self.offloads = offloads
         self._vnet = bool(offloads)
+        #: What the link takes from a stack: its offloads, or software GSO without them.
+        self.tx_offloads = offloads if self._vnet else SOFT_GSO if gso else NO_OFFLOADS
         #: The header of a plain frame: no flags, no GSO.
         self._plain_hdr = VNET_HDR.pack(0, 0, 0, 0, 0, 0, 0)
         # One buffer for every read: a frame is handed on as a view of it, valid during
@@ -220,6 +240,7 @@ class TapLink(BaseLink):
         mac: MacAddress | None = None,
         mtu: int | None = None,
         offload: bool | None = None,
+        gso: bool = True,
     ) -> TapLink:
         """Create (or attach to) the TAP interface ``name`` and return a link on it.
 
@@ -238,6 +259,8 @@ class TapLink(BaseLink):
                 both ways, checksums left to whoever verifies or completes them. ``None``
                 (the default) turns them on where the kernel supports them, unless the
                 environment says ``NETSTACK_OFFLOAD=0``; ``False`` keeps plain frames.
+            gso: without offloads, cut the stack's TCP super-segments in the link (software
+                GSO, see :meth:`__init__`); ``False`` leaves segmenting to TCP itself.
 
         Returns:
             The link, not yet listening.
@@ -290,7 +313,7 @@ class TapLink(BaseLink):
                     else f"read {actual!r} MTU"
                 )
                 raise LinkError(exc.errno or errno.EIO, f"cannot {action}: {exc}") from exc
-            return cls(fd, actual, mac=mac, mtu=device_mtu, offloads=offloads)
+            return cls(fd, actual, mac=mac, mtu=device_mtu, offloads=offloads, gso=gso)
         except BaseException:
             os.close(fd)
             raise
@@ -325,8 +348,32 @@ class TapLink(BaseLink):
                 to a link without offloads, or the device has gone (for example its
                 namespace was deleted).
         """
+        if meta is not None and not self._vnet:
+            self._send_cut(frame, meta)
+            return
         self._check_frame(len(frame), meta)
         self._send((self._header(meta), frame) if self._vnet else (frame,), len(frame))
+
+    def _send_cut(self, frame: bytes | bytearray, meta: FrameMeta) -> None:
+        """Software GSO: the frames the kernel would have cut from ``frame``, written one by
+        one, each gathered from its own headers and a view of the payload."""
+        if self._closed:
+            raise LinkError(f"{self!r} is disconnected")
+        if not self.tx_offloads:
+            raise LinkError(f"{self!r} takes no offload metadata")
+        reason = check(frame, meta)
+        if reason is not None:
+            raise LinkError(f"bad offload metadata: {reason}")
+        if meta.gso_size > self.mtu:
+            raise LinkError(f"gso_size {meta.gso_size} exceeds the MTU {self.mtu}")
+        if meta.gso_type & ~GSO_ECN in (GSO_TCPV4, GSO_TCPV6) and meta.flags & NEEDS_CSUM:
+            send = self._send
+            for header, payload in cut_tcp(frame, meta):
+                send((header, payload), len(header) + len(payload))
+        else:
+            for piece in segment(frame, meta):
+                self._check_frame(len(piece))
+                self._send((piece,), len(piece))
 
     async def writev(self, parts: Sequence[Buffer], meta: FrameMeta | None = None) -> None:
         """Send ONE frame gathered from ``parts`` with one ``writev`` system call: the

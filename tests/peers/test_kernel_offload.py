@@ -2,7 +2,9 @@
 TCP super-segments with partial checksums and takes the kernel's super-segments, in both
 families; what the wire carries is still MTU-sized frames with valid checksums (tshark on the
 far side of a router whose veth computes checksums and segments in software, and the kernel's
-own counters); with offloads switched off, nothing of it happens and the transfer still works.
+own counters); with offloads switched off, the kernel sees only plain frames, which netstack's
+link cuts from the same super-segments itself (software GSO) or TCP makes one by one, and the
+transfer still works.
 
 The rest of the TAP peer tests run with whatever ``TapLink.open`` defaults to: offloads on,
 or off with ``NETSTACK_OFFLOAD=0`` (``make pytest-asyncio`` runs them so).
@@ -127,11 +129,13 @@ async def receive_from(
 
 
 @contextlib.asynccontextmanager
-async def direct(offload: bool) -> AsyncIterator[tuple[Stack, Namespace, TapLink]]:
+async def direct(
+    offload: bool, gso: bool = True
+) -> AsyncIterator[tuple[Stack, Namespace, TapLink]]:
     require_net_admin()
     ns = Namespace.create()
     try:
-        link = open_tap_in_namespace(ns, offload=offload)
+        link = open_tap_in_namespace(ns, offload=offload, gso=gso)
         async with await Stack.open(link, ipv4=f"{NEAR}/24", ipv6="fd00:198:18::2/64") as stack:
             await stack.ping("198.18.0.1", timeout=2.0)
             await stack.ping("fd00:198:18::1", timeout=2.0)
@@ -140,15 +144,21 @@ async def direct(offload: bool) -> AsyncIterator[tuple[Stack, Namespace, TapLink
         ns.delete()
 
 
-@pytest.mark.parametrize("offload", [True, False], ids=["offloads", "no-offloads"])
+#: How the link is opened: offloads; none, with the link cutting TCP's super-segments
+#: itself (software GSO, the default without offloads); none, with TCP cutting them.
+MODES = {"offloads": (True, True), "soft-gso": (False, True), "plain": (False, False)}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("host", ["198.18.0.1", "fd00:198:18::1"], ids=["ipv4", "ipv6"])
 async def test_bulk_both_ways_with_and_without_offloads(
-    offload: bool, host: str, tmp_path: Path
+    mode: str, host: str, tmp_path: Path
 ) -> None:
+    offload, gso = MODES[mode]
     data = random.Random(7).randbytes(8 * MIB)
     source = tmp_path / "source"
     source.write_bytes(data)
-    async with direct(offload) as (stack, ns, link):
+    async with direct(offload, gso) as (stack, ns, link):
         assert bool(link.offloads) == offload
         local = NEAR if ":" not in host else "fd00:198:18::2"
         await send_to(stack, ns, host, 9300, data, tmp_path / "sink")
@@ -164,23 +174,28 @@ async def test_bulk_both_ways_with_and_without_offloads(
         assert eth["rx_super"] > 0, eth
         assert eth["rx_offloaded"] > 0
     else:
-        assert tcp["tx_super_segments"] == 0 and eth["rx_offloaded"] == 0
-        # The kernel's wire-sized segments, read in batches, went up coalesced (GRO).
+        # Super-segments only to the link that cuts them itself; nothing unfinished back.
+        assert (tcp["tx_super_segments"] > 0) == gso, tcp
+        assert eth["rx_offloaded"] == 0
+        # The kernel's wire-sized segments, read in batches, went up coalesced (GRO), and
+        # its ACKs of a burst as one.
         assert tcp["gro_merged"] > 0, tcp
+        assert tcp["acks_merged"] > 0, tcp
     assert not {k for k in eth["drops"] if k.startswith("offload")}, eth["drops"]
     assert "bad_checksum" not in tcp["drops"], tcp["drops"]
     for name in ("TcpInCsumErrors", "Ip6InHdrErrors", "IpInHdrErrors", "TcpInErrs"):
         assert kernel.get(name, 0) == 0, f"the kernel counted {name}: {kernel[name]}"
 
 
-@pytest.mark.parametrize("offload", [True, False], ids=["offloads", "no-offloads"])
+@pytest.mark.parametrize("mode", list(MODES))
 async def test_the_wire_carries_mtu_sized_frames_with_valid_checksums(
-    offload: bool, tmp_path: Path
+    mode: str, tmp_path: Path
 ) -> None:
-    """netstack's super-segments (or, without offloads, its own segments) cross a router to
-    a veth that segments and checksums in software (gso_max_segs 1, tx checksumming off):
-    tshark in the far namespace sees every frame at most 1514 bytes with valid IP and TCP
-    checksums."""
+    """netstack's super-segments (or, without offloads, the frames its link cut from them,
+    or TCP's own segments) cross a router to a veth that segments and checksums in software
+    (gso_max_segs 1, tx checksumming off): tshark in the far namespace sees every frame at
+    most 1514 bytes with valid IP and TCP checksums."""
+    offload, gso = MODES[mode]
     require_net_admin()
     tshark = require_program("tshark")
     ethtool = require_program("ethtool")
@@ -188,7 +203,7 @@ async def test_the_wire_carries_mtu_sized_frames_with_valid_checksums(
     router, far = Namespace.create(), Namespace.create()
     capture = tmp_path / "far.pcap"
     try:
-        link = open_tap_behind_router(router, far, offload=offload)
+        link = open_tap_behind_router(router, far, offload=offload, gso=gso)
         assert bool(link.offloads) == offload
         near_dev = (await output(router, "ip", "-o", "link", "show", "type", "veth")).split(":")[1]
         far_dev = (await output(far, "ip", "-o", "link", "show", "type", "veth")).split(":")[1]
@@ -214,7 +229,7 @@ async def test_the_wire_carries_mtu_sized_frames_with_valid_checksums(
     finally:
         far.delete()
         router.delete()
-    assert (tcp["tx_super_segments"] > 0) == offload, tcp
+    assert (tcp["tx_super_segments"] > 0) == gso, tcp
     ours = f"ip.src == {NEAR}"
     # Checksums are the oracle (PEERS.md): tshark's heuristic dissectors find "malformed"
     # protocols in random payloads.

@@ -305,7 +305,7 @@ class TcpConnection:
         "_rto_recovery", "_rack_at", "_probe_at", "_probe_mark", "_dsack", "_short_end",
         "retransmits", "timeouts", "fast_recoveries", "loss_probes", "undos", "dsacks_sent",
         "segments_in", "segments_out", "challenge_acks", "drops", "error", "key", "route",
-        "listener", "user", "timer_at", "__dict__",
+        "listener", "user", "timer_at", "acks_merged", "__dict__",
     )  # fmt: skip
 
     def __init__(
@@ -324,6 +324,9 @@ class TcpConnection:
         #: take_deferred_ack, once per batch of input (the driver's choice).
         self.defer_acks = False
         self.ack_deferred = False
+        #: How many of the peer's ACKs the one being processed stands for (the layer
+        #: merges runs of plain cumulative ACKs: :meth:`TcpLayer.receive`).
+        self.acks_merged = 1
         #: Bytes of payload one segment of a bulk burst may carry (the driver sets it when
         #: the link cuts super-segments itself, TSO): runs of full-sized segments then come
         #: out of segments_to_send() as one Segment of several MSS, to be sent with a
@@ -1309,6 +1312,21 @@ class TcpConnection:
             self._persist_backoff = 0
         return True
 
+    def takes_merged_ack(self, ack: int) -> bool:
+        """Whether a plain ACK (no data, no SACK blocks, only the ACK flag) that acknowledges
+        up to ``ack`` may be merged with the next ones of a batch, and only the last of them
+        processed: it acknowledges new data (an ACK that does not is a duplicate, a loss
+        signal: never merged), the connection is established and not recovering from a loss
+        (where each ACK clocks out a retransmission)."""
+        return (
+            self.state is _ESTABLISHED
+            and 0 < ((ack - self.snd_una) & MASK) <= ((self.snd_max - self.snd_una) & MASK)
+            and not self._in_recovery
+            and self._prr is None
+            and self._undo is None
+            and not self._rto_recovery
+        )
+
     def _new_ack(self, ack: int, acked: int, opts: TcpOptions, now: float) -> None:
         flight_before = diff(self.snd_max, self.snd_una)
         # RTT sample: from the echoed timestamp (RFC 7323 4.1), else the timed segment, never
@@ -1359,6 +1377,16 @@ class TcpConnection:
                 self._retransmit(ack, now)
         else:
             self._dupacks = 0
+            merged = self.acks_merged
+            if merged > 1:
+                # An ACK that stands for several (the layer merged a run of them) grows
+                # the window as they would have, one by one: RFC 5681 3.1 counts ACKs in
+                # slow start (cwnd += min(N, SMSS) for each).
+                part = data_acked // merged
+                for _ in range(merged - 1):
+                    self.cc.on_ack(part, now, rtt.srtt, flight_before)
+                    flight_before -= part
+                data_acked -= part * (merged - 1)
             self.cc.on_ack(data_acked, now, rtt.srtt, flight_before)
         # The retransmission timer (RFC 6298 5.2/5.3).
         if self.snd_max == ack:

@@ -147,6 +147,57 @@ class _Held:
         self.fields = _FRAME_FIELDS
 
 
+class _HeldAck:
+    """A plain cumulative ACK held until its batch ends (:meth:`TcpLayer._hold_ack`).
+
+    As with :class:`_Held`, when it came in a plain IPv4 or IPv6 frame with no options but
+    timestamps (NOP, NOP, TS: what Linux puts on its ACKs), ``owner`` is the receiving
+    interface's Ethernet layer and ``tmpl`` the frame's headers under a mask that leaves out
+    what differs from ACK to ACK (the acknowledgement number, the window, the timestamps,
+    IPv4's identification and the checksums): the next ACKs are merged from the frame
+    (:meth:`TcpLayer.merge_ack_frame`)."""
+
+    __slots__ = ("conn", "seq", "ack", "window", "opts", "ts_val", "ts_ecr", "count", "owner",
+                 "l4", "hlen", "mask", "tmpl", "base")  # fmt: skip
+
+    def __init__(
+        self, conn: TcpConnection, seq: int, ack: int, window: int, opts: TcpOptions
+    ) -> None:
+        self.conn, self.seq, self.ack, self.window, self.opts = conn, seq, ack, window, opts
+        self.ts_val, self.ts_ecr = opts.ts_val, opts.ts_ecr
+        self.count = 1
+        #: None until the stack looked at the frame; False when it was not plain.
+        self.owner: object = None
+        self.l4 = self.hlen = self.mask = self.tmpl = self.base = 0
+
+
+#: What the frame of a held ACK's successors may differ in: IPv4's identification and
+#: header checksum; the acknowledgement number, window and checksum; the timestamps.
+_ACK_VARYING = ((18, 0xFF), (19, 0xFF), (24, 0xFF), (25, 0xFF))
+_ACK_VARYING_TCP = (8, 9, 10, 11, 14, 15, 16, 17, *range(24, 32))
+_ACK_MASKS: dict[tuple[int, int], int] = {}
+_ACK_FIELDS = struct.Struct("!I2xH8xII")  # from TCP's ack: ack, window, TSval, TSecr
+_ACK_FIELDS_BARE = struct.Struct("!I2xH")
+_TS_LAYOUT = b"\x01\x01\x08\x0a"  # NOP, NOP, timestamps (RFC 7323 appendix A)
+
+
+def _ack_mask(l4: int, hlen: int) -> int:
+    mask = _ACK_MASKS.get((l4, hlen))
+    if mask is None:
+        raw = bytearray(b"\xff" * hlen)
+        if l4 == 34:
+            for at, bits in _ACK_VARYING:
+                raw[at] &= ~bits & 0xFF
+        for at in _ACK_VARYING_TCP:
+            if l4 + at < hlen:
+                raw[l4 + at] = 0
+        mask = _ACK_MASKS[l4, hlen] = int.from_bytes(raw, "big")
+    return mask
+
+
+_EMPTY = memoryview(b"")
+
+
 def _cut(segments: list[Segment], mss: int) -> list[Segment]:
     """``segments`` with every one of more than ``mss`` bytes cut into ``mss``-sized ones
     (PSH on the last piece only, as a link's segmentation does)."""
@@ -238,6 +289,7 @@ class TcpLayer(Layer):
         "tx_segments",
         "tx_super_segments",
         "gro_merged",
+        "acks_merged",
         "active_opens",
         "passive_opens",
         "resets_sent",
@@ -287,6 +339,8 @@ class TcpLayer(Layer):
         self.gro = False
         self.gro_merged = 0  # segments that went up as part of another
         self._gro: _Held | None = None
+        self.acks_merged = 0  # plain ACKs only counted: a later one of the batch went up
+        self._ack: _HeldAck | None = None
         #: Connections whose events are being handed out (see _flush).
         self._dispatching: set[TcpConnection] = set()
         #: Events handed out so far (the driver tells from it whether an input woke anyone).
@@ -497,16 +551,22 @@ class TcpLayer(Layer):
                 self._forget(conn)
                 conn = None
             if conn is not None:
-                if (
-                    self.gro
-                    and flags == ACK
-                    and len(payload) >= _GRO_MIN
-                    and conn.state is _ESTABLISHED
-                ):
-                    # A full-sized segment of a burst, perhaps: wait for the next ones.
-                    self._gro = _Held(conn, src, dst, sport, dport, seq, ack, window, opts,
-                                      raw, bytearray(payload))  # fmt: skip
-                    return
+                if self.gro and flags == ACK:
+                    if len(payload) >= _GRO_MIN and conn.state is _ESTABLISHED:
+                        # A full-sized segment of a burst, perhaps: wait for the next ones.
+                        if self._ack is not None:
+                            self._ack_flush(now)
+                        self._gro = _Held(conn, src, dst, sport, dport, seq, ack, window,
+                                          opts, raw, bytearray(payload))  # fmt: skip
+                        return
+                    if (
+                        not payload
+                        and not opts.sack
+                        and self._hold_ack(conn, seq, ack, window, opts, now)
+                    ):
+                        return
+                if self._ack is not None:
+                    self._ack_flush(now)
                 conn.receive(seq, ack, flags, window, opts, payload, now, urgent)
                 self._flush(conn, now)
                 return
@@ -1010,7 +1070,135 @@ class TcpLayer(Layer):
         """Flush a connection after a user call (send, close, ...)."""
         if self._gro is not None and self._gro.conn is conn:
             self._gro_flush(now)
+        if self._ack is not None and self._ack.conn is conn:
+            self._ack_flush(now)
         self._flush(conn, now)
+
+    def _hold_ack(
+        self, conn: TcpConnection, seq: int, ack: int, window: int, opts: TcpOptions,
+        now: float,
+    ) -> bool:  # fmt: skip
+        """Hold a plain cumulative ACK until the batch ends, merging the ones after it that
+        continue it (the same connection and sequence number, a later ACK): only the last
+        goes up, standing for them all (``acks_merged``), as a GRO-based stack's receive
+        path sees one ACK for a burst. The window, the timestamps and the RTT sample are the
+        last one's. False: not one to hold (see :meth:`TcpConnection.takes_merged_ack`)."""
+        held = self._ack
+        if held is not None:
+            if (
+                held.conn is conn
+                and seq == held.seq
+                and self._continues(held, ack, opts.ts_val)
+                and opts.ts_val is not None
+            ):
+                held.ack, held.window, held.ts_val, held.ts_ecr = (
+                    ack,
+                    window,
+                    opts.ts_val,
+                    opts.ts_ecr,
+                )
+                held.count += 1
+                self.acks_merged += 1
+                return True
+            self._ack_flush(now)
+        if not conn.takes_merged_ack(ack):
+            return False
+        self._ack = _HeldAck(conn, seq, ack, window, opts)
+        return True
+
+    @staticmethod
+    def _continues(held: _HeldAck, ack: int, ts_val: int | None) -> bool:
+        """Whether an ACK continues the held one: it acknowledges more, still no more than
+        was sent (one beyond is dropped on its own, and must not take the others with it),
+        and its timestamp is not older (one that is would fail PAWS on its own)."""
+        if not 0 < ((ack - held.ack) & 0xFFFFFFFF) < (1 << 31):
+            return False
+        if ts_val is not None and held.ts_val is not None:
+            if ((ts_val - held.ts_val) & 0xFFFFFFFF) >= (1 << 31):
+                return False
+        elif ts_val is not held.ts_val:
+            return False  # one with timestamps, one without
+        return held.conn.takes_merged_ack(ack)
+
+    def _ack_flush(self, now: float) -> None:
+        """Hand the held ACK to its connection, as the ACKs it stands for."""
+        held = self._ack
+        if held is None:
+            return
+        self._ack = None
+        conn = held.conn
+        key = conn.key
+        if key is None or self.connections.get(key) is not conn:
+            return  # gone meanwhile
+        opts = held.opts
+        if held.ts_val != opts.ts_val or held.ts_ecr != opts.ts_ecr:
+            opts = opts._replace(ts_val=held.ts_val, ts_ecr=held.ts_ecr)
+        conn.acks_merged = held.count
+        try:
+            conn.receive(held.seq, held.ack, ACK, held.window, opts, _EMPTY, now, 0)
+        finally:
+            conn.acks_merged = 1
+        self._flush(conn, now)
+
+    def note_ack_frame(self, frame: memoryview, owner: object) -> None:
+        """The ACK held just now came in ``frame``, received by ``owner``: when the frame is
+        a plain IPv4 or IPv6 one holding exactly that ACK (no padding), with no options or
+        NOP, NOP, timestamps, keep its headers as the template of :meth:`merge_ack_frame`."""
+        held = self._ack
+        if held is None or held.owner is not None:
+            return
+        held.owner = False
+        n = len(frame)
+        if n < 54:
+            return
+        if frame[12] == 8 and frame[13] == 0 and frame[14] == 0x45:
+            if frame[20] & 0x3F or frame[21]:
+                return
+            l4 = 34
+            base = pseudo_header_sum(held.conn.remote[0], held.conn.local[0], 6, 0)
+        elif frame[12] == 0x86 and frame[13] == 0xDD and frame[14] >> 4 == 6 and frame[20] == 6:
+            l4 = 54
+            base = pseudo_header_sum6(held.conn.remote[0], held.conn.local[0], 6, 0)
+        else:
+            return
+        hlen = l4 + ((frame[l4 + 12] >> 4) << 2)
+        if hlen != n or hlen - l4 not in (20, 32):
+            return
+        if hlen - l4 == 32 and frame[l4 + 20 : l4 + 24] != _TS_LAYOUT:
+            return
+        if (hlen - l4 == 32) != (held.ts_val is not None):
+            return
+        held.l4, held.hlen, held.base = l4, hlen, base
+        held.mask = mask = _ack_mask(l4, hlen)
+        held.tmpl = int.from_bytes(frame, "big") & mask
+        held.owner = owner
+
+    def merge_ack_frame(self, held: _HeldAck, frame: memoryview) -> bool:
+        """Merge ``frame`` into the held ACK if it is the next plain ACK of its connection:
+        the template's headers (addresses, ports, TTL or hop limit, sequence number, flags,
+        options layout), a sound IPv4 header checksum and TCP checksum, and an ACK that
+        continues the held one (:meth:`_continues`). False, with nothing changed, for a
+        frame that must go the whole way up."""
+        hlen = held.hlen
+        if len(frame) != hlen or int.from_bytes(frame, "big") & held.mask != held.tmpl:
+            return False
+        l4 = held.l4
+        if l4 == 34 and int.from_bytes(frame[14:34], "big") % 0xFFFF:
+            return False  # a bad IPv4 header: dropped and counted on the way up
+        if not verify(frame[l4:], held.base + hlen - l4):
+            return False
+        if hlen - l4 == 32:
+            ack, window, ts_val, ts_ecr = _ACK_FIELDS.unpack_from(frame, l4 + 8)
+        else:
+            ack, window = _ACK_FIELDS_BARE.unpack_from(frame, l4 + 8)
+            ts_val, ts_ecr = None, 0
+        if not self._continues(held, ack, ts_val):
+            return False
+        held.ack, held.window, held.ts_val, held.ts_ecr = ack, window, ts_val, ts_ecr
+        held.count += 1
+        self.rx_segments += 1
+        self.acks_merged += 1
+        return True
 
     def _gro_flush(self, now: float) -> None:
         """Hand the coalesced segment to its connection."""
@@ -1106,6 +1294,8 @@ class TcpLayer(Layer):
         answers a burst)."""
         if self._gro is not None:
             self._gro_flush(now)
+        if self._ack is not None:
+            self._ack_flush(now)
         deferred = self._deferred
         if deferred:
             self._deferred = {}
@@ -1139,6 +1329,8 @@ class TcpLayer(Layer):
     def handle_timeout(self, now: float) -> None:
         if self._gro is not None:
             self._gro_flush(now)
+        if self._ack is not None:
+            self._ack_flush(now)
         timers = self._timers
         while timers and timers[0][0] <= now:
             at, _, conn = heapq.heappop(timers)
