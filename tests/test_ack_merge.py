@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+import struct
 
 from test_interfaces import FAST
 
 from netstack import Stack
 from netstack.link import MemoryLink
+from netstack.proto.checksum import checksum_pseudo
 
 DATA = bytes(range(256)) * 256  # 64 KiB: more than the first flight
 PORT = 7001
@@ -27,8 +29,9 @@ async def _turns(n: int = 5) -> None:
 async def _first_flight_acked(how: str) -> tuple[tuple[int, ...], int, int]:
     """``a`` sends its first flight to ``b``, which gets it one segment per batch and
     answers with several ACKs; these reach ``a`` as ``how`` says: ``batch`` (all in one),
-    ``single`` (one per batch), ``duplicate`` (one batch, the last ACK twice) or
-    ``corrupt`` (one batch, one ACK in the middle with a bad checksum). Returns
+    ``single`` (one per batch), ``duplicate`` (one batch, the last ACK twice), ``beyond``
+    (one batch, and after it an ACK of data never sent) or ``corrupt`` (one batch, one ACK
+    in the middle with a bad checksum). Returns
     ``a``'s connection state relative to its ISS, the ACKs merged and the ACKs."""
     la, lb = MemoryLink.pair()
     # The same seed for every run: the same ISNs, ports and timestamps offsets.
@@ -63,6 +66,15 @@ async def _first_flight_acked(how: str) -> tuple[tuple[int, ...], int, int]:
         (conn,) = a.tcp.connections.values()
         if how == "duplicate":
             acks.append(acks[-1])
+        elif how == "beyond":
+            # One more ACK, for data never sent: dropped on its own (RFC 5961 5.2), and
+            # it must not take the ACKs before it down with it.
+            bad = bytearray(acks[-1])
+            ack = (struct.unpack_from("!I", bad, 42)[0] + 10 * len(DATA)) & 0xFFFFFFFF
+            struct.pack_into("!I", bad, 42, ack)
+            bad[50:52] = b"\0\0"
+            struct.pack_into("!H", bad, 50, checksum_pseudo(bad[34:], bad[26:30], bad[30:34], 6))
+            acks.append(bytes(bad))
         elif how == "corrupt":
             bad = bytearray(acks[len(acks) // 2])
             bad[-1] ^= 0x01  # the last byte of TSecr: the TCP checksum no longer holds
@@ -116,3 +128,10 @@ async def test_an_ack_with_a_bad_checksum_goes_up_and_is_dropped_there() -> None
     assert merged == n - 2  # all but the first and the bad one
     single, _, _ = await _first_flight_acked("single")
     assert state[0] == single[0]  # the later ACKs acknowledged what it did
+
+
+async def test_an_ack_beyond_what_was_sent_is_not_merged() -> None:
+    state, merged, n = await _first_flight_acked("beyond")
+    assert merged == n - 2  # the run before it
+    single, _, _ = await _first_flight_acked("single")
+    assert state[0] == single[0]  # the run went up; the bad one alone was dropped

@@ -335,6 +335,23 @@ def segment(frame: bytes | bytearray | memoryview, meta: FrameMeta | None) -> li
 _SEQ_ONLY = struct.Struct("!I")
 
 
+_HEADER_STRUCTS: dict[tuple[int, int, bool], struct.Struct] = {}
+
+
+def _header_struct(l4: int, hdr_end: int, v4: bool) -> struct.Struct:
+    """A piece's headers in one ``pack``: the constant stretches as bytes, and between them
+    IPv4's identification and header checksum, TCP's sequence number and checksum."""
+    key = (l4, hdr_end, v4)
+    st = _HEADER_STRUCTS.get(key)
+    if st is None:
+        if v4:
+            fmt = f"!18sH4sH{l4 + 4 - 26}sI8sH{hdr_end - l4 - 18}s"
+        else:
+            fmt = f"!{l4 + 4}sI8sH{hdr_end - l4 - 18}s"
+        st = _HEADER_STRUCTS[key] = struct.Struct(fmt)
+    return st
+
+
 def cut_tcp(
     frame: bytes | bytearray | memoryview, meta: FrameMeta
 ) -> list[tuple[bytes, memoryview]]:
@@ -378,8 +395,10 @@ def cut_tcp(
     last = count - 1
     thl = hdr_end - l4
     at = hdr_end
-    prev_f = -1
+    prev_f = prev_m = -1
     ip_sum = tcp_sum = 0
+    build = _header_struct(l4, hdr_end, v4).pack
+    parts: tuple[bytes, ...] = ()
     for i in range(count):
         stop = at + size
         if stop > total:
@@ -390,29 +409,42 @@ def cut_tcp(
             f &= ~_CWR
         if i != last:
             f &= ~(_FIN | _PSH)
-        header[l4 + 13] = f
-        if v4:
-            _U16.pack_into(header, _ETH + 2, hdr_end - _ETH + m)
-        else:
-            _U16.pack_into(header, _ETH + 4, hdr_end - _ETH - 40 + m)
-        # The headers with the changing fields zeroed: summed once per distinct length/flags.
-        if i == 0 or i == last or f != prev_f:
-            ip_sum = (int.from_bytes(header[_ETH:l4], "big") % 0xFFFF) if v4 else 0
-            tcp_sum = int.from_bytes(header[l4:hdr_end], "big") % 0xFFFF
-            prev_f = f
+        if f != prev_f or m != prev_m:
+            # The headers with the changing fields zeroed, and their sums: once for the
+            # first piece, the ones after it, and the last.
+            header[l4 + 13] = f
+            if v4:
+                _U16.pack_into(header, _ETH + 2, hdr_end - _ETH + m)
+                ip_sum = int.from_bytes(header[_ETH:l4], "big") % 0xFFFF
+                parts = (
+                    bytes(header[:18]),
+                    bytes(header[20:24]),
+                    bytes(header[26 : l4 + 4]),
+                    bytes(header[l4 + 8 : l4 + 16]),
+                    bytes(header[l4 + 18 : hdr_end]),
+                )
+            else:
+                _U16.pack_into(header, _ETH + 4, hdr_end - _ETH - 40 + m)
+                parts = (
+                    bytes(header[: l4 + 4]),
+                    bytes(header[l4 + 8 : l4 + 16]),
+                    bytes(header[l4 + 18 : hdr_end]),
+                )
+            tcp_sum = int.from_bytes(header[l4:hdr_end], "big") % 0xFFFF + pseudo + thl + m
+            prev_f, prev_m = f, m
         seq = (seq0 + i * size) & 0xFFFFFFFF
         payload = view[at:stop]
         value = int.from_bytes(payload, "little")
-        s = ((value % 0xFFFF if m <= 240 else mod_ffff(value)) * 256 + pseudo + thl + m
-             + tcp_sum + seq) % 0xFFFF  # fmt: skip
-        piece = bytearray(header)
-        _SEQ_ONLY.pack_into(piece, l4 + 4, seq)
-        _U16.pack_into(piece, l4 + 16, 0xFFFF - s if s else 0)
+        s = ((value % 0xFFFF if m <= 240 else mod_ffff(value)) * 256 + tcp_sum + seq) % 0xFFFF
+        csum = 0xFFFF - s if s else 0
         if v4:
             ident = (ident0 + i) & 0xFFFF
             s = (ip_sum + ident) % 0xFFFF
-            _U16.pack_into(piece, _ETH + 4, ident)
-            _U16.pack_into(piece, _ETH + 10, 0xFFFF - s if s else 0)
-        pieces.append((bytes(piece), payload))
+            c0, c1, c2, c3, c4 = parts
+            hdr = build(c0, ident, c1, 0xFFFF - s if s else 0, c2, seq, c3, csum, c4)
+        else:
+            c0, c3, c4 = parts
+            hdr = build(c0, seq, c3, csum, c4)
+        pieces.append((hdr, payload))
         at = stop
     return pieces

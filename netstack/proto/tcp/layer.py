@@ -158,13 +158,14 @@ class _HeldAck:
     (:meth:`TcpLayer.merge_ack_frame`)."""
 
     __slots__ = ("conn", "seq", "ack", "window", "opts", "ts_val", "ts_ecr", "count", "owner",
-                 "l4", "hlen", "mask", "tmpl", "base")  # fmt: skip
+                 "l4", "hlen", "mask", "tmpl", "base", "snd_max")  # fmt: skip
 
     def __init__(
         self, conn: TcpConnection, seq: int, ack: int, window: int, opts: TcpOptions
     ) -> None:
         self.conn, self.seq, self.ack, self.window, self.opts = conn, seq, ack, window, opts
         self.ts_val, self.ts_ecr = opts.ts_val, opts.ts_ecr
+        self.snd_max = conn.snd_max
         self.count = 1
         #: None until the stack looked at the frame; False when it was not plain.
         self.owner: object = None
@@ -193,6 +194,21 @@ def _ack_mask(l4: int, hlen: int) -> int:
                 raw[l4 + at] = 0
         mask = _ACK_MASKS[l4, hlen] = int.from_bytes(raw, "big")
     return mask
+
+
+def _continues(held: _HeldAck, ack: int, ts_val: int | None) -> bool:
+    """Whether an ACK continues the held one: it acknowledges more, still no more than was
+    sent (one beyond is dropped on its own, and must not take the others with it), and its
+    timestamp is not older (one that is would fail PAWS on its own), or both have none.
+    What else made the first one mergeable (:meth:`TcpConnection.takes_merged_ack`) holds
+    while it is held: its connection neither sends nor times out before it goes up."""
+    d = (ack - held.ack) & 0xFFFFFFFF
+    if not 0 < d <= ((held.snd_max - held.ack) & 0xFFFFFFFF):
+        return False
+    held_ts = held.ts_val
+    if ts_val is None or held_ts is None:
+        return ts_val is held_ts
+    return ((ts_val - held_ts) & 0xFFFFFFFF) < 0x80000000
 
 
 _EMPTY = memoryview(b"")
@@ -1085,18 +1101,9 @@ class TcpLayer(Layer):
         last one's. False: not one to hold (see :meth:`TcpConnection.takes_merged_ack`)."""
         held = self._ack
         if held is not None:
-            if (
-                held.conn is conn
-                and seq == held.seq
-                and self._continues(held, ack, opts.ts_val)
-                and opts.ts_val is not None
-            ):
-                held.ack, held.window, held.ts_val, held.ts_ecr = (
-                    ack,
-                    window,
-                    opts.ts_val,
-                    opts.ts_ecr,
-                )
+            if held.conn is conn and seq == held.seq and _continues(held, ack, opts.ts_val):
+                held.ack, held.window = ack, window
+                held.ts_val, held.ts_ecr = opts.ts_val, opts.ts_ecr
                 held.count += 1
                 self.acks_merged += 1
                 return True
@@ -1105,20 +1112,6 @@ class TcpLayer(Layer):
             return False
         self._ack = _HeldAck(conn, seq, ack, window, opts)
         return True
-
-    @staticmethod
-    def _continues(held: _HeldAck, ack: int, ts_val: int | None) -> bool:
-        """Whether an ACK continues the held one: it acknowledges more, still no more than
-        was sent (one beyond is dropped on its own, and must not take the others with it),
-        and its timestamp is not older (one that is would fail PAWS on its own)."""
-        if not 0 < ((ack - held.ack) & 0xFFFFFFFF) < (1 << 31):
-            return False
-        if ts_val is not None and held.ts_val is not None:
-            if ((ts_val - held.ts_val) & 0xFFFFFFFF) >= (1 << 31):
-                return False
-        elif ts_val is not held.ts_val:
-            return False  # one with timestamps, one without
-        return held.conn.takes_merged_ack(ack)
 
     def _ack_flush(self, now: float) -> None:
         """Hand the held ACK to its connection, as the ACKs it stands for."""
@@ -1177,7 +1170,7 @@ class TcpLayer(Layer):
         """Merge ``frame`` into the held ACK if it is the next plain ACK of its connection:
         the template's headers (addresses, ports, TTL or hop limit, sequence number, flags,
         options layout), a sound IPv4 header checksum and TCP checksum, and an ACK that
-        continues the held one (:meth:`_continues`). False, with nothing changed, for a
+        continues the held one (:func:`_continues`). False, with nothing changed, for a
         frame that must go the whole way up."""
         hlen = held.hlen
         if len(frame) != hlen or int.from_bytes(frame, "big") & held.mask != held.tmpl:
@@ -1192,7 +1185,7 @@ class TcpLayer(Layer):
         else:
             ack, window = _ACK_FIELDS_BARE.unpack_from(frame, l4 + 8)
             ts_val, ts_ecr = None, 0
-        if not self._continues(held, ack, ts_val):
+        if not _continues(held, ack, ts_val):
             return False
         held.ack, held.window, held.ts_val, held.ts_ecr = ack, window, ts_val, ts_ecr
         held.count += 1
