@@ -551,7 +551,9 @@ class Stack:
                     if held is not None and held.owner is None:
                         tcp.note_frame(frame, eth)
                     ack = tcp._ack
-                    if ack is not None and ack.owner is None:
+                    if ack is not None and ack.owner is None and ack.count > 1:
+                        # A run of ACKs (a lone one, as in a request and its answer, is
+                        # not worth a template): the next ones from the frame.
                         tcp.note_ack_frame(frame, eth)
             except Exception:  # a bug: count it, never let it into the event loop
                 self.internal_errors += 1

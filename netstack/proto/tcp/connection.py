@@ -1317,10 +1317,13 @@ class TcpConnection:
         up to ``ack`` may be merged with the next ones of a batch, and only the last of them
         processed: it acknowledges new data (an ACK that does not is a duplicate, a loss
         signal: never merged), the connection is established and not recovering from a loss
-        (where each ACK clocks out a retransmission)."""
+        (where each ACK clocks out a retransmission), and more than two segments are in
+        flight (fewer bring no run of ACKs: a request's ACK is not worth holding)."""
+        flight = (self.snd_max - self.snd_una) & MASK
         return (
-            self.state is _ESTABLISHED
-            and 0 < ((ack - self.snd_una) & MASK) <= ((self.snd_max - self.snd_una) & MASK)
+            flight > 2 * self.mss
+            and self.state is _ESTABLISHED
+            and 0 < ((ack - self.snd_una) & MASK) <= flight
             and not self._in_recovery
             and self._prr is None
             and self._undo is None

@@ -150,8 +150,9 @@ class _Held:
 class _HeldAck:
     """A plain cumulative ACK held until its batch ends (:meth:`TcpLayer._hold_ack`).
 
-    As with :class:`_Held`, when it came in a plain IPv4 or IPv6 frame with no options but
-    timestamps (NOP, NOP, TS: what Linux puts on its ACKs), ``owner`` is the receiving
+    As with :class:`_Held`, once a second ACK was merged into it and when that came in a
+    plain IPv4 or IPv6 frame with no options but timestamps (NOP, NOP, TS: what Linux puts
+    on its ACKs), ``owner`` is the receiving
     interface's Ethernet layer and ``tmpl`` the frame's headers under a mask that leaves out
     what differs from ACK to ACK (the acknowledgement number, the window, the timestamps,
     IPv4's identification and the checksums): the next ACKs are merged from the frame
@@ -1134,7 +1135,7 @@ class TcpLayer(Layer):
         self._flush(conn, now)
 
     def note_ack_frame(self, frame: memoryview, owner: object) -> None:
-        """The ACK held just now came in ``frame``, received by ``owner``: when the frame is
+        """The held ACK's latest came in ``frame``, received by ``owner``: when the frame is
         a plain IPv4 or IPv6 one holding exactly that ACK (no padding), with no options or
         NOP, NOP, timestamps, keep its headers as the template of :meth:`merge_ack_frame`."""
         held = self._ack
