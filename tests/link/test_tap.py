@@ -19,9 +19,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
+from test_offload import tcp4, tcp_checksum_ok, tso4
 
 from netstack.errors import LinkError
 from netstack.link.base import MacAddress
+from netstack.link.offload import NO_OFFLOADS, SOFT_GSO, segment
 from netstack.link.tap import TapLink
 from netstack.netns import (
     Namespace,
@@ -521,6 +523,61 @@ async def test_transmit_queues_in_order_when_the_device_pushes_back() -> None:
             theirs.close()
 
     await asyncio.wait_for(scenario(), TEST_TIMEOUT)
+
+
+async def test_software_gso_cuts_in_order_when_the_device_pushes_back() -> None:
+    """Without offloads a TAP link still takes super-segments (``tx_offloads``) and cuts
+    them itself. When write() answers EAGAIN part way through one (a socket pair with a
+    small buffer stands in for the descriptor), the rest of its pieces wait in the queue,
+    and the far end gets every piece in order, each as segment() cuts it."""
+
+    async def scenario() -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        ours.setblocking(False)
+        theirs.setblocking(False)
+        link = TapLink(ours.detach(), "fake0", mtu=1500)
+        try:
+            assert link.tx_offloads == SOFT_GSO and link.offloads == NO_OFFLOADS
+            frames = [tcp4(bytes([i]) * 7500, seq=i * 7500) for i in range(40)]
+            expected = [bytes(p) for f in frames for p in segment(f, tso4())]
+            for frame in frames:
+                link.transmit(frame, tso4())
+            stats = link.stats()
+            assert 0 < stats.tx_packets < len(expected) and stats.tx_dropped == 0
+            received: list[bytes] = []
+            for _ in range(100_000):
+                if len(received) == len(expected):
+                    break
+                try:
+                    received.append(theirs.recv(2048))
+                except BlockingIOError:
+                    await asyncio.sleep(0.001)
+            assert received == expected
+            assert all(tcp_checksum_ok(p) for p in received)
+            assert link.stats().tx_packets == len(expected)
+        finally:
+            await link.disconnect()
+            theirs.close()
+
+    await asyncio.wait_for(scenario(), TEST_TIMEOUT)
+
+
+async def test_without_software_gso_a_plain_link_takes_no_metadata() -> None:
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    link = TapLink(ours.detach(), "fake0", mtu=1500, gso=False)
+    try:
+        assert link.tx_offloads == NO_OFFLOADS
+        with pytest.raises(LinkError, match="no offload metadata"):
+            link.transmit(tcp4(bytes(3000)), tso4())
+        soft = TapLink(os.dup(link.fileno()), "fake1", mtu=1500)
+        with pytest.raises(LinkError, match="exceeds the MTU"):
+            soft.transmit(tcp4(bytes(3000)), tso4(1600))
+        soft.close()
+    finally:
+        await link.disconnect()
+        theirs.close()
 
 
 async def test_receive_batches_and_end_of_device_fails_listen() -> None:
