@@ -516,29 +516,22 @@ class Stack:
             dispatched = tcp.events_dispatched
             try:
                 held = tcp._gro
+                ack = tcp._ack
                 ip: IPv4Layer | IPv6Layer = ipv4
                 if (
                     held is not None
                     and held.owner is eth
                     and (ip := ipv4 if held.l4 == 34 else ipv6).hooks is None
                     and tcp.merge_frame(held, frame, loop.time())
-                ):
-                    # The next frame of a burst TCP holds, merged from the frame (GRO):
-                    # counted as the Ethernet and IP layers would have counted it.
-                    n = len(frame)
-                    eth.rx_packets += 1
-                    eth.rx_bytes += n
-                    ip.rx_packets += 1
-                    ip.rx_bytes += n - 14
-                    ip.delivered += 1
-                elif (
-                    (ack := tcp._ack) is not None
+                ) or (
+                    ack is not None
                     and ack.owner is eth
                     and (ip := ipv4 if ack.l4 == 34 else ipv6).hooks is None
                     and tcp.merge_ack_frame(ack, frame)
                 ):
-                    # The next plain ACK of the connection whose ACK TCP holds, merged
-                    # from the frame: counted as the layers would have counted it.
+                    # The next frame of a burst TCP holds, or the next plain ACK of the
+                    # connection whose ACK it holds, merged from the frame (GRO): counted
+                    # as the Ethernet and IP layers would have counted it.
                     n = len(frame)
                     eth.rx_packets += 1
                     eth.rx_bytes += n

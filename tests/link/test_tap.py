@@ -480,17 +480,22 @@ async def test_sandbox_refuses_addresses_outside_the_safe_ranges(
         open_tap_in_namespace(ns, kernel_ipv4=v4, kernel_ipv6=v6, dev="nst-unsafe")
 
 
+def _pushing_back() -> tuple[TapLink, socket.socket]:
+    """A TAP link on a socket pair standing in for the descriptor, and the far end: the
+    pair's small buffers make write() answer EAGAIN, as a busy device would."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    ours.setblocking(False)
+    theirs.setblocking(False)
+    return TapLink(ours.detach(), "fake0", mtu=1500), theirs
+
+
 async def test_transmit_queues_in_order_when_the_device_pushes_back() -> None:
-    """Drive the queue with a socket pair standing in for the TAP descriptor: its small
-    buffer makes write() answer EAGAIN, as a busy device would."""
+    """Drive the queue with a socket pair standing in for the TAP descriptor."""
 
     async def scenario() -> None:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        ours.setblocking(False)
-        theirs.setblocking(False)
-        link = TapLink(ours.detach(), "fake0", mtu=1500)
+        link, theirs = _pushing_back()
         try:
             sent = 3000
             for seq in range(sent):
@@ -532,12 +537,7 @@ async def test_software_gso_cuts_in_order_when_the_device_pushes_back() -> None:
     and the far end gets every piece in order, each as segment() cuts it."""
 
     async def scenario() -> None:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        ours.setblocking(False)
-        theirs.setblocking(False)
-        link = TapLink(ours.detach(), "fake0", mtu=1500)
+        link, theirs = _pushing_back()
         try:
             assert link.tx_offloads == SOFT_GSO and link.offloads == NO_OFFLOADS
             frames = [tcp4(bytes([i]) * 7500, seq=i * 7500) for i in range(40)]

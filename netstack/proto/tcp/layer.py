@@ -197,6 +197,17 @@ def _ack_mask(l4: int, hlen: int) -> int:
     return mask
 
 
+def _plain_l4(frame: memoryview) -> int:
+    """Where TCP starts in a plain frame, one whose headers a template can stand for: 34
+    for IPv4 without options and not a fragment, 54 for IPv6 with TCP right after the
+    fixed header; 0 for anything else (the frame is at least 54 bytes long)."""
+    if frame[12] == 8 and frame[13] == 0 and frame[14] == 0x45:
+        return 0 if frame[20] & 0x3F or frame[21] else 34  # a fragment: 0
+    if frame[12] == 0x86 and frame[13] == 0xDD and frame[14] >> 4 == 6 and frame[20] == 6:
+        return 54
+    return 0
+
+
 def _continues(held: _HeldAck, ack: int, ts_val: int | None) -> bool:
     """Whether an ACK continues the held one: it acknowledges more, still no more than was
     sent (one beyond is dropped on its own, and must not take the others with it), and its
@@ -1114,6 +1125,11 @@ class TcpLayer(Layer):
         self._ack = _HeldAck(conn, seq, ack, window, opts)
         return True
 
+    def _live(self, conn: TcpConnection) -> bool:
+        """Whether ``conn`` is still this layer's (not aborted meanwhile)."""
+        key = conn.key
+        return key is not None and self.connections.get(key) is conn
+
     def _ack_flush(self, now: float) -> None:
         """Hand the held ACK to its connection, as the ACKs it stands for."""
         held = self._ack
@@ -1121,8 +1137,7 @@ class TcpLayer(Layer):
             return
         self._ack = None
         conn = held.conn
-        key = conn.key
-        if key is None or self.connections.get(key) is not conn:
+        if not self._live(conn):
             return  # gone meanwhile
         opts = held.opts
         if held.ts_val != opts.ts_val or held.ts_ecr != opts.ts_ecr:
@@ -1143,18 +1158,11 @@ class TcpLayer(Layer):
             return
         held.owner = False
         n = len(frame)
-        if n < 54:
+        l4 = _plain_l4(frame) if n >= 54 else 0
+        if not l4:
             return
-        if frame[12] == 8 and frame[13] == 0 and frame[14] == 0x45:
-            if frame[20] & 0x3F or frame[21]:
-                return
-            l4 = 34
-            base = pseudo_header_sum(held.conn.remote[0], held.conn.local[0], 6, 0)
-        elif frame[12] == 0x86 and frame[13] == 0xDD and frame[14] >> 4 == 6 and frame[20] == 6:
-            l4 = 54
-            base = pseudo_header_sum6(held.conn.remote[0], held.conn.local[0], 6, 0)
-        else:
-            return
+        src, dst = held.conn.remote[0], held.conn.local[0]
+        base = (pseudo_header_sum if l4 == 34 else pseudo_header_sum6)(src, dst, 6, 0)
         hlen = l4 + ((frame[l4 + 12] >> 4) << 2)
         if hlen != n or hlen - l4 not in (20, 32):
             return
@@ -1201,8 +1209,7 @@ class TcpLayer(Layer):
             return
         self._gro = None
         conn = held.conn
-        key = conn.key
-        if key is None or self.connections.get(key) is not conn:
+        if not self._live(conn):
             return  # gone meanwhile (aborted by a callback): as if it came after
         conn.receive(held.seq, held.ack, held.flags, held.window, held.opts,
                      memoryview(held.data), now, 0)  # fmt: skip
@@ -1218,18 +1225,13 @@ class TcpLayer(Layer):
             return
         held.owner = False
         n = len(frame)
-        if n < 74:
+        l4 = _plain_l4(frame) if n >= 74 else 0
+        if not l4:
             return
-        if frame[12] == 8 and frame[13] == 0 and frame[14] == 0x45:
-            if frame[20] & 0x3F or frame[21]:
-                return  # a fragment
-            l4, fields = 34, _FRAME_FIELDS
-            base = pseudo_header_sum(held.src, held.dst, 6, 0)
-        elif frame[12] == 0x86 and frame[13] == 0xDD and frame[14] >> 4 == 6 and frame[20] == 6:
-            l4, fields = 54, _FRAME_FIELDS6
-            base = pseudo_header_sum6(held.src, held.dst, 6, 0)
+        if l4 == 34:
+            fields, base = _FRAME_FIELDS, pseudo_header_sum(held.src, held.dst, 6, 0)
         else:
-            return
+            fields, base = _FRAME_FIELDS6, pseudo_header_sum6(held.src, held.dst, 6, 0)
         hlen = l4 + ((frame[l4 + 12] >> 4) << 2)
         length, seq, _ = fields.unpack_from(frame)
         if length != n - (14 if l4 == 34 else 54) or seq != held.seq or n - hlen != held.size:
