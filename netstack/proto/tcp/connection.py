@@ -1317,9 +1317,13 @@ class TcpConnection:
         up to ``ack`` may be merged with the next ones of a batch, and only the last of them
         processed: it acknowledges new data (an ACK that does not is a duplicate, a loss
         signal: never merged), the connection is established and not recovering from a loss
-        (where each ACK clocks out a retransmission), and more than two segments are in
-        flight (fewer bring no run of ACKs: a request's ACK is not worth holding)."""
+        (where each ACK clocks out a retransmission) nor holding any sign of one (duplicate
+        ACKs counted, SACKed or lost segments on the scoreboard: there the order in which
+        each ACK's news arrives is what RACK judges reordering by), and more than two
+        segments are in flight (fewer bring no run of ACKs: a request's ACK is not worth
+        holding)."""
         flight = (self.snd_max - self.snd_una) & MASK
+        rack = self._rack
         return (
             flight > 2 * self.mss
             and self.state is _ESTABLISHED
@@ -1328,6 +1332,8 @@ class TcpConnection:
             and self._prr is None
             and self._undo is None
             and not self._rto_recovery
+            and not self._dupacks
+            and (rack is None or not (rack.sacked_bytes or rack.lost_bytes))
         )
 
     def _new_ack(self, ack: int, acked: int, opts: TcpOptions, now: float) -> None:
