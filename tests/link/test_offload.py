@@ -492,6 +492,9 @@ async def test_a_connection_whose_link_stops_offloading_sends_wire_sized_segment
         assert got == data
         # At most the super-segments already on their way when routing was turned on.
         assert b.stats()["ethernet"]["rx_super"] - supers <= 2
-        # Nothing was refused as too big for the wire and resent.
+        # Nothing was refused as too big for the wire (IPv4 raises for a datagram over the
+        # MTU with DF, which TCP counts as output_error). (Not "no retransmission": on a
+        # memory pair whose receiver is busy with a batch, a loss probe may fire before
+        # the ACK is read, and what it starts depends on the machine's timing.)
         tcp = a.stats()["tcp"]
-        assert "output_error" not in tcp["drops"] and tcp["retransmits"] == 0, tcp
+        assert "output_error" not in tcp["drops"], tcp
