@@ -449,7 +449,8 @@ async def test_a_capture_of_offloaded_traffic_holds_the_wire_frames(tmp_path: Pa
     tshark = shutil.which("tshark")
     if tshark is not None:
         out = subprocess.run(
-            [tshark, "-n", "-r", str(capture), "-o", "ip.check_checksum:TRUE",
+            [tshark, "-n", "-r", str(capture), "-d", "tcp.port==1-65535,data",
+             "-o", "ip.check_checksum:TRUE",
              "-o", "tcp.check_checksum:TRUE", "-Y",
              "ip.checksum.status == \"Bad\" || tcp.checksum.status == \"Bad\" || _ws.malformed"],
             capture_output=True, text=True, timeout=60, check=True,

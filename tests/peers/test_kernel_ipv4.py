@@ -14,6 +14,7 @@ from peerkit import in_netns, tshark_problems
 from netstack import Stack
 from netstack.link import PcapLink, PcapWriter
 from netstack.proto.ipv4.wire import build_header_into
+from netstack.proto.tcp.wire import build_into as tcp_build_into
 from netstack.proto.udp.wire import build_into
 from netstack.testing import TapSandbox, require_program
 
@@ -131,6 +132,35 @@ async def test_tshark_check_catches_bad_checksums(tmp_path: Path) -> None:
         w.write(bytes(frame), 1.0)
     problems = await tshark_problems(tshark, capture, "udp")
     assert len(problems.splitlines()) == 1, problems
+
+
+#: The first 109 bytes of a segment of random test data that tshark's Thrift heuristic took
+#: for a Thrift call, then found malformed (a jumbo-frame test failed on it once in CI).
+LOOKS_LIKE_THRIFT = bytes.fromhex(
+    "8221c4b5c7cc1f8b75136ae768c6e480bfeded5540bfab61333fe1c1d8f56b15923a8a8c362ad703fb99"
+    "85b3fd1a49b704c6b9357c26a08bbead875f30d377bf499c0b6918bd1b9e3db05ecca631be2fefc91927"
+    "31d42c56e810fd35b5966511a5a9aaf808629afed6d0f02cd3"
+)
+
+
+async def test_tshark_check_reads_tcp_payload_as_data(tmp_path: Path) -> None:
+    """What a test's TCP stream carries is not a protocol tshark should parse: a sound segment
+    whose bytes happen to look like a malformed Thrift call is no problem, one with a wrong
+    checksum still is."""
+    tshark = require_program("tshark")
+    frame = bytearray(14 + 20 + 20 + len(LOOKS_LIKE_THRIFT))
+    frame[0:14] = bytes.fromhex("0200000000020200000000010800")
+    frame[54:] = LOOKS_LIKE_THRIFT
+    src, dst = bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2])
+    tcp_build_into(frame, 34, 52976, 5202, 1, 1, 0x18, 1000, b"", src, dst)
+    build_header_into(frame, 14, len(frame) - 14, 1, 0, 64, 6, src, dst)
+    capture = tmp_path / "thrift.pcap"
+    with PcapWriter(capture) as w:
+        w.write(bytes(frame), 0.0)
+        frame[50] ^= 0x55  # spoil the TCP checksum
+        w.write(bytes(frame), 1.0)
+    problems = await tshark_problems(tshark, capture, "tcp")
+    assert len(problems.splitlines()) == 1 and "CHECKSUM INCORRECT" in problems, problems
 
 
 async def test_every_frame_decodes_in_tshark(tap_netns: TapSandbox, tmp_path: Path) -> None:
