@@ -12,6 +12,11 @@ time, after a fixed set-up:
 - ``kernel-client``: the comparison for ``tap-client``: the same client on asyncio's own
   streams (kernel sockets) against ``tcppeer echo`` over 127.0.0.1.
 
+``ping``, ``tls-handshake`` and ``tls-bulk`` count the other memory-link benchmarks: ``N`` echo
+round trips of ``ping_rtt`` (56 bytes, both stacks in this process), ``N`` handshakes of
+``tls_handshakes`` and ``N`` MiB of ``tls_bulk``, with the ``openssl`` engine (its crypto is
+C, so what moves the count is netstack's TCP under it).
+
 ``tap-recv`` and ``tap-send`` count bulk transfer instead, ``N`` MiB over one connection
 (after a warm-up MiB on another): ``tcppeer sendn`` in the namespace to netstack's discard
 server, and netstack's writer (64 KiB ``write`` + ``drain``, then ``write_eof``) to ``tcppeer
@@ -33,13 +38,18 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
-from . import tcp
+from . import tcp, tls
 from .common import LOOPS, loop_factory
 from .sandbox import KERNEL_A, KERNEL_B
 from .tap import TapSandbox, tap_sandbox
 
-CASES = ("memory", "tap-client", "tap-server", "kernel-client", "tap-recv", "tap-send")
+CASES = ("memory", "tap-client", "tap-server", "kernel-client", "tap-recv", "tap-send", "ping",
+         "tls-handshake", "tls-bulk")  # fmt: skip
+#: The cases whose ``N`` counts MiB, and what the others count besides connection cycles.
+BULK = ("tap-recv", "tap-send", "tls-bulk")
+UNITS = {"ping": "round trip", "tls-handshake": "handshake"}
 #: What ``N`` counts: connection cycles, or MiB for the bulk cases.
 MIB = 1 << 20
 
@@ -98,7 +108,49 @@ async def _bulk(box: TapSandbox, case: str, n: int) -> None:
         peer.kill()
 
 
+async def _memory(case: str, n: int) -> None:
+    """``ping``, ``tls-handshake``, ``tls-bulk``: over two stacks on a memory link."""
+    async with tls.netstack_pair() as (a, b):
+        if case == "ping":
+            for _ in range(WARM_UP + n):
+                await a.ping(KERNEL_B, size=56)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            server_cfg, client_cfg = tls.Pki(Path(tmp)).configs("openssl")
+            if case == "tls-handshake":
+                server = await b.start_server(tls.one_byte, KERNEL_B, 0, ssl=server_cfg)
+                port = tls.server_port(server)
+                for _ in range(WARM_UP + n):
+                    reader, writer = await a.open_connection(
+                        KERNEL_B, port, ssl=client_cfg, server_hostname="bench.test"
+                    )
+                    writer.write(b"x")
+                    await reader.readexactly(1)
+                    writer.close()
+                    await writer.wait_closed()
+                server.close()
+                return
+            received: asyncio.Queue[tuple[int, float]] = asyncio.Queue()
+            server = await b.start_server(tls.sink(received), KERNEL_B, 0, ssl=server_cfg)
+            port = tls.server_port(server)
+            reader, writer = await a.open_connection(
+                KERNEL_B, port, ssl=client_cfg, server_hostname="bench.test"
+            )
+            chunk = bytes(tls.CHUNK)
+            for _ in range((1 + n) * MIB // tls.CHUNK):  # a warm-up MiB first
+                writer.write(chunk)
+                await writer.drain()
+            writer.close()
+            got, _ = await asyncio.wait_for(received.get(), 600.0)
+            server.close()
+            if got != (1 + n) * MIB:
+                raise RuntimeError(f"received {got} bytes of {(1 + n) * MIB}")
+
+
 async def _run(case: str, n: int) -> None:
+    if case in ("ping", "tls-handshake", "tls-bulk"):
+        await _memory(case, n)
+        return
     if case in ("tap-recv", "tap-send"):
         async with tap_sandbox() as box:
             await _bulk(box, case, 1)
@@ -181,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.callgrind:
         per = _callgrind(args.case, args.n, args.loop)
-        unit = "MiB" if args.case in ("tap-recv", "tap-send") else "connection cycle"
+        unit = "MiB" if args.case in BULK else UNITS.get(args.case, "connection cycle")
         print(f"{args.case} {args.loop}: {per} instructions per {unit} ({args.n})")
         return 0
     with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:

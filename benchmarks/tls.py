@@ -28,13 +28,13 @@ from netstack.link import MemoryLink
 from .common import Emitter, Settings, log, summarize
 from .sandbox import KERNEL_A, KERNEL_B
 
-__all__ = ["run_tls"]
+__all__ = ["CHUNK", "Pki", "netstack_pair", "one_byte", "run_tls", "server_port", "sink"]
 
 CHUNK = 64 * 1024
 Opener = Callable[..., Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 
 
-class _Pki:
+class Pki:
     def __init__(self, directory: Path) -> None:
         from netstack.tls import certs
 
@@ -69,7 +69,7 @@ def _engines() -> list[str]:
 
 
 @asynccontextmanager
-async def _netstack_pair() -> AsyncIterator[tuple[Stack, Stack]]:
+async def netstack_pair() -> AsyncIterator[tuple[Stack, Stack]]:
     a_link, b_link = MemoryLink.pair()
     async with await Stack.open(a_link, ipv4=f"{KERNEL_A}/24") as a, \
                await Stack.open(b_link, ipv4=f"{KERNEL_B}/24") as b:  # fmt: skip
@@ -77,7 +77,7 @@ async def _netstack_pair() -> AsyncIterator[tuple[Stack, Stack]]:
         yield a, b
 
 
-async def _one_byte(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def one_byte(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     data = await reader.read(1)
     writer.write(data)
     await writer.drain()
@@ -113,8 +113,8 @@ async def _bulk(open_connection: Opener, host: str, port: int, client: Any, seco
     return got * 8 / elapsed / 1e6
 
 
-def _sink(received: asyncio.Queue[tuple[int, float]]) -> Callable[..., Awaitable[None]]:
-    async def sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+def sink(received: asyncio.Queue[tuple[int, float]]) -> Callable[..., Awaitable[None]]:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         total = 0
         start = time.perf_counter()
         while data := await reader.read(1 << 20):
@@ -122,13 +122,13 @@ def _sink(received: asyncio.Queue[tuple[int, float]]) -> Callable[..., Awaitable
         received.put_nowait((total, time.perf_counter() - start))
         writer.close()
 
-    return sink
+    return handle
 
 
 async def run_tls(emit: Emitter, settings: Settings, names: set[str]) -> None:
     seconds, repeats = settings.tcp_seconds, settings.tcp_repeats
     with tempfile.TemporaryDirectory() as tmp:
-        pki = _Pki(Path(tmp))
+        pki = Pki(Path(tmp))
         setups: list[tuple[str, str]] = [("netstack-memory", e) for e in _engines()]
         setups.append(("kernel-asyncio-loopback", "openssl"))
         for impl, engine in setups:
@@ -136,8 +136,8 @@ async def run_tls(emit: Emitter, settings: Settings, names: set[str]) -> None:
             log(f"tls {impl} {engine} on {emit.loop}")
             async with _maybe_pair(impl) as (open_connection, start_server, host):
                 if "tls_handshakes" in names:
-                    server = await start_server(_one_byte, host, 0, ssl=server_cfg)
-                    port = _port(server)
+                    server = await start_server(one_byte, host, 0, ssl=server_cfg)
+                    port = server_port(server)
                     rates = [(await _handshakes(open_connection, host, port, client_cfg,
                                                 seconds))[0] for _ in range(repeats)]  # fmt: skip
                     server.close()
@@ -145,8 +145,8 @@ async def run_tls(emit: Emitter, settings: Settings, names: set[str]) -> None:
                                       engine=engine)  # fmt: skip
                 if "tls_bulk" in names:
                     received: asyncio.Queue[tuple[int, float]] = asyncio.Queue()
-                    server = await start_server(_sink(received), host, 0, ssl=server_cfg)
-                    port = _port(server)
+                    server = await start_server(sink(received), host, 0, ssl=server_cfg)
+                    port = server_port(server)
                     rates = [await _bulk(open_connection, host, port, client_cfg, seconds,
                                          received) for _ in range(repeats)]  # fmt: skip
                     server.close()
@@ -154,7 +154,7 @@ async def run_tls(emit: Emitter, settings: Settings, names: set[str]) -> None:
                                       engine=engine, chunk=CHUNK)  # fmt: skip
 
 
-def _port(server: Any) -> int:
+def server_port(server: Any) -> int:
     if hasattr(server, "port"):
         return int(server.port)
     return int(server.sockets[0].getsockname()[1])
@@ -163,7 +163,7 @@ def _port(server: Any) -> int:
 @asynccontextmanager
 async def _maybe_pair(impl: str) -> AsyncIterator[tuple[Opener, Any, str]]:
     if impl == "netstack-memory":
-        async with _netstack_pair() as (a, b):
+        async with netstack_pair() as (a, b):
             yield a.open_connection, b.start_server, KERNEL_B
     else:
         yield asyncio.open_connection, asyncio.start_server, "127.0.0.1"
