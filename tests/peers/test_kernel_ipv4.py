@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -116,20 +117,41 @@ async def test_kernel_gets_port_unreachable(tap_stack: Stack, tap_netns: TapSand
     assert tap_stack.stats()["icmp"]["errors_sent"] >= 1
 
 
+#: The two ends of the hand-made frames below.
+SRC, DST = bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2])
+
+
+def _sound_and_spoiled(
+    capture: Path,
+    l4_len: int,
+    payload: bytes,
+    proto: int,
+    build_l4: Callable[[bytearray], None],
+    checksum_at: int,
+) -> None:
+    """Write ``capture``: an IPv4 frame from :data:`SRC` to :data:`DST` carrying ``payload``
+    behind a transport header that ``build_l4`` writes, then the same frame with the
+    transport checksum (at ``checksum_at`` in the frame) spoiled."""
+    frame = bytearray(14 + 20 + l4_len + len(payload))
+    frame[0:14] = bytes.fromhex("0200000000020200000000010800")
+    frame[34 + l4_len :] = payload
+    build_l4(frame)
+    build_header_into(frame, 14, len(frame) - 14, 1, 0, 64, proto, SRC, DST)
+    with PcapWriter(capture) as w:
+        w.write(bytes(frame), 0.0)
+        frame[checksum_at] ^= 0x55
+        w.write(bytes(frame), 1.0)
+
+
 async def test_tshark_check_catches_bad_checksums(tmp_path: Path) -> None:
     """The check above can fail: a UDP datagram with a wrong checksum is reported."""
     tshark = require_program("tshark")
-    frame = bytearray(14 + 20 + 8 + 5)
-    frame[0:14] = bytes.fromhex("0200000000020200000000010800")
-    frame[42:] = b"hello"
-    src, dst = bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2])
-    build_into(frame, 34, 1000, 7, src, dst)
-    build_header_into(frame, 14, 33, 1, 0, 64, 17, src, dst)
     capture = tmp_path / "check.pcap"
-    with PcapWriter(capture) as w:
-        w.write(bytes(frame), 0.0)
-        frame[40] ^= 0x55  # spoil the UDP checksum
-        w.write(bytes(frame), 1.0)
+
+    def udp(f: bytearray) -> None:
+        build_into(f, 34, 1000, 7, SRC, DST)
+
+    _sound_and_spoiled(capture, 8, b"hello", 17, udp, 40)
     problems = await tshark_problems(tshark, capture, "udp")
     assert len(problems.splitlines()) == 1, problems
 
@@ -148,17 +170,12 @@ async def test_tshark_check_reads_tcp_payload_as_data(tmp_path: Path) -> None:
     whose bytes happen to look like a malformed Thrift call is no problem, one with a wrong
     checksum still is."""
     tshark = require_program("tshark")
-    frame = bytearray(14 + 20 + 20 + len(LOOKS_LIKE_THRIFT))
-    frame[0:14] = bytes.fromhex("0200000000020200000000010800")
-    frame[54:] = LOOKS_LIKE_THRIFT
-    src, dst = bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2])
-    tcp_build_into(frame, 34, 52976, 5202, 1, 1, 0x18, 1000, b"", src, dst)
-    build_header_into(frame, 14, len(frame) - 14, 1, 0, 64, 6, src, dst)
     capture = tmp_path / "thrift.pcap"
-    with PcapWriter(capture) as w:
-        w.write(bytes(frame), 0.0)
-        frame[50] ^= 0x55  # spoil the TCP checksum
-        w.write(bytes(frame), 1.0)
+
+    def tcp(f: bytearray) -> None:
+        tcp_build_into(f, 34, 52976, 5202, 1, 1, 0x18, 1000, b"", SRC, DST)
+
+    _sound_and_spoiled(capture, 20, LOOKS_LIKE_THRIFT, 6, tcp, 50)
     problems = await tshark_problems(tshark, capture, "tcp")
     assert len(problems.splitlines()) == 1 and "CHECKSUM INCORRECT" in problems, problems
 
