@@ -127,7 +127,8 @@ def test_serve_sandbox_answers_the_kernel() -> None:
         [sys.executable, "-m", "netstack", "serve", "--sandbox", "--echo", "7", "--http", "80",
          "--for", "20"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=dict(os.environ, NETSTACK_LOOP="asyncio"),
+        # faulthandler: a stop that hangs shows where (SIGABRT dumps every thread's stack).
+        env=dict(os.environ, NETSTACK_LOOP="asyncio", PYTHONFAULTHANDLER="1"),
     )  # fmt: skip
     try:
         assert proc.stdout is not None
@@ -148,9 +149,24 @@ def test_serve_sandbox_answers_the_kernel() -> None:
             capture_output=True, text=True, timeout=10,
         )  # fmt: skip
         assert six.stdout == "netstack 0.1.0 served /six\n", six
-    finally:
+        # SIGTERM stops it as Ctrl-C does: the sandbox namespace goes on the way out. Bounded
+        # generously: the stop once took more than 10 s with two suites running side by side
+        # (the kernel was creating and tearing down their namespaces); should one hang, the
+        # failure shows every thread's stack.
         proc.terminate()
-        proc.wait(timeout=10)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            _, err = proc.communicate(timeout=10)
+            pytest.fail(f"netstack serve did not stop on SIGTERM:\n{err}")
+        assert proc.returncode == 130, err
+        names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert namespace not in names.split(), names
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_firewall_needs_links() -> None:
