@@ -40,13 +40,15 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import tcp, tls
+from . import ping, tcp, tls
 from .common import LOOPS, loop_factory
 from .sandbox import KERNEL_A, KERNEL_B
 from .tap import TapSandbox, tap_sandbox
 
-CASES = ("memory", "tap-client", "tap-server", "kernel-client", "tap-recv", "tap-send", "ping",
-         "tls-handshake", "tls-bulk")  # fmt: skip
+#: The cases over two stacks on a memory link besides ``memory``: ping and TLS.
+MEMORY_CASES = ("ping", "tls-handshake", "tls-bulk")
+CASES = ("memory", "tap-client", "tap-server", "kernel-client", "tap-recv", "tap-send",
+         *MEMORY_CASES)  # fmt: skip
 #: The cases whose ``N`` counts MiB, and what the others count besides connection cycles.
 BULK = ("tap-recv", "tap-send", "tls-bulk")
 UNITS = {"ping": "round trip", "tls-handshake": "handshake"}
@@ -113,7 +115,7 @@ async def _memory(case: str, n: int) -> None:
     async with tls.netstack_pair() as (a, b):
         if case == "ping":
             for _ in range(WARM_UP + n):
-                await a.ping(KERNEL_B, size=56)
+                await a.ping(KERNEL_B, size=ping.SIZE)
             return
         with tempfile.TemporaryDirectory() as tmp:
             server_cfg, client_cfg = tls.Pki(Path(tmp)).configs("openssl")
@@ -121,13 +123,7 @@ async def _memory(case: str, n: int) -> None:
                 server = await b.start_server(tls.one_byte, KERNEL_B, 0, ssl=server_cfg)
                 port = tls.server_port(server)
                 for _ in range(WARM_UP + n):
-                    reader, writer = await a.open_connection(
-                        KERNEL_B, port, ssl=client_cfg, server_hostname="bench.test"
-                    )
-                    writer.write(b"x")
-                    await reader.readexactly(1)
-                    writer.close()
-                    await writer.wait_closed()
+                    await tls.one_handshake(a.open_connection, KERNEL_B, port, client_cfg)
                 server.close()
                 return
             received: asyncio.Queue[tuple[int, float]] = asyncio.Queue()
@@ -148,7 +144,7 @@ async def _memory(case: str, n: int) -> None:
 
 
 async def _run(case: str, n: int) -> None:
-    if case in ("ping", "tls-handshake", "tls-bulk"):
+    if case in MEMORY_CASES:
         await _memory(case, n)
         return
     if case in ("tap-recv", "tap-send"):

@@ -28,7 +28,9 @@ from netstack.link import MemoryLink
 from .common import Emitter, Settings, log, summarize
 from .sandbox import KERNEL_A, KERNEL_B
 
-__all__ = ["CHUNK", "Pki", "netstack_pair", "one_byte", "run_tls", "server_port", "sink"]
+__all__ = [
+    "CHUNK", "Pki", "netstack_pair", "one_byte", "one_handshake", "run_tls", "server_port", "sink",
+]  # fmt: skip
 
 CHUNK = 64 * 1024
 Opener = Callable[..., Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
@@ -90,14 +92,18 @@ async def _handshakes(open_connection: Opener, host: str, port: int, client: Any
     start = time.perf_counter()
     end = start + seconds
     while time.perf_counter() < end:
-        reader, writer = await open_connection(host, port, ssl=client,
-                                               server_hostname="bench.test")  # fmt: skip
-        writer.write(b"x")
-        await reader.readexactly(1)
-        writer.close()
-        await writer.wait_closed()
+        await one_handshake(open_connection, host, port, client)
         done += 1
     return done / (time.perf_counter() - start), done
+
+
+async def one_handshake(open_connection: Opener, host: str, port: int, client: Any) -> None:
+    """One cycle of ``tls_handshakes``: connect with TLS, one byte each way, close."""
+    reader, writer = await open_connection(host, port, ssl=client, server_hostname="bench.test")
+    writer.write(b"x")
+    await reader.readexactly(1)
+    writer.close()
+    await writer.wait_closed()
 
 
 async def _bulk(open_connection: Opener, host: str, port: int, client: Any, seconds: float,

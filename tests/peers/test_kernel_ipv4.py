@@ -127,11 +127,10 @@ def _sound_and_spoiled(
     payload: bytes,
     proto: int,
     build_l4: Callable[[bytearray], None],
-    checksum_at: int,
 ) -> None:
     """Write ``capture``: an IPv4 frame from :data:`SRC` to :data:`DST` carrying ``payload``
-    behind a transport header that ``build_l4`` writes, then the same frame with the
-    transport checksum (at ``checksum_at`` in the frame) spoiled."""
+    behind a TCP or UDP header (``proto``) that ``build_l4`` writes, then the same frame
+    with the transport checksum spoiled."""
     frame = bytearray(14 + 20 + l4_len + len(payload))
     frame[0:14] = bytes.fromhex("0200000000020200000000010800")
     frame[34 + l4_len :] = payload
@@ -139,7 +138,7 @@ def _sound_and_spoiled(
     build_header_into(frame, 14, len(frame) - 14, 1, 0, 64, proto, SRC, DST)
     with PcapWriter(capture) as w:
         w.write(bytes(frame), 0.0)
-        frame[checksum_at] ^= 0x55
+        frame[34 + (16 if proto == 6 else 6)] ^= 0x55  # the TCP or UDP checksum
         w.write(bytes(frame), 1.0)
 
 
@@ -151,7 +150,7 @@ async def test_tshark_check_catches_bad_checksums(tmp_path: Path) -> None:
     def udp(f: bytearray) -> None:
         build_into(f, 34, 1000, 7, SRC, DST)
 
-    _sound_and_spoiled(capture, 8, b"hello", 17, udp, 40)
+    _sound_and_spoiled(capture, 8, b"hello", 17, udp)
     problems = await tshark_problems(tshark, capture, "udp")
     assert len(problems.splitlines()) == 1, problems
 
@@ -175,7 +174,7 @@ async def test_tshark_check_reads_tcp_payload_as_data(tmp_path: Path) -> None:
     def tcp(f: bytearray) -> None:
         tcp_build_into(f, 34, 52976, 5202, 1, 1, 0x18, 1000, b"", SRC, DST)
 
-    _sound_and_spoiled(capture, 20, LOOKS_LIKE_THRIFT, 6, tcp, 50)
+    _sound_and_spoiled(capture, 20, LOOKS_LIKE_THRIFT, 6, tcp)
     problems = await tshark_problems(tshark, capture, "tcp")
     assert len(problems.splitlines()) == 1 and "CHECKSUM INCORRECT" in problems, problems
 
